@@ -1,0 +1,104 @@
+# deploybench build.
+#   make            build/deploybench (CUDA backend compiled in when nvcc is found)
+#   make check      build and run every test; last line: "N passed, N failed, N skipped"
+#   make SAN=1 check   the same under ASan + UBSan, in build-asan/ (CPU only)
+#   make fuzz       libFuzzer targets (clang) in build-fuzz/
+#   make CUDA=0     skip the CUDA backend even when nvcc is present
+
+CC      ?= gcc
+NVCC    ?= nvcc
+SAN     ?= 0
+CUDA    ?= auto
+
+ifeq ($(CC),cc)
+CC := gcc
+endif
+
+ifeq ($(SAN),1)
+BUILD   ?= build-asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CUDA    := 0
+OPT     ?= -O1
+else
+BUILD   ?= build
+SANFLAGS :=
+OPT     ?= -O2
+endif
+
+ifeq ($(CUDA),auto)
+CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
+endif
+
+PKGS     := libcjson libpcre2-8 libutf8proc zlib
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc -lz)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation -Wvla
+CFLAGS  += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -Isrc -fopenmp -pthread $(PKG_CFLAGS) $(SANFLAGS)
+LDLIBS  += $(PKG_LIBS) -fopenmp -pthread -ldl -lm $(SANFLAGS)
+
+SRCS    := $(shell find src -name '*.c' | sort)
+CU_SRCS := $(shell find src -name '*.cu' | sort)
+OBJS    := $(SRCS:%.c=$(BUILD)/obj/%.o)
+
+ifeq ($(CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
+CFLAGS  += -DDPB_HAVE_CUDA=1 -I$(CUDA_HOME)/include
+NVFLAGS := -std=c++17 -O3 -g -Isrc -DDPB_HAVE_CUDA=1 --Werror all-warnings -Xcompiler -Wall,-Wextra,-Wno-format-truncation \
+           -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80 -lineinfo
+OBJS    += $(CU_SRCS:%.cu=$(BUILD)/obj/%.cu.o)
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -lrt
+endif
+
+TEST_SRCS := $(wildcard tests/test_*.c)
+TESTS     := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+LIB       := $(BUILD)/libdeploybench.a
+
+.PHONY: all check test clean fuzz bench
+all: $(BUILD)/deploybench $(TESTS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+
+DPB_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/obj/src/core/version.o: FORCE
+$(BUILD)/obj/src/core/version.o: CFLAGS += -DDPB_COMMIT='"$(DPB_COMMIT)"'
+.PHONY: FORCE
+FORCE:
+
+$(LIB): $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/deploybench: $(BUILD)/obj/tools/deploybench.o $(LIB)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/t.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
+
+check test: all
+	@BUILD=$(BUILD) sh tests/run.sh
+
+# libFuzzer targets: every parser has one (tests/fuzz/fuzz_*.c).
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := -std=c17 -O1 -g -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=undefined -fopenmp -pthread
+FUZZ_OBJS := $(SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS) -fopenmp -pthread -ldl -lm
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,31 @@
+/* Command-line front end: one function per subcommand, each returning a
+ * process exit code (tools/deploybench.c's main returns it). */
+#ifndef DPB_CLI_H
+#define DPB_CLI_H
+
+#include "core/status.h"
+
+typedef struct dpb_cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+} dpb_cli_command;
+
+int dpb_cli_main(int argc, char **argv);
+
+/* Prints "deploybench CMD: message" for the current error and returns the exit code for st. */
+int dpb_cli_fail(const char *cmd, dpb_status st);
+/* Prints a usage error naming the command and returns 2. */
+int dpb_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Rewrites "--foo_bar" options as "--foo-bar" in place (the reference study's spellings). */
+void dpb_cli_normalize_args(int argc, char **argv);
+/* Parses a whole decimal integer in [min, max]; else an error naming opt. */
+dpb_status dpb_cli_parse_i64(const char *opt, const char *s, long long min, long long max, long long *out);
+dpb_status dpb_cli_parse_double(const char *opt, const char *s, double min, double max, double *out);
+
+/* Subcommands. */
+int dpb_cmd_version(int argc, char **argv);
+int dpb_cmd_synth(int argc, char **argv);
+int dpb_cmd_inspect(int argc, char **argv);
+
+#endif
