@@ -15,6 +15,7 @@ static const dpb_cli_command k_commands[] = {
     {"version", "print the version and compiled backends (--json)", dpb_cmd_version},
     {"synth", "write a random-weight checkpoint of a preset architecture", dpb_cmd_synth},
     {"inspect", "parameters, bytes by dtype and component, KV cache and memory need", dpb_cmd_inspect},
+    {"telemetry", "what GPU/CPU telemetry is available (NVML, RAPL); record a power trace", dpb_cmd_telemetry},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 
