@@ -184,6 +184,9 @@ static void test_sampler_rate(void)
     for (size_t i = 0; i < k; i++) T_CHECK(x[i].gpu == 1 && x[i].valid == DPB_GPU_ALL_METRICS);
     free(x);
     T_CHECK(dpb_sampler_gpu_samples(s, 5, &x, &k) == DPB_E_ARG);
+    dpb_gpu_sample last;
+    T_CHECK(dpb_sampler_last_sample(s, 0, &last) == DPB_OK && last.gpu == 0 && last.flags == 0 &&
+            last.valid == DPB_GPU_ALL_METRICS);
     dpb_sampler_free(s);
     dpb_nvml_close(n);
 }

@@ -437,13 +437,11 @@ static void live_line(dpb_sampler *s, uint64_t t0)
     if (!isatty(2)) return;
     fprintf(stderr, "\r  %.1f s", (double)(dpb_now_ns() - t0) * 1e-9);
     for (size_t i = 0; i < dpb_sampler_gpu_count(s) && i < 4; i++) {
-        dpb_gpu_sample *x;
-        size_t n;
+        dpb_gpu_sample x;
         unsigned g = dpb_sampler_gpu_index(s, i);
-        if (dpb_sampler_gpu_samples(s, g, &x, &n) != DPB_OK) continue;
-        if (n && (x[n - 1].valid & (1u << DPB_GPU_POWER)))
-            fprintf(stderr, "  gpu%u %.1f W", g, x[n - 1].power_mw * 1e-3);
-        free(x);
+        if (dpb_sampler_last_sample(s, g, &x) != DPB_OK) continue;
+        if (x.valid & (1u << DPB_GPU_POWER)) fprintf(stderr, "  gpu%u %.1f W", g, x.power_mw * 1e-3);
+        if (x.valid & (1u << DPB_GPU_TEMP)) fprintf(stderr, " %u C", x.temp_c);
     }
     fprintf(stderr, "   ");
     fflush(stderr);

@@ -367,6 +367,22 @@ dpb_status dpb_sampler_gpu_samples(dpb_sampler *s, unsigned gpu, dpb_gpu_sample 
     return DPB_OK;
 }
 
+dpb_status dpb_sampler_last_sample(dpb_sampler *s, unsigned gpu, dpb_gpu_sample *out)
+{
+    if (slot_of(s, gpu) < 0) return dpb_error_set(DPB_E_ARG, "sampler: GPU %u is not sampled", gpu);
+    pthread_mutex_lock(&s->mu);
+    bool found = false;
+    for (size_t i = s->n_smp; i-- > 0;) {
+        if (s->smp[i].gpu == gpu && !(s->smp[i].flags & DPB_SAMPLE_MARK)) {
+            *out = s->smp[i];
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return found ? DPB_OK : dpb_error_set(DPB_E_UNAVAILABLE, "sampler: no sample of GPU %u yet", gpu);
+}
+
 bool dpb_sampler_metric_ok(const dpb_sampler *s, unsigned gpu, dpb_gpu_metric m, const char **reason)
 {
     int g = slot_of(s, gpu);

@@ -90,6 +90,10 @@ bool dpb_sampler_truncated(const dpb_sampler *s);
 /* Copies of the samples of one GPU (NVML index), in time order; free(*out). */
 dpb_status dpb_sampler_gpu_samples(dpb_sampler *s, unsigned gpu, dpb_gpu_sample **out, size_t *n);
 
+/* The latest polled sample (not a mark reading) of one GPU; DPB_E_UNAVAILABLE
+ * when there is none yet.  Cheap: for live displays. */
+dpb_status dpb_sampler_last_sample(dpb_sampler *s, unsigned gpu, dpb_gpu_sample *out);
+
 /* Per-metric availability of one GPU: true when at least one sample read it;
  * else *reason (may be NULL) gets the NVML error of its last failure. */
 bool dpb_sampler_metric_ok(const dpb_sampler *s, unsigned gpu, dpb_gpu_metric m, const char **reason);
