@@ -256,14 +256,16 @@ dpb_status dpb_nvml_device_info(const dpb_nvml *n, unsigned idx, dpb_gpu_info *o
 /* This process's used device memory from the compute-process list. */
 static int read_proc_mem(const dpb_nvml *n, nvml_dev d, uint64_t *bytes)
 {
-    nvml_process_info stack[32];
+    /* Room for twice the entries NVML is told about: should a future NVML
+     * widen nvmlProcessInfo_t, it still writes inside the buffer. */
+    nvml_process_info stack[64];
     nvml_process_info *info = stack;
     unsigned int cap = 32, cnt = cap;
     int r = n->procs(d, &cnt, info);
     if (r == NVML_E_INSUFFICIENT_SIZE && cnt > cap && cnt <= 65536) {
         /* The list grew past 32: ask again with room for what NVML said plus a margin. */
         cap = cnt + 16;
-        info = calloc(cap, sizeof *info);
+        info = calloc(2 * (size_t)cap, sizeof *info);
         if (!info) return NVML_E_INSUFFICIENT_SIZE;
         cnt = cap;
         r = n->procs(d, &cnt, info);

@@ -220,12 +220,12 @@ static void read_rapl_locked(dpb_sampler *s)
     }
 }
 
-static void take_tick(dpb_sampler *s)
+static void take_tick(dpb_sampler *s, bool scheduled)
 {
     read_gpus(s, s->metrics, 0);
     pthread_mutex_lock(&s->mu);
     read_rapl_locked(s);
-    s->ticks++;
+    if (scheduled) s->ticks++;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -248,7 +248,7 @@ static void *thread_main(void *arg)
         }
         bool stop = s->stop_req;
         pthread_mutex_unlock(&s->mu);
-        take_tick(s);        /* on stop: the last sample */
+        take_tick(s, !stop); /* on stop: one last sample, off the schedule */
         if (stop) break;
         next += s->period_ns;
         uint64_t now = dpb_now_ns();

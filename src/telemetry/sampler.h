@@ -81,8 +81,8 @@ dpb_status dpb_sampler_mark_time(const dpb_sampler *s, const char *label, uint64
 double dpb_sampler_hz(const dpb_sampler *s);
 size_t dpb_sampler_gpu_count(const dpb_sampler *s);
 unsigned dpb_sampler_gpu_index(const dpb_sampler *s, size_t i);   /* NVML index of the i-th sampled GPU */
-/* Samples taken by the polling thread (not marks) for GPU slot i, ticks skipped
- * because a reading ran late, and whether max_samples was reached. */
+/* Polls taken on schedule (not counting marks or the last reading at stop),
+ * ticks skipped because a reading ran late, and whether max_samples was reached. */
 size_t dpb_sampler_tick_count(const dpb_sampler *s);
 size_t dpb_sampler_missed_ticks(const dpb_sampler *s);
 bool dpb_sampler_truncated(const dpb_sampler *s);
