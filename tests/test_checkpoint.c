@@ -255,6 +255,9 @@ static void test_sharded_faults(void)
     build_sharded(dir, SH_UNLISTED);
     open_expect(dir, DPB_E_FORMAT, "model.safetensors.index.json", "in shard 'model-00002-of-00002.safetensors'",
                 "is not listed in the index");
+    make_dir("empty_index", dir, sizeof dir, NULL, NULL);
+    put_text(dir, "model.safetensors.index.json", "{\"metadata\":{},\"weight_map\":{}}");
+    open_expect(dir, DPB_E_FORMAT, "model.safetensors.index.json", "weight_map lists no tensors", NULL);
     /* A broken shard: its own error, naming the shard's path. */
     make_dir("broken_shard", dir, sizeof dir, NULL, NULL);
     build_sharded(dir, SH_OK);

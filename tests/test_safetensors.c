@@ -396,6 +396,17 @@ static void test_index(void)
         T_CHECK(strcmp(ix.tensors[2], "c") == 0 && strcmp(ix.shards[2], "s1.safetensors") == 0);
         dpb_st_index_free(&ix);
     }
+    /* Empty weight_map: parses (the folder reader rejects it). */
+    st = index_parse("{\"weight_map\":{}}", &ix);
+    T_CHECKF(st == DPB_OK && ix.count == 0 && ix.shard_count == 0, "%s", dpb_error_message());
+    if (!st) dpb_st_index_free(&ix);
+    /* Shards in first-seen order, many entries. */
+    st = index_parse("{\"weight_map\":{\"a\":\"z\",\"b\":\"y\",\"c\":\"z\",\"d\":\"x\",\"e\":\"y\"}}", &ix);
+    T_CHECK(st == DPB_OK && ix.shard_count == 3);
+    if (!st) {
+        T_CHECK(!strcmp(ix.shard_files[0], "z") && !strcmp(ix.shard_files[1], "y") && !strcmp(ix.shard_files[2], "x"));
+        dpb_st_index_free(&ix);
+    }
     expect_index("{\"weight_map\":{\"a\":\"../x.safetensors\"}}", "tensor 'a'", "not a plain file name");
     expect_index("{\"weight_map\":{\"a\":\"/etc/passwd\"}}", "'/etc/passwd'", "not a plain file name");
     expect_index("{\"weight_map\":{\"a\":\"..\"}}", "'..'", "not a plain file name");
@@ -482,8 +493,79 @@ static void test_every_truncation(void)
     dpb_file_map_close(&m);
 }
 
+/* DPB_ST_COMPAT=DIR (used by tests/py/st_compat.py with the Python
+ * safetensors library): every DIR/py_*.safetensors is read with the reader
+ * and written again with the writer as DIR/c_*.safetensors; prints one line
+ * per file.  Also writes DIR/c_all_dtypes.safetensors (one tensor per dtype,
+ * byte i of tensor t = i * 7 + t). */
+#include <dirent.h>
+static int compat_mode(const char *dir)
+{
+    int bad = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        perror(dir);
+        return 1;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, "py_", 3) != 0) continue;
+        char in[1024], out[1024];
+        snprintf(in, sizeof in, "%s/%s", dir, de->d_name);
+        snprintf(out, sizeof out, "%s/c_%s", dir, de->d_name + 3);
+        dpb_safetensors_file f;
+        if (dpb_safetensors_open(in, &f) != DPB_OK) {
+            printf("READ-FAIL %s\n", dpb_error_message());
+            bad = 1;
+            continue;
+        }
+        dpb_st_write_entry *e = calloc(f.hdr.count + 1, sizeof *e);
+        const void **data = calloc(f.hdr.count + 1, sizeof *data);
+        for (size_t i = 0; i < f.hdr.count; i++) {
+            const dpb_st_entry *x = &f.hdr.entries[i];
+            e[i] = (dpb_st_write_entry){x->name, x->dtype, x->ndim, x->shape};
+            data[i] = dpb_safetensors_data(&f, x);
+        }
+        if (dpb_safetensors_write(out, e, data, f.hdr.count) != DPB_OK) {
+            printf("WRITE-FAIL %s\n", dpb_error_message());
+            bad = 1;
+        } else {
+            printf("OK %s: %zu tensors, %zu metadata\n", de->d_name, f.hdr.count, f.hdr.meta_count);
+        }
+        free(e);
+        free(data);
+        dpb_safetensors_close(&f);
+    }
+    closedir(d);
+    dpb_st_write_entry e[DPB_DT_COUNT];
+    const void *data[DPB_DT_COUNT];
+    int64_t shapes[DPB_DT_COUNT][2];
+    char names[DPB_DT_COUNT][16];
+    uint8_t *bufs[DPB_DT_COUNT];
+    size_t n = 0;
+    for (int t = 1; t < DPB_DT_COUNT; t++, n++) {
+        snprintf(names[n], sizeof names[n], "%s", dpb_dtype_name((dpb_dtype)t));
+        shapes[n][0] = 3;
+        shapes[n][1] = t;
+        e[n] = (dpb_st_write_entry){names[n], (dpb_dtype)t, 2, shapes[n]};
+        size_t bytes = 3 * (size_t)t * dpb_dtype_size((dpb_dtype)t);
+        bufs[n] = malloc(bytes);
+        for (size_t i = 0; i < bytes; i++) bufs[n][i] = (uint8_t)(i * 7 + (size_t)t);
+        data[n] = bufs[n];
+    }
+    char out[1024];
+    snprintf(out, sizeof out, "%s/c_all_dtypes.safetensors", dir);
+    if (dpb_safetensors_write(out, e, data, n) != DPB_OK) {
+        printf("WRITE-FAIL %s\n", dpb_error_message());
+        bad = 1;
+    }
+    for (size_t i = 0; i < n; i++) free(bufs[i]);
+    return bad;
+}
+
 int main(void)
 {
+    if (getenv("DPB_ST_COMPAT")) return compat_mode(getenv("DPB_ST_COMPAT"));
     const char *d = t_tmpdir();
     if (!d) {
         perror("mkdtemp");

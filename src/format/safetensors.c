@@ -827,7 +827,7 @@ dpb_status dpb_safetensors_index_parse(const char *text, size_t len, const char 
         size_t m = 0;
         for (size_t i = 0; i < out->count; i++)
             if (i == 0 || strcmp(out->shards[order[i - 1]], out->shards[order[i]]) != 0) order[m++] = order[i];
-        qsort(order, m, sizeof *order, cmp_size);
+        if (m > 1) qsort(order, m, sizeof *order, cmp_size);
         for (size_t i = 0; i < m; i++) {
             out->shard_files[i] = strdup(out->shards[order[i]]);
             if (!out->shard_files[i]) {
