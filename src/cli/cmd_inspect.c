@@ -13,8 +13,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deploybench inspect (DIR | synth:PRESET | --preset NAME) [--context N] [--batch B]\n"
             "                           [--gpu-mem GiB] [--layers N] [--experts mxfp4|bf16] [--json]\n\n"
-            "Accounts for every byte of a model: parameters total and active per token (MoE: the top-k experts;\n"
-            "lm_head and the final norm count, the embedding table does not), bytes by dtype and component,\n"
+            "Accounts for every byte of a model: parameters total and active per token (MoE: the top-k experts,\n"
+            "attention, router, norms and lm_head, not the embedding table; dense: all), bytes by dtype and component,\n"
             "KV-cache bytes per token (layers that grow with context) and fixed (sliding-window layers at full\n"
             "window), KV and total memory at the given context and batch, and whether it fits.\n"
             "A folder is read and its tensors are checked against the architecture first.\n\n"

@@ -76,7 +76,10 @@ dpb_status dpb_inspect_tensors(const dpb_model_config *c, const dpb_tensor_desc 
             active_bytes = bytes / (uint64_t)c->num_experts * (uint64_t)c->experts_per_tok;
         }
         if (s->component == DPB_COMP_EMBED) {
-            active = 0;
+            /* The convention of the model cards: a MoE model's active count
+             * leaves out the embedding table (gpt-oss-20b: 3.6B); a dense
+             * model's active count is its total (Qwen3-32B: 32.8B). */
+            if (c->num_experts > 0) active = 0;
             active_bytes = (uint64_t)c->hidden_size * dpb_dtype_size(ts[i].dtype);
         }
         r->params_total += params;

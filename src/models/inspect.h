@@ -31,6 +31,8 @@ typedef struct dpb_inspect_opts {
 
 typedef struct dpb_inspect_result {
     dpb_arch arch;
+    /* params_active: MoE models count the top-k experts, attention, router,
+     * norms and lm_head, not the embedding table; dense models count all. */
     uint64_t params_total, params_active, weight_bytes;
     uint64_t bytes_by_dtype[DPB_DT_COUNT];
     uint64_t bytes_by_component[DPB_COMP_COUNT];
