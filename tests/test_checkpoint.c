@@ -39,6 +39,22 @@ static void test_fixtures_open(void)
                  (unsigned long long)(sf.map.size - sf.hdr.data_offset));
         dpb_safetensors_close(&sf);
         T_CHECK(dpb_checkpoint_config(ck)->hidden_size == 128);
+        if (f == 0) {
+            t = dpb_checkpoint_get(ck, "model.layers.0.mlp.experts.gate_up_proj");
+            T_CHECK(t && t->dtype == DPB_DT_BF16 && t->ndim == 3 && t->shape[0] == 8 && t->shape[1] == 128 &&
+                    t->shape[2] == 256);
+            T_CHECK(dpb_checkpoint_get(ck, "model.layers.0.mlp.experts.gate_up_proj_blocks") == NULL);
+        } else if (f == 1) {
+            t = dpb_checkpoint_get(ck, "model.layers.0.mlp.experts.gate_up_proj_blocks");
+            T_CHECK(t && t->dtype == DPB_DT_U8 && t->ndim == 4 && t->shape[0] == 8 && t->shape[1] == 256 &&
+                    t->shape[2] == 4 && t->shape[3] == 16 && t->nbytes == 8 * 256 * 4 * 16);
+            t = dpb_checkpoint_get(ck, "model.layers.0.mlp.experts.down_proj_scales");
+            T_CHECK(t && t->dtype == DPB_DT_U8 && t->ndim == 3 && t->shape[1] == 128 && t->shape[2] == 4);
+            T_CHECK(dpb_checkpoint_get(ck, "model.layers.0.mlp.experts.gate_up_proj") == NULL);
+        }
+        /* Every tensor's data lies inside its file's mapping, in name order. */
+        for (size_t i = 1; i < dpb_checkpoint_tensor_count(ck); i++)
+            T_CHECK(strcmp(dpb_checkpoint_tensor_at(ck, i - 1)->name, dpb_checkpoint_tensor_at(ck, i)->name) < 0);
         T_CHECK(!dpb_checkpoint_is_synthetic(ck) && strcmp(dpb_checkpoint_dir(ck), dir) == 0);
         dpb_checkpoint_close(ck);
     }
