@@ -52,7 +52,7 @@ static void test_fixtures_open(void)
             T_CHECK(t && t->dtype == DPB_DT_U8 && t->ndim == 3 && t->shape[1] == 128 && t->shape[2] == 4);
             T_CHECK(dpb_checkpoint_get(ck, "model.layers.0.mlp.experts.gate_up_proj") == NULL);
         }
-        /* Every tensor's data lies inside its file's mapping, in name order. */
+        /* Tensors are sorted by name. */
         for (size_t i = 1; i < dpb_checkpoint_tensor_count(ck); i++)
             T_CHECK(strcmp(dpb_checkpoint_tensor_at(ck, i - 1)->name, dpb_checkpoint_tensor_at(ck, i)->name) < 0);
         T_CHECK(!dpb_checkpoint_is_synthetic(ck) && strcmp(dpb_checkpoint_dir(ck), dir) == 0);
