@@ -601,6 +601,10 @@ static void test_cli_ctrl_c(void)
         execl(g_bin, g_bin, "telemetry", "--duration", "60", "--hz", "20", "--out", dir, (char *)NULL);
         _exit(127);
     }
+    /* The manifest appears once the signal handler is installed and recording is about to start. */
+    char mpath[700];
+    snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+    for (int i = 0; i < 200 && access(mpath, F_OK) != 0; i++) sleep_ms(50);
     sleep_ms(800);
     kill(pid, SIGINT);
     int status = 0;
