@@ -168,9 +168,26 @@ static cJSON *gpu_summary(dpb_sampler *s, unsigned gpu, uint64_t t0, uint64_t t1
     bool have_t = false, have_s = false;
     uint64_t reasons = 0;
     bool have_r = false;
+    /* How often the counter and the power reading actually change between polls
+     * (NVML refreshes them on its own schedule). */
+    size_t e_changes = 0, p_changes = 0, e_valid = 0, p_valid = 0;
+    uint64_t last_e = 0, e_first_t = 0, e_last_t = 0;
+    uint32_t last_p = 0;
     for (size_t i = 0; i < n; i++) {
         if (x[i].flags & DPB_SAMPLE_MARK) continue;
         polled++;
+        if (x[i].valid & (1u << DPB_GPU_ENERGY)) {
+            if (e_valid++ && x[i].energy_mj != last_e) {
+                e_changes++;
+                e_last_t = x[i].t_ns;
+            }
+            if (e_valid == 1) e_first_t = e_last_t = x[i].t_ns;
+            last_e = x[i].energy_mj;
+        }
+        if (x[i].valid & (1u << DPB_GPU_POWER)) {
+            if (p_valid++ && x[i].power_mw != last_p) p_changes++;
+            last_p = x[i].power_mw;
+        }
         if (x[i].valid & (1u << DPB_GPU_POWER)) {
             double w = x[i].power_mw * 1e-3;
             if (w < pmin) pmin = w;
@@ -192,6 +209,12 @@ static cJSON *gpu_summary(dpb_sampler *s, unsigned gpu, uint64_t t0, uint64_t t1
     }
     free(x);
     cJSON_AddNumberToObject(o, "samples", (double)polled);
+    if (e_valid > 1) {
+        cJSON_AddNumberToObject(o, "energy_counter_changes", (double)e_changes);
+        if (e_changes)
+            cJSON_AddNumberToObject(o, "energy_counter_update_ms", (double)(e_last_t - e_first_t) * 1e-6 / (double)e_changes);
+    }
+    if (p_valid > 1) cJSON_AddNumberToObject(o, "power_reading_changes", (double)p_changes);
     dpb_energy e;
     if (dpb_sampler_gpu_energy(s, gpu, t0, t1, &e) == DPB_OK) cJSON_AddItemToObject(o, "energy", dpb_energy_json(&e));
     const char *why;
@@ -345,6 +368,15 @@ static void print_summary_text(FILE *f, const cJSON *sum)
         jval(d, sizeof d, g, "sm_clock_max_mhz", "%.0f MHz");
         fprintf(f, "    power %s..%s, max temperature %s, max SM clock %s, throttle reasons seen: %s\n", a, b, c, d,
                 jstr(g, "throttle_reasons_seen") ? jstr(g, "throttle_reasons_seen") : "unavailable");
+        const cJSON *ec = cJSON_GetObjectItemCaseSensitive(g, "energy_counter_changes");
+        const cJSON *eu = cJSON_GetObjectItemCaseSensitive(g, "energy_counter_update_ms");
+        const cJSON *pc = cJSON_GetObjectItemCaseSensitive(g, "power_reading_changes");
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(g, "samples");
+        if (cJSON_IsNumber(ec) && cJSON_IsNumber(pc) && cJSON_IsNumber(ns)) {
+            fprintf(f, "    of %.0f polls, the energy counter changed %.0f times", ns->valuedouble, ec->valuedouble);
+            if (cJSON_IsNumber(eu)) fprintf(f, " (every %.1f ms)", eu->valuedouble);
+            fprintf(f, ", the power reading %.0f times\n", pc->valuedouble);
+        }
     }
     const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(sum, "cpu");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(cpu, "package"), *dr = cJSON_GetObjectItemCaseSensitive(cpu, "dram");
