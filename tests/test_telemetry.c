@@ -37,6 +37,7 @@ static void fake_env(const char *fail, const char *devices)
     unsetenv("FAKE_NVML_OTHER_PROCS");
     unsetenv("FAKE_NVML_NO_SELF");
     unsetenv("FAKE_NVML_DELAY_US");
+    unsetenv("FAKE_NVML_POWER_AVERAGE");
     if (fail) setenv("FAKE_NVML_FAIL", fail, 1);
     else unsetenv("FAKE_NVML_FAIL");
     if (devices) setenv("FAKE_NVML_DEVICES", devices, 1);
@@ -114,6 +115,7 @@ static void test_nvml_values(void)
     for (int m = 0; m < DPB_GPU_METRIC_COUNT; m++) T_CHECK(err[m] == 0);
     T_CHECK(s.gpu == 0 && s.t_ns > 0);
     T_CHECK(s.power_mw >= 100000 && s.power_mw <= 200000);
+    T_CHECK(s.power_instant_mw >= 100000 && s.power_instant_mw <= 200000);
     T_CHECK(s.energy_mj >= 1000000);
     T_CHECK(s.sm_clock_mhz == 1980 && s.mem_clock_mhz == 2619 && s.temp_c == 40);
     T_CHECK(s.gpu_util_pct == 75 && s.mem_util_pct == 30);
@@ -270,6 +272,46 @@ static void test_energy_counter_vs_integral(void)
     dpb_nvml_close(n);
 }
 
+/* On boards whose power_w is a 1 s average, the integral uses the instantaneous
+ * field when there is one; without it, it falls back to power_w and says so. */
+static void test_integral_prefers_instant_power(void)
+{
+    NEED_FAKE();
+    for (int with_instant = 1; with_instant >= 0; with_instant--) {
+        fake_env(with_instant ? NULL : "instant", "1");
+        setenv("FAKE_NVML_POWER_AVERAGE", "1", 1);
+        dpb_nvml *n;
+        T_CHECK(dpb_nvml_open(&n) == DPB_OK);
+        if (!n) continue;
+        dpb_sampler *s;
+        dpb_sampler_opts o = {.hz = 50};
+        T_CHECK(dpb_sampler_create(n, NULL, &o, &s) == DPB_OK);
+        T_CHECK(dpb_sampler_start(s) == DPB_OK);
+        uint64_t a, b;
+        dpb_sampler_mark(s, "a", &a);
+        sleep_ms(600);
+        dpb_sampler_mark(s, "b", &b);
+        dpb_sampler_stop(s);
+        dpb_energy e;
+        T_CHECK(dpb_sampler_gpu_energy(s, 0, a, b, &e) == DPB_OK);
+        T_CHECK(e.counter_ok && e.integral_ok);
+        if (with_instant) {
+            T_CHECKF(strcmp(e.integral_source, "power_instant_w") == 0, "%s", e.integral_source);
+            T_CHECKF(fabs(e.rel_diff) < 0.02, "rel diff %.4f", e.rel_diff);
+        } else {
+            T_CHECKF(strcmp(e.integral_source, "power_w") == 0, "%s", e.integral_source);
+            const char *why;
+            T_CHECK(!dpb_sampler_metric_ok(s, 0, DPB_GPU_POWER_INSTANT, &why) && strcmp(why, "Not Supported") == 0);
+        }
+        cJSON *j = dpb_energy_json(&e);
+        T_CHECK(strcmp(cJSON_GetObjectItem(j, "integral_power_source")->valuestring, e.integral_source) == 0);
+        cJSON_Delete(j);
+        dpb_sampler_free(s);
+        dpb_nvml_close(n);
+    }
+    unsetenv("FAKE_NVML_POWER_AVERAGE");
+}
+
 /* A failing metric is unavailable with NVML's error, in the API and the CSV; never 0. */
 static void test_failing_metric_unavailable(void)
 {
@@ -305,10 +347,10 @@ static void test_failing_metric_unavailable(void)
     char *text;
     size_t len;
     T_CHECK(dpb_file_read(path, 1 << 20, &text, &len) == DPB_OK);
-    const char *hdr = "t_ns,t_s,gpu,mark,power_w,energy_j,sm_clock_mhz,mem_clock_mhz,temp_c,gpu_util_pct,"
+    const char *hdr = "t_ns,t_s,gpu,mark,power_w,power_instant_w,energy_j,sm_clock_mhz,mem_clock_mhz,temp_c,gpu_util_pct,"
                       "mem_util_pct,mem_used_bytes,proc_mem_bytes,throttle_reasons\n";
     T_CHECK(strncmp(text, hdr, strlen(hdr)) == 0);
-    /* Every polled row: energy_j (col 6) and temp_c (col 9) empty; power_w and sm_clock_mhz present. */
+    /* Every polled row: energy_j and temp_c empty; power_w, power_instant_w and sm_clock_mhz present. */
     int rows = 0, bad = 0;
     for (char *line = strchr(text, '\n') + 1; line && *line; ) {
         char *eol = strchr(line, '\n');
@@ -322,10 +364,10 @@ static void test_failing_metric_unavailable(void)
             *c = 0;
             p = c + 1;
         }
-        if (nf != 14) bad++;
+        if (nf != 15) bad++;
         else if (strcmp(f[3], "0") == 0) {
             rows++;
-            if (*f[5] || *f[8] || !*f[4] || strcmp(f[6], "1980") != 0) bad++;
+            if (*f[6] || *f[9] || !*f[4] || !*f[5] || strcmp(f[7], "1980") != 0) bad++;
         }
         line = eol + 1;
     }
@@ -648,6 +690,7 @@ int main(void)
     T_RUN(test_sampler_rate);
     T_RUN(test_sampler_skips_late_ticks);
     T_RUN(test_energy_counter_vs_integral);
+    T_RUN(test_integral_prefers_instant_power);
     T_RUN(test_failing_metric_unavailable);
     T_RUN(test_rapl_fake_tree);
     T_RUN(test_idle_baseline);

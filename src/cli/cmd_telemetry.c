@@ -342,7 +342,9 @@ static void print_energy_text(FILE *f, const char *what, const cJSON *e)
     if (cJSON_IsNumber(r)) snprintf(rd, sizeof rd, "%+.2f %%", 100 * r->valuedouble);
     else snprintf(rd, sizeof rd, "%s", cJSON_IsString(r) ? r->valuestring : "unavailable");
     jval(aw, sizeof aw, e, "avg_w", "%.2f W");
-    fprintf(f, "  %s: energy by counter %s; by power integral %s; difference %s; average %s\n", what, c, in, rd, aw);
+    const char *src = jstr(e, "integral_power_source");
+    fprintf(f, "  %s: energy by counter %s; by power integral %s%s%s; difference %s; average %s\n", what, c, in,
+            src ? " of " : "", src ? src : "", rd, aw);
 }
 
 static void print_summary_text(FILE *f, const cJSON *sum)

@@ -14,6 +14,21 @@ typedef int nvml_ret;                      /* nvmlReturn_t */
 typedef struct nvml_device_st *nvml_dev;   /* nvmlDevice_t (opaque) */
 typedef struct { unsigned int gpu, memory; } nvml_utilization;              /* nvmlUtilization_t */
 typedef struct { unsigned long long total, free, used; } nvml_memory;      /* nvmlMemory_t */
+typedef struct {                                                           /* nvmlFieldValue_t */
+    unsigned int fieldId, scopeId;
+    long long timestamp, latencyUsec;
+    int valueType;                                                         /* nvmlValueType_t */
+    nvml_ret nvmlReturn;
+    union {                                                                /* nvmlValue_t */
+        double dVal;
+        unsigned int uiVal;
+        unsigned long ulVal;
+        unsigned long long ullVal;
+        long long sllVal;
+        int siVal;
+        unsigned short usVal;
+    } value;
+} nvml_field_value;
 typedef struct {                                                           /* nvmlProcessInfo_t (v2 layout) */
     unsigned int pid;
     unsigned long long usedGpuMemory;
@@ -30,6 +45,7 @@ enum {
     NVML_NAME_BUF = 96,    /* NVML_DEVICE_NAME_V2_BUFFER_SIZE */
     NVML_UUID_BUF = 96,    /* NVML_DEVICE_UUID_V2_BUFFER_SIZE */
     NVML_DRIVER_BUF = 80,  /* NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE */
+    NVML_FI_DEV_POWER_INSTANT = 186,
 };
 
 struct dpb_nvml {
@@ -58,10 +74,11 @@ struct dpb_nvml {
     nvml_ret (*reasons)(nvml_dev, unsigned long long *);
     nvml_ret (*procs)(nvml_dev, unsigned int *, nvml_process_info *);
     nvml_ret (*power_limit)(nvml_dev, unsigned int *);
+    nvml_ret (*fields)(nvml_dev, int, nvml_field_value *);
 };
 
 static const char *const k_columns[DPB_GPU_METRIC_COUNT] = {
-    "power_w", "energy_j", "sm_clock_mhz", "mem_clock_mhz", "temp_c",
+    "power_w", "power_instant_w", "energy_j", "sm_clock_mhz", "mem_clock_mhz", "temp_c",
     "gpu_util_pct", "mem_util_pct", "mem_used_bytes", "proc_mem_bytes", "throttle_reasons",
 };
 
@@ -144,6 +161,7 @@ dpb_status dpb_nvml_open(dpb_nvml **out)
     if (!n->reasons) sym(n->lib, "nvmlDeviceGetCurrentClocksThrottleReasons", &n->reasons);
     sym(n->lib, "nvmlDeviceGetComputeRunningProcesses_v3", &n->procs);
     sym(n->lib, "nvmlDeviceGetPowerManagementLimit", &n->power_limit);
+    sym(n->lib, "nvmlDeviceGetFieldValues", &n->fields);
 
     nvml_ret r = n->init();
     if (r != NVML_OK) {
@@ -285,6 +303,31 @@ static int read_proc_mem(const dpb_nvml *n, nvml_dev d, uint64_t *bytes)
     return r;
 }
 
+/* NVML_FI_DEV_POWER_INSTANT, in mW, whatever value type NVML chose. */
+static int read_instant_power(const dpb_nvml *n, nvml_dev d, unsigned int *mw)
+{
+    nvml_field_value fv;
+    memset(&fv, 0, sizeof fv);
+    fv.fieldId = NVML_FI_DEV_POWER_INSTANT;
+    int r = n->fields(d, 1, &fv);
+    if (r != NVML_OK) return r;
+    if (fv.nvmlReturn != NVML_OK) return fv.nvmlReturn;
+    double v;
+    switch (fv.valueType) {
+    case 0: v = fv.value.dVal; break;
+    case 1: v = fv.value.uiVal; break;
+    case 2: v = (double)fv.value.ulVal; break;
+    case 3: v = (double)fv.value.ullVal; break;
+    case 4: v = (double)fv.value.sllVal; break;
+    case 5: v = fv.value.siVal; break;
+    case 6: v = fv.value.usVal; break;
+    default: return NVML_E_NOT_SUPPORTED;
+    }
+    if (!(v >= 0 && v < 4e9)) return NVML_E_NOT_SUPPORTED;
+    *mw = (unsigned int)(v + 0.5);
+    return NVML_OK;
+}
+
 dpb_status dpb_nvml_read(const dpb_nvml *n, unsigned idx, uint32_t mask, dpb_gpu_sample *s,
                          int err[DPB_GPU_METRIC_COUNT])
 {
@@ -301,6 +344,11 @@ dpb_status dpb_nvml_read(const dpb_nvml *n, unsigned idx, uint32_t mask, dpb_gpu
         unsigned int mw = 0;
         e[DPB_GPU_POWER] = n->power ? n->power(d, &mw) : DPB_NVML_ERR_NO_FUNCTION;
         s->power_mw = mw;
+    }
+    if (WANT(DPB_GPU_POWER_INSTANT)) {
+        unsigned int mw = 0;
+        e[DPB_GPU_POWER_INSTANT] = n->fields ? read_instant_power(n, d, &mw) : DPB_NVML_ERR_NO_FUNCTION;
+        s->power_instant_mw = mw;
     }
     if (WANT(DPB_GPU_ENERGY)) {
         unsigned long long mj = 0;
@@ -348,7 +396,7 @@ dpb_status dpb_nvml_read(const dpb_nvml *n, unsigned idx, uint32_t mask, dpb_gpu
     }
 #undef WANT
     /* The power and energy readings, which energy accounting uses, are the
-     * first two calls: the sample's time is their midpoint. */
+     * first calls: the sample's time is their midpoint. */
     s->t_ns = t0 + (t1 - t0) / 2;
     uint32_t valid = 0;
     for (int m = 0; m < DPB_GPU_METRIC_COUNT; m++) {

@@ -23,7 +23,8 @@
 
 /* The metrics of one GPU sample, in CSV column order. */
 typedef enum dpb_gpu_metric {
-    DPB_GPU_POWER = 0,   /* board power, W (nvmlDeviceGetPowerUsage, mW) */
+    DPB_GPU_POWER = 0,   /* board power, W (nvmlDeviceGetPowerUsage, mW; a 1 s average on Ampere and newer except GA100) */
+    DPB_GPU_POWER_INSTANT, /* instantaneous board power, W (nvmlDeviceGetFieldValues NVML_FI_DEV_POWER_INSTANT) */
     DPB_GPU_ENERGY,      /* total-energy counter since driver load, J (nvmlDeviceGetTotalEnergyConsumption, mJ; Volta+) */
     DPB_GPU_SM_CLOCK,    /* MHz */
     DPB_GPU_MEM_CLOCK,   /* MHz */
@@ -37,7 +38,7 @@ typedef enum dpb_gpu_metric {
 } dpb_gpu_metric;
 
 #define DPB_GPU_ALL_METRICS ((1u << DPB_GPU_METRIC_COUNT) - 1u)
-#define DPB_GPU_POWER_ENERGY ((1u << DPB_GPU_POWER) | (1u << DPB_GPU_ENERGY))
+#define DPB_GPU_POWER_ENERGY ((1u << DPB_GPU_POWER) | (1u << DPB_GPU_POWER_INSTANT) | (1u << DPB_GPU_ENERGY))
 
 /* The CSV column name of a metric, with its unit ("power_w", "energy_j", ...). */
 const char *dpb_gpu_metric_column(dpb_gpu_metric m);
@@ -54,7 +55,7 @@ typedef struct dpb_gpu_sample {
     uint16_t gpu;              /* NVML device index */
     uint16_t flags;            /* DPB_SAMPLE_* */
     uint32_t valid;
-    uint32_t power_mw, sm_clock_mhz, mem_clock_mhz, temp_c, gpu_util_pct, mem_util_pct;
+    uint32_t power_mw, power_instant_mw, sm_clock_mhz, mem_clock_mhz, temp_c, gpu_util_pct, mem_util_pct;
     uint64_t energy_mj, mem_used_bytes, proc_mem_bytes, throttle_reasons;
 } dpb_gpu_sample;
 

@@ -493,10 +493,16 @@ dpb_status dpb_sampler_gpu_energy(dpb_sampler *s, unsigned gpu, uint64_t t0, uin
         return dpb_error_set(DPB_E_NOMEM, "sampler: out of memory");
     }
     size_t np = 0, ne = 0;
+    /* Instantaneous power when this GPU reports it: NVML's power_w is a 1 s
+     * average on Ampere and newer (except GA100), which smears phase edges. */
+    bool instant = (s->metrics & (1u << DPB_GPU_POWER_INSTANT)) &&
+                   dpb_sampler_metric_ok(s, gpu, DPB_GPU_POWER_INSTANT, NULL);
+    dpb_gpu_metric pm = instant ? DPB_GPU_POWER_INSTANT : DPB_GPU_POWER;
+    snprintf(e->integral_source, sizeof e->integral_source, "%s", dpb_gpu_metric_column(pm));
     for (size_t i = 0; i < n; i++) {
-        if (x[i].valid & (1u << DPB_GPU_POWER)) {
+        if (x[i].valid & (1u << pm)) {
             pt[np] = (double)x[i].t_ns;
-            pv[np++] = x[i].power_mw * 1e-3;
+            pv[np++] = (instant ? x[i].power_instant_mw : x[i].power_mw) * 1e-3;
         }
         if (x[i].valid & (1u << DPB_GPU_ENERGY)) {
             et[ne] = (double)x[i].t_ns;
@@ -517,9 +523,9 @@ dpb_status dpb_sampler_gpu_energy(dpb_sampler *s, unsigned gpu, uint64_t t0, uin
         } else snprintf(e->counter_reason, sizeof e->counter_reason, "energy counter went backwards (driver reload?)");
     } else cover_reason(e->counter_reason, sizeof e->counter_reason, "energy counter", ne, et, a, b);
 
-    if (!(s->metrics & (1u << DPB_GPU_POWER)))
+    if (!(s->metrics & (1u << pm)))
         snprintf(e->integral_reason, sizeof e->integral_reason, "power not sampled");
-    else if (np == 0 && !dpb_sampler_metric_ok(s, gpu, DPB_GPU_POWER, &why))
+    else if (np == 0 && !dpb_sampler_metric_ok(s, gpu, pm, &why))
         snprintf(e->integral_reason, sizeof e->integral_reason, "power: %s", why);
     else if (polyline_integral(pt, pv, np, a, b, tol, &e->integral_j, &e->n_samples)) {
         e->integral_ok = true;
@@ -629,7 +635,10 @@ cJSON *dpb_energy_json(const dpb_energy *e)
         snprintf(buf, sizeof buf, "unavailable: %s", e->counter_reason);
         cJSON_AddStringToObject(o, "energy_counter_j", buf);
     }
-    if (e->integral_ok) cJSON_AddNumberToObject(o, "energy_integral_j", e->integral_j);
+    if (e->integral_ok) {
+        cJSON_AddNumberToObject(o, "energy_integral_j", e->integral_j);
+        cJSON_AddStringToObject(o, "integral_power_source", e->integral_source);
+    }
     else {
         snprintf(buf, sizeof buf, "unavailable: %s", e->integral_reason);
         cJSON_AddStringToObject(o, "energy_integral_j", buf);
@@ -712,6 +721,7 @@ dpb_status dpb_sampler_write_csv(dpb_sampler *s, const char *path)
         else fputc(',', c.f);                                                                               \
     } while (0)
         CELL(DPB_GPU_POWER, ",%.3f", x->power_mw * 1e-3);
+        CELL(DPB_GPU_POWER_INSTANT, ",%.3f", x->power_instant_mw * 1e-3);
         CELL(DPB_GPU_ENERGY, ",%.3f", (double)x->energy_mj * 1e-3);
         CELL(DPB_GPU_SM_CLOCK, ",%u", x->sm_clock_mhz);
         CELL(DPB_GPU_MEM_CLOCK, ",%u", x->mem_clock_mhz);

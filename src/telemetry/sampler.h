@@ -20,7 +20,9 @@
  *   counter:  the total-energy counter (mJ) interpolated linearly at t0 and
  *             t1, difference;
  *   integral: polled power, piecewise linear between samples, integrated
- *             over [t0, t1] (trapezoidal rule).
+ *             over [t0, t1] (trapezoidal rule).  The instantaneous power
+ *             (power_instant_w) is used when the GPU reports it, else the
+ *             power_w reading; integral_source says which.
  * Either is "unavailable" with a reason when its samples are missing or do
  * not cover [t0, t1] (a boundary may lie at most one period outside the
  * samples; the nearest segment is then extended).  NVML's power reading is
@@ -58,7 +60,7 @@ typedef struct dpb_sampler_opts {
     const unsigned *gpus;      /* NVML indices; NULL: all devices */
     size_t n_gpus;
     uint32_t metrics;          /* bits 1u << dpb_gpu_metric; 0: all */
-    size_t max_samples;        /* GPU samples kept; 0: 4,000,000 (about 300 MB); then recording stops */
+    size_t max_samples;        /* GPU samples kept; 0: 4,000,000 (about 320 MB); then recording stops */
 } dpb_sampler_opts;
 
 typedef struct dpb_sampler dpb_sampler;
@@ -108,6 +110,7 @@ typedef struct dpb_energy {
     bool integral_ok;
     double integral_j;
     char integral_reason[256];
+    char integral_source[24];  /* "power_instant_w" or "power_w" (a CSV column name) */
     bool rel_diff_ok;
     double rel_diff;           /* (integral - counter) / counter */
     bool avg_w_ok;
@@ -137,7 +140,7 @@ typedef struct dpb_idle_baseline {
 dpb_status dpb_sampler_idle_baseline(dpb_sampler *s, double seconds, dpb_idle_baseline *out);
 
 /* An energy record as JSON: {"seconds", "energy_counter_j" | "...: unavailable: why",
- * "energy_integral_j", "energy_rel_diff", "avg_w", "samples"}. */
+ * "energy_integral_j", "integral_power_source", "energy_rel_diff", "avg_w", "samples"}. */
 cJSON *dpb_energy_json(const dpb_energy *e);
 
 /* Writes every GPU sample as CSV: t_ns,t_s,gpu,mark,power_w,energy_j,...

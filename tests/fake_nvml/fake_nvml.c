@@ -4,6 +4,8 @@
  *   power of GPU g at t seconds after nvmlInit_v2:
  *       P(t) = 100 + 10 g + 50 (1 - cos(2 pi t / 2))  W     (between 100+10g and 200+10g W, period 2 s)
  *   energy counter: 1e6 (g + 1) mJ + the exact integral of P from 0 to t, in mJ
+ *   nvmlDeviceGetPowerUsage: P(t); with FAKE_NVML_POWER_AVERAGE=1 the average of P over the last
+ *   second instead, as on Ampere and newer boards.  NVML_FI_DEV_POWER_INSTANT (field 186): P(t).
  *   SM clock 1980 - 100 g MHz, memory clock 2619 MHz, temperature 40 + g C,
  *   utilization 75 % / 30 %, memory 80 GiB total, 10 GiB + g MiB used,
  *   throttle reasons 0x4 (sw power cap) for g = 0, else 0x1 (idle).
@@ -13,7 +15,8 @@
  *   FAKE_NVML_DEVICES=N      devices (default 2; 0 = none)
  *   FAKE_NVML_INIT_FAIL=1    nvmlInit_v2 fails with NVML_ERROR_DRIVER_NOT_LOADED
  *   FAKE_NVML_FAIL=a,b,...   these return NVML_ERROR_NOT_SUPPORTED: power, energy, clock, temperature,
- *                            utilization, memory, processes, reasons, name, uuid, power_limit, driver, cuda
+ *                            utilization, memory, processes, reasons, name, uuid, power_limit, driver, cuda,
+ *                            instant
  *   FAKE_NVML_OTHER_PROCS=N  N other processes listed before this one (tests the insufficient-size retry)
  *   FAKE_NVML_NO_SELF=1      this process is not listed
  *   FAKE_NVML_DELAY_US=N     every device query sleeps N microseconds
@@ -38,6 +41,22 @@ typedef struct {
     unsigned long long usedGpuMemory;
     unsigned int gpuInstanceId, computeInstanceId;
 } nvmlProcessInfo_t;
+
+typedef struct {
+    unsigned int fieldId, scopeId;
+    long long timestamp, latencyUsec;
+    int valueType;
+    nvmlReturn_t nvmlReturn;
+    union {
+        double dVal;
+        unsigned int uiVal;
+        unsigned long ulVal;
+        unsigned long long ullVal;
+        long long sllVal;
+        int siVal;
+        unsigned short usVal;
+    } value;
+} nvmlFieldValue_t;
 
 enum { OK = 0, E_UNINIT = 1, E_INVALID = 2, E_NOT_SUPPORTED = 3, E_INSUFFICIENT = 7, E_DRIVER = 9 };
 
@@ -181,7 +200,29 @@ EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t d, unsigned int *mw)
 {
     DEV(d);
     if (fails("power")) return E_NOT_SUPPORTED;
-    *mw = (unsigned int)lround(1000 * power_w(gi, now_s() - g_t0));
+    double t = now_s() - g_t0;
+    const char *avg = getenv("FAKE_NVML_POWER_AVERAGE");
+    if (avg && *avg == '1') {
+        double a = t > 1 ? t - 1 : 0;
+        *mw = t > a ? (unsigned int)lround((energy_mj(gi, t) - energy_mj(gi, a)) / (t - a)) : (unsigned int)lround(1000 * power_w(gi, t));
+    } else *mw = (unsigned int)lround(1000 * power_w(gi, t));
+    return OK;
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t d, int count, nvmlFieldValue_t *values)
+{
+    DEV(d);
+    if (count < 0 || !values) return E_INVALID;
+    for (int i = 0; i < count; i++) {
+        nvmlFieldValue_t *v = &values[i];
+        if (v->fieldId != 186 || fails("instant")) {
+            v->nvmlReturn = E_NOT_SUPPORTED;
+            continue;
+        }
+        v->nvmlReturn = OK;
+        v->valueType = 1; /* unsigned int, mW */
+        v->value.uiVal = (unsigned int)lround(1000 * power_w(gi, now_s() - g_t0));
+    }
     return OK;
 }
 
