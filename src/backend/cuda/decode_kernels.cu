@@ -191,7 +191,9 @@ __device__ __forceinline__ float2 fp4_pair(uint32_t w)
 {
     constexpr int q = 4 * T;
     /* nibble at bit q (and q+16): magnitude to bits 9..11, sign to bit 15 */
-    uint32_t mag = (q <= 9 ? (w << (9 - q)) : (w >> (q - 9))) & 0x0e000e00u;
+    uint32_t mag;
+    if constexpr (q <= 9) mag = (w << (9 - q)) & 0x0e000e00u;
+    else mag = (w >> (q - 9)) & 0x0e000e00u;
     uint32_t sgn = (w << (12 - q)) & 0x80008000u;
     uint32_t h = mag | sgn;
     __half2 hh = *reinterpret_cast<__half2 *>(&h);
@@ -627,33 +629,62 @@ static dpb_status moe_check(const char *what, const void *blocks, const void *sc
 extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu(const uint8_t *gate_up_blocks, const uint8_t *gate_up_scales,
                                                   const uint16_t *gate_up_bias, const float *x,
                                                   const int32_t *ids, float *act, int M, int k, int E,
-                                                  int H, int I, float alpha, float limit,
+                                                  int H, int I, float alpha, float limit, int rows_per_warp,
                                                   cudaStream_t stream)
 {
     dpb_status st = moe_check("moe gate_up", gate_up_blocks, gate_up_scales, gate_up_bias, M, k, E, H, I);
     if (st) return st;
     if (!x || !ids || !act || !aligned16(x)) return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: x/ids/act null or x unaligned");
-    constexpr int RP = 4;
+    const int RP = rows_per_warp == 0 ? 4 : rows_per_warp / 2; /* gate/up pairs per warp */
     dim3 grid((unsigned)((I + kMoeWarps * RP - 1) / (kMoeWarps * RP)), (unsigned)(M * k));
-    moe_gate_up_kernel<RP><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
-                                                                    x, ids, act, k, E, H, I, alpha, limit);
+    switch (rows_per_warp) {
+    case 2:
+        moe_gate_up_kernel<1><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
+                                                                       x, ids, act, k, E, H, I, alpha, limit);
+        break;
+    case 4:
+        moe_gate_up_kernel<2><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
+                                                                       x, ids, act, k, E, H, I, alpha, limit);
+        break;
+    case 0:
+    case 8:
+        moe_gate_up_kernel<4><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
+                                                                       x, ids, act, k, E, H, I, alpha, limit);
+        break;
+    default:
+        return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: rows_per_warp %d not in {0,2,4,8}", rows_per_warp);
+    }
     return launch_status(cudaGetLastError(), "moe gate_up");
 }
 
 extern "C" dpb_status dpb_cuda_moe_down_sum(const uint8_t *down_blocks, const uint8_t *down_scales,
                                             const uint16_t *down_bias, const float *act,
                                             const int32_t *ids, const float *wts, const float *resid,
-                                            float *out, int M, int k, int E, int H, int I,
+                                            float *out, int M, int k, int E, int H, int I, int rows_per_warp,
                                             cudaStream_t stream)
 {
     dpb_status st = moe_check("moe down", down_blocks, down_scales, down_bias, M, k, E, H, I);
     if (st) return st;
     if (!act || !ids || !wts || !resid || !out || !aligned16(act))
         return dpb_error_set(DPB_E_ARG, "cuda moe down: act/ids/wts/resid/out null or act unaligned");
-    constexpr int R = 2;
+    const int R = rows_per_warp == 0 ? 2 : rows_per_warp;
     dim3 grid((unsigned)((H + kMoeWarps * R - 1) / (kMoeWarps * R)), (unsigned)M);
-    moe_down_kernel<R><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
-                                                                resid, out, k, E, H, I);
+    switch (R) {
+    case 1:
+        moe_down_kernel<1><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
+                                                                    resid, out, k, E, H, I);
+        break;
+    case 2:
+        moe_down_kernel<2><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
+                                                                    resid, out, k, E, H, I);
+        break;
+    case 4:
+        moe_down_kernel<4><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
+                                                                    resid, out, k, E, H, I);
+        break;
+    default:
+        return dpb_error_set(DPB_E_ARG, "cuda moe down: rows_per_warp %d not in {0,1,2,4}", rows_per_warp);
+    }
     return launch_status(cudaGetLastError(), "moe down");
 }
 

@@ -59,19 +59,22 @@ dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *
 
 /* Kernel A: act[m*k+e][j] = swiglu(gate_j + bg, up_j + bu) for the k experts,
  * with g = min(g, limit), u = clamp(u, -limit, limit),
- * act = g * sigmoid(alpha g) * (u + 1).  x fp32 [M, H]; act fp32 [M*k, I]. */
+ * act = g * sigmoid(alpha g) * (u + 1).  x fp32 [M, H]; act fp32 [M*k, I].
+ * rows_per_warp: weight rows per warp, 2, 4 or 8 (1, 2 or 4 gate/up pairs);
+ * 0 = the default (8). */
 dpb_status dpb_cuda_moe_gate_up_swiglu(const uint8_t *gate_up_blocks, const uint8_t *gate_up_scales,
                                        const uint16_t *gate_up_bias, const float *x,
                                        const int32_t *ids, float *act, int M, int k, int E,
-                                       int H, int I, float alpha, float limit,
+                                       int H, int I, float alpha, float limit, int rows_per_warp,
                                        cudaStream_t stream);
 
 /* Kernel B: out[m][h] = resid[m][h] + sum_e wts[m*k+e] * (down_e[h] . act[m*k+e] + b_e[h]).
- * act fp32 [M*k, I]; resid, out fp32 [M, H] (out may equal resid). */
+ * act fp32 [M*k, I]; resid, out fp32 [M, H] (out may equal resid).
+ * rows_per_warp: output rows per warp, 1, 2 or 4; 0 = the default (2). */
 dpb_status dpb_cuda_moe_down_sum(const uint8_t *down_blocks, const uint8_t *down_scales,
                                  const uint16_t *down_bias, const float *act,
                                  const int32_t *ids, const float *wts, const float *resid,
-                                 float *out, int M, int k, int E, int H, int I,
+                                 float *out, int M, int k, int E, int H, int I, int rows_per_warp,
                                  cudaStream_t stream);
 
 /* Fused router: logits = Wr x + br (Wr bf16 [E, H], br bf16 [E], x fp32 [M, H]),
