@@ -99,7 +99,8 @@ gemv_bf16_kernel(const uint16_t *__restrict__ W, const float *__restrict__ bias,
 #pragma unroll
         for (int r = 0; r < ROWS; r++) acc[m][r] = 0.f;
 
-#pragma unroll 2
+    /* more independent 16-byte loads in flight when a warp has few rows */
+#pragma unroll(ROWS == 1 ? 4 : 2)
     for (int c = s * kWarp + lane; c < nchunk; c += kWarp * KS) {
         uint4 w[ROWS];
 #pragma unroll
@@ -436,7 +437,7 @@ attn_split_kernel(const float *__restrict__ q, const uint16_t *__restrict__ kc,
 {
     __shared__ float4 qs[G][kD / 4];
     __shared__ float ml[2][kAttnWarps][G];
-    __shared__ float big[kAttnWarps * kD * G]; /* P tiles while walking, then o per warp */
+    __shared__ __align__(16) float big[kAttnWarps * kD * G]; /* P tiles while walking, then o per warp */
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int g = blockIdx.x, s = blockIdx.y, nsplit = gridDim.y;
     for (int t = threadIdx.x; t < G * kD; t += blockDim.x)
@@ -499,11 +500,22 @@ attn_split_kernel(const float *__restrict__ q, const uint16_t *__restrict__ kc,
             if (j >= nval) break;
             uint32_t vv = __ldg(reinterpret_cast<const uint32_t *>(vb + (size_t)(t0 + j) * kD) + lane);
             float v0 = bf16lo(vv), v1 = bf16hi(vv);
+            if constexpr (G % 4 == 0) {
 #pragma unroll
-            for (int h = 0; h < G; h++) {
-                float pj = pt[j * G + h];
-                o[h][0] = fmaf(pj, v0, o[h][0]);
-                o[h][1] = fmaf(pj, v1, o[h][1]);
+                for (int h = 0; h < G; h += 4) {
+                    float4 p4 = *reinterpret_cast<const float4 *>(pt + j * G + h);
+                    o[h][0] = fmaf(p4.x, v0, o[h][0]);     o[h][1] = fmaf(p4.x, v1, o[h][1]);
+                    o[h + 1][0] = fmaf(p4.y, v0, o[h + 1][0]); o[h + 1][1] = fmaf(p4.y, v1, o[h + 1][1]);
+                    o[h + 2][0] = fmaf(p4.z, v0, o[h + 2][0]); o[h + 2][1] = fmaf(p4.z, v1, o[h + 2][1]);
+                    o[h + 3][0] = fmaf(p4.w, v0, o[h + 3][0]); o[h + 3][1] = fmaf(p4.w, v1, o[h + 3][1]);
+                }
+            } else {
+#pragma unroll
+                for (int h = 0; h < G; h++) {
+                    float pj = pt[j * G + h];
+                    o[h][0] = fmaf(pj, v0, o[h][0]);
+                    o[h][1] = fmaf(pj, v1, o[h][1]);
+                }
             }
         }
         __syncwarp();
