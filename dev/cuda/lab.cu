@@ -128,6 +128,7 @@ struct Timer {
         CK(cudaEventCreate(&a));
         CK(cudaEventCreate(&b));
         CK(cudaMalloc(&flush, flush_bytes));
+        CK(cudaStreamCreateWithFlags(&gs, cudaStreamNonBlocking));
     }
     /* median µs of fn() with L2 flushed before every run */
     double median_us(const std::function<void()> &fn, bool do_flush = true)
@@ -149,7 +150,50 @@ struct Timer {
         std::sort(t.begin(), t.end());
         return t[t.size() / 2];
     }
+    /* Back-to-back launches inside one CUDA graph, as in a captured decode
+     * step: launch(stream, i) for i < n captured into a graph; the caller
+     * rotates over weight copies whose total exceeds L2 (or over weights
+     * larger than L2).  Median over 9 graph launches of total / n. */
+    cudaStream_t gs = nullptr;
+    double graph_us(const std::function<void(cudaStream_t, int)> &launch, int n)
+    {
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        launch(gs, 0); /* once outside capture: lazy initialization, early errors */
+        CK(cudaStreamSynchronize(gs));
+        CK(cudaStreamBeginCapture(gs, cudaStreamCaptureModeThreadLocal));
+        for (int i = 0; i < n; i++) launch(gs, i);
+        CK(cudaStreamEndCapture(gs, &g));
+        CK(cudaGraphInstantiate(&ge, g, 0));
+        for (int i = 0; i < 2; i++) CK(cudaGraphLaunch(ge, gs));
+        CK(cudaStreamSynchronize(gs));
+        std::vector<double> t;
+        for (int i = 0; i < 9; i++) {
+            CK(cudaMemsetAsync(flush, i & 0xff, flush_bytes, gs));
+            CK(cudaEventRecord(a, gs));
+            CK(cudaGraphLaunch(ge, gs));
+            CK(cudaEventRecord(b, gs));
+            CK(cudaEventSynchronize(b));
+            float ms = 0;
+            CK(cudaEventElapsedTime(&ms, a, b));
+            t.push_back(ms * 1000.0 / n);
+        }
+        CK(cudaGraphExecDestroy(ge));
+        CK(cudaGraphDestroy(g));
+        std::sort(t.begin(), t.end());
+        return t[t.size() / 2];
+    }
 };
+
+/* how many copies of a `bytes` weight set to rotate over so that the set
+ * rotated through exceeds L2 several times (1 when it alone is > 4x L2) */
+static int rotate_copies(double bytes)
+{
+    const double target = 256.0 * 1048576.0;
+    if (bytes >= target) return 1;
+    int c = (int)std::ceil(target / bytes);
+    return std::min(c, 1024);
+}
 
 /* ------------------------------------------------------------- report -- */
 struct Row {
@@ -232,6 +276,16 @@ static void bench_copy(Timer &T)
 }
 
 /* -------------------------------------------------------------- GEMV -- */
+/* cuBLAS on a stream with an explicit workspace (needed for graph capture;
+ * cublasSetStream resets the workspace, so both are set together) */
+static void *g_cbws;
+static const size_t g_cbws_bytes = (size_t)32 << 20;
+static void cublas_on(cublasHandle_t cb, cudaStream_t st)
+{
+    CKB(cublasSetStream(cb, st));
+    CKB(cublasSetWorkspace(cb, g_cbws, g_cbws_bytes));
+}
+
 struct GemvShape {
     const char *name;
     int N, K;
@@ -336,6 +390,36 @@ static void bench_gemv(Timer &T, cublasHandle_t cb, const GemvShape &sh, const s
             check(M, refb, &e, &nn);
             us = T.median_us(runb);
             add_row("gemv bf16", shape, "cublasGemmEx", us, bytesb, true, e, nn);
+        }
+        if (M == 1) { /* in a CUDA graph, rotating over weight copies */
+            const size_t wb = (size_t)N * K * 2;
+            const int copies = rotate_copies((double)wb), n = std::max(copies, 8);
+            uint16_t *rot;
+            CK(cudaMalloc(&rot, wb * copies));
+            for (int c = 0; c < copies; c++) CK(cudaMemcpy(rot + (size_t)c * N * K, dW, wb, cudaMemcpyDeviceToDevice));
+            char var[96];
+            double e;
+            bool nn;
+            poison();
+            double us = T.graph_us([&](cudaStream_t st, int i) {
+                CKD(dpb_cuda_gemv_bf16(rot + (size_t)(i % copies) * N * K, dbias, dx, 0, dy, M, N, K, DPB_GEMV_AUTO, st));
+            }, n);
+            check(M, ref, &e, &nn);
+            std::snprintf(var, sizeof var, "auto, x f32, graph of %d (%d copies)", n, copies);
+            add_row("gemv bf16", shape, var, us, bytes, true, e, nn);
+            const float one = 1.f, zero = 0.f;
+            poison();
+            cublas_on(cb, T.gs); /* before capture: setting the stream resets the workspace */
+            us = T.graph_us([&](cudaStream_t, int i) {
+                CKB(cublasGemmEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, rot + (size_t)(i % copies) * N * K,
+                                 CUDA_R_16BF, K, dxb, CUDA_R_16BF, K, &zero, dy, CUDA_R_32F, N, CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT));
+            }, n);
+            cublas_on(cb, 0);
+            check(M, refb, &e, &nn);
+            std::snprintf(var, sizeof var, "cublasGemmEx, graph of %d (%d copies)", n, copies);
+            add_row("gemv bf16", shape, var, us, (double)N * K * 2 + (double)M * K * 2 + (double)M * N * 4, true, e, nn);
+            CK(cudaFree(rot));
         }
     }
     CK(cudaFree(dW));
@@ -527,6 +611,34 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             add_row("moe down+sum+resid", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
         }
     }
+    /* M=1 in a CUDA graph: 16 launches rotating over 8 disjoint sets of k
+     * experts (all 32 experts: 282 MB of gate_up, 141 MB of down) */
+    {
+        std::vector<int32_t> perm(E);
+        for (int i = 0; i < E; i++) perm[i] = i;
+        for (int i = E - 1; i > 0; i--) std::swap(perm[i], perm[rnd64() % (uint64_t)(i + 1)]);
+        const int sets = E / k, n = 2 * sets;
+        int32_t *drot;
+        CK(cudaMalloc(&drot, E * 4));
+        CK(cudaMemcpy(drot, perm.data(), E * 4, cudaMemcpyHostToDevice));
+        double bytesA = (double)k * 2 * I * nbH * 17 + (double)k * 2 * I * 2 + (double)H * 4 + (double)k * I * 4;
+        double us = T.graph_us([&](cudaStream_t st, int i) {
+            CKD(dpb_cuda_moe_gate_up_swiglu(dgub, dgus, dgubias, dx, drot + (i % sets) * k, dact_out, 1, k, E, H, I, alpha,
+                                            limit, 0, st));
+        }, n);
+        char shape2[96], var[64];
+        std::snprintf(shape2, sizeof shape2, "E%d top%d %d->2x%d M=1", E, k, H, I);
+        std::snprintf(var, sizeof var, "default, graph of %d (%d expert sets)", n, sets);
+        add_row("moe gate_up+swiglu", shape2, var, us, bytesA, false, 0, false, "timing only: kernel checked above");
+        double bytesB = (double)k * H * nbI * 17 + (double)k * H * 2 + (double)k * I * 4 + (double)H * 8;
+        us = T.graph_us([&](cudaStream_t st, int i) {
+            CKD(dpb_cuda_moe_down_sum(ddb, dds, ddbias, dact, drot + (i % sets) * k, dwts, dresid, dout, 1, k, E, H, I, 0,
+                                      st));
+        }, n);
+        std::snprintf(shape2, sizeof shape2, "E%d top%d %d->%d M=1", E, k, I, H);
+        add_row("moe down+sum+resid", shape2, var, us, bytesB, false, 0, false, "timing only: kernel checked above");
+        CK(cudaFree(drot));
+    }
     /* in-place residual (out == resid), M=1 */
     {
         CK(cudaMemcpy(dout, resid.data(), (size_t)H * 4, cudaMemcpyHostToDevice));
@@ -617,6 +729,20 @@ static void bench_router(Timer &T, const std::vector<int> &Ms)
         double bytes = (double)E * H * 2 + E * 2 + (double)M * H * 4 + (double)M * k * 8;
         std::snprintf(shape, sizeof shape, "%dx%d top%d M=%d", E, H, k, M);
         add_row("router+topk+softmax", shape, "1 block/token", us, bytes, true, err, nan, note);
+        if (M == 1) {
+            const size_t wb = (size_t)E * H * 2;
+            const int copies = rotate_copies((double)wb);
+            uint16_t *rot;
+            CK(cudaMalloc(&rot, wb * copies));
+            for (int c = 0; c < copies; c++) CK(cudaMemcpy(rot + (size_t)c * E * H, dW, wb, cudaMemcpyDeviceToDevice));
+            us = T.graph_us([&](cudaStream_t st, int i) {
+                CKD(dpb_cuda_router_topk(rot + (size_t)(i % copies) * E * H, db, dx, di, dw, M, E, H, k, st));
+            }, copies);
+            char var[64];
+            std::snprintf(var, sizeof var, "graph of %d (%d copies)", copies, copies);
+            add_row("router+topk+softmax", shape, var, us, bytes, false, 0, false, "timing only: kernel checked above");
+            CK(cudaFree(rot));
+        }
     }
     for (void *p : std::initializer_list<void *>{dW, db, dx, dw, di}) CK(cudaFree(p));
 }
@@ -748,6 +874,8 @@ int main(int argc, char **argv)
     T.reps = reps;
     cublasHandle_t cb;
     CKB(cublasCreate(&cb));
+    CK(cudaMalloc(&g_cbws, g_cbws_bytes));
+    cublas_on(cb, 0);
 
     bench_copy(T);
     std::vector<int> Ms = quick ? std::vector<int>{1} : std::vector<int>{1, 2, 4, 8};
