@@ -837,6 +837,34 @@ static void bench_attn(Timer &T, const std::vector<int> &ctxs)
                     std::snprintf(var, sizeof var, "splits %d%s", ns ? ns : ns_auto, ns ? "" : " (auto)");
                     add_row("attn decode", shape, var, us, bytes, true, err, nan);
                 }
+                if (with_sink && !window) { /* in a CUDA graph, rotating over cache copies */
+                    const size_t cb = (size_t)Hkv * cap * D * 2;
+                    const int copies = rotate_copies(2.0 * cb), n = std::max(copies, 8);
+                    uint16_t *rk, *rv;
+                    CK(cudaMalloc(&rk, cb * copies));
+                    CK(cudaMalloc(&rv, cb * copies));
+                    for (int c = 0; c < copies; c++) {
+                        CK(cudaMemcpy((char *)rk + cb * c, dk, cb, cudaMemcpyDeviceToDevice));
+                        CK(cudaMemcpy((char *)rv + cb * c, dv, cb, cudaMemcpyDeviceToDevice));
+                    }
+                    CK(cudaMemset(dout, 0xff, q.size() * 4));
+                    CK(cudaDeviceSynchronize());
+                    double us = T.graph_us([&](cudaStream_t st, int i) {
+                        size_t off = (size_t)(i % copies) * Hkv * cap * D;
+                        CKD(dpb_cuda_attn_decode(dq, rk + off, rv + off, ds, dout, Hq, Hkv, D, cap, len, 0, scale, 0, work,
+                                                 st));
+                    }, n);
+                    CK(cudaMemcpy(y.data(), dout, y.size() * 4, cudaMemcpyDeviceToHost));
+                    bool nan;
+                    double err = rel_err(y.data(), ref.data(), y.size(), &nan);
+                    double bytes = 2.0 * Hkv * len * D * 2 + (double)Hq * D * 8;
+                    std::snprintf(shape, sizeof shape, "64q/8kv d64 ctx %d sinks", ctx);
+                    char var[64];
+                    std::snprintf(var, sizeof var, "splits %d (auto), graph of %d (%d copies)", ns_auto, n, copies);
+                    add_row("attn decode", shape, var, us, bytes, true, err, nan);
+                    CK(cudaFree(rk));
+                    CK(cudaFree(rv));
+                }
             }
         }
         CK(cudaFree(dk));
