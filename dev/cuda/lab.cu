@@ -221,6 +221,9 @@ static void add_row(const std::string &k, const std::string &s, const std::strin
 static void print_table(const char *dev)
 {
     std::printf("\n### dev/cuda lab on %s\n\n", dev);
+    std::printf("moe A = gate_up + bias + clamped SwiGLU, moe B = down + bias, x routing weight, sum over top-4, + residual "
+                "(MXFP4, E=32, bytes over the distinct experts); graph×n = n launches in one CUDA graph over weight "
+                "copies > L2, time per launch; \"—\" = timing only (the same kernel is checked in another row)\n\n");
     std::printf("Copy bandwidth (bytes read + written, same process): %.0f GB/s (cudaMemcpy D2D 2 GiB; %%-of-copy column)\n\n",
                 g_copy_gbs);
     std::printf("| kernel | shape | variant | µs (median) | GB/s | %% of copy BW | max rel err | PASS/FAIL |\n");
@@ -368,20 +371,22 @@ static void bench_gemv(Timer &T, cublasHandle_t cb, const GemvShape &sh, const s
             poison();
             run();
             check(M, ref, &e2, &n2);
-            add_row("gemv bf16", shape, std::string(dpb_cuda_gemv_variant_name((dpb_cuda_gemv_variant)v)) + ", x f32",
+            add_row("gemv", shape, std::string(dpb_cuda_gemv_variant_name((dpb_cuda_gemv_variant)v)) + " xf32",
                     us, bytes, true, std::max(e1, e2), n1 || n2);
         }
         /* same kernel with bf16 x, and cuBLAS on identical operands */
         {
             double bytesb = (double)N * K * 2 + (double)M * K * 2 + (double)M * N * 4;
-            auto run = [&] { CKD(dpb_cuda_gemv_bf16(dW, nullptr, dxb, 1, dy, M, N, K, DPB_GEMV_AUTO, 0)); };
-            double e;
+            double e, us;
             bool nn;
-            poison();
-            run();
-            check(M, refb, &e, &nn);
-            double us = T.median_us(run);
-            add_row("gemv bf16", shape, "auto, x bf16", us, bytesb, true, e, nn);
+            if (M == 1) {
+                auto run = [&] { CKD(dpb_cuda_gemv_bf16(dW, nullptr, dxb, 1, dy, M, N, K, DPB_GEMV_AUTO, 0)); };
+                poison();
+                run();
+                check(M, refb, &e, &nn);
+                us = T.median_us(run);
+                add_row("gemv", shape, "auto xbf16", us, bytesb, true, e, nn);
+            }
 
             const float one = 1.f, zero = 0.f;
             auto runb = [&] {
@@ -392,7 +397,7 @@ static void bench_gemv(Timer &T, cublasHandle_t cb, const GemvShape &sh, const s
             runb();
             check(M, refb, &e, &nn);
             us = T.median_us(runb);
-            add_row("gemv bf16", shape, "cublasGemmEx", us, bytesb, true, e, nn);
+            add_row("gemv", shape, "cuBLAS", us, bytesb, true, e, nn);
         }
         if (M == 1) { /* in a CUDA graph, rotating over weight copies */
             const size_t wb = (size_t)N * K * 2;
@@ -408,8 +413,8 @@ static void bench_gemv(Timer &T, cublasHandle_t cb, const GemvShape &sh, const s
                 CKD(dpb_cuda_gemv_bf16(rot + (size_t)(i % copies) * N * K, dbias, dx, 0, dy, M, N, K, DPB_GEMV_AUTO, st));
             }, n);
             check(M, ref, &e, &nn);
-            std::snprintf(var, sizeof var, "auto, x f32, graph of %d (%d copies)", n, copies);
-            add_row("gemv bf16", shape, var, us, bytes, true, e, nn);
+            std::snprintf(var, sizeof var, "auto xf32 graph×%d", n);
+            add_row("gemv", shape, var, us, bytes, true, e, nn);
             const float one = 1.f, zero = 0.f;
             poison();
             cublas_on(cb, T.gs); /* before capture: setting the stream resets the workspace */
@@ -420,8 +425,8 @@ static void bench_gemv(Timer &T, cublasHandle_t cb, const GemvShape &sh, const s
             }, n);
             cublas_on(cb, 0);
             check(M, refb, &e, &nn);
-            std::snprintf(var, sizeof var, "cublasGemmEx, graph of %d (%d copies)", n, copies);
-            add_row("gemv bf16", shape, var, us, (double)N * K * 2 + (double)M * K * 2 + (double)M * N * 4, true, e, nn);
+            std::snprintf(var, sizeof var, "cuBLAS graph×%d", n);
+            add_row("gemv", shape, var, us, (double)N * K * 2 + (double)M * K * 2 + (double)M * N * 4, true, e, nn);
             CK(cudaFree(rot));
         }
     }
@@ -582,10 +587,10 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(y.data(), dact_out, (size_t)M * k * I * 4, cudaMemcpyDeviceToHost));
             e2 = rel_err(y.data(), refA.data(), (size_t)M * k * I, &n2);
-            std::snprintf(shape, sizeof shape, "E%d top%d %d->2x%d M=%d (%d experts)", E, k, H, I, M, distinct);
+            std::snprintf(shape, sizeof shape, "%d->2x%d M=%d (%d exp)", H, I, M, distinct);
             char var[64];
-            std::snprintf(var, sizeof var, "mxfp4 fused, %d rows/warp%s", rpw, rpw == 8 ? " (default)" : "");
-            add_row("moe gate_up+swiglu", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
+            std::snprintf(var, sizeof var, "%d rows/warp%s", rpw, rpw == 8 ? " (dflt)" : "");
+            add_row("moe A", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
         }
         /* kernel B */
         for (int rpw : {2, 1, 4}) {
@@ -608,10 +613,10 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(y.data(), dout, (size_t)M * H * 4, cudaMemcpyDeviceToHost));
             e2 = rel_err(y.data(), refB.data(), (size_t)M * H, &n2);
-            std::snprintf(shape, sizeof shape, "E%d top%d %d->%d M=%d (%d experts)", E, k, I, H, M, distinct);
+            std::snprintf(shape, sizeof shape, "%d->%d M=%d (%d exp)", I, H, M, distinct);
             char var[64];
-            std::snprintf(var, sizeof var, "mxfp4 fused, %d rows/warp%s", rpw, rpw == 2 ? " (default)" : "");
-            add_row("moe down+sum+resid", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
+            std::snprintf(var, sizeof var, "%d rows/warp%s", rpw, rpw == 2 ? " (dflt)" : "");
+            add_row("moe B", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
         }
     }
     /* M=1 in a CUDA graph: 16 launches rotating over 8 disjoint sets of k
@@ -630,16 +635,16 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
                                             limit, 0, st));
         }, n);
         char shape2[96], var[64];
-        std::snprintf(shape2, sizeof shape2, "E%d top%d %d->2x%d M=1", E, k, H, I);
-        std::snprintf(var, sizeof var, "default, graph of %d (%d expert sets)", n, sets);
-        add_row("moe gate_up+swiglu", shape2, var, us, bytesA, false, 0, false, "timing only: kernel checked above");
+        std::snprintf(shape2, sizeof shape2, "%d->2x%d M=1 (4 exp)", H, I);
+        std::snprintf(var, sizeof var, "dflt graph×%d", n);
+        add_row("moe A", shape2, var, us, bytesA, false, 0, false);
         double bytesB = (double)k * H * nbI * 17 + (double)k * H * 2 + (double)k * I * 4 + (double)H * 8;
         us = T.graph_us([&](cudaStream_t st, int i) {
             CKD(dpb_cuda_moe_down_sum(ddb, dds, ddbias, dact, drot + (i % sets) * k, dwts, dresid, dout, 1, k, E, H, I, 0,
                                       st));
         }, n);
-        std::snprintf(shape2, sizeof shape2, "E%d top%d %d->%d M=1", E, k, I, H);
-        add_row("moe down+sum+resid", shape2, var, us, bytesB, false, 0, false, "timing only: kernel checked above");
+        std::snprintf(shape2, sizeof shape2, "%d->%d M=1 (4 exp)", I, H);
+        add_row("moe B", shape2, var, us, bytesB, false, 0, false);
         CK(cudaFree(drot));
     }
     /* in-place residual (out == resid), M=1 */
@@ -650,7 +655,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         CK(cudaMemcpy(y.data(), dout, (size_t)H * 4, cudaMemcpyDeviceToHost));
         bool nn;
         double e = rel_err(y.data(), refB.data(), H, &nn);
-        add_row("moe down+sum+resid", "in place (out == resid) M=1", "check only (not timed)", NAN, 0, true, e, nn);
+        add_row("moe B", "M=1 out == resid", "in place, check only", NAN, 0, true, e, nn);
     }
     for (void *p : std::initializer_list<void *>{dgub, dgus, ddb, dds, dgubias, ddbias, dx, dact, dact_out, dresid,
                                                  dwts, dout, dids})
@@ -731,7 +736,7 @@ static void bench_router(Timer &T, const std::vector<int> &Ms)
         double us = T.median_us(run);
         double bytes = (double)E * H * 2 + E * 2 + (double)M * H * 4 + (double)M * k * 8;
         std::snprintf(shape, sizeof shape, "%dx%d top%d M=%d", E, H, k, M);
-        add_row("router+topk+softmax", shape, "1 block/token", us, bytes, true, err, nan, note);
+        add_row("router", shape, "1 block/token", us, bytes, true, err, nan, note);
         if (M == 1) {
             const size_t wb = (size_t)E * H * 2;
             const int copies = rotate_copies((double)wb);
@@ -742,8 +747,8 @@ static void bench_router(Timer &T, const std::vector<int> &Ms)
                 CKD(dpb_cuda_router_topk(rot + (size_t)(i % copies) * E * H, db, dx, di, dw, M, E, H, k, st));
             }, copies);
             char var[64];
-            std::snprintf(var, sizeof var, "graph of %d (%d copies)", copies, copies);
-            add_row("router+topk+softmax", shape, var, us, bytes, false, 0, false, "timing only: kernel checked above");
+            std::snprintf(var, sizeof var, "graph×%d", copies);
+            add_row("router", shape, var, us, bytes, false, 0, false);
             CK(cudaFree(rot));
         }
     }
@@ -815,8 +820,8 @@ static void bench_attn(Timer &T, const std::vector<int> &ctxs)
                 }
                 int ns_auto = dpb_cuda_attn_decode_auto_splits(len, window, Hkv);
                 std::vector<int> splits{0};
-                if (ns_auto != 1) splits.push_back(1);
-                if (ns_auto != 64 && (len - start) >= 64 * 32) splits.push_back(64);
+                if (with_sink && ns_auto != 1) splits.push_back(1);
+                if (with_sink && ns_auto != 64 && (len - start) >= 64 * 32) splits.push_back(64);
                 for (int ns : splits) {
                     auto run = [&] {
                         CKD(dpb_cuda_attn_decode(dq, dk, dv, with_sink ? ds : nullptr, dout, Hq, Hkv, D, cap, len, window,
@@ -831,11 +836,11 @@ static void bench_attn(Timer &T, const std::vector<int> &ctxs)
                     double err = rel_err(y.data(), ref.data(), y.size(), &nan);
                     double us = T.median_us(run);
                     double bytes = 2.0 * Hkv * (len - start) * D * 2 + (double)Hq * D * 8;
-                    std::snprintf(shape, sizeof shape, "64q/8kv d64 ctx %d%s%s", ctx, window ? " window 128" : "",
+                    std::snprintf(shape, sizeof shape, "ctx %d%s%s", ctx, window ? " win128" : "",
                                   with_sink ? " sinks" : "");
                     char var[48];
-                    std::snprintf(var, sizeof var, "splits %d%s", ns ? ns : ns_auto, ns ? "" : " (auto)");
-                    add_row("attn decode", shape, var, us, bytes, true, err, nan);
+                    std::snprintf(var, sizeof var, "%d splits%s", ns ? ns : ns_auto, ns ? "" : " (auto)");
+                    add_row("attn", shape, var, us, bytes, true, err, nan);
                 }
                 if (with_sink && !window) { /* in a CUDA graph, rotating over cache copies */
                     const size_t cb = (size_t)Hkv * cap * D * 2;
@@ -858,10 +863,10 @@ static void bench_attn(Timer &T, const std::vector<int> &ctxs)
                     bool nan;
                     double err = rel_err(y.data(), ref.data(), y.size(), &nan);
                     double bytes = 2.0 * Hkv * len * D * 2 + (double)Hq * D * 8;
-                    std::snprintf(shape, sizeof shape, "64q/8kv d64 ctx %d sinks", ctx);
+                    std::snprintf(shape, sizeof shape, "ctx %d sinks", ctx);
                     char var[64];
-                    std::snprintf(var, sizeof var, "splits %d (auto), graph of %d (%d copies)", ns_auto, n, copies);
-                    add_row("attn decode", shape, var, us, bytes, true, err, nan);
+                    std::snprintf(var, sizeof var, "%d splits graph×%d", ns_auto, n);
+                    add_row("attn", shape, var, us, bytes, true, err, nan);
                     CK(cudaFree(rk));
                     CK(cudaFree(rv));
                 }

@@ -1,7 +1,7 @@
 #!/bin/bash
 # dev/cuda kernel lab: build with nvcc on the GPU machine and run every check
 # and timing; ends with one Markdown table on stdout.  From the repo root:
-#   bash dev/cuda/run_lab.sh            # full lab (about 1-2 minutes on an H200)
+#   bash dev/cuda/run_lab.sh            # full lab (build ~1 min + run ~1 min, estimated)
 #   bash dev/cuda/run_lab.sh --quick    # small shapes only
 # Environment: NVCC (default nvcc), LAB_BUILD (default build/lab),
 #   LAB_ARCH (default "-gencode arch=compute_90,code=sm_90").
@@ -31,9 +31,18 @@ if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader >&2 || true
 fi
 echo "== commit $(git describe --always --dirty 2>/dev/null || echo unknown)" >&2
+# The table goes to $R/cuda_lab.md and the progress log (seed, per-row lines,
+# errors) to $R/cuda_lab.log, R = $OUT when set (the device tool brings $OUT
+# back), else the build folder; the table is printed last.
+R=${OUT:-$B}
+mkdir -p "$R"
 t1=$(date +%s)
 set +e
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} "$B/lab" "$@"
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} "$B/lab" "$@" >"$R/cuda_lab.md" 2>"$R/cuda_lab.log"
 rc=$?
-echo "== lab ran in $(( $(date +%s) - t1 )) s, exit $rc" >&2
+set -e
+head -n 2 "$R/cuda_lab.log" >&2
+if [ $rc -ge 2 ]; then tail -n 20 "$R/cuda_lab.log" >&2; fi
+cat "$R/cuda_lab.md"
+echo "== lab ran in $(( $(date +%s) - t1 )) s, exit $rc; table: $R/cuda_lab.md, log: $R/cuda_lab.log" >&2
 exit $rc
