@@ -883,16 +883,19 @@ int main(int argc, char **argv)
 {
     bool quick = false;
     int reps = 25;
+    std::string only;
     for (int i = 1; i < argc; i++) {
         if (!std::strcmp(argv[i], "--quick")) quick = true;
         else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) g_rng = std::strtoull(argv[++i], nullptr, 0);
         else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else {
             std::fprintf(stderr,
-                         "usage: lab [--quick] [--seed N] [--reps N]\n"
+                         "usage: lab [--quick] [--seed N] [--reps N] [--only GROUPS]\n"
                          "  --quick   small shapes only (lm_head, M>1 and 32k context left out)\n"
                          "  --seed N  random seed for the inputs (default: time based)\n"
-                         "  --reps N  timed runs per kernel, median reported (default 25, at least 20 advised)\n");
+                         "  --reps N  timed runs per kernel, median reported (default 25, at least 20 advised)\n"
+                         "  --only G  comma-separated subset of gemv,router,moe,attn (the copy rows always run)\n");
             return 2;
         }
     }
@@ -920,10 +923,12 @@ int main(int argc, char **argv)
     std::vector<int> Ms = quick ? std::vector<int>{1} : std::vector<int>{1, 2, 4, 8};
     std::vector<GemvShape> shapes = {{"q", 4096, 2880}, {"o", 2880, 4096}, {"k", 512, 2880}, {"router", 32, 2880}};
     if (!quick) shapes.insert(shapes.begin(), GemvShape{"lm_head", 201088, 2880});
-    for (auto &s : shapes) bench_gemv(T, cb, s, Ms, true);
-    bench_router(T, Ms);
-    bench_moe(T, Ms);
-    bench_attn(T, quick ? std::vector<int>{128, 2048} : std::vector<int>{128, 2048, 8192, 32768});
+    auto want = [&](const char *g) { return only.empty() || ("," + only + ",").find(std::string(",") + g + ",") != std::string::npos; };
+    if (want("gemv"))
+        for (auto &s : shapes) bench_gemv(T, cb, s, Ms, true);
+    if (want("router")) bench_router(T, Ms);
+    if (want("moe")) bench_moe(T, Ms);
+    if (want("attn")) bench_attn(T, quick ? std::vector<int>{128, 2048} : std::vector<int>{128, 2048, 8192, 32768});
 
     CKB(cublasDestroy(cb));
     print_table(dev);

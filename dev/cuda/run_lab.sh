@@ -3,9 +3,12 @@
 # and timing; ends with one Markdown table on stdout.  From the repo root:
 #   bash dev/cuda/run_lab.sh            # full lab (build ~1 min + run ~1 min, estimated)
 #   bash dev/cuda/run_lab.sh --quick    # small shapes only
+#   bash dev/cuda/run_lab.sh --only moe,attn --seed 7   # a subset, a fixed seed
+#   LAB_SANITIZE=1 bash dev/cuda/run_lab.sh --quick     # under compute-sanitizer
 # Environment: NVCC (default nvcc), LAB_BUILD (default build/lab),
 #   LAB_ARCH (default "-gencode arch=compute_90,code=sm_90").
-# Exit status: 0 when every check passed, 1 when one failed, 2 on a CUDA error.
+# Exit status: 0 when every check passed, 1 when one failed, 2 on a CUDA error,
+# 3 when compute-sanitizer found an error.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${LAB_BUILD:-build/lab}
@@ -38,7 +41,11 @@ R=${OUT:-$B}
 mkdir -p "$R"
 t1=$(date +%s)
 set +e
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} "$B/lab" "$@" >"$R/cuda_lab.md" 2>"$R/cuda_lab.log"
+# LAB_SANITIZE=1 runs the lab under compute-sanitizer memcheck (slow: use
+# with --quick; works where the runtime allows it, see the device notes)
+PRE=()
+if [ "${LAB_SANITIZE:-0}" = 1 ]; then PRE=(compute-sanitizer --tool memcheck --error-exitcode 3); fi
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)} "${PRE[@]}" "$B/lab" "$@" >"$R/cuda_lab.md" 2>"$R/cuda_lab.log"
 rc=$?
 set -e
 head -n 2 "$R/cuda_lab.log" >&2
