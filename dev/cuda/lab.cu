@@ -771,7 +771,8 @@ static void bench_attn(Timer &T, const std::vector<int> &ctxs)
     uint16_t *dk, *dv;
     float *dq, *ds, *dout;
     void *work;
-    size_t wb = dpb_cuda_attn_decode_work_bytes(Hq, D, 64);
+    size_t wb;
+    CKD(dpb_cuda_attn_decode_work_bytes(Hq, D, DPB_CUDA_ATTN_MAX_SPLITS, &wb));
     CK(cudaMalloc(&dq, q.size() * 4));
     CK(cudaMalloc(&ds, sinks.size() * 4));
     CK(cudaMalloc(&dout, q.size() * 4));
@@ -818,7 +819,8 @@ static void bench_attn(Timer &T, const std::vector<int> &ctxs)
                         ref[(size_t)hq * D + d] = o / den;
                     }
                 }
-                int ns_auto = dpb_cuda_attn_decode_auto_splits(len, window, Hkv);
+                int ns_auto;
+                CKD(dpb_cuda_attn_decode_auto_splits(len, window, &ns_auto));
                 std::vector<int> splits{0};
                 if (with_sink && ns_auto != 1) splits.push_back(1);
                 if (with_sink && ns_auto != 64 && (len - start) >= 64 * 32) splits.push_back(64);

@@ -712,18 +712,30 @@ extern "C" dpb_status dpb_cuda_router_topk(const uint16_t *Wr, const uint16_t *b
     return launch_status(cudaGetLastError(), "router");
 }
 
-extern "C" size_t dpb_cuda_attn_decode_work_bytes(int Hq, int D, int nsplit)
+extern "C" dpb_status dpb_cuda_attn_decode_work_bytes(int Hq, int D, int nsplit, size_t *bytes)
 {
-    if (Hq < 1 || D < 1 || nsplit < 1) return 0;
-    return (size_t)Hq * (size_t)nsplit * ((size_t)D + 2) * sizeof(float);
+    if (!bytes) return dpb_error_set(DPB_E_ARG, "cuda attention: null bytes");
+    *bytes = 0;
+    if (Hq < 1 || D < 1 || nsplit < 1 || nsplit > DPB_CUDA_ATTN_MAX_SPLITS)
+        return dpb_error_set(DPB_E_ARG, "cuda attention: work size for Hq=%d D=%d nsplit=%d", Hq, D, nsplit);
+    *bytes = (size_t)Hq * (size_t)nsplit * ((size_t)D + 2) * sizeof(float);
+    return DPB_OK;
 }
 
-extern "C" int dpb_cuda_attn_decode_auto_splits(int len, int window, int Hkv)
+static int attn_auto_splits(int len, int window)
 {
     int n = (window > 0 && len > window) ? window : len;
     int s = (n + 127) / 128;
-    (void)Hkv;
-    return s < 1 ? 1 : (s > 64 ? 64 : s);
+    return s < 1 ? 1 : (s > DPB_CUDA_ATTN_MAX_SPLITS ? DPB_CUDA_ATTN_MAX_SPLITS : s);
+}
+
+extern "C" dpb_status dpb_cuda_attn_decode_auto_splits(int len, int window, int *nsplit)
+{
+    if (!nsplit) return dpb_error_set(DPB_E_ARG, "cuda attention: null nsplit");
+    if (len < 1 || window < 0)
+        return dpb_error_set(DPB_E_ARG, "cuda attention: split count for len=%d window=%d", len, window);
+    *nsplit = attn_auto_splits(len, window);
+    return DPB_OK;
 }
 
 extern "C" dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, const uint16_t *vc,
@@ -737,8 +749,8 @@ extern "C" dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, c
                              Hq, Hkv, D, len, cap, window);
     if (!aligned16(kc) || !aligned16(vc)) return dpb_error_set(DPB_E_ARG, "cuda attention: KV cache must be 16-byte aligned");
     const int G = Hq / Hkv;
-    if (nsplit == 0) nsplit = dpb_cuda_attn_decode_auto_splits(len, window, Hkv);
-    if (nsplit < 1 || nsplit > 64) return dpb_error_set(DPB_E_ARG, "cuda attention: nsplit %d not in 1..64", nsplit);
+    if (nsplit == 0) nsplit = attn_auto_splits(len, window);
+    if (nsplit < 1 || nsplit > DPB_CUDA_ATTN_MAX_SPLITS) return dpb_error_set(DPB_E_ARG, "cuda attention: nsplit %d not in 1..64", nsplit);
     const int start = (window > 0 && len > window) ? len - window : 0;
     const int n = len - start;
     int cs = (n + nsplit - 1) / nsplit;

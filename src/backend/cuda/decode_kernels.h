@@ -95,8 +95,10 @@ dpb_status dpb_cuda_router_topk(const uint16_t *Wr, const uint16_t *br, const fl
  * scale: logit multiplier (1/sqrt(D)).  D == 64, Hq % Hkv == 0, Hq/Hkv <= 16.
  * work: scratch of dpb_cuda_attn_decode_work_bytes(Hq, D, nsplit) bytes;
  * nsplit: number of context splits (0 = auto, at most 64). */
-size_t dpb_cuda_attn_decode_work_bytes(int Hq, int D, int nsplit);
-int dpb_cuda_attn_decode_auto_splits(int len, int window, int Hkv);
+#define DPB_CUDA_ATTN_MAX_SPLITS 64
+dpb_status dpb_cuda_attn_decode_work_bytes(int Hq, int D, int nsplit, size_t *bytes);
+/* The split count nsplit = 0 stands for, for a context of len and a window. */
+dpb_status dpb_cuda_attn_decode_auto_splits(int len, int window, int *nsplit);
 dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, const uint16_t *vc,
                                 const float *sinks, float *out, int Hq, int Hkv, int D, int cap,
                                 int len, int window, float scale, int nsplit, void *work,
