@@ -50,10 +50,10 @@ struct dpb_tokenizer {
     uint8_t *arena;
     size_t arena_len, arena_cap;
     /* vocabulary lookup: piece bytes -> id (regular vocab only) */
-    uint32_t *vt;       /* id + 1, 0 = empty */
+    uint64_t *vt;       /* hash tag << 32 | (id + 1); 0 = empty */
     size_t vt_mask;
     /* merges: (left << 32 | right) -> (rank << 32 | new id) */
-    uint64_t *pk, *pv;
+    uint64_t *pt;       /* pairs: [2k] key, [2k+1] value */
     size_t p_mask, p_count;
     bool ignore_merges;
     bool byte_fallback;

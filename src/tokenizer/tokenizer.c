@@ -81,8 +81,7 @@ void dpb_tokenizer_free(dpb_tokenizer *t)
     free(t->tok_byte);
     free(t->arena);
     free(t->vt);
-    free(t->pk);
-    free(t->pv);
+    free(t->pt);
     if (t->md) pcre2_match_data_free(t->md);
     if (t->mctx) pcre2_match_context_free(t->mctx);
     if (t->jstack) pcre2_jit_stack_free(t->jstack);
@@ -176,12 +175,16 @@ dpb_status tok_set_token(dpb_tokenizer *t, int32_t id, const uint8_t *s, size_t 
 int32_t tok_lookup(const dpb_tokenizer *t, const uint8_t *s, size_t len)
 {
     if (!t->vt) return -1;
-    size_t h = (size_t)hash_bytes(s, len) & t->vt_mask;
+    uint64_t hv = hash_bytes(s, len);
+    uint64_t tag = hv & 0xFFFFFFFF00000000ull;
+    size_t h = (size_t)hv & t->vt_mask;
     for (;;) {
-        uint32_t e = t->vt[h];
+        uint64_t e = t->vt[h];
         if (!e) return -1;
-        uint32_t id = e - 1;
-        if (t->tok_len[id] == len && memcmp(t->arena + t->tok_off[id], s, len) == 0) return (int32_t)id;
+        if ((e & 0xFFFFFFFF00000000ull) == tag) {
+            uint32_t id = (uint32_t)e - 1;
+            if (t->tok_len[id] == len && memcmp(t->arena + t->tok_off[id], s, len) == 0) return (int32_t)id;
+        }
         h = (h + 1) & t->vt_mask;
     }
 }
@@ -201,14 +204,15 @@ dpb_status tok_build_vocab_index(dpb_tokenizer *t, const char *what)
         if (!(t->tok_flags[i] & TF_PRESENT) || (t->tok_flags[i] & TF_ADDED)) continue;
         const uint8_t *s = t->arena + t->tok_off[i];
         size_t len = t->tok_len[i];
-        size_t h = (size_t)hash_bytes(s, len) & t->vt_mask;
+        uint64_t hv = hash_bytes(s, len);
+        size_t h = (size_t)hv & t->vt_mask;
         for (;;) {
-            uint32_t e = t->vt[h];
+            uint64_t e = t->vt[h];
             if (!e) {
-                t->vt[h] = i + 1;
+                t->vt[h] = (hv & 0xFFFFFFFF00000000ull) | (i + 1);
                 break;
             }
-            uint32_t j = e - 1;
+            uint32_t j = (uint32_t)e - 1;
             if (t->tok_len[j] == len && memcmp(t->arena + t->tok_off[j], s, len) == 0)
                 return dpb_error_set(DPB_E_FORMAT, "%s: tokens %u and %u have the same text", what, j, i);
             h = (h + 1) & t->vt_mask;
@@ -224,12 +228,10 @@ dpb_status tok_pairs_reserve(dpb_tokenizer *t, size_t n)
         if (cap > ((size_t)1 << 30)) return dpb_error_set(DPB_E_RANGE, "tokenizer: too many merges (%zu)", n);
         cap *= 2;
     }
-    free(t->pk);
-    free(t->pv);
-    t->pk = malloc(cap * sizeof *t->pk);
-    t->pv = malloc(cap * sizeof *t->pv);
-    if (!t->pk || !t->pv) return dpb_error_set(DPB_E_NOMEM, "tokenizer: out of memory for %zu merges", n);
-    memset(t->pk, 0xFF, cap * sizeof *t->pk);
+    free(t->pt);
+    t->pt = malloc(cap * 2 * sizeof *t->pt);
+    if (!t->pt) return dpb_error_set(DPB_E_NOMEM, "tokenizer: out of memory for %zu merges", n);
+    for (size_t i = 0; i < cap; i++) t->pt[2 * i] = UINT64_MAX;
     t->p_mask = cap - 1;
     t->p_count = 0;
     return DPB_OK;
@@ -240,14 +242,15 @@ void tok_pair_add(dpb_tokenizer *t, int32_t a, int32_t b, uint32_t rank, int32_t
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     size_t h = (size_t)hash_pair(key) & t->p_mask;
     for (;;) {
-        if (t->pk[h] == UINT64_MAX) {
-            t->pk[h] = key;
-            t->pv[h] = ((uint64_t)rank << 32) | (uint32_t)merged;
+        uint64_t *slot = t->pt + 2 * h;
+        if (slot[0] == UINT64_MAX) {
+            slot[0] = key;
+            slot[1] = ((uint64_t)rank << 32) | (uint32_t)merged;
             t->p_count++;
             return;
         }
-        if (t->pk[h] == key) {
-            if ((t->pv[h] >> 32) > rank) t->pv[h] = ((uint64_t)rank << 32) | (uint32_t)merged;
+        if (slot[0] == key) {
+            if ((slot[1] >> 32) > rank) slot[1] = ((uint64_t)rank << 32) | (uint32_t)merged;
             return;
         }
         h = (h + 1) & t->p_mask;
@@ -260,9 +263,9 @@ static inline uint64_t pair_get(const dpb_tokenizer *t, int32_t a, int32_t b)
     uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
     size_t h = (size_t)hash_pair(key) & t->p_mask;
     for (;;) {
-        uint64_t k = t->pk[h];
-        if (k == key) return t->pv[h];
-        if (k == UINT64_MAX) return UINT64_MAX;
+        const uint64_t *slot = t->pt + 2 * h;
+        if (slot[0] == key) return slot[1];
+        if (slot[0] == UINT64_MAX) return UINT64_MAX;
         h = (h + 1) & t->p_mask;
     }
 }
@@ -296,21 +299,18 @@ dpb_status tok_pairs_from_vocab(dpb_tokenizer *t, const uint32_t *rank_of, bool 
             if (t->p_count * 2 + 16 > t->p_mask) {
                 /* grow: rebuild */
                 size_t oc = t->p_mask + 1;
-                uint64_t *ok = t->pk, *ov = t->pv;
-                t->pk = NULL;
-                t->pv = NULL;
+                uint64_t *old = t->pt;
+                t->pt = NULL;
                 st = tok_pairs_reserve(t, oc);
                 if (st) {
-                    free(ok);
-                    free(ov);
+                    free(old);
                     return st;
                 }
                 for (size_t j = 0; j < oc; j++)
-                    if (ok[j] != UINT64_MAX)
-                        tok_pair_add(t, (int32_t)(ok[j] >> 32), (int32_t)(uint32_t)ok[j], (uint32_t)(ov[j] >> 32),
-                                     (int32_t)(uint32_t)ov[j]);
-                free(ok);
-                free(ov);
+                    if (old[2 * j] != UINT64_MAX)
+                        tok_pair_add(t, (int32_t)(old[2 * j] >> 32), (int32_t)(uint32_t)old[2 * j],
+                                     (uint32_t)(old[2 * j + 1] >> 32), (int32_t)(uint32_t)old[2 * j + 1]);
+                free(old);
             }
             tok_pair_add(t, a, b, rank_of[i], (int32_t)i);
         }
@@ -399,7 +399,7 @@ dpb_status tok_set_pattern(dpb_tokenizer *t, const char *pattern, const char *wh
         pcre2_code_free(t->re);
         t->re = NULL;
     }
-    t->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err,
+    t->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
                           &eoff, NULL);
     if (!t->re) {
         PCRE2_UCHAR msg[256];
@@ -461,7 +461,7 @@ dpb_status tok_finish(dpb_tokenizer *t, const char *what)
     }
     t->cache = calloc((size_t)1 << TOK_CACHE_BITS, sizeof *t->cache);
     if (!t->cache) return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", what);
-    if (!t->pk) {
+    if (!t->pt) {
         st = tok_pairs_reserve(t, 0);
         if (st) return st;
     }
@@ -985,7 +985,8 @@ dpb_status dpb_tokenizer_stream_push(dpb_tokenizer_stream *s, int32_t id, const 
     if (id < 0 || (uint32_t)id >= t->n_ids || !(t->tok_flags[id] & TF_PRESENT))
         return dpb_error_set(DPB_E_RANGE, "detokenize: token id %d is not in the vocabulary (%u ids)", id, t->n_ids);
     uint8_t f = t->tok_flags[id];
-    if (s->skip_special && (f & (TF_SPECIAL | TF_CONTROL))) return DPB_OK;
+    /* SentencePiece control pieces (<s>, </s>) decode to nothing, as in sentencepiece. */
+    if ((f & TF_CONTROL) || (s->skip_special && (f & TF_SPECIAL))) return DPB_OK;
     const uint8_t *p = t->arena + t->tok_off[id];
     size_t n = t->tok_len[id];
     uint8_t one;
