@@ -32,6 +32,18 @@ static dpb_status tokens_push(dpb_tokens *t, int32_t id)
     return DPB_OK;
 }
 
+static dpb_status tokens_reserve(dpb_tokens *t, size_t extra)
+{
+    if (t->n + extra <= t->cap) return DPB_OK;
+    size_t nc = t->cap ? t->cap : 256;
+    while (nc < t->n + extra) nc *= 2;
+    int32_t *p = realloc(t->ids, nc * sizeof *p);
+    if (!p) return dpb_error_set(DPB_E_NOMEM, "tokenizer: out of memory for %zu ids", nc);
+    t->ids = p;
+    t->cap = nc;
+    return DPB_OK;
+}
+
 static inline uint64_t hash_bytes(const uint8_t *s, size_t n)
 {
     uint64_t h = 0x243F6A8885A308D3ull ^ (n * 0x9E3779B97F4A7C15ull);
@@ -172,10 +184,26 @@ dpb_status tok_set_token(dpb_tokenizer *t, int32_t id, const uint8_t *s, size_t 
     return DPB_OK;
 }
 
-int32_t tok_lookup(const dpb_tokenizer *t, const uint8_t *s, size_t len)
+static inline bool bytes_eq(const uint8_t *a, const uint8_t *b, size_t n)
 {
-    if (!t->vt) return -1;
-    uint64_t hv = hash_bytes(s, len);
+    if (n <= 16) {
+        if (n >= 8) {
+            uint64_t x, y, x2, y2;
+            memcpy(&x, a, 8);
+            memcpy(&y, b, 8);
+            memcpy(&x2, a + n - 8, 8);
+            memcpy(&y2, b + n - 8, 8);
+            return x == y && x2 == y2;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (a[i] != b[i]) return false;
+        return true;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
+static inline int32_t lookup_h(const dpb_tokenizer *t, const uint8_t *s, size_t len, uint64_t hv)
+{
     uint64_t tag = hv & 0xFFFFFFFF00000000ull;
     size_t h = (size_t)hv & t->vt_mask;
     for (;;) {
@@ -183,10 +211,16 @@ int32_t tok_lookup(const dpb_tokenizer *t, const uint8_t *s, size_t len)
         if (!e) return -1;
         if ((e & 0xFFFFFFFF00000000ull) == tag) {
             uint32_t id = (uint32_t)e - 1;
-            if (t->tok_len[id] == len && memcmp(t->arena + t->tok_off[id], s, len) == 0) return (int32_t)id;
+            if (t->tok_len[id] == len && bytes_eq(t->arena + t->tok_off[id], s, len)) return (int32_t)id;
         }
         h = (h + 1) & t->vt_mask;
     }
+}
+
+int32_t tok_lookup(const dpb_tokenizer *t, const uint8_t *s, size_t len)
+{
+    if (!t->vt) return -1;
+    return lookup_h(t, s, len, hash_bytes(s, len));
 }
 
 dpb_status tok_build_vocab_index(dpb_tokenizer *t, const char *what)
@@ -459,7 +493,8 @@ dpb_status tok_finish(dpb_tokenizer *t, const char *what)
                 }
         }
     }
-    t->cache = calloc((size_t)1 << TOK_CACHE_BITS, sizeof *t->cache);
+    t->cache = aligned_alloc(64, ((size_t)1 << TOK_CACHE_BITS) * sizeof *t->cache);
+    if (t->cache) memset(t->cache, 0, ((size_t)1 << TOK_CACHE_BITS) * sizeof *t->cache);
     if (!t->cache) return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", what);
     if (!t->pt) {
         st = tok_pairs_reserve(t, 0);
@@ -636,19 +671,28 @@ static dpb_status encode_piece(dpb_tokenizer *t, const uint8_t *p, size_t len, d
 {
     if (len == 0) return DPB_OK;
     dpb_status st;
-    if (t->ignore_merges) {
-        int32_t id = tok_lookup(t, p, len);
-        if (id >= 0) return tokens_push(out, id);
-    }
     cache_entry *ce = NULL;
-    uint64_t h = 0;
+    uint64_t h = hash_bytes(p, len);
     if (len <= TOK_CACHE_MAXKEY) {
-        h = hash_bytes(p, len);
         ce = &t->cache[h & (((size_t)1 << TOK_CACHE_BITS) - 1)];
-        if (ce->hash == h && ce->klen == len && ce->nids && memcmp(ce->key, p, len) == 0) {
-            for (int i = 0; i < ce->nids; i++)
-                if ((st = tokens_push(out, ce->ids[i]))) return st;
+        if (ce->hash == h && ce->klen == len && ce->nids && bytes_eq(ce->key, p, len)) {
+            if (out->n + ce->nids > out->cap && (st = tokens_reserve(out, ce->nids))) return st;
+            memcpy(out->ids + out->n, ce->ids, (size_t)ce->nids * sizeof *ce->ids);
+            out->n += ce->nids;
             return DPB_OK;
+        }
+    }
+    if (t->ignore_merges) {
+        int32_t id = lookup_h(t, p, len, h);
+        if (id >= 0) {
+            if (ce) {
+                ce->hash = h;
+                ce->klen = (uint8_t)len;
+                ce->nids = 1;
+                memcpy(ce->key, p, len);
+                ce->ids[0] = id;
+            }
+            return tokens_push(out, id);
         }
     }
     if ((st = work_reserve(len + 1))) return st;
@@ -701,14 +745,7 @@ static dpb_status encode_piece(dpb_tokenizer *t, const uint8_t *p, size_t len, d
         memcpy(ce->key, p, len);
         memcpy(ce->ids, ids, m * sizeof *ids);
     }
-    if (out->n + m > out->cap) {
-        size_t nc = out->cap ? out->cap : 256;
-        while (nc < out->n + m) nc *= 2;
-        int32_t *q = realloc(out->ids, nc * sizeof *q);
-        if (!q) return dpb_error_set(DPB_E_NOMEM, "tokenizer: out of memory for %zu ids", nc);
-        out->ids = q;
-        out->cap = nc;
-    }
+    if ((st = tokens_reserve(out, m))) return st;
     memcpy(out->ids + out->n, ids, m * sizeof *ids);
     out->n += m;
     return DPB_OK;
