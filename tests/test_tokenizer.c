@@ -2,6 +2,7 @@
  * BPE merges, specials, decoding and streaming, bad tokenizer files, the
  * regex match limit, SentencePiece protobuf and tiktoken files, template detection. */
 #include <cjson/cJSON.h>
+#include <utf8proc.h>
 #include "core/file.h"
 #include "core/timeutil.h"
 #include "t.h"
@@ -432,8 +433,40 @@ static void test_exact_prompt_tiny(void)
     dpb_tokenizer_free(t);
 }
 
+/* NFC is applied only to the runs that need it; the result must equal utf8proc's NFC of the whole text. */
+static void test_nfc_runs(void)
+{
+    char *j = make_bl_json(k_merges, 0, NULL, false);
+    size_t jl = strlen(j);
+    char *j2 = malloc(jl + 64);
+    snprintf(j2, jl + 64, "{\"normalizer\":{\"type\":\"NFC\"},%s", j + 1);
+    free(j);
+    dpb_tokenizer *t = NULL;
+    T_CHECKF(dpb_tokenizer_load_json_text(j2, strlen(j2), "nfc.json", &t) == DPB_OK, "%s", dpb_error_message());
+    free(j2);
+    if (!t) return;
+    static const char *const cases[] = {
+        "plain ascii", "e\xCC\x81", "abc e\xCC\x81 xyz", "\xC3\xAA\xCC\x81" " tail", /* e-circumflex + acute -> U+1EBF */
+        "\xE1\x84\x80\xE1\x85\xA1" "!", /* Hangul jamo -> U+AC00 */
+        "a\xCC\xA3\xCC\x87" "b", "\xCC\x81 leading mark", "x\xC3\xA9\xCC\x81y z\xCC\x8C", "\xE4\xB8\xAD\xE6\x96\x87",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dpb_tokens tk = {0};
+        T_CHECK(dpb_tokenizer_encode(t, cases[i], strlen(cases[i]), 0, &tk) == DPB_OK);
+        char *d;
+        T_CHECK(dpb_tokenizer_decode(t, tk.ids, tk.n, false, &d, NULL) == DPB_OK);
+        char *want = (char *)utf8proc_NFC((const utf8proc_uint8_t *)cases[i]);
+        T_CHECKF(strcmp(d, want) == 0, "case %zu", i);
+        free(want);
+        free(d);
+        dpb_tokens_free(&tk);
+    }
+    dpb_tokenizer_free(t);
+}
+
 int main(void)
 {
+    T_RUN(test_nfc_runs);
     T_RUN(test_bpe_merges);
     T_RUN(test_specials);
     T_RUN(test_decode_errors_and_stream);

@@ -793,18 +793,70 @@ static dpb_status encode_segment(dpb_tokenizer *t, const uint8_t *s, size_t len,
     dpb_status st;
     uint8_t *nfc_buf = NULL;
     if (t->nfc) {
-        bool need = false;
+        /* Only characters from U+0300 up (lead bytes >= 0xCC) can change under NFC, and
+         * composition never reaches back across an ASCII character, so only the runs
+         * between ASCII characters that hold such bytes go through utf8proc. */
+        size_t first = len;
         for (size_t i = 0; i < len; i++)
             if (s[i] >= 0xCC) {
-                need = true;
+                first = i;
                 break;
             }
-        if (need) {
-            utf8proc_ssize_t r =
-                utf8proc_map(s, (utf8proc_ssize_t)len, &nfc_buf, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-            if (r < 0) return dpb_error_set(DPB_E_FORMAT, "tokenizer: NFC normalization failed: %s", utf8proc_errmsg(r));
+        if (first < len) {
+            size_t cap = len + 64, n = 0, pos = 0;
+            nfc_buf = malloc(cap);
+            if (!nfc_buf) return dpb_error_set(DPB_E_NOMEM, "tokenizer: out of memory");
+            size_t hit = first;
+            while (pos < len) {
+                if (hit >= len) {
+                    for (hit = pos; hit < len && s[hit] < 0xCC; hit++) {}
+                }
+                if (hit >= len) {
+                    if (n + (len - pos) > cap) {
+                        cap = n + (len - pos);
+                        uint8_t *q = realloc(nfc_buf, cap);
+                        if (!q) {
+                            free(nfc_buf);
+                            return dpb_error_set(DPB_E_NOMEM, "tokenizer: out of memory");
+                        }
+                        nfc_buf = q;
+                    }
+                    memcpy(nfc_buf + n, s + pos, len - pos);
+                    n += len - pos;
+                    break;
+                }
+                size_t r0 = hit;
+                while (r0 > pos && s[r0 - 1] >= 0x80) r0--;
+                if (r0 > pos) r0--; /* the ASCII starter before the run */
+                size_t r1 = hit;
+                while (r1 < len && s[r1] >= 0x80) r1++;
+                uint8_t *m = NULL;
+                utf8proc_ssize_t r = utf8proc_map(s + r0, (utf8proc_ssize_t)(r1 - r0), &m, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+                if (r < 0) {
+                    free(nfc_buf);
+                    return dpb_error_set(DPB_E_FORMAT, "tokenizer: NFC normalization failed: %s", utf8proc_errmsg(r));
+                }
+                size_t need = n + (r0 - pos) + (size_t)r + (len - r1) + 64;
+                if (need > cap) {
+                    cap = need;
+                    uint8_t *q = realloc(nfc_buf, cap);
+                    if (!q) {
+                        free(m);
+                        free(nfc_buf);
+                        return dpb_error_set(DPB_E_NOMEM, "tokenizer: out of memory");
+                    }
+                    nfc_buf = q;
+                }
+                memcpy(nfc_buf + n, s + pos, r0 - pos);
+                n += r0 - pos;
+                memcpy(nfc_buf + n, m, (size_t)r);
+                n += (size_t)r;
+                free(m);
+                pos = r1;
+                hit = len;
+            }
             s = nfc_buf;
-            len = (size_t)r;
+            len = n;
         }
     }
     if (t->kind == TOK_SPM) {
