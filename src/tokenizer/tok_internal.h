@@ -50,7 +50,11 @@ struct dpb_tokenizer {
     uint8_t *arena;
     size_t arena_len, arena_cap;
     /* vocabulary lookup: piece bytes -> id (regular vocab only) */
-    uint64_t *vt;       /* hash tag << 32 | (id + 1); 0 = empty */
+    struct vt_entry {
+        uint32_t tag;   /* high hash bits */
+        uint32_t id1;   /* id + 1; 0 = empty */
+        uint32_t off, len; /* the token's bytes in arena (saves a lookup in tok_off/tok_len) */
+    } *vt;
     size_t vt_mask;
     /* merges: (left << 32 | right) -> (rank << 32 | new id) */
     uint64_t *pt;       /* pairs: [2k] key, [2k+1] value */

@@ -204,15 +204,12 @@ static inline bool bytes_eq(const uint8_t *a, const uint8_t *b, size_t n)
 
 static inline int32_t lookup_h(const dpb_tokenizer *t, const uint8_t *s, size_t len, uint64_t hv)
 {
-    uint64_t tag = hv & 0xFFFFFFFF00000000ull;
+    uint32_t tag = (uint32_t)(hv >> 32);
     size_t h = (size_t)hv & t->vt_mask;
     for (;;) {
-        uint64_t e = t->vt[h];
-        if (!e) return -1;
-        if ((e & 0xFFFFFFFF00000000ull) == tag) {
-            uint32_t id = (uint32_t)e - 1;
-            if (t->tok_len[id] == len && bytes_eq(t->arena + t->tok_off[id], s, len)) return (int32_t)id;
-        }
+        const struct vt_entry *e = &t->vt[h];
+        if (!e->id1) return -1;
+        if (e->tag == tag && e->len == len && bytes_eq(t->arena + e->off, s, len)) return (int32_t)(e->id1 - 1);
         h = (h + 1) & t->vt_mask;
     }
 }
@@ -241,13 +238,13 @@ dpb_status tok_build_vocab_index(dpb_tokenizer *t, const char *what)
         uint64_t hv = hash_bytes(s, len);
         size_t h = (size_t)hv & t->vt_mask;
         for (;;) {
-            uint64_t e = t->vt[h];
-            if (!e) {
-                t->vt[h] = (hv & 0xFFFFFFFF00000000ull) | (i + 1);
+            struct vt_entry *e = &t->vt[h];
+            if (!e->id1) {
+                *e = (struct vt_entry){(uint32_t)(hv >> 32), i + 1, t->tok_off[i], (uint32_t)len};
                 break;
             }
-            uint32_t j = (uint32_t)e - 1;
-            if (t->tok_len[j] == len && memcmp(t->arena + t->tok_off[j], s, len) == 0)
+            uint32_t j = e->id1 - 1;
+            if (e->len == len && memcmp(t->arena + e->off, s, len) == 0)
                 return dpb_error_set(DPB_E_FORMAT, "%s: tokens %u and %u have the same text", what, j, i);
             h = (h + 1) & t->vt_mask;
         }
