@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <omp.h>
 #include <zlib.h>
 #include "core/checked.h"
 #include "core/json.h"
@@ -658,13 +659,28 @@ static dpb_status load_merges_span(hf_ctx *c, const char *t, span sp)
     free(sa.p);
     free(sbb.p);
     if (st) goto out;
-    long long nn = (long long)nm;
-#pragma omp parallel for schedule(static) if (nn > 20000)
-    for (long long k = 0; k < nn; k++) {
-        merge_rec *r = &m[k];
-        r->ia = tok_lookup(tk, bytes + r->off, r->la);
-        r->ib = tok_lookup(tk, bytes + r->off + r->la, r->lb);
-        r->im = tok_lookup(tk, bytes + r->off, (size_t)r->la + r->lb);
+    /* Files list merges roughly in the order of the tokens they make, so the merged
+     * token is usually the previous merge's or the next id: try those before hashing. */
+#pragma omp parallel if (nm > 20000)
+    {
+        size_t nt = (size_t)omp_get_num_threads(), me = (size_t)omp_get_thread_num();
+        size_t k0 = nm * me / nt, k1 = nm * (me + 1) / nt;
+        int32_t prev = -1;
+        for (size_t k = k0; k < k1; k++) {
+            merge_rec *r = &m[k];
+            size_t lm = (size_t)r->la + r->lb;
+            r->ia = tok_lookup(tk, bytes + r->off, r->la);
+            r->ib = tok_lookup(tk, bytes + r->off + r->la, r->lb);
+            r->im = -1;
+            for (int32_t g = prev; g >= 0 && g <= prev + 1 && (uint32_t)g < tk->n_ids; g++)
+                if ((tk->tok_flags[g] & TF_PRESENT) && tk->tok_len[g] == lm &&
+                    memcmp(tk->arena + tk->tok_off[g], bytes + r->off, lm) == 0) {
+                    r->im = g;
+                    break;
+                }
+            if (r->im < 0) r->im = tok_lookup(tk, bytes + r->off, lm);
+            prev = r->im;
+        }
     }
 insert:
     if ((st = tok_pairs_reserve(tk, nm))) goto out;
