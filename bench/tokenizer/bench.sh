@@ -13,6 +13,7 @@
 # --shared DIR   the shared data folder (default ../shared)
 # --bin PATH     the deploybench binary (default build/deploybench)
 # --repeat N     runs per tokenizer; best and median are reported (default 5)
+# --ref-repeat N runs per reference library (default: --repeat)
 # --out DIR      where results.jsonl and the corpus go (default a new temporary folder)
 # --no-ref       skip the Python reference libraries
 # --make-pack DIR  write DIR/corpus.txt and DIR/tokenizers/... (about 25 MB) to carry to a
@@ -24,6 +25,7 @@ CORPUS=""
 TOKDIR=""
 BIN=build/deploybench
 REPEAT=5
+REF_REPEAT=""
 OUT=""
 REF=1
 PACK=""
@@ -34,10 +36,11 @@ while [ $# -gt 0 ]; do
     --shared) SHARED=$2; shift 2 ;;
     --bin) BIN=$2; shift 2 ;;
     --repeat) REPEAT=$2; shift 2 ;;
+    --ref-repeat) REF_REPEAT=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --no-ref) REF=0; shift ;;
     --make-pack) PACK=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -93,7 +96,7 @@ for i in 1 2 3 4 5; do
 done
 
 if [ "$REF" = 1 ] && command -v python3 >/dev/null 2>&1; then
-    python3 "$(dirname "$0")/ref_speed.py" --corpus "$CORPUS" --tokdir "$TOKDIR" --repeat "$REPEAT" >>"$RES" ||
+    python3 "$(dirname "$0")/ref_speed.py" --corpus "$CORPUS" --tokdir "$TOKDIR" --repeat "${REF_REPEAT:-$REPEAT}" >>"$RES" ||
         echo "bench.sh: ref_speed.py failed" >&2
 fi
 

@@ -34,7 +34,7 @@ typedef struct cache_entry {
     uint8_t key[30];
     int32_t ids[6];
 } cache_entry;
-#define TOK_CACHE_BITS 15
+#define TOK_CACHE_BITS 16
 #define TOK_CACHE_MAXKEY 30
 #define TOK_CACHE_MAXIDS 6
 
