@@ -213,6 +213,10 @@ static void test_malformed_json(void)
             strstr(dpb_error_message(), "merges is missing"));
     T_CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}", &t) == DPB_E_FORMAT);
     T_CHECK(load_str("not json", &t) == DPB_E_FORMAT);
+    /* an id far beyond the entry count would need a huge table: refused */
+    T_CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 60000000}, \"merges\": []}}", &t) ==
+                DPB_E_RANGE &&
+            strstr(dpb_error_message(), "60000000 is too large"));
     T_CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"normalizer\": "
                      "{\"type\": \"NFKD\"}}",
                      &t) == DPB_E_UNSUPPORTED &&

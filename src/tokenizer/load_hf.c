@@ -847,6 +847,13 @@ static dpb_status load_json_mut(char *text, size_t len, const char *what, dpb_to
         free(big);
         return st;
     }
+    {
+        /* Ids may not run far beyond the number of entries: no allocation larger than the file justifies. */
+        size_t entries = 0;
+        for (size_t k = 0; k < vlen; k++) entries += big[k] == ':';
+        entries += (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "added_tokens"));
+        c.t->id_limit = (uint32_t)(entries * 2 + 65536 < (1u << 26) ? entries * 2 + 65536 : (1u << 26));
+    }
     uint32_t b2c[256];
     tok_bytelevel_tables(b2c);
     for (int b = 0; b < 256; b++) {

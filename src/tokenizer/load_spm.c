@@ -176,6 +176,7 @@ dpb_status dpb_tokenizer_load_spm_bytes(const uint8_t *data, size_t len, const c
     }
     dpb_tokenizer *t;
     if ((st = tok_new(TOK_SPM, &t))) goto fail;
+    t->id_limit = (uint32_t)n + 1;
     t->byte_fallback = byte_fallback;
     t->space_to_meta = escape_ws;
     t->prepend_meta = dummy;
@@ -252,6 +253,11 @@ dpb_status dpb_tokenizer_load_tiktoken(const char *path, const char *specials_pa
         return st;
     }
     t->ignore_merges = true;
+    {
+        size_t lines = 0;
+        for (size_t k = 0; k < len; k++) lines += text[k] == '\n';
+        t->id_limit = (uint32_t)(lines * 2 + 65536 < (1u << 26) ? lines * 2 + 65536 : (1u << 26));
+    }
     uint8_t dec[1024];
     size_t line = 0, i = 0;
     while (i < len && !st) {

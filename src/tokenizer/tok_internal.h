@@ -43,6 +43,7 @@ struct dpb_tokenizer {
     char desc[160];
     /* tokens by id */
     uint32_t n_ids;     /* max id + 1 */
+    uint32_t id_limit;  /* ids must stay below this (set from the file's entry count) */
     uint32_t *tok_off;  /* into arena */
     uint32_t *tok_len;
     uint8_t *tok_flags;

@@ -108,7 +108,9 @@ void dpb_tokenizer_free(dpb_tokenizer *t)
 static dpb_status grow_ids(dpb_tokenizer *t, uint32_t need)
 {
     if (need <= t->n_ids) return DPB_OK;
-    if (need > (1u << 26)) return dpb_error_set(DPB_E_RANGE, "tokenizer: token id %u is too large", need - 1);
+    if (need > (1u << 26) || (t->id_limit && need > t->id_limit))
+        return dpb_error_set(DPB_E_RANGE, "tokenizer: token id %u is too large for a vocabulary of this size (limit %u)",
+                             need - 1, t->id_limit ? t->id_limit : 1u << 26);
     uint32_t nc = t->n_ids ? t->n_ids : 1024;
     while (nc < need) nc *= 2;
     uint32_t *o = realloc(t->tok_off, nc * sizeof *o);
