@@ -90,6 +90,7 @@ struct dpb_tokenizer {
     bool first_byte[256];
     /* cache of pre-token -> ids */
     cache_entry *cache;
+    size_t cache_mask;
     /* scratch */
     uint8_t *scratch;
     size_t scratch_cap;

@@ -492,8 +492,11 @@ dpb_status tok_finish(dpb_tokenizer *t, const char *what)
                 }
         }
     }
-    t->cache = aligned_alloc(64, ((size_t)1 << TOK_CACHE_BITS) * sizeof *t->cache);
-    if (t->cache) memset(t->cache, 0, ((size_t)1 << TOK_CACHE_BITS) * sizeof *t->cache);
+    /* 64K entries (4 MB) for real vocabularies, 1K for toy ones */
+    size_t cn = (size_t)1 << (n >= 16384 ? TOK_CACHE_BITS : 10);
+    t->cache_mask = cn - 1;
+    t->cache = aligned_alloc(64, cn * sizeof *t->cache);
+    if (t->cache) memset(t->cache, 0, cn * sizeof *t->cache);
     if (!t->cache) return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", what);
     if (!t->pt) {
         st = tok_pairs_reserve(t, 0);
@@ -673,7 +676,7 @@ static dpb_status encode_piece(dpb_tokenizer *t, const uint8_t *p, size_t len, d
     cache_entry *ce = NULL;
     uint64_t h = hash_bytes(p, len);
     if (len <= TOK_CACHE_MAXKEY) {
-        ce = &t->cache[h & (((size_t)1 << TOK_CACHE_BITS) - 1)];
+        ce = &t->cache[h & t->cache_mask];
         if (ce->hash == h && ce->klen == len && ce->nids && bytes_eq(ce->key, p, len)) {
             if (out->n + ce->nids > out->cap && (st = tokens_reserve(out, ce->nids))) return st;
             memcpy(out->ids + out->n, ce->ids, (size_t)ce->nids * sizeof *ce->ids);
