@@ -213,6 +213,9 @@ static void test_malformed_json(void)
             strstr(dpb_error_message(), "merges is missing"));
     T_CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}", &t) == DPB_E_FORMAT);
     T_CHECK(load_str("not json", &t) == DPB_E_FORMAT);
+    T_CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"\": 2}, \"merges\": [[\"a\", \"b\"]]}}", &t) ==
+                DPB_E_FORMAT &&
+            strstr(dpb_error_message(), "empty string"));
     /* an id far beyond the entry count would need a huge table: refused */
     T_CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 60000000}, \"merges\": []}}", &t) ==
                 DPB_E_RANGE &&

@@ -80,6 +80,12 @@ dpb_status tok_new(int kind, dpb_tokenizer **out)
     for (int i = 0; i < 256; i++) t->byte_ids[i] = -1;
     t->match_limit = 10000000;
     t->depth_limit = 10000;
+    t->arena_cap = 65536;
+    t->arena = malloc(t->arena_cap);
+    if (!t->arena) {
+        free(t);
+        return dpb_error_set(DPB_E_NOMEM, "tokenizer: out of memory");
+    }
     *out = t;
     return DPB_OK;
 }
@@ -154,6 +160,7 @@ static dpb_status arena_add(dpb_tokenizer *t, const uint8_t *s, size_t len, uint
 dpb_status tok_set_token(dpb_tokenizer *t, int32_t id, const uint8_t *s, size_t len, uint8_t flags, const char *what)
 {
     if (id < 0) return dpb_error_set(DPB_E_FORMAT, "%s: negative token id %d", what, id);
+    if (len == 0) return dpb_error_set(DPB_E_FORMAT, "%s: token id %d is an empty string", what, id);
     dpb_status st = grow_ids(t, (uint32_t)id + 1);
     if (st) return st;
     if (t->tok_flags[id] & TF_PRESENT) {
