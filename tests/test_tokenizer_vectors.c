@@ -70,9 +70,31 @@ static int run_jsonl(dpb_tokenizer *t, const char *rel, unsigned flags, int *n_l
                 }
                 bad++;
             } else {
+                /* streaming: one id at a time, every chunk complete UTF-8, same text in the end */
+                dpb_tokenizer_stream ss;
+                dpb_tokenizer_stream_init(&ss, t, false);
+                char *acc = malloc(4 * tl + 64);
+                size_t al = 0;
+                int stream_ok = acc != NULL;
+                for (size_t i = 0; stream_ok && i <= tk.n; i++) {
+                    const char *chunk;
+                    size_t pl;
+                    dpb_status ps = i < tk.n ? dpb_tokenizer_stream_push(&ss, tk.ids[i], &chunk, &pl)
+                                             : dpb_tokenizer_stream_finish(&ss, &chunk, &pl);
+                    if (ps || !dpb_utf8_valid((const uint8_t *)chunk, pl, NULL) || al + pl > 4 * tl + 64) stream_ok = 0;
+                    else {
+                        memcpy(acc + al, chunk, pl);
+                        al += pl;
+                    }
+                }
+                dpb_tokenizer_stream_free(&ss);
                 char *dec;
                 size_t dl;
                 if (dpb_tokenizer_decode(t, tk.ids, tk.n, false, &dec, &dl) == DPB_OK) {
+                    if (!stream_ok || al != dl || memcmp(acc, dec, dl) != 0) {
+                        fprintf(stderr, "  %s line %d: streaming decode differs\n", rel, n + 1);
+                        (*roundtrip_bad)++;
+                    }
                     if (dl != tl || memcmp(dec, tx->valuestring, tl) != 0) {
                         /* allowed only where NFC changed the input */
                         char *nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)tx->valuestring);
@@ -86,6 +108,7 @@ static int run_jsonl(dpb_tokenizer *t, const char *rel, unsigned flags, int *n_l
                     }
                     free(dec);
                 } else (*roundtrip_bad)++;
+                free(acc);
             }
             dpb_tokens_free(&tk);
             cJSON_Delete(o);
