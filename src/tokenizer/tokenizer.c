@@ -704,6 +704,8 @@ static dpb_status encode_piece(dpb_tokenizer *t, const uint8_t *p, size_t len, d
             return tokens_push(out, id);
         }
     }
+    if (len > ((size_t)1 << 28))
+        return dpb_error_set(DPB_E_RANGE, "tokenizer: a pre-token of %zu bytes is longer than the 256 MiB limit", len);
     if ((st = work_reserve(len + 1))) return st;
     int32_t *ids = tl_work.ids;
     size_t n = 0;
