@@ -90,6 +90,13 @@ $(BUILD)/tests/%: tests/%.c tests/t.h $(LIB)
 	@echo '  LD      $@'
 	@$(CC) $(CFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
 
+# A fake NVML (tests/fake_nvml) that test_telemetry loads through DPB_NVML_LIBRARY.
+$(BUILD)/tests/libfake_nvml.so: tests/fake_nvml/fake_nvml.c
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	@$(CC) -std=c17 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -shared -fvisibility=hidden $< -o $@ -lm
+$(BUILD)/tests/test_telemetry: $(BUILD)/tests/libfake_nvml.so
+
 check test: all
 	@BUILD=$(BUILD) sh tests/run.sh
 
