@@ -28,5 +28,7 @@ int dpb_cmd_version(int argc, char **argv);
 int dpb_cmd_synth(int argc, char **argv);
 int dpb_cmd_inspect(int argc, char **argv);
 int dpb_cmd_telemetry(int argc, char **argv);
+int dpb_cmd_tokenize(int argc, char **argv);
+int dpb_cmd_detokenize(int argc, char **argv);
 
 #endif
