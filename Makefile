@@ -59,11 +59,13 @@ all: $(BUILD)/deploybench $(TESTS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo '  CC      $<'
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+	@echo '  NVCC    $<'
+	@$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
 DPB_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(BUILD)/obj/src/core/version.o: FORCE
@@ -73,14 +75,16 @@ FORCE:
 
 $(LIB): $(OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/deploybench: $(BUILD)/obj/tools/deploybench.o $(LIB)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/t.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
 
 check test: all
 	@BUILD=$(BUILD) sh tests/run.sh
