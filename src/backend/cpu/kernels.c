@@ -186,68 +186,69 @@ static void a2_dense_rows(const dpb_weight *w, const float *x, int64_t n, float 
     }
 }
 
-/* Transposed: C vectors of 8 outputs x T tokens, one chain per output over i. */
-AI void a2_cols_mk(const void *W, int bf, int64_t in, const float *x, int64_t out, float *y, int64_t o, int C, int T)
-{
-    __m256 acc[4][4];
-#pragma GCC unroll 4
-    for (int c = 0; c < C; c++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) acc[c][t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < in; i++) {
-        __m256 xv[4];
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) xv[t] = _mm256_broadcast_ss(x + t * in + i);
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) {
-            __m256 wv = a2_ld_w(W, i * out + o + 8 * c, bf);
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) acc[c][t] = _mm256_fmadd_ps(xv[t], wv, acc[c][t]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int c = 0; c < C; c++)
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++) _mm256_storeu_ps(y + t * out + o + 8 * c, acc[c][t]);
-}
-
-#define A2_COLS_CASE(C_, T_) \
-    case (C_) * 8 + (T_): a2_cols_mk(W, bf, in, xt, out, y + t * out, o, C_, T_); break;
-
+/* Transposed W [in, out]: y rows are the accumulators (in L1), updated by
+ * streaming W row by row over the slice [o0, o1): one chain per output over
+ * i in order, whatever the slice or the number of tokens. */
+#define A2_COLS_W 512
 static void a2_dense_cols(const dpb_weight *w, const float *x, int64_t n, float *y, int64_t o0, int64_t o1)
 {
     int64_t in = w->in, out = w->out;
     if (out % 8 || o0 % 8 || o1 % 8) { sc_dense_cols(w, x, n, y, o0, o1); return; }
     const void *W = w->data;
     int bf = w->fmt == DPB_W_BF16;
-    int cmax = n == 1 ? 4 : 2;
-    for (int64_t o = o0; o < o1;) {
-        int64_t left = (o1 - o) / 8;
-        int C = left >= cmax ? cmax : (left >= 2 ? 2 : 1);
-        for (int64_t t = 0; t < n;) {
-            int T = n - t >= 4 ? 4 : (int)(n - t);
-            const float *xt = x + t * in;
-            switch (C * 8 + T) {
-                A2_COLS_CASE(4, 1) A2_COLS_CASE(4, 2) A2_COLS_CASE(4, 3) A2_COLS_CASE(4, 4)
-                A2_COLS_CASE(2, 1) A2_COLS_CASE(2, 2) A2_COLS_CASE(2, 3) A2_COLS_CASE(2, 4)
-                A2_COLS_CASE(1, 1) A2_COLS_CASE(1, 2) A2_COLS_CASE(1, 3) A2_COLS_CASE(1, 4)
-            default: break;
+    for (int64_t c0 = o0; c0 < o1; c0 += A2_COLS_W) {
+        int64_t c1 = c0 + A2_COLS_W < o1 ? c0 + A2_COLS_W : o1;
+        for (int64_t t0 = 0; t0 < n; t0 += 4) {
+            int T = n - t0 >= 4 ? 4 : (int)(n - t0);
+            for (int t = 0; t < T; t++) memset(y + (t0 + t) * out + c0, 0, (size_t)(c1 - c0) * sizeof(float));
+            int64_t i = 0;
+            /* four input rows per pass: the same chain order, a quarter of the y traffic */
+            for (; i + 4 <= in; i += 4) {
+                __m256 xv[4][4];
+                for (int t = 0; t < T; t++)
+                    for (int k = 0; k < 4; k++) xv[t][k] = _mm256_broadcast_ss(x + (t0 + t) * in + i + k);
+                for (int64_t o = c0; o < c1; o += 8) {
+                    __m256 w0 = a2_ld_w(W, i * out + o, bf), w1 = a2_ld_w(W, (i + 1) * out + o, bf);
+                    __m256 w2 = a2_ld_w(W, (i + 2) * out + o, bf), w3 = a2_ld_w(W, (i + 3) * out + o, bf);
+                    for (int t = 0; t < T; t++) {
+                        float *yp = y + (t0 + t) * out + o;
+                        __m256 a = _mm256_fmadd_ps(xv[t][0], w0, _mm256_loadu_ps(yp));
+                        a = _mm256_fmadd_ps(xv[t][1], w1, a);
+                        a = _mm256_fmadd_ps(xv[t][2], w2, a);
+                        _mm256_storeu_ps(yp, _mm256_fmadd_ps(xv[t][3], w3, a));
+                    }
+                }
             }
-            t += T;
+            for (; i < in; i++) {
+                __m256 xv[4];
+                for (int t = 0; t < T; t++) xv[t] = _mm256_broadcast_ss(x + (t0 + t) * in + i);
+                for (int64_t o = c0; o < c1; o += 8) {
+                    __m256 wv = a2_ld_w(W, i * out + o, bf);
+                    for (int t = 0; t < T; t++) {
+                        float *yp = y + (t0 + t) * out + o;
+                        _mm256_storeu_ps(yp, _mm256_fmadd_ps(xv[t], wv, _mm256_loadu_ps(yp)));
+                    }
+                }
+            }
         }
-        o += 8 * C;
     }
 }
 
-/* MXFP4: one row x T tokens; a block is dequantized once for all T. */
+/* MXFP4: one row x T tokens; a block is dequantized once for all T.
+ * One 256-bit shuffle maps the 32 nibbles (low nibbles in the low lane,
+ * high nibbles in the high lane) to FP4 x 2 as int8; a store and four
+ * sign-extending loads widen them (the shuffle port is the bottleneck, so
+ * widening from memory beats register shuffles). */
 AI void a2_mx_mk(const uint8_t *blk, const uint8_t *scl, int64_t nb, const float *xp, int64_t in, float *y,
                  int64_t out, int T)
 {
     const __m128i lut = _mm_loadu_si128((const __m128i *)k_fp4x2);
     const __m128i m4 = _mm_set1_epi8(15);
-    __m256 acc[4];
+    /* two chains per output (even and odd blocks), summed at the end: the
+     * same for every T, so results do not depend on batching */
+    __m256 acc[2][4];
 #pragma GCC unroll 4
-    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int t = 0; t < T; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m128i q = _mm_loadu_si128((const __m128i *)(blk + b * 16));
         __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(q, m4));
@@ -257,6 +258,7 @@ AI void a2_mx_mk(const uint8_t *blk, const uint8_t *scl, int64_t nb, const float
         __m256 f2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
         __m256 f3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
         __m256 sc = _mm256_set1_ps(k_half_scale[scl[b]]);
+        int par = (int)(b & 1);
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) {
             const float *xb = xp + t * in + b * 32;
@@ -264,11 +266,12 @@ AI void a2_mx_mk(const uint8_t *blk, const uint8_t *scl, int64_t nb, const float
             bd = _mm256_fmadd_ps(f1, _mm256_loadu_ps(xb + 8), bd);
             bd = _mm256_fmadd_ps(f2, _mm256_loadu_ps(xb + 16), bd);
             bd = _mm256_fmadd_ps(f3, _mm256_loadu_ps(xb + 24), bd);
-            acc[t] = _mm256_fmadd_ps(bd, sc, acc[t]);
+            if (par) acc[1][t] = _mm256_fmadd_ps(bd, sc, acc[1][t]);
+            else acc[0][t] = _mm256_fmadd_ps(bd, sc, acc[0][t]);
         }
     }
 #pragma GCC unroll 4
-    for (int t = 0; t < T; t++) y[t * out] = a2_hsum(acc[t]);
+    for (int t = 0; t < T; t++) y[t * out] = a2_hsum(_mm256_add_ps(acc[0][t], acc[1][t]));
 }
 
 static void a2_mxfp4_rows(const dpb_weight *w, const float *xp, int64_t n, float *y, int64_t o0, int64_t o1)
