@@ -86,6 +86,13 @@ $(BUILD)/tests/%: tests/%.c tests/t.h $(LIB)
 	@echo '  LD      $@'
 	@$(CC) $(CFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
 
+# CPU speed benchmarks (issue 4): build/bench/bench_kernels, build/bench/bench_engine.
+BENCH_SRCS := $(wildcard bench/engine/*.c)
+bench: $(BENCH_SRCS:bench/engine/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/engine/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
+
 check test: all
 	@BUILD=$(BUILD) sh tests/run.sh
 

@@ -49,7 +49,10 @@ static dpb_status cpu_linear(dpb_backend *b, const dpb_weight *w, const uint16_t
     chunk = (chunk + gran - 1) / gran * gran;
     if (chunk < gran) chunk = gran;
     int64_t nchunks = (out + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && nchunks > 1)
+    /* Small products run on the calling thread: a parallel region costs a
+     * barrier, which dominates below ~64K multiply-adds. */
+    int par = nt > 1 && nchunks > 1 && out * w->in * n >= (64 << 10);
+#pragma omp parallel for num_threads(nt) schedule(static) if (par)
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t o0 = c * chunk, o1 = o0 + chunk < out ? o0 + chunk : out;
         if (w->fmt == DPB_W_MXFP4) k->mxfp4_rows(w, xp, n, y, o0, o1);
@@ -71,7 +74,7 @@ static dpb_status cpu_attention(dpb_backend *b, const dpb_attn_args *a)
     int64_t maxk = a->pos0 + a->n;
     size_t es = dpb_kv_dtype_size(a->kv_dtype);
     int failed = 0;
-#pragma omp parallel num_threads(nt) if (nt > 1 && total > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1 && total > 1 && total * maxk * hd >= (32 << 10))
     {
         float *sc = malloc((size_t)maxk * sizeof *sc);
         if (!sc) {
