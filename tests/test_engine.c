@@ -48,6 +48,9 @@ static int load_ref(const char *fx, ref *r)
     return ok;
 }
 
+static const char *g_backend = "cpu";
+static int64_t g_topk;
+
 static dpb_engine *open_engine(const char *fx, dpb_checkpoint **ck, dpb_engine_dtype dt, int64_t chunk, int seqs)
 {
     char dir[512];
@@ -62,6 +65,8 @@ static dpb_engine *open_engine(const char *fx, dpb_checkpoint **ck, dpb_engine_d
     o.prefill_chunk = chunk;
     o.max_seqs = seqs;
     o.threads = 2;
+    o.backend = g_backend;
+    o.experts_per_tok = g_topk;
     dpb_engine *e;
     if (dpb_engine_create(*ck, &o, &e)) {
         fprintf(stderr, "%s: %s\n", fx, dpb_error_message());
@@ -310,6 +315,43 @@ static void test_kv_bytes(void)
     dpb_checkpoint_close(ck);
 }
 
+/* The staged path (ids, positions and logits through upload/download, as a
+ * device backend needs) gives the same logits; the experts-per-token
+ * override changes them only when it differs from the config. */
+static void test_staged_and_topk(void)
+{
+    if (!t_shared()) T_SKIP("../shared/fixtures is absent");
+    ref r;
+    if (!load_ref("gpt-oss-tiny-mxfp4", &r)) { T_CHECK(0); return; }
+    float *lg[4] = {0};
+    const char *be[4] = {"cpu", "cpu-staged", "cpu", "cpu"};
+    int64_t tk[4] = {0, 0, 4, 8};
+    for (int i = 0; i < 4; i++) {
+        g_backend = be[i];
+        g_topk = tk[i];
+        dpb_checkpoint *ck;
+        dpb_engine *e = open_engine("gpt-oss-tiny-mxfp4", &ck, DPB_ENGINE_BF16, 7, 1);
+        T_CHECK(e != NULL);
+        if (!e) continue;
+        lg[i] = run_all(e, &r, 0);
+        dpb_engine_destroy(e);
+        dpb_checkpoint_close(ck);
+    }
+    g_backend = "cpu";
+    g_topk = 0;
+    size_t bytes = (size_t)(r.n * r.V) * 4;
+    T_CHECK(lg[0] && lg[1] && memcmp(lg[0], lg[1], bytes) == 0);
+    T_CHECK(lg[0] && lg[2] && memcmp(lg[0], lg[2], bytes) == 0);
+    T_CHECK(lg[0] && lg[3] && memcmp(lg[0], lg[3], bytes) != 0);
+    /* out of range */
+    g_topk = 9;
+    dpb_checkpoint *ck;
+    T_CHECK(open_engine("gpt-oss-tiny-mxfp4", &ck, DPB_ENGINE_BF16, 0, 1) == NULL);
+    g_topk = 0;
+    for (int i = 0; i < 4; i++) free(lg[i]);
+    free(r.logits);
+}
+
 int main(void)
 {
     T_RUN(test_fixtures_f32);
@@ -318,5 +360,6 @@ int main(void)
     T_RUN(test_prefill_equals_decode);
     T_RUN(test_batched_sequences);
     T_RUN(test_kv_bytes);
+    T_RUN(test_staged_and_topk);
     return t_done();
 }

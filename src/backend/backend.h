@@ -12,6 +12,11 @@
  * - MXFP4 (OCP microscaling): blocks U8 [out, in/32, 16], scales U8 [out, in/32];
  *   element 2j of a block is FP4_E2M1[low nibble of byte j], element 2j+1 the
  *   high nibble; value = FP4 * 2^(scale - 127).
+ * - Memory: pointers to activations, KV cache, weights and bias/norm vectors
+ *   are backend memory (alloc, or map_host for checkpoint bytes).  Argument
+ *   structs, dpb_weight descriptor arrays (moe) and the RoPE table are host
+ *   memory, read during the call.  The engine moves token ids, positions and
+ *   logits with upload/download unless the backend says host_memory.
  * - Every operation returns a dpb_status.  Every operation has a plain
  *   single-threaded reference implementation (dpb_backend_ref()), which the
  *   tests compare the fast ones against.
@@ -94,7 +99,14 @@ typedef struct dpb_backend_ops {
     void (*free)(dpb_backend *b, void *p);
     dpb_status (*upload)(dpb_backend *b, void *dst, const void *src, size_t bytes);
     dpb_status (*download)(dpb_backend *b, void *dst, const void *src, size_t bytes);
+    /* Backend memory to backend memory. */
+    dpb_status (*copy)(dpb_backend *b, void *dst, const void *src, size_t bytes);
     dpb_status (*sync)(dpb_backend *b);
+    /* Makes bytes of host memory (checkpoint weights) usable by the kernels;
+     * *out is the pointer to pass to operations (the same one on the cpu). */
+    dpb_status (*map_host)(dpb_backend *b, const void *host, size_t bytes, const void **out);
+    /* Frees what the backend holds (may be NULL). */
+    void (*destroy)(dpb_backend *b);
 
     /* out[t, :] = table row ids[t] (bf16 -> f32); ids already range-checked. */
     dpb_status (*embed)(dpb_backend *b, const dpb_weight *table, const int32_t *ids, int64_t n, float *out);
@@ -128,11 +140,13 @@ typedef struct dpb_backend_ops {
 struct dpb_backend {
     const dpb_backend_ops *ops;
     int threads;       /* cpu: OpenMP threads used by kernels */
-    const char *simd;  /* cpu: "avx512bf16", "avx512", "avx2", "scalar" */
+    const char *simd;  /* cpu: "avx512", "avx2", "scalar" */
+    bool host_memory;  /* buffers are host memory: the engine reads and writes them directly */
     void *impl;
 };
 
-/* "cpu" (fast, threaded, SIMD) or "ref" (plain reference). threads 0 = all cores. */
+/* "cpu" (fast, threaded, SIMD) or "ref" (plain reference). threads 0 = all cores.
+ * Other backends (cuda) register a constructor here. */
 dpb_status dpb_backend_open(const char *name, int threads, dpb_backend **out);
 void dpb_backend_close(dpb_backend *b);
 

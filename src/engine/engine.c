@@ -25,8 +25,9 @@ struct dpb_engine {
     /* scratch, R rows */
     float *x, *xn, *q, *k, *v, *att, *tmp, *hid;
     void *knew, *vnew;
-    int64_t *pos;
-    int32_t *ids;
+    int64_t *pos, *pos_dev;   /* host; backend copy (the same when host_memory) */
+    int32_t *ids, *ids_dev;
+    float *logits_dev;        /* non-host backends: [R, V] staging for logits */
     dpb_fwd f;
 };
 
@@ -69,7 +70,8 @@ void dpb_engine_destroy(dpb_engine *e)
                 if (e->vc[i]) be->ops->free(be, e->vc[i]);
             }
         void *bufs[] = {e->x, e->xn, e->q, e->k, e->v, e->att, e->tmp, e->hid, e->knew, e->vnew, e->f.tmp_a,
-                        e->f.tmp_b, e->f.router_logits, e->f.ridx, e->f.rwts};
+                        e->f.tmp_b, e->f.router_logits, e->f.ridx, e->f.rwts,
+                        be->host_memory ? NULL : e->pos_dev, be->host_memory ? NULL : e->ids_dev, e->logits_dev};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i]) be->ops->free(be, bufs[i]);
     }
@@ -92,6 +94,53 @@ static dpb_status balloc(dpb_engine *e, int64_t elems, size_t es, void *out)
     return e->be->ops->alloc(e->be, bytes, (void **)out);
 }
 
+/* Weights as the backend's kernels see them (the same pointers on the cpu). */
+static dpb_status map_w(dpb_engine *e, dpb_weight *w)
+{
+    if (!w->data) return DPB_OK;
+    size_t n = (size_t)(w->out * w->in), bytes = w->fmt == DPB_W_F32 ? n * 4 : w->fmt == DPB_W_BF16 ? n * 2 : n / 2;
+    dpb_status st = e->be->ops->map_host(e->be, w->data, bytes, &w->data);
+    if (!st && w->fmt == DPB_W_MXFP4) st = e->be->ops->map_host(e->be, w->scales, n / 32, (const void **)&w->scales);
+    return st;
+}
+static dpb_status map_v(dpb_engine *e, const uint16_t **v, int64_t len)
+{
+    if (!*v) return DPB_OK;
+    const void *p;
+    dpb_status st = e->be->ops->map_host(e->be, *v, (size_t)len * 2, &p);
+    if (!st) *v = p;
+    return st;
+}
+static dpb_status map_model(dpb_engine *e)
+{
+    dpb_model *m = &e->m;
+    const dpb_model_config *c = &m->cfg;
+    const int64_t H = c->hidden_size, I = c->intermediate_size, hd = c->head_dim, E = c->num_experts;
+    const int64_t qd = c->num_heads * hd, kvd = c->num_kv_heads * hd;
+    bool tied = m->lm_head.data == m->embed.data;
+    dpb_status st;
+    if ((st = map_w(e, &m->embed))) return st;
+    if (tied) m->lm_head = m->embed;
+    else if ((st = map_w(e, &m->lm_head))) return st;
+    if ((st = map_v(e, &m->final_norm, H))) return st;
+    for (int64_t l = 0; l < c->num_layers; l++) {
+        dpb_layer_weights *lw = &m->layers[l];
+        dpb_weight *ws[] = {&lw->q, &lw->k, &lw->v, &lw->o, &lw->router, &lw->gate, &lw->up, &lw->down_dense};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if ((st = map_w(e, ws[i]))) return st;
+        if ((st = map_v(e, &lw->attn_norm, H)) || (st = map_v(e, &lw->mlp_norm, H)) || (st = map_v(e, &lw->bq, qd)) ||
+            (st = map_v(e, &lw->bk, kvd)) || (st = map_v(e, &lw->bv, kvd)) || (st = map_v(e, &lw->bo, H)) ||
+            (st = map_v(e, &lw->q_norm, hd)) || (st = map_v(e, &lw->k_norm, hd)) || (st = map_v(e, &lw->sinks, c->num_heads)) ||
+            (st = map_v(e, &lw->router_bias, E)) || (st = map_v(e, &lw->gate_up_bias, E * 2 * I)) ||
+            (st = map_v(e, &lw->down_bias, E * H)) || (st = map_v(e, &lw->b_gate, I)) || (st = map_v(e, &lw->b_up, I)) ||
+            (st = map_v(e, &lw->b_down, H)))
+            return st;
+        for (int64_t x = 0; lw->gate_up && x < E; x++)
+            if ((st = map_w(e, &lw->gate_up[x])) || (st = map_w(e, &lw->down[x]))) return st;
+    }
+    return DPB_OK;
+}
+
 dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *opts, dpb_engine **out)
 {
     *out = NULL;
@@ -108,6 +157,20 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
     dpb_status st = dpb_backend_open(o.backend, o.threads, &e->be);
     if (st) goto fail;
     if ((st = dpb_model_bind(ck, &e->m))) goto fail;
+    if (o.experts_per_tok) {
+        if (e->m.cfg.num_experts <= 0 || o.experts_per_tok < 1 || o.experts_per_tok > e->m.cfg.num_experts ||
+            o.experts_per_tok > 64) {
+            st = dpb_error_set(DPB_E_ARG, "experts per token: %lld is outside [1, %lld] for this model",
+                               (long long)o.experts_per_tok, (long long)e->m.cfg.num_experts);
+            goto fail;
+        }
+        e->m.cfg.experts_per_tok = o.experts_per_tok;
+    }
+    if (o.no_sliding) {
+        e->m.cfg.sliding_window = 0;
+        for (int64_t l = 0; l < e->m.cfg.num_layers; l++) e->m.layers[l].sliding = false;
+    }
+    if ((st = map_model(e))) goto fail;
     const dpb_model_config *c = &e->m.cfg;
     if (!dpb_checkpoint_tensor_count(ck) || !e->m.embed.data)
         { st = dpb_error_set(DPB_E_ARG, "engine: the model has no weight data"); goto fail; }
@@ -162,6 +225,12 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
         ((st = balloc(e, R * c->num_experts, 4, &e->f.router_logits)) ||
          (st = balloc(e, R * c->experts_per_tok, 4, &e->f.ridx)) || (st = balloc(e, R * c->experts_per_tok, 4, &e->f.rwts))))
         goto fail;
+    if (e->be->host_memory) {
+        e->ids_dev = e->ids;
+        e->pos_dev = e->pos;
+    } else if ((st = balloc(e, R, sizeof(int32_t), &e->ids_dev)) || (st = balloc(e, R, sizeof(int64_t), &e->pos_dev)) ||
+               (st = balloc(e, R * c->vocab_size, sizeof(float), &e->logits_dev)))
+        goto fail;
     e->f.be = e->be;
     e->f.m = &e->m;
     e->f.round_bf16 = e->dtype == DPB_ENGINE_BF16;
@@ -206,7 +275,11 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
     size_t es = dpb_kv_dtype_size(e->kvdt);
     dpb_status st;
     e->f.n = nrows;
-    CK(ops->embed(be, &m->embed, e->ids, nrows, e->x));
+    if (!be->host_memory) {
+        CK(ops->upload(be, e->ids_dev, e->ids, (size_t)nrows * sizeof *e->ids));
+        CK(ops->upload(be, e->pos_dev, e->pos, (size_t)nrows * sizeof *e->pos));
+    }
+    CK(ops->embed(be, &m->embed, e->ids_dev, nrows, e->x));
     for (int64_t l = 0; l < L; l++) {
         const dpb_layer_weights *lw = &m->layers[l];
         CK(ops->rmsnorm(be, e->x, lw->attn_norm, nrows, H, eps, e->xn));
@@ -226,8 +299,8 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
                 CK(ops->round_bf16(be, e->k, nrows * kvd));
             }
         }
-        CK(ops->rope(be, e->q, nrows, nh, e->pos, &m->rope));
-        CK(ops->rope(be, e->k, nrows, nkv, e->pos, &m->rope));
+        CK(ops->rope(be, e->q, nrows, nh, e->pos_dev, &m->rope));
+        CK(ops->rope(be, e->k, nrows, nkv, e->pos_dev, &m->rope));
         if (rb) CK(ops->round_bf16(be, e->q, nrows * qd));
         CK(ops->to_kv(be, e->k, nrows * kvd, e->kvdt, e->knew));
         CK(ops->to_kv(be, e->v, nrows * kvd, e->kvdt, e->vnew));
@@ -321,7 +394,11 @@ dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nse
         if (mode == DPB_LOGITS_ALL) {
             if ((st = be->ops->rmsnorm(be, e->x, e->m.final_norm, rows, H, (float)c->rms_norm_eps, e->xn))) break;
             if (e->dtype == DPB_ENGINE_BF16 && (st = be->ops->round_bf16(be, e->xn, rows * H))) break;
-            if ((st = be->ops->linear(be, &e->m.lm_head, NULL, e->xn, rows, logits + out_row * V))) break;
+            float *dst = be->host_memory ? logits + out_row * V : e->logits_dev;
+            if ((st = be->ops->linear(be, &e->m.lm_head, NULL, e->xn, rows, dst))) break;
+            if (!be->host_memory &&
+                (st = be->ops->download(be, logits + out_row * V, dst, (size_t)(rows * V) * sizeof(float))))
+                break;
             out_row += rows;
         } else if (mode == DPB_LOGITS_LAST) {
             int64_t nl = 0;
@@ -329,13 +406,20 @@ dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nse
             for (int p = 0; p < np; p++) {
                 if (parts[p].off + parts[p].n != segs[parts[p].seg].n) continue;
                 if (first < 0) first = parts[p].seg;
-                memcpy(e->hid + nl * H, e->x + (parts[p].row + parts[p].n - 1) * H, (size_t)H * sizeof(float));
+                if ((st = be->ops->copy(be, e->hid + nl * H, e->x + (parts[p].row + parts[p].n - 1) * H,
+                                        (size_t)H * sizeof(float))))
+                    break;
                 nl++;
             }
+            if (st) break;
             if (nl) {
                 if ((st = be->ops->rmsnorm(be, e->hid, e->m.final_norm, nl, H, (float)c->rms_norm_eps, e->hid))) break;
                 if (e->dtype == DPB_ENGINE_BF16 && (st = be->ops->round_bf16(be, e->hid, nl * H))) break;
-                if ((st = be->ops->linear(be, &e->m.lm_head, NULL, e->hid, nl, logits + (int64_t)first * V))) break;
+                float *dst = be->host_memory ? logits + (int64_t)first * V : e->logits_dev;
+                if ((st = be->ops->linear(be, &e->m.lm_head, NULL, e->hid, nl, dst))) break;
+                if (!be->host_memory &&
+                    (st = be->ops->download(be, logits + (int64_t)first * V, dst, (size_t)(nl * V) * sizeof(float))))
+                    break;
             }
         }
     }

@@ -28,6 +28,8 @@ typedef struct dpb_engine_opts {
     int64_t max_ctx;          /* tokens per sequence; 0: min(max_position_embeddings, 4096) */
     int max_seqs;             /* sequence slots (batch); 0: 1 */
     int64_t prefill_chunk;    /* rows per forward pass; 0: 256 */
+    int64_t experts_per_tok;  /* MoE ablation: active experts per token; 0: the config's */
+    int no_sliding;           /* ablation: sliding-window layers attend to the full context */
 } dpb_engine_opts;
 
 typedef struct dpb_engine dpb_engine;

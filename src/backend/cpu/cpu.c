@@ -195,7 +195,9 @@ static const dpb_backend_ops k_cpu_ops = {
     .free = dpb_cpu_free,
     .upload = dpb_cpu_copy,
     .download = dpb_cpu_copy,
+    .copy = dpb_cpu_copy,
     .sync = dpb_cpu_sync,
+    .map_host = dpb_cpu_map_host,
     .embed = dpb_ref_embed,
     .linear = cpu_linear,
     .rmsnorm = cpu_rmsnorm,
@@ -217,7 +219,8 @@ dpb_status dpb_backend_open(const char *name, int threads, dpb_backend **out)
     *out = NULL;
     if (threads < 0) return dpb_error_set(DPB_E_ARG, "backend: thread count %d is negative", threads);
     const dpb_backend_ops *ops;
-    if (!name || strcmp(name, "cpu") == 0) ops = &k_cpu_ops;
+    bool staged = name && strcmp(name, "cpu-staged") == 0; /* tests: engine paths of device backends */
+    if (!name || strcmp(name, "cpu") == 0 || staged) ops = &k_cpu_ops;
     else if (strcmp(name, "ref") == 0) ops = dpb_backend_ref_ops();
     else if (strcmp(name, "cuda") == 0)
         return dpb_error_set(DPB_E_UNAVAILABLE, "backend 'cuda' is not built into this engine yet");
@@ -233,6 +236,7 @@ dpb_status dpb_backend_open(const char *name, int threads, dpb_backend **out)
     b->impl = ci;
     b->threads = ops == &k_cpu_ops ? (threads > 0 ? threads : omp_get_num_procs()) : 1;
     b->simd = ops == &k_cpu_ops ? ci->k->name : "scalar";
+    b->host_memory = !staged;
     *out = b;
     return DPB_OK;
 }
@@ -240,6 +244,7 @@ dpb_status dpb_backend_open(const char *name, int threads, dpb_backend **out)
 void dpb_backend_close(dpb_backend *b)
 {
     if (!b) return;
+    if (b->ops && b->ops->destroy) b->ops->destroy(b);
     free(b->impl);
     free(b);
 }

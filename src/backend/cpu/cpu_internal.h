@@ -8,6 +8,7 @@ dpb_status dpb_cpu_alloc(dpb_backend *b, size_t bytes, void **out);
 void dpb_cpu_free(dpb_backend *b, void *p);
 dpb_status dpb_cpu_copy(dpb_backend *b, void *dst, const void *src, size_t bytes);
 dpb_status dpb_cpu_sync(dpb_backend *b);
+dpb_status dpb_cpu_map_host(dpb_backend *b, const void *host, size_t bytes, const void **out);
 
 dpb_status dpb_ref_embed(dpb_backend *b, const dpb_weight *table, const int32_t *ids, int64_t n, float *out);
 dpb_status dpb_ref_rmsnorm(dpb_backend *b, const float *x, const uint16_t *w, int64_t n, int64_t dim, float eps,

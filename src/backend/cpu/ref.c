@@ -59,6 +59,13 @@ dpb_status dpb_cpu_copy(dpb_backend *b, void *dst, const void *src, size_t bytes
     return DPB_OK;
 }
 dpb_status dpb_cpu_sync(dpb_backend *b) { (void)b; return DPB_OK; }
+dpb_status dpb_cpu_map_host(dpb_backend *b, const void *host, size_t bytes, const void **out)
+{
+    (void)b;
+    (void)bytes;
+    *out = host;
+    return DPB_OK;
+}
 
 /* ---- reference ops ---- */
 dpb_status dpb_ref_embed(dpb_backend *b, const dpb_weight *table, const int32_t *ids, int64_t n, float *out)
@@ -305,7 +312,9 @@ static const dpb_backend_ops k_ref_ops = {
     .free = dpb_cpu_free,
     .upload = dpb_cpu_copy,
     .download = dpb_cpu_copy,
+    .copy = dpb_cpu_copy,
     .sync = dpb_cpu_sync,
+    .map_host = dpb_cpu_map_host,
     .embed = dpb_ref_embed,
     .linear = ref_linear,
     .rmsnorm = dpb_ref_rmsnorm,
