@@ -112,7 +112,7 @@ const dpb_cpu_kernels *dpb_cpu_kernels_scalar(void)
 
 /* -------------------------------------------------------------------- AVX2 */
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 
 #define AI static inline __attribute__((always_inline))
 
@@ -239,11 +239,14 @@ static void a2_dense_cols(const dpb_weight *w, const float *x, int64_t n, float 
  * high nibbles in the high lane) to FP4 x 2 as int8; a store and four
  * sign-extending loads widen them (the shuffle port is the bottleneck, so
  * widening from memory beats register shuffles). */
+/* FP4 x 2 as the high byte of an fp16 (the low byte is always zero). */
+static const uint8_t k_fp4x2_h[16] = {0x00, 0x3C, 0x40, 0x42, 0x44, 0x46, 0x48, 0x4A,
+                                      0x80, 0xBC, 0xC0, 0xC2, 0xC4, 0xC6, 0xC8, 0xCA};
 AI void a2_mx_mk(const uint8_t *blk, const uint8_t *scl, int64_t nb, const float *xp, int64_t in, float *y,
                  int64_t out, int T)
 {
-    const __m128i lut = _mm_loadu_si128((const __m128i *)k_fp4x2);
-    const __m128i m4 = _mm_set1_epi8(15);
+    const __m128i lut = _mm_loadu_si128((const __m128i *)k_fp4x2_h);
+    const __m128i m4 = _mm_set1_epi8(15), z = _mm_setzero_si128();
     /* two chains per output (even and odd blocks), summed at the end: the
      * same for every T, so results do not depend on batching */
     __m256 acc[2][4];
@@ -253,10 +256,10 @@ AI void a2_mx_mk(const uint8_t *blk, const uint8_t *scl, int64_t nb, const float
         __m128i q = _mm_loadu_si128((const __m128i *)(blk + b * 16));
         __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(q, m4));
         __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(q, 4), m4));
-        __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
-        __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
-        __m256 f2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
-        __m256 f3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+        __m256 f0 = _mm256_cvtph_ps(_mm_unpacklo_epi8(z, lo));
+        __m256 f1 = _mm256_cvtph_ps(_mm_unpackhi_epi8(z, lo));
+        __m256 f2 = _mm256_cvtph_ps(_mm_unpacklo_epi8(z, hi));
+        __m256 f3 = _mm256_cvtph_ps(_mm_unpackhi_epi8(z, hi));
         __m256 sc = _mm256_set1_ps(k_half_scale[scl[b]]);
         int par = (int)(b & 1);
 #pragma GCC unroll 4
@@ -321,7 +324,7 @@ const dpb_cpu_kernels *dpb_cpu_kernels_avx2(void)
 {
     init_tables();
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return NULL;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c")) return NULL;
     return &k_avx2;
 }
 #else
