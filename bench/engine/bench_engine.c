@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "backend/backend.h"
 #include "engine/engine.h"
 #include "format/checkpoint.h"
@@ -40,6 +41,28 @@ static double weight_bytes_per_token(const dpb_model_config *c)
     return tot;
 }
 
+/* CPU model and load average, printed with the numbers they qualify. */
+static void print_machine(void)
+{
+    char line[256], model[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            char *c = strchr(line, ':');
+            if (c) snprintf(model, sizeof model, "%s", c + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
+    double l1 = -1;
+    f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l1) != 1) l1 = -1;
+        fclose(f);
+    }
+    printf("cpu: %s, %d logical cpus, load average (1 min) %.2f\n", model, (int)sysconf(_SC_NPROCESSORS_ONLN), l1);
+}
+
 int main(int argc, char **argv)
 {
     int threads = 0;
@@ -61,6 +84,7 @@ int main(int argc, char **argv)
         models[nm++] = "synth:qwen3-1b";
         models[nm++] = "synth:llama-1b";
     }
+    print_machine();
     double copy;
     if (dpb_cpu_copy_bandwidth((size_t)512 << 20, 5, &copy)) { fprintf(stderr, "%s\n", dpb_error_message()); return 1; }
     printf("copy bandwidth: %.2f GB/s (STREAM-like copy of 512 MiB, read + write counted, best of 5)\n", copy);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "backend/backend.h"
 #include "core/timeutil.h"
 #include "format/dtype.h"
@@ -20,12 +21,36 @@ static double best_of(dpb_backend *b, const dpb_weight *w, const float *x, int64
     return best;
 }
 
+/* CPU model and load average, printed with the numbers they qualify. */
+static void print_machine(void)
+{
+    char line[256], model[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            char *c = strchr(line, ':');
+            if (c) snprintf(model, sizeof model, "%s", c + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    if (f) fclose(f);
+    double l1 = -1;
+    f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l1) != 1) l1 = -1;
+        fclose(f);
+    }
+    printf("cpu: %s, %d logical cpus, load average (1 min) %.2f\n", model, (int)sysconf(_SC_NPROCESSORS_ONLN), l1);
+}
+
 int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 0;
+    if (threads < 0) threads = 0;
     int64_t mib = argc > 2 ? atoll(argv[2]) : 256;
     dpb_backend *b;
     if (dpb_backend_open("cpu", threads, &b)) { fprintf(stderr, "%s\n", dpb_error_message()); return 1; }
+    print_machine();
     double copy;
     dpb_cpu_copy_bandwidth((size_t)mib << 20, 5, &copy);
     printf("threads %d, kernels %s, copy bandwidth %.2f GB/s (2 x %lld MiB, read+write counted)\n", b->threads, b->simd,

@@ -50,8 +50,8 @@ static dpb_status cpu_linear(dpb_backend *b, const dpb_weight *w, const uint16_t
     if (chunk < gran) chunk = gran;
     int64_t nchunks = (out + chunk - 1) / chunk;
     /* Small products run on the calling thread: a parallel region costs a
-     * barrier, which dominates below ~64K multiply-adds. */
-    int par = nt > 1 && nchunks > 1 && out * w->in * n >= (64 << 10);
+     * barrier, which dominates below ~256K multiply-adds. */
+    int par = nt > 1 && nchunks > 1 && out * w->in * n >= (256 << 10);
 #pragma omp parallel for num_threads(nt) schedule(static) if (par)
     for (int64_t c = 0; c < nchunks; c++) {
         int64_t o0 = c * chunk, o1 = o0 + chunk < out ? o0 + chunk : out;
