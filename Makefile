@@ -3,7 +3,7 @@
 #   make check      build and run every test; last line: "N passed, N failed, N skipped"
 #   make SAN=1 check   the same under ASan + UBSan, in build-asan/ (CPU only)
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/
-#   make CUDA=0     skip the CUDA backend even when nvcc is present
+#   make CUDA=0     skip the CUDA backend even when nvcc is present (in build-nocuda/)
 
 CC      ?= gcc
 NVCC    ?= nvcc
@@ -19,6 +19,10 @@ BUILD   ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 CUDA    := 0
 OPT     ?= -O1
+else ifeq ($(CUDA),0)
+BUILD   ?= build-nocuda
+SANFLAGS :=
+OPT     ?= -O2
 else
 BUILD   ?= build
 SANFLAGS :=
@@ -91,7 +95,15 @@ BENCH_SRCS := $(wildcard bench/engine/*.c)
 bench: $(BENCH_SRCS:bench/engine/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: bench/engine/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
+
+# A fake NVML (tests/fake_nvml) that test_telemetry loads through DPB_NVML_LIBRARY.
+$(BUILD)/tests/libfake_nvml.so: tests/fake_nvml/fake_nvml.c
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	@$(CC) -std=c17 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -shared -fvisibility=hidden $< -o $@ -lm
+$(BUILD)/tests/test_telemetry: $(BUILD)/tests/libfake_nvml.so
 
 check test: all
 	@BUILD=$(BUILD) sh tests/run.sh
@@ -110,6 +122,6 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_OBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS) -fopenmp -pthread -ldl -lm
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-nocuda build-fuzz
 
 -include $(OBJS:.o=.d)

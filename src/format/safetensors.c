@@ -59,6 +59,11 @@ typedef struct parser {
     size_t n, i;
     const char *fname;
     size_t base; /* file offset of s[0], for messages */
+    /* Decoded strings go here, one after another (pass 2).  A decoded string
+     * plus its NUL is never longer than its quoted raw form, so an arena of
+     * header length + 1 bytes holds them all. */
+    char *arena;
+    size_t arena_used, arena_cap;
 } parser;
 
 static void skip_ws(parser *p)
@@ -96,26 +101,25 @@ static bool read_hex4(parser *p, uint32_t *out)
 }
 
 /* Lexes a string starting at the opening quote.  With out != NULL, the
- * decoded UTF-8 (NUL-terminated, malloc'd) goes to *out and its length to
- * *out_len.  Decoded strings never hold NUL (a C string could not carry it). */
+ * decoded UTF-8 (NUL-terminated, in the parser's arena) goes to *out and its
+ * length to *out_len.  Decoded strings never hold NUL (a C string could not
+ * carry it). */
 static dpb_status lex_string(parser *p, char **out, size_t *out_len)
 {
     if (p->i >= p->n || p->s[p->i] != '"') return syntax(p, "expected a string");
     size_t start = ++p->i;
-    /* The decoded form is never longer than the raw form. */
     size_t raw_end = start;
     while (raw_end < p->n && p->s[raw_end] != '"') {
-        if (p->s[raw_end] == '\\') {
-            raw_end++;
-        }
+        if (p->s[raw_end] == '\\') raw_end++;
         raw_end++;
     }
     if (raw_end >= p->n) return syntax(p, "unterminated string");
     char *buf = NULL;
     size_t k = 0;
     if (out) {
-        buf = malloc(raw_end - start + 1);
-        if (!buf) return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", p->fname);
+        if (!p->arena || p->arena_cap - p->arena_used < raw_end - start + 1)
+            return dpb_error_set(DPB_E_INTERNAL, "%s: string arena exhausted", p->fname);
+        buf = p->arena + p->arena_used;
     }
     dpb_status st = DPB_OK;
     while (p->s[p->i] != '"') {
@@ -181,12 +185,12 @@ static dpb_status lex_string(parser *p, char **out, size_t *out_len)
     p->i++; /* closing quote */
     if (buf) {
         buf[k] = 0;
+        p->arena_used += k + 1;
         *out = buf;
         if (out_len) *out_len = k;
     }
     return DPB_OK;
 fail:
-    free(buf);
     return st;
 }
 
@@ -376,10 +380,9 @@ static dpb_status parse_entry(schema *sc, dpb_st_entry *e)
         size_t klen;
         skip_ws(p);
         if ((st = lex_string(p, &key, &klen))) return st;
-        if ((st = expect(p, ':', " after a key"))) { free(key); return st; }
+        if ((st = expect(p, ':', " after a key"))) return st;
         skip_ws(p);
         if (strcmp(key, "dtype") == 0) {
-            free(key);
             if (have_dtype)
                 return dpb_error_set(DPB_E_FORMAT, "%s: tensor '%s': field 'dtype' appears twice", p->fname,
                                      PNAME(nb, tn));
@@ -395,13 +398,10 @@ static dpb_status parse_entry(schema *sc, dpb_st_entry *e)
                 char db[64];
                 st = dpb_error_set(DPB_E_UNSUPPORTED, "%s: tensor '%s': unknown dtype '%s'", p->fname, PNAME(nb, tn),
                                    printable(db, sizeof db, dt, dlen));
-                free(dt);
                 return st;
             }
-            free(dt);
         } else if (strcmp(key, "shape") == 0 || strcmp(key, "data_offsets") == 0) {
             bool is_shape = key[0] == 's';
-            free(key);
             const char *field = is_shape ? "shape" : "data_offsets";
             if (is_shape ? have_shape : have_off)
                 return dpb_error_set(DPB_E_FORMAT, "%s: tensor '%s': field '%s' appears twice", p->fname,
@@ -454,7 +454,6 @@ static dpb_status parse_entry(schema *sc, dpb_st_entry *e)
             st = dpb_error_set(DPB_E_FORMAT,
                                "%s: tensor '%s': unknown field '%s' (allowed: dtype, shape, data_offsets)", p->fname,
                                PNAME(nb, tn), printable(kb, sizeof kb, key, klen));
-            free(key);
             return st;
         }
         skip_ws(p);
@@ -493,6 +492,35 @@ check:
     return DPB_OK;
 }
 
+static int cmp_idx_str(const void *a, const void *b, void *ctx)
+{
+    char **names = ctx;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(names[x], names[y]);
+    return c ? c : (x < y ? -1 : x > y);
+}
+
+/* Duplicate keys, found by sorting (n log n: a hostile header may hold
+ * millions of keys).  The key order itself is kept. */
+static dpb_status check_meta_duplicates(const char *fname, const dpb_st_header *h)
+{
+    if (h->meta_count < 2) return DPB_OK;
+    size_t *order = malloc(h->meta_count * sizeof *order);
+    if (!order) return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", fname);
+    for (size_t i = 0; i < h->meta_count; i++) order[i] = i;
+    qsort_r(order, h->meta_count, sizeof *order, cmp_idx_str, h->meta_keys);
+    dpb_status st = DPB_OK;
+    for (size_t i = 1; i < h->meta_count && !st; i++) {
+        if (strcmp(h->meta_keys[order[i - 1]], h->meta_keys[order[i]]) == 0) {
+            char nb[NAMEBUF];
+            st = dpb_error_set(DPB_E_FORMAT, "%s: __metadata__ key '%s' appears twice", fname,
+                               PNAME(nb, h->meta_keys[order[i]]));
+        }
+    }
+    free(order);
+    return st;
+}
+
 static dpb_status parse_metadata(schema *sc, bool *seen)
 {
     parser *p = &sc->p;
@@ -516,24 +544,14 @@ static dpb_status parse_metadata(schema *sc, bool *seen)
         char nb[NAMEBUF];
         skip_ws(p);
         if ((st = lex_string(p, &k, &klen))) return st;
-        if ((st = expect(p, ':', " after a key"))) { free(k); return st; }
+        if ((st = expect(p, ':', " after a key"))) return st;
         skip_ws(p);
         if (p->i >= p->n || p->s[p->i] != '"') {
             st = dpb_error_set(DPB_E_FORMAT, "%s: __metadata__ key '%s' must have a string value", p->fname,
                                printable(nb, sizeof nb, k, klen));
-            free(k);
             return st;
         }
-        if ((st = lex_string(p, &v, NULL))) { free(k); return st; }
-        for (size_t j = 0; j < h->meta_count; j++) {
-            if (strcmp(h->meta_keys[j], k) == 0) {
-                st = dpb_error_set(DPB_E_FORMAT, "%s: __metadata__ key '%s' appears twice", p->fname,
-                                   printable(nb, sizeof nb, k, klen));
-                free(k);
-                free(v);
-                return st;
-            }
-        }
+        if ((st = lex_string(p, &v, NULL))) return st;
         if (h->meta_count == sc->meta_cap) {
             size_t nc = sc->meta_cap ? sc->meta_cap * 2 : 8;
             char **nk = realloc(h->meta_keys, nc * sizeof *nk);
@@ -541,8 +559,6 @@ static dpb_status parse_metadata(schema *sc, bool *seen)
             char **nv = nk ? realloc(h->meta_values, nc * sizeof *nv) : NULL;
             if (nv) h->meta_values = nv;
             if (!nk || !nv) {
-                free(k);
-                free(v);
                 return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", p->fname);
             }
             sc->meta_cap = nc;
@@ -555,7 +571,8 @@ static dpb_status parse_metadata(schema *sc, bool *seen)
             p->i++;
             continue;
         }
-        return expect(p, '}', " closing __metadata__");
+        if ((st = expect(p, '}', " closing __metadata__"))) return st;
+        return check_meta_duplicates(p->fname, h);
     }
 }
 
@@ -592,9 +609,8 @@ static dpb_status parse_schema(schema *sc)
         size_t nlen;
         skip_ws(p);
         if ((st = lex_string(p, &name, &nlen))) return st;
-        if ((st = expect(p, ':', " after a key"))) { free(name); return st; }
+        if ((st = expect(p, ':', " after a key"))) return st;
         if (strcmp(name, "__metadata__") == 0) {
-            free(name);
             if ((st = parse_metadata(sc, &meta_seen))) return st;
         } else {
             if (h->count == sc->cap) {
@@ -603,7 +619,6 @@ static dpb_status parse_schema(schema *sc)
                 size_t nc = sc->cap ? sc->cap * 2 : 16;
                 dpb_st_entry *ne = realloc(h->entries, nc * sizeof *ne);
                 if (!ne) {
-                    free(name);
                     return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", p->fname);
                 }
                 h->entries = ne;
@@ -691,10 +706,13 @@ dpb_status dpb_safetensors_parse(const uint8_t *file, uint64_t file_size, const 
     if (!dpb_utf8_valid(hdr, (size_t)n, &bad))
         return dpb_error_set(DPB_E_FORMAT, "%s: header is not valid UTF-8 at byte %zu", fname, (size_t)8 + bad);
     if (hdr[0] != '{') return dpb_error_set(DPB_E_FORMAT, "%s: header does not start with '{'", fname);
-    parser p = {hdr, (size_t)n, 0, fname, 8};
+    parser p = {hdr, (size_t)n, 0, fname, 8, NULL, 0, 0};
     dpb_status st = check_syntax(&p);
     if (st) return st;
-    schema sc = {{hdr, (size_t)n, 0, fname, 8}, out, 0, 0};
+    out->strings = malloc((size_t)n + 1);
+    if (!out->strings) return dpb_error_set(DPB_E_NOMEM, "%s: out of memory for a %llu-byte header", fname,
+                                            (unsigned long long)n);
+    schema sc = {{hdr, (size_t)n, 0, fname, 8, out->strings, 0, (size_t)n + 1}, out, 0, 0};
     st = parse_schema(&sc);
     if (!st) st = check_layout(fname, out, file_size - 8 - n);
     if (st) {
@@ -708,12 +726,8 @@ dpb_status dpb_safetensors_parse(const uint8_t *file, uint64_t file_size, const 
 void dpb_st_header_free(dpb_st_header *h)
 {
     if (!h) return;
-    for (size_t i = 0; i < h->count; i++) free(h->entries[i].name);
     free(h->entries);
-    for (size_t i = 0; i < h->meta_count; i++) {
-        free(h->meta_keys[i]);
-        free(h->meta_values[i]);
-    }
+    free(h->strings);
     free(h->meta_keys);
     free(h->meta_values);
     memset(h, 0, sizeof *h);
@@ -744,10 +758,10 @@ const void *dpb_safetensors_data(const dpb_safetensors_file *f, const dpb_st_ent
 
 /* ------------------------------------------------------------------ index */
 
-static int cmp_str_idx(const void *a, const void *b, void *ctx)
+static int cmp_size(const void *a, const void *b)
 {
-    char **names = ctx;
-    return strcmp(names[*(const size_t *)a], names[*(const size_t *)b]);
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 dpb_status dpb_safetensors_index_parse(const char *text, size_t len, const char *fname, dpb_st_index *out)
@@ -804,12 +818,19 @@ dpb_status dpb_safetensors_index_parse(const char *text, size_t len, const char 
             st = dpb_error_set(DPB_E_NOMEM, "%s: out of memory", fname);
             goto done;
         }
-        size_t j;
-        for (j = 0; j < out->shard_count; j++)
-            if (strcmp(out->shard_files[j], s) == 0) break;
-        if (j == out->shard_count) {
-            out->shard_files[j] = strdup(s);
-            if (!out->shard_files[j]) {
+    }
+    /* Distinct shards in first-seen order, by sorting (ties by position, so
+     * each group starts with its first occurrence). */
+    for (size_t i = 0; i < out->count; i++) order[i] = i;
+    if (out->count > 1) qsort_r(order, out->count, sizeof *order, cmp_idx_str, out->shards);
+    {
+        size_t m = 0;
+        for (size_t i = 0; i < out->count; i++)
+            if (i == 0 || strcmp(out->shards[order[i - 1]], out->shards[order[i]]) != 0) order[m++] = order[i];
+        if (m > 1) qsort(order, m, sizeof *order, cmp_size);
+        for (size_t i = 0; i < m; i++) {
+            out->shard_files[i] = strdup(out->shards[order[i]]);
+            if (!out->shard_files[i]) {
                 st = dpb_error_set(DPB_E_NOMEM, "%s: out of memory", fname);
                 goto done;
             }
@@ -817,7 +838,7 @@ dpb_status dpb_safetensors_index_parse(const char *text, size_t len, const char 
         }
     }
     for (size_t i = 0; i < out->count; i++) order[i] = i;
-    if (out->count > 1) qsort_r(order, out->count, sizeof *order, cmp_str_idx, out->tensors);
+    if (out->count > 1) qsort_r(order, out->count, sizeof *order, cmp_idx_str, out->tensors);
     for (size_t i = 1; i < out->count; i++) {
         if (strcmp(out->tensors[order[i - 1]], out->tensors[order[i]]) == 0) {
             st = dpb_error_set(DPB_E_FORMAT, "%s: weight_map: tensor '%s' is listed twice", fname,
