@@ -460,7 +460,7 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
         if (q->max_new < 0) return dpb_error_set(DPB_E_ARG, "request %d: max_new %lld is negative", i, (long long)q->max_new);
         if ((st = dpb_sampling_check(&q->sampling))) return dpb_error_prefix(st, "request %d", i);
     }
-    dpb_sampler *sm = calloc((size_t)n, sizeof *sm);
+    dpb_token_sampler *sm = calloc((size_t)n, sizeof *sm);
     float *logits = malloc((size_t)(n * V) * sizeof *logits);
     dpb_engine_seg *segs = calloc((size_t)n, sizeof *segs);
     int *live = calloc((size_t)n, sizeof *live);
@@ -474,7 +474,7 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
         res[i].ids = malloc((size_t)cap * sizeof *res[i].ids);
         res[i].t_ns = malloc((size_t)cap * sizeof *res[i].t_ns);
         if (!res[i].ids || !res[i].t_ns) { st = dpb_error_set(DPB_E_NOMEM, "generate: out of memory"); goto done; }
-        if ((st = dpb_sampler_init(&sm[i], &reqs[i].sampling, V))) goto done;
+        if ((st = dpb_token_sampler_init(&sm[i], &reqs[i].sampling, V))) goto done;
         dpb_engine_seq_reset(e, i);
         segs[i] = (dpb_engine_seg){i, reqs[i].prompt, reqs[i].n_prompt};
     }
@@ -495,7 +495,7 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
         for (int i = 0; i < n; i++) {
             if (!live[i]) continue;
             int32_t id;
-            if ((st = dpb_sampler_sample(&sm[i], logits + (int64_t)j * V, &id))) goto done;
+            if ((st = dpb_token_sampler_sample(&sm[i], logits + (int64_t)j * V, &id))) goto done;
             j++;
             uint64_t t = dpb_now_ns();
             res[i].ids[res[i].n] = id;
@@ -516,7 +516,7 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
     (void)nlive;
 done:
     if (sm)
-        for (int i = 0; i < n; i++) dpb_sampler_free(&sm[i]);
+        for (int i = 0; i < n; i++) dpb_token_sampler_free(&sm[i]);
     free(sm);
     free(logits);
     free(segs);

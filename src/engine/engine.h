@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include "backend/backend.h"
 #include "core/status.h"
-#include "engine/sampler.h"
+#include "engine/token_sampler.h"
 #include "format/checkpoint.h"
 
 typedef enum dpb_engine_dtype { DPB_ENGINE_BF16 = 0, DPB_ENGINE_F32 } dpb_engine_dtype;

@@ -1,18 +1,18 @@
 /* Sampler: greedy, temperature, top-k, top-p, min-p, seeds, and range checks. */
 #include <math.h>
 #include "t.h"
-#include "engine/sampler.h"
+#include "engine/token_sampler.h"
 
 static void test_greedy(void)
 {
     float l[5] = {0.5f, 2.0f, -1.0f, 2.0f, 1.0f};
     dpb_sampling p = dpb_sampling_greedy();
-    dpb_sampler s;
-    T_CHECK(dpb_sampler_init(&s, &p, 5) == DPB_OK);
+    dpb_token_sampler s;
+    T_CHECK(dpb_token_sampler_init(&s, &p, 5) == DPB_OK);
     int32_t id = -1;
-    T_CHECK(dpb_sampler_sample(&s, l, &id) == DPB_OK);
+    T_CHECK(dpb_token_sampler_sample(&s, l, &id) == DPB_OK);
     T_CHECK(id == 1); /* ties: lowest id */
-    dpb_sampler_free(&s);
+    dpb_token_sampler_free(&s);
 }
 
 static dpb_sampling sp(double t, int64_t k, double tp, double mp, uint64_t seed)
@@ -24,14 +24,14 @@ static dpb_sampling sp(double t, int64_t k, double tp, double mp, uint64_t seed)
 /* Frequencies of n draws. */
 static void draw(const dpb_sampling *p, const float *l, int V, int n, int *cnt)
 {
-    dpb_sampler s;
+    dpb_token_sampler s;
     memset(cnt, 0, (size_t)V * sizeof *cnt);
-    if (dpb_sampler_init(&s, p, V)) return;
+    if (dpb_token_sampler_init(&s, p, V)) return;
     for (int i = 0; i < n; i++) {
         int32_t id;
-        if (dpb_sampler_sample(&s, l, &id) == DPB_OK && id >= 0 && id < V) cnt[id]++;
+        if (dpb_token_sampler_sample(&s, l, &id) == DPB_OK && id >= 0 && id < V) cnt[id]++;
     }
-    dpb_sampler_free(&s);
+    dpb_token_sampler_free(&s);
 }
 
 static void test_temperature_distribution(void)
@@ -73,23 +73,23 @@ static void test_seed(void)
     float l[16];
     for (int i = 0; i < 16; i++) l[i] = (float)(i % 5) * 0.3f;
     dpb_sampling p = sp(1.0, 0, 1.0, 0, 42);
-    dpb_sampler a, b, c;
-    T_CHECK(dpb_sampler_init(&a, &p, 16) == DPB_OK && dpb_sampler_init(&b, &p, 16) == DPB_OK);
+    dpb_token_sampler a, b, c;
+    T_CHECK(dpb_token_sampler_init(&a, &p, 16) == DPB_OK && dpb_token_sampler_init(&b, &p, 16) == DPB_OK);
     p.seed = 43;
-    T_CHECK(dpb_sampler_init(&c, &p, 16) == DPB_OK);
+    T_CHECK(dpb_token_sampler_init(&c, &p, 16) == DPB_OK);
     int same = 1, differ = 0;
     for (int i = 0; i < 64; i++) {
         int32_t x, y, z;
-        dpb_sampler_sample(&a, l, &x);
-        dpb_sampler_sample(&b, l, &y);
-        dpb_sampler_sample(&c, l, &z);
+        dpb_token_sampler_sample(&a, l, &x);
+        dpb_token_sampler_sample(&b, l, &y);
+        dpb_token_sampler_sample(&c, l, &z);
         same &= x == y;
         differ |= x != z;
     }
     T_CHECK(same && differ);
-    dpb_sampler_free(&a);
-    dpb_sampler_free(&b);
-    dpb_sampler_free(&c);
+    dpb_token_sampler_free(&a);
+    dpb_token_sampler_free(&b);
+    dpb_token_sampler_free(&c);
 }
 
 static void test_checks(void)
@@ -108,11 +108,11 @@ static void test_checks(void)
     T_CHECK(dpb_sampling_check(&p) == DPB_OK);
     float l[3] = {NAN, NAN, NAN};
     dpb_sampling g = dpb_sampling_greedy();
-    dpb_sampler s;
+    dpb_token_sampler s;
     int32_t id;
-    dpb_sampler_init(&s, &g, 3);
-    T_CHECK(dpb_sampler_sample(&s, l, &id) != DPB_OK);
-    dpb_sampler_free(&s);
+    dpb_token_sampler_init(&s, &g, 3);
+    T_CHECK(dpb_token_sampler_sample(&s, l, &id) != DPB_OK);
+    dpb_token_sampler_free(&s);
 }
 
 int main(void)

@@ -1,4 +1,4 @@
-#include "engine/sampler.h"
+#include "engine/token_sampler.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -29,7 +29,7 @@ static uint64_t splitmix(uint64_t *x)
     return z ^ (z >> 31);
 }
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-static uint64_t next_u64(dpb_sampler *sm)
+static uint64_t next_u64(dpb_token_sampler *sm)
 {
     uint64_t *s = sm->s;
     uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -41,9 +41,9 @@ static uint64_t next_u64(dpb_sampler *sm)
     s[3] = rotl(s[3], 45);
     return r;
 }
-double dpb_sampler_uniform(dpb_sampler *sm) { return (double)(next_u64(sm) >> 11) * 0x1.0p-53; }
+double dpb_token_sampler_uniform(dpb_token_sampler *sm) { return (double)(next_u64(sm) >> 11) * 0x1.0p-53; }
 
-dpb_status dpb_sampler_init(dpb_sampler *sm, const dpb_sampling *p, int64_t vocab)
+dpb_status dpb_token_sampler_init(dpb_token_sampler *sm, const dpb_sampling *p, int64_t vocab)
 {
     memset(sm, 0, sizeof *sm);
     dpb_status st = dpb_sampling_check(p);
@@ -57,14 +57,14 @@ dpb_status dpb_sampler_init(dpb_sampler *sm, const dpb_sampling *p, int64_t voca
         sm->probs = malloc((size_t)vocab * sizeof *sm->probs);
         sm->order = malloc((size_t)vocab * sizeof *sm->order);
         if (!sm->probs || !sm->order) {
-            dpb_sampler_free(sm);
+            dpb_token_sampler_free(sm);
             return dpb_error_set(DPB_E_NOMEM, "sampler: out of memory for %lld tokens", (long long)vocab);
         }
     }
     return DPB_OK;
 }
 
-void dpb_sampler_free(dpb_sampler *sm)
+void dpb_token_sampler_free(dpb_token_sampler *sm)
 {
     free(sm->probs);
     free(sm->order);
@@ -80,7 +80,7 @@ static int cmp_desc(const void *a, const void *b, void *ctx)
     return *(const int32_t *)a - *(const int32_t *)b;
 }
 
-dpb_status dpb_sampler_sample(dpb_sampler *sm, const float *logits, int32_t *out)
+dpb_status dpb_token_sampler_sample(dpb_token_sampler *sm, const float *logits, int32_t *out)
 {
     int64_t V = sm->vocab;
     if (sm->p.greedy) {
@@ -135,7 +135,7 @@ dpb_status dpb_sampler_sample(dpb_sampler *sm, const float *logits, int32_t *out
     }
     double tot = 0;
     for (int64_t i = 0; i < n; i++) tot += p[ord[i]];
-    double u = dpb_sampler_uniform(sm) * tot, cum = 0;
+    double u = dpb_token_sampler_uniform(sm) * tot, cum = 0;
     for (int64_t i = 0; i < n; i++) {
         cum += p[ord[i]];
         if (u < cum) {
