@@ -50,6 +50,7 @@ static int load_ref(const char *fx, ref *r)
 
 static const char *g_backend = "cpu";
 static int64_t g_topk;
+static int g_threads = 2;
 
 static dpb_engine *open_engine(const char *fx, dpb_checkpoint **ck, dpb_engine_dtype dt, int64_t chunk, int seqs)
 {
@@ -64,7 +65,7 @@ static dpb_engine *open_engine(const char *fx, dpb_checkpoint **ck, dpb_engine_d
     o.max_ctx = 80;
     o.prefill_chunk = chunk;
     o.max_seqs = seqs;
-    o.threads = 2;
+    o.threads = g_threads;
     o.backend = g_backend;
     o.experts_per_tok = g_topk;
     dpb_engine *e;
@@ -326,9 +327,11 @@ static void test_staged_and_topk(void)
     float *lg[4] = {0};
     const char *be[4] = {"cpu", "cpu-staged", "cpu", "cpu"};
     int64_t tk[4] = {0, 0, 4, 8};
+    int th[4] = {2, 2, 1, 2}; /* the third run also checks 1 thread == 2 threads */
     for (int i = 0; i < 4; i++) {
         g_backend = be[i];
         g_topk = tk[i];
+        g_threads = th[i];
         dpb_checkpoint *ck;
         dpb_engine *e = open_engine("gpt-oss-tiny-mxfp4", &ck, DPB_ENGINE_BF16, 7, 1);
         T_CHECK(e != NULL);
@@ -339,6 +342,7 @@ static void test_staged_and_topk(void)
     }
     g_backend = "cpu";
     g_topk = 0;
+    g_threads = 2;
     size_t bytes = (size_t)(r.n * r.V) * 4;
     T_CHECK(lg[0] && lg[1] && memcmp(lg[0], lg[1], bytes) == 0);
     T_CHECK(lg[0] && lg[2] && memcmp(lg[0], lg[2], bytes) == 0);
