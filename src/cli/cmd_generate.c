@@ -262,6 +262,7 @@ int dpb_cmd_generate(int argc, char **argv)
         cJSON_AddNumberToObject(o, "prefill_tok_s", (double)n_ids / prefill_s);
         cJSON_AddStringToObject(o, "stop_reason", stop_name(res.stop));
         cJSON_AddNumberToObject(o, "kv_bytes", (double)dpb_engine_kv_bytes(e));
+        cJSON_AddNumberToObject(o, "workspace_bytes", (double)dpb_engine_workspace_bytes(e));
         cJSON_AddNumberToObject(o, "max_context", (double)dpb_engine_max_ctx(e));
         char *s = cJSON_Print(o);
         printf("%s\n", s);
