@@ -13,6 +13,7 @@ static int cmd_help(int argc, char **argv);
 static const dpb_cli_command k_commands[] = {
     {"help", "show this help, or a command's (deploybench help CMD)", cmd_help},
     {"version", "print the version and compiled backends (--json)", dpb_cmd_version},
+    {"quickstart", "a first TTFT/TPOT measurement in under a minute (the README's main job)", dpb_cmd_quickstart},
     {"synth", "write a random-weight checkpoint of a preset architecture", dpb_cmd_synth},
     {"inspect", "parameters, bytes by dtype and component, KV cache and memory need", dpb_cmd_inspect},
     {"generate", "generate tokens with the engine; TTFT and decode speed from its own timestamps", dpb_cmd_generate},
