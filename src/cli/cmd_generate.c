@@ -9,21 +9,24 @@
 #include <cjson/cJSON.h>
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
 #include "format/checkpoint.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deploybench generate --model M (--prompt TEXT | --prompt-ids 1,2,3) [--chat]\n"
+            "usage: deploybench generate --model M (--prompt TEXT [--chat] | --prompt-ids 1,2,3) [--tokenizer PATH]\n"
             "                            [--max-new-tokens N] [--greedy | --temperature X [--top-p P] [--top-k K]\n"
             "                            [--min-p P] [--seed S]] [--ignore-eos] [--backend cpu|ref] [--threads N]\n"
             "                            [--dtype bf16|f32] [--max-context N] [--json]\n\n"
             "Generates a continuation with deploybench's own engine and prints the tokens as they come\n"
             "(stdout), then TTFT and decode speed measured by the engine (stderr).\n\n"
             "  --model M          a Hugging Face folder, or synth:PRESET[:SEED] (random weights in memory)\n"
-            "  --prompt TEXT      text prompt (needs the model's tokenizer)\n"
+            "  --prompt TEXT      text prompt, tokenized with the model's tokenizer (its folder's, or --tokenizer)\n"
             "  --prompt-ids LIST  token ids, comma-separated\n"
-            "  --chat             wrap the prompt in the model's chat template (needs the tokenizer)\n"
+            "  --chat             wrap the prompt in the model's chat template as a user message\n"
+            "  --chat-template T  harmony, qwen3, chatml or none (default: from the model folder or architecture)\n"
+            "  --tokenizer PATH   a tokenizer folder or file (synth: models; sizes their vocabulary to it)\n"
             "  --max-new-tokens N tokens to generate at most (default 64)\n"
             "  --greedy           argmax decoding (the default when generation_config.json does not sample)\n"
             "  --temperature X    sampling temperature, 0 < X <= 100 (0 means greedy)\n"
@@ -79,6 +82,7 @@ static dpb_status parse_ids(const char *s, int32_t **out, int64_t *n)
 
 typedef struct stream_ctx {
     int json;
+    dpb_tokenizer_stream *ts; /* text streaming when the model has a tokenizer */
 } stream_ctx;
 
 static bool on_token(void *user, int req, int32_t id, uint64_t t)
@@ -86,11 +90,60 @@ static bool on_token(void *user, int req, int32_t id, uint64_t t)
     stream_ctx *sc = user;
     (void)req;
     (void)t;
-    if (!sc->json) {
-        printf("%d ", id);
-        fflush(stdout);
-    }
+    if (sc->json) return true;
+    if (sc->ts) {
+        const char *txt;
+        size_t len;
+        if (dpb_tokenizer_stream_push(sc->ts, id, &txt, &len) == DPB_OK && len) fwrite(txt, 1, len, stdout);
+    } else printf("%d ", id);
+    fflush(stdout);
     return true;
+}
+
+/* The model's chat template: --chat-template, else its folder's markers,
+ * else its architecture. */
+static dpb_status choose_template(const dpb_checkpoint *ck, const char *name, dpb_chat_template *out)
+{
+    if (name) return dpb_chat_template_parse(name, out);
+    const char *dir = dpb_checkpoint_dir(ck);
+    if (dir) return dpb_chat_template_detect(dir, out);
+    switch (dpb_checkpoint_config(ck)->arch) {
+    case DPB_ARCH_GPT_OSS: *out = DPB_CHAT_HARMONY; break;
+    case DPB_ARCH_QWEN3: *out = DPB_CHAT_QWEN3; break;
+    default: *out = DPB_CHAT_NONE; break;
+    }
+    return DPB_OK;
+}
+
+/* Tokenizes --prompt (wrapped in the chat template with --chat). */
+static dpb_status text_prompt(const dpb_checkpoint *ck, const char *prompt, int chat, const char *tpl_name,
+                              dpb_tokenizer **tok, int32_t **ids, int64_t *n_ids)
+{
+    const char *path = dpb_checkpoint_tokenizer_path(ck);
+    if (!path)
+        return dpb_error_set(DPB_E_ARG, "%s has no tokenizer: give --tokenizer DIR|FILE, or token ids with --prompt-ids",
+                             dpb_checkpoint_dir(ck) ? dpb_checkpoint_dir(ck) : "this synthetic model");
+    dpb_status st = dpb_tokenizer_load(path, tok);
+    if (st) return st;
+    char *text = NULL;
+    size_t len = strlen(prompt);
+    unsigned flags = 0;
+    if (chat) {
+        dpb_chat_template tpl;
+        if ((st = choose_template(ck, tpl_name, &tpl))) return st;
+        dpb_chat_options co;
+        dpb_chat_options_default(&co);
+        dpb_chat_message m = {"user", prompt};
+        if ((st = dpb_chat_render(tpl, &co, &m, 1, &text, &len))) return st;
+        flags = DPB_TOK_ALLOW_SPECIAL; /* the template's own markers */
+    }
+    dpb_tokens t = {0};
+    st = dpb_tokenizer_encode(*tok, text ? text : prompt, len, flags, &t);
+    free(text);
+    if (st) { dpb_tokens_free(&t); return st; }
+    *ids = t.ids;
+    *n_ids = (int64_t)t.n;
+    return DPB_OK;
 }
 
 static const char *stop_name(dpb_stop_reason r)
@@ -101,7 +154,7 @@ static const char *stop_name(dpb_stop_reason r)
 int dpb_cmd_generate(int argc, char **argv)
 {
     enum { O_MODEL = 256, O_PROMPT, O_IDS, O_CHAT, O_MAXNEW, O_GREEDY, O_TEMP, O_TOPP, O_TOPK, O_MINP, O_SEED,
-           O_IGNORE, O_BACKEND, O_THREADS, O_DTYPE, O_JSON, O_CTX, O_TOK, O_KV, O_EXPERTS, O_NOSLIDE };
+           O_IGNORE, O_BACKEND, O_THREADS, O_DTYPE, O_JSON, O_CTX, O_TOK, O_KV, O_EXPERTS, O_NOSLIDE, O_TPL };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"prompt", required_argument, 0, O_PROMPT},
         {"prompt-ids", required_argument, 0, O_IDS}, {"chat", no_argument, 0, O_CHAT},
@@ -112,10 +165,11 @@ int dpb_cmd_generate(int argc, char **argv)
         {"backend", required_argument, 0, O_BACKEND}, {"threads", required_argument, 0, O_THREADS},
         {"dtype", required_argument, 0, O_DTYPE}, {"json", no_argument, 0, O_JSON},
         {"max-context", required_argument, 0, O_CTX}, {"tokenizer", required_argument, 0, O_TOK},
+        {"chat-template", required_argument, 0, O_TPL},
         {"kv-dtype", required_argument, 0, O_KV}, {"experts-per-token", required_argument, 0, O_EXPERTS},
         {"no-sliding-window", no_argument, 0, O_NOSLIDE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *model = NULL, *prompt = NULL, *ids_arg = NULL, *backend = "cpu";
+    const char *model = NULL, *prompt = NULL, *ids_arg = NULL, *backend = "cpu", *tpl_name = NULL;
     int chat = 0, greedy = 0, sample_opt = 0, ignore_eos = 0, json = 0;
     long long max_new = 64, threads = 0, top_k = -1, max_ctx = 0, experts = 0;
     int kv_f32 = 0, no_slide = 0;
@@ -155,6 +209,7 @@ int dpb_cmd_generate(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_CTX: st = dpb_cli_parse_i64("--max-context", optarg, 1, 1ll << 24, &max_ctx); break;
         case O_TOK: co.tokenizer = optarg; break;
+        case O_TPL: tpl_name = optarg; break;
         case O_KV:
             if (strcmp(optarg, "f32") == 0) kv_f32 = 1;
             else if (strcmp(optarg, "bf16") != 0)
@@ -172,18 +227,26 @@ int dpb_cmd_generate(int argc, char **argv)
     if (!!prompt + !!ids_arg != 1) return dpb_cli_usage_error("generate", "give exactly one of --prompt and --prompt-ids");
     if (greedy && sample_opt)
         return dpb_cli_usage_error("generate", "--greedy cannot be combined with --temperature/--top-p/--top-k/--min-p");
-    if (prompt || chat)
-        return dpb_cli_usage_error("generate", "%s needs a tokenizer, which this build does not have yet; give token ids "
-                                               "with --prompt-ids", prompt ? "--prompt" : "--chat");
+    if (chat && !prompt) return dpb_cli_usage_error("generate", "--chat needs a text --prompt");
     int32_t *ids = NULL;
     int64_t n_ids = 0;
-    dpb_status st = parse_ids(ids_arg, &ids, &n_ids);
-    if (st) return dpb_cli_fail("generate", st);
+    dpb_status st = DPB_OK;
+    if (ids_arg && (st = parse_ids(ids_arg, &ids, &n_ids))) return dpb_cli_fail("generate", st);
 
     dpb_checkpoint *ck = NULL;
     dpb_engine *e = NULL;
+    dpb_tokenizer *tok = NULL;
+    dpb_tokenizer_stream ts;
+    int have_stream = 0;
     int rc = 0;
     if ((st = dpb_checkpoint_open(model, &co, &ck))) goto fail;
+    if (prompt && (st = text_prompt(ck, prompt, chat, tpl_name, &tok, &ids, &n_ids))) goto fail;
+    if (!tok && dpb_checkpoint_tokenizer_path(ck) && dpb_tokenizer_load(dpb_checkpoint_tokenizer_path(ck), &tok) != DPB_OK)
+        tok = NULL; /* ids in, ids out when the tokenizer cannot be read */
+    if (tok) {
+        dpb_tokenizer_stream_init(&ts, tok, true);
+        have_stream = 1;
+    }
     const dpb_model_config *cfg = dpb_checkpoint_config(ck);
     const dpb_generation_config *gen = dpb_checkpoint_generation(ck);
     int64_t maxpos = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 4096;
@@ -227,9 +290,14 @@ int dpb_cmd_generate(int argc, char **argv)
         q.sampling.seed = (uint64_t)seed;
     } else q.sampling = dpb_sampling_greedy();
 
-    stream_ctx sc = {json};
+    stream_ctx sc = {json, have_stream ? &ts : NULL};
     dpb_gen_result res;
     if ((st = dpb_engine_generate(e, &q, 1, &res, on_token, &sc))) goto fail;
+    if (!json && have_stream) {
+        const char *tail;
+        size_t tl;
+        if (dpb_tokenizer_stream_finish(&ts, &tail, &tl) == DPB_OK && tl) fwrite(tail, 1, tl, stdout);
+    }
     if (!json) printf("\n");
     double ttft = res.n ? (double)(res.t_ns[0] - res.t_start_ns) / 1e6 : NAN;
     double decode_ms = res.n > 1 ? (double)(res.t_ns[res.n - 1] - res.t_ns[0]) / 1e6 : NAN;
@@ -250,6 +318,13 @@ int dpb_cmd_generate(int argc, char **argv)
         for (int64_t i = 0; i < res.n; i++) {
             cJSON_AddItemToArray(a, cJSON_CreateNumber(res.ids[i]));
             cJSON_AddItemToArray(tm, cJSON_CreateNumber((double)(res.t_ns[i] - res.t_start_ns) / 1e6));
+        }
+        if (tok) {
+            char *txt = NULL;
+            size_t tl;
+            if (dpb_tokenizer_decode(tok, res.ids, (size_t)res.n, true, &txt, &tl) == DPB_OK)
+                cJSON_AddStringToObject(o, "text", txt);
+            free(txt);
         }
         cJSON_AddNumberToObject(o, "ttft_ms", ttft);
         if (res.n > 1) {
@@ -280,6 +355,8 @@ int dpb_cmd_generate(int argc, char **argv)
 fail:
     rc = dpb_cli_fail("generate", st);
 done:
+    if (have_stream) dpb_tokenizer_stream_free(&ts);
+    dpb_tokenizer_free(tok);
     dpb_engine_destroy(e);
     if (ck) dpb_checkpoint_close(ck);
     free(ids);

@@ -27,6 +27,7 @@
 #include "format/checkpoint_impl.h"
 #include "format/safetensors.h"
 #include "models/spec.h"
+#include "tokenizer/tokenizer.h"
 
 #define SYNTH_STD 0.02
 #define MXFP4_SCALE_E8M0 120 /* 2^(120-127) = 1/128 */
@@ -125,54 +126,25 @@ static dpb_status parse_spec(const char *spec, char *preset, size_t plen, uint64
     return DPB_OK;
 }
 
-/* Vocabulary size implied by a tokenizer.json: 1 + the largest id in
- * model.vocab and added_tokens. */
-static dpb_status tokenizer_vocab_size(const char *path, int64_t *out)
-{
-    cJSON *root;
-    dpb_status st = dpb_json_load(path, 256u << 20, &root);
-    if (st) return st;
-    int64_t maxid = -1;
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
-    const cJSON *e;
-    if (cJSON_IsObject(vocab)) {
-        cJSON_ArrayForEach(e, vocab) if (cJSON_IsNumber(e) && e->valuedouble > (double)maxid) maxid = (int64_t)e->valuedouble;
-    } else if (cJSON_IsArray(vocab)) { /* Unigram: [[piece, score], ...] */
-        maxid = cJSON_GetArraySize(vocab) - 1;
-    }
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    cJSON_ArrayForEach(e, added) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (cJSON_IsNumber(id) && id->valuedouble > (double)maxid) maxid = (int64_t)id->valuedouble;
-    }
-    cJSON_Delete(root);
-    if (maxid < 0 || maxid >= (1 << 24))
-        return dpb_error_set(DPB_E_FORMAT, "%s: cannot tell the vocabulary size (no model.vocab ids)", path);
-    *out = maxid + 1;
-    return DPB_OK;
-}
-
 static bool is_tiny(const char *preset) { return strstr(preset, "-tiny") != NULL; }
 
 /* Sizes cfg's vocabulary to the tokenizer: tiny presets take its size, the
  * others grow to it if it is larger (their published vocabularies are padded). */
+
 static dpb_status size_vocab(const char *preset, const char *tok_path, dpb_model_config *cfg)
 {
-    const char *base = strrchr(tok_path, '/');
-    base = base ? base + 1 : tok_path;
-    if (strcmp(base, "tokenizer.json") != 0) {
-        if (is_tiny(preset))
-            return dpb_error_set(DPB_E_UNSUPPORTED, "%s: sizing a vocabulary needs a tokenizer.json", tok_path);
-        return DPB_OK;
-    }
-    int64_t n = 0;
-    dpb_status st = tokenizer_vocab_size(tok_path, &n);
+    dpb_tokenizer *tok;
+    dpb_status st = dpb_tokenizer_load(tok_path, &tok);
     if (st) return st;
+    int64_t n = (int64_t)dpb_tokenizer_vocab_size(tok);
+    dpb_tokenizer_free(tok);
+    if (n <= 0 || n > (1 << 24)) return dpb_error_set(DPB_E_FORMAT, "%s: vocabulary of %lld tokens", tok_path, (long long)n);
     if (is_tiny(preset) || n > cfg->vocab_size) cfg->vocab_size = n;
-    for (int i = 0; i < cfg->n_eos; i++) if (cfg->eos_ids[i] >= n) cfg->n_eos = 0;
-    if (cfg->bos_token_id >= n) cfg->bos_token_id = -1;
-    if (cfg->pad_token_id >= n) cfg->pad_token_id = -1;
+    int k = 0;
+    for (int i = 0; i < cfg->n_eos; i++) if (cfg->eos_ids[i] < cfg->vocab_size) cfg->eos_ids[k++] = cfg->eos_ids[i];
+    cfg->n_eos = k;
+    if (cfg->bos_token_id >= cfg->vocab_size) cfg->bos_token_id = -1;
+    if (cfg->pad_token_id >= cfg->vocab_size) cfg->pad_token_id = -1;
     return DPB_OK;
 }
 

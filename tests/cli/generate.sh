@@ -74,7 +74,7 @@ check "top-p 1.5 exit 2" "[ $rc -eq 2 ] && grep -q -- '--top-p' $T/err"
 $B generate --model synth:gpt-oss-tiny --prompt-ids 1,2 --greedy --temperature 0.7 2>"$T/err"; rc=$?
 check "greedy with temperature exit 2" "[ $rc -eq 2 ]"
 $B generate --model synth:gpt-oss-tiny --prompt "hello" 2>"$T/err"; rc=$?
-check "text prompt needs a tokenizer" "[ $rc -eq 2 ] && grep -q 'needs a tokenizer' $T/err"
+check "text prompt needs a tokenizer" "[ $rc -eq 2 ] && grep -q 'has no tokenizer' $T/err"
 $B generate --prompt-ids 1 2>"$T/err"; rc=$?
 check "no model exit 2" "[ $rc -eq 2 ] && grep -q -- '--model' $T/err"
 $B generate --model /nonexistent --prompt-ids 1 2>"$T/err"; rc=$?
