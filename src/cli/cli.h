@@ -27,5 +27,7 @@ dpb_status dpb_cli_parse_double(const char *opt, const char *s, double min, doub
 int dpb_cmd_version(int argc, char **argv);
 int dpb_cmd_synth(int argc, char **argv);
 int dpb_cmd_inspect(int argc, char **argv);
+int dpb_cmd_serve(int argc, char **argv);
+int dpb_cmd_load(int argc, char **argv);
 
 #endif
