@@ -27,8 +27,8 @@ int dpb_sse_pending(const dpb_sse *p) { return p->llen > 0 || p->has_data; }
 
 static dpb_status reserve(char **b, size_t *cap, size_t need, size_t max)
 {
-    if (need <= *cap) return DPB_OK;
     if (need > max + 1) return dpb_error_set(DPB_E_FORMAT, "SSE: an event is larger than %zu bytes", max);
+    if (need <= *cap) return DPB_OK;
     size_t c = *cap ? *cap : 512;
     while (c < need) c *= 2;
     char *nb = realloc(*b, c);

@@ -23,6 +23,7 @@ struct dpb_http_server {
     uint16_t port;
     pthread_mutex_t mu; /* guards the stream list */
     dpb_http_stream *streams;
+    int refs; /* the owner + one per live stream */
     bool stopping;
 };
 
@@ -56,6 +57,16 @@ void dpb_http_limits_default(dpb_http_limits *l)
     l->threads = 1;
 }
 
+static void server_release(dpb_http_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    int left = --srv->refs;
+    pthread_mutex_unlock(&srv->mu);
+    if (left) return;
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
 static void stream_release(dpb_http_stream *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -71,6 +82,7 @@ static void stream_release(dpb_http_stream *s)
     pthread_mutex_destroy(&s->mu);
     free(s->buf);
     free(s);
+    server_release(srv);
 }
 
 /* libmicrohttpd asks for the next bytes of a stream. */
@@ -185,6 +197,7 @@ dpb_status dpb_http_stream_start(dpb_http_conn *c, unsigned status, const char *
     s->next = srv->streams;
     if (srv->streams) srv->streams->prev = s;
     srv->streams = s;
+    srv->refs++;
     pthread_mutex_unlock(&srv->mu);
     c->queued = MHD_queue_response(c->mc, status, r);
     MHD_destroy_response(r); /* the connection keeps its reference; stream_reader_free runs when it is done */
@@ -302,6 +315,7 @@ dpb_status dpb_http_server_start(const char *host, uint16_t port, const dpb_http
     else dpb_http_limits_default(&s->lim);
     s->handler = handler;
     s->ctx = ctx;
+    s->refs = 1;
     pthread_mutex_init(&s->mu, NULL);
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
@@ -353,15 +367,6 @@ void dpb_http_server_stop(dpb_http_server *s)
     }
     pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->d);
-    /* Streams still referenced by an engine stay allocated until it ends them;
-     * the list head is detached so a late stream_release does not touch freed memory. */
-    pthread_mutex_lock(&s->mu);
-    bool empty = s->streams == NULL;
-    pthread_mutex_unlock(&s->mu);
-    if (empty) {
-        pthread_mutex_destroy(&s->mu);
-        free(s);
-    }
-    /* else: leak the small server struct deliberately; engines must end their
-     * streams before the server stops (dpb_openai stops the engine first). */
+    /* Streams an engine still holds keep the server struct alive until they end. */
+    server_release(s);
 }
