@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -198,6 +199,7 @@ dpb_status dpb_http_stream_start(dpb_http_conn *c, unsigned status, const char *
     if (srv->streams) srv->streams->prev = s;
     srv->streams = s;
     srv->refs++;
+    if (srv->stopping) s->gone = true; /* stopping: the reader ends it at once, it never suspends */
     pthread_mutex_unlock(&srv->mu);
     c->queued = MHD_queue_response(c->mc, status, r);
     MHD_destroy_response(r); /* the connection keeps its reference; stream_reader_free runs when it is done */
@@ -357,6 +359,9 @@ uint16_t dpb_http_server_port(const dpb_http_server *s) { return s->port; }
 void dpb_http_server_stop(dpb_http_server *s)
 {
     if (!s) return;
+    /* stop accepting; the listen socket is ours to close after quiescing */
+    MHD_socket ls = MHD_quiesce_daemon(s->d);
+    if (ls != MHD_INVALID_SOCKET) close(ls);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     for (dpb_http_stream *st = s->streams; st; st = st->next) {
