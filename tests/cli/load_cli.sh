@@ -1,0 +1,71 @@
+#!/bin/sh
+# deploybench serve + load end to end: files written, exit codes, usage errors,
+# and a server killed (kill -9) mid-run: errors counted, summary written, exit 1.
+B=${DPB_BIN:-build/deploybench}
+pass=0; fail=0; skip=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+ulimit -n 4096 2>/dev/null
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+start_server() { # args...; sets SPID and PORT
+    rm -f "$T/port"
+    "$B" serve --engine synthetic --port 0 --port-file "$T/port" "$@" >"$T/serve.log" 2>&1 &
+    SPID=$!
+    i=0
+    while [ ! -s "$T/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    PORT=$(cat "$T/port" 2>/dev/null)
+}
+
+# usage errors exit 2 and name the option
+"$B" load --out "$T/x" >/dev/null 2>"$T/err"; [ $? -eq 2 ] && grep -q -- "--endpoint" "$T/err" && ok || bad "missing --endpoint"
+"$B" load --endpoint http://127.0.0.1:1 --out "$T/x" --concurrency 1 --bogus >/dev/null 2>"$T/err"; [ $? -eq 2 ] && grep -q -- "--bogus" "$T/err" && ok || bad "unknown option"
+"$B" load --endpoint http://127.0.0.1:1 --out "$T/x" --concurrency 1 --verdict nope >/dev/null 2>"$T/err"; [ $? -eq 2 ] && grep -q "preset" "$T/err" && ok || bad "unknown preset"
+"$B" load --help | grep -q -- "--slo-search" && ok || bad "load --help"
+"$B" serve --help | grep -q "calibration target" && ok || bad "serve --help"
+
+# a sweep: two levels, files and columns
+start_server --ttft 5 --itl 1
+if [ -z "$PORT" ]; then bad "server did not start"; else
+    "$B" load --endpoint "http://127.0.0.1:$PORT" --concurrency 1,4 --num-requests 12 --gen-tokens 8 \
+        --goodput ttft:1000,tpot:1000 --verdict llama2-70b --out "$T/run" >"$T/out" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] && ok || { bad "sweep exit $rc"; cat "$T/out"; }
+    for f in manifest.json summary.json sweep.csv serving_table.md requests.jsonl; do
+        [ -s "$T/run/$f" ] && ok || bad "missing $f"
+    done
+    [ "$(wc -l < "$T/run/sweep.csv")" -eq 3 ] && ok || bad "sweep.csv rows"
+    [ "$(wc -l < "$T/run/requests.jsonl")" -eq 24 ] && ok || bad "requests.jsonl lines"
+    grep -q '"p99_tpot_ms"' "$T/run/summary.json" && grep -q '"mean_ttft_ms"' "$T/run/summary.json" && ok || bad "vLLM keys"
+    grep -Eq '"result":[[:space:]]*"VALID"' "$T/run/summary.json" && ok || bad "verdict VALID"
+    grep -q '"commit"' "$T/run/manifest.json" && grep -q '"cpu_model"' "$T/run/manifest.json" && ok || bad "manifest"
+    head -1 "$T/run/sweep.csv" | grep -q "p99_ttft_ms" && ok || bad "csv header"
+    # open loop, chat API
+    "$B" load --endpoint "http://127.0.0.1:$PORT/v1" --api chat --request-rate 200 --num-requests 10 --gen-tokens 4 \
+        --out "$T/chat" >"$T/out" 2>&1 && grep -Eq '"completed":[[:space:]]*10,' "$T/chat/summary.json" && ok || { bad "chat open loop"; cat "$T/out"; }
+    # the server dies mid-run
+    "$B" load --endpoint "http://127.0.0.1:$PORT" --concurrency 4 --duration 4 --gen-tokens 50 \
+        --max-consecutive-failures 20 --out "$T/kill" >"$T/out" 2>&1 &
+    LPID=$!
+    sleep 0.7
+    kill -9 $SPID
+    wait $SPID 2>/dev/null
+    wait $LPID
+    rc=$?
+    [ $rc -eq 1 ] && ok || { bad "exit code after the server died: $rc"; cat "$T/out"; }
+    [ -s "$T/kill/summary.json" ] && ok || bad "no summary after the server died"
+    grep -Eq '"early_close":[[:space:]]*[1-9]' "$T/kill/summary.json" && ok || { bad "early_close not counted"; grep -A8 failures "$T/kill/summary.json"; }
+    grep -Eq '"failed":[[:space:]]*[1-9]' "$T/kill/summary.json" && ok || bad "failed not counted"
+    # every JSONL line is whole
+    python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$T/kill/requests.jsonl" 2>/dev/null && ok || \
+        { command -v python3 >/dev/null && bad "torn JSONL" || skip=$((skip + 1)); }
+fi
+kill $SPID 2>/dev/null
+# --launch: start, wait for /health, run, stop
+"$B" load --launch "exec $B serve --engine synthetic --port 18931 --ttft 1 --itl 1" --endpoint http://127.0.0.1:18931 \
+    --concurrency 2 --num-requests 4 --gen-tokens 2 --out "$T/launch" >"$T/out" 2>&1
+[ $? -eq 0 ] && grep -Eq '"completed":[[:space:]]*4,' "$T/launch/summary.json" && ok || { bad "--launch"; cat "$T/out"; }
+sleep 0.2
+if command -v ss >/dev/null && ss -ltn | grep -q ':18931 '; then bad "--launch left the server running"; else ok; fi
+echo "RESULT pass=$pass fail=$fail skip=$skip"
