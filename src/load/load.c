@@ -134,7 +134,7 @@ typedef struct lreq {
     size_t ngaps, gcap;
     uint64_t *chunk_t;
     size_t nchunk_t, ccap;
-    uint64_t chunks, client_tokens, server_tokens, server_prompt;
+    uint64_t chunks, client_tokens, server_tokens, server_prompt, events, bytes;
     bool have_server_usage, got_done, malformed, in_band_error;
     char *text; /* for a tokenizer */
     size_t tlen, tcap;
@@ -213,6 +213,7 @@ static int on_event(void *ctx, const char *data, size_t len)
     lreq *q = ctx;
     run *R = q->run;
     R->r->sse_events++;
+    q->events++;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         q->got_done = true;
         return 0;
@@ -315,6 +316,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     lreq *q = ud;
     size_t n = size * nmemb;
     q->run->r->bytes_received += n;
+    q->bytes += n;
     if (q->http_status == 0) curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->http_status);
     if (q->http_status < 200 || q->http_status > 299) {
         size_t k = sizeof q->errbody - 1 - q->errlen;
@@ -464,7 +466,7 @@ static dpb_status issue(run *R, uint64_t t_sched, uint64_t t_ready)
     q->t_ready = t_ready;
     q->t_first = q->t_last = 0;
     q->ngaps = q->nchunk_t = 0;
-    q->chunks = q->client_tokens = q->server_tokens = q->server_prompt = 0;
+    q->chunks = q->client_tokens = q->server_tokens = q->server_prompt = q->events = q->bytes = 0;
     q->have_server_usage = q->got_done = q->malformed = q->in_band_error = false;
     q->tlen = 0;
     q->err[0] = 0;
@@ -510,7 +512,10 @@ static void record(run *R, lreq *q, CURLcode cc, uint64_t t_done)
             snprintf(q->err, sizeof q->err, "HTTP %ld: %.150s", q->http_status, q->errbody);
         } else if (q->malformed || q->in_band_error) fail = DPB_FAIL_MALFORMED;
         else if (cc != CURLE_OK) { fail = DPB_FAIL_OTHER; snprintf(q->err, sizeof q->err, "%s", curl_easy_strerror(cc)); }
-        else if (!q->got_done) {
+        else if (!q->got_done && q->events == 0 && !dpb_sse_pending(&q->sse) && q->bytes) {
+            fail = DPB_FAIL_MALFORMED;
+            snprintf(q->err, sizeof q->err, "the response is not an SSE stream (no data: event)");
+        } else if (!q->got_done) {
             fail = DPB_FAIL_EARLY_CLOSE;
             snprintf(q->err, sizeof q->err, "the stream ended without [DONE]%s",
                      dpb_sse_pending(&q->sse) ? " (inside an event)" : "");
@@ -704,7 +709,8 @@ static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64
                     if (deadline_ns && R->t0 + arrivals[next] >= deadline_ns) { stop_issuing = true; break; }
                     /* t_ready: when a slot was free for it (now, if it waited for one) */
                     uint64_t sched = R->t0 + arrivals[next];
-                    if ((st = issue(R, sched, R->last_slot_free > sched ? R->last_slot_free : sched))) goto out;
+                    uint64_t tr = max_inflight && R->last_slot_free > sched ? R->last_slot_free : sched;
+                    if ((st = issue(R, sched, tr))) goto out;
                     next++;
                     now = dpb_now_ns();
                 }
