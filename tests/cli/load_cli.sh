@@ -44,6 +44,24 @@ if [ -z "$PORT" ]; then bad "server did not start"; else
     # open loop, chat API
     "$B" load --endpoint "http://127.0.0.1:$PORT/v1" --api chat --request-rate 200 --num-requests 10 --gen-tokens 4 \
         --out "$T/chat" >"$T/out" 2>&1 && grep -Eq '"completed":[[:space:]]*10,' "$T/chat/summary.json" && ok || { bad "chat open loop"; cat "$T/out"; }
+    # a fleet: two endpoints, requests alternate
+    P1=$PORT; S1=$SPID
+    start_server --ttft 2 --itl 1
+    "$B" load --endpoint "http://127.0.0.1:$P1" --endpoint "http://127.0.0.1:$PORT" --concurrency 2 --num-requests 10 \
+        --gen-tokens 3 --out "$T/fleet" >"$T/out" 2>&1
+    [ $? -eq 0 ] && [ "$(grep -c ":$P1\"" "$T/fleet/requests.jsonl")" -eq 5 ] && [ "$(grep -c ":$PORT\"" "$T/fleet/requests.jsonl")" -eq 5 ] \
+        && ok || { bad "fleet"; cat "$T/out"; }
+    # Ctrl-C: exit 130, what finished is kept
+    "$B" load --endpoint "http://127.0.0.1:$PORT" --concurrency 2 --duration 30 --gen-tokens 20 --out "$T/int" >"$T/out" 2>&1 &
+    LPID=$!
+    sleep 1
+    kill -INT $LPID
+    wait $LPID
+    rc=$?
+    [ $rc -eq 130 ] && [ -s "$T/int/summary.json" ] && grep -Eq '"interrupted":[[:space:]]*[1-9]' "$T/int/summary.json" \
+        && ok || { bad "interrupt: exit $rc"; cat "$T/out"; }
+    kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+    SPID=$S1; PORT=$P1
     # the server dies mid-run
     "$B" load --endpoint "http://127.0.0.1:$PORT" --concurrency 4 --duration 4 --gen-tokens 50 \
         --max-consecutive-failures 20 --out "$T/kill" >"$T/out" 2>&1 &
