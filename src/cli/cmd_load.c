@@ -83,7 +83,8 @@ static void usage(void)
            "                      (one line per request, appended as each ends), slo_search.csv\n"
            "  --record-chunks     add every chunk's arrival time to requests.jsonl\n\n"
            "exit status: 0 all requests succeeded; 1 some failed (counted by class in the summary, which\n"
-           "is still written) or another failure; 2 bad usage; 130 interrupted (finished levels are kept).\n");
+           "is still written) or another failure; 2 bad usage; 130 interrupted (finished levels are kept).\n"
+           "With --slo-search: 0 when a VALID rate was found (probes above capacity may fail), else 1.\n");
 }
 
 /* ---- argument helpers ---- */
@@ -666,7 +667,13 @@ int dpb_cmd_load(int argc, char **argv)
         dpb_status ws = write_json(out, "summary.json", summary);
         if (ws) { rc = dpb_cli_fail("load", ws); goto done; }
     }
-    if (any_failed && rc == 0) {
+    if (slo_search) {
+        /* probes above capacity fail by design: the search succeeds when it found a VALID rate */
+        if (rc == 0 && !(lo_ok > 0)) {
+            fprintf(stderr, "deploybench load: --slo-search found no request rate that meets the limits\n");
+            rc = 1;
+        }
+    } else if (any_failed && rc == 0) {
         fprintf(stderr, "deploybench load: some requests failed (see failures in %s/summary.json)\n", out);
         rc = 1;
     }

@@ -41,9 +41,19 @@ if [ -z "$PORT" ]; then bad "server did not start"; else
     grep -Eq '"result":[[:space:]]*"VALID"' "$T/run/summary.json" && ok || bad "verdict VALID"
     grep -q '"commit"' "$T/run/manifest.json" && grep -q '"cpu_model"' "$T/run/manifest.json" && ok || bad "manifest"
     head -1 "$T/run/sweep.csv" | grep -q "p99_ttft_ms" && ok || bad "csv header"
+    P0=$PORT; S0=$SPID
     # open loop, chat API
     "$B" load --endpoint "http://127.0.0.1:$PORT/v1" --api chat --request-rate 200 --num-requests 10 --gen-tokens 4 \
         --out "$T/chat" >"$T/out" 2>&1 && grep -Eq '"completed":[[:space:]]*10,' "$T/chat/summary.json" && ok || { bad "chat open loop"; cat "$T/out"; }
+    # --slo-search against a server that refuses beyond 4 in flight
+    start_server --ttft 5 --itl 1 --max-queue 4
+    "$B" load --endpoint "http://127.0.0.1:$PORT" --slo-search --slo ttft:100,tpot:50 --slo-search-start 50 \
+        --slo-search-steps 2 --num-requests 40 --gen-tokens 3 --out "$T/slo" >"$T/out" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] && grep -q "highest_valid_request_rate" "$T/slo/summary.json" && grep -q "SLO search: highest VALID rate" "$T/out" \
+        && ok || { bad "slo-search exit $rc"; cat "$T/out"; }
+    kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+    SPID=$S0; PORT=$P0
     # a fleet: two endpoints, requests alternate
     P1=$PORT; S1=$SPID
     start_server --ttft 2 --itl 1
