@@ -3,7 +3,7 @@
 #   make check      build and run every test; last line: "N passed, N failed, N skipped"
 #   make SAN=1 check   the same under ASan + UBSan, in build-asan/ (CPU only)
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/
-#   make CUDA=0     skip the CUDA backend even when nvcc is present
+#   make CUDA=0     skip the CUDA backend even when nvcc is present (in build-nocuda/)
 
 CC      ?= gcc
 NVCC    ?= nvcc
@@ -19,6 +19,10 @@ BUILD   ?= build-asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 CUDA    := 0
 OPT     ?= -O1
+else ifeq ($(CUDA),0)
+BUILD   ?= build-nocuda
+SANFLAGS :=
+OPT     ?= -O2
 else
 BUILD   ?= build
 SANFLAGS :=
@@ -59,11 +63,13 @@ all: $(BUILD)/deploybench $(TESTS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo '  CC      $<'
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+	@echo '  NVCC    $<'
+	@$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
 DPB_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(BUILD)/obj/src/core/version.o: FORCE
@@ -73,14 +79,23 @@ FORCE:
 
 $(LIB): $(OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/deploybench: $(BUILD)/obj/tools/deploybench.o $(LIB)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/t.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
+
+# A fake NVML (tests/fake_nvml) that test_telemetry loads through DPB_NVML_LIBRARY.
+$(BUILD)/tests/libfake_nvml.so: tests/fake_nvml/fake_nvml.c
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	@$(CC) -std=c17 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -shared -fvisibility=hidden $< -o $@ -lm
+$(BUILD)/tests/test_telemetry: $(BUILD)/tests/libfake_nvml.so
 
 check test: all
 	@BUILD=$(BUILD) sh tests/run.sh
@@ -99,6 +114,6 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_OBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS) -fopenmp -pthread -ldl -lm
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-nocuda build-fuzz
 
 -include $(OBJS:.o=.d)

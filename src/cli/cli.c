@@ -15,6 +15,9 @@ static const dpb_cli_command k_commands[] = {
     {"version", "print the version and compiled backends (--json)", dpb_cmd_version},
     {"serve", "OpenAI-compatible server (today: the synthetic calibration engine)", dpb_cmd_serve},
     {"load", "load generator for OpenAI-compatible servers: TTFT/TPOT/ITL under load", dpb_cmd_load},
+    {"synth", "write a random-weight checkpoint of a preset architecture", dpb_cmd_synth},
+    {"inspect", "parameters, bytes by dtype and component, KV cache and memory need", dpb_cmd_inspect},
+    {"telemetry", "what GPU/CPU telemetry is available (NVML, RAPL); record a power trace", dpb_cmd_telemetry},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 

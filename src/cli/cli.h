@@ -29,5 +29,6 @@ int dpb_cmd_synth(int argc, char **argv);
 int dpb_cmd_inspect(int argc, char **argv);
 int dpb_cmd_serve(int argc, char **argv);
 int dpb_cmd_load(int argc, char **argv);
+int dpb_cmd_telemetry(int argc, char **argv);
 
 #endif

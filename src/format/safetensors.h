@@ -34,6 +34,7 @@ typedef struct dpb_st_header {
     uint64_t data_offset;  /* 8 + header length: where the data region starts */
     char **meta_keys, **meta_values; /* __metadata__ */
     size_t meta_count;
+    char *strings;         /* one block holding every name, key and value above */
 } dpb_st_header;
 
 /* Validates a whole file image (file_size bytes at file) and fills out.

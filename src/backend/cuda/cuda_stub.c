@@ -6,7 +6,7 @@
 dpb_status dpb_cuda_probe(dpb_cuda_info *info)
 {
     memset(info, 0, sizeof *info);
-    return dpb_error_set(DPB_E_UNAVAILABLE, "CUDA backend not compiled in (nvcc was not found at build time)");
+    return dpb_error_set(DPB_E_UNAVAILABLE, "CUDA backend not compiled in (built with CUDA=0 or without nvcc)");
 }
 #else
 typedef int dpb_cuda_stub_unused;
