@@ -66,23 +66,23 @@ static void test_jsonl_lines_and_repair(void)
     T_CHECK(d != NULL);
     char path[512];
     snprintf(path, sizeof path, "%s/r.jsonl", d);
-    dpb_jsonl *w;
-    T_CHECK(dpb_jsonl_open(path, false, &w) == DPB_OK);
+    dpb_jsonlog *w;
+    T_CHECK(dpb_jsonlog_open(path, false, &w) == DPB_OK);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "i", 1);
     cJSON_AddStringToObject(o, "s", "line\nbreak");
-    T_CHECK(dpb_jsonl_write(w, o) == DPB_OK);
-    T_CHECK(dpb_jsonl_write_raw(w, "{\"i\":2}", 7) == DPB_OK);
-    T_CHECK(dpb_jsonl_write_raw(w, "{\n}", 3) == DPB_E_ARG);
-    T_CHECK(dpb_jsonl_lines(w) == 2);
-    T_CHECK(dpb_jsonl_close(w) == DPB_OK);
+    T_CHECK(dpb_jsonlog_write(w, o) == DPB_OK);
+    T_CHECK(dpb_jsonlog_write_raw(w, "{\"i\":2}", 7) == DPB_OK);
+    T_CHECK(dpb_jsonlog_write_raw(w, "{\n}", 3) == DPB_E_ARG);
+    T_CHECK(dpb_jsonlog_lines(w) == 2);
+    T_CHECK(dpb_jsonlog_close(w) == DPB_OK);
     cJSON_Delete(o);
     /* a torn tail, as kill -9 during a write could leave */
     int fd = open(path, O_WRONLY | O_APPEND);
     T_CHECK(fd >= 0 && write(fd, "{\"i\":3,\"x", 9) == 9);
     close(fd);
     uint64_t lines, cut;
-    T_CHECK(dpb_jsonl_repair(path, &lines, &cut) == DPB_OK);
+    T_CHECK(dpb_jsonlog_repair(path, &lines, &cut) == DPB_OK);
     T_CHECK(lines == 2 && cut == 9);
     struct stat st;
     T_CHECK(stat(path, &st) == 0);
@@ -93,10 +93,10 @@ static void test_jsonl_lines_and_repair(void)
     fclose(f);
     T_CHECK(strcmp(text, "{\"i\":1,\"s\":\"line\\nbreak\"}\n{\"i\":2}\n") == 0);
     free(text);
-    T_CHECK(dpb_jsonl_repair(path, &lines, &cut) == DPB_OK && lines == 2 && cut == 0);
+    T_CHECK(dpb_jsonlog_repair(path, &lines, &cut) == DPB_OK && lines == 2 && cut == 0);
     snprintf(path, sizeof path, "%s/missing.jsonl", d);
-    T_CHECK(dpb_jsonl_repair(path, &lines, NULL) == DPB_OK && lines == 0);
-    T_CHECK(dpb_jsonl_open("/nonexistent-dir/x.jsonl", false, &w) == DPB_E_IO);
+    T_CHECK(dpb_jsonlog_repair(path, &lines, NULL) == DPB_OK && lines == 0);
+    T_CHECK(dpb_jsonlog_open("/nonexistent-dir/x.jsonl", false, &w) == DPB_E_IO);
     T_CHECK(strstr(dpb_error_message(), "/nonexistent-dir/x.jsonl") != NULL);
 }
 

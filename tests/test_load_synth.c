@@ -175,11 +175,11 @@ static void test_open_loop_above_capacity(void)
     c.max_concurrency = 2;
     c.num_requests = 60;
     c.gen_tokens = 6;
-    T_CHECK(dpb_jsonl_open(path, false, &c.jsonl) == DPB_OK);
+    T_CHECK(dpb_jsonlog_open(path, false, &c.jsonl) == DPB_OK);
     dpb_load_result *r;
     T_CHECK(dpb_load_result_create(&r) == DPB_OK);
     T_CHECK(dpb_load_run(&c, r) == DPB_OK);
-    dpb_jsonl_close(c.jsonl);
+    dpb_jsonlog_close(c.jsonl);
     T_CHECK(r->completed == 60);
     double send[60], sched[60];
     T_CHECK(read_records(path, send, sched, 60) == 60);

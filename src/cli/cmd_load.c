@@ -560,7 +560,7 @@ int dpb_cmd_load(int argc, char **argv)
     pid_t child = 0;
     cJSON *summary = cJSON_CreateObject(), *manifest = cJSON_AddObjectToObject(summary, "manifest");
     cJSON *jlevels = cJSON_AddArrayToObject(summary, "levels");
-    dpb_jsonl *jl = NULL;
+    dpb_jsonlog *jl = NULL;
     char *jpath = NULL;
     char ts[40];
     {
@@ -576,7 +576,7 @@ int dpb_cmd_load(int argc, char **argv)
         cJSON_AddStringToObject(manifest, "client_token_count_method", "chunks");
     }
     if ((st = dpb_dir_create(out)) || (st = dpb_path_join(out, "requests.jsonl", &jpath)) ||
-        (st = dpb_jsonl_open(jpath, false, &jl)) || (st = write_json(out, "manifest.json", manifest))) {
+        (st = dpb_jsonlog_open(jpath, false, &jl)) || (st = write_json(out, "manifest.json", manifest))) {
         rc = dpb_cli_fail("load", st);
         goto done;
     }
@@ -682,7 +682,7 @@ done:
         fprintf(stderr, "deploybench load: stopping the server\n");
         stop_launched(child);
     }
-    if (jl) dpb_jsonl_close(jl);
+    if (jl) dpb_jsonlog_close(jl);
     free(jpath);
     cJSON_Delete(summary);
     free(levels);

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-struct dpb_jsonl {
+struct dpb_jsonlog {
     int fd;
     bool fsync_each;
     uint64_t lines;
@@ -16,10 +16,10 @@ struct dpb_jsonl {
     size_t cap;
 };
 
-dpb_status dpb_jsonl_open(const char *path, bool fsync_each, dpb_jsonl **out)
+dpb_status dpb_jsonlog_open(const char *path, bool fsync_each, dpb_jsonlog **out)
 {
     *out = NULL;
-    dpb_jsonl *w = calloc(1, sizeof *w);
+    dpb_jsonlog *w = calloc(1, sizeof *w);
     if (!w) return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", path);
     w->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (w->fd < 0) {
@@ -38,7 +38,7 @@ dpb_status dpb_jsonl_open(const char *path, bool fsync_each, dpb_jsonl **out)
     return DPB_OK;
 }
 
-static dpb_status write_all(dpb_jsonl *w, const char *p, size_t n)
+static dpb_status write_all(dpb_jsonlog *w, const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t k = write(w->fd, p, n);
@@ -56,7 +56,7 @@ static dpb_status write_all(dpb_jsonl *w, const char *p, size_t n)
     return DPB_OK;
 }
 
-dpb_status dpb_jsonl_write_raw(dpb_jsonl *w, const char *line, size_t len)
+dpb_status dpb_jsonlog_write_raw(dpb_jsonlog *w, const char *line, size_t len)
 {
     if (memchr(line, '\n', len))
         return dpb_error_set(DPB_E_ARG, "%s: a JSONL record may not contain a newline", w->path);
@@ -72,19 +72,19 @@ dpb_status dpb_jsonl_write_raw(dpb_jsonl *w, const char *line, size_t len)
     return write_all(w, w->buf, len + 1);
 }
 
-dpb_status dpb_jsonl_write(dpb_jsonl *w, const cJSON *obj)
+dpb_status dpb_jsonlog_write(dpb_jsonlog *w, const cJSON *obj)
 {
     char *s = cJSON_PrintUnformatted(obj);
     if (!s) return dpb_error_set(DPB_E_NOMEM, "%s: cannot serialize a record", w->path);
-    dpb_status st = dpb_jsonl_write_raw(w, s, strlen(s));
+    dpb_status st = dpb_jsonlog_write_raw(w, s, strlen(s));
     cJSON_free(s);
     return st;
 }
 
-uint64_t dpb_jsonl_lines(const dpb_jsonl *w) { return w->lines; }
-const char *dpb_jsonl_path(const dpb_jsonl *w) { return w->path; }
+uint64_t dpb_jsonlog_lines(const dpb_jsonlog *w) { return w->lines; }
+const char *dpb_jsonlog_path(const dpb_jsonlog *w) { return w->path; }
 
-dpb_status dpb_jsonl_close(dpb_jsonl *w)
+dpb_status dpb_jsonlog_close(dpb_jsonlog *w)
 {
     if (!w) return DPB_OK;
     dpb_status st = DPB_OK;
@@ -95,7 +95,7 @@ dpb_status dpb_jsonl_close(dpb_jsonl *w)
     return st;
 }
 
-dpb_status dpb_jsonl_repair(const char *path, uint64_t *complete_lines, uint64_t *removed_bytes)
+dpb_status dpb_jsonlog_repair(const char *path, uint64_t *complete_lines, uint64_t *removed_bytes)
 {
     if (complete_lines) *complete_lines = 0;
     if (removed_bytes) *removed_bytes = 0;

@@ -623,7 +623,7 @@ static void record(run *R, lreq *q, CURLcode cc, uint64_t t_done)
     }
     if ((size_t)n + 2 < cap) {
         b[n++] = '}';
-        dpb_jsonl_write_raw(c->jsonl, b, (size_t)n);
+        dpb_jsonlog_write_raw(c->jsonl, b, (size_t)n);
     }
 }
 

@@ -74,7 +74,7 @@ typedef struct dpb_load_config {
     /* goodput limits, ms (0: not set) */
     double slo_ttft_ms, slo_tpot_ms, slo_e2el_ms;
     /* output */
-    dpb_jsonl *jsonl;             /* per-request records (may be NULL) */
+    dpb_jsonlog *jsonl;             /* per-request records (may be NULL) */
     int level;                    /* written into each record */
     bool record_chunks;           /* add every chunk's time to the records */
 } dpb_load_config;
