@@ -42,6 +42,15 @@ if [ -z "$PORT" ]; then bad "server did not start"; else
     grep -q '"commit"' "$T/run/manifest.json" && grep -q '"cpu_model"' "$T/run/manifest.json" && ok || bad "manifest"
     head -1 "$T/run/sweep.csv" | grep -q "p99_ttft_ms" && ok || bad "csv header"
     P0=$PORT; S0=$SPID
+    # a dataset file (plain and JSON lines), chat, per-chunk times recorded
+    printf 'one two three\n{"prompt": "four five"}\n\n' >"$T/prompts.txt"
+    "$B" load --endpoint "http://127.0.0.1:$PORT" --api chat --dataset "$T/prompts.txt" --concurrency 1 --num-requests 2 \
+        --gen-tokens 3 --record-chunks --out "$T/ds" >"$T/out" 2>&1
+    [ $? -eq 0 ] && grep -q '"prompt_tokens_server":3,' "$T/ds/requests.jsonl" && grep -q '"prompt_tokens_server":2,' "$T/ds/requests.jsonl" \
+        && grep -Eq '"chunk_times_ms":\[[0-9.]+,[0-9.]+,[0-9.]+\]' "$T/ds/requests.jsonl" && ok || { bad "dataset/record-chunks"; cat "$T/out" "$T/ds/requests.jsonl"; }
+    printf '{"prompt": 5}\n' >"$T/bad.txt"
+    "$B" load --endpoint "http://127.0.0.1:$PORT" --dataset "$T/bad.txt" --concurrency 1 --out "$T/ds2" >/dev/null 2>"$T/err"
+    [ $? -eq 2 ] && grep -q "line 1" "$T/err" && ok || { bad "bad dataset"; cat "$T/err"; }
     # open loop, chat API
     "$B" load --endpoint "http://127.0.0.1:$PORT/v1" --api chat --request-rate 200 --num-requests 10 --gen-tokens 4 \
         --out "$T/chat" >"$T/out" 2>&1 && grep -Eq '"completed":[[:space:]]*10,' "$T/chat/summary.json" && ok || { bad "chat open loop"; cat "$T/out"; }
