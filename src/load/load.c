@@ -160,6 +160,7 @@ typedef struct run {
     uint64_t inflight, issued, done, rr, consec_fail;
     uint64_t t0;
     uint64_t last_done, last_slot_free;
+    uint64_t wake_ns; /* when epoll_wait last returned: the arrival time of what it reported */
     lreq **active;
     size_t nactive, acap;
     uint64_t seed;
@@ -278,7 +279,7 @@ static int on_event(void *ctx, const char *data, size_t len)
     /* A usage-only final chunk (choices: []) repeats the total: not new tokens. */
     bool has_choice = cJSON_IsArray(ch) && cJSON_GetArraySize(ch) > 0;
     if (text || (usage_delta && has_choice)) {
-        uint64_t now_ns = dpb_now_ns();
+        uint64_t now_ns = R->wake_ns ? R->wake_ns : dpb_now_ns();
         uint32_t k = usage_delta ? (uint32_t)toks_usage : 1;
         if (!usage_delta && R->c->tokenizer && text) {
             uint64_t n = 0;
@@ -538,6 +539,9 @@ static void record(run *R, lreq *q, CURLcode cc, uint64_t t_done)
         if (c->tokenizer->count(c->tokenizer->ctx, q->text, q->tlen, &n) == DPB_OK) client_tokens = n;
     }
     uint64_t n_out = q->have_server_usage ? q->server_tokens : client_tokens;
+    /* (timestamps of arrivals are never before the send: both come from the loop in order) */
+    if (q->t_first && q->t_first < q->t_send) q->t_first = q->t_send;
+    if (t_done < q->t_send) t_done = q->t_send;
     uint64_t ttft = q->t_first ? q->t_first - q->t_send : 0;
     uint64_t e2el = t_done - q->t_send;
     double tpot_ns = -1;
@@ -635,7 +639,7 @@ static void drain_done(run *R)
         if (m->msg != CURLMSG_DONE) continue;
         CURL *e = m->easy_handle;
         CURLcode cc = m->data.result;
-        uint64_t t_done = dpb_now_ns();
+        uint64_t t_done = R->wake_ns ? R->wake_ns : dpb_now_ns();
         lreq *q = NULL;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&q);
         if (q->http_status == 0) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &q->http_status);
@@ -732,6 +736,9 @@ static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64
             if (wait_ms > 1000) wait_ms = 1000;
         }
         int ne = epoll_wait(R->epfd, evs, (int)(sizeof evs / sizeof evs[0]), wait_ms);
+        /* Everything epoll reported was there when it returned: one timestamp for
+         * the batch, so events handled later in it are not timed late. */
+        R->wake_ns = dpb_now_ns();
         int running;
         for (int i = 0; i < ne; i++) {
             if (evs[i].data.fd == R->tfd) {
