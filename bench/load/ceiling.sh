@@ -20,7 +20,7 @@ echo "fd limit $(ulimit -n); cores $(nproc); load average $(cat /proc/loadavg)" 
 start() { # ttft itl
     rm -f "$OUT/port"
     taskset -c "$SC" "$B" serve --engine synthetic --ttft "$1" --itl "$2" --port 0 --port-file "$OUT/port" \
-        --threads "$ST" --max-connections 60000 >"$OUT/serve.log" 2>&1 &
+        --threads "$ST" --engine-threads "$ST" --max-connections 60000 >"$OUT/serve.log" 2>&1 &
     SPID=$!
     i=0; while [ ! -s "$OUT/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     URL="http://127.0.0.1:$(cat "$OUT/port")"

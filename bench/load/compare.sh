@@ -36,7 +36,7 @@ for c in $(echo "$CONC" | tr ',' ' '); do
     for client in deploybench aiohttp guidellm; do
         rm -f "$OUT/port"
         ${TASKSET_SERVER:-} "$B" serve --engine synthetic --ttft "$TTFT" --itl "$ITL" --model "$TOK" --port 0 \
-            --port-file "$OUT/port" --threads "${SERVER_THREADS:-1}" >"$OUT/serve.log" 2>&1 &
+            --port-file "$OUT/port" --threads "${SERVER_THREADS:-1}" --engine-threads "${SERVER_THREADS:-1}" >"$OUT/serve.log" 2>&1 &
         spid=$!
         i=0; while [ ! -s "$OUT/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
         url="http://127.0.0.1:$(cat "$OUT/port")"

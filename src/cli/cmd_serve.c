@@ -32,6 +32,7 @@ static void usage(void)
            "--host ADDR         numeric IPv4 address to bind (default 127.0.0.1)\n"
            "--port N            TCP port, 0 picks a free one (default 8000)\n"
            "--threads N         HTTP threads: 1 = one epoll thread (default), N = a pool\n"
+           "--engine-threads N  synthetic engine scheduling threads, requests spread over them (default 1)\n"
            "--max-connections N concurrent connections (default 16384)\n"
            "--max-body-bytes N  request body limit, larger gets 413 (default 8388608)\n"
            "--idle-timeout S    idle (e.g. slow-header) connections are closed after S s (default 60)\n"
@@ -68,6 +69,7 @@ int dpb_cmd_serve(int argc, char **argv)
         else if (!strcmp(a, "--max-queue")) { NEED(); st = dpb_cli_parse_i64(a, val, 0, 1LL << 40, &v); sc.max_queue = (uint64_t)v; }
         else if (!strcmp(a, "--host")) { NEED(); host = val; }
         else if (!strcmp(a, "--port")) { NEED(); st = dpb_cli_parse_i64(a, val, 0, 65535, &port); }
+        else if (!strcmp(a, "--engine-threads")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 256, &v); sc.threads = (unsigned)v; }
         else if (!strcmp(a, "--threads")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 256, &v); lim.threads = (unsigned)v; }
         else if (!strcmp(a, "--max-connections")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 1000000, &v); lim.max_connections = (unsigned)v; }
         else if (!strcmp(a, "--max-body-bytes")) { NEED(); st = dpb_cli_parse_i64(a, val, 1024, 1LL << 32, &v); lim.max_body_bytes = (size_t)v; }

@@ -1,6 +1,7 @@
 #include "serve/synthetic.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,11 @@ typedef struct item {
     dpb_gen_job *job;
 } item;
 
-typedef struct synth {
-    dpb_serve_engine eng;
-    dpb_synth_engine_config cfg;
-    char *model_id;
+typedef struct synth synth;
+
+/* One scheduling thread with its own heap; requests are spread over shards. */
+typedef struct shard {
+    synth *s;
     pthread_t thr;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -26,7 +28,17 @@ typedef struct synth {
     size_t n, cap;
     uint64_t rng;
     bool stop, started;
-} synth;
+} shard;
+
+struct synth {
+    dpb_serve_engine eng;
+    dpb_synth_engine_config cfg;
+    char *model_id;
+    shard *shards;
+    unsigned nshards;
+    atomic_uint next;
+    atomic_uint_fast64_t inflight;
+};
 
 static const char *const k_words[] = {" the", " of", " and", " to", " in", " is", " that", " it"};
 #define N_WORDS (sizeof k_words / sizeof k_words[0])
@@ -40,10 +52,11 @@ static uint64_t rnd(uint64_t *s)
 }
 
 /* interval_ns plus a uniform jitter in [-j, +j], at least 0. */
-static uint64_t jittered(synth *s, double ms)
+static uint64_t jittered(shard *s, double ms)
 {
     double v = ms;
-    if (s->cfg.jitter_ms > 0) v += s->cfg.jitter_ms * (2.0 * (double)(rnd(&s->rng) >> 11) / 9007199254740992.0 - 1.0);
+    if (s->s->cfg.jitter_ms > 0)
+        v += s->s->cfg.jitter_ms * (2.0 * (double)(rnd(&s->rng) >> 11) / 9007199254740992.0 - 1.0);
     if (v < 0) v = 0;
     return (uint64_t)llround(v * 1e6);
 }
@@ -70,7 +83,7 @@ static void heap_down(item *h, size_t n, size_t i)
     }
 }
 
-static bool heap_push(synth *s, item it)
+static bool heap_push(shard *s, item it)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 1024;
@@ -84,7 +97,7 @@ static bool heap_push(synth *s, item it)
     return true;
 }
 
-static item heap_pop(synth *s)
+static item heap_pop(shard *s)
 {
     item top = s->heap[0];
     s->heap[0] = s->heap[--s->n];
@@ -94,7 +107,8 @@ static item heap_pop(synth *s)
 
 static void *run(void *arg)
 {
-    synth *s = arg;
+    shard *s = arg;
+    const dpb_synth_engine_config *cfg = &s->s->cfg;
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* 1 ns: wake on time, not up to 50 us late */
     size_t bcap = 256, bn;
     item *batch = malloc(bcap * sizeof *batch);
@@ -124,7 +138,7 @@ static void *run(void *arg)
         pthread_mutex_unlock(&s->mu);
         for (size_t i = 0; i < bn; i++) {
             item *it = &batch[i];
-            uint64_t k = it->emitted == 0 ? 1 : s->cfg.tokens_per_chunk;
+            uint64_t k = it->emitted == 0 ? 1 : cfg->tokens_per_chunk;
             if (k > it->left) k = it->left;
             size_t tl = 0;
             for (uint64_t t = 0; t < k && tl + 8 < sizeof text; t++) {
@@ -139,15 +153,22 @@ static void *run(void *arg)
             if (st != DPB_OK || it->left == 0) {
                 dpb_gen_finish(it->job, st != DPB_OK ? "abort" : "length");
                 it->job = NULL;
+                atomic_fetch_sub(&s->s->inflight, 1);
             } else {
-                it->due_ns += jittered(s, s->cfg.itl_ms * (double)(it->left < s->cfg.tokens_per_chunk ? it->left : s->cfg.tokens_per_chunk));
+                it->due_ns += jittered(s, cfg->itl_ms * (double)(it->left < cfg->tokens_per_chunk ? it->left : cfg->tokens_per_chunk));
             }
         }
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < bn; i++)
-            if (batch[i].job && !heap_push(s, batch[i])) dpb_gen_finish(batch[i].job, "abort");
+            if (batch[i].job && !heap_push(s, batch[i])) {
+                dpb_gen_finish(batch[i].job, "abort");
+                atomic_fetch_sub(&s->s->inflight, 1);
+            }
     }
-    while (s->n) dpb_gen_finish(heap_pop(s).job, "abort");
+    while (s->n) {
+        dpb_gen_finish(heap_pop(s).job, "abort");
+        atomic_fetch_sub(&s->s->inflight, 1);
+    }
     pthread_mutex_unlock(&s->mu);
     free(batch);
     return NULL;
@@ -167,7 +188,7 @@ static uint64_t count_words(const char *p)
 
 static dpb_status submit(void *ctx, const dpb_gen_request *rq, dpb_gen_job *job)
 {
-    synth *s = ctx;
+    synth *S = ctx;
     uint64_t now = dpb_now_ns();
     uint64_t prompt = 0;
     if (rq->api == DPB_API_COMPLETIONS) prompt = rq->prompt ? count_words(rq->prompt) : rq->n_prompt_ids;
@@ -179,42 +200,56 @@ static dpb_status submit(void *ctx, const dpb_gen_request *rq, dpb_gen_job *job)
             if (cJSON_IsString(c)) prompt += count_words(c->valuestring);
         }
     }
-    uint64_t max = rq->max_tokens ? rq->max_tokens : s->cfg.default_max_tokens;
-    if (prompt + max > s->cfg.max_model_len)
+    uint64_t max = rq->max_tokens ? rq->max_tokens : S->cfg.default_max_tokens;
+    if (prompt + max > S->cfg.max_model_len)
         return dpb_error_set(DPB_E_RANGE,
                              "request: prompt (%llu tokens) + max_tokens (%llu) exceeds the context of %llu tokens",
                              (unsigned long long)prompt, (unsigned long long)max,
-                             (unsigned long long)s->cfg.max_model_len);
-    dpb_gen_set_prompt_tokens(job, prompt);
-    pthread_mutex_lock(&s->mu);
-    if (s->stop || (s->cfg.max_queue && s->n >= s->cfg.max_queue)) {
-        pthread_mutex_unlock(&s->mu);
-        return dpb_error_set(DPB_E_UNAVAILABLE, "server busy: %zu requests in flight", s->n);
+                             (unsigned long long)S->cfg.max_model_len);
+    uint64_t inflight = atomic_fetch_add(&S->inflight, 1);
+    if (S->cfg.max_queue && inflight >= S->cfg.max_queue) {
+        atomic_fetch_sub(&S->inflight, 1);
+        return dpb_error_set(DPB_E_UNAVAILABLE, "server busy: %llu requests in flight", (unsigned long long)inflight);
     }
-    item it = {now + jittered(s, s->cfg.ttft_ms), max, 0, job};
+    dpb_gen_set_prompt_tokens(job, prompt);
+    shard *s = &S->shards[atomic_fetch_add(&S->next, 1) % S->nshards];
+    pthread_mutex_lock(&s->mu);
+    if (s->stop) {
+        pthread_mutex_unlock(&s->mu);
+        atomic_fetch_sub(&S->inflight, 1);
+        return dpb_error_set(DPB_E_UNAVAILABLE, "server stopping");
+    }
+    item it = {now + jittered(s, S->cfg.ttft_ms), max, 0, job};
     bool ok = heap_push(s, it);
     bool wake = ok && s->heap[0].job == job;
     pthread_mutex_unlock(&s->mu);
-    if (!ok) return dpb_error_set(DPB_E_NOMEM, "server: out of memory queueing a request");
+    if (!ok) {
+        atomic_fetch_sub(&S->inflight, 1);
+        return dpb_error_set(DPB_E_NOMEM, "server: out of memory queueing a request");
+    }
     if (wake) pthread_cond_signal(&s->cv);
     return DPB_OK;
 }
 
 static void destroy(void *ctx)
 {
-    synth *s = ctx;
-    if (s->started) {
-        pthread_mutex_lock(&s->mu);
-        s->stop = true;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->thr, NULL);
+    synth *S = ctx;
+    for (unsigned i = 0; S->shards && i < S->nshards; i++) {
+        shard *s = &S->shards[i];
+        if (s->started) {
+            pthread_mutex_lock(&s->mu);
+            s->stop = true;
+            pthread_cond_signal(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+            pthread_join(s->thr, NULL);
+        }
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s->heap);
     }
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    free(s->heap);
-    free(s->model_id);
-    free(s);
+    free(S->shards);
+    free(S->model_id);
+    free(S);
 }
 
 void dpb_synth_engine_config_default(dpb_synth_engine_config *c)
@@ -233,31 +268,47 @@ dpb_status dpb_synth_engine_create(const dpb_synth_engine_config *c, dpb_serve_e
 {
     *out = NULL;
     if (!(c->ttft_ms >= 0 && c->itl_ms >= 0 && c->jitter_ms >= 0) || c->tokens_per_chunk < 1 ||
-        c->default_max_tokens < 1 || c->max_model_len < 2)
-        return dpb_error_set(DPB_E_ARG, "synthetic engine: invalid schedule (ttft, itl, jitter >= 0; tokens per chunk >= 1)");
-    synth *s = calloc(1, sizeof *s);
-    if (!s) return dpb_error_set(DPB_E_NOMEM, "synthetic engine: out of memory");
-    s->cfg = *c;
-    s->rng = c->seed;
-    s->model_id = strdup(c->model_id ? c->model_id : "synthetic");
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    s->eng.kind = "synthetic";
-    s->eng.model_id = s->model_id;
-    s->eng.max_model_len = c->max_model_len;
-    s->eng.ctx = s;
-    s->eng.submit = submit;
-    s->eng.destroy = destroy;
-    if (!s->model_id || pthread_create(&s->thr, NULL, run, s) != 0) {
-        destroy(s);
-        return dpb_error_set(DPB_E_INTERNAL, "synthetic engine: cannot start its thread");
+        c->default_max_tokens < 1 || c->max_model_len < 2 || c->threads > 256)
+        return dpb_error_set(DPB_E_ARG, "synthetic engine: invalid schedule (ttft, itl, jitter >= 0; tokens per chunk >= 1; threads <= 256)");
+    synth *S = calloc(1, sizeof *S);
+    if (!S) return dpb_error_set(DPB_E_NOMEM, "synthetic engine: out of memory");
+    S->cfg = *c;
+    S->nshards = c->threads ? c->threads : 1;
+    S->model_id = strdup(c->model_id ? c->model_id : "synthetic");
+    S->shards = calloc(S->nshards, sizeof *S->shards);
+    atomic_init(&S->next, 0);
+    atomic_init(&S->inflight, 0);
+    S->eng.kind = "synthetic";
+    S->eng.model_id = S->model_id;
+    S->eng.max_model_len = c->max_model_len;
+    S->eng.ctx = S;
+    S->eng.submit = submit;
+    S->eng.destroy = destroy;
+    if (!S->model_id || !S->shards) {
+        free(S->shards);
+        S->shards = NULL;
+        destroy(S);
+        return dpb_error_set(DPB_E_NOMEM, "synthetic engine: out of memory");
     }
-    s->started = true;
-    *out = &s->eng;
+    for (unsigned i = 0; i < S->nshards; i++) {
+        shard *s = &S->shards[i];
+        s->s = S;
+        s->rng = c->seed + i * 0x9E3779B97F4A7C15ull;
+        pthread_mutex_init(&s->mu, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    for (unsigned i = 0; i < S->nshards; i++) {
+        if (pthread_create(&S->shards[i].thr, NULL, run, &S->shards[i]) != 0) {
+            destroy(S);
+            return dpb_error_set(DPB_E_INTERNAL, "synthetic engine: cannot start its threads");
+        }
+        S->shards[i].started = true;
+    }
+    *out = &S->eng;
     return DPB_OK;
 }
 

@@ -25,6 +25,7 @@ typedef struct dpb_synth_engine_config {
     uint64_t max_model_len;
     uint64_t max_queue;        /* requests in flight beyond this get 503; 0 = unlimited */
     uint64_t seed;
+    unsigned threads;          /* scheduling threads, requests spread round-robin (0 or 1: one) */
     const char *model_id;
 } dpb_synth_engine_config;
 
