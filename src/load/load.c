@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,7 +246,13 @@ static int on_event(void *ctx, const char *data, size_t len)
     if (cJSON_IsObject(u)) {
         const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
         const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
-        if (cJSON_IsNumber(ct) && ct->valuedouble >= 0) {
+        if (cJSON_IsNumber(ct) && !(ct->valuedouble >= 0 && ct->valuedouble <= 4294967295.0)) {
+            snprintf(q->err, sizeof q->err, "usage.completion_tokens out of range");
+            q->malformed = true;
+            cJSON_Delete(o);
+            return 1;
+        }
+        if (cJSON_IsNumber(ct)) {
             uint64_t v = (uint64_t)ct->valuedouble;
             if (v > q->server_tokens) {
                 toks_usage = v - q->server_tokens;
@@ -254,7 +261,8 @@ static int on_event(void *ctx, const char *data, size_t len)
             q->server_tokens = v;
             q->have_server_usage = true;
         }
-        if (cJSON_IsNumber(pt) && pt->valuedouble >= 0) q->server_prompt = (uint64_t)pt->valuedouble;
+        if (cJSON_IsNumber(pt) && pt->valuedouble >= 0 && pt->valuedouble <= 4294967295.0)
+            q->server_prompt = (uint64_t)pt->valuedouble;
     }
     const char *text = NULL;
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "choices");
@@ -502,6 +510,30 @@ static dpb_status issue(run *R, uint64_t t_sched, uint64_t t_ready)
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
+/* snprintf that never runs past cap: a truncated field leaves *n at cap - 1. */
+static void put(char *b, size_t cap, size_t *n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char *b, size_t cap, size_t *n, const char *fmt, ...)
+{
+    if (*n + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b + *n, cap - *n, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    *n = *n + (size_t)k >= cap ? cap - 1 : *n + (size_t)k;
+}
+
+/* s as the body of a JSON string: quotes and backslashes escaped, control and non-ASCII bytes dropped. */
+static void put_escaped(char *b, size_t cap, size_t *n, const char *s)
+{
+    for (const char *p = s; *p && *n + 8 < cap; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\') { b[(*n)++] = '\\'; b[(*n)++] = (char)ch; }
+        else if (ch >= 0x20 && ch < 0x7f) b[(*n)++] = (char)ch;
+    }
+    b[*n] = 0;
+}
+
 static void record(run *R, lreq *q, CURLcode cc, uint64_t t_done)
 {
     dpb_load_result *r = R->r;
@@ -589,46 +621,44 @@ static void record(run *R, lreq *q, CURLcode cc, uint64_t t_done)
     if (!c->jsonl) return;
     /* one JSON line, built by hand (this runs at up to tens of thousands per second) */
     char *b = R->tmp;
-    size_t cap = sizeof R->tmp;
-    int n = snprintf(b, cap,
-                     "{\"level\":%d,\"index\":%llu,\"endpoint\":\"%s\",\"ok\":%s,\"error_class\":%s%s%s,"
-                     "\"http_status\":%ld,\"t_sched_ms\":%.6f,\"send_lag_ms\":%.6f,\"dispatch_lag_ms\":%.6f,",
-                     c->level, (unsigned long long)q->index, c->endpoints[q->endpoint], fail < 0 ? "true" : "false",
-                     fail < 0 ? "" : "\"", fail < 0 ? "null" : dpb_load_fail_name((dpb_load_fail)fail), fail < 0 ? "" : "\"",
-                     q->http_status, ms(q->t_sched - R->t0), ms(send_lag), ms(dispatch_lag));
+    size_t cap = sizeof R->tmp, n = 0;
+    put(b, cap, &n, "{\"level\":%d,\"index\":%llu,\"endpoint\":\"", c->level, (unsigned long long)q->index);
+    put_escaped(b, cap, &n, c->endpoints[q->endpoint]);
+    put(b, cap, &n,
+        "\",\"ok\":%s,\"error_class\":%s%s%s,"
+        "\"http_status\":%ld,\"t_sched_ms\":%.6f,\"send_lag_ms\":%.6f,\"dispatch_lag_ms\":%.6f,",
+        fail < 0 ? "true" : "false", fail < 0 ? "" : "\"",
+        fail < 0 ? "null" : dpb_load_fail_name((dpb_load_fail)fail), fail < 0 ? "" : "\"", q->http_status,
+        ms(q->t_sched - R->t0), ms(send_lag), ms(dispatch_lag));
     if (q->t_first)
-        n += snprintf(b + n, cap - (size_t)n, "\"ttft_ms\":%.6f,\"ttft_from_schedule_ms\":%.6f,", ms(ttft),
+        put(b, cap, &n, "\"ttft_ms\":%.6f,\"ttft_from_schedule_ms\":%.6f,", ms(ttft),
                       ms(q->t_first - q->t_sched));
-    else n += snprintf(b + n, cap - (size_t)n, "\"ttft_ms\":null,\"ttft_from_schedule_ms\":null,");
-    n += snprintf(b + n, cap - (size_t)n, "\"e2el_ms\":%.6f,\"e2el_from_schedule_ms\":%.6f,", ms(e2el), ms(t_done - q->t_sched));
-    if (tpot_ns >= 0) n += snprintf(b + n, cap - (size_t)n, "\"tpot_ms\":%.6f,", tpot_ns / 1e6);
-    else n += snprintf(b + n, cap - (size_t)n, "\"tpot_ms\":null,");
+    else put(b, cap, &n, "\"ttft_ms\":null,\"ttft_from_schedule_ms\":null,");
+    put(b, cap, &n, "\"e2el_ms\":%.6f,\"e2el_from_schedule_ms\":%.6f,", ms(e2el), ms(t_done - q->t_sched));
+    if (tpot_ns >= 0) put(b, cap, &n, "\"tpot_ms\":%.6f,", tpot_ns / 1e6);
+    else put(b, cap, &n, "\"tpot_ms\":null,");
     if (q->have_server_usage)
-        n += snprintf(b + n, cap - (size_t)n, "\"prompt_tokens_server\":%llu,\"output_tokens_server\":%llu,",
+        put(b, cap, &n, "\"prompt_tokens_server\":%llu,\"output_tokens_server\":%llu,",
                       (unsigned long long)q->server_prompt, (unsigned long long)q->server_tokens);
-    else n += snprintf(b + n, cap - (size_t)n, "\"prompt_tokens_server\":null,\"output_tokens_server\":null,");
-    n += snprintf(b + n, cap - (size_t)n, "\"output_tokens_client\":%llu,\"output_tokens_client_method\":\"%s\",\"chunks\":%llu,\"good\":%s",
+    else put(b, cap, &n, "\"prompt_tokens_server\":null,\"output_tokens_server\":null,");
+    put(b, cap, &n, "\"output_tokens_client\":%llu,\"output_tokens_client_method\":\"%s\",\"chunks\":%llu,\"good\":%s",
                   (unsigned long long)client_tokens, r->client_count_method, (unsigned long long)q->chunks,
                   good ? "true" : "false");
     if (fail >= 0) {
-        n += snprintf(b + n, cap - (size_t)n, ",\"error\":\"");
-        for (const char *p = q->err; *p && (size_t)n + 8 < cap; p++) {
-            unsigned char ch = (unsigned char)*p;
-            if (ch == '"' || ch == '\\') { b[n++] = '\\'; b[n++] = (char)ch; }
-            else if (ch >= 0x20 && ch < 0x7f) b[n++] = (char)ch;
-        }
-        n += snprintf(b + n, cap - (size_t)n, "\"");
+        put(b, cap, &n, ",\"error\":\"");
+        put_escaped(b, cap, &n, q->err);
+        put(b, cap, &n, "\"");
     }
     if (c->record_chunks && q->nchunk_t) {
-        n += snprintf(b + n, cap - (size_t)n, ",\"chunk_times_ms\":[");
-        for (size_t i = 0; i < q->nchunk_t && (size_t)n + 40 < cap; i++)
-            n += snprintf(b + n, cap - (size_t)n, i ? ",%.4f" : "%.4f", ms(q->chunk_t[i] - q->t_send));
-        n += snprintf(b + n, cap - (size_t)n, "]");
+        put(b, cap, &n, ",\"chunk_times_ms\":[");
+        for (size_t i = 0; i < q->nchunk_t && n + 64 < cap; i++)
+            put(b, cap, &n, i ? ",%.4f" : "%.4f", ms(q->chunk_t[i] - q->t_send));
+        put(b, cap, &n, "]");
     }
-    if ((size_t)n + 2 < cap) {
+    if (n + 2 < cap) {
         b[n++] = '}';
-        dpb_jsonlog_write_raw(c->jsonl, b, (size_t)n);
-    }
+        dpb_jsonlog_write_raw(c->jsonl, b, n);
+    } else r->jsonl_dropped++; /* cannot happen with the sizes above; counted, never a torn line */
 }
 
 static void drain_done(run *R)

@@ -96,6 +96,7 @@ typedef struct dpb_load_result {
     /* self-measurement */
     double cpu_s, wall_s;
     uint64_t sse_events, bytes_received, peak_inflight;
+    uint64_t jsonl_dropped;       /* records too long for the line buffer (not expected) */
     bool aborted;                 /* stopped early (consecutive failures) */
     char abort_reason[256];
 } dpb_load_result;
