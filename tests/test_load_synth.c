@@ -234,6 +234,26 @@ static void test_server_dies_mid_run(void)
     dpb_load_result_free(r);
 }
 
+static void test_chat_counts(void)
+{
+    srv s = {0};
+    T_CHECK(srv_start(&s, 2, 1, 1, 0));
+    dpb_load_config c;
+    base_config(&c, &s);
+    c.chat = true;
+    c.concurrency = 3;
+    c.num_requests = 9;
+    c.gen_tokens = 7;
+    dpb_load_result *r;
+    T_CHECK(dpb_load_result_create(&r) == DPB_OK);
+    T_CHECK(dpb_load_run(&c, r) == DPB_OK);
+    T_CHECK(r->completed == 9 && r->output_tokens == 63 && r->mismatched == 0);
+    T_CHECK(r->input_tokens == 9 * 8); /* 8 words */
+    T_CHECK(dpb_hist_count(r->itl_chunk) == 9 * 6);
+    dpb_load_result_free(r);
+    srv_stop(&s);
+}
+
 static void test_http_status_failures(void)
 {
     srv s = {0};
@@ -323,6 +343,11 @@ static void test_server_api_shapes(void)
     T_CHECK(http(u, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2,\"stream\":true}", b) == 200);
     T_CHECK(strstr(b->b, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}") && strstr(b->b, "chat.completion.chunk"));
     T_CHECK(!strstr(b->b, "\"usage\"")); /* no stream_options: no usage field at all */
+    T_CHECK(http(u, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2,\"stream\":true,"
+                    "\"stream_options\":{\"include_usage\":true,\"continuous_usage_stats\":true}}", b) == 200);
+    /* the role chunk comes with the first token and counts none */
+    T_CHECKF(strstr(b->b, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],"
+                          "\"usage\":{\"prompt_tokens\":1,\"total_tokens\":1,\"completion_tokens\":0}") != NULL, "%s", b->b);
     T_CHECK(http(u, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_completion_tokens\":2}", b) == 200);
     T_CHECK(strstr(b->b, "\"message\":{\"role\":\"assistant\",\"content\":\" the of\"}") != NULL);
     /* errors: OpenAI's shape and the right status */
@@ -360,6 +385,7 @@ int main(void)
     T_RUN(test_closed_loop_recovers_schedule);
     T_RUN(test_chunks_carry_several_tokens);
     T_RUN(test_open_loop_above_capacity);
+    T_RUN(test_chat_counts);
     T_RUN(test_http_status_failures);
     T_RUN(test_server_dies_mid_run);
     curl_global_cleanup();

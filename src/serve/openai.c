@@ -20,7 +20,7 @@ struct dpb_gen_job {
     pthread_mutex_t mu; /* held by the front end from submit until the stream is open */
     dpb_http_stream *st;
     dpb_api_kind api;
-    bool stream, include_usage, continuous, finish_sent, failed;
+    bool stream, include_usage, continuous, finish_sent, failed, role_sent;
     char id[48];
     long created;
     const char *model;
@@ -182,15 +182,22 @@ static dpb_status send_chunk(dpb_gen_job *j, const char *text, size_t len, const
 static dpb_status emit_locked(dpb_gen_job *j, const char *text, size_t len, uint32_t n_tokens, const char *finish)
 {
     if (j->failed) return dpb_error_set(DPB_E_IO, "request %s: the client closed the connection", j->id);
-    j->completion_tokens += n_tokens;
     if (finish) j->finish_sent = true;
     if (!j->stream) {
+        j->completion_tokens += n_tokens;
         dpb_status st = append(&j->text, &j->tlen, &j->tcap, text, len);
         if (!st && dpb_http_stream_gone(j->st)) st = DPB_E_IO;
         if (st) j->failed = true;
         return st;
     }
-    dpb_status st = send_chunk(j, text, len, finish, false);
+    dpb_status st = DPB_OK;
+    /* chat: the role chunk goes out with the first tokens, as vLLM sends it */
+    if (j->api == DPB_API_CHAT && !j->role_sent) {
+        j->role_sent = true;
+        st = send_chunk(j, "", 0, NULL, true); /* its usage, if any, counts no token yet */
+    }
+    j->completion_tokens += n_tokens;
+    if (!st) st = send_chunk(j, text, len, finish, false);
     if (st) j->failed = true;
     return st;
 }
@@ -211,7 +218,11 @@ void dpb_gen_finish(dpb_gen_job *j, const char *finish)
     if (!j->failed) {
         dpb_status st = DPB_OK;
         if (j->stream) {
-            if (!j->finish_sent) st = send_chunk(j, "", 0, final_reason(finish), false);
+            if (j->api == DPB_API_CHAT && !j->role_sent) {
+                j->role_sent = true;
+                st = send_chunk(j, "", 0, NULL, true);
+            }
+            if (!st && !j->finish_sent) st = send_chunk(j, "", 0, final_reason(finish), false);
             if (!st && j->include_usage) {
                 st = chunk_head(j);
                 if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "],\"usage\":");
@@ -446,8 +457,7 @@ static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dp
         /* The engine owns the job now: it learns of the failure at its next emit. */
         job->failed = true;
         reply_error(c, 500, "InternalServerError", NULL, "%s", dpb_error_message());
-    } else if (g.stream && api == DPB_API_CHAT && send_chunk(job, "", 0, NULL, true) != DPB_OK)
-        job->failed = true;
+    }
     pthread_mutex_unlock(&job->mu);
 out:
     free(ids);
