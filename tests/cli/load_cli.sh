@@ -41,6 +41,11 @@ if [ -z "$PORT" ]; then bad "server did not start"; else
     grep -Eq '"result":[[:space:]]*"VALID"' "$T/run/summary.json" && ok || bad "verdict VALID"
     grep -q '"commit"' "$T/run/manifest.json" && grep -q '"cpu_model"' "$T/run/manifest.json" && ok || bad "manifest"
     head -1 "$T/run/sweep.csv" | grep -q "p99_ttft_ms" && ok || bad "csv header"
+    # a custom limit the server cannot meet: INVALID with the reason (the exit status stays 0)
+    "$B" load --endpoint "http://127.0.0.1:$PORT" --concurrency 1 --num-requests 3 --gen-tokens 4 --slo ttft:1,tpot:1000 \
+        --out "$T/inv" >"$T/out" 2>&1
+    [ $? -eq 0 ] && grep -Eq '"result":[[:space:]]*"INVALID"' "$T/inv/summary.json" && grep -q "p99 TTFT .* > 1 ms" "$T/inv/summary.json" \
+        && grep -q ",INVALID$" "$T/inv/sweep.csv" && ok || { bad "INVALID verdict"; cat "$T/out"; }
     P0=$PORT; S0=$SPID
     # a dataset file (plain and JSON lines), chat, per-chunk times recorded
     printf 'one two three\n{"prompt": "four five"}\n\n' >"$T/prompts.txt"
