@@ -88,7 +88,8 @@ static void test_closed_loop_recovers_schedule(void)
     T_CHECK(dpb_hist_count(r->itl_chunk) == 48 * 15 && dpb_hist_count(r->itl_token) == 48 * 15);
     T_CHECK(r->sse_events >= 48 * 18); /* 16 tokens + usage + [DONE] */
     /* TTFT + (N - 1) * TPOT = E2EL, per request, by construction: check on the means */
-    cJSON *sum = dpb_load_summary(&c, r);
+    cJSON *sum;
+    T_CHECK(dpb_load_summary(&c, r, &sum) == DPB_OK);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(sum, "mean_ttft_ms");
     T_CHECK(cJSON_IsNumber(m) && fabs(m->valuedouble - pct(r->ttft, 50)) < 5);
     T_CHECK(cJSON_GetObjectItemCaseSensitive(sum, "p99_tpot_ms") != NULL);
@@ -269,7 +270,8 @@ static void test_http_status_failures(void)
     T_CHECKF(strstr(r->first_error, "HTTP 404") && strstr(r->first_error, "does not exist"), "%s", r->first_error);
     double v;
     T_CHECK(dpb_hist_percentile(r->ttft, 50, &v) == DPB_E_UNAVAILABLE); /* never 0 */
-    cJSON *sum = dpb_load_summary(&c, r);
+    cJSON *sum;
+    T_CHECK(dpb_load_summary(&c, r, &sum) == DPB_OK);
     T_CHECK(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(sum, "p99_ttft_ms")));
     cJSON_Delete(sum);
     dpb_load_result_free(r);

@@ -618,7 +618,13 @@ int dpb_cmd_load(int argc, char **argv)
             rc = dpb_cli_fail("load", st);
             goto done;
         }
-        cJSON *lv = dpb_load_summary(&lc, r);
+        cJSON *lv;
+        dpb_status ss = dpb_load_summary(&lc, r, &lv);
+        if (ss) {
+            dpb_load_result_free(r);
+            rc = dpb_cli_fail("load", ss);
+            goto done;
+        }
         add_verdict(lv, &lc, pr ? pr->name : NULL, slo_ttft, slo_tpot);
         if (r->failed) any_failed = true;
         cJSON_AddItemToArray(jlevels, lv);

@@ -113,7 +113,8 @@ dpb_status dpb_load_run(const dpb_load_config *c, dpb_load_result *r);
  * and shape (burstiness); rate = INFINITY gives all zeros.  Exposed for tests. */
 dpb_status dpb_load_arrivals(double rate, double burstiness, uint64_t n, uint64_t seed, uint64_t **out);
 
-/* The summary of one level: vLLM's keys (mean_ttft_ms, p99_tpot_ms, ...) and ours. */
-cJSON *dpb_load_summary(const dpb_load_config *c, const dpb_load_result *r);
+/* The summary of one level: vLLM's keys (mean_ttft_ms, p99_tpot_ms, ...) and
+ * ours (docs/LOADGEN.md); the caller frees *out with cJSON_Delete. */
+dpb_status dpb_load_summary(const dpb_load_config *c, const dpb_load_result *r, cJSON **out);
 
 #endif

@@ -42,7 +42,7 @@ static void add_stats(cJSON *o, const char *metric, const dpb_hist *h)
     cJSON_AddNumberToObject(o, k, (double)dpb_hist_count(h));
 }
 
-cJSON *dpb_load_summary(const dpb_load_config *c, const dpb_load_result *r)
+static cJSON *summary(const dpb_load_config *c, const dpb_load_result *r)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
@@ -139,4 +139,11 @@ cJSON *dpb_load_summary(const dpb_load_config *c, const dpb_load_result *r)
     }
     cJSON_AddBoolToObject(cl, "client_bound", cJSON_GetArraySize(reasons) > 0);
     return o;
+}
+
+dpb_status dpb_load_summary(const dpb_load_config *c, const dpb_load_result *r, cJSON **out)
+{
+    *out = summary(c, r);
+    if (!*out) return dpb_error_set(DPB_E_NOMEM, "load: out of memory building the summary");
+    return DPB_OK;
 }
