@@ -92,8 +92,26 @@ static void test_closed_loop_recovers_schedule(void)
     T_CHECK(dpb_load_summary(&c, r, &sum) == DPB_OK);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(sum, "mean_ttft_ms");
     T_CHECK(cJSON_IsNumber(m) && fabs(m->valuedouble - pct(r->ttft, 50)) < 5);
-    T_CHECK(cJSON_GetObjectItemCaseSensitive(sum, "p99_tpot_ms") != NULL);
-    T_CHECK(cJSON_GetObjectItemCaseSensitive(sum, "request_goodput") != NULL);
+    static const char *const vllm_keys[] = {"duration", "completed", "total_input_tokens", "total_output_tokens",
+                                            "request_throughput", "request_goodput", "output_throughput",
+                                            "total_token_throughput", "max_concurrency", "request_rate", "burstiness"};
+    for (size_t i = 0; i < sizeof vllm_keys / sizeof vllm_keys[0]; i++)
+        T_CHECKF(cJSON_GetObjectItemCaseSensitive(sum, vllm_keys[i]) != NULL, "missing %s", vllm_keys[i]);
+    static const char *const metrics[] = {"ttft", "tpot", "itl", "e2el"};
+    static const char *const stats[] = {"mean_%s_ms", "median_%s_ms", "std_%s_ms", "p50_%s_ms", "p90_%s_ms", "p95_%s_ms",
+                                        "p99_%s_ms", "p99.9_%s_ms"};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t k = 0; k < sizeof stats / sizeof stats[0]; k++) {
+            char key[64];
+            snprintf(key, sizeof key, stats[k], metrics[i]);
+            T_CHECKF(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(sum, key)), "missing %s", key);
+        }
+    /* p50 <= p90 <= p99 <= max for TTFT */
+    double a = cJSON_GetObjectItemCaseSensitive(sum, "p50_ttft_ms")->valuedouble;
+    double b2 = cJSON_GetObjectItemCaseSensitive(sum, "p90_ttft_ms")->valuedouble;
+    double c2 = cJSON_GetObjectItemCaseSensitive(sum, "p99_ttft_ms")->valuedouble;
+    double d2 = cJSON_GetObjectItemCaseSensitive(sum, "max_ttft_ms")->valuedouble;
+    T_CHECK(a <= b2 && b2 <= c2 && c2 <= d2);
     cJSON_Delete(sum);
     dpb_load_result_free(r);
     srv_stop(&s);
