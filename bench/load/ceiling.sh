@@ -25,7 +25,7 @@ start() { # ttft itl
     i=0; while [ ! -s "$OUT/port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     URL="http://127.0.0.1:$(cat "$OUT/port")"
 }
-echo "streams,itl_ms,gen_tokens,offered_events_per_s,completed,failed,sse_events_per_s,client_cpu_of_one_core,ttft_p50_minus_50_ms,ttft_p99_minus_50_ms,itl_p50_minus_itl_ms,itl_p99_minus_itl_ms,tpot_p99_minus_itl_ms,p99_send_lag_ms,client_bound" >"$OUT/ceiling.csv"
+echo "streams,itl_ms,gen_tokens,offered_token_chunks_per_s_steady,completed,failed,output_tok_per_s,sse_events_per_s_incl_usage_and_done,client_cpu_of_one_core,ttft_p50_minus_50_ms,ttft_p99_minus_50_ms,itl_p50_minus_itl_ms,itl_p99_minus_itl_ms,tpot_p99_minus_itl_ms,p99_send_lag_ms,client_bound" >"$OUT/ceiling.csv"
 for lv in $LEVELS; do
     s=${lv%%:*}; rest=${lv#*:}; itl=${rest%%:*}; gen=${rest#*:}
     start 50 "$itl"
@@ -38,10 +38,10 @@ p, s, itl, gen = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv
 try:
     l = json.load(open(p))["levels"][0]
 except Exception:
-    print(f"{s},{itl},{gen},,,,,,,,,,,,"); sys.exit()
+    print(f"{s},{itl},{gen},,,,,,,,,,,,,"); sys.exit()
 c = l["client"]
 f = lambda k, off: "" if l.get(k) is None else f"{l[k] - off:.3f}"
-print(f"{s},{itl},{gen},{s * 1000 / itl:.0f},{l['completed']},{l['failed']},{c['sse_events_per_s']:.0f},"
+print(f"{s},{itl},{gen},{s * 1000 / itl:.0f},{l['completed']},{l['failed']},{l['output_throughput']:.0f},{c['sse_events_per_s']:.0f},"
       f"{c['cpu_utilization_of_one_core']:.2f},{f('median_ttft_ms', 50)},{f('p99_ttft_ms', 50)},"
       f"{f('median_itl_ms', itl)},{f('p99_itl_ms', itl)},{f('p99_tpot_ms', itl)},{f('p99_send_lag_ms', 0)},{c['client_bound']}")
 PY
