@@ -214,7 +214,7 @@ static int on_event(void *ctx, const char *data, size_t len)
 {
     lreq *q = ctx;
     run *R = q->run;
-    R->r->sse_events++;
+    if (!q->warm) R->r->sse_events++;
     q->events++;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         q->got_done = true;
@@ -324,7 +324,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     lreq *q = ud;
     size_t n = size * nmemb;
-    q->run->r->bytes_received += n;
+    if (!q->warm) q->run->r->bytes_received += n;
     q->bytes += n;
     if (q->http_status == 0) curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &q->http_status);
     if (q->http_status < 200 || q->http_status > 299) {
@@ -504,7 +504,7 @@ static dpb_status issue(run *R, uint64_t t_sched, uint64_t t_ready)
     q->slot = R->nactive;
     R->active[R->nactive++] = q;
     R->inflight++;
-    if (R->inflight > R->r->peak_inflight) R->r->peak_inflight = R->inflight;
+    if (!R->warm && R->inflight > R->r->peak_inflight) R->r->peak_inflight = R->inflight;
     return DPB_OK;
 }
 
