@@ -29,7 +29,7 @@ echo "streams,itl_ms,gen_tokens,offered_token_chunks_per_s_steady,completed,fail
 for lv in $LEVELS; do
     s=${lv%%:*}; rest=${lv#*:}; itl=${rest%%:*}; gen=${rest#*:}
     start 50 "$itl"
-    taskset -c "$CC" "$B" load --endpoint "$URL" --concurrency "$s" --num-requests $((s * 3)) --warmup "$s" \
+    taskset -c "$CC" "$B" load --endpoint "$URL" --concurrency "$s" --num-requests $((s * 3)) --warmup "$s" --ramp-up 1 \
         --gen-tokens "$gen" --prompt-tokens 16 --timeout 120 --out "$OUT/s$s.itl$itl" >"$OUT/log.s$s.itl$itl" 2>&1
     kill $SPID; wait $SPID 2>/dev/null
     python3 - "$OUT/s$s.itl$itl/summary.json" "$s" "$itl" "$gen" >>"$OUT/ceiling.csv" <<'PY'

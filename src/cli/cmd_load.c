@@ -61,6 +61,8 @@ static void usage(void)
            "  --concurrency LIST  closed loop: N users, each sending its next request when the last ends\n"
            "  --request-rate LIST open loop: arrivals of a gamma process at R req/s ('inf': all at once)\n"
            "  --burstiness B      gamma shape (default 1 = Poisson; < 1 burstier, > 1 smoother)\n"
+           "  --ramp-up S         closed loop: start the users evenly over S seconds instead of at once, so\n"
+           "                      streams of equal length do not stay in lockstep (default 0)\n"
            "  --max-concurrency N open loop: at most N in flight; arrivals wait in the client, and the\n"
            "                      wait counts in latency from schedule\n"
            "  --num-requests N    requests per level (default 100 unless --duration)\n"
@@ -497,6 +499,7 @@ int dpb_cmd_load(int argc, char **argv)
         else if (!strcmp(a, "--seed")) { NEED(); st = dpb_cli_parse_i64(a, val, 0, INT64_MAX, &v); c.seed = (uint64_t)v; }
         else if (!strcmp(a, "--concurrency")) { NEED(); conc_s = val; }
         else if (!strcmp(a, "--request-rate")) { NEED(); rate_s = val; }
+        else if (!strcmp(a, "--ramp-up")) { NEED(); st = dpb_cli_parse_double(a, val, 0, 86400, &c.ramp_up_s); }
         else if (!strcmp(a, "--burstiness")) { NEED(); st = dpb_cli_parse_double(a, val, 1e-3, 1e3, &c.burstiness); }
         else if (!strcmp(a, "--max-concurrency")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 10000000, &v); c.max_concurrency = (uint64_t)v; }
         else if (!strcmp(a, "--num-requests")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 100000000, &v); c.num_requests = (uint64_t)v; have_num = true; }

@@ -698,7 +698,7 @@ static void arm_timer(run *R, uint64_t at_ns)
 
 /* Runs requests until the budget is spent and everything in flight ended. */
 static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64_t *arrivals, uint64_t n_budget,
-                        uint64_t deadline_ns, uint64_t max_inflight)
+                        uint64_t deadline_ns, uint64_t max_inflight, double ramp_s)
 {
     dpb_status st = DPB_OK;
     R->issued = R->done = 0;
@@ -710,10 +710,18 @@ static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64
     if (mode == DPB_LOAD_CLOSED) {
         ready = malloc((users ? users : 1) * sizeof *ready);
         if (!ready) return dpb_error_set(DPB_E_NOMEM, "load: out of memory");
-        for (uint64_t i = 0; i < users; i++) ready[nready++] = R->t0;
+        /* Users start at t0 + i * ramp / users; the stack's top is always the
+         * earliest (later starts pushed first; completions push "now", which is
+         * earlier than any start still to come). */
+        for (uint64_t i = users; i-- > 0;)
+            ready[nready++] = R->t0 + (uint64_t)(ramp_s * 1e9 * (double)i / (double)users);
     }
     uint64_t armed = UINT64_MAX;
-    struct epoll_event evs[512];
+    struct epoll_event *evs = malloc(4096 * sizeof *evs);
+    if (!evs) {
+        free(ready);
+        return dpb_error_set(DPB_E_NOMEM, "load: out of memory");
+    }
     bool stop_issuing = false;
     for (;;) {
         uint64_t now = dpb_now_ns();
@@ -733,10 +741,11 @@ static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64
         uint64_t next_due = UINT64_MAX;
         if (!stop_issuing) {
             if (mode == DPB_LOAD_CLOSED) {
-                while (nready && !(n_budget && R->issued >= n_budget)) {
+                while (nready && !(n_budget && R->issued >= n_budget) && ready[nready - 1] <= now) {
                     uint64_t tr = ready[--nready];
                     if ((st = issue(R, tr, tr))) goto out;
                 }
+                if (nready && !(n_budget && R->issued >= n_budget)) next_due = ready[nready - 1];
             } else {
                 while ((!n_budget || next < n_budget) && R->t0 + arrivals[next] <= now &&
                        (!max_inflight || R->inflight < max_inflight)) {
@@ -765,7 +774,7 @@ static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64
             wait_ms = R->curl_deadline <= t ? 0 : (int)((R->curl_deadline - t + 999999) / 1000000);
             if (wait_ms > 1000) wait_ms = 1000;
         }
-        int ne = epoll_wait(R->epfd, evs, (int)(sizeof evs / sizeof evs[0]), wait_ms);
+        int ne = epoll_wait(R->epfd, evs, 4096, wait_ms);
         /* Everything epoll reported was there when it returned: one timestamp for
          * the batch, so events handled later in it are not timed late. */
         R->wake_ns = dpb_now_ns();
@@ -796,6 +805,7 @@ static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64
         }
     }
 out:
+    free(evs);
     /* interrupted or a setup error: abandon what is in flight (not counted as failures) */
     while (R->nactive) {
         lreq *q = R->active[--R->nactive];
@@ -882,7 +892,7 @@ dpb_status dpb_load_run(const dpb_load_config *c, dpb_load_result *r)
         R->t0 = dpb_now_ns();
         uint64_t u = c->mode == DPB_LOAD_CLOSED ? c->concurrency : (c->max_concurrency ? c->max_concurrency : 8);
         if (u > c->warmup) u = c->warmup;
-        st = phase(R, DPB_LOAD_CLOSED, u, NULL, c->warmup, 0, 0);
+        st = phase(R, DPB_LOAD_CLOSED, u, NULL, c->warmup, 0, 0, 0);
         R->warm = false;
         if (st) goto out;
         r->aborted = false;
@@ -903,7 +913,7 @@ dpb_status dpb_load_run(const dpb_load_config *c, dpb_load_result *r)
     R->last_slot_free = 0;
     uint64_t deadline = c->duration_s > 0 && !c->num_requests ? R->t0 + (uint64_t)(c->duration_s * 1e9) : 0;
     st = phase(R, c->mode, c->concurrency, arr, c->mode == DPB_LOAD_OPEN ? n_arr : c->num_requests, deadline,
-               c->mode == DPB_LOAD_OPEN ? c->max_concurrency : 0);
+               c->mode == DPB_LOAD_OPEN ? c->max_concurrency : 0, c->ramp_up_s);
     r->issued = R->issued;
     r->wall_s = (double)(dpb_now_ns() - R->t0) / 1e9;
     r->cpu_s = cpu_seconds() - cpu0;

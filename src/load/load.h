@@ -61,6 +61,7 @@ typedef struct dpb_load_config {
     /* load */
     dpb_load_mode mode;
     uint64_t concurrency;         /* closed loop: users */
+    double ramp_up_s;             /* closed loop: user i starts at i * ramp_up_s / users (0: all at once) */
     double rate;                  /* open loop: requests/s (INFINITY: all at once) */
     double burstiness;            /* gamma shape; 1 = Poisson */
     uint64_t max_concurrency;     /* open loop: in-flight cap, 0 = none (waiting counts as latency from schedule) */
