@@ -6,6 +6,7 @@
 #include "core/jsonl.h"
 #include "load/load.h"
 #include "load/sse.h"
+#include "serve/openai.h"
 
 typedef struct { char ev[16][64]; int n; } evs;
 static int collect(void *ctx, const char *d, size_t len)
@@ -136,11 +137,44 @@ static void test_arrivals_gamma(void)
     T_CHECK(dpb_load_arrivals(0, 1.0, 10, 1, &a) == DPB_E_ARG);
 }
 
+static void test_openai_request_parser(void)
+{
+    dpb_openai_parsed p;
+    const char *ok = "{\"model\":\"m\",\"prompt\":[5,6,7],\"max_tokens\":4,\"stream\":true,"
+                     "\"stream_options\":{\"include_usage\":true,\"continuous_usage_stats\":true},\"ignore_eos\":true}";
+    T_CHECK(dpb_openai_parse(DPB_API_COMPLETIONS, ok, strlen(ok), "m", 100, &p) == DPB_OK);
+    T_CHECK(p.g.n_prompt_ids == 3 && p.g.prompt_ids[2] == 7 && p.g.max_tokens == 4 && p.g.stream && p.g.ignore_eos);
+    T_CHECK(p.include_usage && p.continuous);
+    dpb_openai_parsed_free(&p);
+    static const struct { int api; const char *body; unsigned status; const char *param; const char *msg; } bad[] = {
+        {0, "{\"prompt\":\"x\",\"model\":\"other\"}", 404, "model", "does not exist"},
+        {0, "{\"prompt\":\"x\",\"max_tokens\":101}", 400, "max_tokens", "max_tokens"},
+        {0, "{\"prompt\":\"x\",\"max_tokens\":\"5\"}", 400, "max_tokens", "max_tokens"},
+        {0, "{\"prompt\":[1,\"a\"]}", 400, "prompt", "prompt[]"},
+        {0, "{\"prompt\":{}}", 400, "prompt", "expected a string"},
+        {0, "{\"prompt\":\"x\",\"stream_options\":{\"include_usage\":true}}", 400, "stream_options", "stream=True"},
+        {0, "{\"prompt\":\"x\",\"stream\":\"yes\"}", 400, NULL, "booleans"},
+        {0, "{\"prompt\":\"x\",\"top_p\":0}", 400, "top_p", "top_p"},
+        {1, "{\"messages\":[{\"role\":1,\"content\":\"x\"}]}", 400, "messages", "string role"},
+        {1, "[1,2]", 400, NULL, "JSON object"},
+        {1, "{\"messages\":", 400, NULL, "invalid JSON"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        dpb_status st = dpb_openai_parse(bad[i].api ? DPB_API_CHAT : DPB_API_COMPLETIONS, bad[i].body, strlen(bad[i].body),
+                                         "m", 100, &p);
+        T_CHECKF(st != DPB_OK && p.status == bad[i].status && strstr(p.message, bad[i].msg) &&
+                     ((!bad[i].param && !p.param) || (bad[i].param && p.param && !strcmp(p.param, bad[i].param))),
+                 "case %zu: status %u param %s message %s", i, p.status, p.param ? p.param : "null", p.message);
+        T_CHECK(p.root == NULL && p.ids == NULL);
+    }
+}
+
 int main(void)
 {
     T_RUN(test_sse_splits_anywhere);
     T_RUN(test_sse_pending_and_oversize);
     T_RUN(test_jsonl_lines_and_repair);
     T_RUN(test_arrivals_gamma);
+    T_RUN(test_openai_request_parser);
     return t_done();
 }

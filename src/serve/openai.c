@@ -276,34 +276,40 @@ static bool get_bool(const cJSON *o, const char *k, bool def, bool *out)
     return true;
 }
 
-static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dpb_api_kind api)
+#define FAIL(code, typ, prm, ...)                                                                  \
+    do {                                                                                           \
+        out->status = (code);                                                                      \
+        out->type = (typ);                                                                         \
+        out->param = (prm);                                                                        \
+        snprintf(out->message, sizeof out->message, __VA_ARGS__);                                  \
+        goto fail;                                                                                 \
+    } while (0)
+
+dpb_status dpb_openai_parse(dpb_api_kind api, const char *body, size_t len, const char *model_id,
+                            uint64_t max_model_len, dpb_openai_parsed *out)
 {
-    dpb_http_conn *c = rq->conn;
+    memset(out, 0, sizeof *out);
     cJSON *root = NULL;
     int64_t *ids = NULL;
-    dpb_gen_job *job = NULL;
-    if (dpb_json_parse(rq->body, rq->body_len, "request body", &root) != DPB_OK) {
-        reply_error(c, 400, "BadRequestError", NULL, "%s", dpb_error_message());
-        return;
+    if (dpb_json_parse(body, len, "request body", &root) != DPB_OK) {
+        FAIL(400, "BadRequestError", NULL, "%s", dpb_error_message());
     }
     if (!cJSON_IsObject(root)) {
-        reply_error(c, 400, "BadRequestError", NULL, "request body: expected a JSON object");
-        goto out;
+        FAIL(400, "BadRequestError", NULL, "request body: expected a JSON object");
     }
     dpb_gen_request g;
     memset(&g, 0, sizeof g);
     g.api = api;
+    out->root = root;
     g.temperature = 1.0;
     g.top_p = 1.0;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (model && !cJSON_IsNull(model)) {
         if (!cJSON_IsString(model)) {
-            reply_error(c, 400, "BadRequestError", "model", "request body: model: expected a string");
-            goto out;
+            FAIL(400, "BadRequestError", "model", "request body: model: expected a string");
         }
-        if (strcmp(model->valuestring, s->eng->model_id) != 0) {
-            reply_error(c, 404, "NotFoundError", "model", "The model `%.200s` does not exist.", model->valuestring);
-            goto out;
+        if (strcmp(model->valuestring, model_id) != 0) {
+            FAIL(404, "NotFoundError", "model", "The model `%.200s` does not exist.", model->valuestring);
         }
     }
     const char *mt_key = "max_tokens";
@@ -314,58 +320,50 @@ static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dp
     }
     if (mt && !cJSON_IsNull(mt)) {
         int64_t v;
-        if (dpb_json_item_int(mt, "request body", mt_key, 1, (int64_t)s->eng->max_model_len, &v) != DPB_OK) {
-            reply_error(c, 400, "BadRequestError", mt_key, "%s", dpb_error_message());
-            goto out;
+        if (dpb_json_item_int(mt, "request body", mt_key, 1, (int64_t)max_model_len, &v) != DPB_OK) {
+            FAIL(400, "BadRequestError", mt_key, "%s", dpb_error_message());
         }
         g.max_tokens = (uint64_t)v;
     }
     const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "n");
     if (n && !cJSON_IsNull(n) && !(cJSON_IsNumber(n) && n->valuedouble == 1.0)) {
-        reply_error(c, 400, "BadRequestError", "n", "request body: n: only n=1 is supported");
-        goto out;
+        FAIL(400, "BadRequestError", "n", "request body: n: only n=1 is supported");
     }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "temperature");
     if (t && !cJSON_IsNull(t)) {
         if (!cJSON_IsNumber(t) || t->valuedouble < 0 || t->valuedouble > 100) {
-            reply_error(c, 400, "BadRequestError", "temperature", "request body: temperature: expected a number >= 0");
-            goto out;
+            FAIL(400, "BadRequestError", "temperature", "request body: temperature: expected a number >= 0");
         }
         g.temperature = t->valuedouble;
     }
     const cJSON *tp = cJSON_GetObjectItemCaseSensitive(root, "top_p");
     if (tp && !cJSON_IsNull(tp)) {
         if (!cJSON_IsNumber(tp) || !(tp->valuedouble > 0 && tp->valuedouble <= 1)) {
-            reply_error(c, 400, "BadRequestError", "top_p", "request body: top_p: expected a number in (0, 1]");
-            goto out;
+            FAIL(400, "BadRequestError", "top_p", "request body: top_p: expected a number in (0, 1]");
         }
         g.top_p = tp->valuedouble;
     }
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
     if (seed && !cJSON_IsNull(seed)) {
         if (dpb_json_item_int(seed, "request body", "seed", INT64_MIN / 2, INT64_MAX / 2, &g.seed) != DPB_OK) {
-            reply_error(c, 400, "BadRequestError", "seed", "%s", dpb_error_message());
-            goto out;
+            FAIL(400, "BadRequestError", "seed", "%s", dpb_error_message());
         }
         g.has_seed = true;
     }
     bool include_usage = false, continuous = false;
     if (!get_bool(root, "stream", false, &g.stream) || !get_bool(root, "ignore_eos", false, &g.ignore_eos)) {
-        reply_error(c, 400, "BadRequestError", NULL, "request body: stream and ignore_eos must be booleans");
-        goto out;
+        FAIL(400, "BadRequestError", NULL, "request body: stream and ignore_eos must be booleans");
     }
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
         if (!g.stream) {
-            reply_error(c, 400, "BadRequestError", "stream_options",
+            FAIL(400, "BadRequestError", "stream_options",
                         "Stream options can only be defined when `stream=True`.");
-            goto out;
         }
         if (!cJSON_IsObject(so) || !get_bool(so, "include_usage", false, &include_usage) ||
             !get_bool(so, "continuous_usage_stats", false, &continuous)) {
-            reply_error(c, 400, "BadRequestError", "stream_options",
+            FAIL(400, "BadRequestError", "stream_options",
                         "request body: stream_options: expected {include_usage: bool, continuous_usage_stats: bool}");
-            goto out;
         }
     }
     if (api == DPB_API_COMPLETIONS) {
@@ -375,39 +373,34 @@ static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dp
         if (cJSON_IsString(p)) g.prompt = p->valuestring;
         else if (cJSON_IsArray(p) && cJSON_GetArraySize(p) > 0) {
             size_t cnt = (size_t)cJSON_GetArraySize(p);
-            if (cnt > s->eng->max_model_len) {
-                reply_error(c, 400, "BadRequestError", "prompt",
+            if (cnt > max_model_len) {
+                FAIL(400, "BadRequestError", "prompt",
                             "request body: prompt: %zu tokens is more than the model's context of %llu", cnt,
-                            (unsigned long long)s->eng->max_model_len);
-                goto out;
+                            (unsigned long long)max_model_len);
             }
             ids = malloc(cnt * sizeof *ids);
             if (!ids) {
-                reply_error(c, 500, "InternalServerError", NULL, "out of memory");
-                goto out;
+                FAIL(500, "InternalServerError", NULL, "out of memory");
             }
             size_t i = 0;
             const cJSON *e;
             cJSON_ArrayForEach(e, p)
             {
                 if (dpb_json_item_int(e, "request body", "prompt[]", 0, INT32_MAX, &ids[i]) != DPB_OK) {
-                    reply_error(c, 400, "BadRequestError", "prompt", "%s", dpb_error_message());
-                    goto out;
+                    FAIL(400, "BadRequestError", "prompt", "%s", dpb_error_message());
                 }
                 i++;
             }
             g.prompt_ids = ids;
             g.n_prompt_ids = cnt;
         } else {
-            reply_error(c, 400, "BadRequestError", "prompt",
+            FAIL(400, "BadRequestError", "prompt",
                         "request body: prompt: expected a string or a non-empty array of token ids");
-            goto out;
         }
     } else {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "messages");
         if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) == 0) {
-            reply_error(c, 400, "BadRequestError", "messages", "request body: messages: expected a non-empty array");
-            goto out;
+            FAIL(400, "BadRequestError", "messages", "request body: messages: expected a non-empty array");
         }
         const cJSON *e;
         cJSON_ArrayForEach(e, m)
@@ -416,13 +409,46 @@ static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dp
             const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
             if (!cJSON_IsObject(e) || !cJSON_IsString(role) ||
                 !(cJSON_IsString(content) || cJSON_IsArray(content) || cJSON_IsNull(content))) {
-                reply_error(c, 400, "BadRequestError", "messages",
+                FAIL(400, "BadRequestError", "messages",
                             "request body: messages: each message needs a string role and a content");
-                goto out;
             }
         }
         g.messages = m;
     }
+    out->g = g;
+    out->ids = ids;
+    out->include_usage = include_usage;
+    out->continuous = include_usage && continuous;
+    return DPB_OK;
+fail:
+    free(ids);
+    cJSON_Delete(root);
+    out->root = NULL;
+    out->ids = NULL;
+    return dpb_error_set(out->status == 404 ? DPB_E_ARG : DPB_E_FORMAT, "request body: %s", out->message);
+}
+#undef FAIL
+
+void dpb_openai_parsed_free(dpb_openai_parsed *p)
+{
+    cJSON_Delete(p->root);
+    free(p->ids);
+    p->root = NULL;
+    p->ids = NULL;
+}
+
+static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dpb_api_kind api)
+{
+    dpb_http_conn *c = rq->conn;
+    dpb_gen_job *job = NULL;
+    dpb_openai_parsed P;
+    if (dpb_openai_parse(api, rq->body, rq->body_len, s->eng->model_id, s->eng->max_model_len, &P) != DPB_OK) {
+        reply_error(c, P.status, P.type, P.param, "%s", P.message);
+        return;
+    }
+    const dpb_gen_request g = P.g;
+    bool include_usage = P.include_usage, continuous = P.continuous;
+
     job = calloc(1, sizeof *job);
     if (!job) {
         reply_error(c, 500, "InternalServerError", NULL, "out of memory");
@@ -460,8 +486,7 @@ static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dp
     }
     pthread_mutex_unlock(&job->mu);
 out:
-    free(ids);
-    cJSON_Delete(root);
+    dpb_openai_parsed_free(&P);
 }
 
 static void handler(void *ctx, const dpb_http_request *rq)

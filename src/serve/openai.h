@@ -20,6 +20,28 @@ uint16_t dpb_openai_server_port(const dpb_openai_server *s);
 /* Stops the HTTP layer (the engine is destroyed by its owner, before this). */
 void dpb_openai_server_stop(dpb_openai_server *s);
 
+/* A parsed, validated generation request.  g's pointers point into root
+ * and ids, which the struct owns (dpb_openai_parsed_free). */
+typedef struct dpb_openai_parsed {
+    dpb_gen_request g;
+    bool include_usage, continuous;
+    cJSON *root;
+    int64_t *ids;
+    /* on failure: what the client gets */
+    unsigned status;   /* 400 or 404 */
+    const char *type;  /* "BadRequestError", "NotFoundError" */
+    const char *param; /* the offending field, or NULL */
+    char message[768];
+} dpb_openai_parsed;
+
+/* Parses and validates a /v1/completions (api = DPB_API_COMPLETIONS) or
+ * /v1/chat/completions body the way vLLM's front end does.  On failure the
+ * status is DPB_E_FORMAT (DPB_E_ARG for an unknown model) and out holds the
+ * HTTP status, type, param and message; nothing is left to free. */
+dpb_status dpb_openai_parse(dpb_api_kind api, const char *body, size_t len, const char *model_id,
+                            uint64_t max_model_len, dpb_openai_parsed *out);
+void dpb_openai_parsed_free(dpb_openai_parsed *p);
+
 /* Appends s as a JSON string body (without quotes), escaped, to *buf.  Exposed for tests. */
 dpb_status dpb_json_escape_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 
