@@ -717,7 +717,7 @@ static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64
             ready[nready++] = R->t0 + (uint64_t)(ramp_s * 1e9 * (double)i / (double)users);
     }
     uint64_t armed = UINT64_MAX;
-    struct epoll_event *evs = malloc(4096 * sizeof *evs);
+    struct epoll_event *evs = malloc(256 * sizeof *evs);
     if (!evs) {
         free(ready);
         return dpb_error_set(DPB_E_NOMEM, "load: out of memory");
@@ -774,7 +774,7 @@ static dpb_status phase(run *R, dpb_load_mode mode, uint64_t users, const uint64
             wait_ms = R->curl_deadline <= t ? 0 : (int)((R->curl_deadline - t + 999999) / 1000000);
             if (wait_ms > 1000) wait_ms = 1000;
         }
-        int ne = epoll_wait(R->epfd, evs, 4096, wait_ms);
+        int ne = epoll_wait(R->epfd, evs, 256, wait_ms);
         /* Everything epoll reported was there when it returned: one timestamp for
          * the batch, so events handled later in it are not timed late. */
         R->wake_ns = dpb_now_ns();
