@@ -18,6 +18,8 @@ static const dpb_cli_command k_commands[] = {
     {"synth", "write a random-weight checkpoint of a preset architecture", dpb_cmd_synth},
     {"inspect", "parameters, bytes by dtype and component, KV cache and memory need", dpb_cmd_inspect},
     {"telemetry", "what GPU/CPU telemetry is available (NVML, RAPL); record a power trace", dpb_cmd_telemetry},
+    {"tokenize", "text to token ids with a model's tokenizer; chat templates; exact-length prompts; --bench", dpb_cmd_tokenize},
+    {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 

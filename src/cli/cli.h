@@ -30,5 +30,7 @@ int dpb_cmd_inspect(int argc, char **argv);
 int dpb_cmd_serve(int argc, char **argv);
 int dpb_cmd_load(int argc, char **argv);
 int dpb_cmd_telemetry(int argc, char **argv);
+int dpb_cmd_tokenize(int argc, char **argv);
+int dpb_cmd_detokenize(int argc, char **argv);
 
 #endif

@@ -1,0 +1,773 @@
+/* Decode kernels: bf16 GEMV, gpt-oss MXFP4 experts, router top-k, decode
+ * attention.  API and layouts: decode_kernels.h; design: docs/CUDA.md. */
+#include "backend/cuda/decode_kernels.h"
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+namespace {
+
+constexpr int kWarp = 32;
+
+/* Streaming 16-byte load: read-only path, not kept in L1 (weights are read
+ * once per step). */
+__device__ __forceinline__ uint4 ld_stream16(const void *p)
+{
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p));
+    return r;
+}
+
+__device__ __forceinline__ float bf16lo(uint32_t u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float bf16hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
+__device__ __forceinline__ float bf16f(uint16_t u) { return __uint_as_float((uint32_t)u << 16); }
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* 8 bf16 weights (one uint4) times 8 activations. */
+__device__ __forceinline__ float dot8_bf16(uint4 w, const float *x, float acc)
+{
+    acc = fmaf(bf16lo(w.x), x[0], acc);
+    acc = fmaf(bf16hi(w.x), x[1], acc);
+    acc = fmaf(bf16lo(w.y), x[2], acc);
+    acc = fmaf(bf16hi(w.y), x[3], acc);
+    acc = fmaf(bf16lo(w.z), x[4], acc);
+    acc = fmaf(bf16hi(w.z), x[5], acc);
+    acc = fmaf(bf16lo(w.w), x[6], acc);
+    acc = fmaf(bf16hi(w.w), x[7], acc);
+    return acc;
+}
+
+template <bool XBF16>
+__device__ __forceinline__ void load_x8(const void *x, size_t elem, float *out)
+{
+    if constexpr (XBF16) {
+        uint4 v = __ldg(reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(x) + elem));
+        out[0] = bf16lo(v.x); out[1] = bf16hi(v.x);
+        out[2] = bf16lo(v.y); out[3] = bf16hi(v.y);
+        out[4] = bf16lo(v.z); out[5] = bf16hi(v.z);
+        out[6] = bf16lo(v.w); out[7] = bf16hi(v.w);
+    } else {
+        const float4 *p = reinterpret_cast<const float4 *>(static_cast<const float *>(x) + elem);
+        float4 a = __ldg(p), b = __ldg(p + 1);
+        out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
+        out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+    }
+}
+
+/* ---------------------------------------------------------------- GEMV --
+ * Block of 8 warps.  Warp w: row group w / KS, K slice w % KS.  Each row
+ * group covers ROWS consecutive rows; a lane reads 16 bytes (8 weights) of
+ * every row per step, so x is loaded once per ROWS rows. */
+constexpr int kGemvWarps = 8;
+
+template <int M, int ROWS, int KS, bool XBF16>
+__global__ void __launch_bounds__(kGemvWarps * kWarp)
+gemv_bf16_kernel(const uint16_t *__restrict__ W, const float *__restrict__ bias,
+                 const void *__restrict__ x, float *__restrict__ y, int N, int K)
+{
+    constexpr int GROUPS = kGemvWarps / KS;
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int g = warp / KS, s = warp % KS;
+    const int row0 = (blockIdx.x * GROUPS + g) * ROWS;
+    const int nchunk = K / 8;
+
+    const uint4 *wrow[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
+        int rr = min(row0 + r, N - 1);
+        wrow[r] = reinterpret_cast<const uint4 *>(W + (size_t)rr * K);
+    }
+    float acc[M][ROWS];
+#pragma unroll
+    for (int m = 0; m < M; m++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) acc[m][r] = 0.f;
+
+    /* more independent 16-byte loads in flight when a warp has few rows */
+#pragma unroll(ROWS == 1 ? 4 : 2)
+    for (int c = s * kWarp + lane; c < nchunk; c += kWarp * KS) {
+        uint4 w[ROWS];
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) w[r] = ld_stream16(wrow[r] + c);
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            float xv[8];
+            load_x8<XBF16>(x, (size_t)m * K + (size_t)c * 8, xv);
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) acc[m][r] = dot8_bf16(w[r], xv, acc[m][r]);
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < M; m++)
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) acc[m][r] = warp_sum(acc[m][r]);
+
+    if (KS == 1) {
+        if (lane == 0) {
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+                int row = row0 + r;
+                if (row >= N) break;
+                float b = bias ? bias[row] : 0.f;
+#pragma unroll
+                for (int m = 0; m < M; m++) y[(size_t)m * N + row] = acc[m][r] + b;
+            }
+        }
+    } else {
+        __shared__ float red[kGemvWarps][M * ROWS];
+        if (lane == 0) {
+#pragma unroll
+            for (int m = 0; m < M; m++)
+#pragma unroll
+                for (int r = 0; r < ROWS; r++) red[warp][m * ROWS + r] = acc[m][r];
+        }
+        __syncthreads();
+        for (int t = threadIdx.x; t < GROUPS * M * ROWS; t += blockDim.x) {
+            int gg = t / (M * ROWS), idx = t % (M * ROWS);
+            int m = idx / ROWS, r = idx % ROWS;
+            int row = (blockIdx.x * GROUPS + gg) * ROWS + r;
+            if (row >= N) continue;
+            float v = 0.f;
+#pragma unroll
+            for (int ss = 0; ss < KS; ss++) v += red[gg * KS + ss][idx];
+            y[(size_t)m * N + row] = v + (bias ? bias[row] : 0.f);
+        }
+    }
+}
+
+template <int M, int ROWS, int KS>
+cudaError_t gemv_launch3(const uint16_t *W, const float *bias, const void *x, int x_bf16, float *y,
+                         int N, int K, cudaStream_t st)
+{
+    constexpr int rows_per_block = (kGemvWarps / KS) * ROWS;
+    unsigned grid = (unsigned)((N + rows_per_block - 1) / rows_per_block);
+    if (x_bf16)
+        gemv_bf16_kernel<M, ROWS, KS, true><<<grid, kGemvWarps * kWarp, 0, st>>>(W, bias, x, y, N, K);
+    else
+        gemv_bf16_kernel<M, ROWS, KS, false><<<grid, kGemvWarps * kWarp, 0, st>>>(W, bias, x, y, N, K);
+    return cudaGetLastError();
+}
+
+template <int M>
+cudaError_t gemv_launch2(dpb_cuda_gemv_variant v, const uint16_t *W, const float *bias, const void *x,
+                         int x_bf16, float *y, int N, int K, cudaStream_t st)
+{
+    switch (v) {
+    case DPB_GEMV_WARP_ROW: return gemv_launch3<M, 1, 1>(W, bias, x, x_bf16, y, N, K, st);
+    case DPB_GEMV_WARP_2ROW: return gemv_launch3<M, 2, 1>(W, bias, x, x_bf16, y, N, K, st);
+    case DPB_GEMV_WARP_4ROW: return gemv_launch3<M, 4, 1>(W, bias, x, x_bf16, y, N, K, st);
+    case DPB_GEMV_SPLITK4: return gemv_launch3<M, 1, 4>(W, bias, x, x_bf16, y, N, K, st);
+    case DPB_GEMV_SPLITK8: return gemv_launch3<M, 1, 8>(W, bias, x, x_bf16, y, N, K, st);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+/* ------------------------------------------------------------- MXFP4 --
+ * An E2M1 code placed in the exponent/mantissa bits of a half gives the
+ * exact value times 2^-14 (code 1 = 0.5 becomes the half subnormal 2^-15):
+ * half bits = sign << 15 | (code & 7) << 9.  Two codes go into one half2 at
+ * a time; the block scale 2^(s-127) and the 2^14 are applied once per
+ * 32-element block with ldexpf.
+ * Word i of a 16-byte block holds elements 8i..8i+7: byte b has element
+ * 8i+2b (low nibble) and 8i+2b+1 (high nibble).  Pair t (0..3) below holds
+ * element 8i+t in its low half and 8i+t+4 in its high half. */
+template <int T>
+__device__ __forceinline__ float2 fp4_pair(uint32_t w)
+{
+    constexpr int q = 4 * T;
+    /* nibble at bit q (and q+16): magnitude to bits 9..11, sign to bit 15 */
+    uint32_t mag;
+    if constexpr (q <= 9) mag = (w << (9 - q)) & 0x0e000e00u;
+    else mag = (w >> (q - 9)) & 0x0e000e00u;
+    uint32_t sgn = (w << (12 - q)) & 0x80008000u;
+    uint32_t h = mag | sgn;
+    __half2 hh = *reinterpret_cast<__half2 *>(&h);
+    return __half22float2(hh);
+}
+
+/* sum over the 32 elements of one block of code * x (times 2^-14) */
+__device__ __forceinline__ float dot_fp4_block(uint4 w, const float *xv)
+{
+    const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
+    float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 p0 = fp4_pair<0>(ws[i]), p1 = fp4_pair<1>(ws[i]);
+        float2 p2 = fp4_pair<2>(ws[i]), p3 = fp4_pair<3>(ws[i]);
+        const float *xi = xv + 8 * i;
+        /* pair t: elements t and t+4 of this word; element order 0..7 is
+         * 2b (low nibble of byte b) and 2b+1 (high nibble):
+         * t=0: byte0 lo -> elem 0, byte2 lo -> elem 4
+         * t=1: byte0 hi -> elem 1, byte2 hi -> elem 5
+         * t=2: byte1 lo -> elem 2, byte3 lo -> elem 6
+         * t=3: byte1 hi -> elem 3, byte3 hi -> elem 7 */
+        a0 = fmaf(p0.x, xi[0], a0); a1 = fmaf(p0.y, xi[4], a1);
+        a0 = fmaf(p1.x, xi[1], a0); a1 = fmaf(p1.y, xi[5], a1);
+        a0 = fmaf(p2.x, xi[2], a0); a1 = fmaf(p2.y, xi[6], a1);
+        a0 = fmaf(p3.x, xi[3], a0); a1 = fmaf(p3.y, xi[7], a1);
+    }
+    return a0 + a1;
+}
+
+__device__ __forceinline__ void load_x32(const float *p, float *xv)
+{
+    const float4 *q = reinterpret_cast<const float4 *>(p);
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        float4 v = __ldg(q + i);
+        xv[4 * i] = v.x; xv[4 * i + 1] = v.y; xv[4 * i + 2] = v.z; xv[4 * i + 3] = v.w;
+    }
+}
+
+constexpr int kMoeWarps = 4;
+
+/* Kernel A.  blockIdx.y: (token, expert slot) pair p.  Each warp computes RP
+ * consecutive outputs j, i.e. the 2*RP consecutive rows 2j (gate), 2j+1 (up). */
+template <int RP>
+__global__ void __launch_bounds__(kMoeWarps * kWarp)
+moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
+                   const uint16_t *__restrict__ bias, const float *__restrict__ x,
+                   const int32_t *__restrict__ ids, float *__restrict__ act, int k, int E, int H,
+                   int I, float alpha, float limit)
+{
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int p = blockIdx.y, token = p / k;
+    const int j0 = (blockIdx.x * kMoeWarps + warp) * RP;
+    if (j0 >= I) return;
+    const int e = ids[p];
+    if (e < 0 || e >= E) { /* bad id: make it visible, never read out of bounds */
+        if (lane < RP && j0 + lane < I) act[(size_t)p * I + j0 + lane] = __int_as_float(0x7fc00000);
+        return;
+    }
+    const int nb = H / 32;
+    const size_t rows2 = (size_t)2 * I;
+    const float *xr = x + (size_t)token * H;
+
+    const uint8_t *wb[2 * RP];
+    const uint8_t *sb[2 * RP];
+#pragma unroll
+    for (int r = 0; r < 2 * RP; r++) {
+        size_t row = (size_t)e * rows2 + min(2 * j0 + r, 2 * I - 1);
+        wb[r] = blocks + row * nb * 16;
+        sb[r] = scales + row * nb;
+    }
+    float acc[2 * RP];
+#pragma unroll
+    for (int r = 0; r < 2 * RP; r++) acc[r] = 0.f;
+
+    for (int c = lane; c < nb; c += kWarp) {
+        uint4 w[2 * RP];
+        int sc[2 * RP];
+#pragma unroll
+        for (int r = 0; r < 2 * RP; r++) {
+            w[r] = ld_stream16(wb[r] + (size_t)c * 16);
+            sc[r] = __ldg(sb[r] + c);
+        }
+        float xv[32];
+        load_x32(xr + (size_t)c * 32, xv);
+#pragma unroll
+        for (int r = 0; r < 2 * RP; r++) acc[r] += ldexpf(dot_fp4_block(w[r], xv), sc[r] - 127 + 14);
+    }
+#pragma unroll
+    for (int r = 0; r < 2 * RP; r++) acc[r] = warp_sum(acc[r]);
+    if (lane == 0) {
+#pragma unroll
+        for (int t = 0; t < RP; t++) {
+            int j = j0 + t;
+            if (j >= I) break;
+            const uint16_t *b = bias + (size_t)e * rows2 + 2 * (size_t)j;
+            float gt = acc[2 * t] + bf16f(b[0]);
+            float up = acc[2 * t + 1] + bf16f(b[1]);
+            gt = fminf(gt, limit);
+            up = fminf(fmaxf(up, -limit), limit);
+            float glu = gt / (1.f + expf(-alpha * gt));
+            act[(size_t)p * I + j] = glu * (up + 1.f);
+        }
+    }
+}
+
+/* Kernel B.  blockIdx.y: token.  Each warp computes R consecutive outputs h,
+ * looping over the token's k experts. */
+template <int R>
+__global__ void __launch_bounds__(kMoeWarps * kWarp)
+moe_down_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
+                const uint16_t *__restrict__ bias, const float *__restrict__ act,
+                const int32_t *__restrict__ ids, const float *__restrict__ wts,
+                const float *resid, float *out, int k, int E, int H, int I)
+{
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int m = blockIdx.y;
+    const int h0 = (blockIdx.x * kMoeWarps + warp) * R;
+    if (h0 >= H) return;
+    const int nb = I / 32;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0.f;
+    float bsum[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) bsum[r] = 0.f;
+    bool bad = false;
+
+    for (int ei = 0; ei < k; ei++) {
+        const int p = m * k + ei;
+        const int e = ids[p];
+        if (e < 0 || e >= E) { bad = true; continue; }
+        const float wt = wts[p];
+        const float *ar = act + (size_t)p * I;
+        const uint8_t *wb[R];
+        const uint8_t *sb[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            size_t row = (size_t)e * H + min(h0 + r, H - 1);
+            wb[r] = blocks + row * nb * 16;
+            sb[r] = scales + row * nb;
+            bsum[r] += wt * bf16f(bias[row]);
+        }
+        for (int c = lane; c < nb; c += kWarp) {
+            uint4 w[R];
+            int sc[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                w[r] = ld_stream16(wb[r] + (size_t)c * 16);
+                sc[r] = __ldg(sb[r] + c);
+            }
+            float xv[32];
+            load_x32(ar + (size_t)c * 32, xv);
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r] += wt * ldexpf(dot_fp4_block(w[r], xv), sc[r] - 127 + 14);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
+    if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            int h = h0 + r;
+            if (h >= H) break;
+            size_t o = (size_t)m * H + h;
+            out[o] = bad ? __int_as_float(0x7fc00000) : resid[o] + acc[r] + bsum[r];
+        }
+    }
+}
+
+/* ------------------------------------------------------------ router --
+ * One block of 32 warps per token; warp w computes logits w and w+32. */
+__global__ void __launch_bounds__(1024)
+router_topk_kernel(const uint16_t *__restrict__ Wr, const uint16_t *__restrict__ br,
+                   const float *__restrict__ x, int32_t *__restrict__ ids, float *__restrict__ wts,
+                   int E, int H, int k)
+{
+    __shared__ float logit[64];
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int m = blockIdx.x;
+    const int nchunk = H / 8;
+    for (int row = warp; row < E; row += 32) {
+        const uint4 *w = reinterpret_cast<const uint4 *>(Wr + (size_t)row * H);
+        float acc = 0.f;
+#pragma unroll 4
+        for (int c = lane; c < nchunk; c += kWarp) {
+            float xv[8];
+            load_x8<false>(x, (size_t)m * H + (size_t)c * 8, xv);
+            acc = dot8_bf16(ld_stream16(w + c), xv, acc);
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) logit[row] = acc + bf16f(br[row]);
+    }
+    __syncthreads();
+    if (warp != 0) return;
+    float v0 = lane < E ? logit[lane] : -INFINITY;
+    float v1 = lane + 32 < E ? logit[lane + 32] : -INFINITY;
+    float selv = -INFINITY, top = -INFINITY;
+    int seli = 0;
+    for (int t = 0; t < k; t++) {
+        /* best of this lane, then of the warp; ties -> lower index */
+        float bv = v0;
+        int bi = lane;
+        if (v1 > bv) { bv = v1; bi = lane + 32; }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+        }
+        if (t == 0) top = bv;
+        if (lane == t) { selv = bv; seli = bi; }
+        if (bi == lane) v0 = -INFINITY;
+        if (bi == lane + 32) v1 = -INFINITY;
+    }
+    float ex = lane < k ? expf(selv - top) : 0.f;
+    float sum = warp_sum(ex);
+    if (lane < k) {
+        ids[(size_t)m * k + lane] = seli;
+        wts[(size_t)m * k + lane] = ex / sum;
+    }
+}
+
+/* --------------------------------------------------------- attention --
+ * Grid (Hkv, nsplit), 8 warps.  The block handles the query group of one KV
+ * head over one slice of the context.  A warp walks 32-position tiles: lane =
+ * position for the scores (full K row per lane, q from shared memory), then
+ * lane = 2 output dims for P.V (coalesced V rows).  Online softmax per warp,
+ * merged per block, partial (m, l, o) written to work; the combine kernel
+ * merges the splits and folds in the sink. */
+constexpr int kAttnWarps = 8;
+constexpr int kD = 64;
+
+template <int G>
+__global__ void __launch_bounds__(kAttnWarps * kWarp)
+attn_split_kernel(const float *__restrict__ q, const uint16_t *__restrict__ kc,
+                  const uint16_t *__restrict__ vc, float *__restrict__ part, int cap,
+                  int len, int start, int cs, float scale)
+{
+    __shared__ float4 qs[G][kD / 4];
+    __shared__ float ml[2][kAttnWarps][G];
+    __shared__ __align__(16) float big[kAttnWarps * kD * G]; /* P tiles while walking, then o per warp */
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int g = blockIdx.x, s = blockIdx.y, nsplit = gridDim.y;
+    for (int t = threadIdx.x; t < G * kD; t += blockDim.x)
+        reinterpret_cast<float *>(qs)[t] = q[(size_t)(g * G) * kD + t] * scale;
+    __syncthreads();
+
+    const int s0 = start + s * cs;
+    const int s1 = min(s0 + cs, len);
+    float m[G], l[G], o[G][2];
+#pragma unroll
+    for (int h = 0; h < G; h++) { m[h] = -INFINITY; l[h] = 0.f; o[h][0] = o[h][1] = 0.f; }
+    float *pt = big + warp * 32 * G; /* [32][G] */
+    const uint16_t *kb = kc + (size_t)g * cap * kD;
+    const uint16_t *vb = vc + (size_t)g * cap * kD;
+
+    for (int t0 = s0 + warp * 32; t0 < s1; t0 += kAttnWarps * 32) {
+        const int pos = t0 + lane;
+        const bool valid = pos < s1;
+        float sc[G];
+        {
+            const uint4 *kr = reinterpret_cast<const uint4 *>(kb + (size_t)min(pos, s1 - 1) * kD);
+            float kf[kD];
+#pragma unroll
+            for (int i = 0; i < kD / 8; i++) {
+                uint4 v = __ldg(kr + i);
+                kf[8 * i + 0] = bf16lo(v.x); kf[8 * i + 1] = bf16hi(v.x);
+                kf[8 * i + 2] = bf16lo(v.y); kf[8 * i + 3] = bf16hi(v.y);
+                kf[8 * i + 4] = bf16lo(v.z); kf[8 * i + 5] = bf16hi(v.z);
+                kf[8 * i + 6] = bf16lo(v.w); kf[8 * i + 7] = bf16hi(v.w);
+            }
+#pragma unroll
+            for (int h = 0; h < G; h++) {
+                float a = 0.f;
+#pragma unroll
+                for (int i = 0; i < kD / 4; i++) {
+                    float4 qq = qs[h][i];
+                    a = fmaf(qq.x, kf[4 * i], a);
+                    a = fmaf(qq.y, kf[4 * i + 1], a);
+                    a = fmaf(qq.z, kf[4 * i + 2], a);
+                    a = fmaf(qq.w, kf[4 * i + 3], a);
+                }
+                sc[h] = valid ? a : -INFINITY;
+            }
+        }
+#pragma unroll
+        for (int h = 0; h < G; h++) {
+            float mn = fmaxf(m[h], warp_max(sc[h])); /* finite: lane 0 is valid */
+            float corr = expf(m[h] - mn);
+            float pv = expf(sc[h] - mn);
+            l[h] = l[h] * corr + warp_sum(pv);
+            o[h][0] *= corr;
+            o[h][1] *= corr;
+            m[h] = mn;
+            pt[lane * G + h] = pv;
+        }
+        __syncwarp();
+        const int nval = min(32, s1 - t0);
+#pragma unroll 4
+        for (int j = 0; j < 32; j++) {
+            if (j >= nval) break;
+            uint32_t vv = __ldg(reinterpret_cast<const uint32_t *>(vb + (size_t)(t0 + j) * kD) + lane);
+            float v0 = bf16lo(vv), v1 = bf16hi(vv);
+            if constexpr (G % 4 == 0) {
+#pragma unroll
+                for (int h = 0; h < G; h += 4) {
+                    float4 p4 = *reinterpret_cast<const float4 *>(pt + j * G + h);
+                    o[h][0] = fmaf(p4.x, v0, o[h][0]);     o[h][1] = fmaf(p4.x, v1, o[h][1]);
+                    o[h + 1][0] = fmaf(p4.y, v0, o[h + 1][0]); o[h + 1][1] = fmaf(p4.y, v1, o[h + 1][1]);
+                    o[h + 2][0] = fmaf(p4.z, v0, o[h + 2][0]); o[h + 2][1] = fmaf(p4.z, v1, o[h + 2][1]);
+                    o[h + 3][0] = fmaf(p4.w, v0, o[h + 3][0]); o[h + 3][1] = fmaf(p4.w, v1, o[h + 3][1]);
+                }
+            } else {
+#pragma unroll
+                for (int h = 0; h < G; h++) {
+                    float pj = pt[j * G + h];
+                    o[h][0] = fmaf(pj, v0, o[h][0]);
+                    o[h][1] = fmaf(pj, v1, o[h][1]);
+                }
+            }
+        }
+        __syncwarp();
+    }
+    __syncthreads(); /* every warp is done with its P tile: big becomes o */
+#pragma unroll
+    for (int h = 0; h < G; h++) {
+        big[(warp * G + h) * kD + 2 * lane] = o[h][0];
+        big[(warp * G + h) * kD + 2 * lane + 1] = o[h][1];
+        if (lane == 0) { ml[0][warp][h] = m[h]; ml[1][warp][h] = l[h]; }
+    }
+    __syncthreads();
+    float *po = part + ((size_t)g * nsplit + s) * G * (kD + 2);
+    for (int t = threadIdx.x; t < G * kD; t += blockDim.x) {
+        const int h = t / kD, d = t % kD;
+        float M = -INFINITY;
+        for (int w = 0; w < kAttnWarps; w++) M = fmaxf(M, ml[0][w][h]);
+        float L = 0.f, O = 0.f;
+        if (M > -INFINITY) {
+            for (int w = 0; w < kAttnWarps; w++) {
+                float mw = ml[0][w][h];
+                if (!(mw > -INFINITY)) continue;
+                float f = expf(mw - M);
+                L += ml[1][w][h] * f;
+                O += big[(w * G + h) * kD + d] * f;
+            }
+        }
+        po[h * kD + d] = O;
+        if (d == 0) { po[G * kD + 2 * h] = M; po[G * kD + 2 * h + 1] = L; }
+    }
+}
+
+__global__ void attn_combine_kernel(const float *__restrict__ part, const float *__restrict__ sinks,
+                                    float *__restrict__ out, int G, int nsplit)
+{
+    const int hq = blockIdx.x, d = threadIdx.x;
+    const int g = hq / G, h = hq % G;
+    float M = sinks ? sinks[hq] : -INFINITY;
+    for (int s = 0; s < nsplit; s++) {
+        const float *po = part + ((size_t)g * nsplit + s) * G * (kD + 2);
+        M = fmaxf(M, po[G * kD + 2 * h]);
+    }
+    float L = sinks ? expf(sinks[hq] - M) : 0.f, O = 0.f;
+    for (int s = 0; s < nsplit; s++) {
+        const float *po = part + ((size_t)g * nsplit + s) * G * (kD + 2);
+        float ms = po[G * kD + 2 * h];
+        if (!(ms > -INFINITY)) continue;
+        float f = expf(ms - M);
+        L += po[G * kD + 2 * h + 1] * f;
+        O += po[h * kD + d] * f;
+    }
+    out[(size_t)hq * kD + d] = O / L;
+}
+
+dpb_status launch_status(cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess) return DPB_OK;
+    return dpb_error_set(DPB_E_INTERNAL, "CUDA %s: launch failed: %s", what, cudaGetErrorString(e));
+}
+
+bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+} // namespace
+
+/* ================================================================== API == */
+
+extern "C" const char *dpb_cuda_gemv_variant_name(dpb_cuda_gemv_variant v)
+{
+    switch (v) {
+    case DPB_GEMV_AUTO: return "auto";
+    case DPB_GEMV_WARP_ROW: return "warp/row";
+    case DPB_GEMV_WARP_2ROW: return "warp/2rows";
+    case DPB_GEMV_WARP_4ROW: return "warp/4rows";
+    case DPB_GEMV_SPLITK4: return "splitK4";
+    case DPB_GEMV_SPLITK8: return "splitK8";
+    default: return "?";
+    }
+}
+
+extern "C" dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *x, int x_bf16,
+                                         float *y, int M, int N, int K, dpb_cuda_gemv_variant variant,
+                                         cudaStream_t stream)
+{
+    if (!W || !x || !y) return dpb_error_set(DPB_E_ARG, "cuda gemv: null pointer");
+    if (M < 1 || M > 8 || N < 1 || K < 8 || K % 8 != 0)
+        return dpb_error_set(DPB_E_ARG, "cuda gemv: unsupported shape M=%d N=%d K=%d (1<=M<=8, K%%8==0)", M, N, K);
+    if (!aligned16(W) || !aligned16(x))
+        return dpb_error_set(DPB_E_ARG, "cuda gemv: W and x must be 16-byte aligned");
+    if (variant == DPB_GEMV_AUTO) {
+        /* Fewest rows per warp that still fill the GPU; split K when N alone
+         * cannot (chosen from the dev/cuda lab, see docs/CUDA.md). */
+        if (N >= 65536) variant = DPB_GEMV_WARP_4ROW;
+        else if (N >= 2048) variant = DPB_GEMV_WARP_ROW;
+        else if (N >= 256) variant = DPB_GEMV_SPLITK4;
+        else variant = DPB_GEMV_SPLITK8;
+    }
+    if (variant <= DPB_GEMV_AUTO || variant >= DPB_GEMV_NVARIANTS)
+        return dpb_error_set(DPB_E_ARG, "cuda gemv: unknown variant %d", (int)variant);
+    cudaError_t e;
+    switch (M) {
+    case 1: e = gemv_launch2<1>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    case 2: e = gemv_launch2<2>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    case 3: e = gemv_launch2<3>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    case 4: e = gemv_launch2<4>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    case 5: e = gemv_launch2<5>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    case 6: e = gemv_launch2<6>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    case 7: e = gemv_launch2<7>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    default: e = gemv_launch2<8>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    }
+    return launch_status(e, "gemv");
+}
+
+static dpb_status moe_check(const char *what, const void *blocks, const void *scales, const void *bias,
+                            int M, int k, int E, int H, int I)
+{
+    if (!blocks || !scales || !bias) return dpb_error_set(DPB_E_ARG, "cuda %s: null pointer", what);
+    if (M < 1 || M > 8 || k < 1 || k > 8 || E < 1 || H < 32 || I < 32 || H % 32 || I % 32)
+        return dpb_error_set(DPB_E_ARG, "cuda %s: unsupported shape M=%d k=%d E=%d H=%d I=%d", what, M, k, E, H, I);
+    if (!aligned16(blocks)) return dpb_error_set(DPB_E_ARG, "cuda %s: blocks must be 16-byte aligned", what);
+    return DPB_OK;
+}
+
+extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu(const uint8_t *gate_up_blocks, const uint8_t *gate_up_scales,
+                                                  const uint16_t *gate_up_bias, const float *x,
+                                                  const int32_t *ids, float *act, int M, int k, int E,
+                                                  int H, int I, float alpha, float limit, int rows_per_warp,
+                                                  cudaStream_t stream)
+{
+    dpb_status st = moe_check("moe gate_up", gate_up_blocks, gate_up_scales, gate_up_bias, M, k, E, H, I);
+    if (st) return st;
+    if (!x || !ids || !act || !aligned16(x)) return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: x/ids/act null or x unaligned");
+    const int RP = rows_per_warp == 0 ? 4 : rows_per_warp / 2; /* gate/up pairs per warp */
+    dim3 grid((unsigned)((I + kMoeWarps * RP - 1) / (kMoeWarps * RP)), (unsigned)(M * k));
+    switch (rows_per_warp) {
+    case 2:
+        moe_gate_up_kernel<1><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
+                                                                       x, ids, act, k, E, H, I, alpha, limit);
+        break;
+    case 4:
+        moe_gate_up_kernel<2><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
+                                                                       x, ids, act, k, E, H, I, alpha, limit);
+        break;
+    case 0:
+    case 8:
+        moe_gate_up_kernel<4><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
+                                                                       x, ids, act, k, E, H, I, alpha, limit);
+        break;
+    default:
+        return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: rows_per_warp %d not in {0,2,4,8}", rows_per_warp);
+    }
+    return launch_status(cudaGetLastError(), "moe gate_up");
+}
+
+extern "C" dpb_status dpb_cuda_moe_down_sum(const uint8_t *down_blocks, const uint8_t *down_scales,
+                                            const uint16_t *down_bias, const float *act,
+                                            const int32_t *ids, const float *wts, const float *resid,
+                                            float *out, int M, int k, int E, int H, int I, int rows_per_warp,
+                                            cudaStream_t stream)
+{
+    dpb_status st = moe_check("moe down", down_blocks, down_scales, down_bias, M, k, E, H, I);
+    if (st) return st;
+    if (!act || !ids || !wts || !resid || !out || !aligned16(act))
+        return dpb_error_set(DPB_E_ARG, "cuda moe down: act/ids/wts/resid/out null or act unaligned");
+    const int R = rows_per_warp == 0 ? 2 : rows_per_warp;
+    dim3 grid((unsigned)((H + kMoeWarps * R - 1) / (kMoeWarps * R)), (unsigned)M);
+    switch (R) {
+    case 1:
+        moe_down_kernel<1><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
+                                                                    resid, out, k, E, H, I);
+        break;
+    case 2:
+        moe_down_kernel<2><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
+                                                                    resid, out, k, E, H, I);
+        break;
+    case 4:
+        moe_down_kernel<4><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
+                                                                    resid, out, k, E, H, I);
+        break;
+    default:
+        return dpb_error_set(DPB_E_ARG, "cuda moe down: rows_per_warp %d not in {0,1,2,4}", rows_per_warp);
+    }
+    return launch_status(cudaGetLastError(), "moe down");
+}
+
+extern "C" dpb_status dpb_cuda_router_topk(const uint16_t *Wr, const uint16_t *br, const float *x,
+                                           int32_t *ids, float *wts, int M, int E, int H, int k,
+                                           cudaStream_t stream)
+{
+    if (!Wr || !br || !x || !ids || !wts) return dpb_error_set(DPB_E_ARG, "cuda router: null pointer");
+    if (M < 1 || E < 1 || E > 64 || k < 1 || k > 8 || k > E || H < 8 || H % 8)
+        return dpb_error_set(DPB_E_ARG, "cuda router: unsupported shape M=%d E=%d H=%d k=%d", M, E, H, k);
+    if (!aligned16(Wr) || !aligned16(x)) return dpb_error_set(DPB_E_ARG, "cuda router: Wr and x must be 16-byte aligned");
+    router_topk_kernel<<<(unsigned)M, 1024, 0, stream>>>(Wr, br, x, ids, wts, E, H, k);
+    return launch_status(cudaGetLastError(), "router");
+}
+
+extern "C" dpb_status dpb_cuda_attn_decode_work_bytes(int Hq, int D, int nsplit, size_t *bytes)
+{
+    if (!bytes) return dpb_error_set(DPB_E_ARG, "cuda attention: null bytes");
+    *bytes = 0;
+    if (Hq < 1 || D < 1 || nsplit < 1 || nsplit > DPB_CUDA_ATTN_MAX_SPLITS)
+        return dpb_error_set(DPB_E_ARG, "cuda attention: work size for Hq=%d D=%d nsplit=%d", Hq, D, nsplit);
+    *bytes = (size_t)Hq * (size_t)nsplit * ((size_t)D + 2) * sizeof(float);
+    return DPB_OK;
+}
+
+static int attn_auto_splits(int len, int window)
+{
+    int n = (window > 0 && len > window) ? window : len;
+    int s = (n + 127) / 128;
+    return s < 1 ? 1 : (s > DPB_CUDA_ATTN_MAX_SPLITS ? DPB_CUDA_ATTN_MAX_SPLITS : s);
+}
+
+extern "C" dpb_status dpb_cuda_attn_decode_auto_splits(int len, int window, int *nsplit)
+{
+    if (!nsplit) return dpb_error_set(DPB_E_ARG, "cuda attention: null nsplit");
+    if (len < 1 || window < 0)
+        return dpb_error_set(DPB_E_ARG, "cuda attention: split count for len=%d window=%d", len, window);
+    *nsplit = attn_auto_splits(len, window);
+    return DPB_OK;
+}
+
+extern "C" dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, const uint16_t *vc,
+                                           const float *sinks, float *out, int Hq, int Hkv, int D, int cap,
+                                           int len, int window, float scale, int nsplit, void *work,
+                                           cudaStream_t stream)
+{
+    if (!q || !kc || !vc || !out || !work) return dpb_error_set(DPB_E_ARG, "cuda attention: null pointer");
+    if (D != kD || Hkv < 1 || Hq < Hkv || Hq % Hkv || len < 1 || len > cap || window < 0)
+        return dpb_error_set(DPB_E_ARG, "cuda attention: unsupported shape Hq=%d Hkv=%d D=%d len=%d cap=%d window=%d",
+                             Hq, Hkv, D, len, cap, window);
+    if (!aligned16(kc) || !aligned16(vc)) return dpb_error_set(DPB_E_ARG, "cuda attention: KV cache must be 16-byte aligned");
+    const int G = Hq / Hkv;
+    if (nsplit == 0) nsplit = attn_auto_splits(len, window);
+    if (nsplit < 1 || nsplit > DPB_CUDA_ATTN_MAX_SPLITS) return dpb_error_set(DPB_E_ARG, "cuda attention: nsplit %d not in 1..64", nsplit);
+    const int start = (window > 0 && len > window) ? len - window : 0;
+    const int n = len - start;
+    int cs = (n + nsplit - 1) / nsplit;
+    cs = (cs + 31) / 32 * 32;
+    float *part = static_cast<float *>(work);
+    dim3 grid((unsigned)Hkv, (unsigned)nsplit);
+    const int threads = kAttnWarps * kWarp;
+    switch (G) {
+    case 1: attn_split_kernel<1><<<grid, threads, 0, stream>>>(q, kc, vc, part, cap, len, start, cs, scale); break;
+    case 2: attn_split_kernel<2><<<grid, threads, 0, stream>>>(q, kc, vc, part, cap, len, start, cs, scale); break;
+    case 4: attn_split_kernel<4><<<grid, threads, 0, stream>>>(q, kc, vc, part, cap, len, start, cs, scale); break;
+    case 8: attn_split_kernel<8><<<grid, threads, 0, stream>>>(q, kc, vc, part, cap, len, start, cs, scale); break;
+    case 16: attn_split_kernel<16><<<grid, threads, 0, stream>>>(q, kc, vc, part, cap, len, start, cs, scale); break;
+    default: return dpb_error_set(DPB_E_UNSUPPORTED, "cuda attention: query group %d not in {1,2,4,8,16}", G);
+    }
+    dpb_status st = launch_status(cudaGetLastError(), "attention");
+    if (st) return st;
+    attn_combine_kernel<<<(unsigned)Hq, kD, 0, stream>>>(part, sinks, out, G, nsplit);
+    return launch_status(cudaGetLastError(), "attention combine");
+}

@@ -1,0 +1,110 @@
+/* Decode (batch 1..8) kernels of the CUDA backend: bf16 GEMV, the MXFP4
+ * expert kernels of gpt-oss, the fused router and decode attention.
+ *
+ * Every function takes device pointers and a stream, checks its shape
+ * arguments, enqueues the work and returns without synchronizing: a launch
+ * error is reported (DPB_E_INTERNAL, with the CUDA message), an error inside
+ * the kernel surfaces at the caller's next synchronization.  Nothing here
+ * allocates; the functions are safe to capture in a CUDA graph.
+ *
+ * bf16 tensors are passed as uint16_t (raw bits) so that C callers need no
+ * CUDA headers beyond cuda_runtime_api.h.  Accumulation is fp32 throughout.
+ * Layouts, variants and measured numbers: docs/CUDA.md.
+ */
+#ifndef DPB_CUDA_DECODE_KERNELS_H
+#define DPB_CUDA_DECODE_KERNELS_H
+
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+#include "core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- bf16 GEMV: y[m][n] = sum_k W[n][k] * x[m][k] (+ bias[n]) -------------
+ * W row-major [N, K] bf16, 16-byte aligned, K % 8 == 0.  x [M, K] fp32 or
+ * bf16 (x_bf16 != 0), 16-byte aligned rows.  bias fp32 [N] or NULL.
+ * y fp32 [M, N].  1 <= M <= 8. */
+typedef enum dpb_cuda_gemv_variant {
+    DPB_GEMV_AUTO = 0,   /* picks by N (see docs/CUDA.md) */
+    DPB_GEMV_WARP_ROW,   /* one warp per row */
+    DPB_GEMV_WARP_2ROW,  /* two rows per warp, x loads shared by the rows */
+    DPB_GEMV_WARP_4ROW,  /* four rows per warp */
+    DPB_GEMV_SPLITK4,    /* one row per 4 warps, K split 4 ways, smem reduce */
+    DPB_GEMV_SPLITK8,    /* one row per block of 8 warps, K split 8 ways */
+    DPB_GEMV_NVARIANTS
+} dpb_cuda_gemv_variant;
+
+const char *dpb_cuda_gemv_variant_name(dpb_cuda_gemv_variant v);
+
+dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *x, int x_bf16,
+                              float *y, int M, int N, int K, dpb_cuda_gemv_variant variant,
+                              cudaStream_t stream);
+
+/* ---- gpt-oss MXFP4 experts ----------------------------------------------
+ * Layout exactly as in the published checkpoints (per layer):
+ *   gate_up_blocks u8 [E, 2I, H/32, 16]   rows interleaved: 2j = gate j, 2j+1 = up j
+ *   gate_up_scales u8 [E, 2I, H/32]        E8M0: 2^(s-127)
+ *   gate_up_bias   bf16 [E, 2I]
+ *   down_blocks    u8 [E, H, I/32, 16]
+ *   down_scales    u8 [E, H, I/32]
+ *   down_bias      bf16 [E, H]
+ * In a 16-byte block, byte j holds element 2j (low nibble) and 2j+1 (high
+ * nibble), each an FP4 E2M1 code {0,.5,1,1.5,2,3,4,6} with sign bit 0x8.
+ * H % 32 == 0, I % 32 == 0; blocks 16-byte aligned.
+ *
+ * Token m (0 <= m < M <= 8) uses experts ids[m*k .. m*k+k-1] (0 <= id < E) with
+ * routing weights wts[m*k ..]. */
+
+/* Kernel A: act[m*k+e][j] = swiglu(gate_j + bg, up_j + bu) for the k experts,
+ * with g = min(g, limit), u = clamp(u, -limit, limit),
+ * act = g * sigmoid(alpha g) * (u + 1).  x fp32 [M, H]; act fp32 [M*k, I].
+ * rows_per_warp: weight rows per warp, 2, 4 or 8 (1, 2 or 4 gate/up pairs);
+ * 0 = the default (8). */
+dpb_status dpb_cuda_moe_gate_up_swiglu(const uint8_t *gate_up_blocks, const uint8_t *gate_up_scales,
+                                       const uint16_t *gate_up_bias, const float *x,
+                                       const int32_t *ids, float *act, int M, int k, int E,
+                                       int H, int I, float alpha, float limit, int rows_per_warp,
+                                       cudaStream_t stream);
+
+/* Kernel B: out[m][h] = resid[m][h] + sum_e wts[m*k+e] * (down_e[h] . act[m*k+e] + b_e[h]).
+ * act fp32 [M*k, I]; resid, out fp32 [M, H] (out may equal resid).
+ * rows_per_warp: output rows per warp, 1, 2 or 4; 0 = the default (2). */
+dpb_status dpb_cuda_moe_down_sum(const uint8_t *down_blocks, const uint8_t *down_scales,
+                                 const uint16_t *down_bias, const float *act,
+                                 const int32_t *ids, const float *wts, const float *resid,
+                                 float *out, int M, int k, int E, int H, int I, int rows_per_warp,
+                                 cudaStream_t stream);
+
+/* Fused router: logits = Wr x + br (Wr bf16 [E, H], br bf16 [E], x fp32 [M, H]),
+ * the k largest (ties: lower index first), softmax over those k.
+ * ids int32 [M, k] in descending logit order, wts fp32 [M, k].
+ * E <= 64, k <= 8, H % 8 == 0. */
+dpb_status dpb_cuda_router_topk(const uint16_t *Wr, const uint16_t *br, const float *x,
+                                int32_t *ids, float *wts, int M, int E, int H, int k,
+                                cudaStream_t stream);
+
+/* ---- Decode attention (flash-decoding), one new token -------------------
+ * q     fp32 [Hq, D]            (already rotated)
+ * kc,vc bf16 [Hkv, cap, D]      the layer's cache: position p of kv head g at
+ *                               ((g * cap) + p) * D; positions 0..len-1 valid
+ * sinks fp32 [Hq] or NULL       one logit per head, in the softmax denominator only
+ * out   fp32 [Hq, D]
+ * window > 0: only the last `window` positions (p >= len - window) are read.
+ * scale: logit multiplier (1/sqrt(D)).  D == 64, Hq % Hkv == 0, Hq/Hkv <= 16.
+ * work: scratch of dpb_cuda_attn_decode_work_bytes(Hq, D, nsplit) bytes;
+ * nsplit: number of context splits (0 = auto, at most 64). */
+#define DPB_CUDA_ATTN_MAX_SPLITS 64
+dpb_status dpb_cuda_attn_decode_work_bytes(int Hq, int D, int nsplit, size_t *bytes);
+/* The split count nsplit = 0 stands for, for a context of len and a window. */
+dpb_status dpb_cuda_attn_decode_auto_splits(int len, int window, int *nsplit);
+dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, const uint16_t *vc,
+                                const float *sinks, float *out, int Hq, int Hkv, int D, int cap,
+                                int len, int window, float scale, int nsplit, void *work,
+                                cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
