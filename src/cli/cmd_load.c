@@ -18,6 +18,7 @@
 #include "core/timeutil.h"
 #include "core/version.h"
 #include "load/load.h"
+#include "tokenizer/tokenizer.h"
 
 /* MLPerf Inference server-scenario limits (p99 TTFT / p99 TPOT, ms), from
  * mlcommons/inference loadgen/mlperf.conf (commit 001712e9). */
@@ -56,7 +57,10 @@ static void usage(void)
            "  --no-ignore-eos     do not send vLLM's ignore_eos (outputs may end early)\n"
            "  --no-usage-stats    do not send stream_options {include_usage, continuous_usage_stats}\n"
            "                      (for servers that reject it; token counts then come from the client)\n"
-           "  --seed N            random seed for prompts and arrivals (default 0)\n\n"
+           "  --seed N            random seed for prompts and arrivals (default 0)\n"
+           "  --tokenizer PATH    count output tokens on the client too (tokenizer.json[.gz], tokenizer.model or\n"
+           "                      *.tiktoken); without it the client counts token-carrying chunks (\"chunks\").\n"
+           "                      Both counts and their mismatch rate are reported beside the server's usage\n\n"
            "load (each list value is one level of a sweep)\n"
            "  --concurrency LIST  closed loop: N users, each sending its next request when the last ends\n"
            "  --request-rate LIST open loop: arrivals of a gamma process at R req/s ('inf': all at once)\n"
@@ -182,6 +186,16 @@ static dpb_status load_dataset(const char *path, char ***prompts, size_t *n, cha
 fail:
     free(v);
     free(text);
+    return st;
+}
+
+/* ---- client-side token counting through the tokenizer ---- */
+
+static dpb_status tok_count(void *ctx, const char *text, size_t len, uint64_t *n)
+{
+    size_t k = 0;
+    dpb_status st = dpb_tokenizer_count(ctx, text, len, 0, &k);
+    *n = k;
     return st;
 }
 
@@ -469,6 +483,7 @@ int dpb_cmd_load(int argc, char **argv)
     dpb_load_config c;
     dpb_load_config_default(&c);
     c.num_requests = 0;
+    const char *tok_path = NULL;
     const char *out = NULL, *dataset = "random", *launch_cmd = NULL, *verdict = NULL, *conc_s = NULL, *rate_s = NULL;
     double launch_timeout = 600, slo_ttft = 0, slo_tpot = 0, search_start = 1;
     long long v, search_steps = 6;
@@ -518,11 +533,8 @@ int dpb_cmd_load(int argc, char **argv)
         else if (!strcmp(a, "--launch-timeout")) { NEED(); st = dpb_cli_parse_double(a, val, 0.1, 86400, &launch_timeout); }
         else if (!strcmp(a, "--out")) { NEED(); out = val; }
         else if (!strcmp(a, "--record-chunks")) c.record_chunks = true;
-        else if (!strcmp(a, "--tokenizer")) {
-            NEED();
-            return dpb_cli_usage_error("load", "--tokenizer: client-side tokenizers arrive with the tokenizer issue; "
-                                               "until then the client counts chunks (labelled \"chunks\") and uses the server's usage");
-        } else return dpb_cli_usage_error("load", "unknown option '%s'", a);
+        else if (!strcmp(a, "--tokenizer")) { NEED(); tok_path = val; }
+        else return dpb_cli_usage_error("load", "unknown option '%s'", a);
 #undef NEED
         if (st) return dpb_cli_fail("load", st);
     }
@@ -556,6 +568,23 @@ int dpb_cmd_load(int argc, char **argv)
         c.prompts = (const char *const *)prompts;
         c.n_prompts = nprompts;
     }
+    dpb_tokenizer *tok = NULL;
+    dpb_load_tokenizer hook;
+    char tok_name[300];
+    if (tok_path) {
+        if ((st = dpb_tokenizer_load(tok_path, &tok))) {
+            free(levels);
+            free(prompts);
+            free(storage);
+            return dpb_cli_fail("load", dpb_error_prefix(st, "--tokenizer"));
+        }
+        const char *base = strrchr(tok_path, '/');
+        snprintf(tok_name, sizeof tok_name, "tokenizer:%s", base ? base + 1 : tok_path);
+        hook.name = tok_name;
+        hook.ctx = tok;
+        hook.count = tok_count;
+        c.tokenizer = &hook;
+    }
     c.endpoints = eps;
     c.n_endpoints = neps;
     signal(SIGPIPE, SIG_IGN);
@@ -576,7 +605,8 @@ int dpb_cmd_load(int argc, char **argv)
         host_info(manifest);
         dpb_time_iso8601(ts, sizeof ts);
         cJSON_AddStringToObject(manifest, "start_time", ts);
-        cJSON_AddStringToObject(manifest, "client_token_count_method", "chunks");
+        cJSON_AddStringToObject(manifest, "client_token_count_method", tok_path ? tok_name : "chunks");
+        if (tok) cJSON_AddStringToObject(manifest, "tokenizer", dpb_tokenizer_describe(tok));
     }
     if ((st = dpb_dir_create(out)) || (st = dpb_path_join(out, "requests.jsonl", &jpath)) ||
         (st = dpb_jsonlog_open(jpath, false, &jl)) || (st = write_json(out, "manifest.json", manifest))) {
@@ -697,5 +727,6 @@ done:
     free(levels);
     free(prompts);
     free(storage);
+    dpb_tokenizer_free(tok);
     return rc;
 }

@@ -32,6 +32,7 @@ if [ -z "$PORT" ]; then bad "server did not start"; else
         --goodput ttft:1000,tpot:1000 --verdict llama2-70b --out "$T/run" >"$T/out" 2>&1
     rc=$?
     [ $rc -eq 0 ] && ok || { bad "sweep exit $rc"; cat "$T/out"; }
+    P0SPID=$SPID; P0PORT=$PORT
     for f in manifest.json summary.json sweep.csv serving_table.md requests.jsonl; do
         [ -s "$T/run/$f" ] && ok || bad "missing $f"
     done
@@ -41,6 +42,23 @@ if [ -z "$PORT" ]; then bad "server did not start"; else
     grep -Eq '"result":[[:space:]]*"VALID"' "$T/run/summary.json" && ok || bad "verdict VALID"
     grep -q '"commit"' "$T/run/manifest.json" && grep -q '"cpu_model"' "$T/run/manifest.json" && ok || bad "manifest"
     head -1 "$T/run/sweep.csv" | grep -q "p99_ttft_ms" && ok || bad "csv header"
+    # client-side counting with a real tokenizer (GPT-2 from ../shared): chunks of 4 words
+    # are 4 tokens each, so the client's count matches the server's usage
+    TOKF=${DPB_SHARED:-../shared}/data/tokenizers/gpt2/tokenizer.json
+    if [ -f "$TOKF" ]; then
+        start_server --ttft 2 --itl 1 --tokens-per-chunk 4
+        "$B" load --endpoint "http://127.0.0.1:$PORT" --concurrency 2 --num-requests 6 --gen-tokens 17 \
+            --tokenizer "$TOKF" --out "$T/tok" >"$T/out" 2>&1
+        [ $? -eq 0 ] && grep -Eq '"mismatch_rate":[[:space:]]*0$' "$T/tok/summary.json" \
+            && grep -q '"output_tokens_client":17,"output_tokens_client_method":"tokenizer:tokenizer.json"' "$T/tok/requests.jsonl" \
+            && ok || { bad "--tokenizer"; cat "$T/out"; }
+        "$B" load --endpoint "http://127.0.0.1:$PORT" --concurrency 2 --num-requests 6 --gen-tokens 17 --out "$T/tok2" >/dev/null 2>&1
+        grep -Eq '"mismatch_rate":[[:space:]]*1$' "$T/tok2/summary.json" && ok || bad "chunk counting mismatch"
+        kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+        SPID=$P0SPID; PORT=$P0PORT
+    else
+        echo "SKIP --tokenizer: ../shared absent"; skip=$((skip + 1))
+    fi
     # a custom limit the server cannot meet: INVALID with the reason (the exit status stays 0)
     "$B" load --endpoint "http://127.0.0.1:$PORT" --concurrency 1 --num-requests 3 --gen-tokens 4 --slo ttft:1,tpot:1000 \
         --out "$T/inv" >"$T/out" 2>&1
