@@ -33,9 +33,9 @@ ifeq ($(CUDA),auto)
 CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
 endif
 
-PKGS     := libcjson libpcre2-8 libutf8proc zlib
+PKGS     := libcjson libpcre2-8 libutf8proc zlib libcurl libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc -lz)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lcjson -lpcre2-8 -lutf8proc -lz -lcurl -lmicrohttpd)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wno-format-truncation -Wvla
 CFLAGS  += -std=c17 $(OPT) -g $(WARN) -D_GNU_SOURCE -Isrc -fopenmp -pthread $(PKG_CFLAGS) $(SANFLAGS)

@@ -13,6 +13,8 @@ static int cmd_help(int argc, char **argv);
 static const dpb_cli_command k_commands[] = {
     {"help", "show this help, or a command's (deploybench help CMD)", cmd_help},
     {"version", "print the version and compiled backends (--json)", dpb_cmd_version},
+    {"serve", "OpenAI-compatible server (today: the synthetic calibration engine)", dpb_cmd_serve},
+    {"load", "load generator for OpenAI-compatible servers: TTFT/TPOT/ITL under load", dpb_cmd_load},
     {"quickstart", "a first TTFT/TPOT measurement in under a minute (the README's main job)", dpb_cmd_quickstart},
     {"synth", "write a random-weight checkpoint of a preset architecture", dpb_cmd_synth},
     {"inspect", "parameters, bytes by dtype and component, KV cache and memory need", dpb_cmd_inspect},

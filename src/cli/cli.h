@@ -28,6 +28,8 @@ int dpb_cmd_version(int argc, char **argv);
 int dpb_cmd_quickstart(int argc, char **argv);
 int dpb_cmd_synth(int argc, char **argv);
 int dpb_cmd_inspect(int argc, char **argv);
+int dpb_cmd_serve(int argc, char **argv);
+int dpb_cmd_load(int argc, char **argv);
 int dpb_cmd_generate(int argc, char **argv);
 int dpb_cmd_logits(int argc, char **argv);
 int dpb_cmd_telemetry(int argc, char **argv);

@@ -1,0 +1,62 @@
+/* What the OpenAI-compatible front end (src/serve/openai.c) needs from an
+ * engine.  The synthetic engine (src/serve/synthetic.c) implements it for
+ * calibration; the real engine server (issue 8) plugs in the same way.
+ *
+ * Life of a request: the front end parses and validates the JSON body into a
+ * dpb_gen_request, creates a dpb_gen_job bound to the HTTP response, and calls
+ * engine->submit.  The engine reports the prompt length with
+ * dpb_gen_set_prompt_tokens, then, from any thread, calls dpb_gen_emit for
+ * each group of new tokens and finally dpb_gen_finish exactly once.  A
+ * DPB_E_IO from dpb_gen_emit means the client has gone: the engine should
+ * stop work on the request and call dpb_gen_finish(job, "abort"). */
+#ifndef DPB_SERVE_ENGINE_H
+#define DPB_SERVE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "core/status.h"
+
+typedef enum { DPB_API_COMPLETIONS = 0, DPB_API_CHAT = 1 } dpb_api_kind;
+
+typedef struct dpb_gen_request {
+    dpb_api_kind api;
+    const char *prompt;         /* completions: prompt text (NULL when given as token ids) */
+    const int64_t *prompt_ids;  /* completions: prompt as token ids */
+    size_t n_prompt_ids;
+    const cJSON *messages;      /* chat: the messages array, as sent */
+    uint64_t max_tokens;        /* validated: >= 1 */
+    bool ignore_eos;            /* vLLM's extension */
+    double temperature, top_p;
+    int64_t seed;
+    bool has_seed;
+    bool stream;
+} dpb_gen_request;
+
+typedef struct dpb_gen_job dpb_gen_job;
+
+typedef struct dpb_serve_engine {
+    const char *kind;          /* "synthetic", "cpu", ... */
+    const char *model_id;      /* the name /v1/models reports and requests must use */
+    uint64_t max_model_len;
+    void *ctx;
+    /* Takes the request (its pointers stay valid only during the call).
+     * DPB_E_ARG/RANGE -> 400, DPB_E_UNAVAILABLE -> 503 (queue full), else 500.
+     * On success the engine owns the job until dpb_gen_finish. */
+    dpb_status (*submit)(void *ctx, const dpb_gen_request *rq, dpb_gen_job *job);
+    void (*destroy)(void *ctx); /* stops threads, finishing jobs still running with "abort" */
+} dpb_serve_engine;
+
+void dpb_gen_set_prompt_tokens(dpb_gen_job *job, uint64_t n);
+/* text: the UTF-8 text of n_tokens new tokens (may be empty while n_tokens > 0).
+ * finish_reason is NULL, or "length"/"stop" on the request's last tokens (it
+ * then travels in the same chunk, as vLLM sends it). */
+dpb_status dpb_gen_emit(dpb_gen_job *job, const char *text, size_t len, uint32_t n_tokens,
+                        const char *finish_reason);
+/* Ends the response (usage chunk and [DONE] when streaming, the whole body
+ * otherwise) and frees the job.  finish_reason ("length", "stop", "abort")
+ * is used when no emit carried one. */
+void dpb_gen_finish(dpb_gen_job *job, const char *finish_reason);
+
+#endif

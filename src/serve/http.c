@@ -1,0 +1,377 @@
+#include "serve/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if MHD_VERSION < 0x00097002
+typedef int MHD_RESULT_T;
+#else
+typedef enum MHD_Result MHD_RESULT_T;
+#endif
+
+struct dpb_http_server {
+    struct MHD_Daemon *d;
+    dpb_http_handler handler;
+    void *ctx;
+    dpb_http_limits lim;
+    uint16_t port;
+    pthread_mutex_t mu; /* guards the stream list */
+    dpb_http_stream *streams;
+    int refs; /* the owner + one per live stream */
+    bool stopping;
+};
+
+struct dpb_http_stream {
+    pthread_mutex_t mu;
+    int refs;               /* caller + libmicrohttpd */
+    struct MHD_Connection *mc;
+    dpb_http_server *srv;
+    char *buf;
+    size_t len, off, cap;
+    bool suspended, ended, gone;
+    dpb_http_stream *prev, *next; /* in srv->streams */
+};
+
+/* Per-connection state for one request. */
+struct dpb_http_conn {
+    dpb_http_server *srv;
+    struct MHD_Connection *mc;
+    char *body;
+    size_t len, cap;
+    bool too_big, answered;
+    MHD_RESULT_T queued;
+};
+
+void dpb_http_limits_default(dpb_http_limits *l)
+{
+    l->max_body_bytes = 8u << 20;
+    l->max_header_bytes = 32u << 10;
+    l->max_connections = 16384;
+    l->idle_timeout_s = 60;
+    l->threads = 1;
+}
+
+static void server_release(dpb_http_server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    int left = --srv->refs;
+    pthread_mutex_unlock(&srv->mu);
+    if (left) return;
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
+static void stream_release(dpb_http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int left = --s->refs;
+    pthread_mutex_unlock(&s->mu);
+    if (left) return;
+    dpb_http_server *srv = s->srv;
+    pthread_mutex_lock(&srv->mu);
+    if (s->prev) s->prev->next = s->next;
+    else srv->streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    pthread_mutex_unlock(&srv->mu);
+    pthread_mutex_destroy(&s->mu);
+    free(s->buf);
+    free(s);
+    server_release(srv);
+}
+
+/* libmicrohttpd asks for the next bytes of a stream. */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    dpb_http_stream *s = cls;
+    pthread_mutex_lock(&s->mu);
+    if (s->len > s->off) {
+        size_t n = s->len - s->off;
+        if (n > max) n = max;
+        memcpy(out, s->buf + s->off, n);
+        s->off += n;
+        if (s->off == s->len) s->off = s->len = 0;
+        pthread_mutex_unlock(&s->mu);
+        return (ssize_t)n;
+    }
+    if (s->ended || s->gone) {
+        pthread_mutex_unlock(&s->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    /* Nothing to send yet: park the connection until a write resumes it. */
+    s->suspended = true;
+    MHD_suspend_connection(s->mc);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* The response is destroyed: the connection is done with the stream. */
+static void stream_reader_free(void *cls)
+{
+    dpb_http_stream *s = cls;
+    pthread_mutex_lock(&s->mu);
+    s->gone = true;
+    s->mc = NULL;
+    pthread_mutex_unlock(&s->mu);
+    stream_release(s);
+}
+
+static void wake_locked(dpb_http_stream *s)
+{
+    if (s->suspended && s->mc) {
+        s->suspended = false;
+        MHD_resume_connection(s->mc);
+    }
+}
+
+dpb_status dpb_http_stream_write(dpb_http_stream *s, const void *data, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->gone || s->ended) {
+        pthread_mutex_unlock(&s->mu);
+        return dpb_error_set(DPB_E_IO, "stream: the client closed the connection");
+    }
+    if (s->len + len > s->cap) {
+        size_t cap = s->cap ? s->cap : 1024;
+        while (cap < s->len + len) cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb) {
+            pthread_mutex_unlock(&s->mu);
+            return dpb_error_set(DPB_E_NOMEM, "stream: out of memory queueing %zu bytes", len);
+        }
+        s->buf = nb;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    return DPB_OK;
+}
+
+bool dpb_http_stream_gone(dpb_http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool g = s->gone;
+    pthread_mutex_unlock(&s->mu);
+    return g;
+}
+
+void dpb_http_stream_end(dpb_http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->ended = true;
+    wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    stream_release(s);
+}
+
+dpb_status dpb_http_stream_start(dpb_http_conn *c, unsigned status, const char *content_type,
+                                 dpb_http_stream **out)
+{
+    *out = NULL;
+    if (c->answered) return dpb_error_set(DPB_E_INTERNAL, "http: request answered twice");
+    dpb_http_stream *s = calloc(1, sizeof *s);
+    if (!s) return dpb_error_set(DPB_E_NOMEM, "http: out of memory for a stream");
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 2;
+    s->mc = c->mc;
+    s->srv = c->srv;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, s,
+                                                                stream_reader_free);
+    if (!r) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return dpb_error_set(DPB_E_NOMEM, "http: cannot create a streaming response");
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    dpb_http_server *srv = c->srv;
+    pthread_mutex_lock(&srv->mu);
+    s->next = srv->streams;
+    if (srv->streams) srv->streams->prev = s;
+    srv->streams = s;
+    srv->refs++;
+    if (srv->stopping) s->gone = true; /* stopping: the reader ends it at once, it never suspends */
+    pthread_mutex_unlock(&srv->mu);
+    c->queued = MHD_queue_response(c->mc, status, r);
+    MHD_destroy_response(r); /* the connection keeps its reference; stream_reader_free runs when it is done */
+    c->answered = true;
+    if (c->queued != MHD_YES) {
+        /* The connection is being closed; stream_reader_free has released (or will release) MHD's ref. */
+        pthread_mutex_lock(&s->mu);
+        s->gone = true;
+        pthread_mutex_unlock(&s->mu);
+    }
+    *out = s;
+    return DPB_OK;
+}
+
+dpb_status dpb_http_reply(dpb_http_conn *c, unsigned status, const char *content_type, const char *body,
+                          size_t len)
+{
+    if (c->answered) return dpb_error_set(DPB_E_INTERNAL, "http: request answered twice");
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r) return dpb_error_set(DPB_E_NOMEM, "http: cannot create a response of %zu bytes", len);
+    if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    c->queued = MHD_queue_response(c->mc, status, r);
+    MHD_destroy_response(r);
+    c->answered = true;
+    return DPB_OK;
+}
+
+static void reply_error(dpb_http_conn *c, unsigned status, const char *type, const char *msg)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":%u}}", msg, type,
+                     status);
+    dpb_http_reply(c, status, "application/json", buf, (size_t)n);
+}
+
+static MHD_RESULT_T on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
+{
+    (void)version;
+    dpb_http_server *srv = cls;
+    dpb_http_conn *c = *req_cls;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return MHD_NO;
+        c->srv = srv;
+        c->mc = mc;
+        *req_cls = c;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (c->too_big) return MHD_YES;
+        if (c->len + n > srv->lim.max_body_bytes) {
+            c->too_big = true;
+            free(c->body);
+            c->body = NULL;
+            c->len = c->cap = 0;
+            return MHD_YES;
+        }
+        if (c->len + n + 1 > c->cap) {
+            size_t cap = c->cap ? c->cap : 4096;
+            while (cap < c->len + n + 1) cap *= 2;
+            char *nb = realloc(c->body, cap);
+            if (!nb) return MHD_NO;
+            c->body = nb;
+            c->cap = cap;
+        }
+        memcpy(c->body + c->len, upload_data, n);
+        c->len += n;
+        return MHD_YES;
+    }
+    if (c->answered) return c->queued;
+    if (c->too_big) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body is larger than the %zu-byte limit", srv->lim.max_body_bytes);
+        reply_error(c, 413, "BadRequestError", msg);
+        return c->queued;
+    }
+    char path[2048];
+    size_t pl = strcspn(url, "?");
+    if (pl >= sizeof path) {
+        reply_error(c, 414, "BadRequestError", "URL too long");
+        return c->queued;
+    }
+    memcpy(path, url, pl);
+    path[pl] = 0;
+    dpb_http_request rq = {method, path, c->body ? c->body : "", c->len, c};
+    if (c->body) c->body[c->len] = 0;
+    srv->handler(srv->ctx, &rq);
+    if (!c->answered) reply_error(c, 500, "InternalServerError", "the handler gave no response");
+    return c->queued;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, enum MHD_RequestTerminationCode tc)
+{
+    (void)cls;
+    (void)mc;
+    (void)tc;
+    dpb_http_conn *c = *req_cls;
+    if (!c) return;
+    free(c->body);
+    free(c);
+    *req_cls = NULL;
+}
+
+dpb_status dpb_http_server_start(const char *host, uint16_t port, const dpb_http_limits *lim,
+                                 dpb_http_handler handler, void *ctx, dpb_http_server **out)
+{
+    *out = NULL;
+    dpb_http_server *s = calloc(1, sizeof *s);
+    if (!s) return dpb_error_set(DPB_E_NOMEM, "http: out of memory");
+    if (lim) s->lim = *lim;
+    else dpb_http_limits_default(&s->lim);
+    s->handler = handler;
+    s->ctx = ctx;
+    s->refs = 1;
+    pthread_mutex_init(&s->mu, NULL);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return dpb_error_set(DPB_E_ARG, "--host: '%s' is not a numeric IPv4 address", host);
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+    unsigned threads = s->lim.threads > 1 ? s->lim.threads : 0;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_CONNECTION_LIMIT, s->lim.max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, s->lim.idle_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)s->lim.max_header_bytes, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
+        {threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->d = MHD_start_daemon(flags, port, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!s->d) {
+        int e = errno;
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        return dpb_error_set(DPB_E_IO, "http: cannot listen on %s:%u: %s", host, (unsigned)port,
+                             e ? strerror(e) : "libmicrohttpd refused to start");
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : port;
+    *out = s;
+    return DPB_OK;
+}
+
+uint16_t dpb_http_server_port(const dpb_http_server *s) { return s->port; }
+
+void dpb_http_server_stop(dpb_http_server *s)
+{
+    if (!s) return;
+    /* stop accepting; the listen socket is ours to close after quiescing */
+    MHD_socket ls = MHD_quiesce_daemon(s->d);
+    if (ls != MHD_INVALID_SOCKET) close(ls);
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    for (dpb_http_stream *st = s->streams; st; st = st->next) {
+        pthread_mutex_lock(&st->mu);
+        st->gone = true;
+        wake_locked(st);
+        pthread_mutex_unlock(&st->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    MHD_stop_daemon(s->d);
+    /* Streams an engine still holds keep the server struct alive until they end. */
+    server_release(s);
+}
