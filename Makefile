@@ -90,6 +90,14 @@ $(BUILD)/tests/%: tests/%.c tests/t.h $(LIB)
 	@echo '  LD      $@'
 	@$(CC) $(CFLAGS) -Itests $< $(LIB) -o $@ $(LDLIBS)
 
+# CPU speed benchmarks (issue 4): build/bench/bench_kernels, build/bench/bench_engine.
+BENCH_SRCS := $(wildcard bench/engine/*.c)
+bench: $(BENCH_SRCS:bench/engine/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/engine/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	@echo '  LD      $@'
+	@$(CC) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
+
 # A fake NVML (tests/fake_nvml) that test_telemetry loads through DPB_NVML_LIBRARY.
 $(BUILD)/tests/libfake_nvml.so: tests/fake_nvml/fake_nvml.c
 	@mkdir -p $(dir $@)

@@ -15,6 +15,8 @@ static const dpb_cli_command k_commands[] = {
     {"version", "print the version and compiled backends (--json)", dpb_cmd_version},
     {"synth", "write a random-weight checkpoint of a preset architecture", dpb_cmd_synth},
     {"inspect", "parameters, bytes by dtype and component, KV cache and memory need", dpb_cmd_inspect},
+    {"generate", "generate tokens with the engine; TTFT and decode speed from its own timestamps", dpb_cmd_generate},
+    {"logits", "one forward pass: every position's logits to a safetensors file", dpb_cmd_logits},
     {"telemetry", "what GPU/CPU telemetry is available (NVML, RAPL); record a power trace", dpb_cmd_telemetry},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])

@@ -27,6 +27,8 @@ dpb_status dpb_cli_parse_double(const char *opt, const char *s, double min, doub
 int dpb_cmd_version(int argc, char **argv);
 int dpb_cmd_synth(int argc, char **argv);
 int dpb_cmd_inspect(int argc, char **argv);
+int dpb_cmd_generate(int argc, char **argv);
+int dpb_cmd_logits(int argc, char **argv);
 int dpb_cmd_telemetry(int argc, char **argv);
 
 #endif

@@ -1,0 +1,174 @@
+/* The backend interface: a table of operations that every backend fills
+ * (cpu here, cuda in src/backend/cuda).  Model forward passes
+ * (src/models/) are written only against this table.
+ *
+ * Conventions
+ * - Activations are fp32 arrays in backend memory, row-major, one row per
+ *   token ("n" rows).  Weights stay in their checkpoint format (bf16, or
+ *   MXFP4 blocks + E8M0 scales) and are never expanded in memory.
+ * - A matrix W has logical shape [out, in]: y[t, o] = sum_i W[o, i] * x[t, i].
+ *   Stored row-major [out, in], or "transposed" as [in, out] (gpt-oss's bf16
+ *   experts keep transformers' [E, H, 2I] layout).
+ * - MXFP4 (OCP microscaling): blocks U8 [out, in/32, 16], scales U8 [out, in/32];
+ *   element 2j of a block is FP4_E2M1[low nibble of byte j], element 2j+1 the
+ *   high nibble; value = FP4 * 2^(scale - 127).
+ * - Memory: pointers to activations, KV cache, weights and bias/norm vectors
+ *   are backend memory (alloc, or map_host for checkpoint bytes).  Argument
+ *   structs, dpb_weight descriptor arrays (moe) and the RoPE table are host
+ *   memory, read during the call.  The engine moves token ids, positions and
+ *   logits with upload/download unless the backend says host_memory.
+ * - Every operation returns a dpb_status.  Every operation has a plain
+ *   single-threaded reference implementation (dpb_backend_ref()), which the
+ *   tests compare the fast ones against.
+ * - Kernels of the fast CPU backend compute each output with the same
+ *   summation order whatever the number of rows, so one prefill and
+ *   token-by-token decode give bitwise-identical results.
+ */
+#ifndef DPB_BACKEND_H
+#define DPB_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "core/status.h"
+
+typedef enum dpb_wfmt { DPB_W_F32 = 0, DPB_W_BF16, DPB_W_MXFP4 } dpb_wfmt;
+
+typedef struct dpb_weight {
+    dpb_wfmt fmt;
+    int64_t out, in;      /* logical shape [out, in] */
+    bool transposed;      /* f32/bf16 only: stored [in, out] */
+    const void *data;     /* f32 / bf16 elements, or MXFP4 blocks */
+    const uint8_t *scales; /* MXFP4 only */
+} dpb_weight;
+
+/* KV cache element type. */
+typedef enum dpb_kv_dtype { DPB_KV_BF16 = 0, DPB_KV_F32 } dpb_kv_dtype;
+static inline size_t dpb_kv_dtype_size(dpb_kv_dtype t) { return t == DPB_KV_F32 ? 4 : 2; }
+
+/* RoPE, precomputed per model (rotate-half convention of transformers). */
+#define DPB_ROPE_MAX_HALF 512
+typedef struct dpb_rope_table {
+    int64_t head_dim;                 /* rotary dim == head_dim */
+    float inv_freq[DPB_ROPE_MAX_HALF]; /* head_dim/2 entries, fp32 as transformers computes them */
+    float attention_scaling;          /* cos and sin are multiplied by it (YaRN), else 1 */
+} dpb_rope_table;
+
+/* One sequence's attention over a chunk of n query rows at positions
+ * pos0 .. pos0+n-1.  Keys before pos0 come from the cache; keys of the chunk
+ * itself from k_new/v_new (already in the cache dtype).  Causal; with
+ * window W > 0 only the W keys ending at the query's own position count.
+ * Sinks: one logit per head joining the softmax, with no value. */
+typedef struct dpb_attn_args {
+    int64_t n, pos0;
+    int64_t heads, kv_heads, head_dim;
+    const float *q;        /* [n, heads, head_dim], RoPE applied */
+    const void *k_new;     /* [n, kv_heads, head_dim], kv_dtype */
+    const void *v_new;
+    const void *k_cache;   /* [slots, kv_heads, head_dim]; position p is in slot p % slots */
+    const void *v_cache;
+    int64_t slots;
+    int64_t window;        /* 0: full causal */
+    dpb_kv_dtype kv_dtype;
+    const uint16_t *sinks; /* [heads] bf16, or NULL */
+    float scale;           /* 1/sqrt(head_dim) */
+    float *out;            /* [n, heads, head_dim] */
+} dpb_attn_args;
+
+/* gpt-oss mixture of experts for n rows, routing already chosen. */
+typedef struct dpb_moe_args {
+    int64_t n, hidden, inter, top_k;
+    const float *x;               /* [n, hidden] (normed) */
+    const dpb_weight *gate_up;    /* per expert: out = 2*inter (gate even rows, up odd), in = hidden */
+    const uint16_t *gate_up_bias; /* [E, 2*inter] bf16 */
+    const dpb_weight *down;       /* per expert: out = hidden, in = inter */
+    const uint16_t *down_bias;    /* [E, hidden] bf16 */
+    const int32_t *idx;           /* [n, top_k] expert ids */
+    const float *wts;             /* [n, top_k] routing weights */
+    float limit, alpha;           /* clamped SwiGLU: 7, 1.702 */
+    bool round_bf16;              /* round the intermediate activations to bf16 */
+    float *out;                   /* [n, hidden], overwritten */
+} dpb_moe_args;
+
+typedef struct dpb_backend dpb_backend;
+
+typedef struct dpb_backend_ops {
+    const char *name;
+    /* Memory (host pointers on the cpu backend). */
+    dpb_status (*alloc)(dpb_backend *b, size_t bytes, void **out);
+    void (*free)(dpb_backend *b, void *p);
+    dpb_status (*upload)(dpb_backend *b, void *dst, const void *src, size_t bytes);
+    dpb_status (*download)(dpb_backend *b, void *dst, const void *src, size_t bytes);
+    /* Backend memory to backend memory. */
+    dpb_status (*copy)(dpb_backend *b, void *dst, const void *src, size_t bytes);
+    dpb_status (*sync)(dpb_backend *b);
+    /* Makes bytes of host memory (checkpoint weights) usable by the kernels;
+     * *out is the pointer to pass to operations (the same one on the cpu). */
+    dpb_status (*map_host)(dpb_backend *b, const void *host, size_t bytes, const void **out);
+    /* Frees what the backend holds (may be NULL). */
+    void (*destroy)(dpb_backend *b);
+
+    /* out[t, :] = table row ids[t] (bf16 -> f32); ids already range-checked. */
+    dpb_status (*embed)(dpb_backend *b, const dpb_weight *table, const int32_t *ids, int64_t n, float *out);
+    /* y[n, w->out] = x[n, w->in] W^T (+ bias[out], bf16, may be NULL). */
+    dpb_status (*linear)(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n,
+                         float *y);
+    /* RMSNorm in fp32 over n rows of dim: y = x / sqrt(mean(x^2) + eps) * w (bf16). y may equal x. */
+    dpb_status (*rmsnorm)(dpb_backend *b, const float *x, const uint16_t *w, int64_t n, int64_t dim, float eps,
+                          float *y);
+    /* In place on x [n, heads, head_dim]; pos[t] is row t's position. */
+    dpb_status (*rope)(dpb_backend *b, float *x, int64_t n, int64_t heads, const int64_t *pos,
+                       const dpb_rope_table *rt);
+    dpb_status (*attention)(dpb_backend *b, const dpb_attn_args *a);
+    /* Copies n rows [kv_heads*head_dim] of k_new/v_new into the cache slots of positions pos0.. (ring). */
+    dpb_status (*kv_write)(dpb_backend *b, void *k_cache, void *v_cache, int64_t slots, int64_t row_elems,
+                           dpb_kv_dtype dt, const void *k_new, const void *v_new, int64_t n, int64_t pos0);
+    /* dst[n] in dt from f32 src (bf16: round to nearest even). */
+    dpb_status (*to_kv)(dpb_backend *b, const float *src, int64_t n, dpb_kv_dtype dt, void *dst);
+    /* gpt-oss router on logits [n, E]: top-k (ties: lower index first), then softmax over those k. */
+    dpb_status (*router_topk)(dpb_backend *b, const float *logits, int64_t n, int64_t E, int64_t k, int32_t *idx,
+                              float *wts);
+    dpb_status (*moe)(dpb_backend *b, const dpb_moe_args *a);
+    /* Dense SwiGLU: out[n, I] = silu(gate) * up, from gate [n, I] and up [n, I]. out may equal gate. */
+    dpb_status (*swiglu)(dpb_backend *b, const float *gate, const float *up, int64_t n, int64_t I, float *out);
+    /* y[i] += x[i] */
+    dpb_status (*add)(dpb_backend *b, float *y, const float *x, int64_t n);
+    /* Rounds x to bf16 precision in place. */
+    dpb_status (*round_bf16)(dpb_backend *b, float *x, int64_t n);
+} dpb_backend_ops;
+
+struct dpb_backend {
+    const dpb_backend_ops *ops;
+    int threads;       /* cpu: OpenMP threads used by kernels */
+    const char *simd;  /* cpu: "avx512", "avx2", "scalar" */
+    bool host_memory;  /* buffers are host memory: the engine reads and writes them directly */
+    void *impl;
+};
+
+/* "cpu" (fast, threaded, SIMD) or "ref" (plain reference). threads 0 = all cores.
+ * Other backends (cuda) register a constructor here. */
+dpb_status dpb_backend_open(const char *name, int threads, dpb_backend **out);
+void dpb_backend_close(dpb_backend *b);
+
+/* The plain reference table, and the fast cpu table. */
+const dpb_backend_ops *dpb_backend_ref_ops(void);
+const dpb_backend_ops *dpb_backend_cpu_ops(void);
+
+/* FP4 E2M1 code -> value. */
+extern const float dpb_fp4_e2m1[16];
+/* 2^(s-127) for an E8M0 scale byte (s = 255 gives NaN as the format says). */
+float dpb_e8m0_to_f32(uint8_t s);
+
+/* RoPE table from a model config (default, linear, llama3 or YaRN). */
+struct dpb_rope;
+dpb_status dpb_rope_table_init(const struct dpb_rope *r, int64_t head_dim, int64_t max_position,
+                               dpb_rope_table *out);
+
+/* One matrix element as f32 (slow; tests and references). */
+float dpb_weight_get(const dpb_weight *w, int64_t o, int64_t i);
+
+/* Copy bandwidth of this machine (STREAM-like a[i] = b[i] over bytes each,
+ * threads as the cpu backend uses them), best of reps, in GB/s. */
+dpb_status dpb_cpu_copy_bandwidth(size_t bytes, int reps, double *gbps);
+
+#endif

@@ -1,0 +1,528 @@
+/* The engine: KV cache, the generic decoder forward pass over the backend
+ * interface, and generation. */
+#include "engine/engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/checked.h"
+#include "core/timeutil.h"
+#include "models/model.h"
+
+struct dpb_engine {
+    const dpb_checkpoint *ck;
+    dpb_backend *be;
+    dpb_model m;
+    dpb_engine_dtype dtype;
+    dpb_kv_dtype kvdt;
+    int64_t max_ctx, R;
+    int max_seqs;
+    int64_t *slots;         /* per layer */
+    void **kc, **vc;        /* [seq * L + l] */
+    int64_t *seq_len;
+    uint64_t kv_bytes;
+    /* scratch, R rows */
+    float *x, *xn, *q, *k, *v, *att, *tmp, *hid;
+    void *knew, *vnew;
+    int64_t *pos, *pos_dev;   /* host; backend copy (the same when host_memory) */
+    int32_t *ids, *ids_dev;
+    float *logits_dev;        /* non-host backends: [R, V] staging for logits */
+    dpb_fwd f;
+};
+
+static int64_t layer_slots(const dpb_model_config *c, int l, int64_t max_ctx)
+{
+    if (c->sliding_window > 0 && c->layer_sliding[l]) return c->sliding_window < max_ctx ? c->sliding_window : max_ctx;
+    return max_ctx;
+}
+
+dpb_status dpb_kv_bytes_analytic(const dpb_model_config *c, int64_t batch, int64_t max_ctx, size_t elem, uint64_t *out)
+{
+    uint64_t tot = 0;
+    for (int l = 0; l < (int)c->num_layers && l < DPB_MAX_LAYERS; l++) {
+        uint64_t b;
+        if (!dpb_mul_u64((uint64_t)layer_slots(c, l, max_ctx), 2 * (uint64_t)c->num_kv_heads, &b) ||
+            !dpb_mul_u64(b, (uint64_t)c->head_dim * elem, &b) || !dpb_add_u64(tot, b, &tot))
+            return dpb_error_set(DPB_E_RANGE, "KV cache size overflows");
+    }
+    if (!dpb_mul_u64(tot, (uint64_t)batch, &tot)) return dpb_error_set(DPB_E_RANGE, "KV cache size overflows");
+    *out = tot;
+    return DPB_OK;
+}
+
+uint64_t dpb_engine_kv_bytes(const dpb_engine *e) { return e->kv_bytes; }
+int64_t dpb_engine_max_ctx(const dpb_engine *e) { return e->max_ctx; }
+int dpb_engine_max_seqs(const dpb_engine *e) { return e->max_seqs; }
+int64_t dpb_engine_vocab(const dpb_engine *e) { return e->m.cfg.vocab_size; }
+const dpb_model_config *dpb_engine_config(const dpb_engine *e) { return &e->m.cfg; }
+dpb_backend *dpb_engine_backend(dpb_engine *e) { return e->be; }
+
+void dpb_engine_destroy(dpb_engine *e)
+{
+    if (!e) return;
+    dpb_backend *be = e->be;
+    if (be) {
+        int64_t L = e->m.cfg.num_layers;
+        if (e->kc)
+            for (int64_t i = 0; i < (int64_t)e->max_seqs * L; i++) {
+                if (e->kc[i]) be->ops->free(be, e->kc[i]);
+                if (e->vc[i]) be->ops->free(be, e->vc[i]);
+            }
+        void *bufs[] = {e->x, e->xn, e->q, e->k, e->v, e->att, e->tmp, e->hid, e->knew, e->vnew, e->f.tmp_a,
+                        e->f.tmp_b, e->f.router_logits, e->f.ridx, e->f.rwts,
+                        be->host_memory ? NULL : e->pos_dev, be->host_memory ? NULL : e->ids_dev, e->logits_dev};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            if (bufs[i]) be->ops->free(be, bufs[i]);
+    }
+    free(e->kc);
+    free(e->vc);
+    free(e->slots);
+    free(e->seq_len);
+    free(e->pos);
+    free(e->ids);
+    dpb_model_unbind(&e->m);
+    dpb_backend_close(be);
+    free(e);
+}
+
+static dpb_status balloc(dpb_engine *e, int64_t elems, size_t es, void *out)
+{
+    size_t bytes;
+    if (elems < 1) elems = 1;
+    if (!dpb_mul_size((size_t)elems, es, &bytes)) return dpb_error_set(DPB_E_RANGE, "engine: buffer size overflows");
+    return e->be->ops->alloc(e->be, bytes, (void **)out);
+}
+
+/* Weights as the backend's kernels see them (the same pointers on the cpu). */
+static dpb_status map_w(dpb_engine *e, dpb_weight *w)
+{
+    if (!w->data) return DPB_OK;
+    size_t n = (size_t)(w->out * w->in), bytes = w->fmt == DPB_W_F32 ? n * 4 : w->fmt == DPB_W_BF16 ? n * 2 : n / 2;
+    dpb_status st = e->be->ops->map_host(e->be, w->data, bytes, &w->data);
+    if (!st && w->fmt == DPB_W_MXFP4) st = e->be->ops->map_host(e->be, w->scales, n / 32, (const void **)&w->scales);
+    return st;
+}
+static dpb_status map_v(dpb_engine *e, const uint16_t **v, int64_t len)
+{
+    if (!*v) return DPB_OK;
+    const void *p;
+    dpb_status st = e->be->ops->map_host(e->be, *v, (size_t)len * 2, &p);
+    if (!st) *v = p;
+    return st;
+}
+static dpb_status map_model(dpb_engine *e)
+{
+    dpb_model *m = &e->m;
+    const dpb_model_config *c = &m->cfg;
+    const int64_t H = c->hidden_size, I = c->intermediate_size, hd = c->head_dim, E = c->num_experts;
+    const int64_t qd = c->num_heads * hd, kvd = c->num_kv_heads * hd;
+    bool tied = m->lm_head.data == m->embed.data;
+    dpb_status st;
+    if ((st = map_w(e, &m->embed))) return st;
+    if (tied) m->lm_head = m->embed;
+    else if ((st = map_w(e, &m->lm_head))) return st;
+    if ((st = map_v(e, &m->final_norm, H))) return st;
+    for (int64_t l = 0; l < c->num_layers; l++) {
+        dpb_layer_weights *lw = &m->layers[l];
+        dpb_weight *ws[] = {&lw->q, &lw->k, &lw->v, &lw->o, &lw->router, &lw->gate, &lw->up, &lw->down_dense};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if ((st = map_w(e, ws[i]))) return st;
+        if ((st = map_v(e, &lw->attn_norm, H)) || (st = map_v(e, &lw->mlp_norm, H)) || (st = map_v(e, &lw->bq, qd)) ||
+            (st = map_v(e, &lw->bk, kvd)) || (st = map_v(e, &lw->bv, kvd)) || (st = map_v(e, &lw->bo, H)) ||
+            (st = map_v(e, &lw->q_norm, hd)) || (st = map_v(e, &lw->k_norm, hd)) || (st = map_v(e, &lw->sinks, c->num_heads)) ||
+            (st = map_v(e, &lw->router_bias, E)) || (st = map_v(e, &lw->gate_up_bias, E * 2 * I)) ||
+            (st = map_v(e, &lw->down_bias, E * H)) || (st = map_v(e, &lw->b_gate, I)) || (st = map_v(e, &lw->b_up, I)) ||
+            (st = map_v(e, &lw->b_down, H)))
+            return st;
+        for (int64_t x = 0; lw->gate_up && x < E; x++)
+            if ((st = map_w(e, &lw->gate_up[x])) || (st = map_w(e, &lw->down[x]))) return st;
+    }
+    return DPB_OK;
+}
+
+dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *opts, dpb_engine **out)
+{
+    *out = NULL;
+    dpb_engine_opts o = {0};
+    if (opts) o = *opts;
+    if (o.threads < 0 || o.threads > 4096) return dpb_error_set(DPB_E_ARG, "threads: %d is outside [0, 4096]", o.threads);
+    if (o.max_seqs < 0 || o.max_seqs > 65536) return dpb_error_set(DPB_E_ARG, "max_seqs: %d is outside [0, 65536]", o.max_seqs);
+    if (o.max_ctx < 0) return dpb_error_set(DPB_E_ARG, "max_ctx: %lld is negative", (long long)o.max_ctx);
+    if (o.prefill_chunk < 0 || o.prefill_chunk > 65536)
+        return dpb_error_set(DPB_E_ARG, "prefill_chunk: %lld is outside [0, 65536]", (long long)o.prefill_chunk);
+    dpb_engine *e = calloc(1, sizeof *e);
+    if (!e) return dpb_error_set(DPB_E_NOMEM, "engine: out of memory");
+    e->ck = ck;
+    dpb_status st = dpb_backend_open(o.backend, o.threads, &e->be);
+    if (st) goto fail;
+    if ((st = dpb_model_bind(ck, &e->m))) goto fail;
+    if (o.experts_per_tok) {
+        if (e->m.cfg.num_experts <= 0 || o.experts_per_tok < 1 || o.experts_per_tok > e->m.cfg.num_experts ||
+            o.experts_per_tok > 64) {
+            st = dpb_error_set(DPB_E_ARG, "experts per token: %lld is outside [1, %lld] for this model",
+                               (long long)o.experts_per_tok, (long long)e->m.cfg.num_experts);
+            goto fail;
+        }
+        e->m.cfg.experts_per_tok = o.experts_per_tok;
+    }
+    if (o.no_sliding) {
+        e->m.cfg.sliding_window = 0;
+        for (int64_t l = 0; l < e->m.cfg.num_layers; l++) e->m.layers[l].sliding = false;
+    }
+    if ((st = map_model(e))) goto fail;
+    const dpb_model_config *c = &e->m.cfg;
+    if (!dpb_checkpoint_tensor_count(ck) || !e->m.embed.data)
+        { st = dpb_error_set(DPB_E_ARG, "engine: the model has no weight data"); goto fail; }
+    e->dtype = o.dtype;
+    e->kvdt = (o.dtype == DPB_ENGINE_F32 || o.kv_f32) ? DPB_KV_F32 : DPB_KV_BF16;
+    int64_t maxpos = c->max_position_embeddings > 0 ? c->max_position_embeddings : 4096;
+    e->max_ctx = o.max_ctx ? o.max_ctx : (maxpos < 4096 ? maxpos : 4096);
+    if (e->max_ctx > maxpos) {
+        st = dpb_error_set(DPB_E_ARG, "context of %lld tokens exceeds the model's max_position_embeddings %lld",
+                           (long long)e->max_ctx, (long long)maxpos);
+        goto fail;
+    }
+    e->max_seqs = o.max_seqs ? o.max_seqs : 1;
+    e->R = o.prefill_chunk ? o.prefill_chunk : 256;
+    if (e->R < e->max_seqs) e->R = e->max_seqs;
+    const int64_t L = c->num_layers, H = c->hidden_size, I = c->intermediate_size;
+    const int64_t qd = c->num_heads * c->head_dim, kvd = c->num_kv_heads * c->head_dim;
+    size_t es = dpb_kv_dtype_size(e->kvdt);
+    if ((st = dpb_kv_bytes_analytic(c, e->max_seqs, e->max_ctx, es, &e->kv_bytes))) goto fail;
+    e->slots = calloc((size_t)L, sizeof *e->slots);
+    e->kc = calloc((size_t)(L * e->max_seqs), sizeof *e->kc);
+    e->vc = calloc((size_t)(L * e->max_seqs), sizeof *e->vc);
+    e->seq_len = calloc((size_t)e->max_seqs, sizeof *e->seq_len);
+    e->pos = calloc((size_t)e->R, sizeof *e->pos);
+    e->ids = calloc((size_t)e->R, sizeof *e->ids);
+    if (!e->slots || !e->kc || !e->vc || !e->seq_len || !e->pos || !e->ids) {
+        st = dpb_error_set(DPB_E_NOMEM, "engine: out of memory");
+        goto fail;
+    }
+    uint64_t check = 0;
+    for (int64_t l = 0; l < L; l++) {
+        e->slots[l] = layer_slots(c, (int)l, e->max_ctx);
+        for (int s = 0; s < e->max_seqs; s++) {
+            if ((st = balloc(e, e->slots[l] * kvd, es, &e->kc[s * L + l]))) goto fail;
+            if ((st = balloc(e, e->slots[l] * kvd, es, &e->vc[s * L + l]))) goto fail;
+            check += 2 * (uint64_t)(e->slots[l] * kvd) * es;
+        }
+    }
+    if (check != e->kv_bytes) { st = dpb_error_set(DPB_E_INTERNAL, "engine: KV bytes %llu != formula %llu",
+                                                   (unsigned long long)check, (unsigned long long)e->kv_bytes); goto fail; }
+    int64_t R = e->R;
+    int64_t wide = 2 * I > qd ? 2 * I : qd;
+    if (H > wide) wide = H;
+    if ((st = balloc(e, R * H, 4, &e->x)) || (st = balloc(e, R * H, 4, &e->xn)) || (st = balloc(e, R * qd, 4, &e->q)) ||
+        (st = balloc(e, R * kvd, 4, &e->k)) || (st = balloc(e, R * kvd, 4, &e->v)) ||
+        (st = balloc(e, R * qd, 4, &e->att)) || (st = balloc(e, R * H, 4, &e->tmp)) ||
+        (st = balloc(e, R * H, 4, &e->hid)) || (st = balloc(e, R * kvd, es, &e->knew)) ||
+        (st = balloc(e, R * kvd, es, &e->vnew)) || (st = balloc(e, R * wide, 4, &e->f.tmp_a)) ||
+        (st = balloc(e, R * wide, 4, &e->f.tmp_b)))
+        goto fail;
+    if (c->num_experts > 0 &&
+        ((st = balloc(e, R * c->num_experts, 4, &e->f.router_logits)) ||
+         (st = balloc(e, R * c->experts_per_tok, 4, &e->f.ridx)) || (st = balloc(e, R * c->experts_per_tok, 4, &e->f.rwts))))
+        goto fail;
+    if (e->be->host_memory) {
+        e->ids_dev = e->ids;
+        e->pos_dev = e->pos;
+    } else if ((st = balloc(e, R, sizeof(int32_t), &e->ids_dev)) || (st = balloc(e, R, sizeof(int64_t), &e->pos_dev)) ||
+               (st = balloc(e, R * c->vocab_size, sizeof(float), &e->logits_dev)))
+        goto fail;
+    e->f.be = e->be;
+    e->f.m = &e->m;
+    e->f.round_bf16 = e->dtype == DPB_ENGINE_BF16;
+    *out = e;
+    return DPB_OK;
+fail:
+    dpb_engine_destroy(e);
+    return st;
+}
+
+dpb_status dpb_engine_seq_reset(dpb_engine *e, int seq)
+{
+    if (seq < 0 || seq >= e->max_seqs)
+        return dpb_error_set(DPB_E_ARG, "sequence slot %d is outside [0, %d)", seq, e->max_seqs);
+    e->seq_len[seq] = 0;
+    return DPB_OK;
+}
+
+int64_t dpb_engine_seq_len(const dpb_engine *e, int seq)
+{
+    return seq >= 0 && seq < e->max_seqs ? e->seq_len[seq] : -1;
+}
+
+typedef struct part {
+    int seg, seq;
+    int64_t off, n, row, pos0; /* segment offset, rows, first row in the chunk, first position */
+} part;
+
+#define CK(x) do { if ((st = (x))) return st; } while (0)
+
+/* One pass over rows [0, nrows) made of parts. */
+static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nrows)
+{
+    dpb_backend *be = e->be;
+    const dpb_backend_ops *ops = be->ops;
+    const dpb_model *m = &e->m;
+    const dpb_model_config *c = &m->cfg;
+    const int64_t H = c->hidden_size, L = c->num_layers, hd = c->head_dim;
+    const int64_t nh = c->num_heads, nkv = c->num_kv_heads, qd = nh * hd, kvd = nkv * hd;
+    const bool rb = e->dtype == DPB_ENGINE_BF16;
+    const float eps = (float)c->rms_norm_eps;
+    size_t es = dpb_kv_dtype_size(e->kvdt);
+    dpb_status st;
+    e->f.n = nrows;
+    if (!be->host_memory) {
+        CK(ops->upload(be, e->ids_dev, e->ids, (size_t)nrows * sizeof *e->ids));
+        CK(ops->upload(be, e->pos_dev, e->pos, (size_t)nrows * sizeof *e->pos));
+    }
+    CK(ops->embed(be, &m->embed, e->ids_dev, nrows, e->x));
+    for (int64_t l = 0; l < L; l++) {
+        const dpb_layer_weights *lw = &m->layers[l];
+        CK(ops->rmsnorm(be, e->x, lw->attn_norm, nrows, H, eps, e->xn));
+        if (rb) CK(ops->round_bf16(be, e->xn, nrows * H));
+        CK(ops->linear(be, &lw->q, lw->bq, e->xn, nrows, e->q));
+        CK(ops->linear(be, &lw->k, lw->bk, e->xn, nrows, e->k));
+        CK(ops->linear(be, &lw->v, lw->bv, e->xn, nrows, e->v));
+        if (rb) {
+            CK(ops->round_bf16(be, e->q, nrows * qd));
+            CK(ops->round_bf16(be, e->k, nrows * kvd));
+        }
+        if (lw->q_norm) {
+            CK(ops->rmsnorm(be, e->q, lw->q_norm, nrows * nh, hd, eps, e->q));
+            CK(ops->rmsnorm(be, e->k, lw->k_norm, nrows * nkv, hd, eps, e->k));
+            if (rb) {
+                CK(ops->round_bf16(be, e->q, nrows * qd));
+                CK(ops->round_bf16(be, e->k, nrows * kvd));
+            }
+        }
+        CK(ops->rope(be, e->q, nrows, nh, e->pos_dev, &m->rope));
+        CK(ops->rope(be, e->k, nrows, nkv, e->pos_dev, &m->rope));
+        if (rb) CK(ops->round_bf16(be, e->q, nrows * qd));
+        CK(ops->to_kv(be, e->k, nrows * kvd, e->kvdt, e->knew));
+        CK(ops->to_kv(be, e->v, nrows * kvd, e->kvdt, e->vnew));
+        for (int p = 0; p < np; p++) {
+            const part *pp = &parts[p];
+            dpb_attn_args a = {pp->n, pp->pos0, nh, nkv, hd, e->q + pp->row * qd,
+                               (char *)e->knew + (size_t)(pp->row * kvd) * es, (char *)e->vnew + (size_t)(pp->row * kvd) * es,
+                               e->kc[pp->seq * L + l], e->vc[pp->seq * L + l], e->slots[l],
+                               lw->sliding ? c->sliding_window : 0, e->kvdt, lw->sinks, m->attn_scale,
+                               e->att + pp->row * qd};
+            CK(ops->attention(be, &a));
+        }
+        for (int p = 0; p < np; p++) {
+            const part *pp = &parts[p];
+            CK(ops->kv_write(be, e->kc[pp->seq * L + l], e->vc[pp->seq * L + l], e->slots[l], kvd, e->kvdt,
+                             (char *)e->knew + (size_t)(pp->row * kvd) * es, (char *)e->vnew + (size_t)(pp->row * kvd) * es,
+                             pp->n, pp->pos0));
+        }
+        if (rb) CK(ops->round_bf16(be, e->att, nrows * qd));
+        CK(ops->linear(be, &lw->o, lw->bo, e->att, nrows, e->tmp));
+        if (rb) CK(ops->round_bf16(be, e->tmp, nrows * H));
+        CK(ops->add(be, e->x, e->tmp, nrows * H));
+        if (rb) CK(ops->round_bf16(be, e->x, nrows * H));
+        CK(ops->rmsnorm(be, e->x, lw->mlp_norm, nrows, H, eps, e->xn));
+        if (rb) CK(ops->round_bf16(be, e->xn, nrows * H));
+        CK(m->arch->mlp(&e->f, lw, e->xn, e->tmp));
+        if (rb) CK(ops->round_bf16(be, e->tmp, nrows * H));
+        CK(ops->add(be, e->x, e->tmp, nrows * H));
+        if (rb) CK(ops->round_bf16(be, e->x, nrows * H));
+    }
+    return DPB_OK;
+}
+
+dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nseg, dpb_logits_mode mode, float *logits)
+{
+    const dpb_model_config *c = &e->m.cfg;
+    const int64_t H = c->hidden_size, V = c->vocab_size;
+    dpb_backend *be = e->be;
+    dpb_status st = DPB_OK;
+    if (nseg < 0 || (nseg > 0 && !segs)) return dpb_error_set(DPB_E_ARG, "forward: bad segment list");
+    if (mode != DPB_LOGITS_NONE && !logits) return dpb_error_set(DPB_E_ARG, "forward: no logits buffer");
+    for (int i = 0; i < nseg; i++) {
+        const dpb_engine_seg *s = &segs[i];
+        if (s->seq < 0 || s->seq >= e->max_seqs)
+            return dpb_error_set(DPB_E_ARG, "forward: sequence slot %d is outside [0, %d)", s->seq, e->max_seqs);
+        if (s->n < 1 || !s->tokens) return dpb_error_set(DPB_E_ARG, "forward: segment %d has no tokens", i);
+        for (int j = 0; j < i; j++)
+            if (segs[j].seq == s->seq) return dpb_error_set(DPB_E_ARG, "forward: sequence slot %d appears twice in one step", s->seq);
+        if (s->n > e->max_ctx - e->seq_len[s->seq])
+            return dpb_error_set(DPB_E_RANGE, "sequence %d: %lld new tokens after %lld do not fit the context of %lld tokens",
+                                 s->seq, (long long)s->n, (long long)e->seq_len[s->seq], (long long)e->max_ctx);
+        for (int64_t t = 0; t < s->n; t++)
+            if (s->tokens[t] < 0 || s->tokens[t] >= V)
+                return dpb_error_set(DPB_E_RANGE, "sequence %d: token id %d at position %lld is outside the vocabulary [0, %lld)",
+                                     s->seq, s->tokens[t], (long long)(e->seq_len[s->seq] + t), (long long)V);
+    }
+    part *parts = malloc((size_t)(nseg > 0 ? nseg : 1) * sizeof *parts);
+    if (!parts) return dpb_error_set(DPB_E_NOMEM, "forward: out of memory");
+    int64_t out_row = 0; /* DPB_LOGITS_ALL: next row of logits */
+    int si = 0;
+    int64_t soff = 0;
+    while (si < nseg) {
+        /* Fill one chunk of at most R rows. */
+        int np = 0;
+        int64_t rows = 0;
+        while (si < nseg && rows < e->R) {
+            const dpb_engine_seg *s = &segs[si];
+            int64_t take = s->n - soff;
+            if (take > e->R - rows) take = e->R - rows;
+            part *p = &parts[np++];
+            p->seg = si;
+            p->seq = s->seq;
+            p->off = soff;
+            p->n = take;
+            p->row = rows;
+            p->pos0 = e->seq_len[s->seq];
+            for (int64_t t = 0; t < take; t++) {
+                e->ids[rows + t] = s->tokens[soff + t];
+                e->pos[rows + t] = p->pos0 + t;
+            }
+            rows += take;
+            soff += take;
+            if (soff == s->n) {
+                si++;
+                soff = 0;
+            }
+        }
+        if ((st = run_chunk(e, parts, np, rows))) break;
+        for (int p = 0; p < np; p++) e->seq_len[parts[p].seq] += parts[p].n;
+        /* Logits. */
+        if (mode == DPB_LOGITS_ALL) {
+            if ((st = be->ops->rmsnorm(be, e->x, e->m.final_norm, rows, H, (float)c->rms_norm_eps, e->xn))) break;
+            if (e->dtype == DPB_ENGINE_BF16 && (st = be->ops->round_bf16(be, e->xn, rows * H))) break;
+            float *dst = be->host_memory ? logits + out_row * V : e->logits_dev;
+            if ((st = be->ops->linear(be, &e->m.lm_head, NULL, e->xn, rows, dst))) break;
+            if (!be->host_memory &&
+                (st = be->ops->download(be, logits + out_row * V, dst, (size_t)(rows * V) * sizeof(float))))
+                break;
+            out_row += rows;
+        } else if (mode == DPB_LOGITS_LAST) {
+            int64_t nl = 0;
+            int first = -1;
+            for (int p = 0; p < np; p++) {
+                if (parts[p].off + parts[p].n != segs[parts[p].seg].n) continue;
+                if (first < 0) first = parts[p].seg;
+                if ((st = be->ops->copy(be, e->hid + nl * H, e->x + (parts[p].row + parts[p].n - 1) * H,
+                                        (size_t)H * sizeof(float))))
+                    break;
+                nl++;
+            }
+            if (st) break;
+            if (nl) {
+                if ((st = be->ops->rmsnorm(be, e->hid, e->m.final_norm, nl, H, (float)c->rms_norm_eps, e->hid))) break;
+                if (e->dtype == DPB_ENGINE_BF16 && (st = be->ops->round_bf16(be, e->hid, nl * H))) break;
+                float *dst = be->host_memory ? logits + (int64_t)first * V : e->logits_dev;
+                if ((st = be->ops->linear(be, &e->m.lm_head, NULL, e->hid, nl, dst))) break;
+                if (!be->host_memory &&
+                    (st = be->ops->download(be, logits + (int64_t)first * V, dst, (size_t)(nl * V) * sizeof(float))))
+                    break;
+            }
+        }
+    }
+    free(parts);
+    return st;
+}
+
+void dpb_gen_result_free(dpb_gen_result *r)
+{
+    free(r->ids);
+    free(r->t_ns);
+    r->ids = NULL;
+    r->t_ns = NULL;
+}
+
+static bool is_stop(const dpb_gen_request *q, int32_t id)
+{
+    if (q->ignore_eos) return false;
+    for (int i = 0; i < q->n_stop; i++)
+        if (q->stop_ids[i] == id) return true;
+    return false;
+}
+
+dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n, dpb_gen_result *res, dpb_token_cb cb,
+                               void *user)
+{
+    if (n < 1 || n > e->max_seqs)
+        return dpb_error_set(DPB_E_ARG, "generate: %d requests for %d sequence slots", n, e->max_seqs);
+    const int64_t V = e->m.cfg.vocab_size;
+    dpb_status st = DPB_OK;
+    for (int i = 0; i < n; i++) memset(&res[i], 0, sizeof res[i]);
+    for (int i = 0; i < n; i++) {
+        const dpb_gen_request *q = &reqs[i];
+        if (q->n_prompt < 1 || !q->prompt) return dpb_error_set(DPB_E_ARG, "request %d: the prompt is empty", i);
+        if (q->n_prompt > e->max_ctx)
+            return dpb_error_set(DPB_E_RANGE, "request %d: the prompt has %lld tokens but the context is %lld tokens", i,
+                                 (long long)q->n_prompt, (long long)e->max_ctx);
+        if (q->max_new < 0) return dpb_error_set(DPB_E_ARG, "request %d: max_new %lld is negative", i, (long long)q->max_new);
+        if ((st = dpb_sampling_check(&q->sampling))) return dpb_error_prefix(st, "request %d", i);
+    }
+    dpb_token_sampler *sm = calloc((size_t)n, sizeof *sm);
+    float *logits = malloc((size_t)(n * V) * sizeof *logits);
+    dpb_engine_seg *segs = calloc((size_t)n, sizeof *segs);
+    int *live = calloc((size_t)n, sizeof *live);
+    int32_t *last = calloc((size_t)n, sizeof *last);
+    if (!sm || !logits || !segs || !live || !last) {
+        st = dpb_error_set(DPB_E_NOMEM, "generate: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        int64_t cap = reqs[i].max_new > 0 ? reqs[i].max_new : 1;
+        res[i].ids = malloc((size_t)cap * sizeof *res[i].ids);
+        res[i].t_ns = malloc((size_t)cap * sizeof *res[i].t_ns);
+        if (!res[i].ids || !res[i].t_ns) { st = dpb_error_set(DPB_E_NOMEM, "generate: out of memory"); goto done; }
+        if ((st = dpb_token_sampler_init(&sm[i], &reqs[i].sampling, V))) goto done;
+        dpb_engine_seq_reset(e, i);
+        segs[i] = (dpb_engine_seg){i, reqs[i].prompt, reqs[i].n_prompt};
+    }
+    uint64_t t0 = dpb_now_ns();
+    for (int i = 0; i < n; i++) res[i].t_start_ns = t0;
+    if ((st = dpb_engine_forward(e, segs, n, DPB_LOGITS_LAST, logits))) goto done;
+    uint64_t tp = dpb_now_ns();
+    int nlive = 0;
+    for (int i = 0; i < n; i++) {
+        res[i].t_prefill_done_ns = tp;
+        live[i] = reqs[i].max_new > 0;
+        nlive += live[i];
+        if (!live[i]) res[i].stop = DPB_STOP_LENGTH;
+    }
+    /* logits row j belongs to the j-th live sequence of the last step */
+    for (;;) {
+        int j = 0;
+        for (int i = 0; i < n; i++) {
+            if (!live[i]) continue;
+            int32_t id;
+            if ((st = dpb_token_sampler_sample(&sm[i], logits + (int64_t)j * V, &id))) goto done;
+            j++;
+            uint64_t t = dpb_now_ns();
+            res[i].ids[res[i].n] = id;
+            res[i].t_ns[res[i].n] = t;
+            res[i].n++;
+            last[i] = id;
+            bool keep = cb ? cb(user, i, id, t) : true;
+            if (is_stop(&reqs[i], id)) { res[i].stop = DPB_STOP_EOS; live[i] = 0; }
+            else if (res[i].n >= reqs[i].max_new || !keep) { res[i].stop = DPB_STOP_LENGTH; live[i] = 0; }
+            else if (e->seq_len[i] >= e->max_ctx) { res[i].stop = DPB_STOP_CONTEXT; live[i] = 0; }
+        }
+        int ns = 0;
+        for (int i = 0; i < n; i++)
+            if (live[i]) segs[ns++] = (dpb_engine_seg){i, &last[i], 1};
+        if (!ns) break;
+        if ((st = dpb_engine_forward(e, segs, ns, DPB_LOGITS_LAST, logits))) goto done;
+    }
+    (void)nlive;
+done:
+    if (sm)
+        for (int i = 0; i < n; i++) dpb_token_sampler_free(&sm[i]);
+    free(sm);
+    free(logits);
+    free(segs);
+    free(live);
+    free(last);
+    if (st)
+        for (int i = 0; i < n; i++) dpb_gen_result_free(&res[i]);
+    return st;
+}

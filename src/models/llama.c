@@ -1,0 +1,44 @@
+/* Llama (and Yi, which is Llama): RMSNorm, GQA attention with RoPE
+ * (default/linear/llama3), SwiGLU MLP down(silu(gate(x)) * up(x)). */
+#include <stdio.h>
+#include "models/model.h"
+
+dpb_status dpb_dense_bind_mlp(dpb_model *m, const dpb_checkpoint *ck, int L)
+{
+    const dpb_model_config *c = &m->cfg;
+    dpb_layer_weights *lw = &m->layers[L];
+    const int64_t H = c->hidden_size, I = c->intermediate_size;
+    char name[160];
+    dpb_status st;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.gate_proj.weight", L);
+    if ((st = dpb_model_bind_matrix(ck, name, I, H, &lw->gate))) return st;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj.weight", L);
+    if ((st = dpb_model_bind_matrix(ck, name, I, H, &lw->up))) return st;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.down_proj.weight", L);
+    if ((st = dpb_model_bind_matrix(ck, name, H, I, &lw->down_dense))) return st;
+    snprintf(name, sizeof name, "model.layers.%d.mlp.gate_proj.bias", L);
+    lw->b_gate = dpb_model_opt_vector(ck, name, I);
+    snprintf(name, sizeof name, "model.layers.%d.mlp.up_proj.bias", L);
+    lw->b_up = dpb_model_opt_vector(ck, name, I);
+    snprintf(name, sizeof name, "model.layers.%d.mlp.down_proj.bias", L);
+    lw->b_down = dpb_model_opt_vector(ck, name, H);
+    return DPB_OK;
+}
+
+dpb_status dpb_dense_mlp(dpb_fwd *f, const dpb_layer_weights *lw, const float *xn, float *out)
+{
+    dpb_backend *be = f->be;
+    const int64_t I = f->m->cfg.intermediate_size;
+    dpb_status st;
+    if ((st = be->ops->linear(be, &lw->gate, lw->b_gate, xn, f->n, f->tmp_a))) return st;
+    if ((st = be->ops->linear(be, &lw->up, lw->b_up, xn, f->n, f->tmp_b))) return st;
+    if (f->round_bf16) {
+        if ((st = be->ops->round_bf16(be, f->tmp_a, f->n * I))) return st;
+        if ((st = be->ops->round_bf16(be, f->tmp_b, f->n * I))) return st;
+    }
+    if ((st = be->ops->swiglu(be, f->tmp_a, f->tmp_b, f->n, I, f->tmp_a))) return st;
+    if (f->round_bf16 && (st = be->ops->round_bf16(be, f->tmp_a, f->n * I))) return st;
+    return be->ops->linear(be, &lw->down_dense, lw->b_down, f->tmp_a, f->n, out);
+}
+
+const dpb_model_arch dpb_arch_llama = {DPB_ARCH_LLAMA, "llama", dpb_dense_bind_mlp, dpb_dense_mlp};

@@ -1,0 +1,369 @@
+/* The engine against the reference fixtures (../shared/fixtures), computed
+ * by transformers in float32: logits at every position and the greedy
+ * continuation; bf16 mode against the looser bound; prefill == decode;
+ * batched == alone; KV bytes. */
+#include <math.h>
+#include <stdint.h>
+#include "t.h"
+#include "engine/engine.h"
+#include "format/checkpoint.h"
+#include "format/safetensors.h"
+
+static const char *k_fixtures[] = {"gpt-oss-tiny-bf16", "gpt-oss-tiny-mxfp4", "qwen3-tiny", "llama-tiny"};
+
+typedef struct ref {
+    int64_t ids[64], greedy[16];
+    int n;
+    float *logits; /* [n, V] */
+    int64_t V;
+} ref;
+
+static int load_ref(const char *fx, ref *r)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/fixtures/%s/reference.safetensors", t_shared(), fx);
+    dpb_safetensors_file f;
+    if (dpb_safetensors_open(path, &f)) {
+        fprintf(stderr, "%s\n", dpb_error_message());
+        return 0;
+    }
+    int ok = 1;
+    memset(r, 0, sizeof *r);
+    for (size_t i = 0; i < f.hdr.count; i++) {
+        const dpb_st_entry *e = &f.hdr.entries[i];
+        const void *d = dpb_safetensors_data(&f, e);
+        if (strcmp(e->name, "input_ids") == 0 && e->dtype == DPB_DT_I64 && e->shape[0] <= 64) {
+            r->n = (int)e->shape[0];
+            memcpy(r->ids, d, (size_t)r->n * 8);
+        } else if (strcmp(e->name, "greedy_ids") == 0 && e->dtype == DPB_DT_I64 && e->shape[0] == 16) {
+            memcpy(r->greedy, d, 16 * 8);
+        } else if (strcmp(e->name, "logits") == 0 && e->dtype == DPB_DT_F32 && e->ndim == 2) {
+            r->V = e->shape[1];
+            r->logits = malloc(e->end - e->begin);
+            memcpy(r->logits, d, e->end - e->begin);
+        }
+    }
+    dpb_safetensors_close(&f);
+    if (!r->logits || !r->n) ok = 0;
+    return ok;
+}
+
+static const char *g_backend = "cpu";
+static int64_t g_topk;
+static int g_threads = 2;
+
+static dpb_engine *open_engine(const char *fx, dpb_checkpoint **ck, dpb_engine_dtype dt, int64_t chunk, int seqs)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/fixtures/%s", t_shared(), fx);
+    if (dpb_checkpoint_open(dir, NULL, ck)) {
+        fprintf(stderr, "%s: %s\n", fx, dpb_error_message());
+        return NULL;
+    }
+    dpb_engine_opts o = {0};
+    o.dtype = dt;
+    o.max_ctx = 80;
+    o.prefill_chunk = chunk;
+    o.max_seqs = seqs;
+    o.threads = g_threads;
+    o.backend = g_backend;
+    o.experts_per_tok = g_topk;
+    dpb_engine *e;
+    if (dpb_engine_create(*ck, &o, &e)) {
+        fprintf(stderr, "%s: %s\n", fx, dpb_error_message());
+        dpb_checkpoint_close(*ck);
+        return NULL;
+    }
+    return e;
+}
+
+static float *run_all(dpb_engine *e, const ref *r, int seq)
+{
+    int32_t ids[64];
+    for (int i = 0; i < r->n; i++) ids[i] = (int32_t)r->ids[i];
+    float *lg = malloc((size_t)(r->n * r->V) * 4);
+    dpb_engine_seq_reset(e, seq);
+    dpb_engine_seg s = {seq, ids, r->n};
+    if (dpb_engine_forward(e, &s, 1, DPB_LOGITS_ALL, lg)) {
+        fprintf(stderr, "forward: %s\n", dpb_error_message());
+        free(lg);
+        return NULL;
+    }
+    return lg;
+}
+
+static void check_fixture_f32(const char *fx)
+{
+    ref r;
+    if (!load_ref(fx, &r)) { T_CHECKF(0, "%s: reference not readable", fx); return; }
+    dpb_checkpoint *ck;
+    dpb_engine *e = open_engine(fx, &ck, DPB_ENGINE_F32, 0, 1);
+    T_CHECK(e != NULL);
+    if (!e) { free(r.logits); return; }
+    float *lg = run_all(e, &r, 0);
+    T_CHECK(lg != NULL);
+    double worst = 0;
+    for (int t = 0; lg && t < r.n; t++) {
+        double md = 0, mr = 0;
+        for (int64_t v = 0; v < r.V; v++) {
+            double d = fabs((double)lg[t * r.V + v] - r.logits[t * r.V + v]);
+            if (!(d <= md)) md = d;
+            if (fabs(r.logits[t * r.V + v]) > mr) mr = fabs(r.logits[t * r.V + v]);
+        }
+        if (!(md / mr <= worst)) worst = md / mr;
+    }
+    fprintf(stderr, "  %s f32: worst max|diff|/max|ref| over %d positions = %.3g\n", fx, r.n, worst);
+    T_CHECKF(worst <= 1e-4, "%s: %g", fx, worst);
+    /* Greedy continuation with the KV cache, eos ignored. */
+    int32_t ids[64];
+    for (int i = 0; i < r.n; i++) ids[i] = (int32_t)r.ids[i];
+    dpb_gen_request q = {ids, r.n, 16, dpb_sampling_greedy(), true, 0, NULL};
+    dpb_gen_result res;
+    T_CHECK(dpb_engine_generate(e, &q, 1, &res, NULL, NULL) == DPB_OK);
+    int same = res.n == 16;
+    for (int i = 0; same && i < 16; i++) same = res.ids[i] == r.greedy[i];
+    T_CHECKF(same, "%s: greedy continuation differs", fx);
+    for (int i = 1; i < res.n; i++) T_CHECK(res.t_ns[i] >= res.t_ns[i - 1]);
+    T_CHECK(res.t_ns[0] >= res.t_prefill_done_ns && res.t_prefill_done_ns >= res.t_start_ns);
+    dpb_gen_result_free(&res);
+    free(lg);
+    free(r.logits);
+    dpb_engine_destroy(e);
+    dpb_checkpoint_close(ck);
+}
+
+static void test_fixtures_f32(void)
+{
+    if (!t_shared()) T_SKIP("../shared/fixtures is absent");
+    for (int i = 0; i < 4; i++) check_fixture_f32(k_fixtures[i]);
+}
+
+static void test_fixtures_bf16(void)
+{
+    if (!t_shared()) T_SKIP("../shared/fixtures is absent");
+    for (int i = 0; i < 4; i++) {
+        ref r;
+        if (!load_ref(k_fixtures[i], &r)) { T_CHECK(0); continue; }
+        dpb_checkpoint *ck;
+        dpb_engine *e = open_engine(k_fixtures[i], &ck, DPB_ENGINE_BF16, 0, 1);
+        T_CHECK(e != NULL);
+        if (!e) { free(r.logits); continue; }
+        float *lg = run_all(e, &r, 0);
+        double worst = 0;
+        int agree = 0;
+        for (int t = 0; lg && t < r.n; t++) {
+            double dd = 0, rr = 0;
+            int64_t a = 0, b = 0;
+            for (int64_t v = 0; v < r.V; v++) {
+                double d = (double)lg[t * r.V + v] - r.logits[t * r.V + v];
+                dd += d * d;
+                rr += (double)r.logits[t * r.V + v] * r.logits[t * r.V + v];
+                if (lg[t * r.V + v] > lg[t * r.V + a]) a = v;
+                if (r.logits[t * r.V + v] > r.logits[t * r.V + b]) b = v;
+            }
+            double rel = sqrt(dd / rr);
+            if (!(rel <= worst)) worst = rel;
+            agree += a == b;
+        }
+        fprintf(stderr, "  %s bf16: worst ||diff||/||ref|| = %.3g, argmax agrees at %d/%d positions\n", k_fixtures[i],
+                worst, agree, r.n);
+        T_CHECKF(worst < 2e-2, "%s: %g", k_fixtures[i], worst);
+        T_CHECK(agree * 4 >= r.n * 3);
+        free(lg);
+        free(r.logits);
+        dpb_engine_destroy(e);
+        dpb_checkpoint_close(ck);
+    }
+}
+
+static void test_bf16_vs_mxfp4(void)
+{
+    if (!t_shared()) T_SKIP("../shared/fixtures is absent");
+    ref r;
+    if (!load_ref("gpt-oss-tiny-bf16", &r)) { T_CHECK(0); return; }
+    dpb_checkpoint *c1, *c2;
+    dpb_engine *e1 = open_engine("gpt-oss-tiny-bf16", &c1, DPB_ENGINE_F32, 0, 1);
+    dpb_engine *e2 = open_engine("gpt-oss-tiny-mxfp4", &c2, DPB_ENGINE_F32, 0, 1);
+    T_CHECK(e1 && e2);
+    if (e1 && e2) {
+        float *a = run_all(e1, &r, 0), *b = run_all(e2, &r, 0);
+        double md = 0, mr = 0;
+        for (int64_t i = 0; a && b && i < r.n * r.V; i++) {
+            double d = fabs((double)a[i] - b[i]);
+            if (!(d <= md)) md = d;
+            if (fabs(a[i]) > mr) mr = fabs(a[i]);
+        }
+        fprintf(stderr, "  bf16 vs mxfp4 experts: max|diff|/max|logit| = %.3g\n", md / mr);
+        T_CHECKF(md / mr < 1e-5, "%g", md / mr);
+        free(a);
+        free(b);
+    }
+    if (e1) { dpb_engine_destroy(e1); dpb_checkpoint_close(c1); }
+    if (e2) { dpb_engine_destroy(e2); dpb_checkpoint_close(c2); }
+    free(r.logits);
+}
+
+/* One prefill == chunked prefill == token-by-token decode, bitwise, past the window. */
+static void check_prefill_decode(const char *fx, dpb_engine_dtype dt)
+{
+    ref r;
+    if (!load_ref(fx, &r)) { T_CHECK(0); return; }
+    dpb_checkpoint *c1, *c2, *c3;
+    dpb_engine *e1 = open_engine(fx, &c1, dt, 0, 1), *e2 = open_engine(fx, &c2, dt, 5, 1),
+               *e3 = open_engine(fx, &c3, dt, 0, 1);
+    T_CHECK(e1 && e2 && e3);
+    if (e1 && e2 && e3) {
+        float *a = run_all(e1, &r, 0), *b = run_all(e2, &r, 0);
+        float *c = malloc((size_t)(r.n * r.V) * 4);
+        for (int t = 0; t < r.n; t++) {
+            int32_t id = (int32_t)r.ids[t];
+            dpb_engine_seg s = {0, &id, 1};
+            T_CHECK(dpb_engine_forward(e3, &s, 1, DPB_LOGITS_LAST, c + (int64_t)t * r.V) == DPB_OK);
+        }
+        int bad_chunk = -1, bad_dec = -1;
+        for (int t = r.n - 1; t >= 0; t--) {
+            if (memcmp(a + t * r.V, b + t * r.V, (size_t)r.V * 4)) bad_chunk = t;
+            if (memcmp(a + t * r.V, c + t * r.V, (size_t)r.V * 4)) bad_dec = t;
+        }
+        T_CHECKF(bad_chunk < 0, "%s dtype %d: chunked prefill differs from position %d", fx, dt, bad_chunk);
+        T_CHECKF(bad_dec < 0, "%s dtype %d: decode differs from position %d", fx, dt, bad_dec);
+        free(a); free(b); free(c);
+    }
+    if (e1) { dpb_engine_destroy(e1); dpb_checkpoint_close(c1); }
+    if (e2) { dpb_engine_destroy(e2); dpb_checkpoint_close(c2); }
+    if (e3) { dpb_engine_destroy(e3); dpb_checkpoint_close(c3); }
+    free(r.logits);
+}
+
+static void test_prefill_equals_decode(void)
+{
+    if (!t_shared()) T_SKIP("../shared/fixtures is absent");
+    check_prefill_decode("gpt-oss-tiny-mxfp4", DPB_ENGINE_F32);
+    check_prefill_decode("gpt-oss-tiny-bf16", DPB_ENGINE_BF16);
+    check_prefill_decode("qwen3-tiny", DPB_ENGINE_BF16);
+}
+
+/* Three sequences in one step give the logits each gives alone. */
+static void test_batched_sequences(void)
+{
+    if (!t_shared()) T_SKIP("../shared/fixtures is absent");
+    ref r;
+    if (!load_ref("gpt-oss-tiny-mxfp4", &r)) { T_CHECK(0); return; }
+    dpb_checkpoint *ck;
+    dpb_engine *e = open_engine("gpt-oss-tiny-mxfp4", &ck, DPB_ENGINE_BF16, 16, 3);
+    T_CHECK(e != NULL);
+    if (!e) { free(r.logits); return; }
+    int32_t ids[64];
+    for (int i = 0; i < r.n; i++) ids[i] = (int32_t)r.ids[i];
+    /* alone: prefixes of 48, 20, 33 tokens */
+    int64_t lens[3] = {48, 20, 33};
+    float *alone = malloc((size_t)(3 * r.V) * 4), *tog = malloc((size_t)(3 * r.V) * 4);
+    for (int s = 0; s < 3; s++) {
+        dpb_engine_seq_reset(e, s);
+        dpb_engine_seg g = {s, ids + s, lens[s]};
+        T_CHECK(dpb_engine_forward(e, &g, 1, DPB_LOGITS_LAST, alone + s * r.V) == DPB_OK);
+    }
+    dpb_engine_seg gs[3];
+    for (int s = 0; s < 3; s++) {
+        dpb_engine_seq_reset(e, s);
+        gs[s] = (dpb_engine_seg){s, ids + s, lens[s]};
+    }
+    T_CHECK(dpb_engine_forward(e, gs, 3, DPB_LOGITS_LAST, tog) == DPB_OK);
+    T_CHECK(memcmp(alone, tog, (size_t)(3 * r.V) * 4) == 0);
+    T_CHECK(dpb_engine_seq_len(e, 1) == 20);
+    /* one decode step for all three */
+    int32_t nxt[3] = {5, 6, 7};
+    for (int s = 0; s < 3; s++) gs[s] = (dpb_engine_seg){s, &nxt[s], 1};
+    T_CHECK(dpb_engine_forward(e, gs, 3, DPB_LOGITS_LAST, tog) == DPB_OK);
+    dpb_engine_seq_reset(e, 0);
+    dpb_engine_seg g0 = {0, ids, 48};
+    dpb_engine_forward(e, &g0, 1, DPB_LOGITS_NONE, NULL);
+    g0 = (dpb_engine_seg){0, &nxt[0], 1};
+    dpb_engine_forward(e, &g0, 1, DPB_LOGITS_LAST, alone);
+    T_CHECK(memcmp(alone, tog, (size_t)r.V * 4) == 0);
+    /* errors */
+    dpb_engine_seg twice[2] = {{0, ids, 1}, {0, ids, 1}};
+    T_CHECK(dpb_engine_forward(e, twice, 2, DPB_LOGITS_NONE, NULL) == DPB_E_ARG);
+    int32_t badid = 512;
+    dpb_engine_seg bad = {1, &badid, 1};
+    T_CHECK(dpb_engine_forward(e, &bad, 1, DPB_LOGITS_NONE, NULL) == DPB_E_RANGE);
+    T_CHECK(strstr(dpb_error_message(), "512") != NULL);
+    free(alone); free(tog); free(r.logits);
+    dpb_engine_destroy(e);
+    dpb_checkpoint_close(ck);
+}
+
+static void test_kv_bytes(void)
+{
+    if (!t_shared()) T_SKIP("../shared/fixtures is absent");
+    dpb_checkpoint *ck;
+    dpb_engine *e = open_engine("gpt-oss-tiny-bf16", &ck, DPB_ENGINE_BF16, 0, 3);
+    T_CHECK(e != NULL);
+    if (!e) return;
+    /* 3 seqs x (2 sliding layers x 8 slots + 2 full x 80) x 2 x 2 kv heads x 32 x 2 bytes */
+    uint64_t want = 3ull * (2 * 8 + 2 * 80) * 2 * 2 * 32 * 2;
+    T_CHECKF(dpb_engine_kv_bytes(e) == want, "%llu vs %llu", (unsigned long long)dpb_engine_kv_bytes(e),
+             (unsigned long long)want);
+    uint64_t a;
+    T_CHECK(dpb_kv_bytes_analytic(dpb_engine_config(e), 3, 80, 2, &a) == DPB_OK && a == want);
+    /* prompt longer than the context */
+    int32_t ids[100] = {0};
+    dpb_gen_request q = {ids, 100, 4, dpb_sampling_greedy(), true, 0, NULL};
+    dpb_gen_result res;
+    T_CHECK(dpb_engine_generate(e, &q, 1, &res, NULL, NULL) == DPB_E_RANGE);
+    T_CHECK(strstr(dpb_error_message(), "100") && strstr(dpb_error_message(), "80"));
+    dpb_engine_destroy(e);
+    dpb_checkpoint_close(ck);
+}
+
+/* The staged path (ids, positions and logits through upload/download, as a
+ * device backend needs) gives the same logits; the experts-per-token
+ * override changes them only when it differs from the config. */
+static void test_staged_and_topk(void)
+{
+    if (!t_shared()) T_SKIP("../shared/fixtures is absent");
+    ref r;
+    if (!load_ref("gpt-oss-tiny-mxfp4", &r)) { T_CHECK(0); return; }
+    float *lg[4] = {0};
+    const char *be[4] = {"cpu", "cpu-staged", "cpu", "cpu"};
+    int64_t tk[4] = {0, 0, 4, 8};
+    int th[4] = {2, 2, 1, 2}; /* the third run also checks 1 thread == 2 threads */
+    for (int i = 0; i < 4; i++) {
+        g_backend = be[i];
+        g_topk = tk[i];
+        g_threads = th[i];
+        dpb_checkpoint *ck;
+        dpb_engine *e = open_engine("gpt-oss-tiny-mxfp4", &ck, DPB_ENGINE_BF16, 7, 1);
+        T_CHECK(e != NULL);
+        if (!e) continue;
+        lg[i] = run_all(e, &r, 0);
+        dpb_engine_destroy(e);
+        dpb_checkpoint_close(ck);
+    }
+    g_backend = "cpu";
+    g_topk = 0;
+    g_threads = 2;
+    size_t bytes = (size_t)(r.n * r.V) * 4;
+    T_CHECK(lg[0] && lg[1] && memcmp(lg[0], lg[1], bytes) == 0);
+    T_CHECK(lg[0] && lg[2] && memcmp(lg[0], lg[2], bytes) == 0);
+    T_CHECK(lg[0] && lg[3] && memcmp(lg[0], lg[3], bytes) != 0);
+    /* out of range */
+    g_topk = 9;
+    dpb_checkpoint *ck;
+    T_CHECK(open_engine("gpt-oss-tiny-mxfp4", &ck, DPB_ENGINE_BF16, 0, 1) == NULL);
+    g_topk = 0;
+    for (int i = 0; i < 4; i++) free(lg[i]);
+    free(r.logits);
+}
+
+int main(void)
+{
+    T_RUN(test_fixtures_f32);
+    T_RUN(test_fixtures_bf16);
+    T_RUN(test_bf16_vs_mxfp4);
+    T_RUN(test_prefill_equals_decode);
+    T_RUN(test_batched_sequences);
+    T_RUN(test_kv_bytes);
+    T_RUN(test_staged_and_topk);
+    return t_done();
+}
