@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <map>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -37,7 +38,7 @@ struct cuda_impl {
     uint64_t mapped = 0, allocated = 0, workspace = 0, peak = 0;
     void *ws = nullptr; /* scratch of one operation */
     size_t ws_bytes = 0;
-    std::unordered_map<const void *, float *> bias32; /* bf16 bias (device) -> fp32 copy */
+    std::unordered_map<const void *, std::pair<float *, size_t>> bias32; /* bf16 bias (device) -> fp32 copy */
     std::unordered_map<const void *, moe_table> moe_tabs;
     /* Ranges known to hold bf16-exact floats (round_bf16 ran on them and no
      * operation wrote there since): linear feeds them to cuBLAS as one bf16
@@ -83,6 +84,21 @@ bool is_rounded(const cuda_impl *ci, const void *p, size_t bytes)
     for (const auto &r : ci->rounded)
         if (r.a <= a && b <= r.b) return true;
     return false;
+}
+
+/* The fp32 bias copies made from bytes in [p, p + bytes) are stale: a
+ * free, upload or copy touched them. */
+void forget_bias(cuda_impl *ci, const void *p, size_t bytes)
+{
+    uintptr_t a = (uintptr_t)p, b = a + bytes;
+    for (auto it = ci->bias32.begin(); it != ci->bias32.end();) {
+        uintptr_t k = (uintptr_t)it->first;
+        if (k >= a && k < b) {
+            cudaFree(it->second.first); /* synchronizes: not on the step path */
+            ci->workspace -= it->second.second;
+            it = ci->bias32.erase(it);
+        } else ++it;
+    }
 }
 
 /* Scratch for one operation (stream order makes reuse across operations safe). */
@@ -573,6 +589,7 @@ void op_free(dpb_backend *b, void *p)
     auto it = ci->allocs.find((uintptr_t)p);
     if (it != ci->allocs.end()) {
         dirty(ci, p, it->second);
+        forget_bias(ci, p, it->second);
         bool mapped = ci->is_mapped.count((uintptr_t)p) != 0;
         if (mapped) {
             ci->mapped -= it->second;
@@ -588,6 +605,7 @@ dpb_status op_upload(dpb_backend *b, void *dst, const void *src, size_t bytes)
     cuda_impl *ci = impl_of(b);
     if (!bytes) return DPB_OK;
     dirty(ci, dst, bytes);
+    if (!ci->bias32.empty()) forget_bias(ci, dst, bytes);
     return cerr(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ci->st), "upload");
 }
 dpb_status op_download(dpb_backend *b, void *dst, const void *src, size_t bytes)
@@ -603,6 +621,7 @@ dpb_status op_copy(dpb_backend *b, void *dst, const void *src, size_t bytes)
     cuda_impl *ci = impl_of(b);
     if (!bytes) return DPB_OK;
     dirty(ci, dst, bytes);
+    if (!ci->bias32.empty()) forget_bias(ci, dst, bytes);
     return cerr(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ci->st), "copy");
 }
 dpb_status op_sync(dpb_backend *b) { return cerr(cudaStreamSynchronize(impl_of(b)->st), "sync"); }
@@ -633,7 +652,7 @@ void op_destroy(dpb_backend *b)
     cuda_impl *ci = impl_of(b);
     if (!ci) return;
     cudaStreamSynchronize(ci->st);
-    for (auto &kv : ci->bias32) cudaFree(kv.second);
+    for (auto &kv : ci->bias32) cudaFree(kv.second.first);
     for (auto &kv : ci->moe_tabs) cudaFree(kv.second.dev);
     if (ci->ws) cudaFree(ci->ws);
     /* buffers the caller did not free, and mapped weights */
@@ -664,7 +683,7 @@ dpb_status bias_f32(cuda_impl *ci, const uint16_t *bias, int64_t n, const float 
     if (!bias) return DPB_OK;
     auto it = ci->bias32.find(bias);
     if (it != ci->bias32.end()) {
-        *out = it->second;
+        *out = it->second.first;
         return DPB_OK;
     }
     float *d = nullptr;
@@ -673,7 +692,7 @@ dpb_status bias_f32(cuda_impl *ci, const uint16_t *bias, int64_t n, const float 
     ci->workspace += (size_t)n * 4;
     note_peak(ci);
     k_bias_f32<<<grid_for(n, 256), 256, 0, ci->st>>>(bias, n, d);
-    ci->bias32[bias] = d;
+    ci->bias32[bias] = std::make_pair(d, (size_t)n * 4);
     *out = d;
     return launched("bias");
 }
