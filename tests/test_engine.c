@@ -304,6 +304,7 @@ static void test_kv_bytes(void)
     uint64_t want = 3ull * (2 * 8 + 2 * 80) * 2 * 2 * 32 * 2;
     T_CHECKF(dpb_engine_kv_bytes(e) == want, "%llu vs %llu", (unsigned long long)dpb_engine_kv_bytes(e),
              (unsigned long long)want);
+    T_CHECK(dpb_engine_workspace_bytes(e) > 0 && dpb_engine_workspace_bytes(e) < (64u << 20));
     uint64_t a;
     T_CHECK(dpb_kv_bytes_analytic(dpb_engine_config(e), 3, 80, 2, &a) == DPB_OK && a == want);
     /* prompt longer than the context */
@@ -333,7 +334,7 @@ static void test_staged_and_topk(void)
         g_topk = tk[i];
         g_threads = th[i];
         dpb_checkpoint *ck;
-        dpb_engine *e = open_engine("gpt-oss-tiny-mxfp4", &ck, DPB_ENGINE_BF16, 7, 1);
+        dpb_engine *e = open_engine("gpt-oss-tiny-mxfp4", &ck, DPB_ENGINE_BF16, 20, 1);
         T_CHECK(e != NULL);
         if (!e) continue;
         lg[i] = run_all(e, &r, 0);

@@ -36,6 +36,9 @@ static void usage(FILE *f)
             "  --threads N        cpu threads, 1..1024 (default: all cores)\n"
             "  --dtype D          bf16 (default: bf16 KV cache and activations) or f32 (reference)\n"
             "  --max-context N    KV cache tokens per sequence (default: prompt + max-new-tokens)\n"
+            "  --kv-dtype D       KV cache element type: bf16 (default in bf16 mode) or f32\n"
+            "  --experts-per-token K   ablation: gpt-oss active experts per token (default: the config's)\n"
+            "  --no-sliding-window     ablation: sliding-window layers attend to the whole context\n"
             "  --json             one JSON object: ids, per-token times (ms from the start), TTFT, TPOT,\n"
             "                     prefill and decode tok/s, stop reason, KV bytes\n"
             "Exit codes: 0 ok, 2 bad input (with a message naming the option), 1 other failure.\n");
@@ -98,7 +101,7 @@ static const char *stop_name(dpb_stop_reason r)
 int dpb_cmd_generate(int argc, char **argv)
 {
     enum { O_MODEL = 256, O_PROMPT, O_IDS, O_CHAT, O_MAXNEW, O_GREEDY, O_TEMP, O_TOPP, O_TOPK, O_MINP, O_SEED,
-           O_IGNORE, O_BACKEND, O_THREADS, O_DTYPE, O_JSON, O_CTX, O_TOK };
+           O_IGNORE, O_BACKEND, O_THREADS, O_DTYPE, O_JSON, O_CTX, O_TOK, O_KV, O_EXPERTS, O_NOSLIDE };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"prompt", required_argument, 0, O_PROMPT},
         {"prompt-ids", required_argument, 0, O_IDS}, {"chat", no_argument, 0, O_CHAT},
@@ -109,10 +112,13 @@ int dpb_cmd_generate(int argc, char **argv)
         {"backend", required_argument, 0, O_BACKEND}, {"threads", required_argument, 0, O_THREADS},
         {"dtype", required_argument, 0, O_DTYPE}, {"json", no_argument, 0, O_JSON},
         {"max-context", required_argument, 0, O_CTX}, {"tokenizer", required_argument, 0, O_TOK},
+        {"kv-dtype", required_argument, 0, O_KV}, {"experts-per-token", required_argument, 0, O_EXPERTS},
+        {"no-sliding-window", no_argument, 0, O_NOSLIDE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *model = NULL, *prompt = NULL, *ids_arg = NULL, *backend = "cpu";
     int chat = 0, greedy = 0, sample_opt = 0, ignore_eos = 0, json = 0;
-    long long max_new = 64, threads = 0, top_k = -1, max_ctx = 0;
+    long long max_new = 64, threads = 0, top_k = -1, max_ctx = 0, experts = 0;
+    int kv_f32 = 0, no_slide = 0;
     double temp = -1, top_p = -1, min_p = -1;
     long long seed = 0;
     dpb_engine_dtype dtype = DPB_ENGINE_BF16;
@@ -149,6 +155,13 @@ int dpb_cmd_generate(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_CTX: st = dpb_cli_parse_i64("--max-context", optarg, 1, 1ll << 24, &max_ctx); break;
         case O_TOK: co.tokenizer = optarg; break;
+        case O_KV:
+            if (strcmp(optarg, "f32") == 0) kv_f32 = 1;
+            else if (strcmp(optarg, "bf16") != 0)
+                return dpb_cli_usage_error("generate", "--kv-dtype takes bf16 or f32, not '%s'", optarg);
+            break;
+        case O_EXPERTS: st = dpb_cli_parse_i64("--experts-per-token", optarg, 1, 64, &experts); break;
+        case O_NOSLIDE: no_slide = 1; break;
         case 'h': usage(stdout); return 0;
         default: return dpb_cli_usage_error("generate", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -191,6 +204,9 @@ int dpb_cmd_generate(int argc, char **argv)
     eo.threads = (int)threads;
     eo.dtype = dtype;
     eo.max_ctx = max_ctx ? max_ctx : (n_ids + max_new < maxpos ? n_ids + max_new : maxpos);
+    eo.kv_f32 = kv_f32;
+    eo.experts_per_tok = experts;
+    eo.no_sliding = no_slide;
     if ((st = dpb_engine_create(ck, &eo, &e))) goto fail;
 
     dpb_gen_request q = {0};
@@ -246,6 +262,7 @@ int dpb_cmd_generate(int argc, char **argv)
         cJSON_AddNumberToObject(o, "prefill_tok_s", (double)n_ids / prefill_s);
         cJSON_AddStringToObject(o, "stop_reason", stop_name(res.stop));
         cJSON_AddNumberToObject(o, "kv_bytes", (double)dpb_engine_kv_bytes(e));
+        cJSON_AddNumberToObject(o, "workspace_bytes", (double)dpb_engine_workspace_bytes(e));
         cJSON_AddNumberToObject(o, "max_context", (double)dpb_engine_max_ctx(e));
         char *s = cJSON_Print(o);
         printf("%s\n", s);

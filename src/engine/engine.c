@@ -10,6 +10,8 @@
 #include "core/timeutil.h"
 #include "models/model.h"
 
+#define LOGIT_ROWS 16 /* staging rows for logits of device backends */
+
 struct dpb_engine {
     const dpb_checkpoint *ck;
     dpb_backend *be;
@@ -22,12 +24,13 @@ struct dpb_engine {
     void **kc, **vc;        /* [seq * L + l] */
     int64_t *seq_len;
     uint64_t kv_bytes;
+    uint64_t alloc_bytes;     /* everything allocated through the backend (KV + workspace) */
     /* scratch, R rows */
     float *x, *xn, *q, *k, *v, *att, *tmp, *hid;
     void *knew, *vnew;
     int64_t *pos, *pos_dev;   /* host; backend copy (the same when host_memory) */
     int32_t *ids, *ids_dev;
-    float *logits_dev;        /* non-host backends: [R, V] staging for logits */
+    float *logits_dev;        /* non-host backends: [LOGIT_ROWS, V] staging for logits */
     dpb_fwd f;
 };
 
@@ -52,6 +55,7 @@ dpb_status dpb_kv_bytes_analytic(const dpb_model_config *c, int64_t batch, int64
 }
 
 uint64_t dpb_engine_kv_bytes(const dpb_engine *e) { return e->kv_bytes; }
+uint64_t dpb_engine_workspace_bytes(const dpb_engine *e) { return e->alloc_bytes - e->kv_bytes; }
 int64_t dpb_engine_max_ctx(const dpb_engine *e) { return e->max_ctx; }
 int dpb_engine_max_seqs(const dpb_engine *e) { return e->max_seqs; }
 int64_t dpb_engine_vocab(const dpb_engine *e) { return e->m.cfg.vocab_size; }
@@ -91,7 +95,9 @@ static dpb_status balloc(dpb_engine *e, int64_t elems, size_t es, void *out)
     size_t bytes;
     if (elems < 1) elems = 1;
     if (!dpb_mul_size((size_t)elems, es, &bytes)) return dpb_error_set(DPB_E_RANGE, "engine: buffer size overflows");
-    return e->be->ops->alloc(e->be, bytes, (void **)out);
+    dpb_status st = e->be->ops->alloc(e->be, bytes, (void **)out);
+    if (!st) e->alloc_bytes += bytes;
+    return st;
 }
 
 /* Weights as the backend's kernels see them (the same pointers on the cpu). */
@@ -229,7 +235,7 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
         e->ids_dev = e->ids;
         e->pos_dev = e->pos;
     } else if ((st = balloc(e, R, sizeof(int32_t), &e->ids_dev)) || (st = balloc(e, R, sizeof(int64_t), &e->pos_dev)) ||
-               (st = balloc(e, R * c->vocab_size, sizeof(float), &e->logits_dev)))
+               (st = balloc(e, (R < LOGIT_ROWS ? R : LOGIT_ROWS) * c->vocab_size, sizeof(float), &e->logits_dev)))
         goto fail;
     e->f.be = e->be;
     e->f.m = &e->m;
@@ -334,6 +340,22 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
     return DPB_OK;
 }
 
+/* logits_host[n, V] = lm_head(h[n, H]): straight into host memory, or
+ * through a staging buffer of LOGIT_ROWS rows for device backends. */
+static dpb_status lm_head(dpb_engine *e, const float *h, int64_t n, float *logits_host)
+{
+    dpb_backend *be = e->be;
+    const int64_t V = e->m.cfg.vocab_size, H = e->m.cfg.hidden_size;
+    if (be->host_memory) return be->ops->linear(be, &e->m.lm_head, NULL, h, n, logits_host);
+    for (int64_t r = 0; r < n; r += LOGIT_ROWS) {
+        int64_t k = n - r < LOGIT_ROWS ? n - r : LOGIT_ROWS;
+        dpb_status st = be->ops->linear(be, &e->m.lm_head, NULL, h + r * H, k, e->logits_dev);
+        if (!st) st = be->ops->download(be, logits_host + r * V, e->logits_dev, (size_t)(k * V) * sizeof(float));
+        if (st) return st;
+    }
+    return DPB_OK;
+}
+
 dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nseg, dpb_logits_mode mode, float *logits)
 {
     const dpb_model_config *c = &e->m.cfg;
@@ -394,11 +416,7 @@ dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nse
         if (mode == DPB_LOGITS_ALL) {
             if ((st = be->ops->rmsnorm(be, e->x, e->m.final_norm, rows, H, (float)c->rms_norm_eps, e->xn))) break;
             if (e->dtype == DPB_ENGINE_BF16 && (st = be->ops->round_bf16(be, e->xn, rows * H))) break;
-            float *dst = be->host_memory ? logits + out_row * V : e->logits_dev;
-            if ((st = be->ops->linear(be, &e->m.lm_head, NULL, e->xn, rows, dst))) break;
-            if (!be->host_memory &&
-                (st = be->ops->download(be, logits + out_row * V, dst, (size_t)(rows * V) * sizeof(float))))
-                break;
+            if ((st = lm_head(e, e->xn, rows, logits + out_row * V))) break;
             out_row += rows;
         } else if (mode == DPB_LOGITS_LAST) {
             int64_t nl = 0;
@@ -415,11 +433,7 @@ dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nse
             if (nl) {
                 if ((st = be->ops->rmsnorm(be, e->hid, e->m.final_norm, nl, H, (float)c->rms_norm_eps, e->hid))) break;
                 if (e->dtype == DPB_ENGINE_BF16 && (st = be->ops->round_bf16(be, e->hid, nl * H))) break;
-                float *dst = be->host_memory ? logits + (int64_t)first * V : e->logits_dev;
-                if ((st = be->ops->linear(be, &e->m.lm_head, NULL, e->hid, nl, dst))) break;
-                if (!be->host_memory &&
-                    (st = be->ops->download(be, logits + (int64_t)first * V, dst, (size_t)(nl * V) * sizeof(float))))
-                    break;
+                if ((st = lm_head(e, e->hid, nl, logits + (int64_t)first * V))) break;
             }
         }
     }

@@ -40,6 +40,9 @@ void dpb_engine_destroy(dpb_engine *e);
 
 /* Exact bytes of KV cache allocated. */
 uint64_t dpb_engine_kv_bytes(const dpb_engine *e);
+/* Bytes of the engine's persistent activation workspace (prefill_chunk rows);
+ * operations add short-lived buffers of at most a pass's activations. */
+uint64_t dpb_engine_workspace_bytes(const dpb_engine *e);
 /* The same formula from a config, for planning (inspect, memory). */
 dpb_status dpb_kv_bytes_analytic(const dpb_model_config *cfg, int64_t batch, int64_t max_ctx, size_t elem_size,
                                  uint64_t *out);

@@ -40,6 +40,17 @@ else
     echo "SKIP fixtures: $F is absent"; skip=$((skip + 1))
 fi
 
+# Ablation switches: all 8 experts and no sliding window change the output of a fixed prompt.
+$B generate --model synth:gpt-oss-tiny --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12 --max-new-tokens 6 --ignore-eos --threads 1 --json >"$T/base.json" 2>/dev/null
+$B generate --model synth:gpt-oss-tiny --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12 --max-new-tokens 6 --ignore-eos --threads 1 --json --kv-dtype f32 >"$T/kv.json" 2>/dev/null; rc=$?
+check "kv f32 runs and grows the cache" "[ $rc -eq 0 ] && [ \$(grep kv_bytes $T/kv.json | tr -dc 0-9) -eq \$((2 * \$(grep kv_bytes $T/base.json | tr -dc 0-9))) ]"
+$B generate --model synth:gpt-oss-tiny --prompt-ids 1,2 --experts-per-token 99 2>"$T/err"; rc=$?
+check "experts-per-token out of range exit 2" "[ $rc -eq 2 ] && grep -q -- '--experts-per-token' $T/err"
+$B generate --model synth:gpt-oss-tiny --prompt-ids 1,2 --experts-per-token 9 2>"$T/err"; rc=$?
+check "experts-per-token above the model's experts" "[ $rc -eq 2 ] && grep -q 'experts per token' $T/err"
+$B generate --model synth:gpt-oss-tiny --prompt-ids 1,2,3,4,5,6,7,8,9,10,11,12 --max-new-tokens 6 --ignore-eos --threads 1 --json --no-sliding-window >"$T/ns.json" 2>/dev/null; rc=$?
+check "no-sliding-window runs with a full cache" "[ $rc -eq 0 ] && [ \$(grep kv_bytes $T/ns.json | tr -dc 0-9) -gt \$(grep kv_bytes $T/base.json | tr -dc 0-9) ]"
+
 # Bad input: exit 2 with a message naming the problem.
 $B generate --model synth:gpt-oss-tiny --prompt-ids 1,2,3,4,5 --max-context 3 2>"$T/err"; rc=$?
 check "prompt over context exit 2" "[ $rc -eq 2 ]"
