@@ -14,9 +14,10 @@
  *                      runs the same checks on the cpu, to test this program)
  *   --fixtures DIR     (default $DPB_FIXTURES, else ../shared/fixtures)
  *   --skip-ops, --skip-fixtures
- *   --speed MODEL      a synth model for the speed runs (repeatable; default
- *                      synth:gpt-oss-20b; "none" skips them)
- *   --layers N         synth layer override for the speed models (0 = all)
+ *   --speed MODEL[@N]  a synth model for the speed runs (repeatable; default
+ *                      synth:gpt-oss-20b; "none" skips them); @N keeps N layers
+ *                      (e.g. synth:qwen3-32b@8), the roofline follows
+ *   --layers N         synth layer override for speed models without @N (0 = all)
  *   --ctx A,B          prompt lengths (default 128,2048)
  *   --new N            tokens generated per run (default 64)
  * Exit status: 0 when every check passed, 1 otherwise. */
@@ -200,9 +201,9 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
     if (strcmp(g_backend, "cuda") == 0) {
         if (dpb_cuda_copy_bandwidth(be, (size_t)1 << 30, 10, &bw)) printf("note copy bandwidth: %s\n", dpb_error_message());
     } else dpb_cpu_copy_bandwidth((size_t)1 << 28, 3, &bw);
-    printf("speed %s%s: synth in host memory %.1f s, engine (upload) %.1f s; active bytes/token %.4g GB (inspect); "
+    printf("speed %s%s (%lld layers): synth in host memory %.1f s, engine (upload) %.1f s; active bytes/token %.4g GB (inspect); "
            "copy bandwidth %.0f GB/s; roofline %.0f tok/s\n",
-           model, layers ? " (layers overridden)" : "", secs(t1 - t0), secs(t2 - t1), active / 1e9, bw,
+           model, layers ? " (layers overridden)" : "", (long long)cfg->num_layers, secs(t1 - t0), secs(t2 - t1), active / 1e9, bw,
            active > 0 && bw > 0 ? bw * 1e9 / active : 0.0);
     int64_t V = dpb_engine_vocab(e);
     uint64_t s = 0x2545F4914F6CDD1Dull;
@@ -308,7 +309,15 @@ int main(int argc, char **argv)
         if (strcmp(speeds[i], "none") == 0) continue;
         uint64_t t1 = dpb_now_ns();
         printf("== speed %s\n", speeds[i]);
-        speed(speeds[i], layers, ctx, nctx, max_new);
+        char model[256];
+        snprintf(model, sizeof model, "%s", speeds[i]);
+        int64_t ml = layers;
+        char *at = strchr(model, '@');
+        if (at) {
+            *at = 0;
+            ml = atoll(at + 1);
+        }
+        speed(model, ml, ctx, nctx, max_new);
         printf("== speed %s done (%.1f s)\n", speeds[i], secs(dpb_now_ns() - t1));
     }
     printf("== %s: %d failed checks, %.1f s in all\n", g_fail ? "FAIL" : "PASS", g_fail, secs(dpb_now_ns() - t0));
