@@ -51,6 +51,11 @@ BIN=${BACKEND_CHECK:-}
 if [ -z "$BIN" ] && [ -x .devcarry/backend_check ]; then
     BIN=.devcarry/backend_check
     export LD_LIBRARY_PATH=$PWD/.devcarry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    # cuBLAS / cudart come from the machine's CUDA toolkit
+    if command -v "$NVCC" >/dev/null; then
+        ch=$(dirname "$(dirname "$(command -v "$NVCC")")")
+        export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$ch/lib64:$ch/lib
+    fi
 fi
 if [ -z "$BIN" ]; then
     build
