@@ -40,9 +40,28 @@ static void test_ops_vs_ref(void)
     dpb_backend_close(ref);
 }
 
+/* The prefill MoE on the grouped-by-expert path (DPB_CUDA_MOE_GROUPED=1). */
+static void test_moe_grouped_vs_ref(void)
+{
+    dpb_backend *dev = NULL, *ref = NULL;
+    setenv("DPB_CUDA_MOE_GROUPED", "1", 1);
+    dpb_status st = dpb_backend_open("cuda", 0, &dev);
+    unsetenv("DPB_CUDA_MOE_GROUPED");
+    if (st) T_SKIP("no CUDA device: %s", dpb_error_message());
+    T_CHECK(dpb_backend_open("ref", 1, &ref) == DPB_OK);
+    opc c = {dev, ref, 0x243f6a8885a308d3ull, 0, 0, stderr};
+    opc_run_moe_prefill(&c);
+    fprintf(stderr, "  %d checks, %d failed\n", c.checks, c.fails);
+    T_CHECK(c.checks >= 6);
+    T_CHECK(c.fails == 0);
+    dpb_backend_close(dev);
+    dpb_backend_close(ref);
+}
+
 int main(void)
 {
     T_RUN(test_open_or_refuse);
     T_RUN(test_ops_vs_ref);
+    T_RUN(test_moe_grouped_vs_ref);
     return t_done();
 }

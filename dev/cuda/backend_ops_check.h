@@ -455,6 +455,17 @@ static void opc_elementwise(opc *c)
     free(g); free(u); free(ref);
 }
 
+/* The MoE checks with more than 8 rows (the prefill paths). */
+static void opc_run_moe_prefill(opc *c)
+{
+    for (int r = 0; r < 2; r++) {
+        opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 13, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 100, r);
+    }
+    opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 48, true);
+    opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 2, 9, false);
+}
+
 /* big != 0: include the gpt-oss-sized shapes (slower reference). */
 static void opc_run_all(opc *c, int big)
 {

@@ -31,6 +31,7 @@ struct moe_table {
 
 struct cuda_impl {
     int device = 0;
+    bool moe_grouped = false; /* DPB_CUDA_MOE_GROUPED=1: MXFP4 experts with n > 8 grouped by expert */
     cudaStream_t st = nullptr;
     cublasHandle_t blas = nullptr;
     std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
@@ -552,6 +553,103 @@ __global__ void k_moe_combine(const float *__restrict__ dn, const float *__restr
     }
 }
 
+/* ---- MXFP4 experts grouped by expert (n > 8 rows): a counting sort of
+ * the routed pairs by expert, then per (row tile, expert) one block that
+ * walks its expert's pairs 8 at a time, so each weight tile comes from HBM
+ * about once per call instead of once per pair. */
+__global__ void __launch_bounds__(1024) k_moe_group(const int32_t *__restrict__ idx, int64_t pairs, int E,
+                                                   int32_t *__restrict__ off, int32_t *__restrict__ perm)
+{
+    __shared__ int cnt[1024], cur[1024];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
+    __syncthreads();
+    for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
+        int e = idx[p];
+        if (e >= 0 && e < E) atomicAdd(&cnt[e], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int sum = 0;
+        for (int e = 0; e < E; e++) {
+            off[e] = sum;
+            cur[e] = sum;
+            sum += cnt[e];
+        }
+        off[E] = sum;
+    }
+    __syncthreads();
+    for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
+        int e = idx[p];
+        if (e >= 0 && e < E) perm[atomicAdd(&cur[e], 1)] = (int32_t)p;
+    }
+}
+
+struct grp_p {
+    const uint8_t *const *blk; /* [E] */
+    const uint8_t *const *sc;  /* [E] */
+    const uint16_t *bias;      /* [E, out] */
+    const int32_t *perm, *off;
+    const float *x;
+    int x_per_pair;            /* x row p, else row p / k */
+    int64_t k, out, in;
+    float *y;                  /* [pairs, out]: y[p, o] = W_e[o] . x(p) + bias_e[o], rounded when rnd */
+    int rnd;
+};
+
+/* grid (ceil(out / 4), E); one warp per output row. */
+__global__ void __launch_bounds__(128) k_moe_grouped_mxfp4(const grp_p P)
+{
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int e = blockIdx.y;
+    const int64_t o = (int64_t)blockIdx.x * 4 + warp;
+    if (o >= P.out) return;
+    const int beg = P.off[e], end = P.off[e + 1];
+    const int64_t nb = P.in / 32;
+    const uint8_t *B = P.blk[e] + o * nb * 16;
+    const uint8_t *S = P.sc[e] + o * nb;
+    const float bo = bf(P.bias[(int64_t)e * P.out + o]);
+    for (int g = beg; g < end; g += 8) {
+        const int cnt = end - g < 8 ? end - g : 8;
+        const float *xr[8];
+        int pp[8];
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+            pp[m] = P.perm[g + (m < cnt ? m : 0)];
+            xr[m] = P.x + (P.x_per_pair ? (int64_t)pp[m] : (int64_t)pp[m] / P.k) * P.in;
+        }
+        float acc[8];
+#pragma unroll
+        for (int m = 0; m < 8; m++) acc[m] = 0.f;
+        for (int64_t c = lane; c < nb; c += kWarp) {
+            const uint8_t *bp = B + c * 16;
+            float s = e8m0(S[c]);
+            float w[32];
+#pragma unroll
+            for (int j = 0; j < 16; j++) {
+                uint8_t by = bp[j];
+                w[2 * j] = c_fp4[by & 15] * s;
+                w[2 * j + 1] = c_fp4[by >> 4] * s;
+            }
+#pragma unroll
+            for (int m = 0; m < 8; m++) {
+                if (m >= cnt) break;
+                const float *xc = xr[m] + c * 32;
+                float a = 0.f;
+#pragma unroll
+                for (int j = 0; j < 32; j++) a = fmaf(w[j], xc[j], a);
+                acc[m] += a;
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < 8; m++) acc[m] = wsum(acc[m]);
+        if (lane == 0)
+            for (int m = 0; m < cnt; m++) {
+                float v = acc[m] + bo;
+                P.y[(int64_t)pp[m] * P.out + o] = P.rnd ? rbf(v) : v;
+            }
+    }
+}
+
 unsigned grid_for(int64_t n, int threads)
 {
     int64_t g = (n + threads - 1) / threads;
@@ -933,6 +1031,53 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
     const bool fused = g0->fmt == DPB_W_MXFP4 && d0->fmt == DPB_W_MXFP4 && H % 32 == 0 && I % 32 == 0 && K <= 8 &&
                        al16(a->x) && H <= INT32_MAX && I <= INT32_MAX;
     void *ws;
+    if (fused && ci->moe_grouped && n > 8 && E <= 1024 && n * K <= INT32_MAX) {
+        /* grouped by expert, the whole call at once */
+        const int64_t pairs = n * K;
+        size_t gu_b = al256((size_t)(pairs * 2 * I) * 4), act_b = al256((size_t)(pairs * I) * 4),
+               dn_b = al256((size_t)(pairs * H) * 4), off_b = al256((size_t)(E + 1) * 4), perm_b = al256((size_t)pairs * 4);
+        if ((s = ws_get(ci, gu_b + act_b + dn_b + off_b + perm_b, &ws))) return s;
+        char *w8 = static_cast<char *>(ws);
+        float *GU = reinterpret_cast<float *>(w8), *ACT = reinterpret_cast<float *>(w8 + gu_b),
+              *DN = reinterpret_cast<float *>(w8 + gu_b + act_b);
+        int32_t *off = reinterpret_cast<int32_t *>(w8 + gu_b + act_b + dn_b),
+                *perm = reinterpret_cast<int32_t *>(w8 + gu_b + act_b + dn_b + off_b);
+        /* rows of pairs with an invalid expert id are never written: NaN */
+        cudaError_t ce = cudaMemsetAsync(GU, 0xff, (size_t)(pairs * 2 * I) * 4, ci->st);
+        if (ce == cudaSuccess) ce = cudaMemsetAsync(DN, 0xff, (size_t)(pairs * H) * 4, ci->st);
+        if (ce != cudaSuccess) return cerr(ce, "moe grouped");
+        k_moe_group<<<1, 1024, 0, ci->st>>>(a->idx, pairs, (int)E, off, perm);
+        if ((s = launched("moe group"))) return s;
+        grp_p P;
+        P.blk = tab;
+        P.sc = tab + E;
+        P.bias = a->gate_up_bias;
+        P.perm = perm;
+        P.off = off;
+        P.x = a->x;
+        P.x_per_pair = 0;
+        P.k = K;
+        P.out = 2 * I;
+        P.in = H;
+        P.y = GU;
+        P.rnd = a->round_bf16;
+        k_moe_grouped_mxfp4<<<dim3((unsigned)((2 * I + 3) / 4), (unsigned)E), 128, 0, ci->st>>>(P);
+        if ((s = launched("moe grouped gate_up"))) return s;
+        k_swiglu_clamped<<<grid_for(pairs * I, 256), 256, 0, ci->st>>>(GU, pairs, I, a->limit, a->alpha, a->round_bf16, ACT);
+        if ((s = launched("moe grouped swiglu"))) return s;
+        P.blk = tab + 2 * E;
+        P.sc = tab + 3 * E;
+        P.bias = a->down_bias;
+        P.x = ACT;
+        P.x_per_pair = 1;
+        P.out = H;
+        P.in = I;
+        P.y = DN;
+        k_moe_grouped_mxfp4<<<dim3((unsigned)((H + 3) / 4), (unsigned)E), 128, 0, ci->st>>>(P);
+        if ((s = launched("moe grouped down"))) return s;
+        k_moe_combine<<<grid_for(n * H, 256), 256, 0, ci->st>>>(DN, a->wts, n, H, K, a->out);
+        return launched("moe grouped combine");
+    }
     if (fused) {
         /* kernels A and B of decode_kernels.cu, 8 tokens at a time */
         if ((s = ws_get(ci, (size_t)(8 * K * I) * 4, &ws))) return s;
@@ -1059,6 +1204,8 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     }
     cuda_impl *ci = new (mem) cuda_impl();
     ci->device = device;
+    const char *grp = getenv("DPB_CUDA_MOE_GROUPED");
+    ci->moe_grouped = grp && strcmp(grp, "1") == 0;
     b->ops = &k_cuda_ops;
     b->impl = ci;
     b->threads = 1;
