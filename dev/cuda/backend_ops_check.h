@@ -489,6 +489,8 @@ static void opc_run_all(opc *c, int big)
     opc_kv_write(c, 8, 16, 11, 5, DPB_KV_BF16);
     opc_kv_write(c, 8, 16, 3, 6, DPB_KV_F32);
     opc_kv_write(c, 64, 512, 1, 63, DPB_KV_BF16);
+    opc_kv_write(c, 64, 512, 40, 50, DPB_KV_BF16); /* more rows than one launch takes: copies */
+    opc_kv_write(c, 5, 3, 7, 2, DPB_KV_BF16);      /* rows of 6 bytes: copies */
     opc_to_kv_round(c);
     opc_router(c, 7, 32, 4);
     opc_router(c, 300, 128, 8);

@@ -919,6 +919,17 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     return launched("attention combine");
 }
 
+/* Block (row r, K or V): row first + r of the new rows into slot (pos0 + first + r) % slots. */
+__global__ void k_kv_rows(uint4 *kc, uint4 *vc, int64_t slots, int64_t w, const uint4 *__restrict__ kn,
+                          const uint4 *__restrict__ vn, int64_t pos0, int64_t first)
+{
+    const int64_t t = first + blockIdx.x;
+    const int64_t slot = (pos0 + t) % slots;
+    uint4 *dst = (blockIdx.y ? vc : kc) + slot * w;
+    const uint4 *src = (blockIdx.y ? vn : kn) + t * w;
+    for (int64_t i = threadIdx.x; i < w; i += blockDim.x) dst[i] = src[i];
+}
+
 dpb_status op_kv_write(dpb_backend *b, void *k_cache, void *v_cache, int64_t slots, int64_t row_elems, dpb_kv_dtype dt,
                        const void *k_new, const void *v_new, int64_t n, int64_t pos0)
 {
@@ -928,6 +939,15 @@ dpb_status op_kv_write(dpb_backend *b, void *k_cache, void *v_cache, int64_t slo
     dirty(ci, k_cache, (size_t)slots * rb);
     dirty(ci, v_cache, (size_t)slots * rb);
     int64_t t = n > slots ? n - slots : 0;
+    if (n - t <= 16 && rb % 16 == 0 && al16(k_cache) && al16(v_cache) && al16(k_new) && al16(v_new)) {
+        /* decode: one launch for K and V instead of up to four copies */
+        int64_t w = (int64_t)(rb / 16);
+        dim3 g((unsigned)(n - t), 2);
+        k_kv_rows<<<g, w < 256 ? (unsigned)((w + 31) / 32 * 32) : 256u, 0, ci->st>>>(
+            static_cast<uint4 *>(k_cache), static_cast<uint4 *>(v_cache), slots, w, static_cast<const uint4 *>(k_new),
+            static_cast<const uint4 *>(v_new), pos0, t);
+        return launched("kv_write");
+    }
     while (t < n) {
         int64_t s0 = (pos0 + t) % slots, run = n - t;
         if (run > slots - s0) run = slots - s0;
