@@ -37,6 +37,8 @@ struct cuda_impl {
     std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
     std::map<uintptr_t, bool> is_mapped;
     uint64_t mapped = 0, allocated = 0, workspace = 0, peak = 0;
+    float *zeros = nullptr; /* zero residual for kernel B */
+    size_t zeros_n = 0;
     void *ws = nullptr; /* scratch of one operation */
     size_t ws_bytes = 0;
     std::unordered_map<const void *, std::pair<float *, size_t>> bias32; /* bf16 bias (device) -> fp32 copy */
@@ -753,6 +755,7 @@ void op_destroy(dpb_backend *b)
     for (auto &kv : ci->bias32) cudaFree(kv.second.first);
     for (auto &kv : ci->moe_tabs) cudaFree(kv.second.dev);
     if (ci->ws) cudaFree(ci->ws);
+    if (ci->zeros) cudaFree(ci->zeros);
     /* buffers the caller did not free, and mapped weights */
     for (auto &kv : ci->allocs) cudaFree((void *)kv.first);
     if (ci->blas) cublasDestroy(ci->blas);
@@ -1102,17 +1105,31 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
         /* kernels A and B of decode_kernels.cu, 8 tokens at a time */
         if ((s = ws_get(ci, (size_t)(8 * K * I) * 4, &ws))) return s;
         float *act = static_cast<float *>(ws);
+        if (ci->zeros_n < (size_t)(8 * H)) {
+            /* kernel B adds a residual: give it zeros (allocated once) */
+            cudaError_t e = cudaStreamSynchronize(ci->st);
+            if (ci->zeros) {
+                cudaFree(ci->zeros);
+                ci->workspace -= ci->zeros_n * 4;
+                ci->zeros = nullptr;
+                ci->zeros_n = 0;
+            }
+            if (e == cudaSuccess) e = cudaMalloc(&ci->zeros, (size_t)(8 * H) * 4);
+            if (e == cudaSuccess) e = cudaMemset(ci->zeros, 0, (size_t)(8 * H) * 4);
+            if (e != cudaSuccess) return cerr(e, "moe zeros");
+            ci->zeros_n = (size_t)(8 * H);
+            ci->workspace += ci->zeros_n * 4;
+            note_peak(ci);
+        }
         for (int64_t t0 = 0; t0 < n; t0 += 8) {
             int M = (int)(n - t0 < 8 ? n - t0 : 8);
             float *o = a->out + t0 * H;
-            cudaError_t e = cudaMemsetAsync(o, 0, (size_t)(M * H) * 4, ci->st);
-            if (e != cudaSuccess) return cerr(e, "moe");
             if ((s = dpb_cuda_moe_gate_up_swiglu_ex(nullptr, nullptr, tab, tab + E, a->gate_up_bias, a->x + t0 * H,
                                                     a->idx + t0 * K, act, M, (int)K, (int)E, (int)H, (int)I, a->alpha,
                                                     a->limit, a->round_bf16, 0, ci->st)))
                 return s;
             if ((s = dpb_cuda_moe_down_sum_ex(nullptr, nullptr, tab + 2 * E, tab + 3 * E, a->down_bias, act,
-                                              a->idx + t0 * K, a->wts + t0 * K, o, o, M, (int)K, (int)E, (int)H,
+                                              a->idx + t0 * K, a->wts + t0 * K, ci->zeros, o, M, (int)K, (int)E, (int)H,
                                               (int)I, a->round_bf16, 0, ci->st)))
                 return s;
         }
