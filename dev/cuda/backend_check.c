@@ -20,6 +20,7 @@
  *   --layers N         synth layer override for speed models without @N (0 = all)
  *   --ctx A,B          prompt lengths (default 128,2048)
  *   --new N            tokens generated per run (default 64)
+ *   --seed S           seed of the operation checks' inputs (default: from the clock, printed)
  * Exit status: 0 when every check passed, 1 otherwise. */
 #include <math.h>
 #include <stdint.h>
@@ -291,6 +292,7 @@ int main(int argc, char **argv)
     int skip_ops = 0, skip_fx = 0, nspeed = 0;
     const char *speeds[8];
     int64_t layers = 0, max_new = 64, ctx[8] = {128, 2048};
+    uint64_t seed = 0x9e3779b97f4a7c15ull ^ dpb_now_ns();
     int nctx = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -302,6 +304,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--speed") == 0 && v && nspeed < 8) { speeds[nspeed++] = v; i++; }
         else if (strcmp(a, "--layers") == 0 && v) { layers = atoll(v); i++; }
         else if (strcmp(a, "--new") == 0 && v) { max_new = atoll(v); i++; }
+        else if (strcmp(a, "--seed") == 0 && v) { seed = strtoull(v, NULL, 0); i++; }
         else if (strcmp(a, "--ctx") == 0 && v) {
             nctx = 0;
             for (char *p = (char *)v; *p && nctx < 8;) {
@@ -325,7 +328,7 @@ int main(int argc, char **argv)
             printf("FAIL open backend %s: %s\n", g_backend, dpb_error_message());
             return 1;
         }
-        opc c = {dev, ref, 0x9e3779b97f4a7c15ull ^ (uint64_t)dpb_now_ns(), 0, 0, stdout};
+        opc c = {dev, ref, seed ? seed : 1, 0, 0, stdout};
         printf("== operations vs ref (seed %llu)\n", (unsigned long long)c.rng);
         opc_run_all(&c, 1);
         printf("== operations: %d checks, %d failed (%.1f s)\n", c.checks, c.fails, secs(dpb_now_ns() - t0));
