@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "backend/cpu/cpu_internal.h"
+#include "backend/cuda/cuda_backend.h"
 #include "core/timeutil.h"
 #include "format/dtype.h"
 
@@ -222,8 +223,7 @@ dpb_status dpb_backend_open(const char *name, int threads, dpb_backend **out)
     bool staged = name && strcmp(name, "cpu-staged") == 0; /* tests: engine paths of device backends */
     if (!name || strcmp(name, "cpu") == 0 || staged) ops = &k_cpu_ops;
     else if (strcmp(name, "ref") == 0) ops = dpb_backend_ref_ops();
-    else if (strcmp(name, "cuda") == 0)
-        return dpb_error_set(DPB_E_UNAVAILABLE, "backend 'cuda' is not built into this engine yet");
+    else if (strcmp(name, "cuda") == 0) return dpb_backend_cuda_open(0, out);
     else return dpb_error_set(DPB_E_ARG, "unknown backend '%s' (cpu, ref)", name);
     dpb_backend *b = calloc(1, sizeof *b);
     cpu_impl *ci = calloc(1, sizeof *ci);

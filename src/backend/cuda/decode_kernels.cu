@@ -26,6 +26,16 @@ __device__ __forceinline__ float bf16lo(uint32_t u) { return __uint_as_float(u <
 __device__ __forceinline__ float bf16hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
 __device__ __forceinline__ float bf16f(uint16_t u) { return __uint_as_float((uint32_t)u << 16); }
 
+/* Rounds to bf16 precision (nearest even; NaN stays NaN), bit-exact with
+ * dpb_f32_to_bf16 of format/dtype.h. */
+__device__ __forceinline__ float round_bf16_dev(float f)
+{
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return __uint_as_float((u | 0x00400000u) & 0xffff0000u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return __uint_as_float(u & 0xffff0000u);
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -244,7 +254,8 @@ __global__ void __launch_bounds__(kMoeWarps * kWarp)
 moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
                    const uint16_t *__restrict__ bias, const float *__restrict__ x,
                    const int32_t *__restrict__ ids, float *__restrict__ act, int k, int E, int H,
-                   int I, float alpha, float limit)
+                   int I, float alpha, float limit, const uint8_t *const *__restrict__ btab,
+                   const uint8_t *const *__restrict__ stab, int rnd)
 {
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int p = blockIdx.y, token = p / k;
@@ -261,11 +272,14 @@ moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
 
     const uint8_t *wb[2 * RP];
     const uint8_t *sb[2 * RP];
+    /* expert base: contiguous [E, ...] tensors, or per-expert pointer tables */
+    const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * rows2 * nb * 16;
+    const uint8_t *es = stab ? stab[e] : scales + (size_t)e * rows2 * nb;
 #pragma unroll
     for (int r = 0; r < 2 * RP; r++) {
-        size_t row = (size_t)e * rows2 + min(2 * j0 + r, 2 * I - 1);
-        wb[r] = blocks + row * nb * 16;
-        sb[r] = scales + row * nb;
+        size_t row = (size_t)min(2 * j0 + r, 2 * I - 1);
+        wb[r] = eb + row * nb * 16;
+        sb[r] = es + row * nb;
     }
     float acc[2 * RP];
 #pragma unroll
@@ -294,10 +308,12 @@ moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
             const uint16_t *b = bias + (size_t)e * rows2 + 2 * (size_t)j;
             float gt = acc[2 * t] + bf16f(b[0]);
             float up = acc[2 * t + 1] + bf16f(b[1]);
+            if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
             gt = fminf(gt, limit);
             up = fminf(fmaxf(up, -limit), limit);
             float glu = gt / (1.f + expf(-alpha * gt));
-            act[(size_t)p * I + j] = glu * (up + 1.f);
+            float av = glu * (up + 1.f);
+            act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
         }
     }
 }
@@ -309,7 +325,8 @@ __global__ void __launch_bounds__(kMoeWarps * kWarp)
 moe_down_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
                 const uint16_t *__restrict__ bias, const float *__restrict__ act,
                 const int32_t *__restrict__ ids, const float *__restrict__ wts,
-                const float *resid, float *out, int k, int E, int H, int I)
+                const float *resid, float *out, int k, int E, int H, int I,
+                const uint8_t *const *__restrict__ btab, const uint8_t *const *__restrict__ stab, int rnd)
 {
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int m = blockIdx.y;
@@ -332,12 +349,16 @@ moe_down_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ 
         const float *ar = act + (size_t)p * I;
         const uint8_t *wb[R];
         const uint8_t *sb[R];
+        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * H * nb * 16;
+        const uint8_t *es = stab ? stab[e] : scales + (size_t)e * H * nb;
+        float pe[R]; /* this expert's partial dot products (rounding mode) */
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            size_t row = (size_t)e * H + min(h0 + r, H - 1);
-            wb[r] = blocks + row * nb * 16;
-            sb[r] = scales + row * nb;
-            bsum[r] += wt * bf16f(bias[row]);
+            size_t row = (size_t)min(h0 + r, H - 1);
+            wb[r] = eb + row * nb * 16;
+            sb[r] = es + row * nb;
+            if (!rnd) bsum[r] += wt * bf16f(bias[(size_t)e * H + row]);
+            pe[r] = 0.f;
         }
         for (int c = lane; c < nb; c += kWarp) {
             uint4 w[R];
@@ -350,8 +371,24 @@ moe_down_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ 
             float xv[32];
             load_x32(ar + (size_t)c * 32, xv);
 #pragma unroll
-            for (int r = 0; r < R; r++) acc[r] += wt * ldexpf(dot_fp4_block(w[r], xv), sc[r] - 127 + 14);
+            for (int r = 0; r < R; r++) {
+                if (rnd) pe[r] += ldexpf(dot_fp4_block(w[r], xv), sc[r] - 127 + 14);
+                else acc[r] += wt * ldexpf(dot_fp4_block(w[r], xv), sc[r] - 127 + 14);
+            }
         }
+        if (rnd) {
+            /* the reference rounds each expert's output (with bias) to bf16
+             * before weighting it; lane 0 keeps the total */
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                float v = warp_sum(pe[r]) + bf16f(bias[(size_t)e * H + min(h0 + r, H - 1)]);
+                if (lane == 0) bsum[r] += round_bf16_dev(v) * wt;
+            }
+        }
+    }
+    if (rnd) {
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r] = 0.f; /* everything is in bsum (lane 0) */
     }
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = warp_sum(acc[r]);
@@ -644,6 +681,18 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu(const uint8_t *gate_up_blocks,
                                                   int H, int I, float alpha, float limit, int rows_per_warp,
                                                   cudaStream_t stream)
 {
+    return dpb_cuda_moe_gate_up_swiglu_ex(gate_up_blocks, gate_up_scales, NULL, NULL, gate_up_bias, x, ids, act, M, k,
+                                          E, H, I, alpha, limit, 0, rows_per_warp, stream);
+}
+
+extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_blocks, const uint8_t *gate_up_scales,
+                                                     const uint8_t *const *btab, const uint8_t *const *stab,
+                                                     const uint16_t *gate_up_bias, const float *x,
+                                                     const int32_t *ids, float *act, int M, int k, int E,
+                                                     int H, int I, float alpha, float limit, int rnd,
+                                                     int rows_per_warp, cudaStream_t stream)
+{
+    if (btab && stab) gate_up_blocks = gate_up_scales = reinterpret_cast<const uint8_t *>(btab); /* non-null for the check */
     dpb_status st = moe_check("moe gate_up", gate_up_blocks, gate_up_scales, gate_up_bias, M, k, E, H, I);
     if (st) return st;
     if (!x || !ids || !act || !aligned16(x)) return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: x/ids/act null or x unaligned");
@@ -652,16 +701,16 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu(const uint8_t *gate_up_blocks,
     switch (rows_per_warp) {
     case 2:
         moe_gate_up_kernel<1><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
-                                                                       x, ids, act, k, E, H, I, alpha, limit);
+                                                                       x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd);
         break;
     case 4:
         moe_gate_up_kernel<2><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
-                                                                       x, ids, act, k, E, H, I, alpha, limit);
+                                                                       x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd);
         break;
     case 0:
     case 8:
         moe_gate_up_kernel<4><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
-                                                                       x, ids, act, k, E, H, I, alpha, limit);
+                                                                       x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd);
         break;
     default:
         return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: rows_per_warp %d not in {0,2,4,8}", rows_per_warp);
@@ -675,6 +724,18 @@ extern "C" dpb_status dpb_cuda_moe_down_sum(const uint8_t *down_blocks, const ui
                                             float *out, int M, int k, int E, int H, int I, int rows_per_warp,
                                             cudaStream_t stream)
 {
+    return dpb_cuda_moe_down_sum_ex(down_blocks, down_scales, NULL, NULL, down_bias, act, ids, wts, resid, out, M, k,
+                                    E, H, I, 0, rows_per_warp, stream);
+}
+
+extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *down_scales,
+                                               const uint8_t *const *btab, const uint8_t *const *stab,
+                                               const uint16_t *down_bias, const float *act,
+                                               const int32_t *ids, const float *wts, const float *resid,
+                                               float *out, int M, int k, int E, int H, int I, int rnd,
+                                               int rows_per_warp, cudaStream_t stream)
+{
+    if (btab && stab) down_blocks = down_scales = reinterpret_cast<const uint8_t *>(btab);
     dpb_status st = moe_check("moe down", down_blocks, down_scales, down_bias, M, k, E, H, I);
     if (st) return st;
     if (!act || !ids || !wts || !resid || !out || !aligned16(act))
@@ -684,15 +745,15 @@ extern "C" dpb_status dpb_cuda_moe_down_sum(const uint8_t *down_blocks, const ui
     switch (R) {
     case 1:
         moe_down_kernel<1><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
-                                                                    resid, out, k, E, H, I);
+                                                                    resid, out, k, E, H, I, btab, stab, rnd);
         break;
     case 2:
         moe_down_kernel<2><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
-                                                                    resid, out, k, E, H, I);
+                                                                    resid, out, k, E, H, I, btab, stab, rnd);
         break;
     case 4:
         moe_down_kernel<4><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
-                                                                    resid, out, k, E, H, I);
+                                                                    resid, out, k, E, H, I, btab, stab, rnd);
         break;
     default:
         return dpb_error_set(DPB_E_ARG, "cuda moe down: rows_per_warp %d not in {0,1,2,4}", rows_per_warp);

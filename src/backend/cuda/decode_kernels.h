@@ -77,6 +77,25 @@ dpb_status dpb_cuda_moe_down_sum(const uint8_t *down_blocks, const uint8_t *down
                                  float *out, int M, int k, int E, int H, int I, int rows_per_warp,
                                  cudaStream_t stream);
 
+/* The same two kernels with per-expert weight pointers (device arrays
+ * btab[E], stab[E] of each expert's blocks and scales: experts need not be
+ * contiguous), and rnd != 0 to round as the bf16 engine does: gate and up
+ * (with bias) and the activation to bf16 in A, each expert's output (with
+ * bias) to bf16 before it is weighted in B.  With btab == stab == NULL they
+ * read the contiguous tensors like the functions above. */
+dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_blocks, const uint8_t *gate_up_scales,
+                                          const uint8_t *const *btab, const uint8_t *const *stab,
+                                          const uint16_t *gate_up_bias, const float *x,
+                                          const int32_t *ids, float *act, int M, int k, int E,
+                                          int H, int I, float alpha, float limit, int rnd,
+                                          int rows_per_warp, cudaStream_t stream);
+dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *down_scales,
+                                    const uint8_t *const *btab, const uint8_t *const *stab,
+                                    const uint16_t *down_bias, const float *act,
+                                    const int32_t *ids, const float *wts, const float *resid,
+                                    float *out, int M, int k, int E, int H, int I, int rnd,
+                                    int rows_per_warp, cudaStream_t stream);
+
 /* Fused router: logits = Wr x + br (Wr bf16 [E, H], br bf16 [E], x fp32 [M, H]),
  * the k largest (ties: lower index first), softmax over those k.
  * ids int32 [M, k] in descending logit order, wts fp32 [M, k].

@@ -1,0 +1,510 @@
+/* Every operation of a device backend against the reference backend on
+ * fresh random inputs, outputs poisoned with NaN beforehand.  Included by
+ * dev/cuda/backend_check.c and tests/test_cuda_backend.c (one translation
+ * unit each; everything here is static).
+ *
+ * The error of a result is max|got - ref| / max|ref| over the output (NaN
+ * anywhere fails); bounds: 1e-2 where an operand is bf16 or MXFP4 and the
+ * device may round differently, 1e-5 where everything is fp32, 0 where the
+ * result must be bit-identical (embed, kv_write, to_kv, round, router ids). */
+#ifndef DPB_BACKEND_OPS_CHECK_H
+#define DPB_BACKEND_OPS_CHECK_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "backend/backend.h"
+#include "format/dtype.h"
+
+typedef struct opc {
+    dpb_backend *dev, *ref;
+    uint64_t rng;
+    int checks, fails;
+    FILE *log;
+} opc;
+
+static uint64_t opc_next(opc *c)
+{
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return c->rng;
+}
+static float opc_f(opc *c) { return (float)((double)(opc_next(c) >> 11) / 9007199254740992.0 * 2.0 - 1.0); }
+static uint16_t opc_bf(opc *c, float amp) { return dpb_f32_to_bf16(opc_f(c) * amp); }
+
+static float *opc_fv(opc *c, size_t n, float amp)
+{
+    float *v = malloc(n * sizeof *v + 16);
+    for (size_t i = 0; i < n; i++) v[i] = opc_f(c) * amp;
+    return v;
+}
+static uint16_t *opc_bv(opc *c, size_t n, float amp)
+{
+    uint16_t *v = malloc(n * sizeof *v + 16);
+    for (size_t i = 0; i < n; i++) v[i] = opc_bf(c, amp);
+    return v;
+}
+
+/* Device copy of host bytes (NULL on failure, counted as a failed check). */
+static void *opc_up(opc *c, const void *h, size_t bytes)
+{
+    void *d = NULL;
+    if (c->dev->ops->alloc(c->dev, bytes, &d) || c->dev->ops->upload(c->dev, d, h, bytes)) {
+        fprintf(c->log, "  device alloc/upload of %zu bytes: %s\n", bytes, dpb_error_message());
+        c->fails++;
+        return NULL;
+    }
+    return d;
+}
+/* A device buffer full of NaN (0xff bytes). */
+static void *opc_nan(opc *c, size_t bytes)
+{
+    unsigned char *h = malloc(bytes);
+    memset(h, 0xff, bytes);
+    void *d = opc_up(c, h, bytes);
+    free(h);
+    return d;
+}
+static void opc_free(opc *c, void *d)
+{
+    if (d) c->dev->ops->free(c->dev, d);
+}
+
+static int opc_st(opc *c, const char *name, dpb_status s)
+{
+    if (s) {
+        fprintf(c->log, "FAIL %-44s %s\n", name, dpb_error_message());
+        c->checks++;
+        c->fails++;
+        return 0;
+    }
+    return 1;
+}
+
+/* Compares n floats of device memory with the reference. */
+static double opc_cmp(opc *c, const char *name, const float *dev, const float *ref, size_t n, double tol)
+{
+    float *h = malloc(n * sizeof *h + 16);
+    double md = 0, mr = 0;
+    int nan = 0;
+    c->checks++;
+    if (c->dev->ops->sync(c->dev) || c->dev->ops->download(c->dev, h, dev, n * sizeof *h)) {
+        fprintf(c->log, "FAIL %-44s %s\n", name, dpb_error_message());
+        c->fails++;
+        free(h);
+        return INFINITY;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(h[i]) != isnan(ref[i])) nan++;
+        if (isnan(ref[i])) continue;
+        double d = fabs((double)h[i] - ref[i]);
+        if (!(d <= md)) md = d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    double rel = mr > 0 ? md / mr : md;
+    int ok = !nan && rel <= tol;
+    fprintf(c->log, "%s %-44s rel %.3g (bound %.0e)%s\n", ok ? "ok  " : "FAIL", name, rel, tol, nan ? " NaN!" : "");
+    if (!ok) c->fails++;
+    free(h);
+    return nan ? INFINITY : rel;
+}
+/* Bit-identical comparison of device bytes. */
+static void opc_same(opc *c, const char *name, const void *dev, const void *ref, size_t bytes)
+{
+    unsigned char *h = malloc(bytes + 16);
+    c->checks++;
+    int ok = !c->dev->ops->sync(c->dev) && !c->dev->ops->download(c->dev, h, dev, bytes) && memcmp(h, ref, bytes) == 0;
+    size_t first = 0;
+    while (ok == 0 && first < bytes && h[first] == ((const unsigned char *)ref)[first]) first++;
+    fprintf(c->log, "%s %-44s %s\n", ok ? "ok  " : "FAIL", name, ok ? "bit-identical" : "differs");
+    if (!ok) {
+        fprintf(c->log, "     first differing byte %zu of %zu\n", first, bytes);
+        c->fails++;
+    }
+    free(h);
+}
+
+static void opc_embed(opc *c)
+{
+    int64_t V = 300, D = 264, n = 5;
+    uint16_t *tab = opc_bv(c, (size_t)(V * D), 1);
+    int32_t ids[5] = {0, 299, 17, 17, 150};
+    float *ref = malloc((size_t)(n * D) * 4);
+    dpb_weight wr = {DPB_W_BF16, V, D, false, tab, NULL}, wd = wr;
+    c->ref->ops->embed(c->ref, &wr, ids, n, ref);
+    wd.data = opc_up(c, tab, (size_t)(V * D) * 2);
+    int32_t *di = opc_up(c, ids, sizeof ids);
+    float *out = opc_nan(c, (size_t)(n * D) * 4);
+    if (wd.data && di && out && opc_st(c, "embed", c->dev->ops->embed(c->dev, &wd, di, n, out)))
+        opc_same(c, "embed bf16 [300 x 264], 5 ids", out, ref, (size_t)(n * D) * 4);
+    opc_free(c, (void *)wd.data); opc_free(c, di); opc_free(c, out);
+    free(tab); free(ref);
+}
+
+/* Random MXFP4 blocks with scales around 2^0. */
+static void opc_mxfp4(opc *c, int64_t rows, int64_t in, uint8_t **blk, uint8_t **sc)
+{
+    size_t nb = (size_t)(rows * in / 32);
+    *blk = malloc(nb * 16 + 16);
+    *sc = malloc(nb + 16);
+    for (size_t i = 0; i < nb * 16; i++) (*blk)[i] = (uint8_t)opc_next(c);
+    for (size_t i = 0; i < nb; i++) (*sc)[i] = (uint8_t)(120 + opc_next(c) % 9);
+}
+
+static void opc_linear_case(opc *c, dpb_wfmt fmt, bool tr, int64_t out, int64_t in, int64_t n, bool bias, bool round_x)
+{
+    char name[128];
+    snprintf(name, sizeof name, "linear %s%s [%lld x %lld] n=%lld%s%s", fmt == DPB_W_F32 ? "f32" : fmt == DPB_W_BF16 ? "bf16" : "mxfp4",
+             tr ? " transposed" : "", (long long)out, (long long)in, (long long)n, bias ? " +bias" : "",
+             round_x ? " (x bf16-exact)" : "");
+    size_t we = (size_t)(out * in);
+    void *wh = NULL;
+    uint8_t *sc = NULL;
+    size_t wbytes = 0;
+    if (fmt == DPB_W_F32) { wh = opc_fv(c, we, 0.05f); wbytes = we * 4; }
+    else if (fmt == DPB_W_BF16) { wh = opc_bv(c, we, 0.05f); wbytes = we * 2; }
+    else { opc_mxfp4(c, out, in, (uint8_t **)&wh, &sc); wbytes = we / 2; }
+    uint16_t *bh = bias ? opc_bv(c, (size_t)out, 1) : NULL;
+    float *x = opc_fv(c, (size_t)(n * in), 1);
+    float *ref = malloc((size_t)(n * out) * 4);
+    dpb_weight wr = {fmt, out, in, tr, wh, sc}, wd = wr;
+    if (round_x) c->ref->ops->round_bf16(c->ref, x, n * in);
+    c->ref->ops->linear(c->ref, &wr, bh, x, n, ref);
+    wd.data = opc_up(c, wh, wbytes);
+    wd.scales = sc ? opc_up(c, sc, we / 32) : NULL;
+    uint16_t *bd = bh ? opc_up(c, bh, (size_t)out * 2) : NULL;
+    float *xdev = opc_up(c, x, (size_t)(n * in) * 4);
+    float *y = opc_nan(c, (size_t)(n * out) * 4);
+    int ok = wd.data && xdev && y;
+    if (ok && round_x) ok = opc_st(c, name, c->dev->ops->round_bf16(c->dev, xdev, n * in));
+    if (ok && opc_st(c, name, c->dev->ops->linear(c->dev, &wd, bd, xdev, n, y)))
+        opc_cmp(c, name, y, ref, (size_t)(n * out), fmt == DPB_W_F32 ? 1e-5 : 1e-2);
+    opc_free(c, (void *)wd.data); opc_free(c, (void *)wd.scales); opc_free(c, bd); opc_free(c, xdev); opc_free(c, y);
+    free(wh); free(sc); free(bh); free(x); free(ref);
+}
+
+static void opc_linear(opc *c, int big)
+{
+    if (big) {
+        opc_linear_case(c, DPB_W_BF16, false, 4096, 2880, 1, true, false);
+        opc_linear_case(c, DPB_W_BF16, false, 512, 2880, 3, true, false);
+        opc_linear_case(c, DPB_W_BF16, false, 2880, 4096, 4, false, false);
+        opc_linear_case(c, DPB_W_BF16, false, 1000, 2880, 7, true, false);
+        opc_linear_case(c, DPB_W_BF16, false, 1000, 2880, 33, false, true);
+    }
+    opc_linear_case(c, DPB_W_BF16, false, 201, 64, 1, true, false);
+    opc_linear_case(c, DPB_W_BF16, false, 300, 100, 5, true, false);
+    opc_linear_case(c, DPB_W_BF16, false, 128, 100, 2, false, false);
+    opc_linear_case(c, DPB_W_BF16, false, 96, 256, 48, true, false);
+    opc_linear_case(c, DPB_W_BF16, false, 96, 256, 48, true, true);
+    opc_linear_case(c, DPB_W_BF16, true, 576, 128, 1, true, false);
+    opc_linear_case(c, DPB_W_BF16, true, 576, 128, 9, true, false);
+    opc_linear_case(c, DPB_W_F32, false, 64, 96, 3, true, false);
+    opc_linear_case(c, DPB_W_F32, true, 64, 96, 3, false, false);
+    opc_linear_case(c, DPB_W_MXFP4, false, 256, 512, 1, true, false);
+    opc_linear_case(c, DPB_W_MXFP4, false, 250, 512, 11, false, false);
+}
+
+static void opc_rmsnorm(opc *c, int64_t n, int64_t dim, bool inplace)
+{
+    char name[96];
+    snprintf(name, sizeof name, "rmsnorm %lld x %lld%s", (long long)n, (long long)dim, inplace ? " in place" : "");
+    float *x = opc_fv(c, (size_t)(n * dim), 3), *ref = malloc((size_t)(n * dim) * 4);
+    uint16_t *w = opc_bv(c, (size_t)dim, 2);
+    c->ref->ops->rmsnorm(c->ref, x, w, n, dim, 1e-5f, ref);
+    float *xd = opc_up(c, x, (size_t)(n * dim) * 4);
+    uint16_t *wd = opc_up(c, w, (size_t)dim * 2);
+    float *y = inplace ? xd : opc_nan(c, (size_t)(n * dim) * 4);
+    if (xd && wd && y && opc_st(c, name, c->dev->ops->rmsnorm(c->dev, xd, wd, n, dim, 1e-5f, y)))
+        opc_cmp(c, name, y, ref, (size_t)(n * dim), 1e-5);
+    opc_free(c, xd); opc_free(c, wd);
+    if (!inplace) opc_free(c, y);
+    free(x); free(ref); free(w);
+}
+
+static void opc_rope(opc *c, int64_t n, int64_t heads, int64_t hd, float scaling)
+{
+    char name[96];
+    snprintf(name, sizeof name, "rope n=%lld heads=%lld head_dim=%lld", (long long)n, (long long)heads, (long long)hd);
+    dpb_rope_table rt;
+    memset(&rt, 0, sizeof rt);
+    rt.head_dim = hd;
+    rt.attention_scaling = scaling;
+    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    int64_t pos[64];
+    for (int64_t t = 0; t < n; t++) pos[t] = (int64_t)(opc_next(c) % 4096);
+    size_t cnt = (size_t)(n * heads * hd);
+    float *x = opc_fv(c, cnt, 2), *ref = malloc(cnt * 4);
+    memcpy(ref, x, cnt * 4);
+    c->ref->ops->rope(c->ref, ref, n, heads, pos, &rt);
+    float *xd = opc_up(c, x, cnt * 4);
+    int64_t *pd = opc_up(c, pos, (size_t)n * 8);
+    if (xd && pd && opc_st(c, name, c->dev->ops->rope(c->dev, xd, n, heads, pd, &rt))) opc_cmp(c, name, xd, ref, cnt, 1e-5);
+    opc_free(c, xd); opc_free(c, pd);
+    free(x); free(ref);
+}
+
+static void opc_attention(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_t kvh, int64_t hd, int64_t slots,
+                          int64_t window, dpb_kv_dtype dt, bool sinks)
+{
+    char name[128];
+    snprintf(name, sizeof name, "attention n=%lld pos0=%lld %lld/%lld hd=%lld slots=%lld W=%lld %s%s", (long long)n,
+             (long long)pos0, (long long)heads, (long long)kvh, (long long)hd, (long long)slots, (long long)window,
+             dt == DPB_KV_F32 ? "f32" : "bf16", sinks ? " sinks" : "");
+    size_t es = dpb_kv_dtype_size(dt), row = (size_t)(kvh * hd);
+    size_t qn = (size_t)(n * heads * hd);
+    float *q = opc_fv(c, qn, 1), *ref = malloc(qn * 4);
+    void *kn = malloc((size_t)n * row * es), *vn = malloc((size_t)n * row * es);
+    void *kc = malloc((size_t)slots * row * es), *vc = malloc((size_t)slots * row * es);
+    float *tmp = opc_fv(c, (size_t)slots * row, 1);
+    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)slots * row), dt, kc);
+    free(tmp);
+    tmp = opc_fv(c, (size_t)slots * row, 1);
+    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)slots * row), dt, vc);
+    free(tmp);
+    tmp = opc_fv(c, (size_t)n * row, 1);
+    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, kn);
+    free(tmp);
+    tmp = opc_fv(c, (size_t)n * row, 1);
+    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, vn);
+    free(tmp);
+    uint16_t *sk = sinks ? opc_bv(c, (size_t)heads, 3) : NULL;
+    dpb_attn_args a = {n, pos0, heads, kvh, hd, q, kn, vn, kc, vc, slots, window, dt, sk, 1.0f / sqrtf((float)hd), ref};
+    c->ref->ops->attention(c->ref, &a);
+    dpb_attn_args d = a;
+    d.q = opc_up(c, q, qn * 4);
+    d.k_new = opc_up(c, kn, (size_t)n * row * es);
+    d.v_new = opc_up(c, vn, (size_t)n * row * es);
+    d.k_cache = opc_up(c, kc, (size_t)slots * row * es);
+    d.v_cache = opc_up(c, vc, (size_t)slots * row * es);
+    d.sinks = sk ? opc_up(c, sk, (size_t)heads * 2) : NULL;
+    d.out = opc_nan(c, qn * 4);
+    if (d.q && d.k_new && d.v_new && d.k_cache && d.v_cache && d.out && opc_st(c, name, c->dev->ops->attention(c->dev, &d)))
+        opc_cmp(c, name, d.out, ref, qn, dt == DPB_KV_F32 ? 1e-5 : 1e-2);
+    opc_free(c, (void *)d.q); opc_free(c, (void *)d.k_new); opc_free(c, (void *)d.v_new);
+    opc_free(c, (void *)d.k_cache); opc_free(c, (void *)d.v_cache); opc_free(c, (void *)d.sinks); opc_free(c, d.out);
+    free(q); free(ref); free(kn); free(vn); free(kc); free(vc); free(sk);
+}
+
+static void opc_kv_write(opc *c, int64_t slots, int64_t row, int64_t n, int64_t pos0, dpb_kv_dtype dt)
+{
+    char name[96];
+    snprintf(name, sizeof name, "kv_write slots=%lld n=%lld pos0=%lld %s", (long long)slots, (long long)n, (long long)pos0,
+             dt == DPB_KV_F32 ? "f32" : "bf16");
+    size_t es = dpb_kv_dtype_size(dt), cb = (size_t)(slots * row) * es, nb = (size_t)(n * row) * es;
+    unsigned char *kc = malloc(cb), *vc = malloc(cb), *kn = malloc(nb), *vn = malloc(nb);
+    for (size_t i = 0; i < cb; i++) { kc[i] = (unsigned char)opc_next(c); vc[i] = (unsigned char)opc_next(c); }
+    for (size_t i = 0; i < nb; i++) { kn[i] = (unsigned char)opc_next(c); vn[i] = (unsigned char)opc_next(c); }
+    void *dkc = opc_up(c, kc, cb), *dvc = opc_up(c, vc, cb), *dkn = opc_up(c, kn, nb), *dvn = opc_up(c, vn, nb);
+    c->ref->ops->kv_write(c->ref, kc, vc, slots, row, dt, kn, vn, n, pos0);
+    if (dkc && dvc && dkn && dvn && opc_st(c, name, c->dev->ops->kv_write(c->dev, dkc, dvc, slots, row, dt, dkn, dvn, n, pos0))) {
+        opc_same(c, name, dkc, kc, cb);
+        opc_same(c, name, dvc, vc, cb);
+    }
+    opc_free(c, dkc); opc_free(c, dvc); opc_free(c, dkn); opc_free(c, dvn);
+    free(kc); free(vc); free(kn); free(vn);
+}
+
+static void opc_to_kv_round(opc *c)
+{
+    int64_t n = 1000;
+    float *x = opc_fv(c, (size_t)n, 100);
+    /* special values: ties, NaN, infinities, denormals, the largest float */
+    uint32_t sp[] = {0x3f808000u, 0x3f818000u, 0x7fc00001u, 0xff800000u, 0x7f800000u, 0x00000001u, 0x7f7fffffu, 0x80000000u};
+    memcpy(x, sp, sizeof sp);
+    uint16_t *rb = malloc((size_t)n * 2);
+    c->ref->ops->to_kv(c->ref, x, n, DPB_KV_BF16, rb);
+    float *xd = opc_up(c, x, (size_t)n * 4);
+    void *o = opc_nan(c, (size_t)n * 2);
+    if (xd && o && opc_st(c, "to_kv bf16", c->dev->ops->to_kv(c->dev, xd, n, DPB_KV_BF16, o)))
+        opc_same(c, "to_kv bf16 (1000 values, specials)", o, rb, (size_t)n * 2);
+    opc_free(c, o);
+    o = opc_nan(c, (size_t)n * 4);
+    if (xd && o && opc_st(c, "to_kv f32", c->dev->ops->to_kv(c->dev, xd, n, DPB_KV_F32, o)))
+        opc_same(c, "to_kv f32", o, x, (size_t)n * 4);
+    opc_free(c, o);
+    float *r = malloc((size_t)n * 4);
+    memcpy(r, x, (size_t)n * 4);
+    c->ref->ops->round_bf16(c->ref, r, n);
+    if (xd && opc_st(c, "round_bf16", c->dev->ops->round_bf16(c->dev, xd, n)))
+        opc_same(c, "round_bf16 (1000 values, specials)", xd, r, (size_t)n * 4);
+    opc_free(c, xd);
+    free(x); free(rb); free(r);
+}
+
+static void opc_router(opc *c, int64_t n, int64_t E, int64_t k)
+{
+    char name[96];
+    snprintf(name, sizeof name, "router_topk n=%lld E=%lld k=%lld", (long long)n, (long long)E, (long long)k);
+    float *l = opc_fv(c, (size_t)(n * E), 4), *w = malloc((size_t)(n * k) * 4);
+    int32_t *ix = malloc((size_t)(n * k) * 4);
+    c->ref->ops->router_topk(c->ref, l, n, E, k, ix, w);
+    float *ld = opc_up(c, l, (size_t)(n * E) * 4), *wd = opc_nan(c, (size_t)(n * k) * 4);
+    int32_t *id = opc_nan(c, (size_t)(n * k) * 4);
+    if (ld && wd && id && opc_st(c, name, c->dev->ops->router_topk(c->dev, ld, n, E, k, id, wd))) {
+        opc_same(c, name, id, ix, (size_t)(n * k) * 4);
+        opc_cmp(c, name, wd, w, (size_t)(n * k), 1e-5);
+    }
+    opc_free(c, ld); opc_free(c, wd); opc_free(c, id);
+    free(l); free(w); free(ix);
+}
+
+/* fmt: MXFP4, or BF16 with tr = transposed storage. */
+static void opc_moe(opc *c, dpb_wfmt fmt, bool tr, int64_t E, int64_t H, int64_t I, int64_t k, int64_t n, bool rnd)
+{
+    char name[128];
+    snprintf(name, sizeof name, "moe %s%s E=%lld H=%lld I=%lld k=%lld n=%lld%s", fmt == DPB_W_MXFP4 ? "mxfp4" : "bf16",
+             tr ? " transposed" : "", (long long)E, (long long)H, (long long)I, (long long)k, (long long)n,
+             rnd ? " round" : "");
+    size_t gue = (size_t)(E * 2 * I * H), dne = (size_t)(E * H * I);
+    void *guw, *dnw;
+    uint8_t *gus = NULL, *dns = NULL;
+    size_t gub, dnb;
+    if (fmt == DPB_W_MXFP4) {
+        opc_mxfp4(c, E * 2 * I, H, (uint8_t **)&guw, &gus);
+        opc_mxfp4(c, E * H, I, (uint8_t **)&dnw, &dns);
+        gub = gue / 2;
+        dnb = dne / 2;
+    } else {
+        guw = opc_bv(c, gue, 0.06f);
+        dnw = opc_bv(c, dne, 0.06f);
+        gub = gue * 2;
+        dnb = dne * 2;
+    }
+    uint16_t *gbias = opc_bv(c, (size_t)(E * 2 * I), 0.5f), *dbias = opc_bv(c, (size_t)(E * H), 0.5f);
+    float *x = opc_fv(c, (size_t)(n * H), fmt == DPB_W_MXFP4 ? 0.05f : 1.0f);
+    int32_t *idx = malloc((size_t)(n * k) * 4);
+    float *wts = malloc((size_t)(n * k) * 4), *ref = malloc((size_t)(n * H) * 4);
+    for (int64_t t = 0; t < n; t++) {
+        float s = 0;
+        for (int64_t j = 0; j < k; j++) {
+            int32_t e;
+            bool dup;
+            do {
+                e = (int32_t)(opc_next(c) % (uint64_t)E);
+                dup = false;
+                for (int64_t m = 0; m < j; m++) dup |= idx[t * k + m] == e;
+            } while (dup);
+            idx[t * k + j] = e;
+            wts[t * k + j] = 0.1f + (opc_f(c) + 1.0f);
+            s += wts[t * k + j];
+        }
+        for (int64_t j = 0; j < k; j++) wts[t * k + j] /= s;
+    }
+    dpb_weight *gr = calloc((size_t)E, sizeof *gr), *dr = calloc((size_t)E, sizeof *dr);
+    dpb_weight *gd = calloc((size_t)E, sizeof *gd), *dd = calloc((size_t)E, sizeof *dd);
+    /* device: every expert in its own allocation, as the engine maps them */
+    int ok = 1;
+    size_t ges = fmt == DPB_W_MXFP4 ? gub / (size_t)E : gub / (size_t)E, des = dnb / (size_t)E;
+    for (int64_t e = 0; e < E; e++) {
+        gr[e] = (dpb_weight){fmt, 2 * I, H, tr, (char *)guw + (size_t)e * ges, gus ? gus + (size_t)(e * 2 * I * H / 32) : NULL};
+        dr[e] = (dpb_weight){fmt, H, I, tr, (char *)dnw + (size_t)e * des, dns ? dns + (size_t)(e * H * I / 32) : NULL};
+        gd[e] = gr[e];
+        dd[e] = dr[e];
+        gd[e].data = opc_up(c, gr[e].data, ges);
+        dd[e].data = opc_up(c, dr[e].data, des);
+        if (gus) gd[e].scales = opc_up(c, gr[e].scales, (size_t)(2 * I * H / 32));
+        if (dns) dd[e].scales = opc_up(c, dr[e].scales, (size_t)(H * I / 32));
+        ok &= gd[e].data && dd[e].data && (!gus || gd[e].scales) && (!dns || dd[e].scales);
+    }
+    dpb_moe_args a = {n, H, I, k, x, gr, gbias, dr, dbias, idx, wts, 7.0f, 1.702f, rnd, ref};
+    c->ref->ops->moe(c->ref, &a);
+    dpb_moe_args d = a;
+    d.x = opc_up(c, x, (size_t)(n * H) * 4);
+    d.gate_up = gd;
+    d.down = dd;
+    d.gate_up_bias = opc_up(c, gbias, (size_t)(E * 2 * I) * 2);
+    d.down_bias = opc_up(c, dbias, (size_t)(E * H) * 2);
+    d.idx = opc_up(c, idx, (size_t)(n * k) * 4);
+    d.wts = opc_up(c, wts, (size_t)(n * k) * 4);
+    d.out = opc_nan(c, (size_t)(n * H) * 4);
+    if (ok && d.x && d.gate_up_bias && d.down_bias && d.idx && d.wts && d.out &&
+        opc_st(c, name, c->dev->ops->moe(c->dev, &d)))
+        opc_cmp(c, name, d.out, ref, (size_t)(n * H), 1e-2);
+    for (int64_t e = 0; e < E; e++) {
+        opc_free(c, (void *)gd[e].data); opc_free(c, (void *)dd[e].data);
+        opc_free(c, (void *)gd[e].scales); opc_free(c, (void *)dd[e].scales);
+    }
+    opc_free(c, (void *)d.x); opc_free(c, (void *)d.gate_up_bias); opc_free(c, (void *)d.down_bias);
+    opc_free(c, (void *)d.idx); opc_free(c, (void *)d.wts); opc_free(c, d.out);
+    free(guw); free(dnw); free(gus); free(dns); free(gbias); free(dbias); free(x); free(idx); free(wts); free(ref);
+    free(gr); free(dr); free(gd); free(dd);
+}
+
+static void opc_elementwise(opc *c)
+{
+    int64_t n = 3, I = 1000;
+    size_t cnt = (size_t)(n * I);
+    float *g = opc_fv(c, cnt, 8), *u = opc_fv(c, cnt, 3), *ref = malloc(cnt * 4);
+    c->ref->ops->swiglu(c->ref, g, u, n, I, ref);
+    float *gd = opc_up(c, g, cnt * 4), *ud = opc_up(c, u, cnt * 4), *o = opc_nan(c, cnt * 4);
+    if (gd && ud && o && opc_st(c, "swiglu", c->dev->ops->swiglu(c->dev, gd, ud, n, I, o)))
+        opc_cmp(c, "swiglu 3 x 1000", o, ref, cnt, 1e-5);
+    if (gd && ud && opc_st(c, "swiglu in place", c->dev->ops->swiglu(c->dev, gd, ud, n, I, gd)))
+        opc_cmp(c, "swiglu 3 x 1000 in place", gd, ref, cnt, 1e-5);
+    memcpy(ref, u, cnt * 4);
+    c->ref->ops->add(c->ref, ref, g, (int64_t)cnt);
+    opc_free(c, gd);
+    gd = opc_up(c, g, cnt * 4);
+    if (gd && ud && opc_st(c, "add", c->dev->ops->add(c->dev, ud, gd, (int64_t)cnt)))
+        opc_same(c, "add 3000", ud, ref, cnt * 4);
+    opc_free(c, gd); opc_free(c, ud); opc_free(c, o);
+    free(g); free(u); free(ref);
+}
+
+/* The MoE checks with more than 8 rows (the prefill paths). */
+static void opc_run_moe_prefill(opc *c)
+{
+    for (int r = 0; r < 2; r++) {
+        opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 13, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 100, r);
+    }
+    opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 48, true);
+    opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 2, 9, false);
+}
+
+/* big != 0: include the gpt-oss-sized shapes (slower reference). */
+static void opc_run_all(opc *c, int big)
+{
+    opc_embed(c);
+    opc_linear(c, big);
+    opc_rmsnorm(c, 3, 2880, false);
+    opc_rmsnorm(c, 3, 2880, true);
+    opc_rmsnorm(c, 16, 64, true);
+    opc_rope(c, 5, 8, 64, 1.3466f);
+    opc_rope(c, 3, 40, 128, 1.0f);
+    opc_rope(c, 7, 4, 32, 1.0f);
+    opc_attention(c, 1, 0, 64, 8, 64, 4096, 0, DPB_KV_BF16, true);
+    opc_attention(c, 1, 2047, 64, 8, 64, 4096, 0, DPB_KV_BF16, true);
+    opc_attention(c, 1, 300, 64, 8, 64, 128, 128, DPB_KV_BF16, true);
+    opc_attention(c, 1, 5000, 8, 2, 128, 8192, 0, DPB_KV_F32, false);
+    opc_attention(c, 17, 40, 4, 2, 32, 8, 8, DPB_KV_BF16, true);
+    opc_attention(c, 17, 40, 4, 2, 32, 8, 8, DPB_KV_F32, true);
+    opc_attention(c, 33, 100, 16, 4, 64, 256, 0, DPB_KV_F32, false);
+    opc_attention(c, 7, 0, 40, 8, 128, 64, 0, DPB_KV_BF16, false);
+    opc_attention(c, 48, 0, 4, 2, 32, 80, 0, DPB_KV_F32, true);
+    opc_kv_write(c, 8, 16, 11, 5, DPB_KV_BF16);
+    opc_kv_write(c, 8, 16, 3, 6, DPB_KV_F32);
+    opc_kv_write(c, 64, 512, 1, 63, DPB_KV_BF16);
+    opc_kv_write(c, 64, 512, 40, 50, DPB_KV_BF16); /* more rows than one launch takes: copies */
+    opc_kv_write(c, 5, 3, 7, 2, DPB_KV_BF16);      /* rows of 6 bytes: copies */
+    opc_to_kv_round(c);
+    opc_router(c, 7, 32, 4);
+    opc_router(c, 300, 128, 8);
+    opc_router(c, 5, 8, 4);
+    for (int r = 0; r < 2; r++) {
+        opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 1, r);
+        opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 3, r);
+        opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 13, r);
+        opc_moe(c, DPB_W_BF16, true, 8, 128, 128, 4, 5, r);
+        opc_moe(c, DPB_W_BF16, false, 8, 128, 64, 2, 3, r);
+    }
+    opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 48, true); /* the tiny fixture's shape, prefill */
+    if (big) opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 1, true);
+    opc_elementwise(c);
+}
+
+#endif

@@ -1,0 +1,1314 @@
+/* The CUDA backend: every operation of backend.h on one device and one
+ * stream.  Decode-sized products use the kernels of decode_kernels.cu
+ * (bf16 GEMV, fused MXFP4 experts); larger ones cuBLAS (bf16 operands,
+ * fp32 accumulation and output).  No operation synchronizes the host
+ * except download, sync, and the first use of a new expert table or a
+ * workspace that must grow.  Design: docs/CUDA.md, "Backend". */
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <map>
+#include <utility>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/cuda/decode_kernels.h"
+
+namespace {
+
+constexpr int kWarp = 32;
+
+struct moe_table {
+    std::vector<const void *> host; /* gate_up blocks, scales, down blocks, scales: 4 x E */
+    const uint8_t **dev = nullptr;  /* the same on the device */
+};
+
+struct cuda_impl {
+    int device = 0;
+    bool moe_grouped = false; /* DPB_CUDA_MOE_GROUPED=1: MXFP4 experts with n > 8 grouped by expert */
+    cudaStream_t st = nullptr;
+    cublasHandle_t blas = nullptr;
+    std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
+    std::map<uintptr_t, bool> is_mapped;
+    uint64_t mapped = 0, allocated = 0, workspace = 0, peak = 0;
+    float *zeros = nullptr; /* zero residual for kernel B */
+    size_t zeros_n = 0;
+    void *ws = nullptr; /* scratch of one operation */
+    size_t ws_bytes = 0;
+    std::unordered_map<const void *, std::pair<float *, size_t>> bias32; /* bf16 bias (device) -> fp32 copy */
+    std::unordered_map<const void *, moe_table> moe_tabs;
+    /* Ranges known to hold bf16-exact floats (round_bf16 ran on them and no
+     * operation wrote there since): linear feeds them to cuBLAS as one bf16
+     * operand instead of a hi + lo pair. */
+    struct range { uintptr_t a, b; };
+    std::vector<range> rounded;
+};
+
+cuda_impl *impl_of(const dpb_backend *b) { return static_cast<cuda_impl *>(b->impl); }
+
+dpb_status cerr(cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess) return DPB_OK;
+    return dpb_error_set(e == cudaErrorMemoryAllocation ? DPB_E_NOMEM : DPB_E_INTERNAL, "cuda %s: %s", what,
+                         cudaGetErrorString(e));
+}
+dpb_status launched(const char *what) { return cerr(cudaGetLastError(), what); }
+
+dpb_status berr(cublasStatus_t s, const char *what)
+{
+    if (s == CUBLAS_STATUS_SUCCESS) return DPB_OK;
+    return dpb_error_set(DPB_E_INTERNAL, "cublas %s: status %d", what, (int)s);
+}
+
+void note_peak(cuda_impl *ci)
+{
+    uint64_t t = ci->mapped + ci->allocated + ci->workspace;
+    if (t > ci->peak) ci->peak = t;
+}
+
+void dirty(cuda_impl *ci, const void *p, size_t bytes)
+{
+    uintptr_t a = (uintptr_t)p, b = a + bytes;
+    for (size_t i = 0; i < ci->rounded.size();)
+        if (ci->rounded[i].a < b && a < ci->rounded[i].b) {
+            ci->rounded[i] = ci->rounded.back();
+            ci->rounded.pop_back();
+        } else i++;
+}
+bool is_rounded(const cuda_impl *ci, const void *p, size_t bytes)
+{
+    uintptr_t a = (uintptr_t)p, b = a + bytes;
+    for (const auto &r : ci->rounded)
+        if (r.a <= a && b <= r.b) return true;
+    return false;
+}
+
+/* The fp32 bias copies made from bytes in [p, p + bytes) are stale: a
+ * free, upload or copy touched them. */
+void forget_bias(cuda_impl *ci, const void *p, size_t bytes)
+{
+    uintptr_t a = (uintptr_t)p, b = a + bytes;
+    for (auto it = ci->bias32.begin(); it != ci->bias32.end();) {
+        uintptr_t k = (uintptr_t)it->first;
+        if (k >= a && k < b) {
+            cudaFree(it->second.first); /* synchronizes: not on the step path */
+            ci->workspace -= it->second.second;
+            it = ci->bias32.erase(it);
+        } else ++it;
+    }
+}
+
+/* Scratch for one operation (stream order makes reuse across operations safe). */
+dpb_status ws_get(cuda_impl *ci, size_t bytes, void **out)
+{
+    if (bytes > ci->ws_bytes) {
+        size_t want = bytes + bytes / 4 + (1 << 20);
+        cudaError_t e = cudaStreamSynchronize(ci->st);
+        if (e != cudaSuccess) return cerr(e, "workspace");
+        if (ci->ws) cudaFree(ci->ws);
+        ci->workspace -= ci->ws_bytes;
+        ci->ws = nullptr;
+        ci->ws_bytes = 0;
+        if ((e = cudaMalloc(&ci->ws, want)) != cudaSuccess)
+            return dpb_error_set(DPB_E_NOMEM, "cuda workspace: cannot allocate %zu bytes: %s", want, cudaGetErrorString(e));
+        ci->ws_bytes = want;
+        ci->workspace += want;
+        note_peak(ci);
+    }
+    *out = ci->ws;
+    return DPB_OK;
+}
+size_t al256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+/* The allocation holding p, and the bytes from p to its end; 0 when unknown. */
+size_t bytes_after(const cuda_impl *ci, const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    auto it = ci->allocs.upper_bound(a);
+    if (it == ci->allocs.begin()) return 0;
+    --it;
+    if (a >= it->first + it->second) return 0;
+    return it->first + it->second - a;
+}
+
+/* ------------------------------------------------------------ kernels -- */
+
+__device__ __forceinline__ float bf(uint16_t u) { return __uint_as_float((uint32_t)u << 16); }
+__device__ __forceinline__ uint16_t to_bf(float f)
+{
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+__device__ __forceinline__ float rbf(float f) { return bf(to_bf(f)); }
+__device__ __forceinline__ float wsum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__constant__ float c_fp4[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4.0f, +6.0f,
+                                -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+__device__ __forceinline__ float e8m0(uint8_t s) { return s == 255 ? __int_as_float(0x7fc00000) : ldexpf(1.0f, (int)s - 127); }
+
+__global__ void k_embed_bf16(const uint16_t *__restrict__ tab, const int32_t *__restrict__ ids, int64_t dim,
+                             float *__restrict__ out)
+{
+    const int64_t t = blockIdx.x;
+    const uint16_t *row = tab + (int64_t)ids[t] * dim;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) out[t * dim + i] = bf(row[i]);
+}
+__global__ void k_embed_f32(const float *__restrict__ tab, const int32_t *__restrict__ ids, int64_t dim,
+                            float *__restrict__ out)
+{
+    const int64_t t = blockIdx.x;
+    const float *row = tab + (int64_t)ids[t] * dim;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) out[t * dim + i] = row[i];
+}
+
+/* x (fp32) -> hi = bf16(x) and, when lo != NULL, lo = bf16(x - hi). */
+__global__ void k_split_bf16(const float *__restrict__ x, int64_t n, uint16_t *__restrict__ hi, uint16_t *__restrict__ lo)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float v = x[i];
+        uint16_t h = to_bf(v);
+        hi[i] = h;
+        if (lo) lo[i] = to_bf(v - bf(h));
+    }
+}
+
+__global__ void k_bias_f32(const uint16_t *__restrict__ b, int64_t n, float *__restrict__ out)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        out[i] = bf(b[i]);
+}
+
+__global__ void k_add_bias(float *__restrict__ y, const uint16_t *__restrict__ bias, int64_t rows, int64_t cols)
+{
+    int64_t n = rows * cols;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += bf(bias[i % cols]);
+}
+
+/* MXFP4 linear: one warp per output row, up to 8 tokens per block row. */
+__global__ void __launch_bounds__(128) k_linear_mxfp4(const uint8_t *__restrict__ blk, const uint8_t *__restrict__ sc,
+                                                      const uint16_t *__restrict__ bias, const float *__restrict__ x,
+                                                      int64_t n, int64_t out, int64_t in, float *__restrict__ y)
+{
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int64_t o = (int64_t)blockIdx.x * 4 + warp;
+    const int64_t t0 = (int64_t)blockIdx.y * 8;
+    if (o >= out) return;
+    const int64_t nb = in / 32;
+    float acc[8];
+#pragma unroll
+    for (int m = 0; m < 8; m++) acc[m] = 0.f;
+    for (int64_t c = lane; c < nb; c += kWarp) {
+        const uint8_t *bp = blk + (o * nb + c) * 16;
+        float s = e8m0(sc[o * nb + c]);
+        float w[32];
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            uint8_t by = bp[j];
+            w[2 * j] = c_fp4[by & 15] * s;
+            w[2 * j + 1] = c_fp4[by >> 4] * s;
+        }
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+            if (t0 + m >= n) break;
+            const float *xr = x + (t0 + m) * in + c * 32;
+            float a = 0.f;
+#pragma unroll
+            for (int j = 0; j < 32; j++) a = fmaf(w[j], xr[j], a);
+            acc[m] += a;
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < 8; m++) acc[m] = wsum(acc[m]);
+    if (lane == 0)
+        for (int m = 0; m < 8 && t0 + m < n; m++) y[(t0 + m) * out + o] = acc[m] + (bias ? bf(bias[o]) : 0.f);
+}
+
+__global__ void k_rmsnorm(const float *x, const uint16_t *__restrict__ w, int64_t dim, float eps, float *y)
+{
+    __shared__ float red[32];
+    const int64_t t = blockIdx.x;
+    const float *xr = x + t * dim;
+    float *yr = y + t * dim;
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+    ss = wsum(ss);
+    if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = ss;
+    __syncthreads();
+    if (threadIdx.x < kWarp) {
+        float v = threadIdx.x < blockDim.x / kWarp ? red[threadIdx.x] : 0.f;
+        v = wsum(v);
+        if (threadIdx.x == 0) red[0] = v;
+    }
+    __syncthreads();
+    const float r = 1.0f / sqrtf(red[0] / (float)dim + eps);
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = bf(w[i]) * (xr[i] * r);
+}
+
+struct rope_args {
+    int64_t head_dim;
+    float scaling;
+    float inv_freq[DPB_ROPE_MAX_HALF];
+};
+
+/* Block t: row t; thread i: frequency i over every head. */
+__global__ void k_rope(float *x, int64_t heads, const int64_t *__restrict__ pos, const rope_args ra)
+{
+    const int64_t t = blockIdx.x, hd = ra.head_dim, half = hd / 2;
+    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+        float ang = (float)pos[t] * ra.inv_freq[i];
+        float c = (float)cos((double)ang) * ra.scaling;
+        float s = (float)sin((double)ang) * ra.scaling;
+        for (int64_t h = 0; h < heads; h++) {
+            float *v = x + (t * heads + h) * hd;
+            float a = v[i], b = v[i + half];
+            v[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+            v[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+        }
+    }
+}
+
+/* ---- attention: block (row t, head h, split s); 4 warps take keys in turn,
+ * lanes split head_dim (<= 256), online softmax; partials merged in shared
+ * memory, then either the output (one split, sink folded in) or the split's
+ * (O, M, L) for k_attn_combine. */
+constexpr int kAttnW = 4;
+constexpr int kMaxDpl = 8; /* head_dim / 32 */
+
+struct attn_p {
+    int64_t n, pos0, heads, kv_heads, hd, slots, window;
+    const float *q;
+    const void *k_new, *v_new, *kc, *vc;
+    const uint16_t *sinks;
+    float scale;
+    float *out;
+    float *part;
+    int nsplit;
+};
+
+template <typename KT> __device__ __forceinline__ float kvf(KT v);
+template <> __device__ __forceinline__ float kvf<uint16_t>(uint16_t v) { return bf(v); }
+template <> __device__ __forceinline__ float kvf<float>(float v) { return v; }
+
+template <typename KT>
+__device__ __forceinline__ const KT *kv_row(const attn_p &P, bool val, int64_t p)
+{
+    const int64_t row = P.kv_heads * P.hd;
+    if (p >= P.pos0) return static_cast<const KT *>(val ? P.v_new : P.k_new) + (p - P.pos0) * row;
+    return static_cast<const KT *>(val ? P.vc : P.kc) + (p % P.slots) * row;
+}
+
+template <typename KT>
+__global__ void __launch_bounds__(kAttnW * kWarp) k_attn(const attn_p P)
+{
+    __shared__ float sm_m[kAttnW], sm_l[kAttnW];
+    extern __shared__ float sm_o[]; /* [kAttnW][hd] */
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int64_t t = blockIdx.x / P.heads, h = blockIdx.x % P.heads;
+    const int s = blockIdx.y;
+    const int64_t hd = P.hd, kh = h / (P.heads / P.kv_heads);
+    const int64_t p = P.pos0 + t;
+    const int64_t lo = P.window > 0 && p - P.window + 1 > 0 ? p - P.window + 1 : 0;
+    const int64_t nk = p - lo + 1, chunk = (nk + P.nsplit - 1) / P.nsplit;
+    const int64_t js = lo + s * chunk, je = js + chunk < p + 1 ? js + chunk : p + 1;
+    const float *q = P.q + (t * P.heads + h) * hd;
+    float qv[kMaxDpl], o[kMaxDpl];
+#pragma unroll
+    for (int i = 0; i < kMaxDpl; i++) {
+        int64_t d = lane + 32 * i;
+        qv[i] = d < hd ? q[d] : 0.f;
+        o[i] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int64_t j = js + warp; j < je; j += kAttnW) {
+        const KT *kr = kv_row<KT>(P, false, j) + kh * hd;
+        float dot = 0.f;
+#pragma unroll
+        for (int i = 0; i < kMaxDpl; i++) {
+            int64_t d = lane + 32 * i;
+            if (d < hd) dot = fmaf(qv[i], kvf<KT>(kr[d]), dot);
+        }
+        float sc = wsum(dot) * P.scale;
+        float mn = fmaxf(m, sc);
+        float corr = expf(m - mn), pe = expf(sc - mn);
+        l = l * corr + pe;
+        const KT *vr = kv_row<KT>(P, true, j) + kh * hd;
+#pragma unroll
+        for (int i = 0; i < kMaxDpl; i++) {
+            int64_t d = lane + 32 * i;
+            if (d < hd) o[i] = fmaf(pe, kvf<KT>(vr[d]), o[i] * corr);
+        }
+        m = mn;
+    }
+    if (lane == 0) { sm_m[warp] = m; sm_l[warp] = l; }
+#pragma unroll
+    for (int i = 0; i < kMaxDpl; i++) {
+        int64_t d = lane + 32 * i;
+        if (d < hd) sm_o[warp * hd + d] = o[i];
+    }
+    __syncthreads();
+    float M = -INFINITY;
+    for (int w = 0; w < kAttnW; w++) M = fmaxf(M, sm_m[w]);
+    float L = 0.f;
+    if (M > -INFINITY)
+        for (int w = 0; w < kAttnW; w++)
+            if (sm_m[w] > -INFINITY) L += sm_l[w] * expf(sm_m[w] - M);
+    if (P.nsplit == 1) {
+        float M2 = M, sink = 0.f;
+        if (P.sinks) { sink = bf(P.sinks[h]); M2 = fmaxf(M, sink); }
+        float f = expf(M - M2);
+        float den = L * f + (P.sinks ? expf(sink - M2) : 0.f);
+        for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+            float O = 0.f;
+            for (int w = 0; w < kAttnW; w++)
+                if (sm_m[w] > -INFINITY) O += sm_o[w * hd + d] * expf(sm_m[w] - M);
+            P.out[(t * P.heads + h) * hd + d] = O * f / den;
+        }
+    } else {
+        float *po = P.part + ((t * P.heads + h) * P.nsplit + s) * (hd + 2);
+        for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+            float O = 0.f;
+            if (M > -INFINITY)
+                for (int w = 0; w < kAttnW; w++)
+                    if (sm_m[w] > -INFINITY) O += sm_o[w * hd + d] * expf(sm_m[w] - M);
+            po[d] = O;
+        }
+        if (threadIdx.x == 0) { po[hd] = M; po[hd + 1] = L; }
+    }
+}
+
+__global__ void k_attn_combine(const attn_p P)
+{
+    const int64_t th = blockIdx.x, h = th % P.heads, hd = P.hd;
+    const float *base = P.part + th * P.nsplit * (hd + 2);
+    float M = P.sinks ? bf(P.sinks[h]) : -INFINITY;
+    for (int s = 0; s < P.nsplit; s++) M = fmaxf(M, base[s * (hd + 2) + hd]);
+    float L = P.sinks ? expf(bf(P.sinks[h]) - M) : 0.f;
+    for (int s = 0; s < P.nsplit; s++) {
+        float ms = base[s * (hd + 2) + hd];
+        if (ms > -INFINITY) L += base[s * (hd + 2) + hd + 1] * expf(ms - M);
+    }
+    for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
+        float O = 0.f;
+        for (int s = 0; s < P.nsplit; s++) {
+            float ms = base[s * (hd + 2) + hd];
+            if (ms > -INFINITY) O += base[s * (hd + 2) + d] * expf(ms - M);
+        }
+        P.out[th * hd + d] = O / L;
+    }
+}
+
+__global__ void k_to_bf16(const float *__restrict__ src, int64_t n, uint16_t *__restrict__ dst)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        dst[i] = to_bf(src[i]);
+}
+
+/* One thread per row: top-k (ties: lower index), softmax over the k. */
+__global__ void k_router_topk(const float *__restrict__ lg, int64_t n, int64_t E, int64_t k, int32_t *__restrict__ idx,
+                              float *__restrict__ wts)
+{
+    int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (t >= n) return;
+    const float *l = lg + t * E;
+    uint32_t used[32];
+    for (int i = 0; i < 32; i++) used[i] = 0;
+    for (int64_t j = 0; j < k; j++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            if (used[e >> 5] >> (e & 31) & 1u) continue;
+            if (best < 0 || l[e] > l[best]) best = e;
+        }
+        used[best >> 5] |= 1u << (best & 31);
+        idx[t * k + j] = (int32_t)best;
+        wts[t * k + j] = l[best];
+    }
+    float mx = wts[t * k], den = 0.f;
+    for (int64_t j = 0; j < k; j++) {
+        float v = expf(wts[t * k + j] - mx);
+        wts[t * k + j] = v;
+        den += v;
+    }
+    for (int64_t j = 0; j < k; j++) wts[t * k + j] /= den;
+}
+
+__global__ void k_swiglu(const float *gate, const float *__restrict__ up, int64_t n, float *out)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+__global__ void k_add(float *y, const float *x, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] += x[i];
+}
+__global__ void k_round(float *x, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = rbf(x[i]);
+}
+
+/* ---- generic experts (bf16 in either layout, or MXFP4 when the fused
+ * kernels do not apply): row p = t * k + j of the routed pairs.
+ * y[p, o] = sum_i W_e[o, i] x[src(p), i] + bias_e[o], optionally rounded. */
+struct expert_p {
+    const void *const *data;     /* [E] */
+    const uint8_t *const *scales; /* [E] (MXFP4) */
+    int fmt, transposed;
+    int64_t out, in, k;
+    const uint16_t *bias; /* [E, out] */
+    const int32_t *idx;   /* [n * k] */
+    const float *x;
+    int x_per_pair;       /* x row p (else row p / k) */
+    float *y;             /* [n * k, out] */
+    int rnd;
+};
+
+__global__ void __launch_bounds__(128) k_expert_linear(const expert_p P)
+{
+    const int64_t p = blockIdx.y;
+    const int e = P.idx[p];
+    const float *x = P.x + (P.x_per_pair ? p : p / P.k) * P.in;
+    float *y = P.y + p * P.out;
+    const uint16_t *bias = P.bias + (int64_t)e * P.out;
+    if (P.fmt == DPB_W_BF16 && P.transposed) {
+        /* [in, out]: one thread per output, coalesced over o */
+        const uint16_t *W = static_cast<const uint16_t *>(P.data[e]);
+        int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+        if (o >= P.out) return;
+        float a = 0.f;
+        for (int64_t i = 0; i < P.in; i++) a = fmaf(bf(W[i * P.out + o]), x[i], a);
+        a += bf(bias[o]);
+        y[o] = P.rnd ? rbf(a) : a;
+        return;
+    }
+    /* [out, in]: one warp per output row, 4 rows per block... */
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    for (int64_t o = (int64_t)blockIdx.x * 4 + warp; o < P.out && o < (int64_t)blockIdx.x * 4 + 4; o += 4) {
+        float a = 0.f;
+        if (P.fmt == DPB_W_BF16) {
+            const uint16_t *W = static_cast<const uint16_t *>(P.data[e]) + o * P.in;
+            for (int64_t i = lane; i < P.in; i += kWarp) a = fmaf(bf(W[i]), x[i], a);
+        } else if (P.fmt == DPB_W_F32) {
+            const float *W = static_cast<const float *>(P.data[e]) + o * P.in;
+            for (int64_t i = lane; i < P.in; i += kWarp) a = fmaf(W[i], x[i], a);
+        } else {
+            const uint8_t *B = static_cast<const uint8_t *>(P.data[e]);
+            const uint8_t *S = P.scales[e];
+            const int64_t nb = P.in / 32;
+            for (int64_t i = lane; i < P.in; i += kWarp) {
+                int64_t b = i / 32, j = i % 32;
+                uint8_t by = B[(o * nb + b) * 16 + j / 2];
+                a = fmaf(c_fp4[(j & 1) ? by >> 4 : by & 15] * e8m0(S[o * nb + b]), x[i], a);
+            }
+        }
+        a = wsum(a);
+        if (lane == 0) {
+            a += bf(bias[o]);
+            y[o] = P.rnd ? rbf(a) : a;
+        }
+    }
+}
+
+/* act[p, i] = clamped SwiGLU of the interleaved gu[p, 2i], gu[p, 2i+1] (already rounded when rnd). */
+__global__ void k_swiglu_clamped(const float *__restrict__ gu, int64_t rows, int64_t I, float limit, float alpha, int rnd,
+                                 float *__restrict__ act)
+{
+    int64_t n = rows * I;
+    for (int64_t q = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; q < n; q += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = q / I, i = q % I;
+        float g = gu[r * 2 * I + 2 * i], u = gu[r * 2 * I + 2 * i + 1];
+        if (g > limit) g = limit;
+        if (u > limit) u = limit;
+        if (u < -limit) u = -limit;
+        float glu = g / (1.0f + expf(-alpha * g));
+        float v = glu * (u + 1.0f);
+        act[q] = rnd ? rbf(v) : v;
+    }
+}
+
+/* out[t, h] = sum_j dn[t*k + j, h] * w[t*k + j], in the reference's order. */
+__global__ void k_moe_combine(const float *__restrict__ dn, const float *__restrict__ w, int64_t n, int64_t H, int64_t k,
+                              float *__restrict__ out)
+{
+    int64_t tot = n * H;
+    for (int64_t q = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; q < tot; q += (int64_t)gridDim.x * blockDim.x) {
+        int64_t t = q / H, h = q % H;
+        float o = 0.f;
+        for (int64_t j = 0; j < k; j++) o += dn[(t * k + j) * H + h] * w[t * k + j];
+        out[q] = o;
+    }
+}
+
+/* ---- MXFP4 experts grouped by expert (n > 8 rows): a counting sort of
+ * the routed pairs by expert, then per (row tile, expert) one block that
+ * walks its expert's pairs 8 at a time, so each weight tile comes from HBM
+ * about once per call instead of once per pair. */
+__global__ void __launch_bounds__(1024) k_moe_group(const int32_t *__restrict__ idx, int64_t pairs, int E,
+                                                   int32_t *__restrict__ off, int32_t *__restrict__ perm)
+{
+    __shared__ int cnt[1024], cur[1024];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
+    __syncthreads();
+    for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
+        int e = idx[p];
+        if (e >= 0 && e < E) atomicAdd(&cnt[e], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int sum = 0;
+        for (int e = 0; e < E; e++) {
+            off[e] = sum;
+            cur[e] = sum;
+            sum += cnt[e];
+        }
+        off[E] = sum;
+    }
+    __syncthreads();
+    for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
+        int e = idx[p];
+        if (e >= 0 && e < E) perm[atomicAdd(&cur[e], 1)] = (int32_t)p;
+    }
+}
+
+struct grp_p {
+    const uint8_t *const *blk; /* [E] */
+    const uint8_t *const *sc;  /* [E] */
+    const uint16_t *bias;      /* [E, out] */
+    const int32_t *perm, *off;
+    const float *x;
+    int x_per_pair;            /* x row p, else row p / k */
+    int64_t k, out, in;
+    float *y;                  /* [pairs, out]: y[p, o] = W_e[o] . x(p) + bias_e[o], rounded when rnd */
+    int rnd;
+};
+
+/* grid (ceil(out / 4), E); one warp per output row. */
+__global__ void __launch_bounds__(128) k_moe_grouped_mxfp4(const grp_p P)
+{
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int e = blockIdx.y;
+    const int64_t o = (int64_t)blockIdx.x * 4 + warp;
+    if (o >= P.out) return;
+    const int beg = P.off[e], end = P.off[e + 1];
+    const int64_t nb = P.in / 32;
+    const uint8_t *B = P.blk[e] + o * nb * 16;
+    const uint8_t *S = P.sc[e] + o * nb;
+    const float bo = bf(P.bias[(int64_t)e * P.out + o]);
+    for (int g = beg; g < end; g += 8) {
+        const int cnt = end - g < 8 ? end - g : 8;
+        const float *xr[8];
+        int pp[8];
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+            pp[m] = P.perm[g + (m < cnt ? m : 0)];
+            xr[m] = P.x + (P.x_per_pair ? (int64_t)pp[m] : (int64_t)pp[m] / P.k) * P.in;
+        }
+        float acc[8];
+#pragma unroll
+        for (int m = 0; m < 8; m++) acc[m] = 0.f;
+        for (int64_t c = lane; c < nb; c += kWarp) {
+            const uint8_t *bp = B + c * 16;
+            float s = e8m0(S[c]);
+            float w[32];
+#pragma unroll
+            for (int j = 0; j < 16; j++) {
+                uint8_t by = bp[j];
+                w[2 * j] = c_fp4[by & 15] * s;
+                w[2 * j + 1] = c_fp4[by >> 4] * s;
+            }
+#pragma unroll
+            for (int m = 0; m < 8; m++) {
+                if (m >= cnt) break;
+                const float *xc = xr[m] + c * 32;
+                float a = 0.f;
+#pragma unroll
+                for (int j = 0; j < 32; j++) a = fmaf(w[j], xc[j], a);
+                acc[m] += a;
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < 8; m++) acc[m] = wsum(acc[m]);
+        if (lane == 0)
+            for (int m = 0; m < cnt; m++) {
+                float v = acc[m] + bo;
+                P.y[(int64_t)pp[m] * P.out + o] = P.rnd ? rbf(v) : v;
+            }
+    }
+}
+
+unsigned grid_for(int64_t n, int threads)
+{
+    int64_t g = (n + threads - 1) / threads;
+    if (g < 1) g = 1;
+    if (g > 65535 * 8) g = 65535 * 8;
+    return (unsigned)g;
+}
+
+/* ------------------------------------------------------------ the ops -- */
+
+dpb_status op_alloc(dpb_backend *b, size_t bytes, void **out)
+{
+    cuda_impl *ci = impl_of(b);
+    *out = nullptr;
+    if (bytes == 0) bytes = 256;
+    cudaError_t e = cudaMalloc(out, bytes);
+    if (e != cudaSuccess) {
+        size_t fr = 0, tot = 0;
+        cudaGetLastError();
+        cudaMemGetInfo(&fr, &tot);
+        *out = nullptr;
+        return dpb_error_set(DPB_E_NOMEM, "cuda alloc: %zu bytes requested, %zu free of %zu (%s)", bytes, fr, tot,
+                             cudaGetErrorString(e));
+    }
+    ci->allocs[(uintptr_t)*out] = bytes;
+    ci->allocated += bytes;
+    note_peak(ci);
+    return DPB_OK;
+}
+
+void op_free(dpb_backend *b, void *p)
+{
+    cuda_impl *ci = impl_of(b);
+    if (!p) return;
+    auto it = ci->allocs.find((uintptr_t)p);
+    if (it != ci->allocs.end()) {
+        dirty(ci, p, it->second);
+        forget_bias(ci, p, it->second);
+        bool mapped = ci->is_mapped.count((uintptr_t)p) != 0;
+        if (mapped) {
+            ci->mapped -= it->second;
+            ci->is_mapped.erase((uintptr_t)p);
+        } else ci->allocated -= it->second;
+        ci->allocs.erase(it);
+    }
+    cudaFree(p); /* synchronizes: freeing is not on the step path */
+}
+
+dpb_status op_upload(dpb_backend *b, void *dst, const void *src, size_t bytes)
+{
+    cuda_impl *ci = impl_of(b);
+    if (!bytes) return DPB_OK;
+    dirty(ci, dst, bytes);
+    if (!ci->bias32.empty()) forget_bias(ci, dst, bytes);
+    return cerr(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ci->st), "upload");
+}
+dpb_status op_download(dpb_backend *b, void *dst, const void *src, size_t bytes)
+{
+    cuda_impl *ci = impl_of(b);
+    if (!bytes) return DPB_OK;
+    dpb_status s = cerr(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ci->st), "download");
+    if (s) return s;
+    return cerr(cudaStreamSynchronize(ci->st), "download (a kernel before it failed)");
+}
+dpb_status op_copy(dpb_backend *b, void *dst, const void *src, size_t bytes)
+{
+    cuda_impl *ci = impl_of(b);
+    if (!bytes) return DPB_OK;
+    dirty(ci, dst, bytes);
+    if (!ci->bias32.empty()) forget_bias(ci, dst, bytes);
+    return cerr(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ci->st), "copy");
+}
+dpb_status op_sync(dpb_backend *b) { return cerr(cudaStreamSynchronize(impl_of(b)->st), "sync"); }
+
+dpb_status op_map_host(dpb_backend *b, const void *host, size_t bytes, const void **out)
+{
+    cuda_impl *ci = impl_of(b);
+    void *d = nullptr;
+    *out = nullptr;
+    dpb_status s = op_alloc(b, bytes, &d);
+    if (s) return s;
+    ci->allocated -= bytes ? bytes : 256;
+    ci->mapped += bytes ? bytes : 256;
+    ci->is_mapped[(uintptr_t)d] = true;
+    if (bytes) {
+        cudaError_t e = cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice);
+        if (e != cudaSuccess) {
+            op_free(b, d);
+            return cerr(e, "map_host copy");
+        }
+    }
+    *out = d;
+    return DPB_OK;
+}
+
+void op_destroy(dpb_backend *b)
+{
+    cuda_impl *ci = impl_of(b);
+    if (!ci) return;
+    cudaStreamSynchronize(ci->st);
+    for (auto &kv : ci->bias32) cudaFree(kv.second.first);
+    for (auto &kv : ci->moe_tabs) cudaFree(kv.second.dev);
+    if (ci->ws) cudaFree(ci->ws);
+    if (ci->zeros) cudaFree(ci->zeros);
+    /* buffers the caller did not free, and mapped weights */
+    for (auto &kv : ci->allocs) cudaFree((void *)kv.first);
+    if (ci->blas) cublasDestroy(ci->blas);
+    if (ci->st) cudaStreamDestroy(ci->st);
+    ci->~cuda_impl();
+    /* dpb_backend_close frees the memory of impl itself */
+}
+
+dpb_status op_embed(dpb_backend *b, const dpb_weight *table, const int32_t *ids, int64_t n, float *out)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    if (table->transposed || (table->fmt != DPB_W_BF16 && table->fmt != DPB_W_F32))
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda embed: only row-major bf16/f32 tables");
+    dirty(ci, out, (size_t)(n * table->in) * 4);
+    if (table->fmt == DPB_W_BF16)
+        k_embed_bf16<<<(unsigned)n, 256, 0, ci->st>>>(static_cast<const uint16_t *>(table->data), ids, table->in, out);
+    else k_embed_f32<<<(unsigned)n, 256, 0, ci->st>>>(static_cast<const float *>(table->data), ids, table->in, out);
+    return launched("embed");
+}
+
+/* fp32 copy of a bf16 bias vector, made once per vector. */
+dpb_status bias_f32(cuda_impl *ci, const uint16_t *bias, int64_t n, const float **out)
+{
+    *out = nullptr;
+    if (!bias) return DPB_OK;
+    auto it = ci->bias32.find(bias);
+    if (it != ci->bias32.end()) {
+        *out = it->second.first;
+        return DPB_OK;
+    }
+    float *d = nullptr;
+    cudaError_t e = cudaMalloc(&d, (size_t)n * 4);
+    if (e != cudaSuccess) return dpb_error_set(DPB_E_NOMEM, "cuda linear: fp32 bias of %lld: %s", (long long)n, cudaGetErrorString(e));
+    ci->workspace += (size_t)n * 4;
+    note_peak(ci);
+    k_bias_f32<<<grid_for(n, 256), 256, 0, ci->st>>>(bias, n, d);
+    ci->bias32[bias] = std::make_pair(d, (size_t)n * 4);
+    *out = d;
+    return launched("bias");
+}
+
+bool al16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
+
+dpb_status gemm(cuda_impl *ci, const dpb_weight *w, const float *x, int64_t n, float *y)
+{
+    const int m = (int)w->out, k = (int)w->in, nn = (int)n;
+    const float one = 1.0f, zero = 0.0f;
+    cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
+    int lda = w->transposed ? m : k;
+    if (w->fmt == DPB_W_F32)
+        return berr(cublasGemmEx(ci->blas, opA, CUBLAS_OP_N, m, nn, k, &one, w->data, CUDA_R_32F, lda, x, CUDA_R_32F, k,
+                                 &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                    "sgemm");
+    /* bf16 weights: x as bf16; a second product with the remainder
+     * x - bf16(x) unless x is known to be bf16-exact. */
+    const bool exact = is_rounded(ci, x, (size_t)(n * k) * 4);
+    size_t el = (size_t)(n * k);
+    void *ws;
+    dpb_status s = ws_get(ci, al256(el * 2) * 2, &ws);
+    if (s) return s;
+    uint16_t *hi = static_cast<uint16_t *>(ws), *lo = exact ? nullptr : hi + al256(el * 2) / 2;
+    k_split_bf16<<<grid_for((int64_t)el, 256), 256, 0, ci->st>>>(x, (int64_t)el, hi, lo);
+    if ((s = launched("linear split"))) return s;
+    if ((s = berr(cublasGemmEx(ci->blas, opA, CUBLAS_OP_N, m, nn, k, &one, w->data, CUDA_R_16BF, lda, hi, CUDA_R_16BF,
+                               k, &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                  "gemm bf16")))
+        return s;
+    if (lo)
+        s = berr(cublasGemmEx(ci->blas, opA, CUBLAS_OP_N, m, nn, k, &one, w->data, CUDA_R_16BF, lda, lo, CUDA_R_16BF, k,
+                              &one, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                 "gemm bf16 (remainder)");
+    return s;
+}
+
+dpb_status op_linear(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n, float *y)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    if (w->out < 1 || w->in < 1 || w->out > INT32_MAX || w->in > INT32_MAX || n > INT32_MAX)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda linear: shape [%lld, %lld] x %lld rows", (long long)w->out,
+                             (long long)w->in, (long long)n);
+    dirty(ci, y, (size_t)(n * w->out) * 4);
+    dpb_status s;
+    if (w->fmt == DPB_W_MXFP4) {
+        if (w->in % 32)
+            return dpb_error_set(DPB_E_UNSUPPORTED, "linear: MXFP4 input size %lld is not a multiple of 32", (long long)w->in);
+        dim3 g((unsigned)((w->out + 3) / 4), (unsigned)((n + 7) / 8));
+        k_linear_mxfp4<<<g, 128, 0, ci->st>>>(static_cast<const uint8_t *>(w->data), w->scales, bias, x, n, w->out, w->in, y);
+        return launched("linear mxfp4");
+    }
+    if (w->fmt == DPB_W_BF16 && !w->transposed && n <= 4 && w->in % 8 == 0 && al16(w->data) && al16(x)) {
+        const float *b32;
+        if ((s = bias_f32(ci, bias, w->out, &b32))) return s;
+        return dpb_cuda_gemv_bf16(static_cast<const uint16_t *>(w->data), b32, x, 0, y, (int)n, (int)w->out, (int)w->in,
+                                  DPB_GEMV_AUTO, ci->st);
+    }
+    if ((s = gemm(ci, w, x, n, y))) return s;
+    if (bias) {
+        k_add_bias<<<grid_for(n * w->out, 256), 256, 0, ci->st>>>(y, bias, n, w->out);
+        return launched("linear bias");
+    }
+    return DPB_OK;
+}
+
+dpb_status op_rmsnorm(dpb_backend *b, const float *x, const uint16_t *w, int64_t n, int64_t dim, float eps, float *y)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    dirty(ci, y, (size_t)(n * dim) * 4);
+    int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
+    k_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, w, dim, eps, y);
+    return launched("rmsnorm");
+}
+
+dpb_status op_rope(dpb_backend *b, float *x, int64_t n, int64_t heads, const int64_t *pos, const dpb_rope_table *rt)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    if (rt->head_dim < 2 || rt->head_dim / 2 > DPB_ROPE_MAX_HALF)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda rope: head_dim %lld", (long long)rt->head_dim);
+    dirty(ci, x, (size_t)(n * heads * rt->head_dim) * 4);
+    rope_args ra;
+    ra.head_dim = rt->head_dim;
+    ra.scaling = rt->attention_scaling;
+    memcpy(ra.inv_freq, rt->inv_freq, sizeof ra.inv_freq);
+    int64_t half = rt->head_dim / 2;
+    int th = half >= 256 ? 256 : (int)((half + 31) / 32 * 32);
+    k_rope<<<(unsigned)n, th, 0, ci->st>>>(x, heads, pos, ra);
+    return launched("rope");
+}
+
+dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
+{
+    cuda_impl *ci = impl_of(b);
+    if (a->n <= 0) return DPB_OK;
+    if (a->head_dim < 1 || a->head_dim > 32 * kMaxDpl || a->kv_heads < 1 || a->heads % a->kv_heads || a->slots < 1)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda attention: heads %lld / kv %lld, head_dim %lld (<= 256)",
+                             (long long)a->heads, (long long)a->kv_heads, (long long)a->head_dim);
+    dirty(ci, a->out, (size_t)(a->n * a->heads * a->head_dim) * 4);
+    attn_p P;
+    P.n = a->n; P.pos0 = a->pos0; P.heads = a->heads; P.kv_heads = a->kv_heads; P.hd = a->head_dim;
+    P.slots = a->slots; P.window = a->window; P.q = a->q; P.k_new = a->k_new; P.v_new = a->v_new;
+    P.kc = a->k_cache; P.vc = a->v_cache; P.sinks = a->sinks; P.scale = a->scale; P.out = a->out; P.part = nullptr;
+    P.nsplit = 1;
+    if (a->n == 1) {
+        int64_t p = a->pos0, lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
+        int64_t nk = p - lo + 1, ns = (nk + 63) / 64;
+        P.nsplit = (int)(ns < 1 ? 1 : ns > 64 ? 64 : ns);
+    }
+    if (P.nsplit > 1) {
+        void *ws;
+        dpb_status s = ws_get(ci, (size_t)(a->n * a->heads * P.nsplit * (a->head_dim + 2)) * 4, &ws);
+        if (s) return s;
+        P.part = static_cast<float *>(ws);
+    }
+    dim3 g((unsigned)(a->n * a->heads), (unsigned)P.nsplit);
+    size_t shm = (size_t)kAttnW * (size_t)a->head_dim * 4;
+    if (a->kv_dtype == DPB_KV_F32) k_attn<float><<<g, kAttnW * kWarp, shm, ci->st>>>(P);
+    else k_attn<uint16_t><<<g, kAttnW * kWarp, shm, ci->st>>>(P);
+    dpb_status s = launched("attention");
+    if (s || P.nsplit == 1) return s;
+    k_attn_combine<<<(unsigned)(a->n * a->heads), 64, 0, ci->st>>>(P);
+    return launched("attention combine");
+}
+
+/* Block (row r, K or V): row first + r of the new rows into slot (pos0 + first + r) % slots. */
+__global__ void k_kv_rows(uint4 *kc, uint4 *vc, int64_t slots, int64_t w, const uint4 *__restrict__ kn,
+                          const uint4 *__restrict__ vn, int64_t pos0, int64_t first)
+{
+    const int64_t t = first + blockIdx.x;
+    const int64_t slot = (pos0 + t) % slots;
+    uint4 *dst = (blockIdx.y ? vc : kc) + slot * w;
+    const uint4 *src = (blockIdx.y ? vn : kn) + t * w;
+    for (int64_t i = threadIdx.x; i < w; i += blockDim.x) dst[i] = src[i];
+}
+
+dpb_status op_kv_write(dpb_backend *b, void *k_cache, void *v_cache, int64_t slots, int64_t row_elems, dpb_kv_dtype dt,
+                       const void *k_new, const void *v_new, int64_t n, int64_t pos0)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    size_t rb = (size_t)row_elems * dpb_kv_dtype_size(dt);
+    dirty(ci, k_cache, (size_t)slots * rb);
+    dirty(ci, v_cache, (size_t)slots * rb);
+    int64_t t = n > slots ? n - slots : 0;
+    if (n - t <= 16 && rb % 16 == 0 && al16(k_cache) && al16(v_cache) && al16(k_new) && al16(v_new)) {
+        /* decode: one launch for K and V instead of up to four copies */
+        int64_t w = (int64_t)(rb / 16);
+        dim3 g((unsigned)(n - t), 2);
+        k_kv_rows<<<g, w < 256 ? (unsigned)((w + 31) / 32 * 32) : 256u, 0, ci->st>>>(
+            static_cast<uint4 *>(k_cache), static_cast<uint4 *>(v_cache), slots, w, static_cast<const uint4 *>(k_new),
+            static_cast<const uint4 *>(v_new), pos0, t);
+        return launched("kv_write");
+    }
+    while (t < n) {
+        int64_t s0 = (pos0 + t) % slots, run = n - t;
+        if (run > slots - s0) run = slots - s0;
+        for (int kv = 0; kv < 2; kv++) {
+            char *dst = static_cast<char *>(kv ? v_cache : k_cache) + (size_t)s0 * rb;
+            const char *src = static_cast<const char *>(kv ? v_new : k_new) + (size_t)t * rb;
+            cudaError_t e = cudaMemcpyAsync(dst, src, (size_t)run * rb, cudaMemcpyDeviceToDevice, ci->st);
+            if (e != cudaSuccess) return cerr(e, "kv_write");
+        }
+        t += run;
+    }
+    return DPB_OK;
+}
+
+dpb_status op_to_kv(dpb_backend *b, const float *src, int64_t n, dpb_kv_dtype dt, void *dst)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    dirty(ci, dst, (size_t)n * dpb_kv_dtype_size(dt));
+    if (dt == DPB_KV_F32) {
+        if (dst == src) return DPB_OK;
+        return cerr(cudaMemcpyAsync(dst, src, (size_t)n * 4, cudaMemcpyDeviceToDevice, ci->st), "to_kv");
+    }
+    k_to_bf16<<<grid_for(n, 256), 256, 0, ci->st>>>(src, n, static_cast<uint16_t *>(dst));
+    return launched("to_kv");
+}
+
+dpb_status op_router_topk(dpb_backend *b, const float *logits, int64_t n, int64_t E, int64_t k, int32_t *idx, float *wts)
+{
+    cuda_impl *ci = impl_of(b);
+    if (k > 64 || k > E || k < 1 || E > 1024)
+        return dpb_error_set(DPB_E_RANGE, "router: top-k %lld of %lld experts", (long long)k, (long long)E);
+    if (n <= 0) return DPB_OK;
+    dirty(ci, idx, (size_t)(n * k) * 4);
+    dirty(ci, wts, (size_t)(n * k) * 4);
+    k_router_topk<<<grid_for(n, 64), 64, 0, ci->st>>>(logits, n, E, k, idx, wts);
+    return launched("router");
+}
+
+/* Device tables of each expert's pointers for this layer (cached; uploaded
+ * again only when the pointers change). */
+dpb_status moe_tables(cuda_impl *ci, const dpb_moe_args *a, int64_t E, const uint8_t ***dev)
+{
+    std::vector<const void *> h((size_t)(4 * E));
+    for (int64_t e = 0; e < E; e++) {
+        h[(size_t)e] = a->gate_up[e].data;
+        h[(size_t)(E + e)] = a->gate_up[e].scales;
+        h[(size_t)(2 * E + e)] = a->down[e].data;
+        h[(size_t)(3 * E + e)] = a->down[e].scales;
+    }
+    moe_table &t = ci->moe_tabs[a->gate_up];
+    if (t.dev && t.host == h) {
+        *dev = t.dev;
+        return DPB_OK;
+    }
+    cudaError_t e = cudaStreamSynchronize(ci->st); /* the old table may still be in use */
+    if (e != cudaSuccess) return cerr(e, "moe table");
+    if (t.dev && t.host.size() != h.size()) {
+        cudaFree(t.dev);
+        ci->workspace -= t.host.size() * sizeof(void *);
+        t.dev = nullptr;
+    }
+    if (!t.dev) {
+        if ((e = cudaMalloc(&t.dev, h.size() * sizeof(void *))) != cudaSuccess) return cerr(e, "moe table");
+        ci->workspace += h.size() * sizeof(void *);
+        note_peak(ci);
+    }
+    if ((e = cudaMemcpy(t.dev, h.data(), h.size() * sizeof(void *), cudaMemcpyHostToDevice)) != cudaSuccess)
+        return cerr(e, "moe table upload");
+    t.host = h;
+    *dev = t.dev;
+    return DPB_OK;
+}
+
+dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
+{
+    cuda_impl *ci = impl_of(b);
+    const int64_t n = a->n, H = a->hidden, I = a->inter, K = a->top_k;
+    if (n <= 0) return DPB_OK;
+    if (H < 1 || I < 1 || K < 1 || K > 64)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda moe: hidden %lld, inter %lld, top_k %lld", (long long)H,
+                             (long long)I, (long long)K);
+    /* The number of experts: gate_up_bias is [E, 2I] in its own allocation
+     * (as the engine maps it). */
+    size_t after = bytes_after(ci, a->gate_up_bias);
+    int64_t E = (int64_t)(after / (size_t)(2 * I * 2));
+    if (E < K || E > 1024)
+        return dpb_error_set(DPB_E_ARG, "cuda moe: gate_up_bias must be a [E, 2*inter] bf16 buffer of its own "
+                                        "(found room for %lld experts, top_k %lld)", (long long)E, (long long)K);
+    const dpb_weight *g0 = &a->gate_up[0], *d0 = &a->down[0];
+    for (int64_t e = 0; e < E; e++) {
+        const dpb_weight *g = &a->gate_up[e], *d = &a->down[e];
+        if (g->fmt != g0->fmt || d->fmt != d0->fmt || g->transposed != g0->transposed || d->transposed != d0->transposed ||
+            g->out != 2 * I || g->in != H || d->out != H || d->in != I)
+            return dpb_error_set(DPB_E_ARG, "cuda moe: expert %lld differs in format or shape from expert 0", (long long)e);
+    }
+    dirty(ci, a->out, (size_t)(n * H) * 4);
+    const uint8_t **tab;
+    dpb_status s = moe_tables(ci, a, E, &tab);
+    if (s) return s;
+    const bool fused = g0->fmt == DPB_W_MXFP4 && d0->fmt == DPB_W_MXFP4 && H % 32 == 0 && I % 32 == 0 && K <= 8 &&
+                       al16(a->x) && H <= INT32_MAX && I <= INT32_MAX;
+    void *ws;
+    if (fused && ci->moe_grouped && n > 8 && E <= 1024 && n * K <= INT32_MAX) {
+        /* grouped by expert, the whole call at once */
+        const int64_t pairs = n * K;
+        size_t gu_b = al256((size_t)(pairs * 2 * I) * 4), act_b = al256((size_t)(pairs * I) * 4),
+               dn_b = al256((size_t)(pairs * H) * 4), off_b = al256((size_t)(E + 1) * 4), perm_b = al256((size_t)pairs * 4);
+        if ((s = ws_get(ci, gu_b + act_b + dn_b + off_b + perm_b, &ws))) return s;
+        char *w8 = static_cast<char *>(ws);
+        float *GU = reinterpret_cast<float *>(w8), *ACT = reinterpret_cast<float *>(w8 + gu_b),
+              *DN = reinterpret_cast<float *>(w8 + gu_b + act_b);
+        int32_t *off = reinterpret_cast<int32_t *>(w8 + gu_b + act_b + dn_b),
+                *perm = reinterpret_cast<int32_t *>(w8 + gu_b + act_b + dn_b + off_b);
+        /* rows of pairs with an invalid expert id are never written: NaN */
+        cudaError_t ce = cudaMemsetAsync(GU, 0xff, (size_t)(pairs * 2 * I) * 4, ci->st);
+        if (ce == cudaSuccess) ce = cudaMemsetAsync(DN, 0xff, (size_t)(pairs * H) * 4, ci->st);
+        if (ce != cudaSuccess) return cerr(ce, "moe grouped");
+        k_moe_group<<<1, 1024, 0, ci->st>>>(a->idx, pairs, (int)E, off, perm);
+        if ((s = launched("moe group"))) return s;
+        grp_p P;
+        P.blk = tab;
+        P.sc = tab + E;
+        P.bias = a->gate_up_bias;
+        P.perm = perm;
+        P.off = off;
+        P.x = a->x;
+        P.x_per_pair = 0;
+        P.k = K;
+        P.out = 2 * I;
+        P.in = H;
+        P.y = GU;
+        P.rnd = a->round_bf16;
+        k_moe_grouped_mxfp4<<<dim3((unsigned)((2 * I + 3) / 4), (unsigned)E), 128, 0, ci->st>>>(P);
+        if ((s = launched("moe grouped gate_up"))) return s;
+        k_swiglu_clamped<<<grid_for(pairs * I, 256), 256, 0, ci->st>>>(GU, pairs, I, a->limit, a->alpha, a->round_bf16, ACT);
+        if ((s = launched("moe grouped swiglu"))) return s;
+        P.blk = tab + 2 * E;
+        P.sc = tab + 3 * E;
+        P.bias = a->down_bias;
+        P.x = ACT;
+        P.x_per_pair = 1;
+        P.out = H;
+        P.in = I;
+        P.y = DN;
+        k_moe_grouped_mxfp4<<<dim3((unsigned)((H + 3) / 4), (unsigned)E), 128, 0, ci->st>>>(P);
+        if ((s = launched("moe grouped down"))) return s;
+        k_moe_combine<<<grid_for(n * H, 256), 256, 0, ci->st>>>(DN, a->wts, n, H, K, a->out);
+        return launched("moe grouped combine");
+    }
+    if (fused) {
+        /* kernels A and B of decode_kernels.cu, 8 tokens at a time */
+        if ((s = ws_get(ci, (size_t)(8 * K * I) * 4, &ws))) return s;
+        float *act = static_cast<float *>(ws);
+        if (ci->zeros_n < (size_t)(8 * H)) {
+            /* kernel B adds a residual: give it zeros (allocated once) */
+            cudaError_t e = cudaStreamSynchronize(ci->st);
+            if (ci->zeros) {
+                cudaFree(ci->zeros);
+                ci->workspace -= ci->zeros_n * 4;
+                ci->zeros = nullptr;
+                ci->zeros_n = 0;
+            }
+            if (e == cudaSuccess) e = cudaMalloc(&ci->zeros, (size_t)(8 * H) * 4);
+            if (e == cudaSuccess) e = cudaMemset(ci->zeros, 0, (size_t)(8 * H) * 4);
+            if (e != cudaSuccess) return cerr(e, "moe zeros");
+            ci->zeros_n = (size_t)(8 * H);
+            ci->workspace += ci->zeros_n * 4;
+            note_peak(ci);
+        }
+        for (int64_t t0 = 0; t0 < n; t0 += 8) {
+            int M = (int)(n - t0 < 8 ? n - t0 : 8);
+            float *o = a->out + t0 * H;
+            if ((s = dpb_cuda_moe_gate_up_swiglu_ex(nullptr, nullptr, tab, tab + E, a->gate_up_bias, a->x + t0 * H,
+                                                    a->idx + t0 * K, act, M, (int)K, (int)E, (int)H, (int)I, a->alpha,
+                                                    a->limit, a->round_bf16, 0, ci->st)))
+                return s;
+            if ((s = dpb_cuda_moe_down_sum_ex(nullptr, nullptr, tab + 2 * E, tab + 3 * E, a->down_bias, act,
+                                              a->idx + t0 * K, a->wts + t0 * K, ci->zeros, o, M, (int)K, (int)E, (int)H,
+                                              (int)I, a->round_bf16, 0, ci->st)))
+                return s;
+        }
+        return DPB_OK;
+    }
+    /* generic: per routed pair, in chunks of rows */
+    const int64_t chunk = 64;
+    size_t gu_b = al256((size_t)(chunk * K * 2 * I) * 4), act_b = al256((size_t)(chunk * K * I) * 4),
+           dn_b = al256((size_t)(chunk * K * H) * 4);
+    if ((s = ws_get(ci, gu_b + act_b + dn_b, &ws))) return s;
+    float *GU = static_cast<float *>(ws), *ACT = reinterpret_cast<float *>(static_cast<char *>(ws) + gu_b),
+          *DN = reinterpret_cast<float *>(static_cast<char *>(ws) + gu_b + act_b);
+    for (int64_t t0 = 0; t0 < n; t0 += chunk) {
+        int64_t m = n - t0 < chunk ? n - t0 : chunk, pairs = m * K;
+        expert_p P;
+        P.data = reinterpret_cast<const void *const *>(tab);
+        P.scales = tab + E;
+        P.fmt = g0->fmt;
+        P.transposed = g0->transposed;
+        P.out = 2 * I; P.in = H; P.k = K;
+        P.bias = a->gate_up_bias;
+        P.idx = a->idx + t0 * K;
+        P.x = a->x + t0 * H;
+        P.x_per_pair = 0;
+        P.y = GU;
+        P.rnd = a->round_bf16;
+        unsigned gx = P.transposed && P.fmt == DPB_W_BF16 ? (unsigned)((P.out + 127) / 128) : (unsigned)((P.out + 3) / 4);
+        k_expert_linear<<<dim3(gx, (unsigned)pairs), 128, 0, ci->st>>>(P);
+        if ((s = launched("moe gate_up"))) return s;
+        k_swiglu_clamped<<<grid_for(pairs * I, 256), 256, 0, ci->st>>>(GU, pairs, I, a->limit, a->alpha, a->round_bf16, ACT);
+        if ((s = launched("moe swiglu"))) return s;
+        P.data = reinterpret_cast<const void *const *>(tab + 2 * E);
+        P.scales = tab + 3 * E;
+        P.fmt = d0->fmt;
+        P.transposed = d0->transposed;
+        P.out = H; P.in = I;
+        P.bias = a->down_bias;
+        P.x = ACT;
+        P.x_per_pair = 1;
+        P.y = DN;
+        gx = P.transposed && P.fmt == DPB_W_BF16 ? (unsigned)((P.out + 127) / 128) : (unsigned)((P.out + 3) / 4);
+        k_expert_linear<<<dim3(gx, (unsigned)pairs), 128, 0, ci->st>>>(P);
+        if ((s = launched("moe down"))) return s;
+        k_moe_combine<<<grid_for(m * H, 256), 256, 0, ci->st>>>(DN, a->wts + t0 * K, m, H, K, a->out + t0 * H);
+        if ((s = launched("moe combine"))) return s;
+    }
+    return DPB_OK;
+}
+
+dpb_status op_swiglu(dpb_backend *b, const float *gate, const float *up, int64_t n, int64_t I, float *out)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n * I <= 0) return DPB_OK;
+    dirty(ci, out, (size_t)(n * I) * 4);
+    k_swiglu<<<grid_for(n * I, 256), 256, 0, ci->st>>>(gate, up, n * I, out);
+    return launched("swiglu");
+}
+dpb_status op_add(dpb_backend *b, float *y, const float *x, int64_t n)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    dirty(ci, y, (size_t)n * 4);
+    k_add<<<grid_for(n, 256), 256, 0, ci->st>>>(y, x, n);
+    return launched("add");
+}
+dpb_status op_round_bf16(dpb_backend *b, float *x, int64_t n)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    k_round<<<grid_for(n, 256), 256, 0, ci->st>>>(x, n);
+    dpb_status s = launched("round_bf16");
+    if (!s) {
+        dirty(ci, x, (size_t)n * 4);
+        if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+        ci->rounded.push_back({(uintptr_t)x, (uintptr_t)x + (size_t)n * 4});
+    }
+    return s;
+}
+
+const dpb_backend_ops k_cuda_ops = {
+    "cuda", op_alloc, op_free, op_upload, op_download, op_copy, op_sync, op_map_host, op_destroy,
+    op_embed, op_linear, op_rmsnorm, op_rope, op_attention, op_kv_write, op_to_kv, op_router_topk,
+    op_moe, op_swiglu, op_add, op_round_bf16,
+};
+
+} // namespace
+
+extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
+{
+    *out = nullptr;
+    const char *env = getenv("DPB_CUDA_DEVICE");
+    if (env && *env) device = atoi(env);
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count < 1) {
+        cudaGetLastError();
+        return dpb_error_set(DPB_E_UNAVAILABLE, "backend 'cuda': no CUDA device (%s)",
+                             e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    }
+    if (device < 0 || device >= count)
+        return dpb_error_set(DPB_E_ARG, "backend 'cuda': device %d is outside [0, %d)", device, count);
+    if ((e = cudaSetDevice(device)) != cudaSuccess) return cerr(e, "set device");
+    dpb_backend *b = static_cast<dpb_backend *>(calloc(1, sizeof *b));
+    void *mem = calloc(1, sizeof(cuda_impl));
+    if (!b || !mem) {
+        free(b);
+        free(mem);
+        return dpb_error_set(DPB_E_NOMEM, "backend: out of memory");
+    }
+    cuda_impl *ci = new (mem) cuda_impl();
+    ci->device = device;
+    const char *grp = getenv("DPB_CUDA_MOE_GROUPED");
+    ci->moe_grouped = grp && strcmp(grp, "1") == 0;
+    b->ops = &k_cuda_ops;
+    b->impl = ci;
+    b->threads = 1;
+    b->simd = "cuda";
+    b->host_memory = false;
+    dpb_status s = DPB_OK;
+    if ((e = cudaStreamCreate(&ci->st)) != cudaSuccess) s = cerr(e, "stream");
+    else if (cublasCreate(&ci->blas) != CUBLAS_STATUS_SUCCESS)
+        s = dpb_error_set(DPB_E_UNAVAILABLE, "backend 'cuda': cuBLAS could not be initialized");
+    else if (cublasSetStream(ci->blas, ci->st) != CUBLAS_STATUS_SUCCESS)
+        s = dpb_error_set(DPB_E_INTERNAL, "backend 'cuda': cublasSetStream failed");
+    if (s) {
+        dpb_backend_close(b);
+        return s;
+    }
+    *out = b;
+    return DPB_OK;
+}
+
+extern "C" dpb_status dpb_cuda_backend_mem(const dpb_backend *b, dpb_cuda_mem *out)
+{
+    *out = dpb_cuda_mem{};
+    if (!b || b->ops != &k_cuda_ops) return dpb_error_set(DPB_E_ARG, "cuda memory: not a cuda backend");
+    const cuda_impl *ci = impl_of(b);
+    out->mapped = ci->mapped;
+    out->allocated = ci->allocated;
+    out->workspace = ci->workspace;
+    out->peak = ci->peak;
+    return DPB_OK;
+}
+
+extern "C" dpb_status dpb_cuda_copy_bandwidth(const dpb_backend *b, size_t bytes, int reps, double *gbps)
+{
+    *gbps = 0;
+    if (!b || b->ops != &k_cuda_ops) return dpb_error_set(DPB_E_ARG, "cuda bandwidth: not a cuda backend");
+    if (bytes < 4096 || reps < 1) return dpb_error_set(DPB_E_ARG, "cuda bandwidth: need >= 4096 bytes and 1 rep");
+    const cuda_impl *ci = impl_of(b);
+    void *a = nullptr, *c = nullptr;
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    dpb_status s = DPB_OK;
+    cudaError_t e;
+    if ((e = cudaMalloc(&a, bytes)) != cudaSuccess || (e = cudaMalloc(&c, bytes)) != cudaSuccess) {
+        s = cerr(e, "bandwidth buffers");
+        goto done;
+    }
+    cudaMemsetAsync(a, 1, bytes, ci->st);
+    cudaMemsetAsync(c, 0, bytes, ci->st);
+    cudaEventCreate(&e0);
+    cudaEventCreate(&e1);
+    for (int r = 0; r < reps; r++) {
+        cudaEventRecord(e0, ci->st);
+        cudaMemcpyAsync(c, a, bytes, cudaMemcpyDeviceToDevice, ci->st);
+        cudaEventRecord(e1, ci->st);
+        if ((e = cudaEventSynchronize(e1)) != cudaSuccess) {
+            s = cerr(e, "bandwidth");
+            goto done;
+        }
+        float ms = 0;
+        cudaEventElapsedTime(&ms, e0, e1);
+        double g = ms > 0 ? 2.0 * (double)bytes / (ms * 1e6) : 0;
+        if (g > *gbps) *gbps = g;
+    }
+done:
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaFree(a);
+    cudaFree(c);
+    return s;
+}
