@@ -727,6 +727,9 @@ __global__ void k_dequant_mxfp4x2(const uint8_t *__restrict__ gb, const uint8_t 
                                   uint4 *__restrict__ gw, const uint8_t *__restrict__ db, const uint8_t *__restrict__ ds,
                                   int64_t dn8, uint4 *__restrict__ dw)
 {
+    __shared__ float lut[16]; /* divergent lookups: shared memory, not the constant cache */
+    if (threadIdx.x < 16) lut[threadIdx.x] = c_fp4[threadIdx.x];
+    __syncthreads();
     const int64_t tot = gn8 + dn8;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < tot; i += (int64_t)gridDim.x * blockDim.x) {
         const bool g = i < gn8;
@@ -737,7 +740,7 @@ __global__ void k_dequant_mxfp4x2(const uint8_t *__restrict__ gb, const uint8_t 
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const uint8_t by = B[j];
-            const uint32_t lo = __float_as_uint(c_fp4[by & 15] * s) >> 16, hi = __float_as_uint(c_fp4[by >> 4] * s) >> 16;
+            const uint32_t lo = __float_as_uint(lut[by & 15] * s) >> 16, hi = __float_as_uint(lut[by >> 4] * s) >> 16;
             w[j] = lo | hi << 16;
         }
         (g ? gw : dw)[k] = make_uint4(w[0], w[1], w[2], w[3]);
