@@ -13,7 +13,8 @@
  *      per token from inspect / device copy bandwidth measured here); on
  *      cuda the longest prompt again with DPB_CUDA_PREFILL=old (the first
  *      prefill kernels: before/after in one run) and with one prefill chunk
- *      of the whole prompt.
+ *      of the whole prompt; the shortest prompt's decode again with
+ *      DPB_CUDA_MOE_LUT=1 (byte-table MXFP4 decoding in kernels A/B).
  * Options:
  *   --backend B        the backend under test (default cuda; "cpu-staged"
  *                      runs the same checks on the cpu, to test this program)
@@ -273,28 +274,35 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
         int64_t longest = ctx[0];
         for (int c = 1; c < nctx; c++)
             if (ctx[c] > longest) longest = ctx[c];
-        for (int variant = 0; variant < 2; variant++) {
+        int64_t shortest = ctx[0];
+        for (int c = 1; c < nctx; c++)
+            if (ctx[c] < shortest) shortest = ctx[c];
+        for (int variant = 0; variant < 3; variant++) {
             dpb_engine_opts o2 = o;
-            const char *label = variant == 0 ? "DPB_CUDA_PREFILL=old" : "prefill_chunk = prompt";
+            const char *label = variant == 0 ? "DPB_CUDA_PREFILL=old" : variant == 1 ? "prefill_chunk = prompt" : "DPB_CUDA_MOE_LUT=1";
             if (variant == 0) with_prefill("old");
-            else o2.prefill_chunk = longest;
+            else if (variant == 1) o2.prefill_chunk = longest;
+            else setenv("DPB_CUDA_MOE_LUT", "1", 1);
+            int64_t plen = variant == 2 ? shortest : longest;
+            int64_t gen = variant == 2 ? max_new : 16;
             if (dpb_engine_create(ck, &o2, &e)) {
                 printf("FAIL speed %s (%s): engine: %s\n", model, label, dpb_error_message());
                 g_fail++;
                 if (variant == 0) restore_prefill();
+                if (variant == 2) unsetenv("DPB_CUDA_MOE_LUT");
                 continue;
             }
-            int32_t *p = malloc((size_t)longest * 4);
+            int32_t *p = malloc((size_t)plen * 4);
             uint64_t s2 = 0x2545F4914F6CDD1Dull ^ 77;
-            for (int64_t i = 0; i < longest; i++) {
+            for (int64_t i = 0; i < plen; i++) {
                 s2 ^= s2 << 13; s2 ^= s2 >> 7; s2 ^= s2 << 17;
                 p[i] = (int32_t)(s2 % (uint64_t)V);
             }
             for (int rep = 0; rep < 2; rep++) {
-                dpb_gen_request q = {p, longest, rep ? 16 : 4, dpb_sampling_greedy(), true, 0, NULL};
+                dpb_gen_request q = {p, plen, rep ? gen : 4, dpb_sampling_greedy(), true, 0, NULL};
                 dpb_gen_result res;
                 if (dpb_engine_generate(e, &q, 1, &res, NULL, NULL)) {
-                    printf("FAIL speed %s (%s) prompt %lld: %s\n", model, label, (long long)longest, dpb_error_message());
+                    printf("FAIL speed %s (%s) prompt %lld: %s\n", model, label, (long long)plen, dpb_error_message());
                     g_fail++;
                     break;
                 }
@@ -302,7 +310,7 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
                     dpb_cuda_mem mem = {0};
                     dpb_cuda_backend_mem(dpb_engine_backend(e), &mem);
                     printf("speed %s prompt %lld with %s: TTFT %.1f ms; decode %.1f tok/s; device memory peak %.2f GiB\n",
-                           model, (long long)longest, label, secs(res.t_ns[0] - res.t_start_ns) * 1e3,
+                           model, (long long)plen, label, secs(res.t_ns[0] - res.t_start_ns) * 1e3,
                            (double)(res.n - 1) / secs(res.t_ns[res.n - 1] - res.t_ns[0]), (double)mem.peak / 1073741824.0);
                 }
                 dpb_gen_result_free(&res);
@@ -311,6 +319,7 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
             dpb_engine_destroy(e);
             e = NULL;
             if (variant == 0) restore_prefill();
+            if (variant == 2) unsetenv("DPB_CUDA_MOE_LUT");
         }
     }
     dpb_checkpoint_close(ck);
@@ -386,6 +395,26 @@ int main(int argc, char **argv)
                 }
                 restore_prefill();
             }
+            /* the decode MoE kernels with the byte-table decoding (DPB_CUDA_MOE_LUT=1) */
+            setenv("DPB_CUDA_MOE_LUT", "1", 1);
+            if (dpb_backend_open(g_backend, 0, &dev)) {
+                printf("FAIL open backend %s (DPB_CUDA_MOE_LUT=1): %s\n", g_backend, dpb_error_message());
+                g_fail++;
+            } else {
+                c.dev = dev;
+                c.checks = c.fails = 0;
+                printf("== decode moe with DPB_CUDA_MOE_LUT=1\n");
+                for (int r = 0; r < 2; r++) {
+                    opc_moe(&c, DPB_W_MXFP4, false, 8, 512, 256, 4, 1, r);
+                    opc_moe(&c, DPB_W_MXFP4, false, 8, 512, 256, 4, 3, r);
+                    opc_moe(&c, DPB_W_MXFP4, false, 8, 512, 256, 4, 13, r);
+                }
+                opc_moe(&c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 1, true);
+                printf("== DPB_CUDA_MOE_LUT=1: %d checks, %d failed\n", c.checks, c.fails);
+                g_fail += c.fails;
+                dpb_backend_close(dev);
+            }
+            unsetenv("DPB_CUDA_MOE_LUT");
         }
         dpb_backend_close(ref);
     }

@@ -41,6 +41,7 @@ struct moe_table {
 struct cuda_impl {
     int device = 0;
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
+    int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
     cudaStream_t st = nullptr;
     cublasHandle_t blas = nullptr;
     std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
@@ -1339,11 +1340,11 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
             float *o = a->out + t0 * H;
             if ((s = dpb_cuda_moe_gate_up_swiglu_ex(nullptr, nullptr, tab, tab + E, a->gate_up_bias, a->x + t0 * H,
                                                     a->idx + t0 * K, act, M, (int)K, (int)E, (int)H, (int)I, a->alpha,
-                                                    a->limit, a->round_bf16, 0, ci->st)))
+                                                    a->limit, a->round_bf16, ci->moe_variant, ci->st)))
                 return s;
             if ((s = dpb_cuda_moe_down_sum_ex(nullptr, nullptr, tab + 2 * E, tab + 3 * E, a->down_bias, act,
                                               a->idx + t0 * K, a->wts + t0 * K, ci->zeros, o, M, (int)K, (int)E, (int)H,
-                                              (int)I, a->round_bf16, 0, ci->st)))
+                                              (int)I, a->round_bf16, ci->moe_variant, ci->st)))
                 return s;
         }
         return DPB_OK;
@@ -1462,6 +1463,8 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     cuda_impl *ci = new (mem) cuda_impl();
     ci->device = device;
     ci->prefill = prefill;
+    const char *lut = getenv("DPB_CUDA_MOE_LUT");
+    ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     b->ops = &k_cuda_ops;
     b->impl = ci;
     b->threads = 1;
