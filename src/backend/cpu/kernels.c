@@ -107,7 +107,9 @@ const dpb_cpu_kernels *dpb_cpu_kernels_scalar(void)
     return &k_scalar;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* GCC builds the SIMD sets (#pragma GCC target); clang builds (fuzzing) keep the scalar kernels. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DPB_NO_SIMD)
+#include <cpuid.h>
 #include <immintrin.h>
 
 /* -------------------------------------------------------------------- AVX2 */
@@ -324,7 +326,10 @@ const dpb_cpu_kernels *dpb_cpu_kernels_avx2(void)
 {
     init_tables();
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !__builtin_cpu_supports("f16c")) return NULL;
+    /* F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c". */
+    unsigned a, b, c, d;
+    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") || !f16c) return NULL;
     return &k_avx2;
 }
 #else

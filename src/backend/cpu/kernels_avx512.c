@@ -8,7 +8,8 @@
 #include "backend/cpu/cpu_internal.h"
 #include "format/dtype.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* GCC builds the SIMD sets (#pragma GCC target); clang builds (fuzzing) keep the scalar kernels. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(DPB_NO_SIMD)
 #include <immintrin.h>
 
 #pragma GCC push_options
