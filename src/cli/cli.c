@@ -22,6 +22,7 @@ static const dpb_cli_command k_commands[] = {
     {"logits", "one forward pass: every position's logits to a safetensors file", dpb_cmd_logits},
     {"telemetry", "what GPU/CPU telemetry is available (NVML, RAPL); record a power trace", dpb_cmd_telemetry},
     {"tokenize", "text to token ids with a model's tokenizer; chat templates; exact-length prompts; --bench", dpb_cmd_tokenize},
+    {"latency", "the study's latency grid: TTFT, TPOT, ITL, E2E per cell; resumable (--resume)", dpb_cmd_latency},
     {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
