@@ -23,6 +23,7 @@ static const dpb_cli_command k_commands[] = {
     {"telemetry", "what GPU/CPU telemetry is available (NVML, RAPL); record a power trace", dpb_cmd_telemetry},
     {"tokenize", "text to token ids with a model's tokenizer; chat templates; exact-length prompts; --bench", dpb_cmd_tokenize},
     {"latency", "the study's latency grid: TTFT, TPOT, ITL, E2E per cell; resumable (--resume)", dpb_cmd_latency},
+    {"memory", "weights, KV cache (exact vs analytic), workspace and process memory per context", dpb_cmd_memory},
     {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])

@@ -36,5 +36,6 @@ int dpb_cmd_telemetry(int argc, char **argv);
 int dpb_cmd_tokenize(int argc, char **argv);
 int dpb_cmd_detokenize(int argc, char **argv);
 int dpb_cmd_latency(int argc, char **argv);
+int dpb_cmd_memory(int argc, char **argv);
 
 #endif
