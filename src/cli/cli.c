@@ -24,6 +24,7 @@ static const dpb_cli_command k_commands[] = {
     {"tokenize", "text to token ids with a model's tokenizer; chat templates; exact-length prompts; --bench", dpb_cmd_tokenize},
     {"latency", "the study's latency grid: TTFT, TPOT, ITL, E2E per cell; resumable (--resume)", dpb_cmd_latency},
     {"memory", "weights, KV cache (exact vs analytic), workspace and process memory per context", dpb_cmd_memory},
+    {"energy", "energy per prefill and decode: idle baseline, NVML counter vs power integral", dpb_cmd_energy},
     {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])

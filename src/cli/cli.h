@@ -37,5 +37,6 @@ int dpb_cmd_tokenize(int argc, char **argv);
 int dpb_cmd_detokenize(int argc, char **argv);
 int dpb_cmd_latency(int argc, char **argv);
 int dpb_cmd_memory(int argc, char **argv);
+int dpb_cmd_energy(int argc, char **argv);
 
 #endif
