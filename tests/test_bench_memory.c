@@ -3,6 +3,7 @@
  * f32, batch 1 and 3, contexts below, at and above the window), and a
  * measured row has its fields, with device memory "unavailable" (never 0)
  * when NVML is absent. */
+#include <libgen.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include "t.h"
@@ -96,9 +97,45 @@ static void test_measure_row(void)
     dpb_checkpoint_close(ck);
 }
 
+/* Device memory through the fake NVML (this process listed with 256 MiB). */
+static char g_fake[4096];
+static void test_device_memory_fake_nvml(void)
+{
+    if (access(g_fake, R_OK) != 0) T_SKIP("%s is absent (make builds it)", g_fake);
+    setenv("DPB_NVML_LIBRARY", g_fake, 1);
+    setenv("FAKE_NVML_DEVICES", "1", 1);
+    dpb_nvml *nv = NULL;
+    T_CHECKF(dpb_nvml_open(&nv) == DPB_OK, "%s", dpb_error_message());
+    if (!nv) return;
+    dpb_checkpoint *ck;
+    T_CHECK(dpb_checkpoint_open("synth:llama-tiny", NULL, &ck) == DPB_OK);
+    dpb_study_prompts p;
+    T_CHECK(dpb_study_prompts_init(ck, 1, &p) == DPB_OK);
+    dpb_memory_opts o = {.backend = "cpu", .threads = 1, .context = 32, .gen_tokens = 4, .nvml = nv, .gpu = 0};
+    cJSON *row = NULL;
+    T_CHECK(dpb_memory_measure(ck, &p, &o, &row) == DPB_OK);
+    if (row) {
+        T_CHECK(num(row, "device_proc_mem_baseline_bytes") == 256.0 * 1048576);
+        T_CHECK(num(row, "device_proc_mem_after_engine_bytes") == 256.0 * 1048576);
+        T_CHECKF(num(row, "device_proc_mem_peak_bytes") == 256.0 * 1048576, "%g", num(row, "device_proc_mem_peak_bytes"));
+        T_CHECK(num(row, "device_mem_used_peak_bytes") == 10.0 * 1073741824);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(row, "seed_kv_cache_source");
+        T_CHECK(cJSON_IsString(s) && strncmp(s->valuestring, "host RSS", 8) == 0); /* cpu backend: the host's figure */
+    }
+    cJSON_Delete(row);
+    dpb_study_prompts_free(&p);
+    dpb_checkpoint_close(ck);
+    dpb_nvml_close(nv);
+}
+
 int main(void)
 {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    snprintf(g_fake, sizeof g_fake, "%s/libfake_nvml.so", dirname(exe));
     T_RUN(test_kv_exact_equals_analytic);
     T_RUN(test_measure_row);
+    T_RUN(test_device_memory_fake_nvml);
     return t_done();
 }

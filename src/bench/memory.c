@@ -18,7 +18,8 @@ const char *const dpb_memory_csv_columns[] = {
     "kv_bytes_per_token_full_layers_analytic", "kv_bytes_sliding_fixed_analytic", "workspace_bytes",
     "host_rss_baseline_bytes", "host_rss_after_engine_bytes", "host_rss_peak_bytes", "host_peak_rss_reset",
     "device_proc_mem_baseline_bytes", "device_proc_mem_after_engine_bytes", "device_proc_mem_peak_bytes",
-    "device_mem_used_peak_bytes", "transient_bytes_measured", "seed_kv_cache_bytes_peak_minus_baseline",
+    "device_mem_used_peak_bytes", "transient_bytes_measured", "seed_baseline_bytes",
+    "seed_kv_cache_bytes_peak_minus_baseline",
     "seed_kv_cache_source", "prefill_ms", "decode_tok_s", NULL};
 
 /* Resets VmHWM to the current RSS (Linux >= 4.0: "5" > /proc/self/clear_refs). */
@@ -45,6 +46,10 @@ static bool proc_mem(const dpb_memory_opts *o, uint64_t *bytes, char *why, size_
     if (dpb_nvml_read(o->nvml, o->gpu, 1u << DPB_GPU_PROC_MEM, &s, err) != DPB_OK) {
         snprintf(why, cap, "unavailable: %s", dpb_error_message());
         return false;
+    }
+    if (!(s.valid & (1u << DPB_GPU_PROC_MEM)) && err[DPB_GPU_PROC_MEM] == DPB_NVML_ERR_NO_PROCESS) {
+        *bytes = 0; /* no CUDA context yet: this process holds no device memory (measured, not assumed) */
+        return true;
     }
     if (!(s.valid & (1u << DPB_GPU_PROC_MEM))) {
         snprintf(why, cap, "unavailable: NVML process memory: %s",
@@ -101,7 +106,7 @@ dpb_status dpb_memory_measure(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     dpb_gen_result res = {0};
     if ((st = dpb_engine_create(ck, &eo, &e))) goto out;
     host_ok = host_ok && dpb_host_memory(&rss1, &pk1) == DPB_OK;
-    bool d1_ok = d0_ok && proc_mem(o, &d1, dwhy, sizeof dwhy);
+    bool d1_ok = proc_mem(o, &d1, dwhy, sizeof dwhy);
     bool dpeak_ok = false, dused_ok = false;
     if (d1_ok) {
         unsigned g = o->gpu;
@@ -168,22 +173,29 @@ dpb_status dpb_memory_measure(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     add_maybe(r, "device_proc_mem_after_engine_bytes", d1_ok, d1, dwhy);
     add_maybe(r, "device_proc_mem_peak_bytes", dpeak_ok, dpeak, dwhy);
     add_maybe(r, "device_mem_used_peak_bytes", dused_ok, dused, dwhy);
-    /* The seed's column: peak minus the memory after loading the weights, on
-     * the device when we can read it, else the host (only meaningful on the
-     * host when the peak could be reset before the engine was built). */
-    bool on_dev = dpeak_ok && d0_ok && strcmp(dpb_engine_backend(e)->ops->name, "cpu") != 0 &&
-                  strcmp(dpb_engine_backend(e)->ops->name, "ref") != 0;
-    uint64_t base = on_dev ? d0 : rss0, peak = on_dev ? dpeak : pk2;
+    /* The seed's column: peak during generation minus the memory with the
+     * weights loaded and nothing else.  Our engine allocates its KV cache and
+     * workspace when it is built (transformers grows them during generate), so
+     * that baseline is the memory after the engine minus those two; the
+     * difference then holds KV + workspace + transient activations + allocator
+     * slack, as the seed's does.  On the device when NVML reads it, else the
+     * host's RSS (peak reset before the engine when the kernel allows). */
+    const char *bname = dpb_engine_backend(e)->ops->name;
+    bool on_dev = dpeak_ok && d1_ok && strcmp(bname, "cpu") != 0 && strcmp(bname, "ref") != 0;
+    uint64_t kv_ws = kv_exact + dpb_engine_workspace_bytes(e);
+    uint64_t after = on_dev ? d1 : rss1, peak = on_dev ? dpeak : pk2;
+    uint64_t base = after > kv_ws ? after - kv_ws : 0;
     bool seed_ok = on_dev || (host_ok && reset);
     if (seed_ok && peak >= base) {
+        add_u64(r, "seed_baseline_bytes", base);
         add_u64(r, "seed_kv_cache_bytes_peak_minus_baseline", peak - base);
-        uint64_t known = kv_exact + dpb_engine_workspace_bytes(e);
-        if (peak - base >= known) add_u64(r, "transient_bytes_measured", peak - base - known);
+        if (peak - base >= kv_ws) add_u64(r, "transient_bytes_measured", peak - base - kv_ws);
         else cJSON_AddStringToObject(r, "transient_bytes_measured",
                                      "unavailable: peak - baseline below KV + workspace (pages not touched)");
     } else {
         const char *w = host_ok && !reset ? "unavailable: the peak RSS could not be reset (/proc/self/clear_refs)"
                                           : "unavailable: no memory readings";
+        cJSON_AddStringToObject(r, "seed_baseline_bytes", w);
         cJSON_AddStringToObject(r, "seed_kv_cache_bytes_peak_minus_baseline", w);
         cJSON_AddStringToObject(r, "transient_bytes_measured", w);
     }
