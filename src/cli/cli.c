@@ -25,6 +25,8 @@ static const dpb_cli_command k_commands[] = {
     {"latency", "the study's latency grid: TTFT, TPOT, ITL, E2E per cell; resumable (--resume)", dpb_cmd_latency},
     {"memory", "weights, KV cache (exact vs analytic), workspace and process memory per context", dpb_cmd_memory},
     {"energy", "energy per prefill and decode: idle baseline, NVML counter vs power integral", dpb_cmd_energy},
+    {"unify", "the study's unified latency/memory/energy CSVs across results folders", dpb_cmd_unify},
+    {"ape", "Active Parameter Efficiency (metric / active B, from the checkpoint) from results folders", dpb_cmd_ape},
     {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])

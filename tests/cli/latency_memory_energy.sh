@@ -40,5 +40,24 @@ if [ -r "$FAKE" ]; then
 else
     skip=$((skip + 1)); echo "SKIP fake NVML: $FAKE is absent"
 fi
+
+# unify and ape over these folders plus a latency run of the same model and a dense one
+$B latency --model synth:gpt-oss-tiny --prompt-tokens 16,32 --gen-tokens 6 --num-requests 2 --threads 1 --out $T/lat >/dev/null 2>&1
+$B latency --model synth:qwen3-tiny --prompt-tokens 16 --gen-tokens 6 --num-requests 2 --threads 1 --out $T/latq >/dev/null 2>&1
+$B unify --results $T/lat $T/latq $T/mem --results $T/en0 --out $T/uni >"$T/out" 2>"$T/err"; rc=$?
+check "unify: three CSVs" "[ $rc -eq 0 ] && [ -s $T/uni/unified_latency_comparison.csv ] && [ -s $T/uni/unified_memory_comparison.csv ] && [ -s $T/uni/unified_energy_comparison.csv ]"
+check "unify: the seed's latency columns first" "head -1 $T/uni/unified_latency_comparison.csv | grep -q '^model_short,model,model_type,prompt_tokens,gen_tokens,TTFT_ms,p50_ms,p95_ms,p99_ms,TPOT_tokps,'"
+check "unify: 3 latency rows, 4 memory rows, 2 energy rows" "[ \$(tail -n +2 $T/uni/unified_latency_comparison.csv | wc -l) -eq 3 ] && [ \$(tail -n +2 $T/uni/unified_memory_comparison.csv | wc -l) -eq 4 ] && [ \$(tail -n +2 $T/uni/unified_energy_comparison.csv | wc -l) -eq 2 ]"
+check "unify: TPOT_tokps is the prefill-included figure" "awk -F, 'NR==1 { for (i=1;i<=NF;i++) c[\$i]=i; next } { if (\$c[\"TPOT_tokps\"] == \"\" ) bad=1 } END { exit bad }' $T/uni/unified_latency_comparison.csv && grep -q \"\$(grep -o '\"seed_TPOT_tokps_prefill_included\":[0-9.]*' $T/lat/cells.jsonl | head -1 | cut -d: -f2 | cut -c1-5)\" $T/uni/unified_latency_comparison.csv"
+check "unify: model type from the architecture" "grep -q '^gpt-oss-tiny,synth:gpt-oss-tiny,moe,' $T/uni/unified_latency_comparison.csv && grep -q '^qwen3-tiny,synth:qwen3-tiny,dense,' $T/uni/unified_latency_comparison.csv"
+$B ape --results $T/lat $T/latq $T/mem --out $T/uni >"$T/out" 2>"$T/err"; rc=$?
+check "ape: files" "[ $rc -eq 0 ] && [ -s $T/uni/ape_analysis.csv ] && [ -s $T/uni/ape_analysis.json ]"
+check "ape: MoE active < total, dense active = total, metric / active B" "awk -F, 'NR==1 { for (i=1;i<=NF;i++) c[\$i]=i; next } {
+    t=\$c[\"params_total_b\"]+0; a=\$c[\"params_active_b\"]+0; d=\$c[\"decode_tok_s\"]+0; e=\$c[\"decode_tok_s_per_active_b\"]+0;
+    if (a <= 0) bad=1; if (\$c[\"model_type\"] == \"moe\" && !(a < t)) bad=1; if (\$c[\"model_type\"] == \"dense\" && a != t) bad=1;
+    r = d / a / e; if (r < 0.999 || r > 1.001) bad=1; n++ } END { exit bad || n != 3 }' $T/uni/ape_analysis.csv"
+check "ape: memory joined at context 16 (peak GB), energy absent says why" "grep -q 'unavailable: no energy run at this context' $T/uni/ape_analysis.csv && awk -F, 'NR>1 && \$4==16 && \$2==\"synth:gpt-oss-tiny\" { found=1; if (!(\$16+0 > 0)) bad=1 } END { exit bad || !found }' $T/uni/ape_analysis.csv"
+$B unify --results $T/nothere --out $T/uni2 >"$T/out" 2>"$T/err"; rc=$?
+check "unify: a folder without manifest refused" "[ $rc -eq 2 ] && grep -q 'nothere' $T/err"
 echo "RESULT pass=$pass fail=$fail skip=$skip"
 [ $fail -eq 0 ]
