@@ -199,6 +199,10 @@ static dpb_status run_round(dpb_engine *e, dpb_study_prompts *p, const dpb_laten
         rq[s].n_prompt = c->prompt_tokens;
         rq[s].max_new = c->gen_tokens;
         rq[s].sampling = dpb_sampling_greedy();
+        if (c->sampling) {
+            rq[s].sampling = *c->sampling;
+            rq[s].sampling.seed = c->sampling->seed + req_base + (uint64_t)s;
+        }
         rq[s].ignore_eos = true;
     }
     return dpb_engine_generate(e, rq, c->batch, res, NULL, NULL);

@@ -69,6 +69,7 @@ typedef struct dpb_latency_cell {
     int rounds;                /* measured rounds (each records batch requests) */
     int warmup;                /* unrecorded rounds first */
     double cv_threshold;       /* unstable when the CV of TTFT, TPOT or E2E exceeds it (0: 0.10) */
+    const dpb_sampling *sampling; /* NULL: greedy (every request its own seed: sampling->seed + request) */
 } dpb_latency_cell;
 
 /* Called after each measured request (may be NULL); a non-OK status stops the cell. */

@@ -27,6 +27,7 @@ static const dpb_cli_command k_commands[] = {
     {"energy", "energy per prefill and decode: idle baseline, NVML counter vs power integral", dpb_cmd_energy},
     {"unify", "the study's unified latency/memory/energy CSVs across results folders", dpb_cmd_unify},
     {"ape", "Active Parameter Efficiency (metric / active B, from the checkpoint) from results folders", dpb_cmd_ape},
+    {"ablate", "the study's ablations: sampling, context, batch, experts per token, KV dtype, sliding window", dpb_cmd_ablate},
     {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])

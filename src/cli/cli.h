@@ -40,5 +40,6 @@ int dpb_cmd_memory(int argc, char **argv);
 int dpb_cmd_energy(int argc, char **argv);
 int dpb_cmd_unify(int argc, char **argv);
 int dpb_cmd_ape(int argc, char **argv);
+int dpb_cmd_ablate(int argc, char **argv);
 
 #endif

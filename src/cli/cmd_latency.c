@@ -236,7 +236,7 @@ int dpb_cmd_latency(int argc, char **argv)
     for (size_t bi = 0; bi < nb; bi++)
         for (size_t pi = 0; pi < npt; pi++)
             for (size_t gi = 0; gi < ngt; gi++) {
-                dpb_latency_cell cl = {pts[pi], gts[gi], (int)bs[bi], 0, 0, 0};
+                dpb_latency_cell cl = {.prompt_tokens = pts[pi], .gen_tokens = gts[gi], .batch = (int)bs[bi]};
                 char key[64];
                 dpb_latency_cell_key(&cl, key, sizeof key);
                 if (!cell_done(all, key)) todo++;
@@ -247,7 +247,7 @@ int dpb_cmd_latency(int argc, char **argv)
     for (size_t bi = 0; bi < nb && !st; bi++)
         for (size_t pi = 0; pi < npt && !st; pi++)
             for (size_t gi = 0; gi < ngt && !st; gi++) {
-                dpb_latency_cell cl = {pts[pi], gts[gi], (int)bs[bi], (int)nreq, (int)warm, cv};
+                dpb_latency_cell cl = {.prompt_tokens = pts[pi], .gen_tokens = gts[gi], .batch = (int)bs[bi], .rounds = (int)nreq, .warmup = (int)warm, .cv_threshold = cv};
                 char key[64];
                 dpb_latency_cell_key(&cl, key, sizeof key);
                 if (cell_done(all, key)) {
