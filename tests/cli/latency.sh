@@ -37,6 +37,19 @@ check "resume recorded" "grep -q resumed_from $D/manifest.json"
 $B latency --model synth:gpt-oss-tiny --prompt-tokens 8,24 --gen-tokens 4,6 --num-requests 3 --batch 1,2 \
     --threads 1 --out $D --resume >"$T/out" 2>"$T/err"; rc=$?
 check "resume: grid grown by one prompt length" "[ $rc -eq 0 ] && grep -q '4 cells measured, 4 already done' $T/out && [ \$(tail -n +2 $D/summary.csv | wc -l) -eq 12 ]"
+# Ctrl-C (SIGINT): stops after the current round, keeps finished cells, exit 130, manifest "interrupted"
+$B latency --model synth:gpt-oss-tiny --prompt-tokens 8,16,24,32 --gen-tokens 4,6 --num-requests 40 --threads 1 \
+    --out $T/int >"$T/out" 2>"$T/err" &
+pid=$!
+sleep 1.5
+kill -INT $pid
+wait $pid; rc=$?
+check "SIGINT: exit 130, manifest interrupted" "[ $rc -eq 130 ] && grep -q '\"status\":[[:space:]]*\"interrupted\"' $T/int/manifest.json && grep -q 'resume' $T/err"
+check "SIGINT: summary holds the finished cells" "[ \$(tail -n +2 $T/int/summary.csv | wc -l) -eq \$(wc -l < $T/int/cells.jsonl) ] && [ \$(wc -l < $T/int/cells.jsonl) -lt 8 ]"
+check "SIGINT: every request line whole" "[ ! -s $T/int/requests.jsonl ] || [ \"\$(tail -c 1 $T/int/requests.jsonl | od -An -c | tr -d ' ')\" = '\\n' ]"
+$B latency --model synth:gpt-oss-tiny --prompt-tokens 8,16,24,32 --gen-tokens 4,6 --num-requests 40 --threads 1 \
+    --out $T/int --resume >"$T/out" 2>"$T/err"; rc=$?
+check "SIGINT: --resume completes the grid" "[ $rc -eq 0 ] && [ \$(tail -n +2 $T/int/summary.csv | wc -l) -eq 8 ]"
 $B latency --model synth:gpt-oss-tiny --out $D >"$T/out" 2>"$T/err"; rc=$?
 check "non-empty folder refused without --resume" "[ $rc -eq 2 ] && grep -q -- '--resume' $T/err"
 $B latency --model synth:gpt-oss-tiny --gen-tokens 1 --out $T/x >"$T/out" 2>"$T/err"; rc=$?
