@@ -400,3 +400,12 @@ dpb_status dpb_parse_i64_list(const char *opt, const char *s, long long min, lon
     }
     return DPB_OK;
 }
+
+dpb_status dpb_jsonl_collect(const cJSON *obj, size_t line, void *ctx)
+{
+    (void)line;
+    cJSON *c = cJSON_Duplicate(obj, 1);
+    if (!c) return dpb_error_set(DPB_E_NOMEM, "out of memory reading line %zu", line);
+    cJSON_AddItemToArray((cJSON *)ctx, c);
+    return DPB_OK;
+}

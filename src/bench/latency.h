@@ -97,6 +97,8 @@ dpb_status dpb_csv_write_objects(const char *path, const char *const *columns, c
 /* Parses "128,512,1024" into out[cap] (each in [min, max]); errors name opt. */
 dpb_status dpb_parse_i64_list(const char *opt, const char *s, long long min, long long max, int64_t *out, size_t cap,
                               size_t *n);
+/* A dpb_jsonl_fn that appends a copy of each record to the cJSON array ctx. */
+dpb_status dpb_jsonl_collect(const cJSON *obj, size_t line, void *ctx);
 /* Writes a JSON value to path atomically (pretty, trailing newline). */
 dpb_status dpb_json_write_file(const char *path, const cJSON *v);
 

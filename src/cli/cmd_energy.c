@@ -48,13 +48,6 @@ static void usage(FILE *f)
             "telemetry.csv and marks.csv (the power trace). Definitions: docs/STUDY.md.\n");
 }
 
-static dpb_status collect(const cJSON *obj, size_t line, void *ctx)
-{
-    (void)line;
-    cJSON_AddItemToArray((cJSON *)ctx, cJSON_Duplicate(obj, 1));
-    return DPB_OK;
-}
-
 static bool have_context(const cJSON *all, int64_t c)
 {
     const cJSON *o;
@@ -158,7 +151,7 @@ int dpb_cmd_energy(int argc, char **argv)
     if (st) goto done;
     if ((st = dpb_path_join(out, "energy_runs.jsonl", &rp)) || (st = dpb_path_join(out, "energy_contexts.jsonl", &cp)))
         goto done;
-    if ((st = dpb_jsonl_read(rp, collect, all_runs)) || (st = dpb_jsonl_read(cp, collect, all_ctx))) goto done;
+    if ((st = dpb_jsonl_read(rp, dpb_jsonl_collect, all_runs)) || (st = dpb_jsonl_read(cp, dpb_jsonl_collect, all_ctx))) goto done;
     if ((st = dpb_jsonl_open(rp, &run_log, NULL)) || (st = dpb_jsonl_open(cp, &ctx_log, NULL))) goto done;
     if ((st = dpb_checkpoint_open(model, &co, &ck)) || (st = dpb_manifest_set_model(man, model, ck))) goto done;
     {

@@ -85,14 +85,6 @@ static void on_round(void *user)
     dpb_progress_update(&c->prog, ++c->rounds_done);
 }
 
-static dpb_status collect_cell(const cJSON *obj, size_t line, void *ctx)
-{
-    (void)line;
-    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, "cell"))) return DPB_OK;
-    cJSON_AddItemToArray((cJSON *)ctx, cJSON_Duplicate(obj, 1));
-    return DPB_OK;
-}
-
 static bool cell_done(const cJSON *all, const char *key)
 {
     const cJSON *o;
@@ -203,7 +195,7 @@ int dpb_cmd_latency(int argc, char **argv)
     if (st) goto done;
     if ((st = dpb_path_join(out, "requests.jsonl", &req_path)) || (st = dpb_path_join(out, "cells.jsonl", &cell_path)))
         goto done;
-    if ((st = dpb_jsonl_read(cell_path, collect_cell, all))) goto done;
+    if ((st = dpb_jsonl_read(cell_path, dpb_jsonl_collect, all))) goto done;
     if ((st = dpb_jsonl_open(req_path, &req_log, NULL)) || (st = dpb_jsonl_open(cell_path, &cell_log, NULL))) goto done;
     {
         cJSON *p = cJSON_CreateObject();

@@ -44,13 +44,6 @@ static void usage(FILE *f)
             "memory.json. Definitions: docs/STUDY.md.\n");
 }
 
-static dpb_status collect(const cJSON *obj, size_t line, void *ctx)
-{
-    (void)line;
-    cJSON_AddItemToArray((cJSON *)ctx, cJSON_Duplicate(obj, 1));
-    return DPB_OK;
-}
-
 static bool have_context(const cJSON *all, int64_t c, bool f32)
 {
     const cJSON *o;
@@ -148,7 +141,7 @@ int dpb_cmd_memory(int argc, char **argv)
     if ((st = dpb_path_join(out, "memory.jsonl", &log_path)) || (st = dpb_path_join(out, "memory.csv", &csv)) ||
         (st = dpb_path_join(out, "memory.json", &js)))
         goto done;
-    if ((st = dpb_jsonl_read(log_path, collect, all)) || (st = dpb_jsonl_open(log_path, &log, NULL))) goto done;
+    if ((st = dpb_jsonl_read(log_path, dpb_jsonl_collect, all)) || (st = dpb_jsonl_open(log_path, &log, NULL))) goto done;
     if ((st = dpb_checkpoint_open(model, &co, &ck)) || (st = dpb_manifest_set_model(man, model, ck))) goto done;
     if ((st = dpb_study_prompts_init(ck, (uint64_t)seed, &pr))) goto done;
     {
