@@ -80,9 +80,16 @@ static void test_closed_loop_recovers_schedule(void)
              (unsigned long long)r->failed, r->first_error);
     /* loose bounds: CI machines are shared; docs/PERF.md has the tight measurement */
     double ttft50 = pct(r->ttft, 50), tpot50 = pct(r->tpot, 50), itl50 = pct(r->itl_chunk, 50);
-    T_CHECKF(ttft50 >= 20.0 && ttft50 < 28.0, "TTFT p50 %.3f ms for a 20 ms schedule", ttft50);
-    T_CHECKF(tpot50 >= 3.4 && tpot50 < 5.5, "TPOT p50 %.3f ms for 4 ms", tpot50);
-    T_CHECKF(itl50 >= 3.4 && itl50 < 5.5, "ITL p50 %.3f ms for 4 ms", itl50);
+    T_CHECKF(pct(r->ttft, 0) >= 19.9 && ttft50 < 45.0, "TTFT min %.3f p50 %.3f ms for a 20 ms schedule", pct(r->ttft, 0),
+             ttft50);
+    /* The server emits on an absolute schedule (token k at 20 + 4k ms), so a
+     * late first token is followed by catch-up: on a loaded machine (CI under
+     * ASan) single gaps shrink below 4 ms. The schedule's invariant is the
+     * end-to-end time: never below 20 + 15 x 4 = 80 ms, and near it. */
+    double e2e50 = pct(r->e2el, 50), e2emin = pct(r->e2el, 0);
+    T_CHECKF(e2emin >= 79.9 && e2e50 < 95.0, "E2EL min %.3f p50 %.3f ms for an 80 ms schedule", e2emin, e2e50);
+    T_CHECKF(tpot50 >= 2.0 && tpot50 < 5.5, "TPOT p50 %.3f ms for 4 ms", tpot50);
+    T_CHECKF(itl50 >= 2.0 && itl50 < 5.5, "ITL p50 %.3f ms for 4 ms", itl50);
     T_CHECK(r->output_tokens == 48 * 16 && r->input_tokens == 48 * 8);
     T_CHECK(r->server_counted == 48 && r->mismatched == 0);
     T_CHECK(dpb_hist_count(r->itl_chunk) == 48 * 15 && dpb_hist_count(r->itl_token) == 48 * 15);
@@ -135,9 +142,17 @@ static void test_chunks_carry_several_tokens(void)
     T_CHECK(dpb_hist_count(r->itl_chunk) == 12 * 4);
     T_CHECK(dpb_hist_count(r->itl_token) == 12 * 16);
     double chunk50 = pct(r->itl_chunk, 50), tok50 = pct(r->itl_token, 50), tpot50 = pct(r->tpot, 50);
-    T_CHECKF(chunk50 >= 10.5 && chunk50 < 14, "chunk gap %.3f ms for 4 x 3 ms", chunk50);
-    T_CHECKF(tok50 >= 2.6 && tok50 < 3.6, "per-token ITL %.3f ms for 3 ms", tok50);
-    T_CHECKF(tpot50 >= 2.6 && tpot50 < 3.6, "TPOT %.3f ms for 3 ms", tpot50);
+    /* Each chunk's gap is split evenly over its 4 tokens: per-token ITL is the
+     * chunk gap / 4 whatever the machine's load (histogram error 0.05 %). */
+    T_CHECKF(fabs(tok50 - chunk50 / 4) <= 0.002 * chunk50 + 0.001, "per-token ITL %.4f ms vs chunk gap %.4f / 4", tok50,
+             chunk50);
+    /* Absolute schedule (first token at 10 ms, then a chunk of 4 every 12 ms):
+     * nothing ends before 58 ms; gaps may shrink on a loaded machine while
+     * the server catches up, so only loose bounds on them. */
+    double e2emin = pct(r->e2el, 0), e2e50 = pct(r->e2el, 50);
+    T_CHECKF(e2emin >= 57.9 && e2e50 < 90, "E2EL min %.3f p50 %.3f ms for a 58 ms schedule", e2emin, e2e50);
+    T_CHECKF(chunk50 >= 6 && chunk50 < 20, "chunk gap %.3f ms for 4 x 3 ms", chunk50);
+    T_CHECKF(tpot50 >= 1.5 && tpot50 < 5, "TPOT %.3f ms for 3 ms", tpot50);
     dpb_load_result_free(r);
     srv_stop(&s);
 }

@@ -4,11 +4,17 @@
  *   2. the four public fixtures through the engine on the backend: logits
  *      per position against reference.safetensors (f32 and bf16 engines,
  *      ||diff|| / ||ref|| <= 2e-2), and the 16-token greedy continuation
- *      of the f32 engine identical to the reference;
+ *      of the f32 engine identical to the reference; on cuda the prefill
+ *      operations and the fixtures again with DPB_CUDA_PREFILL=new (and the
+ *      operations with =old);
  *   3. decode speed: synth models generated in host memory, uploaded, batch
  *      1, greedy, end-of-sequence ignored, prompts of random ids; tok/s from
  *      the engine's per-token timestamps next to the roofline (active bytes
- *      per token from inspect / device copy bandwidth measured here).
+ *      per token from inspect / device copy bandwidth measured here); on
+ *      cuda the longest prompt again with DPB_CUDA_PREFILL=old (the first
+ *      prefill kernels: before/after in one run) and with one prefill chunk
+ *      of the whole prompt; the shortest prompt's decode again with
+ *      DPB_CUDA_MOE_LUT=1 (byte-table MXFP4 decoding in kernels A/B).
  * Options:
  *   --backend B        the backend under test (default cuda; "cpu-staged"
  *                      runs the same checks on the cpu, to test this program)
@@ -39,6 +45,22 @@
 
 static const char *g_backend = "cuda";
 static int g_fail;
+
+/* DPB_CUDA_PREFILL for the backends opened until restore_prefill(). */
+static char g_prefill_was[64];
+static int g_prefill_had;
+static void with_prefill(const char *mode)
+{
+    const char *was = getenv("DPB_CUDA_PREFILL");
+    g_prefill_had = was != NULL;
+    snprintf(g_prefill_was, sizeof g_prefill_was, "%s", was ? was : "");
+    setenv("DPB_CUDA_PREFILL", mode, 1);
+}
+static void restore_prefill(void)
+{
+    if (g_prefill_had) setenv("DPB_CUDA_PREFILL", g_prefill_was, 1);
+    else unsetenv("DPB_CUDA_PREFILL");
+}
 
 typedef struct fxref {
     int64_t ids[64], greedy[16];
@@ -245,42 +267,60 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
     }
     dpb_engine_destroy(e);
     e = NULL;
-    /* MoE models on cuda: the longest prompt again with the grouped prefill path */
-    const char *was = getenv("DPB_CUDA_MOE_GROUPED");
-    if (cfg->num_experts > 0 && strcmp(g_backend, "cuda") == 0 && !(was && strcmp(was, "1") == 0)) {
-        setenv("DPB_CUDA_MOE_GROUPED", "1", 1);
+    /* on cuda, the longest prompt again: with the first prefill kernels
+     * (DPB_CUDA_PREFILL=old, the "before" figure), and with the new ones in
+     * one prefill chunk of the whole prompt (engine option prefill_chunk) */
+    if (strcmp(g_backend, "cuda") == 0) {
         int64_t longest = ctx[0];
         for (int c = 1; c < nctx; c++)
             if (ctx[c] > longest) longest = ctx[c];
-        if (dpb_engine_create(ck, &o, &e)) {
-            printf("FAIL speed %s (moe grouped): engine: %s\n", model, dpb_error_message());
-            g_fail++;
-        } else {
-            int32_t *p = malloc((size_t)longest * 4);
+        int64_t shortest = ctx[0];
+        for (int c = 1; c < nctx; c++)
+            if (ctx[c] < shortest) shortest = ctx[c];
+        for (int variant = 0; variant < 3; variant++) {
+            dpb_engine_opts o2 = o;
+            const char *label = variant == 0 ? "DPB_CUDA_PREFILL=old" : variant == 1 ? "prefill_chunk = prompt" : "DPB_CUDA_MOE_LUT=1";
+            if (variant == 0) with_prefill("old");
+            else if (variant == 1) o2.prefill_chunk = longest;
+            else setenv("DPB_CUDA_MOE_LUT", "1", 1);
+            int64_t plen = variant == 2 ? shortest : longest;
+            int64_t gen = variant == 2 ? max_new : 16;
+            if (dpb_engine_create(ck, &o2, &e)) {
+                printf("FAIL speed %s (%s): engine: %s\n", model, label, dpb_error_message());
+                g_fail++;
+                if (variant == 0) restore_prefill();
+                if (variant == 2) unsetenv("DPB_CUDA_MOE_LUT");
+                continue;
+            }
+            int32_t *p = malloc((size_t)plen * 4);
             uint64_t s2 = 0x2545F4914F6CDD1Dull ^ 77;
-            for (int64_t i = 0; i < longest; i++) {
+            for (int64_t i = 0; i < plen; i++) {
                 s2 ^= s2 << 13; s2 ^= s2 >> 7; s2 ^= s2 << 17;
                 p[i] = (int32_t)(s2 % (uint64_t)V);
             }
             for (int rep = 0; rep < 2; rep++) {
-                dpb_gen_request q = {p, longest, rep ? 16 : 4, dpb_sampling_greedy(), true, 0, NULL};
+                dpb_gen_request q = {p, plen, rep ? gen : 4, dpb_sampling_greedy(), true, 0, NULL};
                 dpb_gen_result res;
                 if (dpb_engine_generate(e, &q, 1, &res, NULL, NULL)) {
-                    printf("FAIL speed %s (moe grouped) prompt %lld: %s\n", model, (long long)longest, dpb_error_message());
+                    printf("FAIL speed %s (%s) prompt %lld: %s\n", model, label, (long long)plen, dpb_error_message());
                     g_fail++;
                     break;
                 }
-                if (rep && res.n >= 2)
-                    printf("speed %s prompt %lld with DPB_CUDA_MOE_GROUPED=1: TTFT %.1f ms; decode %.1f tok/s\n", model,
-                           (long long)longest, secs(res.t_ns[0] - res.t_start_ns) * 1e3,
-                           (double)(res.n - 1) / secs(res.t_ns[res.n - 1] - res.t_ns[0]));
+                if (rep && res.n >= 2) {
+                    dpb_cuda_mem mem = {0};
+                    dpb_cuda_backend_mem(dpb_engine_backend(e), &mem);
+                    printf("speed %s prompt %lld with %s: TTFT %.1f ms; decode %.1f tok/s; device memory peak %.2f GiB\n",
+                           model, (long long)plen, label, secs(res.t_ns[0] - res.t_start_ns) * 1e3,
+                           (double)(res.n - 1) / secs(res.t_ns[res.n - 1] - res.t_ns[0]), (double)mem.peak / 1073741824.0);
+                }
                 dpb_gen_result_free(&res);
             }
             free(p);
             dpb_engine_destroy(e);
+            e = NULL;
+            if (variant == 0) restore_prefill();
+            if (variant == 2) unsetenv("DPB_CUDA_MOE_LUT");
         }
-        if (was) setenv("DPB_CUDA_MOE_GROUPED", was, 1);
-        else unsetenv("DPB_CUDA_MOE_GROUPED");
     }
     dpb_checkpoint_close(ck);
 }
@@ -335,23 +375,46 @@ int main(int argc, char **argv)
         g_fail += c.fails;
         dpb_backend_close(dev);
         if (strcmp(g_backend, "cuda") == 0) {
-            /* the same prefill MoE checks on the grouped-by-expert path */
-            const char *was = getenv("DPB_CUDA_MOE_GROUPED");
-            setenv("DPB_CUDA_MOE_GROUPED", "1", 1);
+            /* the prefill checks again on each forced path: new (dequantize + cuBLAS experts,
+             * tiled attention, whatever the row count) and old (the first kernels) */
+            const char *modes[2] = {"new", "old"};
+            for (int mi = 0; mi < 2; mi++) {
+                with_prefill(modes[mi]);
+                if (dpb_backend_open(g_backend, 0, &dev)) {
+                    printf("FAIL open backend %s (DPB_CUDA_PREFILL=%s): %s\n", g_backend, modes[mi], dpb_error_message());
+                    g_fail++;
+                } else {
+                    c.dev = dev;
+                    c.checks = c.fails = 0;
+                    printf("== prefill operations with DPB_CUDA_PREFILL=%s\n", modes[mi]);
+                    opc_run_moe_prefill(&c);
+                    opc_run_attn_prefill(&c, 1);
+                    printf("== DPB_CUDA_PREFILL=%s: %d checks, %d failed\n", modes[mi], c.checks, c.fails);
+                    g_fail += c.fails;
+                    dpb_backend_close(dev);
+                }
+                restore_prefill();
+            }
+            /* the decode MoE kernels with the byte-table decoding (DPB_CUDA_MOE_LUT=1) */
+            setenv("DPB_CUDA_MOE_LUT", "1", 1);
             if (dpb_backend_open(g_backend, 0, &dev)) {
-                printf("FAIL open backend %s (moe grouped): %s\n", g_backend, dpb_error_message());
+                printf("FAIL open backend %s (DPB_CUDA_MOE_LUT=1): %s\n", g_backend, dpb_error_message());
                 g_fail++;
             } else {
                 c.dev = dev;
                 c.checks = c.fails = 0;
-                printf("== moe prefill with DPB_CUDA_MOE_GROUPED=1\n");
-                opc_run_moe_prefill(&c);
-                printf("== moe grouped: %d checks, %d failed\n", c.checks, c.fails);
+                printf("== decode moe with DPB_CUDA_MOE_LUT=1\n");
+                for (int r = 0; r < 2; r++) {
+                    opc_moe(&c, DPB_W_MXFP4, false, 8, 512, 256, 4, 1, r);
+                    opc_moe(&c, DPB_W_MXFP4, false, 8, 512, 256, 4, 3, r);
+                    opc_moe(&c, DPB_W_MXFP4, false, 8, 512, 256, 4, 13, r);
+                }
+                opc_moe(&c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 1, true);
+                printf("== DPB_CUDA_MOE_LUT=1: %d checks, %d failed\n", c.checks, c.fails);
                 g_fail += c.fails;
                 dpb_backend_close(dev);
             }
-            if (was) setenv("DPB_CUDA_MOE_GROUPED", was, 1);
-            else unsetenv("DPB_CUDA_MOE_GROUPED");
+            unsetenv("DPB_CUDA_MOE_LUT");
         }
         dpb_backend_close(ref);
     }
@@ -362,6 +425,16 @@ int main(int argc, char **argv)
         for (int i = 0; i < 4; i++) {
             check_fixture(fixtures, fx[i], DPB_ENGINE_F32);
             check_fixture(fixtures, fx[i], DPB_ENGINE_BF16);
+        }
+        if (strcmp(g_backend, "cuda") == 0) {
+            /* the fixtures' prompts are short: force the new prefill paths once */
+            with_prefill("new");
+            printf("== fixtures with DPB_CUDA_PREFILL=new\n");
+            for (int i = 0; i < 4; i++) {
+                check_fixture(fixtures, fx[i], DPB_ENGINE_F32);
+                check_fixture(fixtures, fx[i], DPB_ENGINE_BF16);
+            }
+            restore_prefill();
         }
         printf("== fixtures done (%.1f s)\n", secs(dpb_now_ns() - t1));
     }

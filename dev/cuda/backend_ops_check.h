@@ -410,10 +410,13 @@ static void opc_moe(opc *c, dpb_wfmt fmt, bool tr, int64_t E, int64_t H, int64_t
         if (dns) dd[e].scales = opc_up(c, dr[e].scales, (size_t)(H * I / 32));
         ok &= gd[e].data && dd[e].data && (!gus || gd[e].scales) && (!dns || dd[e].scales);
     }
+    /* with rnd the engine feeds bf16-exact rows (and the device knows it: round_bf16 ran on them) */
+    if (rnd) c->ref->ops->round_bf16(c->ref, x, n * H);
     dpb_moe_args a = {n, H, I, k, x, gr, gbias, dr, dbias, idx, wts, 7.0f, 1.702f, rnd, ref};
     c->ref->ops->moe(c->ref, &a);
     dpb_moe_args d = a;
     d.x = opc_up(c, x, (size_t)(n * H) * 4);
+    if (rnd && d.x && !opc_st(c, name, c->dev->ops->round_bf16(c->dev, (float *)d.x, n * H))) ok = 0;
     d.gate_up = gd;
     d.down = dd;
     d.gate_up_bias = opc_up(c, gbias, (size_t)(E * 2 * I) * 2);
@@ -466,6 +469,18 @@ static void opc_run_moe_prefill(opc *c)
     opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 2, 9, false);
 }
 
+/* Attention with many query rows (the prefill paths): gpt-oss's heads
+ * (64 / 8, head_dim 64, sinks, full and sliding), other head_dims <= 64. */
+static void opc_run_attn_prefill(opc *c, int big)
+{
+    opc_attention(c, 64, 0, 64, 8, 64, 4096, 0, DPB_KV_BF16, true);
+    opc_attention(c, 100, 300, 64, 8, 64, 128, 128, DPB_KV_BF16, true);
+    opc_attention(c, 40, 10, 16, 4, 64, 64, 0, DPB_KV_F32, true);
+    opc_attention(c, 37, 5, 6, 2, 40, 48, 0, DPB_KV_F32, false);
+    opc_attention(c, 20, 3, 4, 4, 30, 32, 7, DPB_KV_BF16, true);
+    if (big) opc_attention(c, 128, 1000, 64, 8, 64, 2048, 0, DPB_KV_BF16, true);
+}
+
 /* big != 0: include the gpt-oss-sized shapes (slower reference). */
 static void opc_run_all(opc *c, int big)
 {
@@ -503,7 +518,13 @@ static void opc_run_all(opc *c, int big)
         opc_moe(c, DPB_W_BF16, false, 8, 128, 64, 2, 3, r);
     }
     opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 48, true); /* the tiny fixture's shape, prefill */
-    if (big) opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 1, true);
+    opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 48, false);
+    if (big) {
+        opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 1, true);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 1024, 512, 4, 64, true);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 1024, 512, 4, 64, false);
+    }
+    opc_run_attn_prefill(c, big);
     opc_elementwise(c);
 }
 

@@ -566,8 +566,8 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
                 if (!seen[ids[i]]++) distinct++;
         }
         /* kernel A */
-        for (int rpw : {8, 4, 2}) {
-            if (M > 1 && rpw != 8) continue;
+        for (int rpw : {8, 4, 2, 8 | DPB_CUDA_MOE_LUT, 4 | DPB_CUDA_MOE_LUT}) {
+            if (M > 1 && (rpw & ~DPB_CUDA_MOE_LUT) != 8) continue;
             double bytes = (double)distinct * 2 * I * nbH * 17 + (double)distinct * 2 * I * 2 + (double)M * H * 4 +
                            (double)M * k * I * 4;
             auto run = [&] {
@@ -589,12 +589,13 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             e2 = rel_err(y.data(), refA.data(), (size_t)M * k * I, &n2);
             std::snprintf(shape, sizeof shape, "%d->2x%d M=%d (%d exp)", H, I, M, distinct);
             char var[64];
-            std::snprintf(var, sizeof var, "%d rows/warp%s", rpw, rpw == 8 ? " (dflt)" : "");
+            std::snprintf(var, sizeof var, "%d rows/warp%s", rpw & ~DPB_CUDA_MOE_LUT,
+                          rpw == 8 ? " (dflt)" : (rpw & DPB_CUDA_MOE_LUT) ? " byte LUT" : "");
             add_row("moe A", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
         }
         /* kernel B */
-        for (int rpw : {2, 1, 4}) {
-            if (M > 1 && rpw != 2) continue;
+        for (int rpw : {2, 1, 4, 2 | DPB_CUDA_MOE_LUT, 1 | DPB_CUDA_MOE_LUT}) {
+            if (M > 1 && (rpw & ~DPB_CUDA_MOE_LUT) != 2) continue;
             double bytes = (double)distinct * H * nbI * 17 + (double)distinct * H * 2 + (double)M * k * I * 4 +
                            (double)M * H * 8;
             auto run = [&] {
@@ -615,7 +616,8 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             e2 = rel_err(y.data(), refB.data(), (size_t)M * H, &n2);
             std::snprintf(shape, sizeof shape, "%d->%d M=%d (%d exp)", I, H, M, distinct);
             char var[64];
-            std::snprintf(var, sizeof var, "%d rows/warp%s", rpw, rpw == 2 ? " (dflt)" : "");
+            std::snprintf(var, sizeof var, "%d rows/warp%s", rpw & ~DPB_CUDA_MOE_LUT,
+                          rpw == 2 ? " (dflt)" : (rpw & DPB_CUDA_MOE_LUT) ? " byte LUT" : "");
             add_row("moe B", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
         }
     }
@@ -630,21 +632,24 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         CK(cudaMalloc(&drot, E * 4));
         CK(cudaMemcpy(drot, perm.data(), E * 4, cudaMemcpyHostToDevice));
         double bytesA = (double)k * 2 * I * nbH * 17 + (double)k * 2 * I * 2 + (double)H * 4 + (double)k * I * 4;
-        double us = T.graph_us([&](cudaStream_t st, int i) {
-            CKD(dpb_cuda_moe_gate_up_swiglu(dgub, dgus, dgubias, dx, drot + (i % sets) * k, dact_out, 1, k, E, H, I, alpha,
-                                            limit, 0, st));
-        }, n);
-        char shape2[96], var[64];
-        std::snprintf(shape2, sizeof shape2, "%d->2x%d M=1 (4 exp)", H, I);
-        std::snprintf(var, sizeof var, "dflt graph×%d", n);
-        add_row("moe A", shape2, var, us, bytesA, false, 0, false);
         double bytesB = (double)k * H * nbI * 17 + (double)k * H * 2 + (double)k * I * 4 + (double)H * 8;
-        us = T.graph_us([&](cudaStream_t st, int i) {
-            CKD(dpb_cuda_moe_down_sum(ddb, dds, ddbias, dact, drot + (i % sets) * k, dwts, dresid, dout, 1, k, E, H, I, 0,
-                                      st));
-        }, n);
-        std::snprintf(shape2, sizeof shape2, "%d->%d M=1 (4 exp)", I, H);
-        add_row("moe B", shape2, var, us, bytesB, false, 0, false);
+        for (int lut = 0; lut < 2; lut++) {
+            const int fl = lut ? DPB_CUDA_MOE_LUT : 0;
+            double us = T.graph_us([&](cudaStream_t st, int i) {
+                CKD(dpb_cuda_moe_gate_up_swiglu(dgub, dgus, dgubias, dx, drot + (i % sets) * k, dact_out, 1, k, E, H, I,
+                                                alpha, limit, fl, st));
+            }, n);
+            char shape2[96], var[64];
+            std::snprintf(shape2, sizeof shape2, "%d->2x%d M=1 (4 exp)", H, I);
+            std::snprintf(var, sizeof var, "%s graph×%d", lut ? "dflt byte LUT" : "dflt", n);
+            add_row("moe A", shape2, var, us, bytesA, false, 0, false);
+            us = T.graph_us([&](cudaStream_t st, int i) {
+                CKD(dpb_cuda_moe_down_sum(ddb, dds, ddbias, dact, drot + (i % sets) * k, dwts, dresid, dout, 1, k, E, H, I,
+                                          fl, st));
+            }, n);
+            std::snprintf(shape2, sizeof shape2, "%d->%d M=1 (4 exp)", I, H);
+            add_row("moe B", shape2, var, us, bytesB, false, 0, false);
+        }
         CK(cudaFree(drot));
     }
     /* in-place residual (out == resid), M=1 */

@@ -398,16 +398,6 @@ static void print_summary_text(FILE *f, const cJSON *sum)
 
 /* ---- the command ------------------------------------------------------ */
 
-static dpb_status write_text_file(const char *dir, const char *name, const char *text)
-{
-    char *path;
-    dpb_status st = dpb_path_join(dir, name, &path);
-    if (st) return st;
-    st = dpb_file_write(path, text, strlen(text));
-    free(path);
-    return st;
-}
-
 static dpb_status write_outputs(dpb_sampler *s, const dpb_telemetry *t, const char *dir, const cJSON *summary)
 {
     char *path;
@@ -438,7 +428,7 @@ static dpb_status write_outputs(dpb_sampler *s, const dpb_telemetry *t, const ch
     }
     t2[n] = '\n';
     t2[n + 1] = 0;
-    st = write_text_file(dir, "summary.json", t2);
+    st = dpb_file_write_text_in(dir, "summary.json", t2);
     free(t2);
     return st;
 }

@@ -112,6 +112,16 @@ dpb_status dpb_file_write(const char *path, const void *data, size_t len)
     return DPB_OK;
 }
 
+dpb_status dpb_file_write_text_in(const char *dir, const char *name, const char *text)
+{
+    char *path;
+    dpb_status st = dpb_path_join(dir, name, &path);
+    if (st) return st;
+    st = dpb_file_write(path, text, strlen(text));
+    free(path);
+    return st;
+}
+
 int dpb_file_exists(const char *path)
 {
     struct stat st;

@@ -21,6 +21,8 @@ void dpb_file_map_close(dpb_file_map *m);
 dpb_status dpb_file_read(const char *path, size_t max_bytes, char **out, size_t *out_len);
 /* Writes len bytes to path atomically (temporary file + rename). */
 dpb_status dpb_file_write(const char *path, const void *data, size_t len);
+/* dpb_file_write of a NUL-terminated text to dir/name. */
+dpb_status dpb_file_write_text_in(const char *dir, const char *name, const char *text);
 /* 1 if path exists as a regular file, 0 otherwise. */
 int dpb_file_exists(const char *path);
 int dpb_dir_exists(const char *path);

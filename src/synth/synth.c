@@ -276,16 +276,6 @@ typedef struct work_item {
     uint64_t off, n;
 } work_item;
 
-static dpb_status write_text(const char *dir, const char *name, const char *text)
-{
-    char *path;
-    dpb_status st = dpb_path_join(dir, name, &path);
-    if (st) return st;
-    st = dpb_file_write(path, text, strlen(text));
-    free(path);
-    return st;
-}
-
 static dpb_status write_generation_config(const char *dir, const dpb_generation_config *g)
 {
     cJSON *o = cJSON_CreateObject();
@@ -306,7 +296,7 @@ static dpb_status write_generation_config(const char *dir, const dpb_generation_
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     if (!s) return dpb_error_set(DPB_E_NOMEM, "out of memory");
-    dpb_status st = write_text(dir, "generation_config.json", s);
+    dpb_status st = dpb_file_write_text_in(dir, "generation_config.json", s);
     cJSON_free(s);
     return st;
 }
@@ -508,14 +498,14 @@ dpb_status dpb_synth_write(const dpb_synth_write_opts *o, dpb_synth_write_result
         char *txt = cJSON_Print(ix);
         cJSON_Delete(ix);
         if (!txt) { st = dpb_error_set(DPB_E_NOMEM, "out of memory"); goto done; }
-        st = write_text(o->out_dir, "model.safetensors.index.json", txt);
+        st = dpb_file_write_text_in(o->out_dir, "model.safetensors.index.json", txt);
         cJSON_free(txt);
         if (st) goto done;
     }
     char *cfg_json;
     st = dpb_config_to_json(&cfg, &cfg_json);
     if (st) goto done;
-    st = write_text(o->out_dir, "config.json", cfg_json);
+    st = dpb_file_write_text_in(o->out_dir, "config.json", cfg_json);
     free(cfg_json);
     if (!st) st = write_generation_config(o->out_dir, &gen);
     if (!st && tok_path) st = copy_tokenizer_files(tok_path, o->out_dir);

@@ -24,6 +24,15 @@ namespace {
 
 constexpr int kWarp = 32;
 
+/* Prefill paths (DPB_CUDA_PREFILL): auto picks by size; new forces the
+ * dequantize + cuBLAS experts for every n > 8 and the tiled attention for
+ * every n > 1 (the checks use it); old keeps the first kernels (kernels A/B
+ * 8 rows at a time, attention one block per (row, head)). */
+enum { kPrefillAuto = 0, kPrefillNew = 1, kPrefillOld = 2 };
+constexpr int64_t kMoeDequantMinRows = 32; /* auto: MXFP4 experts through dequantize + cuBLAS from this many rows */
+constexpr int64_t kMoeGuRows = 1024;       /* rows per gate_up GEMM of one expert (bounds its fp32 scratch) */
+constexpr int64_t kAttnTiledMinRows = 16;  /* auto: tiled prefill attention from this many rows */
+
 struct moe_table {
     std::vector<const void *> host; /* gate_up blocks, scales, down blocks, scales: 4 x E */
     const uint8_t **dev = nullptr;  /* the same on the device */
@@ -31,7 +40,8 @@ struct moe_table {
 
 struct cuda_impl {
     int device = 0;
-    bool moe_grouped = false; /* DPB_CUDA_MOE_GROUPED=1: MXFP4 experts with n > 8 grouped by expert */
+    int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
+    int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
     cudaStream_t st = nullptr;
     cublasHandle_t blas = nullptr;
     std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
@@ -411,6 +421,127 @@ __global__ void k_attn_combine(const attn_p P)
     }
 }
 
+/* ---- prefill attention, tiled: block (32 query rows, head h), 128
+ * threads, 4 per query row.  Keys and values go through shared memory in
+ * tiles of 64 positions (fp32, rows padded to 68 floats so the four key rows
+ * a warp reads at once sit in different banks); each of a row's 4 threads
+ * takes every 4th key of the tile with its own online softmax, and the 4
+ * are merged by shuffles at the end.  head_dim <= 64 (zero-padded). */
+constexpr int kTq = 32, kTk = 64, kTsub = 4, kThd = 64, kTstride = kThd + 4;
+
+template <typename KT>
+__global__ void __launch_bounds__(kTq * kTsub) k_attn_tiled(const attn_p P)
+{
+    __shared__ __align__(16) float sk[kTk * kTstride];
+    __shared__ __align__(16) float sv[kTk * kTstride];
+    const int tid = threadIdx.x, ql = tid / kTsub, sub = tid % kTsub;
+    const int64_t h = blockIdx.y, kh = h / (P.heads / P.kv_heads), hd = P.hd;
+    const int64_t t0 = (int64_t)blockIdx.x * kTq;
+    const int64_t t = t0 + ql;
+    const bool live = t < P.n;
+    const int64_t tend = t0 + kTq < P.n ? t0 + kTq : P.n; /* rows t0 .. tend-1 */
+    const int64_t pfirst = P.pos0 + t0, plast = P.pos0 + tend - 1;
+    const int64_t p = live ? P.pos0 + t : plast;
+    const int64_t lo = P.window > 0 && p - P.window + 1 > 0 ? p - P.window + 1 : 0;
+    const int64_t jbeg = P.window > 0 && pfirst - P.window + 1 > 0 ? pfirst - P.window + 1 : 0;
+    float q[kThd], o[kThd];
+    const float *qr = P.q + (t * P.heads + h) * hd;
+#pragma unroll
+    for (int d = 0; d < kThd; d++) {
+        q[d] = live && d < hd ? qr[d] : 0.f;
+        o[d] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int64_t j0 = jbeg; j0 <= plast; j0 += kTk) {
+        __syncthreads(); /* the previous tile is consumed */
+        /* 16 threads per key row, 4 dims each; rows past plast and dims past hd are 0 */
+        for (int r = tid / 16; r < kTk; r += (kTq * kTsub) / 16) {
+            const int64_t j = j0 + r;
+            const int d0 = (tid % 16) * 4;
+            float kv4[4] = {0.f, 0.f, 0.f, 0.f}, vv4[4] = {0.f, 0.f, 0.f, 0.f};
+            if (j <= plast) {
+                const KT *kr = kv_row<KT>(P, false, j) + kh * hd, *vr = kv_row<KT>(P, true, j) + kh * hd;
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    if (d0 + i < hd) {
+                        kv4[i] = kvf<KT>(kr[d0 + i]);
+                        vv4[i] = kvf<KT>(vr[d0 + i]);
+                    }
+            }
+            *reinterpret_cast<float4 *>(sk + r * kTstride + d0) = make_float4(kv4[0], kv4[1], kv4[2], kv4[3]);
+            *reinterpret_cast<float4 *>(sv + r * kTstride + d0) = make_float4(vv4[0], vv4[1], vv4[2], vv4[3]);
+        }
+        __syncthreads();
+        float sc[kTk / kTsub];
+        float tmax = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < kTk / kTsub; i++) {
+            const int r = sub + kTsub * i;
+            const int64_t j = j0 + r;
+            const float4 *kr = reinterpret_cast<const float4 *>(sk + r * kTstride);
+            float dot = 0.f;
+#pragma unroll
+            for (int d4 = 0; d4 < kThd / 4; d4++) {
+                const float4 k4 = kr[d4];
+                dot = fmaf(q[4 * d4], k4.x, dot);
+                dot = fmaf(q[4 * d4 + 1], k4.y, dot);
+                dot = fmaf(q[4 * d4 + 2], k4.z, dot);
+                dot = fmaf(q[4 * d4 + 3], k4.w, dot);
+            }
+            const bool ok = live && j >= lo && j <= p;
+            sc[i] = ok ? dot * P.scale : -INFINITY;
+            tmax = fmaxf(tmax, sc[i]);
+        }
+        if (tmax == -INFINITY) continue; /* no key of this tile for this thread */
+        const float mn = fmaxf(m, tmax);
+        const float corr = m == -INFINITY ? 0.f : expf(m - mn);
+        l *= corr;
+#pragma unroll
+        for (int d = 0; d < kThd; d++) o[d] *= corr;
+#pragma unroll
+        for (int i = 0; i < kTk / kTsub; i++) {
+            if (sc[i] == -INFINITY) continue;
+            const float pe = expf(sc[i] - mn);
+            l += pe;
+            const float4 *vr = reinterpret_cast<const float4 *>(sv + (sub + kTsub * i) * kTstride);
+#pragma unroll
+            for (int d4 = 0; d4 < kThd / 4; d4++) {
+                const float4 v4 = vr[d4];
+                o[4 * d4] = fmaf(pe, v4.x, o[4 * d4]);
+                o[4 * d4 + 1] = fmaf(pe, v4.y, o[4 * d4 + 1]);
+                o[4 * d4 + 2] = fmaf(pe, v4.z, o[4 * d4 + 2]);
+                o[4 * d4 + 3] = fmaf(pe, v4.w, o[4 * d4 + 3]);
+            }
+        }
+        m = mn;
+    }
+    /* merge the 4 threads of a row (adjacent lanes) */
+    float M = m;
+    M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, 1));
+    M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, 2));
+    const float f = m == -INFINITY ? 0.f : expf(m - M);
+    float L = l * f;
+    L += __shfl_xor_sync(0xffffffffu, L, 1);
+    L += __shfl_xor_sync(0xffffffffu, L, 2);
+#pragma unroll
+    for (int d = 0; d < kThd; d++) {
+        float v = o[d] * f;
+        v += __shfl_xor_sync(0xffffffffu, v, 1);
+        v += __shfl_xor_sync(0xffffffffu, v, 2);
+        o[d] = v;
+    }
+    if (!live) return;
+    float g = 1.0f / L;
+    if (P.sinks) {
+        const float sink = bf(P.sinks[h]), M2 = fmaxf(M, sink), e = expf(M - M2);
+        g = e / (L * e + expf(sink - M2));
+    }
+    float *out = P.out + (t * P.heads + h) * hd;
+#pragma unroll
+    for (int d = 0; d < kThd; d++)
+        if (d / (kThd / kTsub) == sub && d < hd) out[d] = o[d] * g;
+}
+
 __global__ void k_to_bf16(const float *__restrict__ src, int64_t n, uint16_t *__restrict__ dst)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
@@ -555,10 +686,8 @@ __global__ void k_moe_combine(const float *__restrict__ dn, const float *__restr
     }
 }
 
-/* ---- MXFP4 experts grouped by expert (n > 8 rows): a counting sort of
- * the routed pairs by expert, then per (row tile, expert) one block that
- * walks its expert's pairs 8 at a time, so each weight tile comes from HBM
- * about once per call instead of once per pair. */
+/* ---- prefill MoE: a counting sort of the routed pairs by expert (one
+ * block; pairs with an expert id outside [0, E) are left out). */
 __global__ void __launch_bounds__(1024) k_moe_group(const int32_t *__restrict__ idx, int64_t pairs, int E,
                                                    int32_t *__restrict__ off, int32_t *__restrict__ perm)
 {
@@ -586,69 +715,100 @@ __global__ void __launch_bounds__(1024) k_moe_group(const int32_t *__restrict__ 
     }
 }
 
-struct grp_p {
-    const uint8_t *const *blk; /* [E] */
-    const uint8_t *const *sc;  /* [E] */
-    const uint16_t *bias;      /* [E, out] */
-    const int32_t *perm, *off;
-    const float *x;
-    int x_per_pair;            /* x row p, else row p / k */
-    int64_t k, out, in;
-    float *y;                  /* [pairs, out]: y[p, o] = W_e[o] . x(p) + bias_e[o], rounded when rnd */
-    int rnd;
-};
+/* ---- MXFP4 experts for prefill (n rows, many routed pairs): the pairs
+ * sorted by expert (k_moe_group), then per used expert its weights
+ * dequantized to bf16 into scratch and two cuBLAS GEMMs on the tensor cores
+ * (bf16 operands, fp32 accumulation).  Activations that are not bf16-exact
+ * go in as hi + lo bf16 pairs (a second GEMM with beta = 1), as in gemm(). */
 
-/* grid (ceil(out / 4), E); one warp per output row. */
-__global__ void __launch_bounds__(128) k_moe_grouped_mxfp4(const grp_p P)
+/* Both matrices of one expert to bf16: thread i takes 8 weights (4 code
+ * bytes) of the concatenation [gate_up (gn8 groups of 8), down (dn8)].  The
+ * value is FP4 * 2^(s - 127), exact in bf16. */
+__global__ void k_dequant_mxfp4x2(const uint8_t *__restrict__ gb, const uint8_t *__restrict__ gs, int64_t gn8,
+                                  uint4 *__restrict__ gw, const uint8_t *__restrict__ db, const uint8_t *__restrict__ ds,
+                                  int64_t dn8, uint4 *__restrict__ dw)
 {
-    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-    const int e = blockIdx.y;
-    const int64_t o = (int64_t)blockIdx.x * 4 + warp;
-    if (o >= P.out) return;
-    const int beg = P.off[e], end = P.off[e + 1];
-    const int64_t nb = P.in / 32;
-    const uint8_t *B = P.blk[e] + o * nb * 16;
-    const uint8_t *S = P.sc[e] + o * nb;
-    const float bo = bf(P.bias[(int64_t)e * P.out + o]);
-    for (int g = beg; g < end; g += 8) {
-        const int cnt = end - g < 8 ? end - g : 8;
-        const float *xr[8];
-        int pp[8];
+    __shared__ float lut[16]; /* divergent lookups: shared memory, not the constant cache */
+    if (threadIdx.x < 16) lut[threadIdx.x] = c_fp4[threadIdx.x];
+    __syncthreads();
+    const int64_t tot = gn8 + dn8;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < tot; i += (int64_t)gridDim.x * blockDim.x) {
+        const bool g = i < gn8;
+        const int64_t k = g ? i : i - gn8;
+        const uint8_t *B = (g ? gb : db) + k * 4;
+        const float s = e8m0((g ? gs : ds)[k >> 2]);
+        uint32_t w[4];
 #pragma unroll
-        for (int m = 0; m < 8; m++) {
-            pp[m] = P.perm[g + (m < cnt ? m : 0)];
-            xr[m] = P.x + (P.x_per_pair ? (int64_t)pp[m] : (int64_t)pp[m] / P.k) * P.in;
+        for (int j = 0; j < 4; j++) {
+            const uint8_t by = B[j];
+            const uint32_t lo = __float_as_uint(lut[by & 15] * s) >> 16, hi = __float_as_uint(lut[by >> 4] * s) >> 16;
+            w[j] = lo | hi << 16;
         }
-        float acc[8];
-#pragma unroll
-        for (int m = 0; m < 8; m++) acc[m] = 0.f;
-        for (int64_t c = lane; c < nb; c += kWarp) {
-            const uint8_t *bp = B + c * 16;
-            float s = e8m0(S[c]);
-            float w[32];
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                uint8_t by = bp[j];
-                w[2 * j] = c_fp4[by & 15] * s;
-                w[2 * j + 1] = c_fp4[by >> 4] * s;
+        (g ? gw : dw)[k] = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
+/* Sorted row r (< rows) takes pair perm[r]: hi/lo[r] = x row (pair / k) as
+ * bf16 (lo = NULL: one part only); inv[pair] = r. */
+__global__ void k_pf_gather(const float *__restrict__ x, const int32_t *__restrict__ perm, int64_t rows, int64_t H,
+                            int64_t k, uint16_t *__restrict__ hi, uint16_t *__restrict__ lo, int32_t *__restrict__ inv)
+{
+    const int64_t tot = rows * H;
+    for (int64_t q = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; q < tot; q += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = q / H, i = q % H;
+        const int32_t p = perm[r];
+        if (i == 0) inv[p] = (int32_t)r;
+        const float v = x[(p / k) * H + i];
+        const uint16_t h = to_bf(v);
+        hi[q] = h;
+        if (lo) lo[q] = to_bf(v - bf(h));
+    }
+}
+
+/* One expert's c rows: act = clamped SwiGLU of (gu + bias), interleaved
+ * gate/up columns; rnd rounds gate, up and act as ref_moe does. */
+__global__ void k_pf_swiglu(const float *__restrict__ gu, const uint16_t *__restrict__ bias, int64_t c, int64_t I,
+                            float limit, float alpha, int rnd, uint16_t *__restrict__ hi, uint16_t *__restrict__ lo)
+{
+    const int64_t tot = c * I;
+    for (int64_t q = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; q < tot; q += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = q / I, i = q % I;
+        float g = gu[r * 2 * I + 2 * i] + bf(bias[2 * i]), u = gu[r * 2 * I + 2 * i + 1] + bf(bias[2 * i + 1]);
+        if (rnd) { g = rbf(g); u = rbf(u); }
+        if (g > limit) g = limit;
+        if (u > limit) u = limit;
+        if (u < -limit) u = -limit;
+        const float glu = g / (1.0f + expf(-alpha * g));
+        const float v = glu * (u + 1.0f);
+        const uint16_t h = to_bf(v);
+        hi[q] = h;
+        if (lo) lo[q] = to_bf(v - bf(h));
+    }
+}
+
+/* out[t, h] = sum_j w[t, j] * (dn[inv[t k + j], h] + down_bias[e, h]) in
+ * the reference's order (rounded per expert when rnd); a pair whose expert
+ * id was out of range (inv < 0) gives NaN. */
+__global__ void k_pf_combine(const float *__restrict__ dn, const int32_t *__restrict__ inv, const int32_t *__restrict__ idx,
+                             const float *__restrict__ w, const uint16_t *__restrict__ dbias, int64_t n, int64_t H, int64_t k,
+                             int rnd, float *__restrict__ out)
+{
+    const int64_t tot = n * H;
+    for (int64_t q = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; q < tot; q += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = q / H, h = q % H;
+        float o = 0.f;
+        for (int64_t j = 0; j < k; j++) {
+            const int64_t p = t * k + j;
+            const int32_t r = inv[p];
+            if (r < 0) {
+                o = __int_as_float(0x7fc00000);
+                continue;
             }
-#pragma unroll
-            for (int m = 0; m < 8; m++) {
-                if (m >= cnt) break;
-                const float *xc = xr[m] + c * 32;
-                float a = 0.f;
-#pragma unroll
-                for (int j = 0; j < 32; j++) a = fmaf(w[j], xc[j], a);
-                acc[m] += a;
-            }
+            float v = dn[(int64_t)r * H + h] + bf(dbias[(int64_t)idx[p] * H + h]);
+            if (rnd) v = rbf(v);
+            o += v * w[p];
         }
-#pragma unroll
-        for (int m = 0; m < 8; m++) acc[m] = wsum(acc[m]);
-        if (lane == 0)
-            for (int m = 0; m < cnt; m++) {
-                float v = acc[m] + bo;
-                P.y[(int64_t)pp[m] * P.out + o] = P.rnd ? rbf(v) : v;
-            }
+        out[q] = o;
     }
 }
 
@@ -901,6 +1061,13 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     P.slots = a->slots; P.window = a->window; P.q = a->q; P.k_new = a->k_new; P.v_new = a->v_new;
     P.kc = a->k_cache; P.vc = a->v_cache; P.sinks = a->sinks; P.scale = a->scale; P.out = a->out; P.part = nullptr;
     P.nsplit = 1;
+    if (a->n > 1 && a->head_dim <= kThd && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
+        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && a->n >= kAttnTiledMinRows))) {
+        dim3 g((unsigned)((a->n + kTq - 1) / kTq), (unsigned)a->heads);
+        if (a->kv_dtype == DPB_KV_F32) k_attn_tiled<float><<<g, kTq * kTsub, 0, ci->st>>>(P);
+        else k_attn_tiled<uint16_t><<<g, kTq * kTsub, 0, ci->st>>>(P);
+        return launched("attention (tiled)");
+    }
     if (a->n == 1) {
         int64_t p = a->pos0, lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
         int64_t nk = p - lo + 1, ns = (nk + 63) / 64;
@@ -1025,6 +1192,97 @@ dpb_status moe_tables(cuda_impl *ci, const dpb_moe_args *a, int64_t E, const uin
     return DPB_OK;
 }
 
+/* MXFP4 experts for prefill: sort the pairs by expert, then per used
+ * expert dequantize its weights to bf16 and run cuBLAS (docs/CUDA.md,
+ * "Backend").  The host waits once per call, for the per-expert counts. */
+dpb_status moe_prefill(cuda_impl *ci, const dpb_moe_args *a, int64_t E, int64_t pairs)
+{
+    const int64_t n = a->n, H = a->hidden, I = a->inter, K = a->top_k;
+    const bool x_exact = is_rounded(ci, a->x, (size_t)(n * H) * 4), rnd = a->round_bf16;
+    const int64_t gu_rows = pairs < kMoeGuRows ? pairs : kMoeGuRows; /* GEMM rows per gate_up pass */
+    size_t sz[9] = {al256((size_t)(E + 1) * 4),                     /* off */
+                    al256((size_t)pairs * 4),                       /* perm */
+                    al256((size_t)pairs * 4),                       /* inv */
+                    al256((size_t)(pairs * H) * 2),                 /* x hi */
+                    x_exact ? 0 : al256((size_t)(pairs * H) * 2),   /* x lo */
+                    al256((size_t)(2 * I * H) * 2 + (size_t)(H * I) * 2), /* bf16 weights of one expert */
+                    al256((size_t)(gu_rows * 2 * I) * 4),           /* gate_up output */
+                    al256((size_t)(pairs * I) * 2) * (rnd ? 1 : 2), /* act hi (+ lo) */
+                    al256((size_t)(pairs * H) * 4)};                /* down output */
+    size_t total = 0;
+    for (size_t v : sz) total += v;
+    void *ws;
+    dpb_status s = ws_get(ci, total, &ws);
+    if (s) return s;
+    char *w8 = static_cast<char *>(ws);
+    char *part[9];
+    for (int i = 0; i < 9; i++) {
+        part[i] = w8;
+        w8 += sz[i];
+    }
+    int32_t *off = reinterpret_cast<int32_t *>(part[0]), *perm = reinterpret_cast<int32_t *>(part[1]),
+            *inv = reinterpret_cast<int32_t *>(part[2]);
+    uint16_t *xh = reinterpret_cast<uint16_t *>(part[3]), *xl = x_exact ? nullptr : reinterpret_cast<uint16_t *>(part[4]);
+    uint16_t *wg = reinterpret_cast<uint16_t *>(part[5]), *wd = wg + 2 * I * H;
+    float *GU = reinterpret_cast<float *>(part[6]);
+    uint16_t *ah = reinterpret_cast<uint16_t *>(part[7]), *al = rnd ? nullptr : ah + al256((size_t)(pairs * I) * 2) / 2;
+    float *DN = reinterpret_cast<float *>(part[8]);
+    cudaError_t ce = cudaMemsetAsync(inv, 0xff, (size_t)pairs * 4, ci->st);
+    if (ce != cudaSuccess) return cerr(ce, "moe prefill");
+    k_moe_group<<<1, 1024, 0, ci->st>>>(a->idx, pairs, (int)E, off, perm);
+    if ((s = launched("moe prefill sort"))) return s;
+    std::vector<int32_t> hoff((size_t)(E + 1));
+    if ((ce = cudaMemcpyAsync(hoff.data(), off, (size_t)(E + 1) * 4, cudaMemcpyDeviceToHost, ci->st)) != cudaSuccess ||
+        (ce = cudaStreamSynchronize(ci->st)) != cudaSuccess)
+        return cerr(ce, "moe prefill counts");
+    const int64_t rows = hoff[(size_t)E];
+    if (rows < 0 || rows > pairs) return dpb_error_set(DPB_E_INTERNAL, "cuda moe prefill: sorted %lld of %lld pairs", (long long)rows, (long long)pairs);
+    if (rows > 0) {
+        k_pf_gather<<<grid_for(rows * H, 256), 256, 0, ci->st>>>(a->x, perm, rows, H, K, xh, xl, inv);
+        if ((s = launched("moe prefill gather"))) return s;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    const int64_t gn8 = 2 * I * H / 8, dn8 = H * I / 8;
+    for (int64_t e = 0; e < E; e++) {
+        const int64_t r0 = hoff[(size_t)e], c = hoff[(size_t)e + 1] - r0;
+        if (c <= 0) continue;
+        k_dequant_mxfp4x2<<<grid_for(gn8 + dn8, 256), 256, 0, ci->st>>>(
+            static_cast<const uint8_t *>(a->gate_up[e].data), a->gate_up[e].scales, gn8, reinterpret_cast<uint4 *>(wg),
+            static_cast<const uint8_t *>(a->down[e].data), a->down[e].scales, dn8, reinterpret_cast<uint4 *>(wd));
+        if ((s = launched("moe prefill dequant"))) return s;
+        for (int64_t g0 = 0; g0 < c; g0 += gu_rows) {
+            const int64_t m = c - g0 < gu_rows ? c - g0 : gu_rows, r = r0 + g0;
+            /* GU[m, 2I] = x rows . Wg^T  (column-major: C[2I, m] = Wg^T[2I, H] x X[H, m]) */
+            if ((s = berr(cublasGemmEx(ci->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)(2 * I), (int)m, (int)H, &one, wg,
+                                       CUDA_R_16BF, (int)H, xh + r * H, CUDA_R_16BF, (int)H, &zero, GU, CUDA_R_32F,
+                                       (int)(2 * I), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          "moe prefill gate_up")))
+                return s;
+            if (xl && (s = berr(cublasGemmEx(ci->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)(2 * I), (int)m, (int)H, &one, wg,
+                                             CUDA_R_16BF, (int)H, xl + r * H, CUDA_R_16BF, (int)H, &one, GU, CUDA_R_32F,
+                                             (int)(2 * I), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                                "moe prefill gate_up (remainder)")))
+                return s;
+            k_pf_swiglu<<<grid_for(m * I, 256), 256, 0, ci->st>>>(GU, a->gate_up_bias + e * 2 * I, m, I, a->limit,
+                                                                  a->alpha, rnd, ah + r * I, al ? al + r * I : nullptr);
+            if ((s = launched("moe prefill swiglu"))) return s;
+        }
+        /* DN[c, H] = act rows . Wd^T */
+        if ((s = berr(cublasGemmEx(ci->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)H, (int)c, (int)I, &one, wd, CUDA_R_16BF,
+                                   (int)I, ah + r0 * I, CUDA_R_16BF, (int)I, &zero, DN + r0 * H, CUDA_R_32F, (int)H,
+                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                      "moe prefill down")))
+            return s;
+        if (al && (s = berr(cublasGemmEx(ci->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)H, (int)c, (int)I, &one, wd, CUDA_R_16BF,
+                                         (int)I, al + r0 * I, CUDA_R_16BF, (int)I, &one, DN + r0 * H, CUDA_R_32F, (int)H,
+                                         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                            "moe prefill down (remainder)")))
+            return s;
+    }
+    k_pf_combine<<<grid_for(n * H, 256), 256, 0, ci->st>>>(DN, inv, a->idx, a->wts, a->down_bias, n, H, K, rnd, a->out);
+    return launched("moe prefill combine");
+}
+
 dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
 {
     cuda_impl *ci = impl_of(b);
@@ -1054,53 +1312,9 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
     const bool fused = g0->fmt == DPB_W_MXFP4 && d0->fmt == DPB_W_MXFP4 && H % 32 == 0 && I % 32 == 0 && K <= 8 &&
                        al16(a->x) && H <= INT32_MAX && I <= INT32_MAX;
     void *ws;
-    if (fused && ci->moe_grouped && n > 8 && E <= 1024 && n * K <= INT32_MAX) {
-        /* grouped by expert, the whole call at once */
-        const int64_t pairs = n * K;
-        size_t gu_b = al256((size_t)(pairs * 2 * I) * 4), act_b = al256((size_t)(pairs * I) * 4),
-               dn_b = al256((size_t)(pairs * H) * 4), off_b = al256((size_t)(E + 1) * 4), perm_b = al256((size_t)pairs * 4);
-        if ((s = ws_get(ci, gu_b + act_b + dn_b + off_b + perm_b, &ws))) return s;
-        char *w8 = static_cast<char *>(ws);
-        float *GU = reinterpret_cast<float *>(w8), *ACT = reinterpret_cast<float *>(w8 + gu_b),
-              *DN = reinterpret_cast<float *>(w8 + gu_b + act_b);
-        int32_t *off = reinterpret_cast<int32_t *>(w8 + gu_b + act_b + dn_b),
-                *perm = reinterpret_cast<int32_t *>(w8 + gu_b + act_b + dn_b + off_b);
-        /* rows of pairs with an invalid expert id are never written: NaN */
-        cudaError_t ce = cudaMemsetAsync(GU, 0xff, (size_t)(pairs * 2 * I) * 4, ci->st);
-        if (ce == cudaSuccess) ce = cudaMemsetAsync(DN, 0xff, (size_t)(pairs * H) * 4, ci->st);
-        if (ce != cudaSuccess) return cerr(ce, "moe grouped");
-        k_moe_group<<<1, 1024, 0, ci->st>>>(a->idx, pairs, (int)E, off, perm);
-        if ((s = launched("moe group"))) return s;
-        grp_p P;
-        P.blk = tab;
-        P.sc = tab + E;
-        P.bias = a->gate_up_bias;
-        P.perm = perm;
-        P.off = off;
-        P.x = a->x;
-        P.x_per_pair = 0;
-        P.k = K;
-        P.out = 2 * I;
-        P.in = H;
-        P.y = GU;
-        P.rnd = a->round_bf16;
-        k_moe_grouped_mxfp4<<<dim3((unsigned)((2 * I + 3) / 4), (unsigned)E), 128, 0, ci->st>>>(P);
-        if ((s = launched("moe grouped gate_up"))) return s;
-        k_swiglu_clamped<<<grid_for(pairs * I, 256), 256, 0, ci->st>>>(GU, pairs, I, a->limit, a->alpha, a->round_bf16, ACT);
-        if ((s = launched("moe grouped swiglu"))) return s;
-        P.blk = tab + 2 * E;
-        P.sc = tab + 3 * E;
-        P.bias = a->down_bias;
-        P.x = ACT;
-        P.x_per_pair = 1;
-        P.out = H;
-        P.in = I;
-        P.y = DN;
-        k_moe_grouped_mxfp4<<<dim3((unsigned)((H + 3) / 4), (unsigned)E), 128, 0, ci->st>>>(P);
-        if ((s = launched("moe grouped down"))) return s;
-        k_moe_combine<<<grid_for(n * H, 256), 256, 0, ci->st>>>(DN, a->wts, n, H, K, a->out);
-        return launched("moe grouped combine");
-    }
+    if (fused && n > 8 && n * K <= INT32_MAX &&
+        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && n >= kMoeDequantMinRows)))
+        return moe_prefill(ci, a, E, n * K);
     if (fused) {
         /* kernels A and B of decode_kernels.cu, 8 tokens at a time */
         if ((s = ws_get(ci, (size_t)(8 * K * I) * 4, &ws))) return s;
@@ -1126,11 +1340,11 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
             float *o = a->out + t0 * H;
             if ((s = dpb_cuda_moe_gate_up_swiglu_ex(nullptr, nullptr, tab, tab + E, a->gate_up_bias, a->x + t0 * H,
                                                     a->idx + t0 * K, act, M, (int)K, (int)E, (int)H, (int)I, a->alpha,
-                                                    a->limit, a->round_bf16, 0, ci->st)))
+                                                    a->limit, a->round_bf16, ci->moe_variant, ci->st)))
                 return s;
             if ((s = dpb_cuda_moe_down_sum_ex(nullptr, nullptr, tab + 2 * E, tab + 3 * E, a->down_bias, act,
                                               a->idx + t0 * K, a->wts + t0 * K, ci->zeros, o, M, (int)K, (int)E, (int)H,
-                                              (int)I, a->round_bf16, 0, ci->st)))
+                                              (int)I, a->round_bf16, ci->moe_variant, ci->st)))
                 return s;
         }
         return DPB_OK;
@@ -1222,6 +1436,13 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     *out = nullptr;
     const char *env = getenv("DPB_CUDA_DEVICE");
     if (env && *env) device = atoi(env);
+    int prefill = kPrefillAuto;
+    const char *pf = getenv("DPB_CUDA_PREFILL"), *grp = getenv("DPB_CUDA_MOE_GROUPED");
+    if (pf && strcmp(pf, "new") == 0) prefill = kPrefillNew;
+    else if (pf && strcmp(pf, "old") == 0) prefill = kPrefillOld;
+    else if (pf && *pf && strcmp(pf, "auto") != 0)
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_PREFILL: '%s' is not auto, new or old", pf);
+    if (grp && strcmp(grp, "1") == 0) prefill = kPrefillNew; /* the earlier name of DPB_CUDA_PREFILL=new */
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count < 1) {
@@ -1241,8 +1462,9 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     }
     cuda_impl *ci = new (mem) cuda_impl();
     ci->device = device;
-    const char *grp = getenv("DPB_CUDA_MOE_GROUPED");
-    ci->moe_grouped = grp && strcmp(grp, "1") == 0;
+    ci->prefill = prefill;
+    const char *lut = getenv("DPB_CUDA_MOE_LUT");
+    ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     b->ops = &k_cuda_ops;
     b->impl = ci;
     b->threads = 1;

@@ -235,6 +235,44 @@ __device__ __forceinline__ float dot_fp4_block(uint4 w, const float *xv)
     return a0 + a1;
 }
 
+/* The same sum with one shared-memory lookup per code byte: lut[b] holds
+ * the half2 (low nibble, high nibble) of byte b in the encoding of fp4_pair
+ * (value times 2^-14), so the caller's scaling is unchanged. */
+__device__ __forceinline__ float dot_fp4_block_lut(uint4 w, const float *xv, const uint32_t *lut)
+{
+    const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
+    float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int b = 0; b < 4; b++) {
+            uint32_t h = lut[(ws[i] >> (8 * b)) & 0xffu];
+            float2 f = __half22float2(*reinterpret_cast<__half2 *>(&h));
+            a0 = fmaf(f.x, xv[8 * i + 2 * b], a0);
+            a1 = fmaf(f.y, xv[8 * i + 2 * b + 1], a1);
+        }
+    }
+    return a0 + a1;
+}
+
+/* Fills the 256-entry byte table (every thread of the block takes part). */
+__device__ __forceinline__ void fill_fp4_lut(uint32_t *lut)
+{
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) {
+        const uint32_t lo = (uint32_t)b & 15u, hi = (uint32_t)b >> 4;
+        const uint32_t hl = ((lo & 8u) << 12) | ((lo & 7u) << 9), hh = ((hi & 8u) << 12) | ((hi & 7u) << 9);
+        lut[b] = hl | hh << 16;
+    }
+    __syncthreads();
+}
+
+template <bool L>
+__device__ __forceinline__ float dot_fp4(uint4 w, const float *xv, const uint32_t *lut)
+{
+    if constexpr (L) return dot_fp4_block_lut(w, xv, lut);
+    else return dot_fp4_block(w, xv);
+}
+
 __device__ __forceinline__ void load_x32(const float *p, float *xv)
 {
     const float4 *q = reinterpret_cast<const float4 *>(p);
@@ -249,7 +287,7 @@ constexpr int kMoeWarps = 4;
 
 /* Kernel A.  blockIdx.y: (token, expert slot) pair p.  Each warp computes RP
  * consecutive outputs j, i.e. the 2*RP consecutive rows 2j (gate), 2j+1 (up). */
-template <int RP>
+template <int RP, bool L>
 __global__ void __launch_bounds__(kMoeWarps * kWarp)
 moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
                    const uint16_t *__restrict__ bias, const float *__restrict__ x,
@@ -257,6 +295,8 @@ moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
                    int I, float alpha, float limit, const uint8_t *const *__restrict__ btab,
                    const uint8_t *const *__restrict__ stab, int rnd)
 {
+    __shared__ uint32_t lut[L ? 256 : 1];
+    if constexpr (L) fill_fp4_lut(lut);
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int p = blockIdx.y, token = p / k;
     const int j0 = (blockIdx.x * kMoeWarps + warp) * RP;
@@ -296,7 +336,7 @@ moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
         float xv[32];
         load_x32(xr + (size_t)c * 32, xv);
 #pragma unroll
-        for (int r = 0; r < 2 * RP; r++) acc[r] += ldexpf(dot_fp4_block(w[r], xv), sc[r] - 127 + 14);
+        for (int r = 0; r < 2 * RP; r++) acc[r] += ldexpf(dot_fp4<L>(w[r], xv, lut), sc[r] - 127 + 14);
     }
 #pragma unroll
     for (int r = 0; r < 2 * RP; r++) acc[r] = warp_sum(acc[r]);
@@ -320,7 +360,7 @@ moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
 
 /* Kernel B.  blockIdx.y: token.  Each warp computes R consecutive outputs h,
  * looping over the token's k experts. */
-template <int R>
+template <int R, bool L>
 __global__ void __launch_bounds__(kMoeWarps * kWarp)
 moe_down_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
                 const uint16_t *__restrict__ bias, const float *__restrict__ act,
@@ -328,6 +368,8 @@ moe_down_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ 
                 const float *resid, float *out, int k, int E, int H, int I,
                 const uint8_t *const *__restrict__ btab, const uint8_t *const *__restrict__ stab, int rnd)
 {
+    __shared__ uint32_t lut[L ? 256 : 1];
+    if constexpr (L) fill_fp4_lut(lut);
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int m = blockIdx.y;
     const int h0 = (blockIdx.x * kMoeWarps + warp) * R;
@@ -372,8 +414,8 @@ moe_down_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ 
             load_x32(ar + (size_t)c * 32, xv);
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                if (rnd) pe[r] += ldexpf(dot_fp4_block(w[r], xv), sc[r] - 127 + 14);
-                else acc[r] += wt * ldexpf(dot_fp4_block(w[r], xv), sc[r] - 127 + 14);
+                if (rnd) pe[r] += ldexpf(dot_fp4<L>(w[r], xv, lut), sc[r] - 127 + 14);
+                else acc[r] += wt * ldexpf(dot_fp4<L>(w[r], xv, lut), sc[r] - 127 + 14);
             }
         }
         if (rnd) {
@@ -696,25 +738,31 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
     dpb_status st = moe_check("moe gate_up", gate_up_blocks, gate_up_scales, gate_up_bias, M, k, E, H, I);
     if (st) return st;
     if (!x || !ids || !act || !aligned16(x)) return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: x/ids/act null or x unaligned");
+    const bool lut = (rows_per_warp & DPB_CUDA_MOE_LUT) != 0;
+    rows_per_warp &= ~DPB_CUDA_MOE_LUT;
     const int RP = rows_per_warp == 0 ? 4 : rows_per_warp / 2; /* gate/up pairs per warp */
     dim3 grid((unsigned)((I + kMoeWarps * RP - 1) / (kMoeWarps * RP)), (unsigned)(M * k));
+#define DPB_MOE_A(rp, l)                                                                                              \
+    moe_gate_up_kernel<rp, l><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias, x, \
+                                                                     ids, act, k, E, H, I, alpha, limit, btab, stab, rnd)
     switch (rows_per_warp) {
     case 2:
-        moe_gate_up_kernel<1><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
-                                                                       x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd);
+        if (lut) DPB_MOE_A(1, true);
+        else DPB_MOE_A(1, false);
         break;
     case 4:
-        moe_gate_up_kernel<2><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
-                                                                       x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd);
+        if (lut) DPB_MOE_A(2, true);
+        else DPB_MOE_A(2, false);
         break;
     case 0:
     case 8:
-        moe_gate_up_kernel<4><<<grid, kMoeWarps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias,
-                                                                       x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd);
+        if (lut) DPB_MOE_A(4, true);
+        else DPB_MOE_A(4, false);
         break;
     default:
         return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: rows_per_warp %d not in {0,2,4,8}", rows_per_warp);
     }
+#undef DPB_MOE_A
     return launch_status(cudaGetLastError(), "moe gate_up");
 }
 
@@ -740,24 +788,30 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
     if (st) return st;
     if (!act || !ids || !wts || !resid || !out || !aligned16(act))
         return dpb_error_set(DPB_E_ARG, "cuda moe down: act/ids/wts/resid/out null or act unaligned");
+    const bool lut = (rows_per_warp & DPB_CUDA_MOE_LUT) != 0;
+    rows_per_warp &= ~DPB_CUDA_MOE_LUT;
     const int R = rows_per_warp == 0 ? 2 : rows_per_warp;
     dim3 grid((unsigned)((H + kMoeWarps * R - 1) / (kMoeWarps * R)), (unsigned)M);
+#define DPB_MOE_B(r, l)                                                                                                \
+    moe_down_kernel<r, l><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts, resid, \
+                                                                 out, k, E, H, I, btab, stab, rnd)
     switch (R) {
     case 1:
-        moe_down_kernel<1><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
-                                                                    resid, out, k, E, H, I, btab, stab, rnd);
+        if (lut) DPB_MOE_B(1, true);
+        else DPB_MOE_B(1, false);
         break;
     case 2:
-        moe_down_kernel<2><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
-                                                                    resid, out, k, E, H, I, btab, stab, rnd);
+        if (lut) DPB_MOE_B(2, true);
+        else DPB_MOE_B(2, false);
         break;
     case 4:
-        moe_down_kernel<4><<<grid, kMoeWarps * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts,
-                                                                    resid, out, k, E, H, I, btab, stab, rnd);
+        if (lut) DPB_MOE_B(4, true);
+        else DPB_MOE_B(4, false);
         break;
     default:
         return dpb_error_set(DPB_E_ARG, "cuda moe down: rows_per_warp %d not in {0,1,2,4}", rows_per_warp);
     }
+#undef DPB_MOE_B
     return launch_status(cudaGetLastError(), "moe down");
 }
 

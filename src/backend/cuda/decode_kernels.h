@@ -57,6 +57,11 @@ dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *
  * Token m (0 <= m < M <= 8) uses experts ids[m*k .. m*k+k-1] (0 <= id < E) with
  * routing weights wts[m*k ..]. */
 
+/* OR-ed into rows_per_warp of kernels A and B: decode the FP4 codes with
+ * one lookup per byte in a 256-entry shared table of half2 pairs instead
+ * of bit operations (a lab variant; docs/CUDA.md). */
+#define DPB_CUDA_MOE_LUT 256
+
 /* Kernel A: act[m*k+e][j] = swiglu(gate_j + bg, up_j + bu) for the k experts,
  * with g = min(g, limit), u = clamp(u, -limit, limit),
  * act = g * sigmoid(alpha g) * (u + 1).  x fp32 [M, H]; act fp32 [M*k, I].
