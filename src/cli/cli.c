@@ -22,6 +22,12 @@ static const dpb_cli_command k_commands[] = {
     {"logits", "one forward pass: every position's logits to a safetensors file", dpb_cmd_logits},
     {"telemetry", "what GPU/CPU telemetry is available (NVML, RAPL); record a power trace", dpb_cmd_telemetry},
     {"tokenize", "text to token ids with a model's tokenizer; chat templates; exact-length prompts; --bench", dpb_cmd_tokenize},
+    {"latency", "the study's latency grid: TTFT, TPOT, ITL, E2E per cell; resumable (--resume)", dpb_cmd_latency},
+    {"memory", "weights, KV cache (exact vs analytic), workspace and process memory per context", dpb_cmd_memory},
+    {"energy", "energy per prefill and decode: idle baseline, NVML counter vs power integral", dpb_cmd_energy},
+    {"unify", "the study's unified latency/memory/energy CSVs across results folders", dpb_cmd_unify},
+    {"ape", "Active Parameter Efficiency (metric / active B, from the checkpoint) from results folders", dpb_cmd_ape},
+    {"ablate", "the study's ablations: sampling, context, batch, experts per token, KV dtype, sliding window", dpb_cmd_ablate},
     {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])

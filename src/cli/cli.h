@@ -35,5 +35,11 @@ int dpb_cmd_logits(int argc, char **argv);
 int dpb_cmd_telemetry(int argc, char **argv);
 int dpb_cmd_tokenize(int argc, char **argv);
 int dpb_cmd_detokenize(int argc, char **argv);
+int dpb_cmd_latency(int argc, char **argv);
+int dpb_cmd_memory(int argc, char **argv);
+int dpb_cmd_energy(int argc, char **argv);
+int dpb_cmd_unify(int argc, char **argv);
+int dpb_cmd_ape(int argc, char **argv);
+int dpb_cmd_ablate(int argc, char **argv);
 
 #endif

@@ -1,0 +1,155 @@
+#include "bench/ablate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "engine/engine.h"
+
+static const char *g_cols[128];
+
+const char *const *dpb_ablate_columns(void)
+{
+    if (!g_cols[0]) {
+        size_t n = 0;
+        g_cols[n++] = "test";
+        g_cols[n++] = "factor";
+        g_cols[n++] = "value";
+        for (size_t i = 0; dpb_latency_csv_columns[i] && n < 127; i++) g_cols[n++] = dpb_latency_csv_columns[i];
+        g_cols[n] = NULL;
+    }
+    return g_cols;
+}
+
+typedef struct variant {
+    char value[64];
+    dpb_engine_opts eo;
+    dpb_latency_cell cell;
+    dpb_sampling samp;
+    bool use_samp;
+} variant;
+
+static cJSON *note_row(const char *test, const char *factor, const char *why)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "test", test);
+    cJSON_AddStringToObject(o, "factor", factor);
+    cJSON_AddStringToObject(o, "value", why);
+    return o;
+}
+
+static dpb_status run_variant(const dpb_checkpoint *ck, dpb_study_prompts *p, const char *test, const char *factor,
+                              variant *v, cJSON *rows)
+{
+    if (v->use_samp) v->cell.sampling = &v->samp;
+    if (!v->eo.max_ctx) v->eo.max_ctx = v->cell.prompt_tokens + v->cell.gen_tokens;
+    if (!v->eo.max_seqs) v->eo.max_seqs = v->cell.batch;
+    dpb_engine *e;
+    dpb_status st = dpb_engine_create(ck, &v->eo, &e);
+    if (st) return dpb_error_prefix(st, "ablate %s=%s", factor, v->value);
+    cJSON *sum = NULL;
+    st = dpb_latency_run_cell(e, p, &v->cell, NULL, NULL, NULL, &sum);
+    dpb_engine_destroy(e);
+    if (st) return dpb_error_prefix(st, "ablate %s=%s", factor, v->value);
+    cJSON_AddStringToObject(sum, "test", test);
+    cJSON_AddStringToObject(sum, "factor", factor);
+    cJSON_AddStringToObject(sum, "value", v->value);
+    cJSON_AddItemToArray(rows, sum);
+    return DPB_OK;
+}
+
+dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const dpb_ablate_opts *o, const char *test,
+                          cJSON *rows)
+{
+    const dpb_model_config *cfg = dpb_checkpoint_config(ck);
+    variant base = {0};
+    base.eo.backend = o->backend;
+    base.eo.threads = o->threads;
+    base.cell.prompt_tokens = o->prompt_tokens;
+    base.cell.gen_tokens = o->gen_tokens;
+    base.cell.batch = 1;
+    base.cell.rounds = o->rounds;
+    base.cell.warmup = o->warmup;
+    variant vs[8];
+    int nv = 0;
+    const char *factor;
+    if (strcmp(test, "sampling") == 0) {
+        factor = "sampling";
+        static const struct { const char *name; double t, tp, mp; int64_t tk; bool g; } s[] = {
+            {"greedy", 0, 1, 0, 0, true}, {"temperature=0.7,top_p=0.9", 0.7, 0.9, 0, 0, false},
+            {"temperature=1.0", 1.0, 1, 0, 0, false}, {"temperature=1.0,top_k=50", 1.0, 1, 0, 50, false},
+            {"temperature=1.0,min_p=0.05", 1.0, 1, 0.05, 0, false}};
+        for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+            vs[nv] = base;
+            snprintf(vs[nv].value, sizeof vs[nv].value, "%s", s[i].name);
+            vs[nv].samp = (dpb_sampling){s[i].g, s[i].g ? 1.0 : s[i].t, s[i].tk, s[i].tp, s[i].mp, 1};
+            vs[nv].use_samp = true;
+            nv++;
+        }
+    } else if (strcmp(test, "context") == 0) {
+        factor = "prompt_tokens";
+        static const int64_t ctx[] = {128, 512, 1024, 2048};
+        for (size_t i = 0; i < 4; i++) {
+            if (cfg->max_position_embeddings > 0 && ctx[i] + o->gen_tokens > cfg->max_position_embeddings) continue;
+            vs[nv] = base;
+            vs[nv].cell.prompt_tokens = ctx[i];
+            snprintf(vs[nv].value, sizeof vs[nv].value, "%lld", (long long)ctx[i]);
+            nv++;
+        }
+    } else if (strcmp(test, "batch") == 0) {
+        factor = "batch";
+        for (int b = 1; b <= 8; b *= 2) {
+            vs[nv] = base;
+            vs[nv].cell.batch = b;
+            snprintf(vs[nv].value, sizeof vs[nv].value, "%d", b);
+            nv++;
+        }
+    } else if (strcmp(test, "experts") == 0) {
+        factor = "experts_per_tok";
+        if (cfg->num_experts <= 0) {
+            cJSON_AddItemToArray(rows, note_row(test, factor, "not applicable: a dense model has no experts"));
+            return DPB_OK;
+        }
+        static const int64_t k[] = {1, 2, 4, 8};
+        bool have_cfg = false;
+        for (size_t i = 0; i < 4; i++) {
+            if (k[i] > cfg->num_experts) continue;
+            vs[nv] = base;
+            vs[nv].eo.experts_per_tok = k[i];
+            have_cfg |= k[i] == cfg->experts_per_tok;
+            snprintf(vs[nv].value, sizeof vs[nv].value, "%lld%s", (long long)k[i],
+                     k[i] == cfg->experts_per_tok ? " (config)" : "");
+            nv++;
+        }
+        if (!have_cfg && cfg->experts_per_tok <= cfg->num_experts) {
+            vs[nv] = base;
+            vs[nv].eo.experts_per_tok = cfg->experts_per_tok;
+            snprintf(vs[nv].value, sizeof vs[nv].value, "%lld (config)", (long long)cfg->experts_per_tok);
+            nv++;
+        }
+    } else if (strcmp(test, "kv") == 0) {
+        factor = "kv_dtype";
+        vs[nv] = base;
+        snprintf(vs[nv++].value, sizeof vs[0].value, "bf16");
+        vs[nv] = base;
+        vs[nv].eo.kv_f32 = 1;
+        snprintf(vs[nv++].value, sizeof vs[0].value, "f32");
+    } else if (strcmp(test, "window") == 0) {
+        factor = "sliding_window";
+        if (cfg->num_sliding_layers <= 0 || cfg->sliding_window <= 0) {
+            cJSON_AddItemToArray(rows, note_row(test, factor, "not applicable: the model has no sliding-window layers"));
+            return DPB_OK;
+        }
+        vs[nv] = base;
+        snprintf(vs[nv++].value, sizeof vs[0].value, "on (window %lld)", (long long)cfg->sliding_window);
+        vs[nv] = base;
+        vs[nv].eo.no_sliding = 1;
+        snprintf(vs[nv++].value, sizeof vs[0].value, "off (full attention)");
+    } else {
+        return dpb_error_set(DPB_E_ARG, "--tests: unknown test '%s' (known: %s)", test, DPB_ABLATE_TESTS);
+    }
+    for (int i = 0; i < nv; i++) {
+        dpb_status st = run_variant(ck, p, test, factor, &vs[i], rows);
+        if (st) return st;
+    }
+    return DPB_OK;
+}

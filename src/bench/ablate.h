@@ -1,0 +1,37 @@
+/* deploybench ablate: one latency cell per value of one factor, the rest
+ * fixed; one CSV per test with the varied factor as columns "factor" and
+ * "value" before the latency cell's columns (bench/latency.h).
+ *
+ * Tests (what our engine can vary today):
+ *   sampling  greedy; temperature 0.7 + top-p 0.9; temperature 1.0; top-k 50; min-p 0.05
+ *   context   prompt tokens 128, 512, 1024, 2048 (those within the model's positions)
+ *   batch     1, 2, 4, 8 sequences per round
+ *   experts   active experts per token 1, 2, 4, 8 and the config's (MoE models only)
+ *   kv        KV cache bf16, f32
+ *   window    sliding-window layers on (as configured), off (full attention) (models with them only)
+ * A test that does not apply to the model gives one row whose value says why. */
+#ifndef DPB_BENCH_ABLATE_H
+#define DPB_BENCH_ABLATE_H
+
+#include <cjson/cJSON.h>
+#include "bench/latency.h"
+#include "format/checkpoint.h"
+
+#define DPB_ABLATE_TESTS "sampling,context,batch,experts,kv,window"
+
+typedef struct dpb_ablate_opts {
+    const char *backend;
+    int threads;
+    int64_t prompt_tokens, gen_tokens;  /* the fixed cell */
+    int rounds, warmup;
+} dpb_ablate_opts;
+
+/* Runs one test; appends its rows to rows (an array).  fn/user as in
+ * dpb_latency_run_cell (may be NULL).  DPB_E_ARG for an unknown test name. */
+dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const dpb_ablate_opts *o, const char *test,
+                          cJSON *rows);
+
+/* "test", "factor", "value", then the latency columns; NULL-terminated. */
+const char *const *dpb_ablate_columns(void);
+
+#endif

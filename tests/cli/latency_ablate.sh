@@ -1,0 +1,25 @@
+#!/bin/sh
+# CLI: deploybench ablate on tiny models: one CSV per test with the factor as a column, the
+# config's value marked, tests that do not apply say why, unknown tests refused.
+B=${DPB_BIN:-build/deploybench}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1"; cat "$T/out" "$T/err" 2>/dev/null | head -20; fi; }
+$B ablate --model synth:gpt-oss-tiny --tests sampling,experts,kv,window,batch --prompt-tokens 16 --gen-tokens 4 \
+    --num-requests 2 --threads 1 --out $T/a >"$T/out" 2>"$T/err"; rc=$?
+check "exit 0 and one CSV per test" "[ $rc -eq 0 ] && for t in sampling experts kv window batch; do [ -s $T/a/ablation_\$t.csv ] || exit 1; done"
+check "factor columns first" "head -1 $T/a/ablation_kv.csv | grep -q '^test,factor,value,cell,prompt_tokens,gen_tokens,batch,requests,'"
+check "sampling: 5 variants" "[ \$(tail -n +2 $T/a/ablation_sampling.csv | wc -l) -eq 5 ] && grep -q 'greedy' $T/a/ablation_sampling.csv && grep -q 'top_p=0.9' $T/a/ablation_sampling.csv"
+check "experts: 1,2,4 (config),8" "[ \$(tail -n +2 $T/a/ablation_experts.csv | wc -l) -eq 4 ] && grep -q '^experts,experts_per_tok,4 (config),' $T/a/ablation_experts.csv"
+check "kv: bf16 and f32" "grep -q '^kv,kv_dtype,bf16,' $T/a/ablation_kv.csv && grep -q '^kv,kv_dtype,f32,' $T/a/ablation_kv.csv"
+check "window: on and off" "grep -q 'on (window 8)' $T/a/ablation_window.csv && grep -q 'off (full attention)' $T/a/ablation_window.csv"
+check "batch: 1,2,4,8 with batch column" "[ \"\$(tail -n +2 $T/a/ablation_batch.csv | cut -d, -f7 | tr '\n' ' ')\" = '1 2 4 8 ' ]"
+check "rows recorded as they finish" "[ \$(wc -l < $T/a/ablation.jsonl) -eq 17 ] && grep -q '\"status\":[[:space:]]*\"complete\"' $T/a/manifest.json"
+$B ablate --model synth:qwen3-tiny --tests experts,window --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/q >"$T/out" 2>"$T/err"; rc=$?
+check "dense model: experts and window not applicable, with why" "[ $rc -eq 0 ] && grep -q 'not applicable: a dense model has no experts' $T/q/ablation_experts.csv && grep -q 'not applicable: the model has no sliding-window layers' $T/q/ablation_window.csv"
+$B ablate --model synth:qwen3-tiny --tests graphs --out $T/x >"$T/out" 2>"$T/err"; rc=$?
+check "unknown test refused before any work" "[ $rc -eq 2 ] && grep -q \"unknown test 'graphs'\" $T/err && [ ! -e $T/x ]"
+echo "RESULT pass=$pass fail=$fail skip=0"
+[ $fail -eq 0 ]
