@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/json.h"
 
 /* ---------------------------------------------------------------- text builder */
 
@@ -179,6 +180,9 @@ dpb_status dpb_eval_bbh_prompt(const dpb_eval_item *it, const char *description,
 static dpb_status regex_pick(const char *pattern, uint32_t opts, const char *s, int which, char **out)
 {
     *out = NULL;
+    size_t bad;
+    if (!dpb_utf8_valid((const uint8_t *)s, strlen(s), &bad))
+        return dpb_error_set(DPB_E_FORMAT, "eval: the text is not valid UTF-8 (byte %zu)", bad);
     int err;
     PCRE2_SIZE eoff;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts | PCRE2_UTF, &err, &eoff, NULL);
@@ -265,6 +269,9 @@ dpb_status dpb_eval_bbh_extract(const char *output, char **out)
 /* Python's re.sub(pattern, "", s) for the patterns lm-eval ignores. */
 static dpb_status regex_remove(const char *pattern, char *s)
 {
+    size_t bad;
+    if (!dpb_utf8_valid((const uint8_t *)s, strlen(s), &bad))
+        return dpb_error_set(DPB_E_FORMAT, "eval: the text is not valid UTF-8 (byte %zu)", bad);
     int err;
     PCRE2_SIZE eoff;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err, &eoff, NULL);
