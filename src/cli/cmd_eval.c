@@ -43,7 +43,7 @@ static void usage(FILE *f)
             "  --num-fewshot K     exemplars (default: mmlu 5, gsm8k 5, gsm8k_cot 8, bbh 3, humaneval 0)\n"
             "  --chat-template T   wrap each prompt as one user message: none (default), harmony, qwen3, chatml\n"
             "  --batch N           questions per forward step / sequences per generation (default 8)\n"
-            "  --max-new-tokens N  generation cap (default: gsm8k 256, bbh 1024, humaneval 1024)\n"
+            "  --max-new-tokens N  generation cap (default: bbh 1024, others 256, as lm-eval)\n"
             "  --max-context N     engine context in tokens (default min(model's, 4096)); longer prompts keep their end\n"
             "  --backend B         cpu (default), ref or cuda;  --threads N: CPU threads (default all)\n"
             "  --exhaustive        MMLU: run every choice on its own instead of sharing the question's prefix\n"
@@ -596,7 +596,7 @@ int dpb_cmd_eval(int argc, char **argv)
     if (r.fewshot < 0) r.fewshot = r.kind == T_MMLU ? 5 : r.kind == T_GSM8K ? 5 : r.kind == T_GSM8K_COT ? 8 : r.kind == T_BBH ? 3 : 0;
     if (r.kind == T_GSM8K_COT && r.fewshot > 8) return dpb_cli_usage_error("eval", "--num-fewshot: gsm8k_cot has 8 exemplars");
     if (r.kind == T_MMLU && r.fewshot > 5) return dpb_cli_usage_error("eval", "--num-fewshot: MMLU's dev split has 5 per subject");
-    if (!r.max_new) r.max_new = r.kind == T_GSM8K || r.kind == T_GSM8K_COT ? 256 : 1024;
+    if (!r.max_new) r.max_new = r.kind == T_BBH ? 1024 : 256; /* lm-eval: bbh sets 1024, the rest use the default 256 */
     r.tpl = DPB_CHAT_NONE;
     dpb_status st;
     if (r.tpl_name && (st = dpb_chat_template_parse(r.tpl_name, &r.tpl))) return dpb_cli_fail("eval", dpb_error_prefix(st, "--chat-template"));
