@@ -105,11 +105,18 @@ dpb_status dpb_eval_loglik(dpb_engine *e, dpb_tokenizer *tok, const char *const 
     if (!st && nseg > 0) {
         if (!(st = ensure(&logits, &lcap, (size_t)nseg, V))) st = dpb_engine_forward(e, segs, nseg, DPB_LOGITS_LAST, logits);
         if (stats) stats->forward_calls++;
-        for (int s = 0; s < nseg && !st; s++)
-            for (int c = 0; c < nc; c++) {
-                size_t k = (size_t)segq[s] * nc + c;
-                ll[k] = log_prob(logits + (size_t)s * V, V, ct[k].ids[0]);
+        if (!st) {
+            /* one log-sum-exp over the vocabulary per question scores all its choices */
+#pragma omp parallel for schedule(static)
+            for (int s = 0; s < nseg; s++) {
+                const float *row = logits + (size_t)s * V;
+                double lse = (double)row[0] - log_prob(row, V, 0);
+                for (int c = 0; c < nc; c++) {
+                    size_t k = (size_t)segq[s] * nc + c;
+                    ll[k] = (double)row[ct[k].ids[0]] - lse;
+                }
             }
+        }
     }
     free(segq);
     /* each choice on its own: ctx[:-1] without logits, then ctx[-1] + cont[:-1] with every row */
