@@ -23,6 +23,7 @@ static const dpb_cli_command k_commands[] = {
     {"telemetry", "what GPU/CPU telemetry is available (NVML, RAPL); record a power trace", dpb_cmd_telemetry},
     {"tokenize", "text to token ids with a model's tokenizer; chat templates; exact-length prompts; --bench", dpb_cmd_tokenize},
     {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
+    {"safety", "refusal, jailbreak and over-refusal rates with the governance table (docs/SAFETY.md)", dpb_cmd_safety},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 

@@ -35,5 +35,6 @@ int dpb_cmd_logits(int argc, char **argv);
 int dpb_cmd_telemetry(int argc, char **argv);
 int dpb_cmd_tokenize(int argc, char **argv);
 int dpb_cmd_detokenize(int argc, char **argv);
+int dpb_cmd_safety(int argc, char **argv);
 
 #endif
