@@ -322,7 +322,10 @@ int dpb_cmd_safety(int argc, char **argv)
     {
         const char *gdir = card_dir ? card_dir : (c.ck ? dpb_checkpoint_dir(c.ck) : NULL);
         if ((st = dpb_governance_read(gdir, meta, &gov))) goto fail;
-        if ((st = write_json(out, "governance.json", dpb_governance_json(&gov)) )) goto fail;
+        cJSON *gj = dpb_governance_json(&gov);
+        st = write_json(out, "governance.json", gj);
+        cJSON_Delete(gj);
+        if (st) goto fail;
     }
     {
         cJSON *params = cJSON_CreateObject();
