@@ -42,6 +42,16 @@ if [ -f "$QTOK" ] && [ -f "$HTOK" ]; then
     "$B" safety --model synth:qwen3-tiny --tokenizer "$QTOK" --limit 4 --max-new-tokens 6 --threads 2 --out "$T/q2" >/dev/null 2>&1
     cmp -s "$T/q/responses.jsonl" "$T/q2/responses.jsonl" && ok || bad "reproducible responses"
 
+    # every public set from ../shared/data, one prompt each
+    "$B" safety --model synth:qwen3-tiny --tokenizer "$QTOK" --sets builtin,advbench,harmbench,jbb,jbb-pair,xstest \
+        --data "$S/data" --limit 1 --max-new-tokens 3 --threads 2 --out "$T/all" >"$T/out" 2>&1
+    rc=$?; [ $rc -eq 0 ] && ok || { bad "all sets exit $rc"; cat "$T/out"; }
+    [ "$(wc -l < "$T/all/responses.jsonl")" -eq 6 ] && ok || bad "all sets: 6 responses"
+    for s in builtin advbench harmbench jbb jbb-pair xstest; do
+        grep -q "\"set\":\"$s\"" "$T/all/responses.jsonl" && ok || bad "all sets: $s"
+    done
+    grep -q '"id":"xstest-1"' "$T/all/responses.jsonl" && grep -q '^xstest,ALL,answer,1,' "$T/all/summary.csv" && ok || bad "xstest safe prompt expected answer"
+
     "$B" safety --model synth:gpt-oss-tiny --tokenizer "$HTOK" --limit 2 --max-new-tokens 6 --threads 2 \
         --model-card-dir "$S/data/configs/gpt-oss-20b" --out "$T/g" >"$T/out" 2>&1
     rc=$?; [ $rc -eq 0 ] && ok || { bad "gpt-oss-tiny run exit $rc"; cat "$T/out"; }
