@@ -41,6 +41,8 @@ static void usage(FILE *f)
             "  --sets LIST          comma-separated: builtin (default; 100 prompts built in), advbench, harmbench,\n"
             "                       jbb (JailbreakBench behaviours), jbb-pair (its PAIR jailbreak prompts), xstest\n"
             "  --data DIR           folder holding advbench/, harmbench/, jailbreakbench/, xstest/ (as ../shared/data)\n"
+            "  --prompts FILE       your own prompts, JSONL {id, category, kind: harmful|jailbreak|benign, prompt}\n"
+            "                       per line (set \"custom\"); without --sets only these are run\n"
             "  --limit N            at most N prompts per set (the first N, in file order)\n"
             "  --out DIR            results folder (must be new or empty): manifest.json, responses.jsonl,\n"
             "                       summary.json, summary.csv, governance.json, report.md\n"
@@ -92,13 +94,26 @@ static dpb_status gen_local(run_ctx *c, const char *prompt, char **text, int64_t
     dpb_chat_options_default(&co);
     co.date = HARMONY_DATE;
     co.enable_thinking = c->thinking;
-    dpb_chat_message m = {"user", prompt};
+    /* A prompt that holds marker-like text ("<|im_end|>") is rendered around a
+     * placeholder and its own text encoded with specials off, so it cannot
+     * inject template markers. */
+    static const char placeholder[] = "\x01dpb-user-message\x01";
+    bool guard = strstr(prompt, "<|") || strstr(prompt, "<think>") || strstr(prompt, "</think>");
+    dpb_chat_message m = {"user", guard ? placeholder : prompt};
     char *rendered = NULL;
     size_t rlen = 0;
     dpb_status st = dpb_chat_render(c->tpl, &co, &m, 1, &rendered, &rlen);
     if (st) return st;
     dpb_tokens ids = {0};
-    st = dpb_tokenizer_encode(c->tok, rendered, rlen, c->tpl == DPB_CHAT_NONE ? 0 : DPB_TOK_ALLOW_SPECIAL, &ids);
+    unsigned fl = c->tpl == DPB_CHAT_NONE ? 0 : DPB_TOK_ALLOW_SPECIAL;
+    char *ph = guard ? strstr(rendered, placeholder) : NULL;
+    if (guard && !ph) st = dpb_error_set(DPB_E_INTERNAL, "chat template %s dropped the user message", dpb_chat_template_name(c->tpl));
+    else if (ph) {
+        size_t pre = (size_t)(ph - rendered), post = pre + sizeof placeholder - 1;
+        st = dpb_tokenizer_encode(c->tok, rendered, pre, fl, &ids);
+        if (!st) st = dpb_tokenizer_encode(c->tok, prompt, strlen(prompt), 0, &ids);
+        if (!st) st = dpb_tokenizer_encode(c->tok, rendered + post, rlen - post, fl, &ids);
+    } else st = dpb_tokenizer_encode(c->tok, rendered, rlen, fl, &ids);
     free(rendered);
     if (st) { dpb_tokens_free(&ids); return st; }
     const dpb_model_config *cfg = dpb_engine_config(c->eng);
@@ -186,7 +201,7 @@ static dpb_status write_json(const char *dir, const char *name, const cJSON *o)
 int dpb_cmd_safety(int argc, char **argv)
 {
     enum { O_MODEL = 256, O_ENDPOINT, O_KEY, O_SETS, O_DATA, O_LIMIT, O_OUT, O_MAXNEW, O_SEED, O_TOK, O_TPL, O_NOTHINK,
-           O_BACKEND, O_THREADS, O_META, O_CARD, O_JEP, O_JMODEL, O_TIMEOUT };
+           O_BACKEND, O_THREADS, O_META, O_CARD, O_JEP, O_JMODEL, O_TIMEOUT, O_PROMPTS };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"endpoint", required_argument, 0, O_ENDPOINT},
         {"api-key", required_argument, 0, O_KEY}, {"sets", required_argument, 0, O_SETS},
@@ -197,7 +212,9 @@ int dpb_cmd_safety(int argc, char **argv)
         {"backend", required_argument, 0, O_BACKEND}, {"threads", required_argument, 0, O_THREADS},
         {"metadata", required_argument, 0, O_META}, {"model-card-dir", required_argument, 0, O_CARD},
         {"judge-endpoint", required_argument, 0, O_JEP}, {"judge-model", required_argument, 0, O_JMODEL},
-        {"timeout", required_argument, 0, O_TIMEOUT}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"timeout", required_argument, 0, O_TIMEOUT}, {"prompts", required_argument, 0, O_PROMPTS}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *prompts_file = NULL;
+    int sets_given = 0;
     const char *model = NULL, *endpoint = NULL, *api_key = getenv("OPENAI_API_KEY"), *sets_arg = "builtin", *data = NULL;
     const char *out = NULL, *tpl_name = NULL, *backend = "cpu", *meta = NULL, *card_dir = NULL, *jep = NULL, *jmodel = NULL;
     long long limit = 0, max_new = 256, seed = 0, threads = 0;
@@ -213,7 +230,8 @@ int dpb_cmd_safety(int argc, char **argv)
         case O_MODEL: model = optarg; break;
         case O_ENDPOINT: endpoint = optarg; break;
         case O_KEY: api_key = optarg; break;
-        case O_SETS: sets_arg = optarg; break;
+        case O_SETS: sets_arg = optarg; sets_given = 1; break;
+        case O_PROMPTS: prompts_file = optarg; break;
         case O_DATA: data = optarg; break;
         case O_LIMIT: st = dpb_cli_parse_i64("--limit", optarg, 1, 1ll << 30, &limit); break;
         case O_OUT: out = optarg; break;
@@ -249,8 +267,17 @@ int dpb_cmd_safety(int argc, char **argv)
     char **set_names = NULL;
     size_t n_sets = 0;
     dpb_safety_set all = {0};
-    dpb_status st = parse_sets(sets_arg, &set_names, &n_sets);
+    dpb_status st = DPB_OK;
+    if (!prompts_file || sets_given) st = parse_sets(sets_arg, &set_names, &n_sets);
     if (st) return dpb_cli_fail("safety", st);
+    if (prompts_file) st = dpb_safety_read_prompts_file(prompts_file, &all);
+    if (!st && limit && all.n > (size_t)limit) {
+        for (size_t k = (size_t)limit; k < all.n; k++) { /* keep the first N, like the sets */
+            dpb_safety_prompt *p = &all.items[k];
+            free(p->set); free(p->category); free(p->id); free(p->kind); free(p->prompt); free(p->ref_response);
+        }
+        all.n = (size_t)limit;
+    }
     for (size_t i = 0; i < n_sets && !st; i++) {
         dpb_safety_set one = {0};
         st = dpb_safety_set_load(set_names[i], data, &one);
@@ -329,7 +356,8 @@ int dpb_cmd_safety(int argc, char **argv)
     }
     {
         cJSON *params = cJSON_CreateObject();
-        cJSON_AddStringToObject(params, "sets", sets_arg);
+        cJSON_AddStringToObject(params, "sets", n_sets ? sets_arg : "");
+        if (prompts_file) cJSON_AddStringToObject(params, "prompts_file", prompts_file);
         cJSON_AddNumberToObject(params, "prompts", (double)all.n);
         if (limit) cJSON_AddNumberToObject(params, "limit_per_set", (double)limit);
         cJSON_AddStringToObject(params, "decoding", "greedy");

@@ -384,6 +384,25 @@ dpb_status dpb_safety_read_builtin_text(const char *text, size_t len, const char
     return st;
 }
 
+dpb_status dpb_safety_read_prompts_file(const char *path, dpb_safety_set *out)
+{
+    if (!dpb_file_exists(path)) return dpb_error_set(DPB_E_IO, "--prompts %s: file not found", path);
+    char *text = NULL;
+    size_t len = 0;
+    dpb_status st = dpb_file_read(path, MAX_FILE_BYTES, &text, &len);
+    if (st) return st;
+    size_t first = out->n;
+    st = dpb_safety_read_builtin_text(text, len, path, out);
+    free(text);
+    for (size_t i = first; i < out->n; i++) {
+        char *c = strdup("custom");
+        if (!c) return dpb_error_set(DPB_E_NOMEM, "%s: out of memory", path);
+        free(out->items[i].set);
+        out->items[i].set = c;
+    }
+    return st;
+}
+
 dpb_status dpb_safety_set_load(const char *name, const char *data_dir, dpb_safety_set *out)
 {
     const char *rel = NULL;

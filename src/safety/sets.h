@@ -54,6 +54,10 @@ dpb_status dpb_safety_read_jbb(const char *path, dpb_safety_set *out);
 dpb_status dpb_safety_read_jbb_pair(const char *path, dpb_safety_set *out);
 dpb_status dpb_safety_read_xstest(const char *path, dpb_safety_set *out);
 
+/* A user prompt file in the built-in set's JSONL format ({id, category, kind, prompt}
+ * per line, kind harmful|jailbreak|benign); its prompts get set "custom". */
+dpb_status dpb_safety_read_prompts_file(const char *path, dpb_safety_set *out);
+
 /* The built-in set's JSONL text (embedded at build time) and its length. */
 const char *dpb_safety_builtin_text(size_t *len);
 
