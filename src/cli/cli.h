@@ -42,5 +42,6 @@ int dpb_cmd_unify(int argc, char **argv);
 int dpb_cmd_ape(int argc, char **argv);
 int dpb_cmd_ablate(int argc, char **argv);
 int dpb_cmd_eval(int argc, char **argv);
+int dpb_cmd_safety(int argc, char **argv);
 
 #endif
