@@ -41,7 +41,8 @@ check "resume: grid grown by one prompt length" "[ $rc -eq 0 ] && grep -q '4 cel
 $B latency --model synth:gpt-oss-tiny --prompt-tokens 8,16,24,32 --gen-tokens 4,6 --num-requests 40 --threads 1 \
     --out $T/int >"$T/out" 2>"$T/err" &
 pid=$!
-sleep 1.5
+# interrupt once the first cell is recorded (not after a fixed time: machines differ in speed)
+i=0; while [ $i -lt 2000 ] && ! [ -s $T/int/cells.jsonl ]; do sleep 0.01; i=$((i + 1)); done
 kill -INT $pid
 wait $pid; rc=$?
 check "SIGINT: exit 130, manifest interrupted" "[ $rc -eq 130 ] && grep -q '\"status\":[[:space:]]*\"interrupted\"' $T/int/manifest.json && grep -q 'resume' $T/err"
