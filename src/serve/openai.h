@@ -23,7 +23,7 @@ void dpb_openai_server_stop(dpb_openai_server *s);
 /* A parsed, validated generation request.  g's pointers point into root
  * and ids, which the struct owns (dpb_openai_parsed_free). */
 typedef struct dpb_openai_parsed {
-    dpb_gen_request g;
+    dpb_serve_request g;
     bool include_usage, continuous;
     cJSON *root;
     int64_t *ids;
