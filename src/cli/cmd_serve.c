@@ -33,7 +33,9 @@ static void usage(void)
            "--prefill-chunk N   prompt tokens per engine step, interleaved with decode (default 256)\n"
            "--max-model-len N   context per sequence; longer requests get 400 (default\n"
            "                    min(max_position_embeddings, 4096); synthetic: 1048576)\n"
-           "--max-queue N       waiting requests beyond N get 503 (default 1024; synthetic: 0, unlimited)\n\n"
+           "--max-queue N       waiting requests beyond N get 503 (default 1024; synthetic: 0, unlimited)\n"
+           "--max-request-time S  a request still running after S s is ended (finish_reason abort;\n"
+           "                    default 600, 0: no limit)\n\n"
            "--engine synthetic  answers without a model, on a known schedule: a calibration target\n"
            "                    for measuring the load generator itself, not a model server.\n"
            "                    Schedule: first token TTFT after the request arrives, then chunks of\n"
@@ -104,6 +106,7 @@ int dpb_cmd_serve(int argc, char **argv)
             else return dpb_cli_usage_error("serve", "--dtype takes bf16 or f32, not '%s'", val);
         }
         else if (!strcmp(a, "--max-batch")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 4096, &v); lc.max_batch = (int)v; }
+        else if (!strcmp(a, "--max-request-time")) { NEED(); st = dpb_cli_parse_double(a, val, 0, 1e7, &lc.max_request_s); }
         else if (!strcmp(a, "--prefill-chunk")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 1 << 20, &v); lc.prefill_chunk = v; }
         else if (!strcmp(a, "--host")) { NEED(); host = val; }
         else if (!strcmp(a, "--port")) { NEED(); st = dpb_cli_parse_i64(a, val, 0, 65535, &port); }

@@ -49,9 +49,8 @@ typedef struct llm {
     char *model_id;
     dpb_checkpoint *ck;
     dpb_engine *e;
-    dpb_tokenizer *tok_enc; /* submit threads, under enc_mu */
+    dpb_tokenizer *tok_enc; /* the encoding thread */
     dpb_tokenizer *tok_dec; /* the scheduler thread */
-    pthread_mutex_t enc_mu;
     dpb_chat_template tpl;
     int64_t V, max_ctx;
     int max_batch;
@@ -129,6 +128,78 @@ static void harmony_init(dpb_harmony_split *h, const dpb_tokenizer *t)
     h->ret = dpb_tokenizer_token_id(t, "<|return|>");
     h->call = dpb_tokenizer_token_id(t, "<|call|>");
     h->constrain = dpb_tokenizer_token_id(t, "<|constrain|>");
+}
+
+/* ---- prompt encoding ----
+ * The BPE encoder keeps thread-local scratch (src/tokenizer/tokenizer.c) that
+ * is never freed, so encoding on libmicrohttpd's threads would leave one
+ * scratch per server thread behind when they exit.  Prompts are encoded on
+ * one process-wide thread instead, which lives as long as the process: one
+ * scratch in all.  (Encoding was serialized per tokenizer anyway.) */
+
+typedef struct enc_task {
+    dpb_tokenizer *tok;
+    const char *text;
+    size_t len;
+    unsigned flags;
+    dpb_tokens *out;
+    dpb_status st;
+    char err[512];
+    bool done;
+    struct enc_task *next;
+} enc_task;
+
+static pthread_once_t g_enc_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_enc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_enc_cv = PTHREAD_COND_INITIALIZER, g_enc_done = PTHREAD_COND_INITIALIZER;
+static enc_task *g_enc_head, *g_enc_tail;
+static bool g_enc_ok;
+
+static void *enc_main(void *arg)
+{
+    (void)arg;
+    prctl(PR_SET_NAME, "dpb-encode", 0, 0, 0);
+    for (;;) {
+        pthread_mutex_lock(&g_enc_mu);
+        while (!g_enc_head) pthread_cond_wait(&g_enc_cv, &g_enc_mu);
+        enc_task *t = g_enc_head;
+        g_enc_head = t->next;
+        if (!g_enc_head) g_enc_tail = NULL;
+        pthread_mutex_unlock(&g_enc_mu);
+        t->st = dpb_tokenizer_encode(t->tok, t->text, t->len, t->flags, t->out);
+        if (t->st) snprintf(t->err, sizeof t->err, "%s", dpb_error_message());
+        pthread_mutex_lock(&g_enc_mu);
+        t->done = true;
+        pthread_cond_broadcast(&g_enc_done);
+        pthread_mutex_unlock(&g_enc_mu);
+    }
+    return NULL;
+}
+
+static void enc_start(void)
+{
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    g_enc_ok = pthread_create(&th, &at, enc_main, NULL) == 0;
+    pthread_attr_destroy(&at);
+}
+
+static dpb_status encode_prompt(dpb_tokenizer *tok, const char *text, size_t len, unsigned flags, dpb_tokens *out)
+{
+    pthread_once(&g_enc_once, enc_start);
+    if (!g_enc_ok) return dpb_error_set(DPB_E_INTERNAL, "serve: cannot start the prompt encoding thread");
+    enc_task t = {tok, text, len, flags, out, DPB_OK, {0}, false, NULL};
+    pthread_mutex_lock(&g_enc_mu);
+    if (g_enc_tail) g_enc_tail->next = &t;
+    else g_enc_head = &t;
+    g_enc_tail = &t;
+    pthread_cond_signal(&g_enc_cv);
+    while (!t.done) pthread_cond_wait(&g_enc_done, &g_enc_mu);
+    pthread_mutex_unlock(&g_enc_mu);
+    if (t.st) return dpb_error_set(t.st, "%s", t.err);
+    return DPB_OK;
 }
 
 /* ---- requests ---- */
@@ -260,9 +331,7 @@ static dpb_status submit(void *ctx, const dpb_serve_request *rq, dpb_gen_job *jo
             flags = DPB_TOK_ALLOW_SPECIAL;
         } else len = strlen(src);
         dpb_tokens t = {0};
-        pthread_mutex_lock(&L->enc_mu);
-        st = dpb_tokenizer_encode(L->tok_enc, src, len, flags, &t);
-        pthread_mutex_unlock(&L->enc_mu);
+        st = encode_prompt(L->tok_enc, src, len, flags, &t);
         free(text);
         if (st) {
             dpb_tokens_free(&t);
@@ -289,7 +358,10 @@ static dpb_status submit(void *ctx, const dpb_serve_request *rq, dpb_gen_job *jo
         r->echo_len = el;
     }
     /* context: vLLM's message and status */
-    int64_t mt = rq->max_tokens ? (int64_t)rq->max_tokens : L->max_ctx - r->n_prompt;
+    /* defaults as vLLM's: 16 on completions, the rest of the context on chat */
+    int64_t mt = rq->max_tokens ? (int64_t)rq->max_tokens
+                                : (rq->api == DPB_API_COMPLETIONS ? 16 : L->max_ctx - r->n_prompt);
+    if (!rq->max_tokens && mt > L->max_ctx - r->n_prompt) mt = L->max_ctx - r->n_prompt;
     if (r->n_prompt >= L->max_ctx || r->n_prompt + mt > L->max_ctx) {
         st = dpb_error_set(DPB_E_RANGE,
                            "This model's maximum context length is %lld tokens. However, you requested %lld tokens "
@@ -544,9 +616,17 @@ static bool step(llm *L)
         L->m_prompt_tokens += (uint64_t)r->n_prompt;
     }
     pthread_mutex_unlock(&L->mu);
-    /* 2. drop requests whose client has gone */
-    for (int s = 0; s < L->max_batch; s++)
-        if (L->slots[s] && dpb_gen_gone(L->slots[s]->job)) release(L, L->slots[s], "abort");
+    /* 2. drop requests whose client has gone, or past the request time limit */
+    uint64_t limit_ns = L->cfg.max_request_s > 0 ? (uint64_t)(L->cfg.max_request_s * 1e9) : 0, t_now = dpb_now_ns();
+    for (int s = 0; s < L->max_batch; s++) {
+        req *r = L->slots[s];
+        if (!r) continue;
+        if (dpb_gen_gone(r->job)) release(L, r, "abort");
+        else if (limit_ns && t_now - r->t_submit > limit_ns) {
+            fprintf(stderr, "deploybench serve: a request ran past --max-request-time %g s: ended\n", L->cfg.max_request_s);
+            release(L, r, "abort");
+        }
+    }
     /* 3. the step's segments: decodes first, then prompt chunks */
     int ns = 0;
     bool need_all = false;
@@ -763,6 +843,7 @@ void dpb_llm_engine_config_default(dpb_llm_engine_config *c)
     c->max_batch = 16;
     c->max_queue = 1024;
     c->prefill_chunk = 256;
+    c->max_request_s = 600;
 }
 
 void dpb_llm_engine_destroy(dpb_serve_engine *eng)
@@ -799,7 +880,6 @@ void dpb_llm_engine_destroy(dpb_serve_engine *eng)
     dpb_tokenizer_free(L->tok_dec);
     if (L->ck) dpb_checkpoint_close(L->ck);
     pthread_mutex_destroy(&L->mu);
-    pthread_mutex_destroy(&L->enc_mu);
     pthread_cond_destroy(&L->cv);
     free(L->model_id);
     free(L);
@@ -819,7 +899,6 @@ dpb_status dpb_llm_engine_create(const dpb_llm_engine_config *c, dpb_serve_engin
     if (!L) return dpb_error_set(DPB_E_NOMEM, "serve: out of memory");
     L->cfg = *c;
     pthread_mutex_init(&L->mu, NULL);
-    pthread_mutex_init(&L->enc_mu, NULL);
     pthread_cond_init(&L->cv, NULL);
     dpb_status st;
     dpb_checkpoint_opts co = {0};

@@ -35,6 +35,7 @@ typedef struct dpb_llm_engine_config {
     uint64_t max_queue;        /* waiting requests beyond this get 503; default 1024 */
     int64_t max_model_len;     /* tokens per sequence; 0: min(max_position_embeddings, 4096) */
     int64_t prefill_chunk;     /* prompt tokens per step; default 256 */
+    double max_request_s;      /* a request running longer is ended ("abort"); default 600, 0: no limit */
 } dpb_llm_engine_config;
 
 void dpb_llm_engine_config_default(dpb_llm_engine_config *c);
