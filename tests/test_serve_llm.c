@@ -521,7 +521,9 @@ static void test_stop_string(void)
     T_CHECKF(fl >= 8, "text '%s'", full);
     if (fl >= 8) {
         char stop[4] = {full[fl / 2], full[fl / 2 + 1], full[fl / 2 + 2], 0};
-        char *esc = cJSON_PrintUnformatted(cJSON_CreateString(stop));
+        cJSON *js = cJSON_CreateString(stop);
+        char *esc = cJSON_PrintUnformatted(js);
+        cJSON_Delete(js);
         char b[256];
         snprintf(b, sizeof b, "{\"prompt\":\"Hello world\",\"max_tokens\":12,\"temperature\":0,\"ignore_eos\":true,\"stop\":[%s]}", esc);
         T_CHECK(http(&s, "/v1/completions", b, &r) == 200);
