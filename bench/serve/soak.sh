@@ -16,6 +16,7 @@ MODEL=${MODEL:-synth:gpt-oss-tiny}
 TOK=${TOK:-../shared/data/tokenizers/gpt2/tokenizer.json}
 BATCH=${BATCH:-64}
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 ulimit -n $((C * 2 + 256)) 2>/dev/null || ulimit -n 4096
 rm -f "$OUT/port"
 $SERVE_WRAP "$B" serve --model "$MODEL" --tokenizer "$TOK" --max-batch "$BATCH" --max-queue $((C + 64)) \
