@@ -11,6 +11,7 @@
 #include "core/hist.h"
 #include "core/timeutil.h"
 #include "format/checkpoint.h"
+#include "serve/openai.h"
 #include "tokenizer/chat_choose.h"
 #include "tokenizer/tokenizer.h"
 
@@ -216,25 +217,6 @@ static void req_free(req *r)
     free(r);
 }
 
-static dpb_status grow_text(char **b, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    size_t need;
-    if (!dpb_add_size(*len, n, &need) || !dpb_add_size(need, 1, &need))
-        return dpb_error_set(DPB_E_NOMEM, "request: output too long");
-    if (need > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < need) c *= 2;
-        char *nb = realloc(*b, c);
-        if (!nb) return dpb_error_set(DPB_E_NOMEM, "request: out of memory");
-        *b = nb;
-        *cap = c;
-    }
-    memcpy(*b + *len, s, n);
-    *len += n;
-    (*b)[*len] = 0;
-    return DPB_OK;
-}
-
 /* Chat messages -> rendered prompt text. */
 static dpb_status render_chat(llm *L, const cJSON *messages, char **out, size_t *out_len)
 {
@@ -265,7 +247,7 @@ static dpb_status render_chat(llm *L, const cJSON *messages, char **out, size_t 
                     st = dpb_error_set(DPB_E_ARG, "request body: messages[%zu].content: only text parts are supported", i);
                     goto done;
                 }
-                if ((st = grow_text(&owned[i], &len, &cap, tx->valuestring, strlen(tx->valuestring)))) goto done;
+                if ((st = dpb_serve_buf_append(&owned[i], &len, &cap, tx->valuestring, strlen(tx->valuestring)))) goto done;
             }
             m[i].content = owned[i] ? owned[i] : "";
         } else m[i].content = "";
@@ -539,9 +521,9 @@ static bool on_token(llm *L, req *r, const float *row, int32_t id, uint64_t now)
     if (!st && finish && r->ts_ok && route == 0) {
         const char *tail;
         size_t tal;
-        if (tl && (st = grow_text(&r->text, &r->tlen, &r->tcap, t, tl)) == DPB_OK) tl = 0;
+        if (tl && (st = dpb_serve_buf_append(&r->text, &r->tlen, &r->tcap, t, tl)) == DPB_OK) tl = 0;
         if (!st && (st = dpb_tokenizer_stream_finish(&r->ts, &tail, &tal)) == DPB_OK && tal)
-            st = grow_text(&r->text, &r->tlen, &r->tcap, tail, tal);
+            st = dpb_serve_buf_append(&r->text, &r->tlen, &r->tcap, tail, tal);
     }
     if (st) {
         fprintf(stderr, "deploybench serve: request dropped: %s\n", dpb_error_message());
@@ -555,7 +537,7 @@ static bool on_token(llm *L, req *r, const float *row, int32_t id, uint64_t now)
         release(L, r, finish);
         return false;
     }
-    if (route == 0 && tl && (st = grow_text(&r->text, &r->tlen, &r->tcap, t, tl))) {
+    if (route == 0 && tl && (st = dpb_serve_buf_append(&r->text, &r->tlen, &r->tcap, t, tl))) {
         release(L, r, "abort");
         return false;
     }
@@ -744,32 +726,17 @@ static void *sched_main(void *arg)
 
 /* ---- metrics ---- */
 
-static dpb_status mappend(char **b, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static dpb_status mappend(char **b, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) return dpb_error_set(DPB_E_INTERNAL, "metrics: line too long");
-    return grow_text(b, len, cap, tmp, (size_t)n);
-}
-
 static const double k_buckets_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
 /* Cumulative counts at the bucket bounds, from the log-linear histogram
  * (each bucket boundary is resolved to within 2^-11 of its value). */
 static dpb_status hist_prom(char **b, size_t *len, size_t *cap, const char *name, const char *help, const dpb_hist *h)
 {
-    dpb_status st = mappend(b, len, cap, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    dpb_status st = dpb_serve_buf_appendf(b, len, cap, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t total = dpb_hist_count(h);
-    uint32_t nb = dpb_hist_bucket_count();
     for (size_t k = 0; !st && k < sizeof k_buckets_s / sizeof k_buckets_s[0]; k++) {
         uint64_t bound = (uint64_t)(k_buckets_s[k] * 1e9);
         uint64_t cnt = 0;
-        /* count values <= bound: percentile search would be costly; walk percentiles instead */
-        (void)nb;
         if (total) {
             uint64_t lo = 0, hi = total; /* largest rank r with percentile(rank) <= bound */
             while (lo < hi) {
@@ -781,11 +748,11 @@ static dpb_status hist_prom(char **b, size_t *len, size_t *cap, const char *name
             }
             cnt = lo;
         }
-        st = mappend(b, len, cap, "%s_bucket{le=\"%g\"} %llu\n", name, k_buckets_s[k], (unsigned long long)cnt);
+        st = dpb_serve_buf_appendf(b, len, cap, "%s_bucket{le=\"%g\"} %llu\n", name, k_buckets_s[k], (unsigned long long)cnt);
     }
     double mean = 0;
     if (total) dpb_hist_mean(h, &mean);
-    if (!st) st = mappend(b, len, cap, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
+    if (!st) st = dpb_serve_buf_appendf(b, len, cap, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9g\n%s_count %llu\n", name,
                           (unsigned long long)total, name, mean * (double)total / 1e9, name, (unsigned long long)total);
     return st;
 }
@@ -798,7 +765,7 @@ static dpb_status metrics(void *ctx, char **b, size_t *len)
     *len = 0;
     pthread_mutex_lock(&L->mu);
     double kv = (double)L->m_kv_used / ((double)L->max_batch * (double)L->max_ctx);
-    dpb_status st = mappend(
+    dpb_status st = dpb_serve_buf_appendf(
         b, len, &cap,
         "# HELP dpb_requests_total Requests by outcome.\n# TYPE dpb_requests_total counter\n"
         "dpb_requests_total{outcome=\"finished\"} %llu\ndpb_requests_total{outcome=\"aborted\"} %llu\n"
@@ -810,7 +777,7 @@ static dpb_status metrics(void *ctx, char **b, size_t *len)
         (unsigned long long)L->m_requests[0], (unsigned long long)L->m_requests[1], (unsigned long long)L->m_requests[2],
         (unsigned long long)L->m_requests[3], (unsigned long long)L->m_prompt_tokens, (unsigned long long)L->m_gen_tokens);
     if (!st)
-        st = mappend(b, len, &cap,
+        st = dpb_serve_buf_appendf(b, len, &cap,
                      "# HELP dpb_num_requests_waiting Requests in the queue.\n# TYPE dpb_num_requests_waiting gauge\n"
                      "dpb_num_requests_waiting %llu\n"
                      "# HELP dpb_num_requests_running Requests holding a sequence slot.\n# TYPE dpb_num_requests_running gauge\n"

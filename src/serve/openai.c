@@ -53,8 +53,9 @@ static dpb_status grow(char **buf, size_t *cap, size_t need)
     return DPB_OK;
 }
 
-static dpb_status append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+dpb_status dpb_serve_buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
+    if (n >= SIZE_MAX / 2 - *len) return dpb_error_set(DPB_E_NOMEM, "response: %zu bytes is too long", n);
     dpb_status st = grow(buf, cap, *len + n + 1);
     if (st) return st;
     memcpy(*buf + *len, s, n);
@@ -63,9 +64,7 @@ static dpb_status append(char **buf, size_t *len, size_t *cap, const char *s, si
     return DPB_OK;
 }
 
-static dpb_status appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static dpb_status appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+dpb_status dpb_serve_buf_appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 {
     char tmp[512];
     va_list ap;
@@ -73,7 +72,7 @@ static dpb_status appendf(char **buf, size_t *len, size_t *cap, const char *fmt,
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n < 0) return dpb_error_set(DPB_E_INTERNAL, "response: format error");
-    if ((size_t)n < sizeof tmp) return append(buf, len, cap, tmp, (size_t)n);
+    if ((size_t)n < sizeof tmp) return dpb_serve_buf_append(buf, len, cap, tmp, (size_t)n);
     dpb_status st = grow(buf, cap, *len + (size_t)n + 1);
     if (st) return st;
     va_start(ap, fmt);
@@ -120,10 +119,10 @@ static void reply_error(dpb_http_conn *c, unsigned status, const char *type, con
     va_end(ap);
     char *b = NULL;
     size_t len = 0, cap = 0;
-    appendf(&b, &len, &cap, "{\"error\":{\"message\":\"");
+    dpb_serve_buf_appendf(&b, &len, &cap, "{\"error\":{\"message\":\"");
     dpb_json_escape_append(&b, &len, &cap, msg, strlen(msg));
-    if (param) appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":\"%s\",\"code\":%u}}", type, param, status);
-    else appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":null,\"code\":%u}}", type, status);
+    if (param) dpb_serve_buf_appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":\"%s\",\"code\":%u}}", type, param, status);
+    else dpb_serve_buf_appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":null,\"code\":%u}}", type, status);
     if (b) dpb_http_reply(c, status, "application/json", b, len);
     else dpb_http_reply(c, 500, "text/plain", "out of memory", 13);
     free(b);
@@ -135,7 +134,7 @@ void dpb_gen_set_prompt_tokens(dpb_gen_job *job, uint64_t n) { job->prompt_token
 
 static dpb_status usage_json(dpb_gen_job *j)
 {
-    return appendf(&j->out, &j->olen, &j->ocap,
+    return dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                    "{\"prompt_tokens\":%llu,\"total_tokens\":%llu,\"completion_tokens\":%llu}",
                    (unsigned long long)j->prompt_tokens,
                    (unsigned long long)(j->prompt_tokens + j->completion_tokens),
@@ -146,11 +145,11 @@ static dpb_status chunk_head(dpb_gen_job *j)
 {
     j->olen = 0;
     if (j->api == DPB_API_CHAT)
-        return appendf(&j->out, &j->olen, &j->ocap,
+        return dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                        "data: {\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion.chunk\",\"created\":%ld,"
                        "\"model\":\"%s\",\"choices\":[",
                        j->id, j->created, j->model);
-    return appendf(&j->out, &j->olen, &j->ocap,
+    return dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                    "data: {\"id\":\"cmpl-%s\",\"object\":\"text_completion\",\"created\":%ld,\"model\":\"%s\","
                    "\"choices\":[",
                    j->id, j->created, j->model);
@@ -159,12 +158,12 @@ static dpb_status chunk_head(dpb_gen_job *j)
 /* Appends the pending logprobs object (or null) to the chunk/body and clears it. */
 static dpb_status logprobs_json(dpb_gen_job *j)
 {
-    if (!j->want_lp) return appendf(&j->out, &j->olen, &j->ocap, "null");
+    if (!j->want_lp) return dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "null");
     dpb_status st;
     if (j->api == DPB_API_CHAT) {
-        st = appendf(&j->out, &j->olen, &j->ocap, "{\"content\":[%s]}", j->lpa[0] ? j->lpa[0] : "");
+        st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "{\"content\":[%s]}", j->lpa[0] ? j->lpa[0] : "");
     } else {
-        st = appendf(&j->out, &j->olen, &j->ocap, "{\"tokens\":[%s],\"token_logprobs\":[%s],\"top_logprobs\":[%s],"
+        st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "{\"tokens\":[%s],\"token_logprobs\":[%s],\"top_logprobs\":[%s],"
                      "\"text_offset\":[%s]}", j->lpa[0] ? j->lpa[0] : "", j->lpa[1] ? j->lpa[1] : "",
                      j->lpa[2] ? j->lpa[2] : "", j->lpa[3] ? j->lpa[3] : "");
     }
@@ -182,32 +181,32 @@ static dpb_status send_chunk_r(dpb_gen_job *j, const char *text, size_t len, con
 {
     dpb_status st = chunk_head(j);
     if (j->api == DPB_API_CHAT) {
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "{\"index\":0,\"delta\":{%s\"%s\":\"",
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "{\"index\":0,\"delta\":{%s\"%s\":\"",
                               role ? "\"role\":\"assistant\"," : "", reasoning ? "reasoning_content" : "content");
         if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, text, len);
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "\"},\"logprobs\":");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\"},\"logprobs\":");
         if (!st) st = logprobs_json(j);
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":");
     } else {
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "{\"index\":0,\"text\":\"");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "{\"index\":0,\"text\":\"");
         if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, text, len);
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "\",\"logprobs\":");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\",\"logprobs\":");
         if (!st) st = logprobs_json(j);
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":");
     }
     if (!st) {
-        if (finish) st = appendf(&j->out, &j->olen, &j->ocap, "\"%s\"", finish);
-        else st = appendf(&j->out, &j->olen, &j->ocap, "null");
+        if (finish) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\"%s\"", finish);
+        else st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "null");
     }
-    if (!st && j->api == DPB_API_COMPLETIONS) st = appendf(&j->out, &j->olen, &j->ocap, ",\"stop_reason\":null");
-    if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "}]");
+    if (!st && j->api == DPB_API_COMPLETIONS) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"stop_reason\":null");
+    if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}]");
     if (!st && j->include_usage) {
         if (j->continuous) {
-            st = appendf(&j->out, &j->olen, &j->ocap, ",\"usage\":");
+            st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"usage\":");
             if (!st) st = usage_json(j);
-        } else st = appendf(&j->out, &j->olen, &j->ocap, ",\"usage\":null");
+        } else st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"usage\":null");
     }
-    if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "}\n\n");
+    if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}\n\n");
     if (!st) st = dpb_http_stream_write(j->st, j->out, j->olen);
     return st;
 }
@@ -223,7 +222,7 @@ static dpb_status emit_locked(dpb_gen_job *j, const char *text, size_t len, uint
     if (finish) j->finish_sent = true;
     if (!j->stream) {
         j->completion_tokens += n_tokens;
-        dpb_status st = append(&j->text, &j->tlen, &j->tcap, text, len);
+        dpb_status st = dpb_serve_buf_append(&j->text, &j->tlen, &j->tcap, text, len);
         if (!st && dpb_http_stream_gone(j->st)) st = DPB_E_IO;
         if (st) j->failed = true;
         return st;
@@ -255,7 +254,7 @@ dpb_status dpb_gen_emit_reasoning(dpb_gen_job *j, const char *text, size_t len, 
     if (j->failed) st = dpb_error_set(DPB_E_IO, "request %s: the client closed the connection", j->id);
     else if (!j->stream) {
         j->completion_tokens += n_tokens;
-        st = append(&j->reason, &j->rlen, &j->rcap, text, len);
+        st = dpb_serve_buf_append(&j->reason, &j->rlen, &j->rcap, text, len);
         if (!st && dpb_http_stream_gone(j->st)) st = DPB_E_IO;
     } else {
         if (j->api == DPB_API_CHAT && !j->role_sent) {
@@ -275,18 +274,18 @@ static double lp_clamp(double lp) { return lp < -9999.0 || lp != lp ? -9999.0 : 
 
 static dpb_status lp_sep(dpb_gen_job *j, int k)
 {
-    return j->lpl[k] ? append(&j->lpa[k], &j->lpl[k], &j->lpc[k], ",", 1) : DPB_OK;
+    return j->lpl[k] ? dpb_serve_buf_append(&j->lpa[k], &j->lpl[k], &j->lpc[k], ",", 1) : DPB_OK;
 }
 
 /* chat: {"token","logprob","bytes":[...]} */
 static dpb_status chat_lp_item(dpb_gen_job *j, const char *tok, size_t len, double lp)
 {
-    dpb_status st = append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "{\"token\":\"", 10);
+    dpb_status st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "{\"token\":\"", 10);
     if (!st) st = dpb_json_escape_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], tok, len);
-    if (!st) st = appendf(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\",\"logprob\":%.9g,\"bytes\":[", lp_clamp(lp));
+    if (!st) st = dpb_serve_buf_appendf(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\",\"logprob\":%.9g,\"bytes\":[", lp_clamp(lp));
     for (size_t i = 0; !st && i < len; i++)
-        st = appendf(&j->lpa[0], &j->lpl[0], &j->lpc[0], i ? ",%u" : "%u", (unsigned)(unsigned char)tok[i]);
-    if (!st) st = append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "]", 1);
+        st = dpb_serve_buf_appendf(&j->lpa[0], &j->lpl[0], &j->lpc[0], i ? ",%u" : "%u", (unsigned)(unsigned char)tok[i]);
+    if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "]", 1);
     return st;
 }
 
@@ -299,36 +298,36 @@ dpb_status dpb_gen_add_logprob(dpb_gen_job *j, const char *tok, size_t len, bool
     if (j->api == DPB_API_CHAT) {
         st = lp_sep(j, 0);
         if (!st) st = chat_lp_item(j, tok, len, lp);
-        if (!st) st = append(&j->lpa[0], &j->lpl[0], &j->lpc[0], ",\"top_logprobs\":[", 17);
+        if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], ",\"top_logprobs\":[", 17);
         for (int i = 0; !st && i < n_top; i++) {
-            if (i) st = append(&j->lpa[0], &j->lpl[0], &j->lpc[0], ",", 1);
+            if (i) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], ",", 1);
             if (!st) st = chat_lp_item(j, top[i].text, top[i].len, top[i].lp);
-            if (!st) st = append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "}", 1);
+            if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "}", 1);
         }
-        if (!st) st = append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "]}", 2);
+        if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "]}", 2);
     } else {
         for (int k = 0; !st && k < 4; k++) st = lp_sep(j, k);
-        if (!st) st = append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\"", 1);
+        if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\"", 1);
         if (!st) st = dpb_json_escape_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], tok, len);
-        if (!st) st = append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\"", 1);
+        if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\"", 1);
         if (!st) {
-            if (has_lp) st = appendf(&j->lpa[1], &j->lpl[1], &j->lpc[1], "%.9g", lp_clamp(lp));
-            else st = append(&j->lpa[1], &j->lpl[1], &j->lpc[1], "null", 4);
+            if (has_lp) st = dpb_serve_buf_appendf(&j->lpa[1], &j->lpl[1], &j->lpc[1], "%.9g", lp_clamp(lp));
+            else st = dpb_serve_buf_append(&j->lpa[1], &j->lpl[1], &j->lpc[1], "null", 4);
         }
         if (!st) {
-            if (!has_lp) st = append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "null", 4);
+            if (!has_lp) st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "null", 4);
             else {
-                st = append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "{", 1);
+                st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "{", 1);
                 for (int i = 0; !st && i < n_top; i++) {
-                    if (i) st = append(&j->lpa[2], &j->lpl[2], &j->lpc[2], ",", 1);
-                    if (!st) st = append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "\"", 1);
+                    if (i) st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], ",", 1);
+                    if (!st) st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "\"", 1);
                     if (!st) st = dpb_json_escape_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], top[i].text, top[i].len);
-                    if (!st) st = appendf(&j->lpa[2], &j->lpl[2], &j->lpc[2], "\":%.9g", lp_clamp(top[i].lp));
+                    if (!st) st = dpb_serve_buf_appendf(&j->lpa[2], &j->lpl[2], &j->lpc[2], "\":%.9g", lp_clamp(top[i].lp));
                 }
-                if (!st) st = append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "}", 1);
+                if (!st) st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "}", 1);
             }
         }
-        if (!st) st = appendf(&j->lpa[3], &j->lpl[3], &j->lpc[3], "%llu", (unsigned long long)j->text_off);
+        if (!st) st = dpb_serve_buf_appendf(&j->lpa[3], &j->lpl[3], &j->lpc[3], "%llu", (unsigned long long)j->text_off);
         j->text_off += len;
     }
     if (st) j->failed = true;
@@ -360,9 +359,9 @@ void dpb_gen_finish(dpb_gen_job *j, const char *finish)
             if (!st && !j->finish_sent) st = send_chunk(j, "", 0, final_reason(finish), false);
             if (!st && j->include_usage) {
                 st = chunk_head(j);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "],\"usage\":");
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "],\"usage\":");
                 if (!st) st = usage_json(j);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "}\n\n");
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}\n\n");
                 if (!st) st = dpb_http_stream_write(j->st, j->out, j->olen);
             }
             if (!st) dpb_http_stream_write(j->st, "data: [DONE]\n\n", 14);
@@ -370,31 +369,31 @@ void dpb_gen_finish(dpb_gen_job *j, const char *finish)
             const char *fr = final_reason(finish);
             j->olen = 0;
             if (j->api == DPB_API_CHAT) {
-                st = appendf(&j->out, &j->olen, &j->ocap,
+                st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                              "{\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion\",\"created\":%ld,\"model\":\"%s\","
                              "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
                              j->id, j->created, j->model);
                 if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, j->text ? j->text : "", j->tlen);
                 if (!st && j->reason) {
-                    st = appendf(&j->out, &j->olen, &j->ocap, "\",\"reasoning_content\":\"");
+                    st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\",\"reasoning_content\":\"");
                     if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, j->reason, j->rlen);
                 }
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "\"},\"logprobs\":");
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\"},\"logprobs\":");
                 if (!st) st = logprobs_json(j);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":\"%s\"}],\"usage\":", fr);
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":\"%s\"}],\"usage\":", fr);
             } else {
-                st = appendf(&j->out, &j->olen, &j->ocap,
+                st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                              "{\"id\":\"cmpl-%s\",\"object\":\"text_completion\",\"created\":%ld,\"model\":\"%s\","
                              "\"choices\":[{\"index\":0,\"text\":\"",
                              j->id, j->created, j->model);
                 if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, j->text ? j->text : "", j->tlen);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "\",\"logprobs\":");
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\",\"logprobs\":");
                 if (!st) st = logprobs_json(j);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap,
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                                       ",\"finish_reason\":\"%s\",\"stop_reason\":null}],\"usage\":", fr);
             }
             if (!st) st = usage_json(j);
-            if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "}");
+            if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}");
             if (!st) dpb_http_stream_write(j->st, j->out, j->olen);
         }
     }

@@ -42,6 +42,11 @@ dpb_status dpb_openai_parse(dpb_api_kind api, const char *body, size_t len, cons
                             uint64_t max_model_len, dpb_openai_parsed *out);
 void dpb_openai_parsed_free(dpb_openai_parsed *p);
 
+/* Growable NUL-terminated text buffers (*buf may start NULL with *len = *cap = 0). */
+dpb_status dpb_serve_buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+dpb_status dpb_serve_buf_appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Appends s as a JSON string body (without quotes), escaped, to *buf.  Exposed for tests. */
 dpb_status dpb_json_escape_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
 
