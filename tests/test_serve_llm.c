@@ -219,6 +219,7 @@ static void test_batching_equals_alone(void)
     dpb_llm_engine_config c;
     base_cfg(&c);
     c.prefill_chunk = 16; /* long prompts take several steps, interleaved with decode */
+    c.threads = 2;        /* sampling spread over threads */
     srv s;
     T_CHECK(srv_start_cfg(&s, &c));
     enum { R = 6, G = 12 };

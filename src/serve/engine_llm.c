@@ -1,6 +1,7 @@
 #include "serve/engine_llm.h"
 
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +72,11 @@ typedef struct llm {
     size_t logits_rows;
     dpb_engine_seg *segs;
     req **seg_req;
+    /* this step's sampling: [max_batch] each */
+    req **samp_req;
+    const float **samp_row;
+    int32_t *samp_id;
+    dpb_status *samp_st;
     /* metrics (under mu) */
     uint64_t m_requests[4]; /* ok (stop/length), abort, rejected 400, rejected 503 */
     uint64_t m_prompt_tokens, m_gen_tokens, m_running, m_steps, m_engine_errors;
@@ -661,8 +667,8 @@ static bool step(llm *L)
     pthread_mutex_lock(&L->mu);
     L->m_steps++;
     pthread_mutex_unlock(&L->mu);
-    uint64_t now = dpb_now_ns();
     size_t row = 0;
+    int nsamp = 0;
     for (int i = 0; i < ns; i++) {
         req *r = L->seg_req[i];
         int64_t n = L->segs[i].n;
@@ -696,13 +702,25 @@ static bool step(llm *L)
                 }
             }
         }
-        int32_t id;
-        if (dpb_token_sampler_sample(&r->sm, last_row, &id) != DPB_OK) {
-            fprintf(stderr, "deploybench serve: sampling failed: %s\n", dpb_error_message());
-            release(L, r, "abort");
+        L->samp_req[nsamp] = r;
+        L->samp_row[nsamp++] = last_row;
+    }
+    /* Sampling reads a whole vocabulary row per request: spread over the
+     * backend's threads (each request has its own sampler and generator). */
+    /* CPU backend: its threads; CUDA (whose host threads idle meanwhile): --threads-engine or all cores */
+    const dpb_backend *be = dpb_engine_backend(L->e);
+    int nt = strcmp(be->ops->name, "cuda") == 0 ? (L->cfg.threads > 0 ? L->cfg.threads : omp_get_num_procs()) : be->threads;
+#pragma omp parallel for num_threads(nt > 0 ? nt : 1) schedule(dynamic, 1) if (nt > 1 && nsamp > 1)
+    for (int i = 0; i < nsamp; i++)
+        L->samp_st[i] = dpb_token_sampler_sample(&L->samp_req[i]->sm, L->samp_row[i], &L->samp_id[i]);
+    uint64_t now = dpb_now_ns();
+    for (int i = 0; i < nsamp; i++) {
+        if (L->samp_st[i] != DPB_OK) {
+            fprintf(stderr, "deploybench serve: sampling failed (request dropped)\n");
+            release(L, L->samp_req[i], "abort");
             continue;
         }
-        on_token(L, r, last_row, id, now);
+        on_token(L, L->samp_req[i], L->samp_row[i], L->samp_id[i], now);
     }
     return true;
 }
@@ -840,6 +858,10 @@ void dpb_llm_engine_destroy(dpb_serve_engine *eng)
     free(L->logits);
     free(L->segs);
     free(L->seg_req);
+    free(L->samp_req);
+    free(L->samp_row);
+    free(L->samp_id);
+    free(L->samp_st);
     dpb_hist_free(L->h_ttft);
     dpb_hist_free(L->h_itl);
     dpb_engine_destroy(L->e);
@@ -908,7 +930,11 @@ dpb_status dpb_llm_engine_create(const dpb_llm_engine_config *c, dpb_serve_engin
     L->slots = calloc((size_t)c->max_batch, sizeof *L->slots);
     L->segs = calloc((size_t)c->max_batch, sizeof *L->segs);
     L->seg_req = calloc((size_t)c->max_batch, sizeof *L->seg_req);
-    if (!L->slots || !L->segs || !L->seg_req) { st = dpb_error_set(DPB_E_NOMEM, "serve: out of memory"); goto fail; }
+    L->samp_req = calloc((size_t)c->max_batch, sizeof *L->samp_req);
+    L->samp_row = calloc((size_t)c->max_batch, sizeof *L->samp_row);
+    L->samp_id = calloc((size_t)c->max_batch, sizeof *L->samp_id);
+    L->samp_st = calloc((size_t)c->max_batch, sizeof *L->samp_st);
+    if (!L->slots || !L->segs || !L->seg_req || !L->samp_req || !L->samp_row || !L->samp_id || !L->samp_st) { st = dpb_error_set(DPB_E_NOMEM, "serve: out of memory"); goto fail; }
     if ((st = dpb_hist_create(&L->h_ttft)) || (st = dpb_hist_create(&L->h_itl))) goto fail;
     L->model_id = strdup(c->model_id ? c->model_id : c->model);
     if (!L->model_id) { st = dpb_error_set(DPB_E_NOMEM, "serve: out of memory"); goto fail; }
