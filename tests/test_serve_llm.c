@@ -163,6 +163,7 @@ static void test_echo_logprobs_match_engine(void)
         compared++;
     }
     T_CHECKF(compared == N - 1 && maxdiff < 1e-4, "compared %d, max |diff| %g", compared, maxdiff);
+    fprintf(stderr, "  echo logprobs: %d prompt tokens compared, max |HTTP - in-process| = %.3g\n", compared, maxdiff);
     /* the generated token's logprob comes from the last prompt row */
     const float *row = lg + (size_t)(N - 1) * (size_t)V;
     int64_t am = 0;
