@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "tokenizer/chat_choose.h"
 #include "tokenizer/tokenizer.h"
 #include "format/checkpoint.h"
 
@@ -100,21 +101,6 @@ static bool on_token(void *user, int req, int32_t id, uint64_t t)
     return true;
 }
 
-/* The model's chat template: --chat-template, else its folder's markers,
- * else its architecture. */
-static dpb_status choose_template(const dpb_checkpoint *ck, const char *name, dpb_chat_template *out)
-{
-    if (name) return dpb_chat_template_parse(name, out);
-    const char *dir = dpb_checkpoint_dir(ck);
-    if (dir) return dpb_chat_template_detect(dir, out);
-    switch (dpb_checkpoint_config(ck)->arch) {
-    case DPB_ARCH_GPT_OSS: *out = DPB_CHAT_HARMONY; break;
-    case DPB_ARCH_QWEN3: *out = DPB_CHAT_QWEN3; break;
-    default: *out = DPB_CHAT_NONE; break;
-    }
-    return DPB_OK;
-}
-
 /* Tokenizes --prompt (wrapped in the chat template with --chat). */
 static dpb_status text_prompt(const dpb_checkpoint *ck, const char *prompt, int chat, const char *tpl_name,
                               dpb_tokenizer **tok, int32_t **ids, int64_t *n_ids)
@@ -130,7 +116,7 @@ static dpb_status text_prompt(const dpb_checkpoint *ck, const char *prompt, int 
     unsigned flags = 0;
     if (chat) {
         dpb_chat_template tpl;
-        if ((st = choose_template(ck, tpl_name, &tpl))) return st;
+        if ((st = dpb_chat_template_choose(ck, tpl_name, &tpl))) return st;
         dpb_chat_options co;
         dpb_chat_options_default(&co);
         dpb_chat_message m = {"user", prompt};

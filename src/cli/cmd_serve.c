@@ -1,6 +1,6 @@
-/* deploybench serve: the OpenAI-compatible server.  Today only the synthetic
- * engine (a calibration target for `deploybench load`); the model engine
- * plugs in behind the same HTTP layer (src/serve/engine.h). */
+/* deploybench serve: the OpenAI-compatible server, on deploybench's own
+ * engine (--model, src/serve/engine_llm.h) or the synthetic calibration
+ * engine (--engine synthetic), behind the same HTTP layer (src/serve/engine.h). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,15 +8,34 @@
 #include "cli/cli.h"
 #include "core/signal.h"
 #include "serve/openai.h"
+#include "serve/engine_llm.h"
 #include "serve/synthetic.h"
 
 static void usage(void)
 {
-    printf("usage: deploybench serve --engine synthetic [--ttft MS] [--itl MS] [--jitter MS]\n"
+    printf("usage: deploybench serve --model M [--backend cpu|cuda] [--host ADDR] [--port N] [--max-batch N]\n"
+           "                         [--max-queue N] [--max-model-len N] [options]\n"
+           "       deploybench serve --engine synthetic [--ttft MS] [--itl MS] [--jitter MS]\n"
            "                         [--tokens-per-chunk K] [--host ADDR] [--port N] [options]\n\n"
            "Serves the OpenAI API as vLLM shapes it: POST /v1/completions, POST /v1/chat/completions\n"
            "(streaming and not; usage in the final chunk with stream_options.include_usage, in every\n"
-           "chunk with continuous_usage_stats), GET /v1/models, GET /health.\n\n"
+           "chunk with continuous_usage_stats), GET /v1/models, GET /health, GET /metrics (--model).\n\n"
+           "--model M           a Hugging Face folder or synth:PRESET[:SEED]: deploybench's engine with\n"
+           "                    continuous batching (docs/SERVE.md)\n"
+           "--tokenizer PATH    tokenizer file or folder (synth: models need one for text prompts)\n"
+           "--chat-template T   harmony, qwen3, chatml or none (default: from the model)\n"
+           "--served-model-name NAME  the id clients use (default: the --model argument)\n"
+           "--backend B         cpu (default), ref or cuda\n"
+           "--threads-engine N  backend threads (default: all cores)\n"
+           "--dtype D           bf16 (default) or f32 (reference)\n"
+           "--max-batch N       sequence slots running together (default 16); KV is allocated for\n"
+           "                    N x max-model-len tokens up front\n"
+           "--prefill-chunk N   prompt tokens per engine step, interleaved with decode (default 256)\n"
+           "--max-model-len N   context per sequence; longer requests get 400 (default\n"
+           "                    min(max_position_embeddings, 4096); synthetic: 1048576)\n"
+           "--max-queue N       waiting requests beyond N get 503 (default 1024; synthetic: 0, unlimited)\n"
+           "--max-request-time S  a request still running after S s is ended (finish_reason abort;\n"
+           "                    default 600, 0: no limit)\n\n"
            "--engine synthetic  answers without a model, on a known schedule: a calibration target\n"
            "                    for measuring the load generator itself, not a model server.\n"
            "                    Schedule: first token TTFT after the request arrives, then chunks of\n"
@@ -44,6 +63,9 @@ static void usage(void)
 int dpb_cmd_serve(int argc, char **argv)
 {
     const char *engine = NULL, *host = "127.0.0.1", *port_file = NULL;
+    dpb_llm_engine_config lc;
+    dpb_llm_engine_config_default(&lc);
+    bool queue_set = false;
     long long port = 8000, v;
     dpb_synth_engine_config sc;
     dpb_synth_engine_config_default(&sc);
@@ -64,9 +86,28 @@ int dpb_cmd_serve(int argc, char **argv)
         else if (!strcmp(a, "--jitter")) { NEED(); st = dpb_cli_parse_double(a, val, 0, 3.6e6, &sc.jitter_ms); }
         else if (!strcmp(a, "--tokens-per-chunk")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 4096, &v); sc.tokens_per_chunk = (uint32_t)v; }
         else if (!strcmp(a, "--seed")) { NEED(); st = dpb_cli_parse_i64(a, val, 0, INT64_MAX, &v); sc.seed = (uint64_t)v; }
-        else if (!strcmp(a, "--model")) { NEED(); sc.model_id = val; }
-        else if (!strcmp(a, "--max-model-len")) { NEED(); st = dpb_cli_parse_i64(a, val, 2, 1LL << 40, &v); sc.max_model_len = (uint64_t)v; }
-        else if (!strcmp(a, "--max-queue")) { NEED(); st = dpb_cli_parse_i64(a, val, 0, 1LL << 40, &v); sc.max_queue = (uint64_t)v; }
+        else if (!strcmp(a, "--model")) { NEED(); sc.model_id = val; lc.model = val; }
+        else if (!strcmp(a, "--max-model-len")) { NEED(); st = dpb_cli_parse_i64(a, val, 2, 1LL << 40, &v); sc.max_model_len = (uint64_t)v; lc.max_model_len = v; }
+        else if (!strcmp(a, "--max-queue")) { NEED(); st = dpb_cli_parse_i64(a, val, 0, 1LL << 40, &v); sc.max_queue = (uint64_t)v; lc.max_queue = (uint64_t)v; queue_set = true; }
+        else if (!strcmp(a, "--tokenizer")) { NEED(); lc.tokenizer = val; }
+        else if (!strcmp(a, "--chat-template")) { NEED(); lc.chat_template = val; }
+        else if (!strcmp(a, "--served-model-name")) { NEED(); lc.model_id = val; }
+        else if (!strcmp(a, "--backend")) {
+            NEED();
+            if (strcmp(val, "cpu") && strcmp(val, "ref") && strcmp(val, "cuda"))
+                return dpb_cli_usage_error("serve", "--backend takes cpu, ref or cuda, not '%s'", val);
+            lc.backend = val;
+        }
+        else if (!strcmp(a, "--threads-engine")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 1024, &v); lc.threads = (int)v; }
+        else if (!strcmp(a, "--dtype")) {
+            NEED();
+            if (!strcmp(val, "bf16")) lc.dtype = DPB_ENGINE_BF16;
+            else if (!strcmp(val, "f32")) lc.dtype = DPB_ENGINE_F32;
+            else return dpb_cli_usage_error("serve", "--dtype takes bf16 or f32, not '%s'", val);
+        }
+        else if (!strcmp(a, "--max-batch")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 4096, &v); lc.max_batch = (int)v; }
+        else if (!strcmp(a, "--max-request-time")) { NEED(); st = dpb_cli_parse_double(a, val, 0, 1e7, &lc.max_request_s); }
+        else if (!strcmp(a, "--prefill-chunk")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 1 << 20, &v); lc.prefill_chunk = v; }
         else if (!strcmp(a, "--host")) { NEED(); host = val; }
         else if (!strcmp(a, "--port")) { NEED(); st = dpb_cli_parse_i64(a, val, 0, 65535, &port); }
         else if (!strcmp(a, "--engine-threads")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 256, &v); sc.threads = (unsigned)v; }
@@ -79,27 +120,36 @@ int dpb_cmd_serve(int argc, char **argv)
 #undef NEED
         if (st) return dpb_cli_fail("serve", st);
     }
-    if (!engine) return dpb_cli_usage_error("serve", "--engine is required (today: synthetic; --model for a real engine comes with the server issue)");
-    if (strcmp(engine, "synthetic") != 0)
-        return dpb_cli_usage_error("serve", "--engine: '%s' is not available yet (only 'synthetic')", engine);
+    bool synthetic = engine != NULL;
+    if (engine && strcmp(engine, "synthetic") != 0)
+        return dpb_cli_usage_error("serve", "--engine: '%s' is not an engine (only 'synthetic'; use --model for a model)", engine);
+    if (!engine && !lc.model) return dpb_cli_usage_error("serve", "give --model M (or --engine synthetic)");
+    if (!queue_set) lc.max_queue = 1024;
     signal(SIGPIPE, SIG_IGN);
     dpb_serve_engine *eng;
-    if ((st = dpb_synth_engine_create(&sc, &eng))) return dpb_cli_fail("serve", st);
+    if (synthetic) st = dpb_synth_engine_create(&sc, &eng);
+    else st = dpb_llm_engine_create(&lc, &eng);
+    if (st) return dpb_cli_fail("serve", st);
+#define DESTROY_ENG() (synthetic ? dpb_synth_engine_destroy(eng) : dpb_llm_engine_destroy(eng))
     dpb_openai_server *srv;
     if ((st = dpb_openai_server_start(eng, host, (uint16_t)port, &lim, &srv))) {
-        dpb_synth_engine_destroy(eng);
+        DESTROY_ENG();
         return dpb_cli_fail("serve", st);
     }
     unsigned bound = dpb_openai_server_port(srv);
-    fprintf(stderr, "deploybench serve: synthetic engine (ttft %.3g ms, itl %.3g ms, jitter %.3g ms, %u tokens/chunk) on http://%s:%u\n",
-            sc.ttft_ms, sc.itl_ms, sc.jitter_ms, sc.tokens_per_chunk, host, bound);
+    if (synthetic)
+        fprintf(stderr, "deploybench serve: synthetic engine (ttft %.3g ms, itl %.3g ms, jitter %.3g ms, %u tokens/chunk) on http://%s:%u\n",
+                sc.ttft_ms, sc.itl_ms, sc.jitter_ms, sc.tokens_per_chunk, host, bound);
+    else
+        fprintf(stderr, "deploybench serve: %s on the %s backend, %d slots x %llu tokens, on http://%s:%u\n",
+                eng->model_id, eng->kind, lc.max_batch, (unsigned long long)eng->max_model_len, host, bound);
     if (port_file) {
         char b[16];
         int n = snprintf(b, sizeof b, "%u\n", bound);
         FILE *f = fopen(port_file, "w");
         if (!f || fwrite(b, 1, (size_t)n, f) != (size_t)n) {
             if (f) fclose(f);
-            dpb_synth_engine_destroy(eng);
+            DESTROY_ENG();
             dpb_openai_server_stop(srv);
             fprintf(stderr, "deploybench serve: --port-file %s: cannot write\n", port_file);
             return 1;
@@ -107,7 +157,7 @@ int dpb_cmd_serve(int argc, char **argv)
         fclose(f);
     }
     while (!dpb_interrupted()) pause();
-    dpb_synth_engine_destroy(eng);
+    DESTROY_ENG();
     dpb_openai_server_stop(srv);
     return 0;
 }

@@ -3,7 +3,7 @@
  * calibration; the real engine server (issue 8) plugs in the same way.
  *
  * Life of a request: the front end parses and validates the JSON body into a
- * dpb_gen_request, creates a dpb_gen_job bound to the HTTP response, and calls
+ * dpb_serve_request, creates a dpb_gen_job bound to the HTTP response, and calls
  * engine->submit.  The engine reports the prompt length with
  * dpb_gen_set_prompt_tokens, then, from any thread, calls dpb_gen_emit for
  * each group of new tokens and finally dpb_gen_finish exactly once.  A
@@ -20,7 +20,7 @@
 
 typedef enum { DPB_API_COMPLETIONS = 0, DPB_API_CHAT = 1 } dpb_api_kind;
 
-typedef struct dpb_gen_request {
+typedef struct dpb_serve_request {
     dpb_api_kind api;
     const char *prompt;         /* completions: prompt text (NULL when given as token ids) */
     const int64_t *prompt_ids;  /* completions: prompt as token ids */
@@ -32,7 +32,16 @@ typedef struct dpb_gen_request {
     int64_t seed;
     bool has_seed;
     bool stream;
-} dpb_gen_request;
+    /* stop strings (at most DPB_SERVE_MAX_STOP; pointers into the body) */
+    const char *stop[4];
+    size_t stop_len[4];
+    int n_stop;
+    int logprobs;               /* completions: logprobs N; chat: top_logprobs when logprobs=true; -1: none */
+    bool echo;                  /* completions: the prompt is repeated before the output */
+} dpb_serve_request;
+
+#define DPB_SERVE_MAX_STOP 4
+#define DPB_SERVE_MAX_LOGPROBS 20
 
 typedef struct dpb_gen_job dpb_gen_job;
 
@@ -44,8 +53,10 @@ typedef struct dpb_serve_engine {
     /* Takes the request (its pointers stay valid only during the call).
      * DPB_E_ARG/RANGE -> 400, DPB_E_UNAVAILABLE -> 503 (queue full), else 500.
      * On success the engine owns the job until dpb_gen_finish. */
-    dpb_status (*submit)(void *ctx, const dpb_gen_request *rq, dpb_gen_job *job);
+    dpb_status (*submit)(void *ctx, const dpb_serve_request *rq, dpb_gen_job *job);
     void (*destroy)(void *ctx); /* stops threads, finishing jobs still running with "abort" */
+    /* Optional: appends Prometheus text for GET /metrics to a malloc'd buffer (NULL: 404). */
+    dpb_status (*metrics)(void *ctx, char **buf, size_t *len);
 } dpb_serve_engine;
 
 void dpb_gen_set_prompt_tokens(dpb_gen_job *job, uint64_t n);
@@ -58,5 +69,21 @@ dpb_status dpb_gen_emit(dpb_gen_job *job, const char *text, size_t len, uint32_t
  * otherwise) and frees the job.  finish_reason ("length", "stop", "abort")
  * is used when no emit carried one. */
 void dpb_gen_finish(dpb_gen_job *job, const char *finish_reason);
+
+/* True once the client has gone (the engine may stop the request at its next step). */
+bool dpb_gen_gone(dpb_gen_job *job);
+
+/* Chat: reasoning text (harmony's analysis channel) for n_tokens new tokens;
+ * it goes out as delta.reasoning_content (message.reasoning_content when not
+ * streaming), as vLLM's reasoning parsers send it. */
+dpb_status dpb_gen_emit_reasoning(dpb_gen_job *job, const char *text, size_t len, uint32_t n_tokens);
+
+/* Logprobs of one token, attached to the next dpb_gen_emit (streaming) or to
+ * the final body.  has_lp false: null (the first prompt token with echo).
+ * top: n_top alternatives (token text, logprob).  Only when the request asked
+ * for logprobs. */
+typedef struct dpb_gen_top { const char *text; size_t len; double lp; } dpb_gen_top;
+dpb_status dpb_gen_add_logprob(dpb_gen_job *job, const char *tok, size_t len, bool has_lp, double lp,
+                               const dpb_gen_top *top, int n_top);
 
 #endif

@@ -29,6 +29,14 @@ struct dpb_gen_job {
     size_t tlen, tcap;
     char *out; /* scratch for one chunk */
     size_t olen, ocap;
+    char *reason; /* non-streaming chat: the reasoning text */
+    size_t rlen, rcap;
+    bool want_lp;
+    /* logprobs not yet sent: completions keep four JSON array bodies
+     * (tokens, token_logprobs, top_logprobs, text_offset), chat one (content) */
+    char *lpa[4];
+    size_t lpl[4], lpc[4];
+    uint64_t text_off;
 };
 
 /* ---- small growable-buffer helpers ---- */
@@ -45,8 +53,9 @@ static dpb_status grow(char **buf, size_t *cap, size_t need)
     return DPB_OK;
 }
 
-static dpb_status append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+dpb_status dpb_serve_buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
+    if (n >= SIZE_MAX / 2 - *len) return dpb_error_set(DPB_E_NOMEM, "response: %zu bytes is too long", n);
     dpb_status st = grow(buf, cap, *len + n + 1);
     if (st) return st;
     memcpy(*buf + *len, s, n);
@@ -55,9 +64,7 @@ static dpb_status append(char **buf, size_t *len, size_t *cap, const char *s, si
     return DPB_OK;
 }
 
-static dpb_status appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static dpb_status appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+dpb_status dpb_serve_buf_appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
 {
     char tmp[512];
     va_list ap;
@@ -65,7 +72,7 @@ static dpb_status appendf(char **buf, size_t *len, size_t *cap, const char *fmt,
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n < 0) return dpb_error_set(DPB_E_INTERNAL, "response: format error");
-    if ((size_t)n < sizeof tmp) return append(buf, len, cap, tmp, (size_t)n);
+    if ((size_t)n < sizeof tmp) return dpb_serve_buf_append(buf, len, cap, tmp, (size_t)n);
     dpb_status st = grow(buf, cap, *len + (size_t)n + 1);
     if (st) return st;
     va_start(ap, fmt);
@@ -112,10 +119,10 @@ static void reply_error(dpb_http_conn *c, unsigned status, const char *type, con
     va_end(ap);
     char *b = NULL;
     size_t len = 0, cap = 0;
-    appendf(&b, &len, &cap, "{\"error\":{\"message\":\"");
+    dpb_serve_buf_appendf(&b, &len, &cap, "{\"error\":{\"message\":\"");
     dpb_json_escape_append(&b, &len, &cap, msg, strlen(msg));
-    if (param) appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":\"%s\",\"code\":%u}}", type, param, status);
-    else appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":null,\"code\":%u}}", type, status);
+    if (param) dpb_serve_buf_appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":\"%s\",\"code\":%u}}", type, param, status);
+    else dpb_serve_buf_appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":null,\"code\":%u}}", type, status);
     if (b) dpb_http_reply(c, status, "application/json", b, len);
     else dpb_http_reply(c, 500, "text/plain", "out of memory", 13);
     free(b);
@@ -127,7 +134,7 @@ void dpb_gen_set_prompt_tokens(dpb_gen_job *job, uint64_t n) { job->prompt_token
 
 static dpb_status usage_json(dpb_gen_job *j)
 {
-    return appendf(&j->out, &j->olen, &j->ocap,
+    return dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                    "{\"prompt_tokens\":%llu,\"total_tokens\":%llu,\"completion_tokens\":%llu}",
                    (unsigned long long)j->prompt_tokens,
                    (unsigned long long)(j->prompt_tokens + j->completion_tokens),
@@ -138,45 +145,75 @@ static dpb_status chunk_head(dpb_gen_job *j)
 {
     j->olen = 0;
     if (j->api == DPB_API_CHAT)
-        return appendf(&j->out, &j->olen, &j->ocap,
+        return dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                        "data: {\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion.chunk\",\"created\":%ld,"
                        "\"model\":\"%s\",\"choices\":[",
                        j->id, j->created, j->model);
-    return appendf(&j->out, &j->olen, &j->ocap,
+    return dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                    "data: {\"id\":\"cmpl-%s\",\"object\":\"text_completion\",\"created\":%ld,\"model\":\"%s\","
                    "\"choices\":[",
                    j->id, j->created, j->model);
 }
 
-/* One streamed chunk carrying text (maybe empty) and maybe a finish reason. */
-static dpb_status send_chunk(dpb_gen_job *j, const char *text, size_t len, const char *finish, bool role)
+/* Appends the pending logprobs object (or null) to the chunk/body and clears it. */
+static dpb_status logprobs_json(dpb_gen_job *j)
+{
+    if (!j->want_lp) return dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "null");
+    dpb_status st;
+    if (j->api == DPB_API_CHAT) {
+        st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "{\"content\":[%s]}", j->lpa[0] ? j->lpa[0] : "");
+    } else {
+        st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "{\"tokens\":[%s],\"token_logprobs\":[%s],\"top_logprobs\":[%s],"
+                     "\"text_offset\":[%s]}", j->lpa[0] ? j->lpa[0] : "", j->lpa[1] ? j->lpa[1] : "",
+                     j->lpa[2] ? j->lpa[2] : "", j->lpa[3] ? j->lpa[3] : "");
+    }
+    for (int i = 0; i < 4; i++) {
+        j->lpl[i] = 0;
+        if (j->lpa[i]) j->lpa[i][0] = 0;
+    }
+    return st;
+}
+
+/* One streamed chunk carrying text (maybe empty) and maybe a finish reason;
+ * reasoning: the text is chat reasoning_content. */
+static dpb_status send_chunk_r(dpb_gen_job *j, const char *text, size_t len, const char *finish, bool role,
+                               bool reasoning)
 {
     dpb_status st = chunk_head(j);
     if (j->api == DPB_API_CHAT) {
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "{\"index\":0,\"delta\":{%s\"content\":\"",
-                              role ? "\"role\":\"assistant\"," : "");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "{\"index\":0,\"delta\":{%s\"%s\":\"",
+                              role ? "\"role\":\"assistant\"," : "", reasoning ? "reasoning_content" : "content");
         if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, text, len);
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "\"},\"logprobs\":null,\"finish_reason\":");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\"},\"logprobs\":");
+        if (!st) st = logprobs_json(j);
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":");
     } else {
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "{\"index\":0,\"text\":\"");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "{\"index\":0,\"text\":\"");
         if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, text, len);
-        if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "\",\"logprobs\":null,\"finish_reason\":");
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\",\"logprobs\":");
+        if (!st) st = logprobs_json(j);
+        if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":");
     }
     if (!st) {
-        if (finish) st = appendf(&j->out, &j->olen, &j->ocap, "\"%s\"", finish);
-        else st = appendf(&j->out, &j->olen, &j->ocap, "null");
+        if (finish) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\"%s\"", finish);
+        else st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "null");
     }
-    if (!st && j->api == DPB_API_COMPLETIONS) st = appendf(&j->out, &j->olen, &j->ocap, ",\"stop_reason\":null");
-    if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "}]");
+    if (!st && j->api == DPB_API_COMPLETIONS) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"stop_reason\":null");
+    if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}]");
     if (!st && j->include_usage) {
         if (j->continuous) {
-            st = appendf(&j->out, &j->olen, &j->ocap, ",\"usage\":");
+            st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"usage\":");
             if (!st) st = usage_json(j);
-        } else st = appendf(&j->out, &j->olen, &j->ocap, ",\"usage\":null");
+        } else st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"usage\":null");
     }
-    if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "}\n\n");
+    if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}\n\n");
     if (!st) st = dpb_http_stream_write(j->st, j->out, j->olen);
     return st;
+}
+
+static dpb_status send_chunk(dpb_gen_job *j, const char *text, size_t len, const char *finish, bool role)
+{
+    return send_chunk_r(j, text, len, finish, role, false);
 }
 
 static dpb_status emit_locked(dpb_gen_job *j, const char *text, size_t len, uint32_t n_tokens, const char *finish)
@@ -185,7 +222,7 @@ static dpb_status emit_locked(dpb_gen_job *j, const char *text, size_t len, uint
     if (finish) j->finish_sent = true;
     if (!j->stream) {
         j->completion_tokens += n_tokens;
-        dpb_status st = append(&j->text, &j->tlen, &j->tcap, text, len);
+        dpb_status st = dpb_serve_buf_append(&j->text, &j->tlen, &j->tcap, text, len);
         if (!st && dpb_http_stream_gone(j->st)) st = DPB_E_IO;
         if (st) j->failed = true;
         return st;
@@ -199,6 +236,103 @@ static dpb_status emit_locked(dpb_gen_job *j, const char *text, size_t len, uint
     j->completion_tokens += n_tokens;
     if (!st) st = send_chunk(j, text, len, finish, false);
     if (st) j->failed = true;
+    return st;
+}
+
+bool dpb_gen_gone(dpb_gen_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool gone = j->failed || (j->st && dpb_http_stream_gone(j->st));
+    pthread_mutex_unlock(&j->mu);
+    return gone;
+}
+
+dpb_status dpb_gen_emit_reasoning(dpb_gen_job *j, const char *text, size_t len, uint32_t n_tokens)
+{
+    pthread_mutex_lock(&j->mu);
+    dpb_status st = DPB_OK;
+    if (j->failed) st = dpb_error_set(DPB_E_IO, "request %s: the client closed the connection", j->id);
+    else if (!j->stream) {
+        j->completion_tokens += n_tokens;
+        st = dpb_serve_buf_append(&j->reason, &j->rlen, &j->rcap, text, len);
+        if (!st && dpb_http_stream_gone(j->st)) st = DPB_E_IO;
+    } else {
+        if (j->api == DPB_API_CHAT && !j->role_sent) {
+            j->role_sent = true;
+            st = send_chunk(j, "", 0, NULL, true);
+        }
+        j->completion_tokens += n_tokens;
+        if (!st) st = send_chunk_r(j, text, len, NULL, false, j->api == DPB_API_CHAT);
+    }
+    if (st) j->failed = true;
+    pthread_mutex_unlock(&j->mu);
+    return st;
+}
+
+/* A JSON number for a logprob (-9999.0 for -inf, as vLLM clamps it). */
+static double lp_clamp(double lp) { return lp < -9999.0 || lp != lp ? -9999.0 : lp; }
+
+static dpb_status lp_sep(dpb_gen_job *j, int k)
+{
+    return j->lpl[k] ? dpb_serve_buf_append(&j->lpa[k], &j->lpl[k], &j->lpc[k], ",", 1) : DPB_OK;
+}
+
+/* chat: {"token","logprob","bytes":[...]} */
+static dpb_status chat_lp_item(dpb_gen_job *j, const char *tok, size_t len, double lp)
+{
+    dpb_status st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "{\"token\":\"", 10);
+    if (!st) st = dpb_json_escape_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], tok, len);
+    if (!st) st = dpb_serve_buf_appendf(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\",\"logprob\":%.9g,\"bytes\":[", lp_clamp(lp));
+    for (size_t i = 0; !st && i < len; i++)
+        st = dpb_serve_buf_appendf(&j->lpa[0], &j->lpl[0], &j->lpc[0], i ? ",%u" : "%u", (unsigned)(unsigned char)tok[i]);
+    if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "]", 1);
+    return st;
+}
+
+dpb_status dpb_gen_add_logprob(dpb_gen_job *j, const char *tok, size_t len, bool has_lp, double lp,
+                               const dpb_gen_top *top, int n_top)
+{
+    pthread_mutex_lock(&j->mu);
+    dpb_status st = DPB_OK;
+    if (!j->want_lp || j->failed) goto out;
+    if (j->api == DPB_API_CHAT) {
+        st = lp_sep(j, 0);
+        if (!st) st = chat_lp_item(j, tok, len, lp);
+        if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], ",\"top_logprobs\":[", 17);
+        for (int i = 0; !st && i < n_top; i++) {
+            if (i) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], ",", 1);
+            if (!st) st = chat_lp_item(j, top[i].text, top[i].len, top[i].lp);
+            if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "}", 1);
+        }
+        if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "]}", 2);
+    } else {
+        for (int k = 0; !st && k < 4; k++) st = lp_sep(j, k);
+        if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\"", 1);
+        if (!st) st = dpb_json_escape_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], tok, len);
+        if (!st) st = dpb_serve_buf_append(&j->lpa[0], &j->lpl[0], &j->lpc[0], "\"", 1);
+        if (!st) {
+            if (has_lp) st = dpb_serve_buf_appendf(&j->lpa[1], &j->lpl[1], &j->lpc[1], "%.9g", lp_clamp(lp));
+            else st = dpb_serve_buf_append(&j->lpa[1], &j->lpl[1], &j->lpc[1], "null", 4);
+        }
+        if (!st) {
+            if (!has_lp) st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "null", 4);
+            else {
+                st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "{", 1);
+                for (int i = 0; !st && i < n_top; i++) {
+                    if (i) st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], ",", 1);
+                    if (!st) st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "\"", 1);
+                    if (!st) st = dpb_json_escape_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], top[i].text, top[i].len);
+                    if (!st) st = dpb_serve_buf_appendf(&j->lpa[2], &j->lpl[2], &j->lpc[2], "\":%.9g", lp_clamp(top[i].lp));
+                }
+                if (!st) st = dpb_serve_buf_append(&j->lpa[2], &j->lpl[2], &j->lpc[2], "}", 1);
+            }
+        }
+        if (!st) st = dpb_serve_buf_appendf(&j->lpa[3], &j->lpl[3], &j->lpc[3], "%llu", (unsigned long long)j->text_off);
+        j->text_off += len;
+    }
+    if (st) j->failed = true;
+out:
+    pthread_mutex_unlock(&j->mu);
     return st;
 }
 
@@ -225,9 +359,9 @@ void dpb_gen_finish(dpb_gen_job *j, const char *finish)
             if (!st && !j->finish_sent) st = send_chunk(j, "", 0, final_reason(finish), false);
             if (!st && j->include_usage) {
                 st = chunk_head(j);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "],\"usage\":");
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "],\"usage\":");
                 if (!st) st = usage_json(j);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "}\n\n");
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}\n\n");
                 if (!st) st = dpb_http_stream_write(j->st, j->out, j->olen);
             }
             if (!st) dpb_http_stream_write(j->st, "data: [DONE]\n\n", 14);
@@ -235,25 +369,31 @@ void dpb_gen_finish(dpb_gen_job *j, const char *finish)
             const char *fr = final_reason(finish);
             j->olen = 0;
             if (j->api == DPB_API_CHAT) {
-                st = appendf(&j->out, &j->olen, &j->ocap,
+                st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                              "{\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion\",\"created\":%ld,\"model\":\"%s\","
                              "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"",
                              j->id, j->created, j->model);
                 if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, j->text ? j->text : "", j->tlen);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap,
-                                      "\"},\"logprobs\":null,\"finish_reason\":\"%s\"}],\"usage\":", fr);
+                if (!st && j->reason) {
+                    st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\",\"reasoning_content\":\"");
+                    if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, j->reason, j->rlen);
+                }
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\"},\"logprobs\":");
+                if (!st) st = logprobs_json(j);
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, ",\"finish_reason\":\"%s\"}],\"usage\":", fr);
             } else {
-                st = appendf(&j->out, &j->olen, &j->ocap,
+                st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
                              "{\"id\":\"cmpl-%s\",\"object\":\"text_completion\",\"created\":%ld,\"model\":\"%s\","
                              "\"choices\":[{\"index\":0,\"text\":\"",
                              j->id, j->created, j->model);
                 if (!st) st = dpb_json_escape_append(&j->out, &j->olen, &j->ocap, j->text ? j->text : "", j->tlen);
-                if (!st) st = appendf(&j->out, &j->olen, &j->ocap,
-                                      "\",\"logprobs\":null,\"finish_reason\":\"%s\",\"stop_reason\":null}],"
-                                      "\"usage\":", fr);
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "\",\"logprobs\":");
+                if (!st) st = logprobs_json(j);
+                if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap,
+                                      ",\"finish_reason\":\"%s\",\"stop_reason\":null}],\"usage\":", fr);
             }
             if (!st) st = usage_json(j);
-            if (!st) st = appendf(&j->out, &j->olen, &j->ocap, "}");
+            if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}");
             if (!st) dpb_http_stream_write(j->st, j->out, j->olen);
         }
     }
@@ -262,6 +402,8 @@ void dpb_gen_finish(dpb_gen_job *j, const char *finish)
     pthread_mutex_destroy(&j->mu);
     free(j->text);
     free(j->out);
+    free(j->reason);
+    for (int i = 0; i < 4; i++) free(j->lpa[i]);
     free(j);
 }
 
@@ -297,7 +439,7 @@ dpb_status dpb_openai_parse(dpb_api_kind api, const char *body, size_t len, cons
     if (!cJSON_IsObject(root)) {
         FAIL(400, "BadRequestError", NULL, "request body: expected a JSON object");
     }
-    dpb_gen_request g;
+    dpb_serve_request g;
     memset(&g, 0, sizeof g);
     g.api = api;
     out->root = root;
@@ -365,6 +507,56 @@ dpb_status dpb_openai_parse(dpb_api_kind api, const char *body, size_t len, cons
             FAIL(400, "BadRequestError", "stream_options",
                         "request body: stream_options: expected {include_usage: bool, continuous_usage_stats: bool}");
         }
+    }
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(root, "stop");
+    if (stop && !cJSON_IsNull(stop)) {
+        if (cJSON_IsString(stop)) {
+            if (stop->valuestring[0]) {
+                g.stop[0] = stop->valuestring;
+                g.stop_len[0] = strlen(stop->valuestring);
+                g.n_stop = 1;
+            }
+        } else if (cJSON_IsArray(stop) && cJSON_GetArraySize(stop) <= DPB_SERVE_MAX_STOP) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, stop)
+            {
+                if (!cJSON_IsString(e)) {
+                    FAIL(400, "BadRequestError", "stop", "request body: stop: expected strings");
+                }
+                if (!e->valuestring[0]) continue;
+                g.stop[g.n_stop] = e->valuestring;
+                g.stop_len[g.n_stop++] = strlen(e->valuestring);
+            }
+        } else {
+            FAIL(400, "BadRequestError", "stop", "request body: stop: expected a string or an array of at most %d strings",
+                 DPB_SERVE_MAX_STOP);
+        }
+    }
+    g.logprobs = -1;
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");
+    if (api == DPB_API_COMPLETIONS) {
+        if (lp && !cJSON_IsNull(lp)) {
+            int64_t v;
+            if (dpb_json_item_int(lp, "request body", "logprobs", 0, DPB_SERVE_MAX_LOGPROBS, &v) != DPB_OK) {
+                FAIL(400, "BadRequestError", "logprobs", "%s", dpb_error_message());
+            }
+            g.logprobs = (int)v;
+        }
+        if (!get_bool(root, "echo", false, &g.echo)) {
+            FAIL(400, "BadRequestError", "echo", "request body: echo: expected a boolean");
+        }
+    } else {
+        bool want = false;
+        if (!get_bool(root, "logprobs", false, &want)) {
+            FAIL(400, "BadRequestError", "logprobs", "request body: logprobs: expected a boolean");
+        }
+        const cJSON *tl = cJSON_GetObjectItemCaseSensitive(root, "top_logprobs");
+        int64_t v = 0;
+        if (tl && !cJSON_IsNull(tl) &&
+            dpb_json_item_int(tl, "request body", "top_logprobs", 0, DPB_SERVE_MAX_LOGPROBS, &v) != DPB_OK) {
+            FAIL(400, "BadRequestError", "top_logprobs", "%s", dpb_error_message());
+        }
+        if (want) g.logprobs = (int)v;
     }
     if (api == DPB_API_COMPLETIONS) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
@@ -446,7 +638,7 @@ static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dp
         reply_error(c, P.status, P.type, P.param, "%s", P.message);
         return;
     }
-    const dpb_gen_request g = P.g;
+    const dpb_serve_request g = P.g;
     bool include_usage = P.include_usage, continuous = P.continuous;
 
     job = calloc(1, sizeof *job);
@@ -460,6 +652,7 @@ static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dp
     job->continuous = include_usage && continuous;
     job->created = s->created;
     job->model = s->eng->model_id;
+    job->want_lp = g.logprobs >= 0;
     snprintf(job->id, sizeof job->id, "%016llx", (unsigned long long)atomic_fetch_add(&s->next_id, 1));
     /* The job lock is held across submit and opening the stream, so an engine
      * thread that emits at once waits for the stream, and a refused request
@@ -496,6 +689,19 @@ static void handler(void *ctx, const dpb_http_request *rq)
     if (strcmp(rq->path, "/health") == 0) {
         if (!get) reply_error(rq->conn, 405, "MethodNotAllowed", NULL, "use GET for /health");
         else dpb_http_reply(rq->conn, 200, NULL, "", 0);
+        return;
+    }
+    if (strcmp(rq->path, "/metrics") == 0 && s->eng->metrics) {
+        if (!get) {
+            reply_error(rq->conn, 405, "MethodNotAllowed", NULL, "use GET for /metrics");
+            return;
+        }
+        char *b = NULL;
+        size_t len = 0;
+        if (s->eng->metrics(s->eng->ctx, &b, &len) != DPB_OK)
+            reply_error(rq->conn, 500, "InternalServerError", NULL, "%s", dpb_error_message());
+        else dpb_http_reply(rq->conn, 200, "text/plain; version=0.0.4", b, len);
+        free(b);
         return;
     }
     if (strcmp(rq->path, "/v1/models") == 0) {

@@ -23,7 +23,7 @@ void dpb_openai_server_stop(dpb_openai_server *s);
 /* A parsed, validated generation request.  g's pointers point into root
  * and ids, which the struct owns (dpb_openai_parsed_free). */
 typedef struct dpb_openai_parsed {
-    dpb_gen_request g;
+    dpb_serve_request g;
     bool include_usage, continuous;
     cJSON *root;
     int64_t *ids;
@@ -41,6 +41,11 @@ typedef struct dpb_openai_parsed {
 dpb_status dpb_openai_parse(dpb_api_kind api, const char *body, size_t len, const char *model_id,
                             uint64_t max_model_len, dpb_openai_parsed *out);
 void dpb_openai_parsed_free(dpb_openai_parsed *p);
+
+/* Growable NUL-terminated text buffers (*buf may start NULL with *len = *cap = 0). */
+dpb_status dpb_serve_buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+dpb_status dpb_serve_buf_appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Appends s as a JSON string body (without quotes), escaped, to *buf.  Exposed for tests. */
 dpb_status dpb_json_escape_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n);

@@ -186,7 +186,7 @@ static uint64_t count_words(const char *p)
     return n;
 }
 
-static dpb_status submit(void *ctx, const dpb_gen_request *rq, dpb_gen_job *job)
+static dpb_status submit(void *ctx, const dpb_serve_request *rq, dpb_gen_job *job)
 {
     synth *S = ctx;
     uint64_t now = dpb_now_ns();

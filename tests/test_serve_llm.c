@@ -1,0 +1,560 @@
+/* The model server (src/serve/engine_llm.c) in one process on loopback, on
+ * synth:gpt-oss-tiny: prompt logprobs with echo against the engine's own
+ * logits, continuous batching against one-at-a-time generation, sampling
+ * seeds, errors and their statuses, queue full, a client that disconnects,
+ * metrics, stop strings (with a tokenizer from ../shared, skipped without). */
+#include "t.h"
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <cjson/cJSON.h>
+#include "core/timeutil.h"
+#include "engine/engine.h"
+#include "format/checkpoint.h"
+#include "serve/engine_llm.h"
+#include "serve/openai.h"
+
+typedef struct srv {
+    dpb_serve_engine *eng;
+    dpb_openai_server *http;
+    char url[64];
+    uint16_t port;
+} srv;
+
+static int srv_start_cfg(srv *s, const dpb_llm_engine_config *c)
+{
+    memset(s, 0, sizeof *s);
+    if (dpb_llm_engine_create(c, &s->eng) != DPB_OK) {
+        fprintf(stderr, "  engine: %s\n", dpb_error_message());
+        return 0;
+    }
+    dpb_http_limits lim;
+    dpb_http_limits_default(&lim);
+    lim.max_body_bytes = 65536;
+    if (dpb_openai_server_start(s->eng, "127.0.0.1", 0, &lim, &s->http) != DPB_OK) return 0;
+    s->port = dpb_openai_server_port(s->http);
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%u", s->port);
+    return 1;
+}
+
+static void base_cfg(dpb_llm_engine_config *c)
+{
+    dpb_llm_engine_config_default(c);
+    c->model = "synth:gpt-oss-tiny";
+    c->model_id = "tiny";
+    c->threads = 1;
+    c->dtype = DPB_ENGINE_F32;
+    c->max_batch = 4;
+    c->max_model_len = 256;
+}
+
+static void srv_stop(srv *s)
+{
+    if (s->eng) dpb_llm_engine_destroy(s->eng);
+    if (s->http) dpb_openai_server_stop(s->http);
+    memset(s, 0, sizeof *s);
+}
+
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+
+static size_t on_data(char *d, size_t sz, size_t nm, void *u)
+{
+    buf *b = u;
+    size_t n = sz * nm;
+    char *np = realloc(b->p, b->n + n + 1);
+    if (!np) return 0;
+    b->p = np;
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+    b->p[b->n] = 0;
+    return n;
+}
+
+/* POST body to path (GET when body is NULL); returns the status, the response in *out (caller frees). */
+static long http(const srv *s, const char *path, const char *body, char **out)
+{
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    buf b = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long code = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (out) *out = b.p ? b.p : calloc(1, 1);
+    else free(b.p);
+    return code;
+}
+
+static int ids_json(char *o, size_t cap, const int32_t *ids, int n)
+{
+    size_t k = (size_t)snprintf(o, cap, "[");
+    for (int i = 0; i < n; i++) k += (size_t)snprintf(o + k, cap - k, i ? ",%d" : "%d", ids[i]);
+    k += (size_t)snprintf(o + k, cap - k, "]");
+    return (int)k;
+}
+
+static void make_ids(int32_t *ids, int n, uint32_t seed)
+{
+    for (int i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        ids[i] = (int32_t)((seed >> 8) % 500);
+    }
+}
+
+/* Prompt logprobs with echo equal the log-softmax of the engine's logits (1e-4). */
+static void test_echo_logprobs_match_engine(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    enum { N = 100 }; /* over the 64-row chunk used for prompt logprobs: crosses chunk boundaries */
+    int32_t ids[N];
+    make_ids(ids, N, 7);
+    char body[4096], arr[2048];
+    ids_json(arr, sizeof arr, ids, N);
+    snprintf(body, sizeof body, "{\"model\":\"tiny\",\"prompt\":%s,\"max_tokens\":1,\"temperature\":0,\"echo\":true,\"logprobs\":2}", arr);
+    char *resp;
+    long code = http(&s, "/v1/completions", body, &resp);
+    T_CHECKF(code == 200, "status %ld: %s", code, resp);
+    cJSON *o = cJSON_Parse(resp);
+    cJSON *lp = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "logprobs");
+    cJSON *tl = cJSON_GetObjectItem(lp, "token_logprobs");
+    T_CHECKF(cJSON_GetArraySize(tl) == N + 1, "%d token_logprobs", cJSON_GetArraySize(tl));
+    T_CHECK(cJSON_IsNull(cJSON_GetArrayItem(tl, 0)));
+    /* in process: the same model, one forward pass over the prompt, every row */
+    dpb_checkpoint *ck = NULL;
+    dpb_engine *e = NULL;
+    T_CHECK(dpb_checkpoint_open("synth:gpt-oss-tiny", NULL, &ck) == DPB_OK);
+    dpb_engine_opts eo = {0};
+    eo.threads = 1;
+    eo.dtype = DPB_ENGINE_F32;
+    eo.max_ctx = 256;
+    T_CHECK(dpb_engine_create(ck, &eo, &e) == DPB_OK);
+    int64_t V = dpb_engine_vocab(e);
+    float *lg = malloc((size_t)(N * V) * sizeof *lg);
+    dpb_engine_seg sg = {0, ids, N};
+    T_CHECK(dpb_engine_forward(e, &sg, 1, DPB_LOGITS_ALL, lg) == DPB_OK);
+    double maxdiff = 0;
+    int compared = 0;
+    for (int p = 1; p < N && cJSON_GetArraySize(tl) == N + 1; p++) {
+        const float *row = lg + (size_t)(p - 1) * (size_t)V;
+        double mx = row[0], sum = 0;
+        for (int64_t i = 1; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+        for (int64_t i = 0; i < V; i++) sum += exp(row[i] - mx);
+        double want = row[ids[p]] - mx - log(sum);
+        double got = cJSON_GetArrayItem(tl, p)->valuedouble;
+        if (fabs(got - want) > maxdiff) maxdiff = fabs(got - want);
+        compared++;
+    }
+    T_CHECKF(compared == N - 1 && maxdiff < 1e-4, "compared %d, max |diff| %g", compared, maxdiff);
+    fprintf(stderr, "  echo logprobs: %d prompt tokens compared, max |HTTP - in-process| = %.3g\n", compared, maxdiff);
+    /* the generated token's logprob comes from the last prompt row */
+    const float *row = lg + (size_t)(N - 1) * (size_t)V;
+    int64_t am = 0;
+    for (int64_t i = 1; i < V; i++) am = row[i] > row[am] ? i : am;
+    cJSON *toks = cJSON_GetObjectItem(lp, "tokens");
+    char want_tok[32];
+    snprintf(want_tok, sizeof want_tok, "token_id:%lld", (long long)am);
+    T_CHECKF(cJSON_IsString(cJSON_GetArrayItem(toks, N)) && !strcmp(cJSON_GetArrayItem(toks, N)->valuestring, want_tok),
+             "generated %s, argmax %s", cJSON_IsString(cJSON_GetArrayItem(toks, N)) ? cJSON_GetArrayItem(toks, N)->valuestring : "?",
+             want_tok);
+    cJSON *u = cJSON_GetObjectItem(o, "usage");
+    T_CHECK(cJSON_GetObjectItem(u, "prompt_tokens")->valueint == N && cJSON_GetObjectItem(u, "completion_tokens")->valueint == 1);
+    free(lg);
+    dpb_engine_destroy(e);
+    dpb_checkpoint_close(ck);
+    cJSON_Delete(o);
+    free(resp);
+    srv_stop(&s);
+}
+
+/* Token ids of a completion (from logprobs.tokens, "token_id:N" without a tokenizer). */
+static int gen_ids(const char *resp, int32_t *out, int cap)
+{
+    cJSON *o = cJSON_Parse(resp);
+    cJSON *toks = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "logprobs"), "tokens");
+    int n = 0;
+    cJSON *t;
+    cJSON_ArrayForEach(t, toks)
+    {
+        if (n < cap && cJSON_IsString(t)) out[n++] = atoi(t->valuestring + 9);
+    }
+    cJSON_Delete(o);
+    return n;
+}
+
+typedef struct job {
+    const srv *s;
+    char body[4096];
+    char *resp;
+    long code;
+} job;
+
+static void *job_main(void *a)
+{
+    job *j = a;
+    j->code = http(j->s, "/v1/completions", j->body, &j->resp);
+    return NULL;
+}
+
+/* Six concurrent greedy requests of different lengths through 4 slots give
+ * the tokens dpb_engine_generate gives for each alone. */
+static void test_batching_equals_alone(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    c.prefill_chunk = 16; /* long prompts take several steps, interleaved with decode */
+    c.threads = 2;        /* sampling spread over threads */
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    enum { R = 6, G = 12 };
+    static const int lens[R] = {3, 40, 7, 60, 1, 25};
+    int32_t ids[R][64];
+    job jobs[R];
+    pthread_t th[R];
+    for (int r = 0; r < R; r++) {
+        make_ids(ids[r], lens[r], 100u + (uint32_t)r);
+        char arr[1024];
+        ids_json(arr, sizeof arr, ids[r], lens[r]);
+        memset(&jobs[r], 0, sizeof jobs[r]);
+        jobs[r].s = &s;
+        snprintf(jobs[r].body, sizeof jobs[r].body,
+                 "{\"prompt\":%s,\"max_tokens\":%d,\"temperature\":0,\"logprobs\":0,\"ignore_eos\":true}", arr, G);
+        pthread_create(&th[r], NULL, job_main, &jobs[r]);
+    }
+    for (int r = 0; r < R; r++) pthread_join(th[r], NULL);
+    dpb_checkpoint *ck = NULL;
+    dpb_engine *e = NULL;
+    T_CHECK(dpb_checkpoint_open("synth:gpt-oss-tiny", NULL, &ck) == DPB_OK);
+    dpb_engine_opts eo = {0};
+    eo.threads = 1;
+    eo.dtype = DPB_ENGINE_F32;
+    eo.max_ctx = 256;
+    T_CHECK(dpb_engine_create(ck, &eo, &e) == DPB_OK);
+    for (int r = 0; r < R; r++) {
+        T_CHECKF(jobs[r].code == 200, "request %d: %ld %s", r, jobs[r].code, jobs[r].resp);
+        int32_t got[G + 1];
+        int n = gen_ids(jobs[r].resp, got, G + 1);
+        dpb_gen_request q = {0};
+        q.prompt = ids[r];
+        q.n_prompt = lens[r];
+        q.max_new = G;
+        q.ignore_eos = true;
+        q.sampling = dpb_sampling_greedy();
+        dpb_gen_result res;
+        T_CHECK(dpb_engine_generate(e, &q, 1, &res, NULL, NULL) == DPB_OK);
+        int same = n == G && res.n == G;
+        for (int i = 0; same && i < G; i++) same = got[i] == res.ids[i];
+        T_CHECKF(same, "request %d (prompt %d): %d tokens over HTTP differ from the engine alone", r, lens[r], n);
+        dpb_gen_result_free(&res);
+        free(jobs[r].resp);
+    }
+    dpb_engine_destroy(e);
+    dpb_checkpoint_close(ck);
+    srv_stop(&s);
+}
+
+/* The same seed gives the same sample; another seed (almost surely) not. */
+static void test_seeded_sampling(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    const char *fmt = "{\"prompt\":[1,2,3],\"max_tokens\":16,\"temperature\":1.0,\"top_p\":0.9,\"seed\":%d,\"logprobs\":0,\"ignore_eos\":true}";
+    char b[256];
+    int32_t a1[16], a2[16], a3[16];
+    char *r;
+    snprintf(b, sizeof b, fmt, 5);
+    T_CHECK(http(&s, "/v1/completions", b, &r) == 200);
+    int n1 = gen_ids(r, a1, 16);
+    free(r);
+    T_CHECK(http(&s, "/v1/completions", b, &r) == 200);
+    int n2 = gen_ids(r, a2, 16);
+    free(r);
+    snprintf(b, sizeof b, fmt, 6);
+    T_CHECK(http(&s, "/v1/completions", b, &r) == 200);
+    int n3 = gen_ids(r, a3, 16);
+    free(r);
+    T_CHECK(n1 == 16 && n2 == 16 && n3 == 16);
+    T_CHECK(memcmp(a1, a2, sizeof a1) == 0);
+    T_CHECK(memcmp(a1, a3, sizeof a1) != 0);
+    srv_stop(&s);
+}
+
+static int has_error(const char *resp, const char *needle)
+{
+    cJSON *o = cJSON_Parse(resp);
+    cJSON *e = cJSON_GetObjectItem(o, "error");
+    cJSON *m = cJSON_GetObjectItem(e, "message");
+    int ok = cJSON_IsString(m) && cJSON_GetObjectItem(e, "type") && cJSON_GetObjectItem(e, "code") &&
+             (!needle || strstr(m->valuestring, needle));
+    if (!ok) fprintf(stderr, "  response: %s\n", resp);
+    cJSON_Delete(o);
+    return ok;
+}
+
+static void test_errors(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    static const struct { const char *path, *body, *needle; long code; } cases[] = {
+        {"/v1/completions", "{\"prompt\":[1,2", NULL, 400},
+        {"/v1/completions", "{\"prompt\":[1,2],\"max_tokens\":\"x\"}", "max_tokens", 400},
+        {"/v1/completions", "{\"prompt\":[1,2],\"temperature\":\"hot\"}", "temperature", 400},
+        {"/v1/completions", "{\"prompt\":[1,2],\"max_tokens\":255}", "maximum context length is 256", 400},
+        {"/v1/completions", "{\"prompt\":[1,2],\"max_tokens\":100000000}", "max_tokens", 400},
+        {"/v1/completions", "{\"prompt\":[1,99999]}", "vocabulary", 400},
+        {"/v1/completions", "{\"prompt\":\"text\"}", "no tokenizer", 400},
+        {"/v1/completions", "{\"model\":\"gpt-5\",\"prompt\":[1]}", "does not exist", 404},
+        {"/v1/completions", "{\"prompt\":[1],\"stop\":7}", "stop", 400},
+        {"/v1/completions", "{\"prompt\":[1],\"logprobs\":50}", "logprobs", 400},
+        {"/v1/nothing", "{}", NULL, 404},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r;
+        long code = http(&s, cases[i].path, cases[i].body, &r);
+        T_CHECKF(code == cases[i].code && has_error(r, cases[i].needle), "case %zu: status %ld", i, code);
+        free(r);
+    }
+    /* a prompt over the context */
+    static char big[8192];
+    int32_t ids[300];
+    make_ids(ids, 300, 3);
+    char arr[4096];
+    ids_json(arr, sizeof arr, ids, 300);
+    snprintf(big, sizeof big, "{\"prompt\":%s,\"max_tokens\":1}", arr);
+    char *r;
+    long code = http(&s, "/v1/completions", big, &r);
+    T_CHECKF(code == 400 && has_error(r, NULL), "prompt over the context: %ld", code);
+    free(r);
+    /* an oversized body */
+    size_t n = 70000;
+    char *huge = malloc(n + 64);
+    memcpy(huge, "{\"prompt\":\"", 11);
+    memset(huge + 11, 'a', n);
+    strcpy(huge + 11 + n, "\"}");
+    code = http(&s, "/v1/completions", huge, &r);
+    T_CHECKF(code == 413, "oversized body: %ld", code);
+    free(r);
+    free(huge);
+    /* still serving, and the models list */
+    code = http(&s, "/v1/models", NULL, &r);
+    T_CHECK(code == 200 && strstr(r, "\"id\":\"tiny\"") && strstr(r, "\"max_model_len\":256"));
+    free(r);
+    code = http(&s, "/metrics", NULL, &r);
+    T_CHECKF(code == 200 && strstr(r, "dpb_requests_total{outcome=\"rejected_invalid\"} ") &&
+                 strstr(r, "dpb_time_to_first_token_seconds_bucket{le=\"+Inf\"}"), "%s", r);
+    free(r);
+    srv_stop(&s);
+}
+
+static int raw_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int raw_post_stream(uint16_t port, const char *body)
+{
+    int fd = raw_connect(port);
+    if (fd < 0) return -1;
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                     strlen(body), body);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static long metric(const srv *s, const char *name)
+{
+    char *r;
+    long v = -1;
+    if (http(s, "/metrics", NULL, &r) == 200) {
+        char pat[160];
+        snprintf(pat, sizeof pat, "\n%s", name); /* the sample line, not its # HELP */
+        char *p = strstr(r, pat);
+        if (p) v = atol(p + strlen(pat));
+    }
+    free(r);
+    return v;
+}
+
+/* A client that goes away mid-stream frees its slot: with one slot, the next
+ * request completes at once instead of waiting for 4000 tokens. */
+static void test_disconnect_frees_slot(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    c.max_batch = 1;
+    c.max_model_len = 4096;
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    int fd = raw_post_stream(s.port, "{\"prompt\":[1,2,3],\"max_tokens\":4000,\"stream\":true,\"ignore_eos\":true}");
+    T_CHECK(fd >= 0);
+    char b[512];
+    ssize_t got = read(fd, b, sizeof b); /* the stream has started */
+    T_CHECK(got > 0);
+    for (int i = 0; i < 200 && metric(&s, "dpb_num_requests_running ") != 1; i++) usleep(5000);
+    close(fd);
+    uint64_t t0 = dpb_now_ns();
+    char *r;
+    long code = http(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r);
+    double ms = (double)(dpb_now_ns() - t0) / 1e6;
+    T_CHECKF(code == 200 && ms < 1000, "status %ld after %.0f ms", code, ms);
+    free(r);
+    T_CHECKF(metric(&s, "dpb_requests_total{outcome=\"aborted\"} ") == 1, "aborted %ld",
+             metric(&s, "dpb_requests_total{outcome=\"aborted\"} "));
+    srv_stop(&s);
+}
+
+/* One slot, a queue of one: a third request is refused with 503. */
+static void test_queue_full(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    c.max_batch = 1;
+    c.max_queue = 1;
+    c.max_model_len = 4096;
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    const char *longreq = "{\"prompt\":[1,2,3],\"max_tokens\":4000,\"stream\":true,\"ignore_eos\":true}";
+    int a = raw_post_stream(s.port, longreq);
+    char b[512];
+    /* running once its first token is out (the headers come at submit, before admission) */
+    size_t got = 0;
+    while (a >= 0 && got < sizeof b - 1) {
+        ssize_t k = read(a, b + got, sizeof b - 1 - got);
+        if (k <= 0) break;
+        got += (size_t)k;
+        b[got] = 0;
+        if (strstr(b, "data:")) break;
+    }
+    T_CHECK(got > 0 && strstr(b, "data:"));
+    int q = raw_post_stream(s.port, longreq);     /* waiting */
+    for (int i = 0; i < 200 && metric(&s, "dpb_num_requests_waiting ") != 1; i++) usleep(5000);
+    char *r;
+    T_CHECKF(metric(&s, "dpb_num_requests_waiting ") == 1 && metric(&s, "dpb_num_requests_running ") == 1, "not queued");
+    long code = http(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r);
+    T_CHECKF(code == 503 && has_error(r, "queue is full"), "status %ld", code);
+    free(r);
+    close(a);
+    close(q);
+    long rq = metric(&s, "dpb_requests_total{outcome=\"rejected_queue_full\"} ");
+    T_CHECKF(rq == 1, "rejected_queue_full %ld", rq);
+    srv_stop(&s);
+}
+
+static void test_harmony_split(void)
+{
+    dpb_harmony_split h;
+    memset(&h, 0, sizeof h);
+    h.channel = 1;
+    h.message = 2;
+    h.end = 3;
+    h.start = 4;
+    h.ret = 5;
+    h.call = 6;
+    h.constrain = 7;
+    T_CHECK(dpb_harmony_split_text(&h, "plain", 5) == 0); /* before any header: content */
+    T_CHECK(dpb_harmony_split_token(&h, 1) == 1);
+    T_CHECK(dpb_harmony_split_text(&h, "analysis", 8) == -1);
+    T_CHECK(dpb_harmony_split_token(&h, 2) == 1);
+    T_CHECK(dpb_harmony_split_text(&h, "think", 5) == 1);
+    T_CHECK(dpb_harmony_split_token(&h, 3) == 1);
+    T_CHECK(dpb_harmony_split_token(&h, 4) == 1);
+    T_CHECK(dpb_harmony_split_text(&h, "assistant", 9) == -1);
+    T_CHECK(dpb_harmony_split_token(&h, 1) == 1);
+    T_CHECK(dpb_harmony_split_text(&h, "final", 5) == -1);
+    T_CHECK(dpb_harmony_split_token(&h, 2) == 1);
+    T_CHECK(dpb_harmony_split_text(&h, "answer", 6) == 0);
+    T_CHECK(dpb_harmony_split_token(&h, 99) == 0);
+}
+
+/* Stop strings, with a real tokenizer: the text ends before the stop string. */
+static void test_stop_string(void)
+{
+    const char *sh = t_shared();
+    if (!sh) T_SKIP("../shared is absent");
+    char tp[512];
+    snprintf(tp, sizeof tp, "%s/data/tokenizers/gpt2/tokenizer.json", sh);
+    if (access(tp, R_OK) != 0) T_SKIP("%s is absent", tp);
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    c.tokenizer = tp;
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    char *r;
+    T_CHECK(http(&s, "/v1/completions", "{\"prompt\":\"Hello world\",\"max_tokens\":12,\"temperature\":0,\"ignore_eos\":true}", &r) == 200);
+    cJSON *o = cJSON_Parse(r);
+    free(r);
+    const char *full = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "choices"), 0), "text")->valuestring;
+    size_t fl = strlen(full);
+    T_CHECKF(fl >= 8, "text '%s'", full);
+    if (fl >= 8) {
+        char stop[4] = {full[fl / 2], full[fl / 2 + 1], full[fl / 2 + 2], 0};
+        cJSON *js = cJSON_CreateString(stop);
+        char *esc = cJSON_PrintUnformatted(js);
+        cJSON_Delete(js);
+        char b[256];
+        snprintf(b, sizeof b, "{\"prompt\":\"Hello world\",\"max_tokens\":12,\"temperature\":0,\"ignore_eos\":true,\"stop\":[%s]}", esc);
+        T_CHECK(http(&s, "/v1/completions", b, &r) == 200);
+        cJSON *o2 = cJSON_Parse(r);
+        cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(o2, "choices"), 0);
+        const char *t2 = cJSON_GetObjectItem(ch, "text")->valuestring;
+        const char *first = strstr(full, stop);
+        T_CHECKF(first && strlen(t2) == (size_t)(first - full) && !strncmp(t2, full, strlen(t2)), "'%s' then '%s'", full, t2);
+        T_CHECK(!strcmp(cJSON_GetObjectItem(ch, "finish_reason")->valuestring, "stop"));
+        cJSON_Delete(o2);
+        free(r);
+        free(esc);
+    }
+    cJSON_Delete(o);
+    srv_stop(&s);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_ALL);
+    T_RUN(test_harmony_split);
+    T_RUN(test_echo_logprobs_match_engine);
+    T_RUN(test_batching_equals_alone);
+    T_RUN(test_seeded_sampling);
+    T_RUN(test_errors);
+    T_RUN(test_disconnect_frees_slot);
+    T_RUN(test_queue_full);
+    T_RUN(test_stop_string);
+    curl_global_cleanup();
+    return t_done();
+}
