@@ -123,9 +123,10 @@ if [ -z "$PORT" ]; then bad "server did not start"; else
 fi
 kill $SPID 2>/dev/null
 # --launch: start, wait for /health, run, stop
-"$B" load --launch "exec $B serve --engine synthetic --port 18931 --ttft 1 --itl 1" --endpoint http://127.0.0.1:18931 \
+LP=$((20000 + $$ % 30000)) # --launch needs the port in advance; vary it so parallel runs do not collide
+"$B" load --launch "exec $B serve --engine synthetic --port $LP --ttft 1 --itl 1" --endpoint http://127.0.0.1:$LP \
     --concurrency 2 --num-requests 4 --gen-tokens 2 --out "$T/launch" >"$T/out" 2>&1
 [ $? -eq 0 ] && grep -Eq '"completed":[[:space:]]*4,' "$T/launch/summary.json" && ok || { bad "--launch"; cat "$T/out"; }
 sleep 0.2
-if command -v ss >/dev/null && ss -ltn | grep -q ':18931 '; then bad "--launch left the server running"; else ok; fi
+if command -v ss >/dev/null && ss -ltn | grep -q ":$LP "; then bad "--launch left the server running"; else ok; fi
 echo "RESULT pass=$pass fail=$fail skip=$skip"
