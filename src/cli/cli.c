@@ -136,3 +136,9 @@ dpb_status dpb_cli_parse_double(const char *opt, const char *s, double min, doub
     *out = v;
     return DPB_OK;
 }
+
+int dpb_cli_check_backend(const char *cmd, const char *value)
+{
+    if (strcmp(value, "cpu") == 0 || strcmp(value, "ref") == 0 || strcmp(value, "cuda") == 0) return 0;
+    return dpb_cli_usage_error(cmd, "--backend takes cpu, ref or cuda, not '%s'", value);
+}

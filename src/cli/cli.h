@@ -19,6 +19,9 @@ int dpb_cli_fail(const char *cmd, dpb_status st);
 int dpb_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Rewrites "--foo_bar" options as "--foo-bar" in place (the reference study's spellings). */
 void dpb_cli_normalize_args(int argc, char **argv);
+/* Checks a --backend value (cpu, ref, cuda); prints a usage error and returns 2
+ * when it is none of them, else returns 0. */
+int dpb_cli_check_backend(const char *cmd, const char *value);
 /* Parses a whole decimal integer in [min, max]; else an error naming opt. */
 dpb_status dpb_cli_parse_i64(const char *opt, const char *s, long long min, long long max, long long *out);
 dpb_status dpb_cli_parse_double(const char *opt, const char *s, double min, double max, double *out);

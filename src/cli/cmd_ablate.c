@@ -57,8 +57,7 @@ int dpb_cmd_ablate(int argc, char **argv)
         case O_OUT: out = optarg; break;
         case O_TESTS: tests = optarg; break;
         case O_BACKEND:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "ref") && strcmp(optarg, "cuda"))
-                return dpb_cli_usage_error("ablate", "--backend takes cpu, ref or cuda, not '%s'", optarg);
+            if (dpb_cli_check_backend("ablate", optarg)) return 2;
             ao.backend = optarg;
             break;
         case O_PT: st = dpb_cli_parse_i64("--prompt-tokens", optarg, 1, 1 << 20, &v); ao.prompt_tokens = v; break;

@@ -112,8 +112,7 @@ int dpb_cmd_energy(int argc, char **argv)
         case O_HZ: st = dpb_cli_parse_double("--power-poll-hz", optarg, DPB_SAMPLER_MIN_HZ, DPB_SAMPLER_MAX_HZ, &hz); break;
         case O_GPU: st = dpb_cli_parse_i64("--gpu", optarg, 0, DPB_MAX_GPUS - 1, &gpu); break;
         case O_BACKEND:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "ref") && strcmp(optarg, "cuda"))
-                return dpb_cli_usage_error("energy", "--backend takes cpu, ref or cuda, not '%s'", optarg);
+            if (dpb_cli_check_backend("energy", optarg)) return 2;
             backend = optarg;
             break;
         case O_THREADS: st = dpb_cli_parse_i64("--threads", optarg, 1, 4096, &threads); break;

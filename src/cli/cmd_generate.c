@@ -18,7 +18,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deploybench generate --model M (--prompt TEXT [--chat] | --prompt-ids 1,2,3) [--tokenizer PATH]\n"
             "                            [--max-new-tokens N] [--greedy | --temperature X [--top-p P] [--top-k K]\n"
-            "                            [--min-p P] [--seed S]] [--ignore-eos] [--backend cpu|ref] [--threads N]\n"
+            "                            [--min-p P] [--seed S]] [--ignore-eos] [--backend cpu|ref|cuda] [--threads N]\n"
             "                            [--dtype bf16|f32] [--max-context N] [--json]\n\n"
             "Generates a continuation with deploybench's own engine and prints the tokens as they come\n"
             "(stdout), then TTFT and decode speed measured by the engine (stderr).\n\n"
@@ -36,7 +36,7 @@ static void usage(FILE *f)
             "  --min-p P          drop tokens below P x the top probability, 0 <= P < 1\n"
             "  --seed S           sampling seed (default 0)\n"
             "  --ignore-eos       do not stop on end-of-sequence ids: exactly N tokens (benchmarks)\n"
-            "  --backend B        cpu (default: threads + SIMD) or ref (plain reference code, slow)\n"
+            "  --backend B        cpu (default: threads + SIMD), ref (plain reference code, slow) or cuda\n"
             "  --threads N        cpu threads, 1..1024 (default: all cores)\n"
             "  --dtype D          bf16 (default: bf16 KV cache and activations) or f32 (reference)\n"
             "  --max-context N    KV cache tokens per sequence (default: prompt + max-new-tokens)\n"
@@ -182,8 +182,7 @@ int dpb_cmd_generate(int argc, char **argv)
         case O_SEED: st = dpb_cli_parse_i64("--seed", optarg, 0, INT64_MAX, &seed); break;
         case O_IGNORE: ignore_eos = 1; break;
         case O_BACKEND:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "ref") && strcmp(optarg, "cuda"))
-                return dpb_cli_usage_error("generate", "--backend takes cpu or ref, not '%s'", optarg);
+            if (dpb_cli_check_backend("generate", optarg)) return 2;
             backend = optarg;
             break;
         case O_THREADS: st = dpb_cli_parse_i64("--threads", optarg, 1, 1024, &threads); break;

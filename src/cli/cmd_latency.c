@@ -148,8 +148,7 @@ int dpb_cmd_latency(int argc, char **argv)
         case O_MODEL: model = optarg; break;
         case O_OUT: out = optarg; break;
         case O_BACKEND:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "ref") && strcmp(optarg, "cuda"))
-                return dpb_cli_usage_error("latency", "--backend takes cpu, ref or cuda, not '%s'", optarg);
+            if (dpb_cli_check_backend("latency", optarg)) return 2;
             backend = optarg;
             break;
         case O_PT: st = dpb_parse_i64_list("--prompt-tokens", optarg, 1, 1 << 20, pts, MAXL, &npt); break;

@@ -13,7 +13,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deploybench logits --model M --input IN.safetensors --out OUT.safetensors\n"
-            "                          [--dtype f32|bf16] [--backend cpu|ref] [--threads N]\n\n"
+            "                          [--dtype f32|bf16] [--backend cpu|ref|cuda] [--threads N]\n\n"
             "Reads input_ids (I64 [T], or I32) from IN, runs one forward pass and writes OUT with\n"
             "input_ids (I64 [T]) and logits (F32 [T, V]): the logits at every position, the format of the\n"
             "test fixtures' reference.safetensors.\n\n"
@@ -21,7 +21,7 @@ static void usage(FILE *f)
             "  --input IN    safetensors file holding input_ids\n"
             "  --out OUT     file to write (replaced atomically)\n"
             "  --dtype D     f32 (default: the reference mode) or bf16\n"
-            "  --backend B   cpu (default) or ref\n"
+            "  --backend B   cpu (default), ref (plain reference code) or cuda\n"
             "  --threads N   cpu threads, 1..1024 (default: all cores)\n");
 }
 
@@ -51,8 +51,7 @@ int dpb_cmd_logits(int argc, char **argv)
             else return dpb_cli_usage_error("logits", "--dtype takes f32 or bf16, not '%s'", optarg);
             break;
         case O_BACKEND:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "ref"))
-                return dpb_cli_usage_error("logits", "--backend takes cpu or ref, not '%s'", optarg);
+            if (dpb_cli_check_backend("logits", optarg)) return 2;
             backend = optarg;
             break;
         case O_THREADS: st = dpb_cli_parse_i64("--threads", optarg, 1, 1024, &threads); break;

@@ -99,8 +99,7 @@ int dpb_cmd_memory(int argc, char **argv)
         case O_CTX: st = dpb_parse_i64_list("--contexts", optarg, 1, 1 << 24, ctxs, 32, &nctx); break;
         case O_GT: st = dpb_cli_parse_i64("--gen-tokens", optarg, 1, 1 << 20, &gt); break;
         case O_BACKEND:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "ref") && strcmp(optarg, "cuda"))
-                return dpb_cli_usage_error("memory", "--backend takes cpu, ref or cuda, not '%s'", optarg);
+            if (dpb_cli_check_backend("memory", optarg)) return 2;
             mo.backend = optarg;
             break;
         case O_KV:

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "backend/cuda/cuda_probe.h"
 #include "cli/cli.h"
 #include "core/signal.h"
 #include "core/timeutil.h"
@@ -17,7 +16,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: deploybench quickstart [--model M] [--backend cpu|cuda] [--prompt-tokens N] [--gen-tokens N]\n"
+            "usage: deploybench quickstart [--model M] [--backend cpu|ref|cuda] [--prompt-tokens N] [--gen-tokens N]\n"
             "                              [--requests N] [--threads N] [--seed S]\n\n"
             "A first measurement in under a minute: N requests of fixed length (random prompt ids, greedy,\n"
             "end-of-sequence ignored) on deploybench's own engine, with TTFT, TPOT and end-to-end latency from\n"
@@ -25,7 +24,7 @@ static void usage(FILE *f)
             "architecture at ~1.2B parameters, random weights generated in memory) on the CPU.\n"
             "The full benchmark grid is `deploybench latency` (see docs/).\n\n"
             "  --model M          a model folder or synth:PRESET[:SEED] (default synth:gpt-oss-1b)\n"
-            "  --backend B        cpu (default)\n"
+            "  --backend B        cpu (default), ref or cuda\n"
             "  --prompt-tokens N  prompt length (default 128)\n"
             "  --gen-tokens N     tokens generated per request (default 32)\n"
             "  --requests N       measured requests after one warm-up (default 5)\n"
@@ -66,7 +65,10 @@ int dpb_cmd_quickstart(int argc, char **argv)
         dpb_status st = DPB_OK;
         switch (c) {
         case O_MODEL: model = optarg; break;
-        case O_BACKEND: backend = optarg; break;
+        case O_BACKEND:
+            if (dpb_cli_check_backend("quickstart", optarg)) return 2;
+            backend = optarg;
+            break;
         case O_PT: st = dpb_cli_parse_i64("--prompt-tokens", optarg, 1, 1 << 20, &pt); break;
         case O_GT: st = dpb_cli_parse_i64("--gen-tokens", optarg, 2, 1 << 20, &gt); break;
         case O_REQ: st = dpb_cli_parse_i64("--requests", optarg, 1, 100000, &nreq); break;

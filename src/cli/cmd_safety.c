@@ -241,8 +241,7 @@ int dpb_cmd_safety(int argc, char **argv)
         case O_TPL: tpl_name = optarg; break;
         case O_NOTHINK: thinking = 0; break;
         case O_BACKEND:
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "ref") && strcmp(optarg, "cuda"))
-                return dpb_cli_usage_error("safety", "--backend takes cpu, ref or cuda, not '%s'", optarg);
+            if (dpb_cli_check_backend("safety", optarg)) return 2;
             backend = optarg;
             break;
         case O_THREADS: st = dpb_cli_parse_i64("--threads", optarg, 1, 1024, &threads); break;
