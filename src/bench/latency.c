@@ -1,3 +1,4 @@
+#include "tokenizer/chat_choose.h"
 #include "bench/latency.h"
 
 #include <errno.h>
@@ -25,18 +26,11 @@ dpb_status dpb_study_prompts_init(const dpb_checkpoint *ck, uint64_t seed, dpb_s
     }
     dpb_status st = dpb_tokenizer_load(path, &out->tok);
     if (st) return dpb_error_prefix(st, "tokenizer %s", path);
-    const char *dir = dpb_checkpoint_dir(ck);
-    if (dir) {
-        st = dpb_chat_template_detect(dir, &out->tpl);
-        if (st) {
-            dpb_tokenizer_free(out->tok);
-            out->tok = NULL;
-            return st;
-        }
-    } else {
-        out->tpl = cfg->arch == DPB_ARCH_GPT_OSS ? DPB_CHAT_HARMONY
-                   : cfg->arch == DPB_ARCH_QWEN3 ? DPB_CHAT_QWEN3
-                                                 : DPB_CHAT_NONE;
+    st = dpb_chat_template_choose(ck, NULL, &out->tpl);
+    if (st) {
+        dpb_tokenizer_free(out->tok);
+        out->tok = NULL;
+        return st;
     }
     snprintf(out->kind, sizeof out->kind, "templated (%s), exact length", dpb_chat_template_name(out->tpl));
     return DPB_OK;

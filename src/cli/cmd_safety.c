@@ -9,6 +9,7 @@
 #include "bench/manifest.h"
 #include "bench/results.h"
 #include "cli/cli.h"
+#include "tokenizer/chat_choose.h"
 #include "core/file.h"
 #include "core/progress.h"
 #include "core/signal.h"
@@ -76,15 +77,6 @@ typedef struct run_ctx {
     int64_t max_new;
     uint64_t seed;
 } run_ctx;
-
-static dpb_status choose_template(const dpb_checkpoint *ck, const char *name, dpb_chat_template *out)
-{
-    if (name) return dpb_chat_template_parse(name, out);
-    if (dpb_checkpoint_dir(ck)) return dpb_chat_template_detect(dpb_checkpoint_dir(ck), out);
-    int a = (int)dpb_checkpoint_config(ck)->arch;
-    *out = a == DPB_ARCH_GPT_OSS ? DPB_CHAT_HARMONY : a == DPB_ARCH_QWEN3 ? DPB_CHAT_QWEN3 : DPB_CHAT_NONE;
-    return DPB_OK;
-}
 
 /* Generates one answer in-process: raw text with special tokens kept. */
 static dpb_status gen_local(run_ctx *c, const char *prompt, char **text, int64_t *n_prompt, int64_t *n_gen,
@@ -333,7 +325,7 @@ int dpb_cmd_safety(int argc, char **argv)
             goto fail;
         }
         if ((st = dpb_tokenizer_load(tp, &c.tok))) goto fail;
-        if ((st = choose_template(c.ck, tpl_name, &c.tpl))) goto fail;
+        if ((st = dpb_chat_template_choose(c.ck, tpl_name, &c.tpl))) goto fail;
         const dpb_model_config *cfg = dpb_checkpoint_config(c.ck);
         int64_t maxpos = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 4096;
         int64_t ctx = 4096 + max_new;
