@@ -8,6 +8,7 @@
 #include "engine/engine.h"
 #include "format/checkpoint.h"
 #include "format/safetensors.h"
+#include "synth/synth.h"
 
 static const char *k_fixtures[] = {"gpt-oss-tiny-bf16", "gpt-oss-tiny-mxfp4", "qwen3-tiny", "llama-tiny"};
 
@@ -293,6 +294,51 @@ static void test_batched_sequences(void)
     dpb_checkpoint_close(ck);
 }
 
+/* A synth checkpoint opened without weights: the engine generates them
+ * itself (host fallback here), giving the same logits as the in-memory
+ * model; forward_argmax gives the argmax of those logits. */
+static void test_deferred_synth_and_argmax(void)
+{
+    dpb_checkpoint *full = NULL, *lazy = NULL;
+    T_CHECK(dpb_checkpoint_open("synth:gpt-oss-tiny:5", NULL, &full) == DPB_OK);
+    dpb_synth_set_deferred(true);
+    T_CHECK(dpb_checkpoint_open("synth:gpt-oss-tiny:5", NULL, &lazy) == DPB_OK);
+    dpb_synth_set_deferred(false);
+    if (!full || !lazy) return;
+    dpb_engine_opts o = {.backend = "cpu", .threads = 1, .dtype = DPB_ENGINE_F32, .max_ctx = 64, .max_seqs = 2};
+    dpb_engine *a = NULL, *b = NULL;
+    T_CHECK(dpb_engine_create(full, &o, &a) == DPB_OK);
+    T_CHECK(dpb_engine_create(lazy, &o, &b) == DPB_OK);
+    if (!a || !b) return;
+    int64_t V = dpb_engine_vocab(a);
+    int32_t ids[12] = {1, 5, 9, 2, 7, 7, 3, 100, 42, 8, 0, 11};
+    float *la = malloc((size_t)(2 * V) * 4), *lb = malloc((size_t)(2 * V) * 4);
+    dpb_engine_seg sa[2] = {{0, ids, 12}, {1, ids + 3, 6}};
+    T_CHECK(dpb_engine_forward(a, sa, 2, DPB_LOGITS_LAST, la) == DPB_OK);
+    T_CHECK(dpb_engine_forward(b, sa, 2, DPB_LOGITS_LAST, lb) == DPB_OK);
+    T_CHECK(memcmp(la, lb, (size_t)(2 * V) * 4) == 0);
+    int32_t want[2], got[2];
+    for (int r = 0; r < 2; r++) {
+        int64_t best = 0;
+        for (int64_t v = 1; v < V; v++)
+            if (la[r * V + v] > la[r * V + best]) best = v;
+        want[r] = (int32_t)best;
+    }
+    dpb_engine_seq_reset(b, 0);
+    dpb_engine_seq_reset(b, 1);
+    T_CHECK(dpb_engine_forward_argmax(b, sa, 2, got) == DPB_OK);
+    T_CHECK(got[0] == want[0] && got[1] == want[1]);
+    T_CHECK(dpb_engine_seq_len(b, 0) == 12 && dpb_engine_seq_len(b, 1) == 6);
+    uint64_t rep = 9, cap = 9;
+    dpb_engine_graph_stats(b, &rep, &cap);
+    T_CHECK(rep == 0 && cap == 0); /* host backends have no graphs */
+    free(la); free(lb);
+    dpb_engine_destroy(a);
+    dpb_engine_destroy(b);
+    dpb_checkpoint_close(full);
+    dpb_checkpoint_close(lazy);
+}
+
 static void test_kv_bytes(void)
 {
     if (!t_shared()) T_SKIP("../shared/fixtures is absent");
@@ -364,6 +410,7 @@ int main(void)
     T_RUN(test_bf16_vs_mxfp4);
     T_RUN(test_prefill_equals_decode);
     T_RUN(test_batched_sequences);
+    T_RUN(test_deferred_synth_and_argmax);
     T_RUN(test_kv_bytes);
     T_RUN(test_staged_and_topk);
     return t_done();

@@ -229,7 +229,7 @@ static void check_attention(dpb_kv_dtype dt, int64_t window, bool sinks)
     uint16_t sk[4];
     for (int i = 0; i < 4; i++) sk[i] = dpb_f32_to_bf16(frand() * 3);
     dpb_attn_args a = {N, P, H, KH, D, q, (char *)kall + (size_t)(P * row) * es, (char *)vall + (size_t)(P * row) * es,
-                       kc, vc, SL, window, dt, sinks ? sk : NULL, 0.25f, o1};
+                       kc, vc, SL, window, dt, sinks ? sk : NULL, 0.25f, o1, NULL};
     T_CHECK(ref->ops->attention(ref, &a) == DPB_OK);
     a.out = o2;
     T_CHECK(cpu->ops->attention(cpu, &a) == DPB_OK);

@@ -272,7 +272,7 @@ static void opc_attention(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_
     c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, vn);
     free(tmp);
     uint16_t *sk = sinks ? opc_bv(c, (size_t)heads, 3) : NULL;
-    dpb_attn_args a = {n, pos0, heads, kvh, hd, q, kn, vn, kc, vc, slots, window, dt, sk, 1.0f / sqrtf((float)hd), ref};
+    dpb_attn_args a = {n, pos0, heads, kvh, hd, q, kn, vn, kc, vc, slots, window, dt, sk, 1.0f / sqrtf((float)hd), ref, NULL};
     c->ref->ops->attention(c->ref, &a);
     dpb_attn_args d = a;
     d.q = opc_up(c, q, qn * 4);
@@ -284,6 +284,17 @@ static void opc_attention(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_
     d.out = opc_nan(c, qn * 4);
     if (d.q && d.k_new && d.v_new && d.k_cache && d.v_cache && d.out && opc_st(c, name, c->dev->ops->attention(c->dev, &d)))
         opc_cmp(c, name, d.out, ref, qn, dt == DPB_KV_F32 ? 1e-5 : 1e-2);
+    if (c->dev->ops->kv_write_at) {
+        /* the same with the position read from device memory (what captured decode graphs run) */
+        char name2[200];
+        snprintf(name2, sizeof name2, "%s pos_dev", name);
+        d.pos_dev = opc_up(c, &pos0, sizeof pos0);
+        opc_free(c, d.out);
+        d.out = opc_nan(c, qn * 4);
+        if (d.pos_dev && d.out && opc_st(c, name2, c->dev->ops->attention(c->dev, &d)))
+            opc_cmp(c, name2, d.out, ref, qn, dt == DPB_KV_F32 ? 1e-5 : 1e-2);
+        opc_free(c, (void *)d.pos_dev);
+    }
     opc_free(c, (void *)d.q); opc_free(c, (void *)d.k_new); opc_free(c, (void *)d.v_new);
     opc_free(c, (void *)d.k_cache); opc_free(c, (void *)d.v_cache); opc_free(c, (void *)d.sinks); opc_free(c, d.out);
     free(q); free(ref); free(kn); free(vn); free(kc); free(vc); free(sk);
@@ -305,7 +316,49 @@ static void opc_kv_write(opc *c, int64_t slots, int64_t row, int64_t n, int64_t 
         opc_same(c, name, dvc, vc, cb);
     }
     opc_free(c, dkc); opc_free(c, dvc); opc_free(c, dkn); opc_free(c, dvn);
+    if (c->dev->ops->kv_write_at) {
+        /* kv_write_at from the same starting caches must give the same bytes */
+        char name2[120];
+        snprintf(name2, sizeof name2, "%s (kv_write_at)", name);
+        unsigned char *kc0 = malloc(cb), *vc0 = malloc(cb);
+        for (size_t i = 0; i < cb; i++) { kc0[i] = (unsigned char)opc_next(c); vc0[i] = (unsigned char)opc_next(c); }
+        dkc = opc_up(c, kc0, cb); dvc = opc_up(c, vc0, cb); dkn = opc_up(c, kn, nb); dvn = opc_up(c, vn, nb);
+        void *dpos = opc_up(c, &pos0, sizeof pos0);
+        c->ref->ops->kv_write(c->ref, kc0, vc0, slots, row, dt, kn, vn, n, pos0);
+        if (dkc && dvc && dkn && dvn && dpos &&
+            opc_st(c, name2, c->dev->ops->kv_write_at(c->dev, dkc, dvc, slots, row, dt, dkn, dvn, n, dpos))) {
+            opc_same(c, name2, dkc, kc0, cb);
+            opc_same(c, name2, dvc, vc0, cb);
+        }
+        opc_free(c, dkc); opc_free(c, dvc); opc_free(c, dkn); opc_free(c, dvn); opc_free(c, dpos);
+        free(kc0); free(vc0);
+    }
     free(kc); free(vc); free(kn); free(vn);
+}
+
+/* Greedy argmax on the device against a host scan (ties, NaN, negative rows). */
+static void opc_argmax(opc *c)
+{
+    if (!c->dev->ops->argmax) return;
+    const int64_t n = 5, V = 201088;
+    float *x = opc_fv(c, (size_t)(n * V), 10);
+    x[0 * V + 7] = 50.f; x[0 * V + 9] = 50.f;           /* tie: 7 wins */
+    x[1 * V + V - 1] = 60.f;                          /* the last id */
+    for (int64_t v = 0; v < V; v++) x[2 * V + v] = -1.f; /* all equal: 0 */
+    x[3 * V + 0] = NAN; x[3 * V + 100] = 70.f; x[3 * V + 101] = NAN; /* NaN never wins */
+    int32_t want[5];
+    for (int64_t r = 0; r < n; r++) {
+        int64_t b = -1;
+        for (int64_t v = 0; v < V; v++)
+            if (x[r * V + v] == x[r * V + v] && (b < 0 || x[r * V + v] > x[r * V + b])) b = v;
+        want[r] = (int32_t)b;
+    }
+    float *d = opc_up(c, x, (size_t)(n * V) * 4);
+    int32_t *ids = opc_nan(c, (size_t)n * 4);
+    if (d && ids && opc_st(c, "argmax", c->dev->ops->argmax(c->dev, d, n, V, ids)))
+        opc_same(c, "argmax 5 x 201088 (ties, NaN, last id)", ids, want, sizeof want);
+    opc_free(c, d); opc_free(c, ids);
+    free(x);
 }
 
 static void opc_to_kv_round(opc *c)
@@ -506,6 +559,7 @@ static void opc_run_all(opc *c, int big)
     opc_kv_write(c, 64, 512, 1, 63, DPB_KV_BF16);
     opc_kv_write(c, 64, 512, 40, 50, DPB_KV_BF16); /* more rows than one launch takes: copies */
     opc_kv_write(c, 5, 3, 7, 2, DPB_KV_BF16);      /* rows of 6 bytes: copies */
+    opc_argmax(c);
     opc_to_kv_round(c);
     opc_router(c, 7, 32, 4);
     opc_router(c, 300, 128, 8);

@@ -73,7 +73,24 @@ typedef struct dpb_attn_args {
     const uint16_t *sinks; /* [heads] bf16, or NULL */
     float scale;           /* 1/sqrt(head_dim) */
     float *out;            /* [n, heads, head_dim] */
+    const int64_t *pos_dev; /* backend memory holding pos0 (positions of the n rows), or NULL; backends that
+                             * replay captured graphs read the position here, so one capture serves every step */
 } dpb_attn_args;
+
+/* Fill rule of dpb_backend_ops.fill: byte range [0, bytes) as little-endian
+ * 8-byte words w(i), i = word index (a last partial word gives its first bytes):
+ *   DPB_FILL_CONST   w(i) = word
+ *   DPB_FILL_HASH    w(i) = mix64(key + i * 0x9e3779b97f4a7c15)   (splitmix64's finalizer)
+ *   DPB_FILL_NORMAL  r = mix64(key + i * 0x9e3779b97f4a7c15);
+ *                    w(i) = table[r & 0xffff] | table[(r >> 16) & 0xffff] << 16 | table[(r >> 32) & 0xffff] << 32
+ *                           | table[r >> 48] << 48   (table: 65536 bf16 values, host memory)
+ * (the synthetic-weight generator of src/synth, run where the weights live). */
+typedef enum dpb_fill_kind { DPB_FILL_CONST = 0, DPB_FILL_HASH, DPB_FILL_NORMAL } dpb_fill_kind;
+typedef struct dpb_fill_rule {
+    dpb_fill_kind kind;
+    uint64_t key, word;
+    const uint16_t *table;
+} dpb_fill_rule;
 
 /* gpt-oss mixture of experts for n rows, routing already chosen. */
 typedef struct dpb_moe_args {
@@ -135,6 +152,23 @@ typedef struct dpb_backend_ops {
     dpb_status (*add)(dpb_backend *b, float *y, const float *x, int64_t n);
     /* Rounds x to bf16 precision in place. */
     dpb_status (*round_bf16)(dpb_backend *b, float *x, int64_t n);
+
+    /* ---- optional (NULL when a backend lacks them; the engine falls back) ---- */
+    /* kv_write with the first position read from backend memory (pos_dev[0]) when the operation runs. */
+    dpb_status (*kv_write_at)(dpb_backend *b, void *k_cache, void *v_cache, int64_t slots, int64_t row_elems,
+                              dpb_kv_dtype dt, const void *k_new, const void *v_new, int64_t n, const int64_t *pos_dev);
+    /* Graphs: the operations issued between graph_begin and graph_end are recorded, not run, and
+     * graph_launch replays them (same pointers and shapes; values in memory may change).  A failed
+     * capture leaves the backend usable and returns an error.  *stale on launch: the backend moved a
+     * buffer the graph uses since the capture (nothing ran; capture again). */
+    dpb_status (*graph_begin)(dpb_backend *b);
+    dpb_status (*graph_end)(dpb_backend *b, void **graph);
+    dpb_status (*graph_launch)(dpb_backend *b, void *graph, bool *stale);
+    void (*graph_free)(dpb_backend *b, void *graph);
+    /* ids[r] = argmax of logits row r of [n, V] (lowest index on ties; NaN never wins). */
+    dpb_status (*argmax)(dpb_backend *b, const float *logits, int64_t n, int64_t V, int32_t *ids);
+    /* Fills bytes of backend memory at dst by rule (see dpb_fill_rule). */
+    dpb_status (*fill)(dpb_backend *b, void *dst, uint64_t bytes, const dpb_fill_rule *rule);
 } dpb_backend_ops;
 
 struct dpb_backend {

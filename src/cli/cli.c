@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/signal.h"
+#include "synth/synth.h"
 
 static int cmd_help(int argc, char **argv);
 
@@ -139,6 +140,11 @@ dpb_status dpb_cli_parse_double(const char *opt, const char *s, double min, doub
 
 int dpb_cli_check_backend(const char *cmd, const char *value)
 {
-    if (strcmp(value, "cpu") == 0 || strcmp(value, "ref") == 0 || strcmp(value, "cuda") == 0) return 0;
+    if (strcmp(value, "cuda") == 0) {
+        /* synth:PRESET weights are generated in device memory by the engine, not in host memory first */
+        dpb_synth_set_deferred(true);
+        return 0;
+    }
+    if (strcmp(value, "cpu") == 0 || strcmp(value, "ref") == 0) return 0;
     return dpb_cli_usage_error(cmd, "--backend takes cpu, ref or cuda, not '%s'", value);
 }

@@ -9,8 +9,20 @@
 #include "core/checked.h"
 #include "core/timeutil.h"
 #include "models/model.h"
+#include "synth/synth.h"
 
-#define LOGIT_ROWS 16 /* staging rows for logits of device backends */
+#define LOGIT_ROWS 16 /* staging rows for logits of device backends (at least) */
+#define GRAPH_CACHE 8 /* captured decode steps kept, by sequence set */
+
+/* A captured decode step: one token for each of seqs[0..n), logits mode. */
+typedef struct egraph {
+    int n, mode;       /* mode: 0 logits, 1 argmax */
+    int32_t *seqs;
+    void *g;           /* NULL until captured */
+    int runs;          /* eager runs seen (capture on the second) */
+    bool failed;       /* capture failed: stay eager for this key */
+    uint64_t used;
+} egraph;
 
 struct dpb_engine {
     const dpb_checkpoint *ck;
@@ -30,7 +42,15 @@ struct dpb_engine {
     void *knew, *vnew;
     int64_t *pos, *pos_dev;   /* host; backend copy (the same when host_memory) */
     int32_t *ids, *ids_dev;
-    float *logits_dev;        /* non-host backends: [LOGIT_ROWS, V] staging for logits */
+    float *logits_dev;        /* non-host backends: [lrows, V] staging for logits */
+    int64_t lrows;
+    int32_t *argmax_dev;      /* [lrows] */
+    dpb_checkpoint *placed;   /* synthetic weights generated where the backend keeps memory */
+    void **placed_mem;
+    size_t n_placed;
+    bool graphs;
+    egraph gcache[GRAPH_CACHE];
+    uint64_t gclock, g_replays, g_captures;
     dpb_fwd f;
 };
 
@@ -75,9 +95,14 @@ void dpb_engine_destroy(dpb_engine *e)
             }
         void *bufs[] = {e->x, e->xn, e->q, e->k, e->v, e->att, e->tmp, e->hid, e->knew, e->vnew, e->f.tmp_a,
                         e->f.tmp_b, e->f.router_logits, e->f.ridx, e->f.rwts,
-                        be->host_memory ? NULL : e->pos_dev, be->host_memory ? NULL : e->ids_dev, e->logits_dev};
+                        be->host_memory ? NULL : e->pos_dev, be->host_memory ? NULL : e->ids_dev, e->logits_dev,
+                        e->argmax_dev};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i]) be->ops->free(be, bufs[i]);
+        for (int i = 0; i < GRAPH_CACHE; i++) {
+            if (e->gcache[i].g) be->ops->graph_free(be, e->gcache[i].g);
+            free(e->gcache[i].seqs);
+        }
     }
     free(e->kc);
     free(e->vc);
@@ -86,8 +111,38 @@ void dpb_engine_destroy(dpb_engine *e)
     free(e->pos);
     free(e->ids);
     dpb_model_unbind(&e->m);
+    for (size_t i = 0; be && i < e->n_placed; i++) be->ops->free(be, e->placed_mem[i]);
+    free(e->placed_mem);
+    dpb_checkpoint_close(e->placed);
     dpb_backend_close(be);
     free(e);
+}
+
+/* Synthetic weights of a checkpoint opened without them: one backend
+ * allocation per tensor, filled where it lives. */
+static dpb_status place_tensor(void *ctx, const dpb_fill_rule *r, uint64_t bytes, const void **out)
+{
+    dpb_engine *e = ctx;
+    dpb_backend *be = e->be;
+    void *p = NULL, **grown;
+    if (bytes > (uint64_t)SIZE_MAX) return dpb_error_set(DPB_E_RANGE, "tensor of %llu bytes", (unsigned long long)bytes);
+    if (!(grown = realloc(e->placed_mem, (e->n_placed + 1) * sizeof *grown))) return dpb_error_set(DPB_E_NOMEM, "out of memory");
+    e->placed_mem = grown;
+    dpb_status st = be->ops->alloc(be, (size_t)bytes, &p);
+    if (st) return st;
+    e->placed_mem[e->n_placed++] = p;
+    if (be->ops->fill) st = be->ops->fill(be, p, bytes, r);
+    else if (be->host_memory) {
+        const uint64_t piece = 4u << 20;
+        int64_t np = (int64_t)((bytes + piece - 1) / piece);
+        #pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t j = 0; j < np; j++) {
+            uint64_t o = (uint64_t)j * piece, n = bytes - o < piece ? bytes - o : piece;
+            dpb_synth_fill_rule(r, o, n, (uint8_t *)p + o);
+        }
+    } else st = dpb_error_set(DPB_E_UNSUPPORTED, "backend '%s' cannot generate synthetic weights", be->ops->name);
+    if (!st) *out = p;
+    return st;
 }
 
 static dpb_status balloc(dpb_engine *e, int64_t elems, size_t es, void *out)
@@ -162,6 +217,10 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
     e->ck = ck;
     dpb_status st = dpb_backend_open(o.backend, o.threads, &e->be);
     if (st) goto fail;
+    if (dpb_checkpoint_is_synthetic(ck) && !dpb_checkpoint_has_weights(ck)) {
+        if ((st = dpb_synth_placed(ck, place_tensor, e, &e->placed))) goto fail;
+        ck = e->placed;
+    }
     if ((st = dpb_model_bind(ck, &e->m))) goto fail;
     if (o.experts_per_tok) {
         if (e->m.cfg.num_experts <= 0 || o.experts_per_tok < 1 || o.experts_per_tok > e->m.cfg.num_experts ||
@@ -240,9 +299,19 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
     if (e->be->host_memory) {
         e->ids_dev = e->ids;
         e->pos_dev = e->pos;
-    } else if ((st = balloc(e, R, sizeof(int32_t), &e->ids_dev)) || (st = balloc(e, R, sizeof(int64_t), &e->pos_dev)) ||
-               (st = balloc(e, (R < LOGIT_ROWS ? R : LOGIT_ROWS) * c->vocab_size, sizeof(float), &e->logits_dev)))
-        goto fail;
+    } else {
+        /* logits staging: a decode step of every sequence at once, up to 256 rows */
+        e->lrows = e->max_seqs > LOGIT_ROWS ? (e->max_seqs < 256 ? e->max_seqs : 256) : LOGIT_ROWS;
+        if (e->lrows > R) e->lrows = R;
+        if ((st = balloc(e, R, sizeof(int32_t), &e->ids_dev)) || (st = balloc(e, R, sizeof(int64_t), &e->pos_dev)) ||
+            (st = balloc(e, e->lrows * c->vocab_size, sizeof(float), &e->logits_dev)) ||
+            (e->be->ops->argmax && (st = balloc(e, e->lrows, sizeof(int32_t), &e->argmax_dev))))
+            goto fail;
+        const char *ng = getenv("DPB_NO_GRAPHS");
+        e->graphs = !o.no_graphs && !(ng && *ng && strcmp(ng, "0") != 0) && e->be->ops->graph_begin &&
+                    e->be->ops->graph_end && e->be->ops->graph_launch && e->be->ops->graph_free &&
+                    e->be->ops->kv_write_at;
+    }
     e->f.be = e->be;
     e->f.m = &e->m;
     e->f.round_bf16 = e->dtype == DPB_ENGINE_BF16;
@@ -273,7 +342,18 @@ typedef struct part {
 
 #define CK(x) do { if ((st = (x))) return st; } while (0)
 
-/* One pass over rows [0, nrows) made of parts. */
+/* Token ids and positions of a pass to the backend (device backends). */
+static dpb_status upload_rows(dpb_engine *e, int64_t nrows)
+{
+    dpb_backend *be = e->be;
+    dpb_status st;
+    if (be->host_memory) return DPB_OK;
+    CK(be->ops->upload(be, e->ids_dev, e->ids, (size_t)nrows * sizeof *e->ids));
+    CK(be->ops->upload(be, e->pos_dev, e->pos, (size_t)nrows * sizeof *e->pos));
+    return DPB_OK;
+}
+
+/* One pass over rows [0, nrows) made of parts (ids and positions uploaded). */
 static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nrows)
 {
     dpb_backend *be = e->be;
@@ -283,14 +363,11 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
     const int64_t H = c->hidden_size, L = c->num_layers, hd = c->head_dim;
     const int64_t nh = c->num_heads, nkv = c->num_kv_heads, qd = nh * hd, kvd = nkv * hd;
     const bool rb = e->dtype == DPB_ENGINE_BF16;
+    const bool devpos = !be->host_memory && ops->kv_write_at;
     const float eps = (float)c->rms_norm_eps;
     size_t es = dpb_kv_dtype_size(e->kvdt);
     dpb_status st;
     e->f.n = nrows;
-    if (!be->host_memory) {
-        CK(ops->upload(be, e->ids_dev, e->ids, (size_t)nrows * sizeof *e->ids));
-        CK(ops->upload(be, e->pos_dev, e->pos, (size_t)nrows * sizeof *e->pos));
-    }
     CK(ops->embed(be, &m->embed, e->ids_dev, nrows, e->x));
     for (int64_t l = 0; l < L; l++) {
         const dpb_layer_weights *lw = &m->layers[l];
@@ -322,14 +399,15 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
                                (char *)e->knew + (size_t)(pp->row * kvd) * es, (char *)e->vnew + (size_t)(pp->row * kvd) * es,
                                e->kc[pp->seq * L + l], e->vc[pp->seq * L + l], e->slots[l],
                                lw->sliding ? c->sliding_window : 0, e->kvdt, lw->sinks, m->attn_scale,
-                               e->att + pp->row * qd};
+                               e->att + pp->row * qd, devpos ? e->pos_dev + pp->row : NULL};
             CK(ops->attention(be, &a));
         }
         for (int p = 0; p < np; p++) {
             const part *pp = &parts[p];
-            CK(ops->kv_write(be, e->kc[pp->seq * L + l], e->vc[pp->seq * L + l], e->slots[l], kvd, e->kvdt,
-                             (char *)e->knew + (size_t)(pp->row * kvd) * es, (char *)e->vnew + (size_t)(pp->row * kvd) * es,
-                             pp->n, pp->pos0));
+            void *kc = e->kc[pp->seq * L + l], *vc = e->vc[pp->seq * L + l];
+            const void *kn = (char *)e->knew + (size_t)(pp->row * kvd) * es, *vn = (char *)e->vnew + (size_t)(pp->row * kvd) * es;
+            if (devpos) CK(ops->kv_write_at(be, kc, vc, e->slots[l], kvd, e->kvdt, kn, vn, pp->n, e->pos_dev + pp->row));
+            else CK(ops->kv_write(be, kc, vc, e->slots[l], kvd, e->kvdt, kn, vn, pp->n, pp->pos0));
         }
         if (rb) CK(ops->round_bf16(be, e->att, nrows * qd));
         CK(ops->linear(be, &lw->o, lw->bo, e->att, nrows, e->tmp));
@@ -346,30 +424,147 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
     return DPB_OK;
 }
 
-/* logits_host[n, V] = lm_head(h[n, H]): straight into host memory, or
- * through a staging buffer of LOGIT_ROWS rows for device backends. */
-static dpb_status lm_head(dpb_engine *e, const float *h, int64_t n, float *logits_host)
+/* Final norm of the n rows at h (in place, backend memory). */
+static dpb_status final_norm(dpb_engine *e, float *h, int64_t n)
+{
+    dpb_backend *be = e->be;
+    dpb_status st;
+    CK(be->ops->rmsnorm(be, h, e->m.final_norm, n, e->m.cfg.hidden_size, (float)e->m.cfg.rms_norm_eps, h));
+    if (e->dtype == DPB_ENGINE_BF16) CK(be->ops->round_bf16(be, h, n * e->m.cfg.hidden_size));
+    return DPB_OK;
+}
+
+/* lm_head over rows [r, r + k) of h into the staging buffer, and argmax
+ * there when ids are wanted (device backends; k <= lrows). */
+static dpb_status head_stage(dpb_engine *e, const float *h, int64_t k, bool argmax)
+{
+    dpb_backend *be = e->be;
+    dpb_status st;
+    CK(be->ops->linear(be, &e->m.lm_head, NULL, h, k, e->logits_dev));
+    if (argmax) CK(be->ops->argmax(be, e->logits_dev, k, e->m.cfg.vocab_size, e->argmax_dev));
+    return DPB_OK;
+}
+
+/* logits_host[n, V] (or ids[n], greedy) = lm_head(h[n, H]): straight into
+ * host memory, or through the staging buffer for device backends. */
+static dpb_status lm_head(dpb_engine *e, const float *h, int64_t n, float *logits_host, int32_t *ids)
 {
     dpb_backend *be = e->be;
     const int64_t V = e->m.cfg.vocab_size, H = e->m.cfg.hidden_size;
-    if (be->host_memory) return be->ops->linear(be, &e->m.lm_head, NULL, h, n, logits_host);
-    for (int64_t r = 0; r < n; r += LOGIT_ROWS) {
-        int64_t k = n - r < LOGIT_ROWS ? n - r : LOGIT_ROWS;
-        dpb_status st = be->ops->linear(be, &e->m.lm_head, NULL, h + r * H, k, e->logits_dev);
-        if (!st) st = be->ops->download(be, logits_host + r * V, e->logits_dev, (size_t)(k * V) * sizeof(float));
-        if (st) return st;
+    dpb_status st;
+    if (be->host_memory) {
+        if (!ids) return be->ops->linear(be, &e->m.lm_head, NULL, h, n, logits_host);
+        float *row = malloc((size_t)V * sizeof *row);
+        if (!row) return dpb_error_set(DPB_E_NOMEM, "forward: out of memory");
+        st = DPB_OK;
+        for (int64_t r = 0; r < n && !st; r++) {
+            st = be->ops->linear(be, &e->m.lm_head, NULL, h + r * H, 1, row);
+            if (!st) {
+                int64_t best = 0;
+                for (int64_t v = 1; v < V; v++)
+                    if (row[v] > row[best] || (row[best] != row[best] && row[v] == row[v])) best = v;
+                ids[r] = (int32_t)best;
+            }
+        }
+        free(row);
+        return st;
+    }
+    for (int64_t r = 0; r < n; r += e->lrows) {
+        int64_t k = n - r < e->lrows ? n - r : e->lrows;
+        CK(head_stage(e, h + r * H, k, ids != NULL));
+        if (ids) CK(be->ops->download(be, ids + r, e->argmax_dev, (size_t)k * sizeof *ids));
+        else CK(be->ops->download(be, logits_host + r * V, e->logits_dev, (size_t)(k * V) * sizeof(float)));
     }
     return DPB_OK;
 }
 
-dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nseg, dpb_logits_mode mode, float *logits)
+/* Argmax on the device when the backend can; on the host otherwise. */
+static bool device_argmax(const dpb_engine *e) { return !e->be->host_memory && e->be->ops->argmax && e->argmax_dev; }
+
+/* The decode step of np single-token parts as a graph: replayed when one
+ * was captured for this sequence set, captured on its second occurrence.
+ * *done false: run it op by op. */
+static dpb_status decode_graph(dpb_engine *e, const part *parts, int np, bool argmax, bool *done)
+{
+    dpb_backend *be = e->be;
+    const int64_t H = e->m.cfg.hidden_size;
+    dpb_status st;
+    *done = false;
+    if (!e->graphs || np > e->lrows || (argmax && !device_argmax(e))) return DPB_OK;
+    int mode = argmax ? 1 : 0;
+    egraph *g = NULL, *victim = &e->gcache[0];
+    for (int i = 0; i < GRAPH_CACHE && !g; i++) {
+        egraph *c = &e->gcache[i];
+        if (c->seqs && c->n == np && c->mode == mode) {
+            bool same = true;
+            for (int j = 0; j < np && same; j++) same = c->seqs[j] == parts[j].seq;
+            if (same) g = c;
+        }
+        if (!c->seqs || c->used < victim->used) victim = c;
+    }
+    if (!g) {
+        g = victim;
+        if (g->g) be->ops->graph_free(be, g->g);
+        free(g->seqs);
+        memset(g, 0, sizeof *g);
+        if (!(g->seqs = malloc((size_t)np * sizeof *g->seqs))) return dpb_error_set(DPB_E_NOMEM, "forward: out of memory");
+        for (int j = 0; j < np; j++) g->seqs[j] = parts[j].seq;
+        g->n = np;
+        g->mode = mode;
+    }
+    g->used = ++e->gclock;
+    if (g->failed) return DPB_OK;
+    if (g->g) {
+        bool stale = false;
+        CK(be->ops->graph_launch(be, g->g, &stale));
+        if (!stale) {
+            e->g_replays++;
+            *done = true;
+            return DPB_OK;
+        }
+        be->ops->graph_free(be, g->g);
+        g->g = NULL;
+        g->runs = 1;
+    }
+    if (g->runs++ < 1) return DPB_OK; /* first time: op by op, which also sizes every buffer */
+    CK(be->ops->graph_begin(be));
+    st = run_chunk(e, parts, np, np);
+    for (int p = 0; p < np && !st; p++)
+        st = be->ops->copy(be, e->hid + p * H, e->x + parts[p].row * H, (size_t)H * sizeof(float));
+    if (!st) st = final_norm(e, e->hid, np);
+    if (!st) st = head_stage(e, e->hid, np, argmax);
+    void *graph = NULL;
+    dpb_status ge = be->ops->graph_end(be, &graph);
+    if (st || ge) {
+        if (graph) be->ops->graph_free(be, graph);
+        g->failed = true; /* this set stays op by op */
+        dpb_error_clear();
+        return DPB_OK;
+    }
+    g->g = graph;
+    e->g_captures++;
+    bool stale = false;
+    CK(be->ops->graph_launch(be, g->g, &stale));
+    if (stale) return dpb_error_set(DPB_E_INTERNAL, "forward: a graph went stale right after its capture");
+    *done = true;
+    return DPB_OK;
+}
+
+void dpb_engine_graph_stats(const dpb_engine *e, uint64_t *replays, uint64_t *captures)
+{
+    *replays = e->g_replays;
+    *captures = e->g_captures;
+}
+
+static dpb_status forward_impl(dpb_engine *e, const dpb_engine_seg *segs, int nseg, dpb_logits_mode mode, float *logits,
+                               int32_t *ids)
 {
     const dpb_model_config *c = &e->m.cfg;
     const int64_t H = c->hidden_size, V = c->vocab_size;
     dpb_backend *be = e->be;
     dpb_status st = DPB_OK;
     if (nseg < 0 || (nseg > 0 && !segs)) return dpb_error_set(DPB_E_ARG, "forward: bad segment list");
-    if (mode != DPB_LOGITS_NONE && !logits) return dpb_error_set(DPB_E_ARG, "forward: no logits buffer");
+    if (mode != DPB_LOGITS_NONE && !logits && !ids) return dpb_error_set(DPB_E_ARG, "forward: no logits buffer");
     for (int i = 0; i < nseg; i++) {
         const dpb_engine_seg *s = &segs[i];
         if (s->seq < 0 || s->seq >= e->max_seqs)
@@ -416,13 +611,26 @@ dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nse
                 soff = 0;
             }
         }
+        if ((st = upload_rows(e, rows))) break;
+        /* A decode step (one token per sequence, the whole step in this chunk, last logits): graph. */
+        bool done = false;
+        if (mode == DPB_LOGITS_LAST && rows == np && si == nseg && parts[0].seg == 0 && parts[0].off == 0 &&
+            (st = decode_graph(e, parts, np, ids != NULL, &done)))
+            break;
+        if (done) {
+            for (int p = 0; p < np; p++) e->seq_len[parts[p].seq] += 1;
+            if (ids) st = be->ops->download(be, ids, e->argmax_dev, (size_t)np * sizeof *ids);
+            else st = be->ops->download(be, logits, e->logits_dev, (size_t)(np * V) * sizeof(float));
+            if (st) break;
+            continue;
+        }
         if ((st = run_chunk(e, parts, np, rows))) break;
         for (int p = 0; p < np; p++) e->seq_len[parts[p].seq] += parts[p].n;
         /* Logits. */
         if (mode == DPB_LOGITS_ALL) {
             if ((st = be->ops->rmsnorm(be, e->x, e->m.final_norm, rows, H, (float)c->rms_norm_eps, e->xn))) break;
             if (e->dtype == DPB_ENGINE_BF16 && (st = be->ops->round_bf16(be, e->xn, rows * H))) break;
-            if ((st = lm_head(e, e->xn, rows, logits + out_row * V))) break;
+            if ((st = lm_head(e, e->xn, rows, logits + out_row * V, NULL))) break;
             out_row += rows;
         } else if (mode == DPB_LOGITS_LAST) {
             int64_t nl = 0;
@@ -437,14 +645,24 @@ dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nse
             }
             if (st) break;
             if (nl) {
-                if ((st = be->ops->rmsnorm(be, e->hid, e->m.final_norm, nl, H, (float)c->rms_norm_eps, e->hid))) break;
-                if (e->dtype == DPB_ENGINE_BF16 && (st = be->ops->round_bf16(be, e->hid, nl * H))) break;
-                if ((st = lm_head(e, e->hid, nl, logits + (int64_t)first * V))) break;
+                if ((st = final_norm(e, e->hid, nl))) break;
+                if ((st = lm_head(e, e->hid, nl, ids ? NULL : logits + (int64_t)first * V, ids ? ids + first : NULL))) break;
             }
         }
     }
     free(parts);
     return st;
+}
+
+dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nseg, dpb_logits_mode mode, float *logits)
+{
+    return forward_impl(e, segs, nseg, mode, logits, NULL);
+}
+
+dpb_status dpb_engine_forward_argmax(dpb_engine *e, const dpb_engine_seg *segs, int nseg, int32_t *ids)
+{
+    if (!ids) return dpb_error_set(DPB_E_ARG, "forward: no ids buffer");
+    return forward_impl(e, segs, nseg, DPB_LOGITS_LAST, NULL, ids);
 }
 
 void dpb_gen_result_free(dpb_gen_result *r)
@@ -481,11 +699,14 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
         if ((st = dpb_sampling_check(&q->sampling))) return dpb_error_prefix(st, "request %d", i);
     }
     dpb_token_sampler *sm = calloc((size_t)n, sizeof *sm);
-    float *logits = malloc((size_t)(n * V) * sizeof *logits);
+    bool greedy = true;
+    for (int i = 0; i < n; i++) greedy &= reqs[i].sampling.greedy;
+    float *logits = greedy ? NULL : malloc((size_t)(n * V) * sizeof *logits);
     dpb_engine_seg *segs = calloc((size_t)n, sizeof *segs);
     int *live = calloc((size_t)n, sizeof *live);
     int32_t *last = calloc((size_t)n, sizeof *last);
-    if (!sm || !logits || !segs || !live || !last) {
+    int32_t *gids = calloc((size_t)n, sizeof *gids);
+    if (!sm || (!greedy && !logits) || !segs || !live || !last || !gids) {
         st = dpb_error_set(DPB_E_NOMEM, "generate: out of memory");
         goto done;
     }
@@ -500,7 +721,8 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
     }
     uint64_t t0 = dpb_now_ns();
     for (int i = 0; i < n; i++) res[i].t_start_ns = t0;
-    if ((st = dpb_engine_forward(e, segs, n, DPB_LOGITS_LAST, logits))) goto done;
+    if ((st = greedy ? dpb_engine_forward_argmax(e, segs, n, gids) : dpb_engine_forward(e, segs, n, DPB_LOGITS_LAST, logits)))
+        goto done;
     uint64_t tp = dpb_now_ns();
     int nlive = 0;
     for (int i = 0; i < n; i++) {
@@ -515,7 +737,8 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
         for (int i = 0; i < n; i++) {
             if (!live[i]) continue;
             int32_t id;
-            if ((st = dpb_token_sampler_sample(&sm[i], logits + (int64_t)j * V, &id))) goto done;
+            if (greedy) id = gids[j];
+            else if ((st = dpb_token_sampler_sample(&sm[i], logits + (int64_t)j * V, &id))) goto done;
             j++;
             uint64_t t = dpb_now_ns();
             res[i].ids[res[i].n] = id;
@@ -531,7 +754,9 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
         for (int i = 0; i < n; i++)
             if (live[i]) segs[ns++] = (dpb_engine_seg){i, &last[i], 1};
         if (!ns) break;
-        if ((st = dpb_engine_forward(e, segs, ns, DPB_LOGITS_LAST, logits))) goto done;
+        if ((st = greedy ? dpb_engine_forward_argmax(e, segs, ns, gids)
+                         : dpb_engine_forward(e, segs, ns, DPB_LOGITS_LAST, logits)))
+            goto done;
     }
     (void)nlive;
 done:
@@ -542,6 +767,7 @@ done:
     free(segs);
     free(live);
     free(last);
+    free(gids);
     if (st)
         for (int i = 0; i < n; i++) dpb_gen_result_free(&res[i]);
     return st;

@@ -30,6 +30,8 @@ typedef struct dpb_engine_opts {
     int64_t prefill_chunk;    /* rows per forward pass; 0: 256 */
     int64_t experts_per_tok;  /* MoE ablation: active experts per token; 0: the config's */
     int no_sliding;           /* ablation: sliding-window layers attend to the full context */
+    int no_graphs;            /* device backends: run decode steps op by op instead of replaying a captured
+                               * graph (ablation; also DPB_NO_GRAPHS=1 in the environment) */
 } dpb_engine_opts;
 
 typedef struct dpb_engine dpb_engine;
@@ -72,6 +74,16 @@ typedef enum dpb_logits_mode {
 
 dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nseg, dpb_logits_mode mode,
                               float *logits);
+
+/* As dpb_engine_forward with DPB_LOGITS_LAST, but returns each segment's
+ * greedy next token (argmax of its last logits, lowest id on ties) in
+ * ids[nseg]; a device backend computes it on the device and transfers only
+ * the ids. */
+dpb_status dpb_engine_forward_argmax(dpb_engine *e, const dpb_engine_seg *segs, int nseg, int32_t *ids);
+
+/* Decode steps replayed from captured graphs / captured, since creation
+ * (0 on backends without graphs or with no_graphs). */
+void dpb_engine_graph_stats(const dpb_engine *e, uint64_t *replays, uint64_t *captures);
 
 /* Generation. */
 typedef struct dpb_gen_request {

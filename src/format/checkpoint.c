@@ -390,6 +390,12 @@ dpb_status dpb_checkpoint_find(const dpb_checkpoint *ck, const char *name, const
 
 const char *dpb_checkpoint_dir(const dpb_checkpoint *ck) { return ck->synthetic ? NULL : ck->dir; }
 bool dpb_checkpoint_is_synthetic(const dpb_checkpoint *ck) { return ck->synthetic; }
+bool dpb_checkpoint_has_weights(const dpb_checkpoint *ck)
+{
+    for (size_t i = 0; i < ck->n_tensors; i++)
+        if (ck->tensors[i].nbytes) return ck->tensors[i].data != NULL;
+    return true;
+}
 const char *dpb_checkpoint_tokenizer_path(const dpb_checkpoint *ck) { return ck->tokenizer_path; }
 
 uint64_t dpb_checkpoint_weight_bytes(const dpb_checkpoint *ck)

@@ -47,6 +47,8 @@ const dpb_tensor *dpb_checkpoint_get(const dpb_checkpoint *ck, const char *name)
 /* The folder, or NULL for synthetic models. */
 const char *dpb_checkpoint_dir(const dpb_checkpoint *ck);
 bool dpb_checkpoint_is_synthetic(const dpb_checkpoint *ck);
+/* False for a synthetic checkpoint opened without weights (inspect, deferred generation). */
+bool dpb_checkpoint_has_weights(const dpb_checkpoint *ck);
 /* Path of tokenizer.json (or tokenizer.model / *.tiktoken) to use, or NULL: --tokenizer first, then the folder's. */
 const char *dpb_checkpoint_tokenizer_path(const dpb_checkpoint *ck);
 /* Total bytes of tensor data. */

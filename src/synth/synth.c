@@ -105,6 +105,90 @@ void dpb_synth_fill(const dpb_tensor_spec *t, uint64_t seed, uint64_t off, uint6
 
 bool dpb_synth_is_spec(const char *spec) { return spec && strncmp(spec, "synth:", 6) == 0; }
 
+static int cmp_tensor(const void *a, const void *b)
+{
+    return strcmp(((const dpb_tensor *)a)->name, ((const dpb_tensor *)b)->name);
+}
+
+/* The fill rule of a tensor: word_at() in the form a backend runs. */
+static void fill_rule(const dpb_tensor_spec *t, uint64_t seed, dpb_fill_rule *r)
+{
+    pthread_once(&g_table_once, build_table);
+    memset(r, 0, sizeof *r);
+    switch (t->init) {
+    case DPB_INIT_ONES: r->kind = DPB_FILL_CONST; r->word = word_at(t, 0, 0); break;
+    case DPB_INIT_ZEROS: r->kind = DPB_FILL_CONST; r->word = 0; break;
+    case DPB_INIT_MXFP4_SCALES: r->kind = DPB_FILL_CONST; r->word = word_at(t, 0, 0); break;
+    case DPB_INIT_MXFP4_BLOCKS: r->kind = DPB_FILL_HASH; r->key = tensor_key(seed, t->name); break;
+    case DPB_INIT_NORMAL:
+    default: r->kind = DPB_FILL_NORMAL; r->key = tensor_key(seed, t->name); r->table = g_normal_bf16; break;
+    }
+}
+
+static _Atomic bool g_deferred;
+void dpb_synth_set_deferred(bool on) { g_deferred = on; }
+bool dpb_synth_deferred(void) { return g_deferred; }
+
+dpb_status dpb_synth_placed(const dpb_checkpoint *src, dpb_synth_place_fn place, void *ctx, dpb_checkpoint **out)
+{
+    *out = NULL;
+    if (!src->synthetic) return dpb_error_set(DPB_E_ARG, "synth: not a synthetic checkpoint");
+    dpb_tensor_specs specs = {0};
+    dpb_status st = dpb_model_tensor_specs(&src->cfg, &specs);
+    if (st) return st;
+    dpb_checkpoint *ck = calloc(1, sizeof *ck);
+    if (!ck) { dpb_tensor_specs_free(&specs); return dpb_error_set(DPB_E_NOMEM, "out of memory"); }
+    ck->cfg = src->cfg;
+    ck->gen = src->gen;
+    ck->synthetic = true;
+    ck->synth_seed = src->synth_seed;
+    ck->synth_preset = strdup(src->synth_preset ? src->synth_preset : "synth");
+    ck->tensors = calloc(specs.n ? specs.n : 1, sizeof *ck->tensors);
+    ck->names = calloc(specs.n ? specs.n : 1, sizeof *ck->names);
+    if (!ck->synth_preset || !ck->tensors || !ck->names) { st = dpb_error_set(DPB_E_NOMEM, "out of memory"); goto fail; }
+    for (size_t i = 0; i < specs.n; i++) {
+        dpb_tensor *t = &ck->tensors[i];
+        ck->n_tensors = i + 1;
+        if (!(ck->names[i] = strdup(specs.t[i].name))) { st = dpb_error_set(DPB_E_NOMEM, "out of memory"); goto fail; }
+        t->name = ck->names[i];
+        t->dtype = specs.t[i].dtype;
+        t->ndim = specs.t[i].ndim;
+        for (int d = 0; d < t->ndim; d++) t->shape[d] = specs.t[i].shape[d];
+        t->nbytes = specs.t[i].nbytes;
+        dpb_fill_rule r;
+        fill_rule(&specs.t[i], src->synth_seed, &r);
+        const void *p = NULL;
+        if ((st = place(ctx, &r, t->nbytes, &p))) { st = dpb_error_prefix(st, "synth: tensor %s", t->name); goto fail; }
+        t->data = p;
+    }
+    qsort(ck->tensors, ck->n_tensors, sizeof *ck->tensors, cmp_tensor);
+    dpb_tensor_specs_free(&specs);
+    *out = ck;
+    return DPB_OK;
+fail:
+    dpb_tensor_specs_free(&specs);
+    dpb_checkpoint_close(ck);
+    return st;
+}
+
+void dpb_synth_fill_rule(const dpb_fill_rule *r, uint64_t off, uint64_t n, void *dst)
+{
+    uint8_t *d = dst;
+    uint64_t w0 = off / 8, nw = n / 8;
+    for (uint64_t i = 0; i <= nw; i++) {
+        uint64_t w = w0 + i, v;
+        if (i == nw && n % 8 == 0) break;
+        if (r->kind == DPB_FILL_CONST) v = r->word;
+        else {
+            uint64_t h = mix64(r->key + w * 0x9e3779b97f4a7c15ull);
+            v = r->kind == DPB_FILL_HASH ? h
+                : (uint64_t)r->table[h & 0xffff] | (uint64_t)r->table[(h >> 16) & 0xffff] << 16 |
+                      (uint64_t)r->table[(h >> 32) & 0xffff] << 32 | (uint64_t)r->table[h >> 48] << 48;
+        }
+        memcpy(d + 8 * i, &v, i == nw ? (size_t)(n % 8) : 8);
+    }
+}
+
 static dpb_status parse_spec(const char *spec, char *preset, size_t plen, uint64_t *seed)
 {
     const char *p = spec + 6;
@@ -170,10 +254,7 @@ static void preset_generation(const char *preset, const dpb_model_config *cfg, d
     }
 }
 
-static int cmp_tensor(const void *a, const void *b)
-{
-    return strcmp(((const dpb_tensor *)a)->name, ((const dpb_tensor *)b)->name);
-}
+
 
 dpb_status dpb_synth_open(const char *spec, const dpb_checkpoint_opts *opts, dpb_checkpoint **out)
 {
@@ -213,7 +294,7 @@ dpb_status dpb_synth_open(const char *spec, const dpb_checkpoint_opts *opts, dpb
         uint64_t padded = (specs.t[i].nbytes + 63) & ~63ull;
         if (!dpb_add_u64(total, padded, &total)) { free(offs); st = dpb_error_set(DPB_E_RANGE, "%s: too large", spec); goto fail; }
     }
-    if (!(opts && opts->no_weights)) {
+    if (!(opts && opts->no_weights) && !g_deferred) {
         if (total > (uint64_t)SIZE_MAX || posix_memalign(&ck->arena, 64, (size_t)(total ? total : 64)) != 0) {
             free(offs);
             st = dpb_error_set(DPB_E_NOMEM, "%s: cannot allocate %.2f GB for the weights", spec, total / 1e9);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "core/status.h"
 #include "format/checkpoint.h"
+#include "backend/backend.h"
 #include "format/config.h"
 
 #define DPB_SYNTH_DEFAULT_SEED 0
@@ -51,5 +52,20 @@ dpb_status dpb_synth_write(const dpb_synth_write_opts *o, dpb_synth_write_result
  * byte offset off of that tensor (off and n multiples of 8). Pure function. */
 struct dpb_tensor_spec;
 void dpb_synth_fill(const struct dpb_tensor_spec *t, uint64_t seed, uint64_t off, uint64_t n, void *dst);
+
+/* Deferred weights: while on, synth:PRESET checkpoints open without host
+ * weights (the CLI turns it on for device backends); an engine then
+ * generates them where its backend keeps memory (dpb_synth_placed). */
+void dpb_synth_set_deferred(bool on);
+bool dpb_synth_deferred(void);
+
+/* A copy of synthetic checkpoint src whose tensor data is placed by place():
+ * called once per tensor with its fill rule and size, it returns where the
+ * bytes now are (e.g. device memory it allocated and filled).  The copy owns
+ * no weight memory; close it with dpb_checkpoint_close. */
+typedef dpb_status (*dpb_synth_place_fn)(void *ctx, const dpb_fill_rule *rule, uint64_t bytes, const void **out);
+dpb_status dpb_synth_placed(const dpb_checkpoint *src, dpb_synth_place_fn place, void *ctx, dpb_checkpoint **out);
+/* Host version of a fill rule: n bytes from byte offset off (a multiple of 8). */
+void dpb_synth_fill_rule(const dpb_fill_rule *r, uint64_t off, uint64_t n, void *dst);
 
 #endif

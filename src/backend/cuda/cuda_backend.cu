@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <map>
+#include <new>
 #include <utility>
 #include <unordered_map>
 #include <vector>
@@ -58,6 +59,15 @@ struct cuda_impl {
      * operand instead of a hi + lo pair. */
     struct range { uintptr_t a, b; };
     std::vector<range> rounded;
+    /* Graphs: bumped whenever a buffer a captured graph may use is freed or moved. */
+    uint64_t epoch = 0;
+    uint16_t *fill_table = nullptr; /* device copy of the synth normal table */
+    const uint16_t *fill_table_host = nullptr;
+};
+
+struct cuda_graph {
+    cudaGraphExec_t exec;
+    uint64_t epoch;
 };
 
 cuda_impl *impl_of(const dpb_backend *b) { return static_cast<cuda_impl *>(b->impl); }
@@ -108,6 +118,7 @@ void forget_bias(cuda_impl *ci, const void *p, size_t bytes)
         uintptr_t k = (uintptr_t)it->first;
         if (k >= a && k < b) {
             cudaFree(it->second.first); /* synchronizes: not on the step path */
+            ci->epoch++;
             ci->workspace -= it->second.second;
             it = ci->bias32.erase(it);
         } else ++it;
@@ -122,6 +133,7 @@ dpb_status ws_get(cuda_impl *ci, size_t bytes, void **out)
         cudaError_t e = cudaStreamSynchronize(ci->st);
         if (e != cudaSuccess) return cerr(e, "workspace");
         if (ci->ws) cudaFree(ci->ws);
+        ci->epoch++;
         ci->workspace -= ci->ws_bytes;
         ci->ws = nullptr;
         ci->ws_bytes = 0;
@@ -307,6 +319,7 @@ struct attn_p {
     float *out;
     float *part;
     int nsplit;
+    const int64_t *posd; /* device copy of pos0 (graphs), or null */
 };
 
 template <typename KT> __device__ __forceinline__ float kvf(KT v);
@@ -314,10 +327,10 @@ template <> __device__ __forceinline__ float kvf<uint16_t>(uint16_t v) { return 
 template <> __device__ __forceinline__ float kvf<float>(float v) { return v; }
 
 template <typename KT>
-__device__ __forceinline__ const KT *kv_row(const attn_p &P, bool val, int64_t p)
+__device__ __forceinline__ const KT *kv_row(const attn_p &P, int64_t pos0, bool val, int64_t p)
 {
     const int64_t row = P.kv_heads * P.hd;
-    if (p >= P.pos0) return static_cast<const KT *>(val ? P.v_new : P.k_new) + (p - P.pos0) * row;
+    if (p >= pos0) return static_cast<const KT *>(val ? P.v_new : P.k_new) + (p - pos0) * row;
     return static_cast<const KT *>(val ? P.vc : P.kc) + (p % P.slots) * row;
 }
 
@@ -330,9 +343,11 @@ __global__ void __launch_bounds__(kAttnW * kWarp) k_attn(const attn_p P)
     const int64_t t = blockIdx.x / P.heads, h = blockIdx.x % P.heads;
     const int s = blockIdx.y;
     const int64_t hd = P.hd, kh = h / (P.heads / P.kv_heads);
-    const int64_t p = P.pos0 + t;
+    const int64_t pos0 = P.posd ? P.posd[0] : P.pos0;
+    const int64_t p = pos0 + t;
     const int64_t lo = P.window > 0 && p - P.window + 1 > 0 ? p - P.window + 1 : 0;
-    const int64_t nk = p - lo + 1, chunk = (nk + P.nsplit - 1) / P.nsplit;
+    int64_t nk = p - lo + 1, chunk = (nk + P.nsplit - 1) / P.nsplit;
+    if (P.posd && chunk < 64) chunk = 64; /* splits sized for the capacity: short contexts leave some empty */
     const int64_t js = lo + s * chunk, je = js + chunk < p + 1 ? js + chunk : p + 1;
     const float *q = P.q + (t * P.heads + h) * hd;
     float qv[kMaxDpl], o[kMaxDpl];
@@ -344,7 +359,7 @@ __global__ void __launch_bounds__(kAttnW * kWarp) k_attn(const attn_p P)
     }
     float m = -INFINITY, l = 0.f;
     for (int64_t j = js + warp; j < je; j += kAttnW) {
-        const KT *kr = kv_row<KT>(P, false, j) + kh * hd;
+        const KT *kr = kv_row<KT>(P, pos0, false, j) + kh * hd;
         float dot = 0.f;
 #pragma unroll
         for (int i = 0; i < kMaxDpl; i++) {
@@ -355,7 +370,7 @@ __global__ void __launch_bounds__(kAttnW * kWarp) k_attn(const attn_p P)
         float mn = fmaxf(m, sc);
         float corr = expf(m - mn), pe = expf(sc - mn);
         l = l * corr + pe;
-        const KT *vr = kv_row<KT>(P, true, j) + kh * hd;
+        const KT *vr = kv_row<KT>(P, pos0, true, j) + kh * hd;
 #pragma unroll
         for (int i = 0; i < kMaxDpl; i++) {
             int64_t d = lane + 32 * i;
@@ -460,7 +475,7 @@ __global__ void __launch_bounds__(kTq * kTsub) k_attn_tiled(const attn_p P)
             const int d0 = (tid % 16) * 4;
             float kv4[4] = {0.f, 0.f, 0.f, 0.f}, vv4[4] = {0.f, 0.f, 0.f, 0.f};
             if (j <= plast) {
-                const KT *kr = kv_row<KT>(P, false, j) + kh * hd, *vr = kv_row<KT>(P, true, j) + kh * hd;
+                const KT *kr = kv_row<KT>(P, P.pos0, false, j) + kh * hd, *vr = kv_row<KT>(P, P.pos0, true, j) + kh * hd;
 #pragma unroll
                 for (int i = 0; i < 4; i++)
                     if (d0 + i < hd) {
@@ -857,6 +872,7 @@ void op_free(dpb_backend *b, void *p)
         } else ci->allocated -= it->second;
         ci->allocs.erase(it);
     }
+    ci->epoch++;
     cudaFree(p); /* synchronizes: freeing is not on the step path */
 }
 
@@ -891,6 +907,21 @@ dpb_status op_map_host(dpb_backend *b, const void *host, size_t bytes, const voi
     cuda_impl *ci = impl_of(b);
     void *d = nullptr;
     *out = nullptr;
+    /* Already device memory of ours (weights generated on the device): used
+     * in place, and counted as weights from now on. */
+    auto it = ci->allocs.upper_bound((uintptr_t)host);
+    if (it != ci->allocs.begin()) {
+        --it;
+        if ((uintptr_t)host >= it->first && (uintptr_t)host + bytes <= it->first + it->second) {
+            if (!ci->is_mapped.count(it->first)) {
+                ci->is_mapped[it->first] = true;
+                ci->allocated -= it->second;
+                ci->mapped += it->second;
+            }
+            *out = host;
+            return DPB_OK;
+        }
+    }
     dpb_status s = op_alloc(b, bytes, &d);
     if (s) return s;
     ci->allocated -= bytes ? bytes : 256;
@@ -914,6 +945,7 @@ void op_destroy(dpb_backend *b)
     cudaStreamSynchronize(ci->st);
     for (auto &kv : ci->bias32) cudaFree(kv.second.first);
     for (auto &kv : ci->moe_tabs) cudaFree(kv.second.dev);
+    if (ci->fill_table) cudaFree(ci->fill_table);
     if (ci->ws) cudaFree(ci->ws);
     if (ci->zeros) cudaFree(ci->zeros);
     /* buffers the caller did not free, and mapped weights */
@@ -1061,6 +1093,7 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     P.slots = a->slots; P.window = a->window; P.q = a->q; P.k_new = a->k_new; P.v_new = a->v_new;
     P.kc = a->k_cache; P.vc = a->v_cache; P.sinks = a->sinks; P.scale = a->scale; P.out = a->out; P.part = nullptr;
     P.nsplit = 1;
+    P.posd = nullptr;
     if (a->n > 1 && a->head_dim <= kThd && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
         (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && a->n >= kAttnTiledMinRows))) {
         dim3 g((unsigned)((a->n + kTq - 1) / kTq), (unsigned)a->heads);
@@ -1068,7 +1101,13 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
         else k_attn_tiled<uint16_t><<<g, kTq * kTsub, 0, ci->st>>>(P);
         return launched("attention (tiled)");
     }
-    if (a->n == 1) {
+    if (a->n == 1 && a->pos_dev) {
+        /* the position is read on the device (a graph replays this launch at later
+         * steps): splits of >= 64 keys sized for the most keys the layer can see */
+        int64_t cap = a->window > 0 && a->window < a->slots ? a->window : a->slots, ns = (cap + 63) / 64;
+        P.nsplit = (int)(ns < 1 ? 1 : ns > 64 ? 64 : ns);
+        P.posd = a->pos_dev;
+    } else if (a->n == 1) {
         int64_t p = a->pos0, lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
         int64_t nk = p - lo + 1, ns = (nk + 63) / 64;
         P.nsplit = (int)(ns < 1 ? 1 : ns > 64 ? 64 : ns);
@@ -1091,8 +1130,9 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
 
 /* Block (row r, K or V): row first + r of the new rows into slot (pos0 + first + r) % slots. */
 __global__ void k_kv_rows(uint4 *kc, uint4 *vc, int64_t slots, int64_t w, const uint4 *__restrict__ kn,
-                          const uint4 *__restrict__ vn, int64_t pos0, int64_t first)
+                          const uint4 *__restrict__ vn, int64_t pos0, int64_t first, const int64_t *__restrict__ posd)
 {
+    if (posd) pos0 = posd[0];
     const int64_t t = first + blockIdx.x;
     const int64_t slot = (pos0 + t) % slots;
     uint4 *dst = (blockIdx.y ? vc : kc) + slot * w;
@@ -1115,7 +1155,7 @@ dpb_status op_kv_write(dpb_backend *b, void *k_cache, void *v_cache, int64_t slo
         dim3 g((unsigned)(n - t), 2);
         k_kv_rows<<<g, w < 256 ? (unsigned)((w + 31) / 32 * 32) : 256u, 0, ci->st>>>(
             static_cast<uint4 *>(k_cache), static_cast<uint4 *>(v_cache), slots, w, static_cast<const uint4 *>(k_new),
-            static_cast<const uint4 *>(v_new), pos0, t);
+            static_cast<const uint4 *>(v_new), pos0, t, nullptr);
         return launched("kv_write");
     }
     while (t < n) {
@@ -1130,6 +1170,39 @@ dpb_status op_kv_write(dpb_backend *b, void *k_cache, void *v_cache, int64_t slo
         t += run;
     }
     return DPB_OK;
+}
+
+/* kv_write with the position read on the device: n rows (n <= slots), one launch. */
+__global__ void k_kv_rows_any(char *kc, char *vc, int64_t slots, int64_t rb, const char *__restrict__ kn,
+                              const char *__restrict__ vn, int64_t first, const int64_t *__restrict__ posd)
+{
+    const int64_t t = first + blockIdx.x, slot = (posd[0] + t) % slots;
+    char *dst = (blockIdx.y ? vc : kc) + slot * rb;
+    const char *src = (blockIdx.y ? vn : kn) + t * rb;
+    for (int64_t i = threadIdx.x; i < rb; i += blockDim.x) dst[i] = src[i];
+}
+
+dpb_status op_kv_write_at(dpb_backend *b, void *k_cache, void *v_cache, int64_t slots, int64_t row_elems,
+                          dpb_kv_dtype dt, const void *k_new, const void *v_new, int64_t n, const int64_t *pos_dev)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    if (n > INT32_MAX) return dpb_error_set(DPB_E_UNSUPPORTED, "cuda kv_write_at: %lld rows", (long long)n);
+    size_t rb = (size_t)row_elems * dpb_kv_dtype_size(dt);
+    dirty(ci, k_cache, (size_t)slots * rb);
+    dirty(ci, v_cache, (size_t)slots * rb);
+    const int64_t t0 = n > slots ? n - slots : 0; /* a ring keeps only the last slots rows */
+    dim3 g((unsigned)(n - t0), 2);
+    if (rb % 16 == 0 && al16(k_cache) && al16(v_cache) && al16(k_new) && al16(v_new)) {
+        int64_t w = (int64_t)(rb / 16);
+        k_kv_rows<<<g, w < 256 ? (unsigned)((w + 31) / 32 * 32) : 256u, 0, ci->st>>>(
+            static_cast<uint4 *>(k_cache), static_cast<uint4 *>(v_cache), slots, w, static_cast<const uint4 *>(k_new),
+            static_cast<const uint4 *>(v_new), 0, t0, pos_dev);
+    } else
+        k_kv_rows_any<<<g, 256, 0, ci->st>>>(static_cast<char *>(k_cache), static_cast<char *>(v_cache), slots,
+                                             (int64_t)rb, static_cast<const char *>(k_new),
+                                             static_cast<const char *>(v_new), t0, pos_dev);
+    return launched("kv_write_at");
 }
 
 dpb_status op_to_kv(dpb_backend *b, const float *src, int64_t n, dpb_kv_dtype dt, void *dst)
@@ -1175,6 +1248,7 @@ dpb_status moe_tables(cuda_impl *ci, const dpb_moe_args *a, int64_t E, const uin
     }
     cudaError_t e = cudaStreamSynchronize(ci->st); /* the old table may still be in use */
     if (e != cudaSuccess) return cerr(e, "moe table");
+    ci->epoch++; /* a graph may hold the old table's contents in use */
     if (t.dev && t.host.size() != h.size()) {
         cudaFree(t.dev);
         ci->workspace -= t.host.size() * sizeof(void *);
@@ -1323,6 +1397,7 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
             /* kernel B adds a residual: give it zeros (allocated once) */
             cudaError_t e = cudaStreamSynchronize(ci->st);
             if (ci->zeros) {
+                ci->epoch++;
                 cudaFree(ci->zeros);
                 ci->workspace -= ci->zeros_n * 4;
                 ci->zeros = nullptr;
@@ -1423,10 +1498,160 @@ dpb_status op_round_bf16(dpb_backend *b, float *x, int64_t n)
     return s;
 }
 
+/* ---- graphs ---- */
+
+dpb_status op_graph_begin(dpb_backend *b)
+{
+    cuda_impl *ci = impl_of(b);
+    cudaGetLastError();
+    return cerr(cudaStreamBeginCapture(ci->st, cudaStreamCaptureModeThreadLocal), "graph capture");
+}
+
+dpb_status op_graph_end(dpb_backend *b, void **out)
+{
+    cuda_impl *ci = impl_of(b);
+    *out = nullptr;
+    cudaGraph_t g = nullptr;
+    cudaError_t e = cudaStreamEndCapture(ci->st, &g);
+    if (e != cudaSuccess || !g) {
+        if (g) cudaGraphDestroy(g);
+        cudaGetLastError(); /* a failed capture leaves no sticky error */
+        return cerr(e != cudaSuccess ? e : cudaErrorStreamCaptureInvalidated, "graph capture");
+    }
+    cudaGraphExec_t x = nullptr;
+    e = cudaGraphInstantiate(&x, g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return cerr(e, "graph instantiate");
+    }
+    cuda_graph *cg = new (std::nothrow) cuda_graph{x, ci->epoch};
+    if (!cg) {
+        cudaGraphExecDestroy(x);
+        return dpb_error_set(DPB_E_NOMEM, "graph: out of memory");
+    }
+    *out = cg;
+    return DPB_OK;
+}
+
+dpb_status op_graph_launch(dpb_backend *b, void *graph, bool *stale)
+{
+    cuda_impl *ci = impl_of(b);
+    cuda_graph *cg = static_cast<cuda_graph *>(graph);
+    *stale = cg->epoch != ci->epoch;
+    if (*stale) return DPB_OK;
+    return cerr(cudaGraphLaunch(cg->exec, ci->st), "graph launch");
+}
+
+void op_graph_free(dpb_backend *, void *graph)
+{
+    cuda_graph *cg = static_cast<cuda_graph *>(graph);
+    if (!cg) return;
+    cudaGraphExecDestroy(cg->exec);
+    delete cg;
+}
+
+/* ---- greedy sampling on the device: one block per row ---- */
+
+__global__ void __launch_bounds__(1024) k_argmax(const float *__restrict__ lg, int64_t V, int32_t *__restrict__ ids)
+{
+    __shared__ float sv[32];
+    __shared__ int64_t si[32];
+    const float *row = lg + (int64_t)blockIdx.x * V;
+    float bv = -INFINITY;
+    int64_t bi = -1;
+    for (int64_t v = threadIdx.x; v < V; v += blockDim.x) {
+        float x = row[v];
+        if (x == x && (bi < 0 || x > bv)) { bv = x; bi = v; } /* increasing v: ties keep the lower id; NaN skipped */
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) { bv = ov; bi = oi; }
+    }
+    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+    if (l == 0) { sv[w] = bv; si[w] = bi; }
+    __syncthreads();
+    if (w == 0) {
+        const int nw = (int)(blockDim.x / 32);
+        bv = l < nw ? sv[l] : -INFINITY;
+        bi = l < nw ? si[l] : -1;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+            int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) { bv = ov; bi = oi; }
+        }
+        if (l == 0) ids[blockIdx.x] = (int32_t)(bi < 0 ? 0 : bi); /* all NaN: id 0, as the host rule gives */
+    }
+}
+
+dpb_status op_argmax(dpb_backend *b, const float *logits, int64_t n, int64_t V, int32_t *ids)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    if (V < 1 || V > INT32_MAX || n > INT32_MAX)
+        return dpb_error_set(DPB_E_ARG, "cuda argmax: %lld rows of %lld", (long long)n, (long long)V);
+    k_argmax<<<(unsigned)n, 1024, 0, ci->st>>>(logits, V, ids);
+    return launched("argmax");
+}
+
+/* ---- synthetic weights generated in place (dpb_fill_rule) ---- */
+
+__device__ __forceinline__ uint64_t d_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+__global__ void k_fill(uint8_t *dst, uint64_t bytes, int kind, uint64_t key, uint64_t word, const uint16_t *__restrict__ tab)
+{
+    const uint64_t nw = (bytes + 7) / 8;
+    for (uint64_t i = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x; i < nw; i += (uint64_t)gridDim.x * blockDim.x) {
+        uint64_t v = word;
+        if (kind != DPB_FILL_CONST) {
+            uint64_t h = d_mix64(key + i * 0x9e3779b97f4a7c15ull);
+            v = kind == DPB_FILL_HASH ? h
+                : (uint64_t)tab[h & 0xffff] | (uint64_t)tab[(h >> 16) & 0xffff] << 16 |
+                      (uint64_t)tab[(h >> 32) & 0xffff] << 32 | (uint64_t)tab[h >> 48] << 48;
+        }
+        if (8 * i + 8 <= bytes && ((uintptr_t)dst & 7u) == 0) reinterpret_cast<uint64_t *>(dst)[i] = v;
+        else
+            for (uint64_t k = 0; k < 8 && 8 * i + k < bytes; k++) dst[8 * i + k] = (uint8_t)(v >> (8 * k));
+    }
+}
+
+dpb_status op_fill(dpb_backend *b, void *dst, uint64_t bytes, const dpb_fill_rule *r)
+{
+    cuda_impl *ci = impl_of(b);
+    if (!bytes) return DPB_OK;
+    if (r->kind == DPB_FILL_NORMAL && !r->table) return dpb_error_set(DPB_E_ARG, "cuda fill: no table");
+    if (r->kind == DPB_FILL_NORMAL && ci->fill_table_host != r->table) {
+        cudaError_t e;
+        if (!ci->fill_table) {
+            if ((e = cudaMalloc(&ci->fill_table, 65536 * 2)) != cudaSuccess) return cerr(e, "fill table");
+            ci->workspace += 65536 * 2;
+            note_peak(ci);
+        }
+        if ((e = cudaMemcpy(ci->fill_table, r->table, 65536 * 2, cudaMemcpyHostToDevice)) != cudaSuccess)
+            return cerr(e, "fill table upload");
+        ci->fill_table_host = r->table;
+    }
+    dirty(ci, dst, (size_t)bytes);
+    uint64_t nw = (bytes + 7) / 8, blocks = (nw + 255) / 256;
+    if (blocks > 65536) blocks = 65536;
+    k_fill<<<(unsigned)blocks, 256, 0, ci->st>>>(static_cast<uint8_t *>(dst), bytes, (int)r->kind, r->key, r->word,
+                                                 ci->fill_table);
+    return launched("fill");
+}
+
 const dpb_backend_ops k_cuda_ops = {
     "cuda", op_alloc, op_free, op_upload, op_download, op_copy, op_sync, op_map_host, op_destroy,
     op_embed, op_linear, op_rmsnorm, op_rope, op_attention, op_kv_write, op_to_kv, op_router_topk,
     op_moe, op_swiglu, op_add, op_round_bf16,
+    op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
 };
 
 } // namespace
