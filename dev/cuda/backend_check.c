@@ -38,6 +38,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "core/timeutil.h"
 #include "engine/engine.h"
+#include "synth/synth.h"
 #include "format/checkpoint.h"
 #include "format/safetensors.h"
 #include "models/inspect.h"
@@ -186,7 +187,11 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
     dpb_checkpoint *ck = NULL;
     dpb_engine *e = NULL;
     uint64_t t0 = dpb_now_ns();
-    if (dpb_checkpoint_open(model, &co, &ck)) {
+    /* on cuda the engine generates the weights in device memory */
+    dpb_synth_set_deferred(strcmp(g_backend, "cuda") == 0);
+    dpb_status ost = dpb_checkpoint_open(model, &co, &ck);
+    dpb_synth_set_deferred(false);
+    if (ost) {
         printf("FAIL speed %s: %s\n", model, dpb_error_message());
         g_fail++;
         return;
@@ -224,7 +229,7 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
     if (strcmp(g_backend, "cuda") == 0) {
         if (dpb_cuda_copy_bandwidth(be, (size_t)1 << 30, 10, &bw)) printf("note copy bandwidth: %s\n", dpb_error_message());
     } else dpb_cpu_copy_bandwidth((size_t)1 << 28, 3, &bw);
-    printf("speed %s%s (%lld layers): synth in host memory %.1f s, engine (upload) %.1f s; active bytes/token %.4g GB (inspect); "
+    printf("speed %s%s (%lld layers): open %.1f s, engine (weights generated or uploaded) %.1f s; active bytes/token %.4g GB (inspect); "
            "copy bandwidth %.0f GB/s; roofline %.0f tok/s\n",
            model, layers ? " (layers overridden)" : "", (long long)cfg->num_layers, secs(t1 - t0), secs(t2 - t1), active / 1e9, bw,
            active > 0 && bw > 0 ? bw * 1e9 / active : 0.0);
@@ -279,16 +284,15 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
             if (ctx[c] < shortest) shortest = ctx[c];
         for (int variant = 0; variant < 3; variant++) {
             dpb_engine_opts o2 = o;
-            const char *label = variant == 0 ? "DPB_CUDA_PREFILL=old" : variant == 1 ? "prefill_chunk = prompt" : "DPB_CUDA_MOE_LUT=1";
-            if (variant == 0) with_prefill("old");
+            const char *label = variant == 0 ? "no CUDA graphs" : variant == 1 ? "prefill_chunk = prompt" : "DPB_CUDA_MOE_LUT=1";
+            if (variant == 0) o2.no_graphs = 1;
             else if (variant == 1) o2.prefill_chunk = longest;
             else setenv("DPB_CUDA_MOE_LUT", "1", 1);
-            int64_t plen = variant == 2 ? shortest : longest;
-            int64_t gen = variant == 2 ? max_new : 16;
+            int64_t plen = variant != 1 ? shortest : longest;
+            int64_t gen = variant != 1 ? max_new : 16;
             if (dpb_engine_create(ck, &o2, &e)) {
                 printf("FAIL speed %s (%s): engine: %s\n", model, label, dpb_error_message());
                 g_fail++;
-                if (variant == 0) restore_prefill();
                 if (variant == 2) unsetenv("DPB_CUDA_MOE_LUT");
                 continue;
             }
@@ -318,7 +322,6 @@ static void speed(const char *model, int64_t layers, const int64_t *ctx, int nct
             free(p);
             dpb_engine_destroy(e);
             e = NULL;
-            if (variant == 0) restore_prefill();
             if (variant == 2) unsetenv("DPB_CUDA_MOE_LUT");
         }
     }

@@ -225,6 +225,102 @@ static void opc_rmsnorm(opc *c, int64_t n, int64_t dim, bool inplace)
     free(x); free(ref); free(w);
 }
 
+/* Fused add + rmsnorm against the reference's separate steps. */
+static void opc_add_rmsnorm(opc *c, int64_t n, int64_t dim, bool rnd, bool norm)
+{
+    if (!c->dev->ops->add_rmsnorm) return;
+    char name[96];
+    snprintf(name, sizeof name, "add_rmsnorm %lld x %lld%s%s", (long long)n, (long long)dim, rnd ? " round" : "",
+             norm ? "" : " (add only)");
+    size_t cnt = (size_t)(n * dim);
+    float *x = opc_fv(c, cnt, 3), *r = opc_fv(c, cnt, 3), *rx = malloc(cnt * 4), *rr = malloc(cnt * 4), *ry = malloc(cnt * 4);
+    uint16_t *w = opc_bv(c, (size_t)dim, 2);
+    memcpy(rx, x, cnt * 4);
+    memcpy(rr, r, cnt * 4);
+    const dpb_backend_ops *R = c->ref->ops;
+    if (rnd) R->round_bf16(c->ref, rr, (int64_t)cnt);
+    R->add(c->ref, rx, rr, (int64_t)cnt);
+    if (rnd) R->round_bf16(c->ref, rx, (int64_t)cnt);
+    R->rmsnorm(c->ref, rx, w, n, dim, 1e-5f, ry);
+    if (rnd) R->round_bf16(c->ref, ry, (int64_t)cnt);
+    float *xd = opc_up(c, x, cnt * 4), *rd = opc_up(c, r, cnt * 4), *yd = opc_nan(c, cnt * 4);
+    uint16_t *wd = opc_up(c, w, (size_t)dim * 2);
+    if (xd && rd && yd && wd &&
+        opc_st(c, name, c->dev->ops->add_rmsnorm(c->dev, xd, rd, norm ? wd : NULL, n, dim, 1e-5f, rnd, yd))) {
+        opc_cmp(c, name, xd, rx, cnt, 1e-6);
+        if (norm) opc_cmp(c, name, yd, ry, cnt, rnd ? 1e-2 : 1e-5);
+    }
+    opc_free(c, xd); opc_free(c, rd); opc_free(c, yd); opc_free(c, wd);
+    free(x); free(r); free(rx); free(rr); free(ry); free(w);
+}
+
+/* Fused q/k preparation against the reference's separate steps. */
+static void opc_qk_prep(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, bool qnorm, bool rnd, dpb_kv_dtype dt)
+{
+    if (!c->dev->ops->qk_prep) return;
+    char name[120];
+    snprintf(name, sizeof name, "qk_prep n=%lld %lld/%lld heads hd=%lld%s%s %s", (long long)n, (long long)nh, (long long)nkv,
+             (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dt == DPB_KV_F32 ? "f32" : "bf16");
+    dpb_rope_table rt;
+    memset(&rt, 0, sizeof rt);
+    rt.head_dim = hd;
+    rt.attention_scaling = 1.1f;
+    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    int64_t pos[64];
+    for (int64_t t = 0; t < n; t++) pos[t] = (int64_t)(opc_next(c) % 4096);
+    size_t qc = (size_t)(n * nh * hd), kc = (size_t)(n * nkv * hd), es = dpb_kv_dtype_size(dt);
+    float *q = opc_fv(c, qc, 2), *k = opc_fv(c, kc, 2), *v = opc_fv(c, kc, 2);
+    float *rq = malloc(qc * 4), *rk = malloc(kc * 4);
+    void *rkn = malloc(kc * es), *rvn = malloc(kc * es);
+    uint16_t *qn = opc_bv(c, (size_t)hd, 2), *kn = opc_bv(c, (size_t)hd, 2);
+    memcpy(rq, q, qc * 4);
+    memcpy(rk, k, kc * 4);
+    const dpb_backend_ops *R = c->ref->ops;
+    if (rnd) { R->round_bf16(c->ref, rq, (int64_t)qc); R->round_bf16(c->ref, rk, (int64_t)kc); }
+    if (qnorm) {
+        R->rmsnorm(c->ref, rq, qn, n * nh, hd, 1e-6f, rq);
+        R->rmsnorm(c->ref, rk, kn, n * nkv, hd, 1e-6f, rk);
+        if (rnd) { R->round_bf16(c->ref, rq, (int64_t)qc); R->round_bf16(c->ref, rk, (int64_t)kc); }
+    }
+    R->rope(c->ref, rq, n, nh, pos, &rt);
+    R->rope(c->ref, rk, n, nkv, pos, &rt);
+    if (rnd) R->round_bf16(c->ref, rq, (int64_t)qc);
+    R->to_kv(c->ref, rk, (int64_t)kc, dt, rkn);
+    R->to_kv(c->ref, v, (int64_t)kc, dt, rvn);
+    float *qd = opc_up(c, q, qc * 4), *kd = opc_up(c, k, kc * 4), *vd = opc_up(c, v, kc * 4);
+    void *knd = opc_nan(c, kc * es), *vnd = opc_nan(c, kc * es);
+    int64_t *pd = opc_up(c, pos, (size_t)n * 8);
+    uint16_t *qnd = opc_up(c, qn, (size_t)hd * 2), *knw = opc_up(c, kn, (size_t)hd * 2);
+    if (qd && kd && vd && knd && vnd && pd && qnd && knw &&
+        opc_st(c, name, c->dev->ops->qk_prep(c->dev, qd, kd, vd, n, nh, nkv, qnorm ? qnd : NULL, qnorm ? knw : NULL, 1e-6f,
+                                             pd, &rt, rnd, dt, knd, vnd))) {
+        opc_cmp(c, name, qd, rq, qc, rnd ? 1e-2 : 1e-5);
+        if (dt == DPB_KV_F32) {
+            opc_cmp(c, name, knd, rk, kc, 1e-5);
+            opc_same(c, name, vnd, rvn, kc * es);
+        } else {
+            float *kf = malloc(kc * 4);
+            for (size_t i = 0; i < kc; i++) kf[i] = dpb_bf16_to_f32(((uint16_t *)rkn)[i]);
+            float *kdev = malloc(kc * 4);
+            uint16_t *kb = malloc(kc * 2);
+            c->dev->ops->download(c->dev, kb, knd, kc * 2);
+            for (size_t i = 0; i < kc; i++) kdev[i] = dpb_bf16_to_f32(kb[i]);
+            /* compare on the host: within one bf16 step */
+            double worst = 0, mx = 0;
+            for (size_t i = 0; i < kc; i++) { worst = fmax(worst, fabs(kdev[i] - kf[i])); mx = fmax(mx, fabs(kf[i])); }
+            c->checks++;
+            int ok = worst <= 1e-2 * (mx > 0 ? mx : 1);
+            fprintf(c->log, "%s %-44s k max diff %.3g of %.3g\n", ok ? "ok  " : "FAIL", name, worst, mx);
+            c->fails += !ok;
+            opc_same(c, name, vnd, rvn, kc * es);
+            free(kf); free(kdev); free(kb);
+        }
+    }
+    opc_free(c, qd); opc_free(c, kd); opc_free(c, vd); opc_free(c, knd); opc_free(c, vnd); opc_free(c, pd);
+    opc_free(c, qnd); opc_free(c, knw);
+    free(q); free(k); free(v); free(rq); free(rk); free(rkn); free(rvn); free(qn); free(kn);
+}
+
 static void opc_rope(opc *c, int64_t n, int64_t heads, int64_t hd, float scaling)
 {
     char name[96];
@@ -560,6 +656,14 @@ static void opc_run_all(opc *c, int big)
     opc_kv_write(c, 64, 512, 40, 50, DPB_KV_BF16); /* more rows than one launch takes: copies */
     opc_kv_write(c, 5, 3, 7, 2, DPB_KV_BF16);      /* rows of 6 bytes: copies */
     opc_argmax(c);
+    opc_add_rmsnorm(c, 1, 2880, true, true);
+    opc_add_rmsnorm(c, 5, 5120, false, true);
+    opc_add_rmsnorm(c, 3, 7168, true, false);
+    opc_add_rmsnorm(c, 2, 9000, true, true); /* wider than the fused kernel: the separate steps */
+    opc_qk_prep(c, 1, 64, 8, 64, false, true, DPB_KV_BF16);
+    opc_qk_prep(c, 3, 64, 8, 128, true, true, DPB_KV_BF16);
+    opc_qk_prep(c, 2, 16, 4, 64, false, false, DPB_KV_F32);
+    opc_qk_prep(c, 4, 8, 2, 128, true, false, DPB_KV_F32);
     opc_to_kv_round(c);
     opc_router(c, 7, 32, 4);
     opc_router(c, 300, 128, 8);

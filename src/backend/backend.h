@@ -169,6 +169,19 @@ typedef struct dpb_backend_ops {
     dpb_status (*argmax)(dpb_backend *b, const float *logits, int64_t n, int64_t V, int32_t *ids);
     /* Fills bytes of backend memory at dst by rule (see dpb_fill_rule). */
     dpb_status (*fill)(dpb_backend *b, void *dst, uint64_t bytes, const dpb_fill_rule *rule);
+    /* Fused residual add + RMSNorm over n rows of dim, the same as
+     *   [round_bf16(r)]; add(x, r); [round_bf16(x)]; rmsnorm(x, w, eps, y); [round_bf16(y)]
+     * (bracketed steps only when round); w NULL: the add and its rounds only, y untouched.
+     * r's contents afterwards are unspecified. */
+    dpb_status (*add_rmsnorm)(dpb_backend *b, float *x, float *r, const uint16_t *w, int64_t n, int64_t dim, float eps,
+                              bool round, float *y);
+    /* Attention inputs after the q/k/v projections, in one operation, the same as
+     *   [round q, k]; if q_norm: rmsnorm each head of q by q_norm and of k by k_norm, [round q, k];
+     *   rope(q), rope(k) at positions pos[n]; [round q]; to_kv(k) -> knew, to_kv(v) -> vnew
+     * (bracketed steps only when round).  q [n, nh, hd], k and v [n, nkv, hd]; k is left unspecified. */
+    dpb_status (*qk_prep)(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                          const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                          const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew);
 } dpb_backend_ops;
 
 struct dpb_backend {

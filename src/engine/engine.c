@@ -353,6 +353,61 @@ static dpb_status upload_rows(dpb_engine *e, int64_t nrows)
     return DPB_OK;
 }
 
+/* x += r, then y = rmsnorm(x, w), with the bf16 rounds of bf16 mode: one
+ * fused operation where the backend has it. */
+static dpb_status add_norm(dpb_engine *e, float *x, float *r, const uint16_t *w, int64_t n, float *y)
+{
+    dpb_backend *be = e->be;
+    const dpb_backend_ops *ops = be->ops;
+    const int64_t H = e->m.cfg.hidden_size;
+    const bool rb = e->dtype == DPB_ENGINE_BF16;
+    const float eps = (float)e->m.cfg.rms_norm_eps;
+    dpb_status st;
+    if (ops->add_rmsnorm) return ops->add_rmsnorm(be, x, r, w, n, H, eps, rb, y);
+    if (rb) CK(ops->round_bf16(be, r, n * H));
+    CK(ops->add(be, x, r, n * H));
+    if (rb) CK(ops->round_bf16(be, x, n * H));
+    if (w) {
+        CK(ops->rmsnorm(be, x, w, n, H, eps, y));
+        if (rb) CK(ops->round_bf16(be, y, n * H));
+    }
+    return DPB_OK;
+}
+
+/* q, k, v after their projections -> q ready for attention, knew/vnew in the cache dtype. */
+static dpb_status qk_prep(dpb_engine *e, const dpb_layer_weights *lw, int64_t nrows)
+{
+    dpb_backend *be = e->be;
+    const dpb_backend_ops *ops = be->ops;
+    const dpb_model *m = &e->m;
+    const dpb_model_config *c = &m->cfg;
+    const int64_t hd = c->head_dim, nh = c->num_heads, nkv = c->num_kv_heads, qd = nh * hd, kvd = nkv * hd;
+    const bool rb = e->dtype == DPB_ENGINE_BF16;
+    const float eps = (float)c->rms_norm_eps;
+    dpb_status st;
+    if (ops->qk_prep)
+        return ops->qk_prep(be, e->q, e->k, e->v, nrows, nh, nkv, lw->q_norm, lw->k_norm, eps, e->pos_dev, &m->rope, rb,
+                            e->kvdt, e->knew, e->vnew);
+    if (rb) {
+        CK(ops->round_bf16(be, e->q, nrows * qd));
+        CK(ops->round_bf16(be, e->k, nrows * kvd));
+    }
+    if (lw->q_norm) {
+        CK(ops->rmsnorm(be, e->q, lw->q_norm, nrows * nh, hd, eps, e->q));
+        CK(ops->rmsnorm(be, e->k, lw->k_norm, nrows * nkv, hd, eps, e->k));
+        if (rb) {
+            CK(ops->round_bf16(be, e->q, nrows * qd));
+            CK(ops->round_bf16(be, e->k, nrows * kvd));
+        }
+    }
+    CK(ops->rope(be, e->q, nrows, nh, e->pos_dev, &m->rope));
+    CK(ops->rope(be, e->k, nrows, nkv, e->pos_dev, &m->rope));
+    if (rb) CK(ops->round_bf16(be, e->q, nrows * qd));
+    CK(ops->to_kv(be, e->k, nrows * kvd, e->kvdt, e->knew));
+    CK(ops->to_kv(be, e->v, nrows * kvd, e->kvdt, e->vnew));
+    return DPB_OK;
+}
+
 /* One pass over rows [0, nrows) made of parts (ids and positions uploaded). */
 static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nrows)
 {
@@ -369,30 +424,14 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
     dpb_status st;
     e->f.n = nrows;
     CK(ops->embed(be, &m->embed, e->ids_dev, nrows, e->x));
+    CK(ops->rmsnorm(be, e->x, m->layers[0].attn_norm, nrows, H, eps, e->xn));
+    if (rb) CK(ops->round_bf16(be, e->xn, nrows * H));
     for (int64_t l = 0; l < L; l++) {
         const dpb_layer_weights *lw = &m->layers[l];
-        CK(ops->rmsnorm(be, e->x, lw->attn_norm, nrows, H, eps, e->xn));
-        if (rb) CK(ops->round_bf16(be, e->xn, nrows * H));
         CK(ops->linear(be, &lw->q, lw->bq, e->xn, nrows, e->q));
         CK(ops->linear(be, &lw->k, lw->bk, e->xn, nrows, e->k));
         CK(ops->linear(be, &lw->v, lw->bv, e->xn, nrows, e->v));
-        if (rb) {
-            CK(ops->round_bf16(be, e->q, nrows * qd));
-            CK(ops->round_bf16(be, e->k, nrows * kvd));
-        }
-        if (lw->q_norm) {
-            CK(ops->rmsnorm(be, e->q, lw->q_norm, nrows * nh, hd, eps, e->q));
-            CK(ops->rmsnorm(be, e->k, lw->k_norm, nrows * nkv, hd, eps, e->k));
-            if (rb) {
-                CK(ops->round_bf16(be, e->q, nrows * qd));
-                CK(ops->round_bf16(be, e->k, nrows * kvd));
-            }
-        }
-        CK(ops->rope(be, e->q, nrows, nh, e->pos_dev, &m->rope));
-        CK(ops->rope(be, e->k, nrows, nkv, e->pos_dev, &m->rope));
-        if (rb) CK(ops->round_bf16(be, e->q, nrows * qd));
-        CK(ops->to_kv(be, e->k, nrows * kvd, e->kvdt, e->knew));
-        CK(ops->to_kv(be, e->v, nrows * kvd, e->kvdt, e->vnew));
+        CK(qk_prep(e, lw, nrows));
         for (int p = 0; p < np; p++) {
             const part *pp = &parts[p];
             dpb_attn_args a = {pp->n, pp->pos0, nh, nkv, hd, e->q + pp->row * qd,
@@ -411,15 +450,10 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
         }
         if (rb) CK(ops->round_bf16(be, e->att, nrows * qd));
         CK(ops->linear(be, &lw->o, lw->bo, e->att, nrows, e->tmp));
-        if (rb) CK(ops->round_bf16(be, e->tmp, nrows * H));
-        CK(ops->add(be, e->x, e->tmp, nrows * H));
-        if (rb) CK(ops->round_bf16(be, e->x, nrows * H));
-        CK(ops->rmsnorm(be, e->x, lw->mlp_norm, nrows, H, eps, e->xn));
-        if (rb) CK(ops->round_bf16(be, e->xn, nrows * H));
+        CK(add_norm(e, e->x, e->tmp, lw->mlp_norm, nrows, e->xn));
         CK(m->arch->mlp(&e->f, lw, e->xn, e->tmp));
-        if (rb) CK(ops->round_bf16(be, e->tmp, nrows * H));
-        CK(ops->add(be, e->x, e->tmp, nrows * H));
-        if (rb) CK(ops->round_bf16(be, e->x, nrows * H));
+        /* the residual add, and the next layer's attention norm */
+        CK(add_norm(e, e->x, e->tmp, l + 1 < L ? m->layers[l + 1].attn_norm : NULL, nrows, e->xn));
     }
     return DPB_OK;
 }

@@ -1498,6 +1498,174 @@ dpb_status op_round_bf16(dpb_backend *b, float *x, int64_t n)
     return s;
 }
 
+/* ---- fused decode-sized steps ---- */
+
+/* Block t: row t.  x += [round](r); [round] x; y = [round](rmsnorm(x) * w).  The
+ * row lives in shared memory between the two passes (dim <= kFuseMaxDim). */
+constexpr int kFuseMaxDim = 8192;
+__global__ void __launch_bounds__(1024) k_add_rmsnorm(float *__restrict__ x, const float *__restrict__ r,
+                                                      const uint16_t *__restrict__ w, int64_t dim, float eps, int rnd,
+                                                      float *__restrict__ y)
+{
+    __shared__ float row[kFuseMaxDim];
+    __shared__ float red[32];
+    const int64_t t = blockIdx.x;
+    float *xr = x + t * dim;
+    const float *rr = r + t * dim;
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+        float a = rnd ? rbf(rr[i]) : rr[i];
+        float v = xr[i] + a;
+        if (rnd) v = rbf(v);
+        xr[i] = v;
+        row[i] = v;
+        ss = fmaf(v, v, ss);
+    }
+    if (!w) return;
+    ss = wsum(ss);
+    if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = ss;
+    __syncthreads();
+    if (threadIdx.x < kWarp) {
+        float v = threadIdx.x < blockDim.x / kWarp ? red[threadIdx.x] : 0.f;
+        v = wsum(v);
+        if (threadIdx.x == 0) red[0] = v;
+    }
+    __syncthreads();
+    const float s = 1.0f / sqrtf(red[0] / (float)dim + eps);
+    float *yr = y + t * dim;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = bf(w[i]) * (row[i] * s);
+        yr[i] = rnd ? rbf(v) : v;
+    }
+}
+
+dpb_status op_add_rmsnorm(dpb_backend *b, float *x, float *r, const uint16_t *w, int64_t n, int64_t dim, float eps,
+                          bool round, float *y)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    if (dim < 1 || dim > kFuseMaxDim || n > INT32_MAX) {
+        /* the unfused steps */
+        dpb_status s;
+        if (round && (s = op_round_bf16(b, r, n * dim))) return s;
+        if ((s = op_add(b, x, r, n * dim))) return s;
+        if (round && (s = op_round_bf16(b, x, n * dim))) return s;
+        if (!w) return DPB_OK;
+        if ((s = op_rmsnorm(b, x, w, n, dim, eps, y))) return s;
+        return round ? op_round_bf16(b, y, n * dim) : DPB_OK;
+    }
+    dirty(ci, x, (size_t)(n * dim) * 4);
+    if (w) dirty(ci, y, (size_t)(n * dim) * 4);
+    int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
+    k_add_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, r, w, dim, eps, round ? 1 : 0, y);
+    dpb_status s = launched("add_rmsnorm");
+    if (!s && round) {
+        /* x and y now hold bf16-exact values (see linear) */
+        if (ci->rounded.size() >= 14) ci->rounded.erase(ci->rounded.begin(), ci->rounded.begin() + 2);
+        ci->rounded.push_back({(uintptr_t)x, (uintptr_t)x + (size_t)(n * dim) * 4});
+        if (w) ci->rounded.push_back({(uintptr_t)y, (uintptr_t)y + (size_t)(n * dim) * 4});
+    }
+    return s;
+}
+
+/* Block (row t, head j) over nh q heads, then nkv k heads, then nkv v heads:
+ * the steps of dpb_backend_ops.qk_prep for one head vector. */
+struct qkprep_p {
+    float *q, *k;
+    const float *v;
+    int64_t nh, nkv, hd;
+    const uint16_t *qn, *kn;
+    float eps;
+    const int64_t *pos;
+    int rnd, kv_f32;
+    void *knew, *vnew;
+};
+
+__global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_args ra)
+{
+    __shared__ float vec[2 * DPB_ROPE_MAX_HALF];
+    __shared__ float red[4];
+    const int64_t t = blockIdx.x, j = blockIdx.y, hd = P.hd, half = hd / 2;
+    const int kind = j < P.nh ? 0 : j < P.nh + P.nkv ? 1 : 2; /* q, k, v */
+    const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
+    const int64_t nheads = kind == 0 ? P.nh : P.nkv;
+    const int64_t off = (t * nheads + h) * hd;
+    if (kind == 2) {
+        for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) {
+            float v = P.v[off + i];
+            if (P.kv_f32) static_cast<float *>(P.vnew)[off + i] = v;
+            else static_cast<uint16_t *>(P.vnew)[off + i] = to_bf(v);
+        }
+        return;
+    }
+    float *src = kind == 0 ? P.q : P.k;
+    for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) vec[i] = P.rnd ? rbf(src[off + i]) : src[off + i];
+    __syncthreads();
+    const uint16_t *nw = kind == 0 ? P.qn : P.kn;
+    if (nw) {
+        float ss = 0.f;
+        for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) ss = fmaf(vec[i], vec[i], ss);
+        ss = wsum(ss);
+        if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = ss;
+        __syncthreads();
+        float tot = 0.f;
+        for (int w = 0; w < (int)(blockDim.x / kWarp); w++) tot += red[w];
+        const float s = 1.0f / sqrtf(tot / (float)hd + P.eps);
+        __syncthreads();
+        for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) {
+            float v = bf(nw[i]) * (vec[i] * s);
+            vec[i] = P.rnd ? rbf(v) : v;
+        }
+        __syncthreads();
+    }
+    const float p = (float)P.pos[t];
+    for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
+        float ang = p * ra.inv_freq[i];
+        float c = (float)cos((double)ang) * ra.scaling;
+        float s = (float)sin((double)ang) * ra.scaling;
+        float a = vec[i], b2 = vec[i + half];
+        float o1 = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b2, s));
+        float o2 = __fadd_rn(__fmul_rn(b2, c), __fmul_rn(a, s));
+        if (kind == 0) {
+            P.q[off + i] = P.rnd ? rbf(o1) : o1;
+            P.q[off + i + half] = P.rnd ? rbf(o2) : o2;
+        } else if (P.kv_f32) {
+            static_cast<float *>(P.knew)[off + i] = o1;
+            static_cast<float *>(P.knew)[off + i + half] = o2;
+        } else {
+            static_cast<uint16_t *>(P.knew)[off + i] = to_bf(o1);
+            static_cast<uint16_t *>(P.knew)[off + i + half] = to_bf(o2);
+        }
+    }
+}
+
+dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                      const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                      const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    const int64_t hd = rt->head_dim;
+    if (hd < 2 || hd % 2 || hd > 2 * DPB_ROPE_MAX_HALF || n > INT32_MAX || nh + 2 * nkv > 65535 || (!q_norm) != (!k_norm))
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep: head_dim %lld, %lld + 2 x %lld heads", (long long)hd,
+                             (long long)nh, (long long)nkv);
+    dirty(ci, q, (size_t)(n * nh * hd) * 4);
+    dirty(ci, knew, (size_t)(n * nkv * hd) * dpb_kv_dtype_size(dt));
+    dirty(ci, vnew, (size_t)(n * nkv * hd) * dpb_kv_dtype_size(dt));
+    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, round ? 1 : 0, dt == DPB_KV_F32 ? 1 : 0, knew, vnew};
+    rope_args ra;
+    ra.head_dim = hd;
+    ra.scaling = rt->attention_scaling;
+    memcpy(ra.inv_freq, rt->inv_freq, sizeof ra.inv_freq);
+    k_qk_prep<<<dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), 128, 0, ci->st>>>(P, ra);
+    dpb_status s = launched("qk_prep");
+    if (!s && round) {
+        if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+        ci->rounded.push_back({(uintptr_t)q, (uintptr_t)q + (size_t)(n * nh * hd) * 4});
+    }
+    return s;
+}
+
 /* ---- graphs ---- */
 
 dpb_status op_graph_begin(dpb_backend *b)
@@ -1652,6 +1820,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_embed, op_linear, op_rmsnorm, op_rope, op_attention, op_kv_write, op_to_kv, op_router_topk,
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
+    op_add_rmsnorm, op_qk_prep,
 };
 
 } // namespace
