@@ -144,6 +144,25 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
         vs[nv] = base;
         vs[nv].eo.no_sliding = 1;
         snprintf(vs[nv++].value, sizeof vs[0].value, "off (full attention)");
+    } else if (strcmp(test, "precision") == 0) {
+        /* the reference study's precision ablation: activations and KV in bf16, or the f32 reference mode */
+        factor = "engine_dtype";
+        vs[nv] = base;
+        snprintf(vs[nv++].value, sizeof vs[0].value, "bf16 (activations and KV)");
+        vs[nv] = base;
+        vs[nv].eo.dtype = DPB_ENGINE_F32;
+        snprintf(vs[nv++].value, sizeof vs[0].value, "f32 (reference mode)");
+    } else if (strcmp(test, "graphs") == 0) {
+        factor = "cuda_graphs";
+        if (!o->backend || strcmp(o->backend, "cuda") != 0) {
+            cJSON_AddItemToArray(rows, note_row(test, factor, "not applicable: only the cuda backend replays decode graphs"));
+            return DPB_OK;
+        }
+        vs[nv] = base;
+        snprintf(vs[nv++].value, sizeof vs[0].value, "on");
+        vs[nv] = base;
+        vs[nv].eo.no_graphs = 1;
+        snprintf(vs[nv++].value, sizeof vs[0].value, "off");
     } else {
         return dpb_error_set(DPB_E_ARG, "--tests: unknown test '%s' (known: %s)", test, DPB_ABLATE_TESTS);
     }

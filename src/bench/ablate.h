@@ -17,7 +17,7 @@
 #include "bench/latency.h"
 #include "format/checkpoint.h"
 
-#define DPB_ABLATE_TESTS "sampling,context,batch,experts,kv,window"
+#define DPB_ABLATE_TESTS "sampling,context,batch,experts,kv,window,precision,graphs"
 
 typedef struct dpb_ablate_opts {
     const char *backend;

@@ -25,8 +25,10 @@ static void usage(FILE *f)
             "  experts   active experts per token 1, 2, 4, 8 and the config's (MoE models)\n"
             "  kv        KV cache bf16 or f32\n"
             "  window    sliding-window layers as configured, or full attention (models with them)\n"
-            "Not varied yet (the engine has no switch): MXFP4 vs bf16 experts, KV fp8, CUDA graphs,\n"
-            "harmony reasoning effort.\n\n"
+            "  precision activations and KV in bf16, or the engine's f32 reference mode\n"
+            "  graphs    decode steps replayed from CUDA graphs, or launched op by op (cuda backend)\n"
+            "Not varied yet (the engine has no switch): MXFP4 vs bf16 experts, KV fp8, harmony\n"
+            "reasoning effort.\n\n"
             "Writes DIR/ablation_TEST.csv per test (columns test, factor, value, then the latency\n"
             "columns of docs/STUDY.md), ablation.jsonl (each row as it finishes), ablation.json and\n"
             "manifest.json.\n");

@@ -19,7 +19,10 @@ check "rows recorded as they finish" "[ \$(wc -l < $T/a/ablation.jsonl) -eq 17 ]
 $B ablate --model synth:qwen3-tiny --tests experts,window --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
     --out $T/q >"$T/out" 2>"$T/err"; rc=$?
 check "dense model: experts and window not applicable, with why" "[ $rc -eq 0 ] && grep -q 'not applicable: a dense model has no experts' $T/q/ablation_experts.csv && grep -q 'not applicable: the model has no sliding-window layers' $T/q/ablation_window.csv"
-$B ablate --model synth:qwen3-tiny --tests graphs --out $T/x >"$T/out" 2>"$T/err"; rc=$?
-check "unknown test refused before any work" "[ $rc -eq 2 ] && grep -q \"unknown test 'graphs'\" $T/err && [ ! -e $T/x ]"
+$B ablate --model synth:qwen3-tiny --tests precision,graphs --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/p >"$T/out" 2>"$T/err"; rc=$?
+check "precision: bf16 and f32 rows; graphs: not applicable on the cpu, with why" "[ $rc -eq 0 ] && [ \$(tail -n +2 $T/p/ablation_precision.csv | wc -l) -eq 2 ] && grep -q 'f32 (reference mode)' $T/p/ablation_precision.csv && grep -q 'not applicable: only the cuda backend' $T/p/ablation_graphs.csv"
+$B ablate --model synth:qwen3-tiny --tests fp8kv --out $T/x >"$T/out" 2>"$T/err"; rc=$?
+check "unknown test refused before any work" "[ $rc -eq 2 ] && grep -q \"unknown test 'fp8kv'\" $T/err && [ ! -e $T/x ]"
 echo "RESULT pass=$pass fail=$fail skip=0"
 [ $fail -eq 0 ]
