@@ -20,7 +20,8 @@ const char *const dpb_energy_summary_columns[] = {
     "context", "gen_tokens", "runs", "backend", "gpu", PHASE_COLS("prefill"), PHASE_COLS("decode"),
     PHASE_COLS("total"), "idle_avg_w", "total_energy_above_idle_j", "j_per_1k_tokens", "j_per_1k_tokens_std",
     "wh_per_1k_tokens", "tokens_per_j", "decode_j_per_token", "tok_s_decode", "tok_s_decode_std", "tok_s_e2e",
-    "seed_j_per_1k_tokens_avg_w_x_time_no_idle", "cpu_package_energy_j", NULL};
+    "seed_j_per_1k_tokens_avg_w_x_time_no_idle", "cpu_package_energy_j", "block_s", "block_energy_counter_j",
+    "block_energy_integral_j", "block_energy_rel_diff", NULL};
 
 typedef struct mark_ctx {
     dpb_sampler *s;
