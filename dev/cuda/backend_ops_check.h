@@ -628,6 +628,12 @@ static void opc_run_attn_prefill(opc *c, int big)
     opc_attention(c, 37, 5, 6, 2, 40, 48, 0, DPB_KV_F32, false);
     opc_attention(c, 20, 3, 4, 4, 30, 32, 7, DPB_KV_BF16, true);
     if (big) opc_attention(c, 128, 1000, 64, 8, 64, 2048, 0, DPB_KV_BF16, true);
+    /* head_dim in (64, 128]: the head-dim-split tiled kernel */
+    opc_attention(c, 70, 200, 16, 4, 128, 512, 0, DPB_KV_BF16, false);
+    opc_attention(c, 33, 0, 8, 8, 128, 64, 0, DPB_KV_F32, true);
+    opc_attention(c, 40, 90, 8, 2, 96, 256, 32, DPB_KV_BF16, true);
+    opc_attention(c, 17, 5, 4, 1, 80, 32, 0, DPB_KV_F32, false);
+    if (big) opc_attention(c, 300, 1800, 64, 8, 128, 4096, 0, DPB_KV_BF16, false);
 }
 
 /* big != 0: include the gpt-oss-sized shapes (slower reference). */

@@ -557,6 +557,97 @@ __global__ void __launch_bounds__(kTq * kTsub) k_attn_tiled(const attn_p P)
         if (d / (kThd / kTsub) == sub && d < hd) out[d] = o[d] * g;
 }
 
+/* ---- prefill attention for head_dim in (64, 128]: the same tiling (block =
+ * 32 query rows x head h, 4 threads per row), but the 4 threads of a row split
+ * head_dim instead of the keys: each holds HD/4 dims of q and o, a key's score
+ * is their partial dots summed by two shuffles, and all 4 run the same online
+ * softmax.  Keys and values go through shared memory TK at a time, each row
+ * stored as 4 segments of HD/4 + 4 floats so the 4 threads' float4 reads fall
+ * in different banks. */
+template <typename KT, int HD, int TK>
+__global__ void __launch_bounds__(kTq * 4) k_attn_tiled_dsplit(const attn_p P)
+{
+    constexpr int DPL = HD / 4, SEG = DPL + 4, ROW = 4 * SEG;
+    __shared__ __align__(16) float sk[TK * ROW];
+    __shared__ __align__(16) float sv[TK * ROW];
+    const int tid = threadIdx.x, ql = tid / 4, sub = tid % 4;
+    const int64_t h = blockIdx.y, kh = h / (P.heads / P.kv_heads), hd = P.hd;
+    const int64_t t0 = (int64_t)blockIdx.x * kTq;
+    const int64_t t = t0 + ql;
+    const bool live = t < P.n;
+    const int64_t tend = t0 + kTq < P.n ? t0 + kTq : P.n;
+    const int64_t pfirst = P.pos0 + t0, plast = P.pos0 + tend - 1;
+    const int64_t p = live ? P.pos0 + t : plast;
+    const int64_t lo = P.window > 0 && p - P.window + 1 > 0 ? p - P.window + 1 : 0;
+    const int64_t jbeg = P.window > 0 && pfirst - P.window + 1 > 0 ? pfirst - P.window + 1 : 0;
+    float q[DPL], o[DPL];
+    const float *qr = P.q + (t * P.heads + h) * hd;
+#pragma unroll
+    for (int d = 0; d < DPL; d++) {
+        const int64_t dd = sub * DPL + d;
+        q[d] = live && dd < hd ? qr[dd] : 0.f;
+        o[d] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int64_t j0 = jbeg; j0 <= plast; j0 += TK) {
+        __syncthreads();
+        for (int idx = tid; idx < TK * HD; idx += kTq * 4) {
+            const int r = idx / HD, dd = idx % HD;
+            const int64_t j = j0 + r;
+            float kx = 0.f, vx = 0.f;
+            if (j <= plast && dd < hd) {
+                kx = kvf<KT>(kv_row<KT>(P, P.pos0, false, j)[kh * hd + dd]);
+                vx = kvf<KT>(kv_row<KT>(P, P.pos0, true, j)[kh * hd + dd]);
+            }
+            const int sidx = r * ROW + (dd / DPL) * SEG + dd % DPL;
+            sk[sidx] = kx;
+            sv[sidx] = vx;
+        }
+        __syncthreads();
+        for (int r = 0; r < TK; r++) {
+            const int64_t j = j0 + r;
+            const float4 *kr = reinterpret_cast<const float4 *>(sk + r * ROW + sub * SEG);
+            float dot = 0.f;
+#pragma unroll
+            for (int d4 = 0; d4 < DPL / 4; d4++) {
+                const float4 k4 = kr[d4];
+                dot = fmaf(q[4 * d4], k4.x, dot);
+                dot = fmaf(q[4 * d4 + 1], k4.y, dot);
+                dot = fmaf(q[4 * d4 + 2], k4.z, dot);
+                dot = fmaf(q[4 * d4 + 3], k4.w, dot);
+            }
+            dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+            dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+            if (!(live && j >= lo && j <= p)) continue;
+            const float sc = dot * P.scale, mn = fmaxf(m, sc);
+            const float corr = m == -INFINITY ? 0.f : expf(m - mn), pe = expf(sc - mn);
+            l = l * corr + pe;
+            const float4 *vr = reinterpret_cast<const float4 *>(sv + r * ROW + sub * SEG);
+#pragma unroll
+            for (int d4 = 0; d4 < DPL / 4; d4++) {
+                const float4 v4 = vr[d4];
+                o[4 * d4] = fmaf(pe, v4.x, o[4 * d4] * corr);
+                o[4 * d4 + 1] = fmaf(pe, v4.y, o[4 * d4 + 1] * corr);
+                o[4 * d4 + 2] = fmaf(pe, v4.z, o[4 * d4 + 2] * corr);
+                o[4 * d4 + 3] = fmaf(pe, v4.w, o[4 * d4 + 3] * corr);
+            }
+            m = mn;
+        }
+    }
+    if (!live) return;
+    float g = l > 0.f ? 1.0f / l : 0.f;
+    if (P.sinks) {
+        const float sink = bf(P.sinks[h]), M2 = fmaxf(m, sink), e = m == -INFINITY ? 0.f : expf(m - M2);
+        g = e / (l * e + expf(sink - M2));
+    }
+    float *out = P.out + (t * P.heads + h) * hd;
+#pragma unroll
+    for (int d = 0; d < DPL; d++) {
+        const int64_t dd = sub * DPL + d;
+        if (dd < hd) out[dd] = o[d] * g;
+    }
+}
+
 __global__ void k_to_bf16(const float *__restrict__ src, int64_t n, uint16_t *__restrict__ dst)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
@@ -1100,6 +1191,13 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
         if (a->kv_dtype == DPB_KV_F32) k_attn_tiled<float><<<g, kTq * kTsub, 0, ci->st>>>(P);
         else k_attn_tiled<uint16_t><<<g, kTq * kTsub, 0, ci->st>>>(P);
         return launched("attention (tiled)");
+    }
+    if (a->n > 1 && a->head_dim > kThd && a->head_dim <= 128 && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
+        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && a->n >= kAttnTiledMinRows))) {
+        dim3 g((unsigned)((a->n + kTq - 1) / kTq), (unsigned)a->heads);
+        if (a->kv_dtype == DPB_KV_F32) k_attn_tiled_dsplit<float, 128, 32><<<g, kTq * 4, 0, ci->st>>>(P);
+        else k_attn_tiled_dsplit<uint16_t, 128, 32><<<g, kTq * 4, 0, ci->st>>>(P);
+        return launched("attention (tiled, head_dim split)");
     }
     if (a->n == 1 && a->pos_dev) {
         /* the position is read on the device (a graph replays this launch at later
