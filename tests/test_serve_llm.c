@@ -76,8 +76,9 @@ static size_t on_data(char *d, size_t sz, size_t nm, void *u)
     return n;
 }
 
-/* POST body to path (GET when body is NULL); returns the status, the response in *out (caller frees). */
-static long http(const srv *s, const char *path, const char *body, char **out)
+/* POST body to path (GET when body is NULL); returns the status, the response in *out (caller frees),
+ * and the response headers in *hdrs when hdrs is not NULL (caller frees). */
+static long http_h(const srv *s, const char *path, const char *body, char **out, char **hdrs)
 {
     CURL *c = curl_easy_init();
     char url[256];
@@ -89,6 +90,11 @@ static long http(const srv *s, const char *path, const char *body, char **out)
     if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    buf hb = {0};
+    if (hdrs) {
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+    }
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     long code = 0;
@@ -97,7 +103,13 @@ static long http(const srv *s, const char *path, const char *body, char **out)
     curl_easy_cleanup(c);
     if (out) *out = b.p ? b.p : calloc(1, 1);
     else free(b.p);
+    if (hdrs) *hdrs = hb.p ? hb.p : calloc(1, 1);
     return code;
+}
+
+static long http(const srv *s, const char *path, const char *body, char **out)
+{
+    return http_h(s, path, body, out, NULL);
 }
 
 static int ids_json(char *o, size_t cap, const int32_t *ids, int n)
@@ -310,6 +322,21 @@ static int has_error(const char *resp, const char *needle)
     return ok;
 }
 
+/* The error object exactly as OpenAI shapes it: message (containing needle), type, param, code. */
+static int is_error(const char *resp, long code, const char *type, const char *needle)
+{
+    cJSON *o = cJSON_Parse(resp);
+    cJSON *e = cJSON_GetObjectItem(o, "error");
+    cJSON *m = cJSON_GetObjectItem(e, "message"), *t = cJSON_GetObjectItem(e, "type"),
+          *c = cJSON_GetObjectItem(e, "code");
+    int ok = cJSON_IsObject(o) && cJSON_GetArraySize(o) == 1 && cJSON_GetArraySize(e) == 4 && cJSON_IsString(m) &&
+             strstr(m->valuestring, needle) && cJSON_IsString(t) && strcmp(t->valuestring, type) == 0 &&
+             cJSON_HasObjectItem(e, "param") && cJSON_IsNumber(c) && (long)c->valuedouble == code;
+    if (!ok) fprintf(stderr, "  response: %s\n", resp);
+    cJSON_Delete(o);
+    return ok;
+}
+
 static void test_errors(void)
 {
     dpb_llm_engine_config c;
@@ -410,6 +437,20 @@ static long metric(const srv *s, const char *name)
     return v;
 }
 
+static double metric_f(const srv *s, const char *name)
+{
+    char *r;
+    double v = -1;
+    if (http(s, "/metrics", NULL, &r) == 200) {
+        char pat[160];
+        snprintf(pat, sizeof pat, "\n%s", name);
+        char *p = strstr(r, pat);
+        if (p) v = strtod(p + strlen(pat), NULL);
+    }
+    free(r);
+    return v;
+}
+
 /* A client that goes away mid-stream frees its slot: with one slot, the next
  * request completes at once instead of waiting for 4000 tokens. */
 static void test_disconnect_frees_slot(void)
@@ -425,8 +466,27 @@ static void test_disconnect_frees_slot(void)
     char b[512];
     ssize_t got = read(fd, b, sizeof b); /* the stream has started */
     T_CHECK(got > 0);
-    for (int i = 0; i < 200 && metric(&s, "dpb_num_requests_running ") != 1; i++) usleep(5000);
+    for (int i = 0; i < 200 && !(metric(&s, "dpb_num_requests_running ") == 1 && metric_f(&s, "dpb_kv_cache_usage_perc ") > 0); i++)
+        usleep(5000);
+    T_CHECK(metric_f(&s, "dpb_kv_cache_usage_perc ") > 0);
+    /* close with a reset, so the server's next write fails at once */
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    long s0 = metric(&s, "dpb_engine_steps_total ");
     close(fd);
+    long s0a = metric(&s, "dpb_engine_steps_total "); /* read after the close: a lower bound on steps at the close */
+    for (int i = 0; i < 400 && metric(&s, "dpb_num_requests_running ") != 0; i++) usleep(5000);
+    long s1 = metric(&s, "dpb_engine_steps_total ");
+    /* The scheduler looks at each running request's socket before every
+     * step, so the step under way at the close (if any) is its last: at most
+     * one step after the close, whatever delays this thread (s0, read before
+     * the close, can be many steps early on a busy machine). */
+    T_CHECKF(metric(&s, "dpb_num_requests_running ") == 0 && s1 - s0a <= 1, "running %ld, %ld steps after the close",
+             metric(&s, "dpb_num_requests_running "), s1 - s0a);
+    fprintf(stderr, "  steps from the close to the slot's release: %ld (counted from before the close: %ld)\n", s1 - s0a,
+            s1 - s0);
+    T_CHECKF(metric_f(&s, "dpb_kv_cache_usage_perc ") == 0, "kv usage %g after the release",
+             metric_f(&s, "dpb_kv_cache_usage_perc "));
     uint64_t t0 = dpb_now_ns();
     char *r;
     long code = http(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r);
@@ -465,13 +525,63 @@ static void test_queue_full(void)
     for (int i = 0; i < 200 && metric(&s, "dpb_num_requests_waiting ") != 1; i++) usleep(5000);
     char *r;
     T_CHECKF(metric(&s, "dpb_num_requests_waiting ") == 1 && metric(&s, "dpb_num_requests_running ") == 1, "not queued");
-    long code = http(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r);
-    T_CHECKF(code == 503 && has_error(r, "queue is full"), "status %ld", code);
+    char *h;
+    long code = http_h(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r, &h);
+    T_CHECKF(code == 503 && is_error(r, 503, "ServiceUnavailableError", "queue is full"), "status %ld", code);
+    T_CHECKF(strcasestr(h, "\r\nRetry-After: 1\r\n") && strcasestr(h, "Content-Type: application/json"), "headers: %s", h);
     free(r);
+    free(h);
+    /* streaming too: refused before any stream starts */
+    code = http_h(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4,\"stream\":true}", &r, &h);
+    T_CHECKF(code == 503 && is_error(r, 503, "ServiceUnavailableError", "queue is full") && strcasestr(h, "Retry-After: 1"),
+             "stream: status %ld", code);
+    free(r);
+    free(h);
     close(a);
     close(q);
     long rq = metric(&s, "dpb_requests_total{outcome=\"rejected_queue_full\"} ");
-    T_CHECKF(rq == 1, "rejected_queue_full %ld", rq);
+    T_CHECKF(rq == 2, "rejected_queue_full %ld", rq);
+    srv_stop(&s);
+}
+
+/* An engine failure (a forward pass that fails, injected with fault_step):
+ * a whole response is a 500 in OpenAI's shape; a stream, whose 200 is out,
+ * ends with an error event and [DONE]; the server carries on. */
+static void test_engine_failure(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    c.fault_step = 2; /* step 1: the prompt; step 2: the first decode */
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    char *r, *h;
+    long code = http_h(&s, "/v1/completions", "{\"prompt\":[1,2,3],\"max_tokens\":8,\"ignore_eos\":true}", &r, &h);
+    T_CHECKF(code == 500 && is_error(r, 500, "InternalServerError", "injected fault") &&
+                 strcasestr(h, "Content-Type: application/json"), "status %ld", code);
+    free(r);
+    free(h);
+    code = http(&s, "/v1/completions", "{\"prompt\":[1,2,3],\"max_tokens\":8,\"ignore_eos\":true}", &r);
+    T_CHECKF(code == 200 && strstr(r, "\"completion_tokens\":8"), "after the failure: %ld %s", code, r);
+    free(r);
+    T_CHECK(metric(&s, "dpb_engine_errors_total ") == 1);
+    T_CHECK(metric(&s, "dpb_requests_total{outcome=\"failed\"} ") == 1);
+    T_CHECK(metric(&s, "dpb_num_requests_running ") == 0);
+    srv_stop(&s);
+
+    c.fault_step = 3; /* the stream has sent its first token */
+    T_CHECK(srv_start_cfg(&s, &c));
+    code = http(&s, "/v1/completions", "{\"prompt\":[1,2,3],\"max_tokens\":8,\"ignore_eos\":true,\"stream\":true}", &r);
+    /* the last two events: the error, then [DONE] */
+    char *err = strstr(r, "data: {\"error\":");
+    T_CHECKF(code == 200 && err && strstr(r, "\"text_completion\"") && strcmp(strstr(err, "\n\n"), "\n\ndata: [DONE]\n\n") == 0,
+             "stream: %ld %s", code, r);
+    if (err) {
+        char *e = strdup(err + 6);
+        *strstr(e, "\n\n") = 0;
+        T_CHECK(is_error(e, 500, "InternalServerError", "injected fault"));
+        free(e);
+    }
+    free(r);
     srv_stop(&s);
 }
 
@@ -554,6 +664,7 @@ int main(void)
     T_RUN(test_errors);
     T_RUN(test_disconnect_frees_slot);
     T_RUN(test_queue_full);
+    T_RUN(test_engine_failure);
     T_RUN(test_stop_string);
     curl_global_cleanup();
     return t_done();

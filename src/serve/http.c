@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -36,6 +37,10 @@ struct dpb_http_stream {
     char *buf;
     size_t len, off, cap;
     bool suspended, ended, gone;
+    /* a deferred whole response (dpb_http_defer): buf holds its body once ready */
+    bool deferred, ready;
+    unsigned status;
+    char ctype[96];
     dpb_http_stream *prev, *next; /* in srv->streams */
 };
 
@@ -47,6 +52,7 @@ struct dpb_http_conn {
     size_t len, cap;
     bool too_big, answered;
     MHD_RESULT_T queued;
+    dpb_http_stream *def; /* a deferred answer (the connection holds one reference) */
 };
 
 void dpb_http_limits_default(dpb_http_limits *l)
@@ -133,6 +139,7 @@ static void wake_locked(dpb_http_stream *s)
 
 dpb_status dpb_http_stream_write(dpb_http_stream *s, const void *data, size_t len)
 {
+    if (s->deferred) return dpb_error_set(DPB_E_INTERNAL, "http: a deferred response takes no writes");
     pthread_mutex_lock(&s->mu);
     if (s->gone || s->ended) {
         pthread_mutex_unlock(&s->mu);
@@ -160,12 +167,31 @@ bool dpb_http_stream_gone(dpb_http_stream *s)
 {
     pthread_mutex_lock(&s->mu);
     bool g = s->gone;
+    /* Look at the socket for the peer's close (FIN or reset) now, rather
+     * than learn it from the next write that fails on the server thread (a
+     * parked connection is not watched by libmicrohttpd at all).  The socket
+     * stays open while s->mc is set: the connection frees the response
+     * (stream_reader_free, which takes s->mu) or its deferred answer
+     * (on_completed, likewise) before it closes the socket. */
+    if (!g && s->mc) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(s->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) {
+            struct pollfd p = {ci->connect_fd, POLLRDHUP, 0};
+            if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) g = s->gone = true;
+        }
+    }
     pthread_mutex_unlock(&s->mu);
     return g;
 }
 
 void dpb_http_stream_end(dpb_http_stream *s)
 {
+    if (s->deferred) { /* ended without an answer */
+        static const char b[] = "{\"error\":{\"message\":\"the request ended without a response\","
+                                "\"type\":\"InternalServerError\",\"param\":null,\"code\":500}}";
+        dpb_http_deferred_reply(s, 500, "application/json", b, sizeof b - 1);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
     s->ended = true;
     wake_locked(s);
@@ -173,11 +199,24 @@ void dpb_http_stream_end(dpb_http_stream *s)
     stream_release(s);
 }
 
+/* Links s into the server's list (it keeps the server alive); a server that
+ * is stopping marks it gone at once. */
+static void stream_register(dpb_http_server *srv, dpb_http_stream *s)
+{
+    pthread_mutex_lock(&srv->mu);
+    s->next = srv->streams;
+    if (srv->streams) srv->streams->prev = s;
+    srv->streams = s;
+    srv->refs++;
+    if (srv->stopping) s->gone = true;
+    pthread_mutex_unlock(&srv->mu);
+}
+
 dpb_status dpb_http_stream_start(dpb_http_conn *c, unsigned status, const char *content_type,
                                  dpb_http_stream **out)
 {
     *out = NULL;
-    if (c->answered) return dpb_error_set(DPB_E_INTERNAL, "http: request answered twice");
+    if (c->answered || c->def) return dpb_error_set(DPB_E_INTERNAL, "http: request answered twice");
     dpb_http_stream *s = calloc(1, sizeof *s);
     if (!s) return dpb_error_set(DPB_E_NOMEM, "http: out of memory for a stream");
     pthread_mutex_init(&s->mu, NULL);
@@ -193,14 +232,7 @@ dpb_status dpb_http_stream_start(dpb_http_conn *c, unsigned status, const char *
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    dpb_http_server *srv = c->srv;
-    pthread_mutex_lock(&srv->mu);
-    s->next = srv->streams;
-    if (srv->streams) srv->streams->prev = s;
-    srv->streams = s;
-    srv->refs++;
-    if (srv->stopping) s->gone = true; /* stopping: the reader ends it at once, it never suspends */
-    pthread_mutex_unlock(&srv->mu);
+    stream_register(c->srv, s); /* stopping: gone, so the reader ends it at once, it never suspends */
     c->queued = MHD_queue_response(c->mc, status, r);
     MHD_destroy_response(r); /* the connection keeps its reference; stream_reader_free runs when it is done */
     c->answered = true;
@@ -214,17 +246,67 @@ dpb_status dpb_http_stream_start(dpb_http_conn *c, unsigned status, const char *
     return DPB_OK;
 }
 
-dpb_status dpb_http_reply(dpb_http_conn *c, unsigned status, const char *content_type, const char *body,
-                          size_t len)
+dpb_status dpb_http_reply_hdrs(dpb_http_conn *c, unsigned status, const char *content_type,
+                               const char *const *hdrs, const char *body, size_t len)
 {
     if (c->answered) return dpb_error_set(DPB_E_INTERNAL, "http: request answered twice");
     struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return dpb_error_set(DPB_E_NOMEM, "http: cannot create a response of %zu bytes", len);
     if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (size_t i = 0; hdrs && hdrs[i]; i += 2) MHD_add_response_header(r, hdrs[i], hdrs[i + 1]);
     c->queued = MHD_queue_response(c->mc, status, r);
     MHD_destroy_response(r);
     c->answered = true;
     return DPB_OK;
+}
+
+dpb_status dpb_http_reply(dpb_http_conn *c, unsigned status, const char *content_type, const char *body,
+                          size_t len)
+{
+    return dpb_http_reply_hdrs(c, status, content_type, NULL, body, len);
+}
+
+dpb_status dpb_http_defer(dpb_http_conn *c, dpb_http_stream **out)
+{
+    *out = NULL;
+    if (c->answered || c->def) return dpb_error_set(DPB_E_INTERNAL, "http: request answered twice");
+    dpb_http_stream *s = calloc(1, sizeof *s);
+    if (!s) return dpb_error_set(DPB_E_NOMEM, "http: out of memory for a deferred response");
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 2; /* the caller + the connection (released in on_completed) */
+    s->mc = c->mc;
+    s->srv = c->srv;
+    s->deferred = true;
+    stream_register(c->srv, s);
+    c->def = s;
+    *out = s;
+    return DPB_OK;
+}
+
+void dpb_http_deferred_reply(dpb_http_stream *s, unsigned status, const char *content_type, const char *body,
+                             size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->deferred && !s->ready && !s->gone) {
+        s->len = 0;
+        char *nb = len ? malloc(len) : NULL;
+        if (len && !nb) { /* no memory for the body: a bodiless 500 */
+            status = 500;
+            len = 0;
+            content_type = NULL;
+        }
+        if (nb) memcpy(nb, body, len);
+        free(s->buf);
+        s->buf = nb;
+        s->len = len;
+        s->status = status;
+        snprintf(s->ctype, sizeof s->ctype, "%s", content_type ? content_type : "");
+        s->ready = true;
+    }
+    wake_locked(s); /* also when gone: the parked connection then closes */
+    s->ended = true;
+    pthread_mutex_unlock(&s->mu);
+    stream_release(s);
 }
 
 static void reply_error(dpb_http_conn *c, unsigned status, const char *type, const char *msg)
@@ -234,6 +316,33 @@ static void reply_error(dpb_http_conn *c, unsigned status, const char *type, con
                      "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":%u}}", msg, type,
                      status);
     dpb_http_reply(c, status, "application/json", buf, (size_t)n);
+}
+
+/* A deferred answer: queue it when ready, a 503 when the server is stopping,
+ * else park the connection until dpb_http_deferred_reply resumes it (and
+ * libmicrohttpd calls on_access again). */
+static MHD_RESULT_T deferred_poll(dpb_http_conn *c)
+{
+    dpb_http_stream *s = c->def;
+    pthread_mutex_lock(&s->mu);
+    if (s->ready) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(s->len, s->buf, MHD_RESPMEM_MUST_COPY);
+        if (r && s->ctype[0]) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, s->ctype);
+        c->queued = r ? MHD_queue_response(c->mc, s->status, r) : MHD_NO;
+        if (r) MHD_destroy_response(r);
+        c->answered = true;
+        pthread_mutex_unlock(&s->mu);
+        return c->queued;
+    }
+    if (s->gone) {
+        pthread_mutex_unlock(&s->mu);
+        reply_error(c, 503, "ServiceUnavailableError", "the server is shutting down");
+        return c->queued;
+    }
+    s->suspended = true;
+    MHD_suspend_connection(c->mc);
+    pthread_mutex_unlock(&s->mu);
+    return MHD_YES;
 }
 
 static MHD_RESULT_T on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
@@ -274,6 +383,7 @@ static MHD_RESULT_T on_access(void *cls, struct MHD_Connection *mc, const char *
         return MHD_YES;
     }
     if (c->answered) return c->queued;
+    if (c->def) return deferred_poll(c); /* resumed */
     if (c->too_big) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body is larger than the %zu-byte limit", srv->lim.max_body_bytes);
@@ -291,6 +401,7 @@ static MHD_RESULT_T on_access(void *cls, struct MHD_Connection *mc, const char *
     dpb_http_request rq = {method, path, c->body ? c->body : "", c->len, c};
     if (c->body) c->body[c->len] = 0;
     srv->handler(srv->ctx, &rq);
+    if (c->def && !c->answered) return deferred_poll(c);
     if (!c->answered) reply_error(c, 500, "InternalServerError", "the handler gave no response");
     return c->queued;
 }
@@ -302,6 +413,13 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, e
     (void)tc;
     dpb_http_conn *c = *req_cls;
     if (!c) return;
+    if (c->def) { /* the connection's reference to a deferred answer */
+        pthread_mutex_lock(&c->def->mu);
+        c->def->gone = true;
+        c->def->mc = NULL;
+        pthread_mutex_unlock(&c->def->mu);
+        stream_release(c->def);
+    }
     free(c->body);
     free(c);
     *req_cls = NULL;
