@@ -47,8 +47,12 @@ trap 'kill $SPID 2>/dev/null' EXIT
 k=0; while [ ! -s "$OUT/port" ] && [ $k -lt 1200 ] && kill -0 $SPID 2>/dev/null; do sleep 0.1; k=$((k + 1)); done
 PORT=$(cat "$OUT/port" 2>/dev/null)
 if [ -z "$PORT" ]; then echo "the server did not start:"; cat "$OUT/serve.log"; exit 1; fi
+# time, VmRSS (kB), open fds, requests in the server (waiting + running)
 ( while kill -0 $SPID 2>/dev/null; do
-      echo "$(date +%s.%N) $(awk '/VmRSS/ {print $2}' /proc/$SPID/status 2>/dev/null)"; sleep "$I"
+      r=$(awk '/VmRSS/ {print $2}' /proc/$SPID/status 2>/dev/null)
+      f=$(ls /proc/$SPID/fd 2>/dev/null | wc -l)
+      q=$(curl -s -m 2 "http://127.0.0.1:$PORT/metrics" | awk '/^dpb_num_requests_(waiting|running) / {n += $2} END {print n + 0}')
+      echo "$(date +%s.%N) $r $f $q"; sleep "$I"
   done ) >"$OUT/rss.txt" &
 RPID=$!
 T0=$(date +%s.%N)
@@ -68,7 +72,10 @@ python3 - "$OUT" "$S" "$LRC" "$SRC" "$C" <<'PY'
 import json, re, sys
 out, S, lrc, src, C = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 t0 = float(open(out + "/t0").read())
-rows = [(float(a) - t0, int(b)) for a, b in (l.split() for l in open(out + "/rss.txt") if len(l.split()) == 2)]
+samp = [l.split() for l in open(out + "/rss.txt") if len(l.split()) == 4]
+rows = [(float(a[0]) - t0, int(a[1])) for a in samp]
+fds = max(int(a[2]) for a in samp) if samp else 0
+inq = max(int(a[3]) for a in samp) if samp else 0
 warm = 60 if S >= 180 else S / 5
 win = min(60, (S - warm) / 2)
 first = [r for t, r in rows if warm <= t < warm + win]
@@ -85,6 +92,7 @@ def metric(name):
     return float(g.group(1)) if g else float("nan")
 aborted = metric('dpb_requests_total{outcome="aborted"}')
 failed_srv = metric('dpb_requests_total{outcome="failed"}')
+finished = metric('dpb_requests_total{outcome="finished"}')
 log = open(out + "/serve.log", errors="replace").read()
 san = [l for l in log.splitlines() if "Sanitizer" in l or "runtime error" in l]
 info = open(out + "/info.txt").read().strip().splitlines()
@@ -93,11 +101,11 @@ rows_t = [
     ("clients (concurrent streams)", f"{C}"),
     ("duration (s)", f"{S}"),
     ("requests completed / failed (load)", f"{lv['completed']} / {lv['failed']}"),
-    ("server: finished / aborted / failed", f"{metric('dpb_requests_total{outcome=\"finished\"}'):.0f} / {aborted:.0f} / {failed_srv:.0f}"),
+    ("server: finished / aborted / failed", f"{finished:.0f} / {aborted:.0f} / {failed_srv:.0f}"),
     ("output tok/s", f"{lv['output_throughput']:.0f}"),
     ("TTFT p50 / p99 (ms)", f"{lv['median_ttft_ms']:.0f} / {lv['p99_ttft_ms']:.0f}"),
     ("TPOT p50 / p99 (ms)", f"{lv['median_tpot_ms']:.1f} / {lv['p99_tpot_ms']:.1f}"),
-    ("peak in flight (client)", f"{lv.get('peak_inflight', 'n/a')}"),
+    ("most requests in the server (waiting + running) / open fds", f"{inq} / {fds}"),
     (f"RSS samples (every {float(rows[1][0] - rows[0][0]) if len(rows) > 1 else 0:.1f} s)", f"{len(rows)}"),
     ("RSS at start (kB)", f"{rows[0][1] if rows else 'n/a'}"),
     (f"RSS mean, first window [{warm:.0f}, {warm + win:.0f}) s (kB)", f"{mean(first):.0f} ({len(first)} samples)"),
