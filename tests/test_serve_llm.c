@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,20 +25,25 @@ typedef struct srv {
     uint16_t port;
 } srv;
 
-static int srv_start_cfg(srv *s, const dpb_llm_engine_config *c)
+static int srv_start_lim(srv *s, const dpb_llm_engine_config *c, const dpb_http_limits *lim)
 {
     memset(s, 0, sizeof *s);
     if (dpb_llm_engine_create(c, &s->eng) != DPB_OK) {
         fprintf(stderr, "  engine: %s\n", dpb_error_message());
         return 0;
     }
-    dpb_http_limits lim;
-    dpb_http_limits_default(&lim);
-    lim.max_body_bytes = 65536;
-    if (dpb_openai_server_start(s->eng, "127.0.0.1", 0, &lim, &s->http) != DPB_OK) return 0;
+    if (dpb_openai_server_start(s->eng, "127.0.0.1", 0, lim, &s->http) != DPB_OK) return 0;
     s->port = dpb_openai_server_port(s->http);
     snprintf(s->url, sizeof s->url, "http://127.0.0.1:%u", s->port);
     return 1;
+}
+
+static int srv_start_cfg(srv *s, const dpb_llm_engine_config *c)
+{
+    dpb_http_limits lim;
+    dpb_http_limits_default(&lim);
+    lim.max_body_bytes = 65536;
+    return srv_start_lim(s, c, &lim);
 }
 
 static void base_cfg(dpb_llm_engine_config *c)
@@ -495,6 +501,83 @@ static void test_disconnect_frees_slot(void)
     free(r);
     T_CHECKF(metric(&s, "dpb_requests_total{outcome=\"aborted\"} ") == 1, "aborted %ld",
              metric(&s, "dpb_requests_total{outcome=\"aborted\"} "));
+    /* not streaming: nothing is written until the end, yet the close is seen
+     * (the parked connection's socket is looked at before each step) */
+    fd = raw_post_stream(s.port, "{\"prompt\":[1,2,3],\"max_tokens\":4000,\"ignore_eos\":true}");
+    T_CHECK(fd >= 0);
+    for (int i = 0; i < 200 && metric(&s, "dpb_num_requests_running ") != 1; i++) usleep(5000);
+    T_CHECK(metric(&s, "dpb_num_requests_running ") == 1);
+    close(fd);
+    for (int i = 0; i < 400 && metric(&s, "dpb_num_requests_running ") != 0; i++) usleep(5000);
+    T_CHECKF(metric(&s, "dpb_num_requests_running ") == 0 && metric(&s, "dpb_requests_total{outcome=\"aborted\"} ") == 2,
+             "not streaming: running %ld, aborted %ld", metric(&s, "dpb_num_requests_running "),
+             metric(&s, "dpb_requests_total{outcome=\"aborted\"} "));
+    code = http(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r);
+    T_CHECK(code == 200);
+    free(r);
+    srv_stop(&s);
+}
+
+/* Sends head, then piece every 200 ms (none when piece is NULL) until the
+ * server closes the connection; returns the seconds from the start to the
+ * close, or -1 if it is still open after max_s. */
+static double trickle_until_closed(uint16_t port, const char *head, const char *piece, double max_s)
+{
+    int fd = raw_connect(port);
+    if (fd < 0) return -1;
+    uint64_t t0 = dpb_now_ns();
+    double t = -1;
+    send(fd, head, strlen(head), MSG_NOSIGNAL);
+    while ((double)(dpb_now_ns() - t0) / 1e9 < max_s) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 200) == 1) {
+            char b[256];
+            if (recv(fd, b, sizeof b, 0) <= 0) { /* closed (or reset) */
+                t = (double)(dpb_now_ns() - t0) / 1e9;
+                break;
+            }
+        }
+        if (piece && send(fd, piece, strlen(piece), MSG_NOSIGNAL) < 0) {
+            t = (double)(dpb_now_ns() - t0) / 1e9;
+            break;
+        }
+    }
+    close(fd);
+    return t;
+}
+
+/* Slow clients (slowloris): headers trickled a line every 200 ms, a body
+ * trickled likewise, and headers that stop halfway are all cut at the read
+ * deadline (1 s here), though each keeps the connection busy well within the
+ * idle timeout (60 s); the server serves on. */
+static void test_slow_clients(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    dpb_http_limits lim;
+    dpb_http_limits_default(&lim);
+    lim.idle_timeout_s = 60;
+    lim.read_timeout_s = 1;
+    c.max_model_len = 4096;
+    srv s;
+    T_CHECK(srv_start_lim(&s, &c, &lim));
+    double t = trickle_until_closed(s.port, "POST /v1/completions HTTP/1.1\r\nHost: x\r\n", "X-Slow: y\r\n", 6);
+    T_CHECKF(t >= 0.9 && t < 3, "trickled headers: closed after %.2f s", t);
+    t = trickle_until_closed(s.port,
+                             "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{\"prompt\":",
+                             "[1,2,3],", 6);
+    T_CHECKF(t >= 0.9 && t < 3, "trickled body: closed after %.2f s", t);
+    t = trickle_until_closed(s.port, "GET /health HTTP/1.1\r\nHo", NULL, 6);
+    T_CHECKF(t >= 0.9 && t < 3, "half a header, then nothing: closed after %.2f s", t);
+    fprintf(stderr, "  slow clients cut after the 1 s read deadline: the last one at %.2f s\n", t);
+    /* a streamed response lasting longer than the read deadline is not cut */
+    char *r;
+    uint64_t t0 = dpb_now_ns();
+    long code = http(&s, "/v1/completions", "{\"prompt\":[1,2],\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}", &r);
+    double secs = (double)(dpb_now_ns() - t0) / 1e9;
+    T_CHECKF(code == 200 && strstr(r, "data: [DONE]"), "after the slow clients: %ld", code);
+    fprintf(stderr, "  a 1500-token stream took %.2f s (read deadline 1 s)\n", secs);
+    free(r);
     srv_stop(&s);
 }
 
@@ -665,6 +748,7 @@ int main(void)
     T_RUN(test_disconnect_frees_slot);
     T_RUN(test_queue_full);
     T_RUN(test_engine_failure);
+    T_RUN(test_slow_clients);
     T_RUN(test_stop_string);
     curl_global_cleanup();
     return t_done();

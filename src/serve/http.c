@@ -5,11 +5,14 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/timeutil.h"
 
 #if MHD_VERSION < 0x00097002
 typedef int MHD_RESULT_T;
@@ -17,8 +20,23 @@ typedef int MHD_RESULT_T;
 typedef enum MHD_Result MHD_RESULT_T;
 #endif
 
+/* One TCP connection, for the read deadline (lim.read_timeout_s). */
+typedef struct conn_track {
+    MHD_socket fd;
+    uint64_t t_start; /* ns: when its current request began to be read (connection open, previous response done) */
+    bool reading, cut;
+    struct conn_track *prev, *next;
+} conn_track;
+
 struct dpb_http_server {
     struct MHD_Daemon *d;
+    /* the read deadline: connections being read, and a thread that cuts the late ones */
+    pthread_mutex_t tmu;
+    pthread_cond_t tcv;
+    conn_track *tracks;
+    pthread_t reaper;
+    bool reaper_ok, reaper_stop;
+    uint64_t n_cut;
     dpb_http_handler handler;
     void *ctx;
     dpb_http_limits lim;
@@ -61,7 +79,21 @@ void dpb_http_limits_default(dpb_http_limits *l)
     l->max_header_bytes = 32u << 10;
     l->max_connections = 16384;
     l->idle_timeout_s = 60;
+    l->read_timeout_s = 30;
     l->threads = 1;
+}
+
+static void server_free(dpb_http_server *srv)
+{
+    while (srv->tracks) { /* none are left once the daemon has stopped */
+        conn_track *t = srv->tracks;
+        srv->tracks = t->next;
+        free(t);
+    }
+    pthread_mutex_destroy(&srv->mu);
+    pthread_mutex_destroy(&srv->tmu);
+    pthread_cond_destroy(&srv->tcv);
+    free(srv);
 }
 
 static void server_release(dpb_http_server *srv)
@@ -70,8 +102,7 @@ static void server_release(dpb_http_server *srv)
     int left = --srv->refs;
     pthread_mutex_unlock(&srv->mu);
     if (left) return;
-    pthread_mutex_destroy(&srv->mu);
-    free(srv);
+    server_free(srv);
 }
 
 static void stream_release(dpb_http_stream *s)
@@ -345,6 +376,87 @@ static MHD_RESULT_T deferred_poll(dpb_http_conn *c)
     return MHD_YES;
 }
 
+/* ---- the read deadline ----
+ * libmicrohttpd's connection timeout is an idle timeout: a client that sends
+ * a header byte now and then keeps its connection forever.  Every connection
+ * is tracked from the moment it opens; once a request is wholly in (headers
+ * and body) it is no longer timed, and its clock restarts when the response
+ * is done (keep-alive).  A thread shuts down the socket of a connection whose
+ * request is not in after read_timeout_s; libmicrohttpd then closes it as any
+ * connection whose peer has gone.  The socket is valid while its track is
+ * listed: the track is removed (MHD_CONNECTION_NOTIFY_CLOSED) before the
+ * socket is closed. */
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    dpb_http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_track *t = calloc(1, sizeof *t);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!t || !ci) { /* untracked: only the idle timeout applies */
+            free(t);
+            *socket_ctx = NULL;
+            return;
+        }
+        t->fd = ci->connect_fd;
+        t->t_start = dpb_now_ns();
+        t->reading = true;
+        pthread_mutex_lock(&srv->tmu);
+        t->next = srv->tracks;
+        if (srv->tracks) srv->tracks->prev = t;
+        srv->tracks = t;
+        pthread_mutex_unlock(&srv->tmu);
+        *socket_ctx = t;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_ctx) {
+        conn_track *t = *socket_ctx;
+        pthread_mutex_lock(&srv->tmu);
+        if (t->prev) t->prev->next = t->next;
+        else srv->tracks = t->next;
+        if (t->next) t->next->prev = t->prev;
+        pthread_mutex_unlock(&srv->tmu);
+        free(t);
+        *socket_ctx = NULL;
+    }
+}
+
+static void track_set(dpb_http_server *srv, struct MHD_Connection *mc, bool reading)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_track *t = ci ? ci->socket_context : NULL;
+    if (!t) return;
+    pthread_mutex_lock(&srv->tmu);
+    if (reading && !t->reading) t->t_start = dpb_now_ns();
+    t->reading = reading;
+    pthread_mutex_unlock(&srv->tmu);
+}
+
+static void *reaper_main(void *arg)
+{
+    dpb_http_server *srv = arg;
+    uint64_t limit = (uint64_t)srv->lim.read_timeout_s * 1000000000ull;
+    pthread_mutex_lock(&srv->tmu);
+    while (!srv->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 250000000L; /* four looks a second: a late request is cut within 0.25 s of its deadline */
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->tcv, &srv->tmu, &ts);
+        uint64_t now = dpb_now_ns();
+        for (conn_track *t = srv->tracks; t; t = t->next)
+            if (t->reading && !t->cut && now - t->t_start > limit) {
+                t->cut = true;
+                srv->n_cut++;
+                shutdown(t->fd, SHUT_RDWR);
+            }
+    }
+    pthread_mutex_unlock(&srv->tmu);
+    return NULL;
+}
+
 static MHD_RESULT_T on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
@@ -382,6 +494,7 @@ static MHD_RESULT_T on_access(void *cls, struct MHD_Connection *mc, const char *
         c->len += n;
         return MHD_YES;
     }
+    track_set(srv, mc, false); /* the request is wholly in */
     if (c->answered) return c->queued;
     if (c->def) return deferred_poll(c); /* resumed */
     if (c->too_big) {
@@ -408,9 +521,8 @@ static MHD_RESULT_T on_access(void *cls, struct MHD_Connection *mc, const char *
 
 static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls, enum MHD_RequestTerminationCode tc)
 {
-    (void)cls;
-    (void)mc;
     (void)tc;
+    track_set(cls, mc, true); /* keep-alive: the next request's clock starts */
     dpb_http_conn *c = *req_cls;
     if (!c) return;
     if (c->def) { /* the connection's reference to a deferred answer */
@@ -437,13 +549,18 @@ dpb_status dpb_http_server_start(const char *host, uint16_t port, const dpb_http
     s->ctx = ctx;
     s->refs = 1;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->tmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->tcv, &ca);
+    pthread_condattr_destroy(&ca);
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
     if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-        pthread_mutex_destroy(&s->mu);
-        free(s);
+        server_free(s);
         return dpb_error_set(DPB_E_ARG, "--host: '%s' is not a numeric IPv4 address", host);
     }
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
@@ -453,7 +570,8 @@ dpb_status dpb_http_server_start(const char *host, uint16_t port, const dpb_http
         {MHD_OPTION_CONNECTION_LIMIT, s->lim.max_connections, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, s->lim.idle_timeout_s, NULL},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)s->lim.max_header_bytes, NULL},
-        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
         {threads ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
@@ -461,13 +579,18 @@ dpb_status dpb_http_server_start(const char *host, uint16_t port, const dpb_http
     s->d = MHD_start_daemon(flags, port, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->d) {
         int e = errno;
-        pthread_mutex_destroy(&s->mu);
-        free(s);
+        server_free(s);
         return dpb_error_set(DPB_E_IO, "http: cannot listen on %s:%u: %s", host, (unsigned)port,
                              e ? strerror(e) : "libmicrohttpd refused to start");
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : port;
+    if (s->lim.read_timeout_s && pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        MHD_stop_daemon(s->d);
+        server_free(s);
+        return dpb_error_set(DPB_E_INTERNAL, "http: cannot start the read-deadline thread");
+    }
+    s->reaper_ok = s->lim.read_timeout_s != 0;
     *out = s;
     return DPB_OK;
 }
@@ -480,6 +603,13 @@ void dpb_http_server_stop(dpb_http_server *s)
     /* stop accepting; the listen socket is ours to close after quiescing */
     MHD_socket ls = MHD_quiesce_daemon(s->d);
     if (ls != MHD_INVALID_SOCKET) close(ls);
+    if (s->reaper_ok) {
+        pthread_mutex_lock(&s->tmu);
+        s->reaper_stop = true;
+        pthread_cond_signal(&s->tcv);
+        pthread_mutex_unlock(&s->tmu);
+        pthread_join(s->reaper, NULL);
+    }
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     for (dpb_http_stream *st = s->streams; st; st = st->next) {

@@ -42,6 +42,9 @@ typedef struct dpb_http_limits {
     size_t max_header_bytes;    /* per-connection memory for headers; default 32 KiB (431/413 beyond) */
     unsigned max_connections;   /* default 16384 */
     unsigned idle_timeout_s;    /* an idle connection (slow headers) is closed after this; default 60 */
+    unsigned read_timeout_s;    /* a request's headers and body must all be in within this many seconds of the
+                                 * connection opening (or of its previous response ending), however slowly
+                                 * they trickle in, else the connection is closed (slowloris); default 30, 0: none */
     unsigned threads;           /* 0 or 1: one epoll thread; N > 1: a pool of N */
 } dpb_http_limits;
 
