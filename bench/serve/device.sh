@@ -70,9 +70,10 @@ sweep)
     [ -f "$TOK" ] && TOKARG=(--tokenizer "$TOK")
     mkdir -p "$OUT/sweep"
     rm -f "$OUT/port"
-    dpb serve --model "$MODEL" --backend "$BACKEND" "${TOKARG[@]}" --max-batch "$MAXB" --max-model-len "$CTX" \
-        --prefill-chunk "$CHUNK" --max-queue 4096 --served-model-name m --port 0 --port-file "$OUT/port" \
-        >"$OUT/serve.log" 2>&1 &
+    # not through dpb(): $! must be the server itself, not a subshell running it
+    LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$B" serve --model "$MODEL" --backend "$BACKEND" \
+        "${TOKARG[@]}" --max-batch "$MAXB" --max-model-len "$CTX" --prefill-chunk "$CHUNK" --max-queue 4096 \
+        --served-model-name m --port 0 --port-file "$OUT/port" >"$OUT/serve.log" 2>&1 &
     SPID=$!
     trap 'kill $SPID 2>/dev/null' EXIT
     while [ ! -s "$OUT/port" ]; do
@@ -119,7 +120,10 @@ $(row "$c" "$n" "$OUT/sweep/c$c.log" "$s" "$st")"
     done
     env -u LD_LIBRARY_PATH curl -s -m 5 "$U/metrics" >"$OUT/metrics.txt"
     kill -TERM $SPID
-    timeout 30 tail --pid=$SPID -f /dev/null
+    for i in $(seq 60); do kill -0 $SPID 2>/dev/null || break; sleep 0.5; done
+    if kill -0 $SPID 2>/dev/null; then echo "the server did not exit within 30 s of SIGTERM"; kill -KILL $SPID; fi
+    wait $SPID 2>/dev/null
+    echo "server exit status: $?"
     trap - EXIT
     echo
     echo "$MODEL, $BACKEND, --max-batch $MAXB, --max-model-len $CTX, --prefill-chunk $CHUNK, prompt $PT, generated $GT:"
