@@ -36,7 +36,6 @@ struct dpb_http_server {
     conn_track *tracks;
     pthread_t reaper;
     bool reaper_ok, reaper_stop;
-    uint64_t n_cut;
     dpb_http_handler handler;
     void *ctx;
     dpb_http_limits lim;
@@ -449,7 +448,6 @@ static void *reaper_main(void *arg)
         for (conn_track *t = srv->tracks; t; t = t->next)
             if (t->reading && !t->cut && now - t->t_start > limit) {
                 t->cut = true;
-                srv->n_cut++;
                 shutdown(t->fd, SHUT_RDWR);
             }
     }
