@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -24,20 +25,25 @@ typedef struct srv {
     uint16_t port;
 } srv;
 
-static int srv_start_cfg(srv *s, const dpb_llm_engine_config *c)
+static int srv_start_lim(srv *s, const dpb_llm_engine_config *c, const dpb_http_limits *lim)
 {
     memset(s, 0, sizeof *s);
     if (dpb_llm_engine_create(c, &s->eng) != DPB_OK) {
         fprintf(stderr, "  engine: %s\n", dpb_error_message());
         return 0;
     }
-    dpb_http_limits lim;
-    dpb_http_limits_default(&lim);
-    lim.max_body_bytes = 65536;
-    if (dpb_openai_server_start(s->eng, "127.0.0.1", 0, &lim, &s->http) != DPB_OK) return 0;
+    if (dpb_openai_server_start(s->eng, "127.0.0.1", 0, lim, &s->http) != DPB_OK) return 0;
     s->port = dpb_openai_server_port(s->http);
     snprintf(s->url, sizeof s->url, "http://127.0.0.1:%u", s->port);
     return 1;
+}
+
+static int srv_start_cfg(srv *s, const dpb_llm_engine_config *c)
+{
+    dpb_http_limits lim;
+    dpb_http_limits_default(&lim);
+    lim.max_body_bytes = 65536;
+    return srv_start_lim(s, c, &lim);
 }
 
 static void base_cfg(dpb_llm_engine_config *c)
@@ -76,8 +82,9 @@ static size_t on_data(char *d, size_t sz, size_t nm, void *u)
     return n;
 }
 
-/* POST body to path (GET when body is NULL); returns the status, the response in *out (caller frees). */
-static long http(const srv *s, const char *path, const char *body, char **out)
+/* POST body to path (GET when body is NULL); returns the status, the response in *out (caller frees),
+ * and the response headers in *hdrs when hdrs is not NULL (caller frees). */
+static long http_h(const srv *s, const char *path, const char *body, char **out, char **hdrs)
 {
     CURL *c = curl_easy_init();
     char url[256];
@@ -89,6 +96,11 @@ static long http(const srv *s, const char *path, const char *body, char **out)
     if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    buf hb = {0};
+    if (hdrs) {
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+    }
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     long code = 0;
@@ -97,7 +109,13 @@ static long http(const srv *s, const char *path, const char *body, char **out)
     curl_easy_cleanup(c);
     if (out) *out = b.p ? b.p : calloc(1, 1);
     else free(b.p);
+    if (hdrs) *hdrs = hb.p ? hb.p : calloc(1, 1);
     return code;
+}
+
+static long http(const srv *s, const char *path, const char *body, char **out)
+{
+    return http_h(s, path, body, out, NULL);
 }
 
 static int ids_json(char *o, size_t cap, const int32_t *ids, int n)
@@ -310,6 +328,21 @@ static int has_error(const char *resp, const char *needle)
     return ok;
 }
 
+/* The error object exactly as OpenAI shapes it: message (containing needle), type, param, code. */
+static int is_error(const char *resp, long code, const char *type, const char *needle)
+{
+    cJSON *o = cJSON_Parse(resp);
+    cJSON *e = cJSON_GetObjectItem(o, "error");
+    cJSON *m = cJSON_GetObjectItem(e, "message"), *t = cJSON_GetObjectItem(e, "type"),
+          *c = cJSON_GetObjectItem(e, "code");
+    int ok = cJSON_IsObject(o) && cJSON_GetArraySize(o) == 1 && cJSON_GetArraySize(e) == 4 && cJSON_IsString(m) &&
+             strstr(m->valuestring, needle) && cJSON_IsString(t) && strcmp(t->valuestring, type) == 0 &&
+             cJSON_HasObjectItem(e, "param") && cJSON_IsNumber(c) && (long)c->valuedouble == code;
+    if (!ok) fprintf(stderr, "  response: %s\n", resp);
+    cJSON_Delete(o);
+    return ok;
+}
+
 static void test_errors(void)
 {
     dpb_llm_engine_config c;
@@ -396,19 +429,22 @@ static int raw_post_stream(uint16_t port, const char *body)
     return fd;
 }
 
-static long metric(const srv *s, const char *name)
+
+static double metric_f(const srv *s, const char *name)
 {
     char *r;
-    long v = -1;
+    double v = -1;
     if (http(s, "/metrics", NULL, &r) == 200) {
         char pat[160];
-        snprintf(pat, sizeof pat, "\n%s", name); /* the sample line, not its # HELP */
+        snprintf(pat, sizeof pat, "\n%s", name);
         char *p = strstr(r, pat);
-        if (p) v = atol(p + strlen(pat));
+        if (p) v = strtod(p + strlen(pat), NULL);
     }
     free(r);
     return v;
 }
+
+static long metric(const srv *s, const char *name) { return (long)metric_f(s, name); }
 
 /* A client that goes away mid-stream frees its slot: with one slot, the next
  * request completes at once instead of waiting for 4000 tokens. */
@@ -425,8 +461,27 @@ static void test_disconnect_frees_slot(void)
     char b[512];
     ssize_t got = read(fd, b, sizeof b); /* the stream has started */
     T_CHECK(got > 0);
-    for (int i = 0; i < 200 && metric(&s, "dpb_num_requests_running ") != 1; i++) usleep(5000);
+    for (int i = 0; i < 200 && !(metric(&s, "dpb_num_requests_running ") == 1 && metric_f(&s, "dpb_kv_cache_usage_perc ") > 0); i++)
+        usleep(5000);
+    T_CHECK(metric_f(&s, "dpb_kv_cache_usage_perc ") > 0);
+    /* close with a reset, so the server's next write fails at once */
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    long s0 = metric(&s, "dpb_engine_steps_total ");
     close(fd);
+    long s0a = metric(&s, "dpb_engine_steps_total "); /* read after the close: a lower bound on steps at the close */
+    for (int i = 0; i < 400 && metric(&s, "dpb_num_requests_running ") != 0; i++) usleep(5000);
+    long s1 = metric(&s, "dpb_engine_steps_total ");
+    /* The scheduler looks at each running request's socket before every
+     * step, so the step under way at the close (if any) is its last: at most
+     * one step after the close, whatever delays this thread (s0, read before
+     * the close, can be many steps early on a busy machine). */
+    T_CHECKF(metric(&s, "dpb_num_requests_running ") == 0 && s1 - s0a <= 1, "running %ld, %ld steps after the close",
+             metric(&s, "dpb_num_requests_running "), s1 - s0a);
+    fprintf(stderr, "  steps from the close to the slot's release: %ld (counted from before the close: %ld)\n", s1 - s0a,
+            s1 - s0);
+    T_CHECKF(metric_f(&s, "dpb_kv_cache_usage_perc ") == 0, "kv usage %g after the release",
+             metric_f(&s, "dpb_kv_cache_usage_perc "));
     uint64_t t0 = dpb_now_ns();
     char *r;
     long code = http(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r);
@@ -435,6 +490,83 @@ static void test_disconnect_frees_slot(void)
     free(r);
     T_CHECKF(metric(&s, "dpb_requests_total{outcome=\"aborted\"} ") == 1, "aborted %ld",
              metric(&s, "dpb_requests_total{outcome=\"aborted\"} "));
+    /* not streaming: nothing is written until the end, yet the close is seen
+     * (the parked connection's socket is looked at before each step) */
+    fd = raw_post_stream(s.port, "{\"prompt\":[1,2,3],\"max_tokens\":4000,\"ignore_eos\":true}");
+    T_CHECK(fd >= 0);
+    for (int i = 0; i < 200 && metric(&s, "dpb_num_requests_running ") != 1; i++) usleep(5000);
+    T_CHECK(metric(&s, "dpb_num_requests_running ") == 1);
+    close(fd);
+    for (int i = 0; i < 400 && metric(&s, "dpb_num_requests_running ") != 0; i++) usleep(5000);
+    T_CHECKF(metric(&s, "dpb_num_requests_running ") == 0 && metric(&s, "dpb_requests_total{outcome=\"aborted\"} ") == 2,
+             "not streaming: running %ld, aborted %ld", metric(&s, "dpb_num_requests_running "),
+             metric(&s, "dpb_requests_total{outcome=\"aborted\"} "));
+    code = http(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r);
+    T_CHECK(code == 200);
+    free(r);
+    srv_stop(&s);
+}
+
+/* Sends head, then piece every 200 ms (none when piece is NULL) until the
+ * server closes the connection; returns the seconds from the start to the
+ * close, or -1 if it is still open after max_s. */
+static double trickle_until_closed(uint16_t port, const char *head, const char *piece, double max_s)
+{
+    int fd = raw_connect(port);
+    if (fd < 0) return -1;
+    uint64_t t0 = dpb_now_ns();
+    double t = -1;
+    send(fd, head, strlen(head), MSG_NOSIGNAL);
+    while ((double)(dpb_now_ns() - t0) / 1e9 < max_s) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 200) == 1) {
+            char b[256];
+            if (recv(fd, b, sizeof b, 0) <= 0) { /* closed (or reset) */
+                t = (double)(dpb_now_ns() - t0) / 1e9;
+                break;
+            }
+        }
+        if (piece && send(fd, piece, strlen(piece), MSG_NOSIGNAL) < 0) {
+            t = (double)(dpb_now_ns() - t0) / 1e9;
+            break;
+        }
+    }
+    close(fd);
+    return t;
+}
+
+/* Slow clients (slowloris): headers trickled a line every 200 ms, a body
+ * trickled likewise, and headers that stop halfway are all cut at the read
+ * deadline (1 s here), though each keeps the connection busy well within the
+ * idle timeout (60 s); the server serves on. */
+static void test_slow_clients(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    dpb_http_limits lim;
+    dpb_http_limits_default(&lim);
+    lim.idle_timeout_s = 60;
+    lim.read_timeout_s = 1;
+    c.max_model_len = 4096;
+    srv s;
+    T_CHECK(srv_start_lim(&s, &c, &lim));
+    double t = trickle_until_closed(s.port, "POST /v1/completions HTTP/1.1\r\nHost: x\r\n", "X-Slow: y\r\n", 6);
+    T_CHECKF(t >= 0.9 && t < 3, "trickled headers: closed after %.2f s", t);
+    t = trickle_until_closed(s.port,
+                             "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{\"prompt\":",
+                             "[1,2,3],", 6);
+    T_CHECKF(t >= 0.9 && t < 3, "trickled body: closed after %.2f s", t);
+    t = trickle_until_closed(s.port, "GET /health HTTP/1.1\r\nHo", NULL, 6);
+    T_CHECKF(t >= 0.9 && t < 3, "half a header, then nothing: closed after %.2f s", t);
+    fprintf(stderr, "  slow clients cut after the 1 s read deadline: the last one at %.2f s\n", t);
+    /* a streamed response lasting longer than the read deadline is not cut */
+    char *r;
+    uint64_t t0 = dpb_now_ns();
+    long code = http(&s, "/v1/completions", "{\"prompt\":[1,2],\"max_tokens\":1500,\"ignore_eos\":true,\"stream\":true}", &r);
+    double secs = (double)(dpb_now_ns() - t0) / 1e9;
+    T_CHECKF(code == 200 && strstr(r, "data: [DONE]"), "after the slow clients: %ld", code);
+    fprintf(stderr, "  a 1500-token stream took %.2f s (read deadline 1 s)\n", secs);
+    free(r);
     srv_stop(&s);
 }
 
@@ -465,13 +597,63 @@ static void test_queue_full(void)
     for (int i = 0; i < 200 && metric(&s, "dpb_num_requests_waiting ") != 1; i++) usleep(5000);
     char *r;
     T_CHECKF(metric(&s, "dpb_num_requests_waiting ") == 1 && metric(&s, "dpb_num_requests_running ") == 1, "not queued");
-    long code = http(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r);
-    T_CHECKF(code == 503 && has_error(r, "queue is full"), "status %ld", code);
+    char *h;
+    long code = http_h(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4}", &r, &h);
+    T_CHECKF(code == 503 && is_error(r, 503, "ServiceUnavailableError", "queue is full"), "status %ld", code);
+    T_CHECKF(strcasestr(h, "\r\nRetry-After: 1\r\n") && strcasestr(h, "Content-Type: application/json"), "headers: %s", h);
     free(r);
+    free(h);
+    /* streaming too: refused before any stream starts */
+    code = http_h(&s, "/v1/completions", "{\"prompt\":[4,5],\"max_tokens\":4,\"stream\":true}", &r, &h);
+    T_CHECKF(code == 503 && is_error(r, 503, "ServiceUnavailableError", "queue is full") && strcasestr(h, "Retry-After: 1"),
+             "stream: status %ld", code);
+    free(r);
+    free(h);
     close(a);
     close(q);
     long rq = metric(&s, "dpb_requests_total{outcome=\"rejected_queue_full\"} ");
-    T_CHECKF(rq == 1, "rejected_queue_full %ld", rq);
+    T_CHECKF(rq == 2, "rejected_queue_full %ld", rq);
+    srv_stop(&s);
+}
+
+/* An engine failure (a forward pass that fails, injected with fault_step):
+ * a whole response is a 500 in OpenAI's shape; a stream, whose 200 is out,
+ * ends with an error event and [DONE]; the server carries on. */
+static void test_engine_failure(void)
+{
+    dpb_llm_engine_config c;
+    base_cfg(&c);
+    c.fault_step = 2; /* step 1: the prompt; step 2: the first decode */
+    srv s;
+    T_CHECK(srv_start_cfg(&s, &c));
+    char *r, *h;
+    long code = http_h(&s, "/v1/completions", "{\"prompt\":[1,2,3],\"max_tokens\":8,\"ignore_eos\":true}", &r, &h);
+    T_CHECKF(code == 500 && is_error(r, 500, "InternalServerError", "injected fault") &&
+                 strcasestr(h, "Content-Type: application/json"), "status %ld", code);
+    free(r);
+    free(h);
+    code = http(&s, "/v1/completions", "{\"prompt\":[1,2,3],\"max_tokens\":8,\"ignore_eos\":true}", &r);
+    T_CHECKF(code == 200 && strstr(r, "\"completion_tokens\":8"), "after the failure: %ld %s", code, r);
+    free(r);
+    T_CHECK(metric(&s, "dpb_engine_errors_total ") == 1);
+    T_CHECK(metric(&s, "dpb_requests_total{outcome=\"failed\"} ") == 1);
+    T_CHECK(metric(&s, "dpb_num_requests_running ") == 0);
+    srv_stop(&s);
+
+    c.fault_step = 3; /* the stream has sent its first token */
+    T_CHECK(srv_start_cfg(&s, &c));
+    code = http(&s, "/v1/completions", "{\"prompt\":[1,2,3],\"max_tokens\":8,\"ignore_eos\":true,\"stream\":true}", &r);
+    /* the last two events: the error, then [DONE] */
+    char *err = strstr(r, "data: {\"error\":");
+    T_CHECKF(code == 200 && err && strstr(r, "\"text_completion\"") && strcmp(strstr(err, "\n\n"), "\n\ndata: [DONE]\n\n") == 0,
+             "stream: %ld %s", code, r);
+    if (err) {
+        char *e = strdup(err + 6);
+        *strstr(e, "\n\n") = 0;
+        T_CHECK(is_error(e, 500, "InternalServerError", "injected fault"));
+        free(e);
+    }
+    free(r);
     srv_stop(&s);
 }
 
@@ -554,6 +736,8 @@ int main(void)
     T_RUN(test_errors);
     T_RUN(test_disconnect_frees_slot);
     T_RUN(test_queue_full);
+    T_RUN(test_engine_failure);
+    T_RUN(test_slow_clients);
     T_RUN(test_stop_string);
     curl_global_cleanup();
     return t_done();

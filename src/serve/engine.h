@@ -8,7 +8,8 @@
  * dpb_gen_set_prompt_tokens, then, from any thread, calls dpb_gen_emit for
  * each group of new tokens and finally dpb_gen_finish exactly once.  A
  * DPB_E_IO from dpb_gen_emit means the client has gone: the engine should
- * stop work on the request and call dpb_gen_finish(job, "abort"). */
+ * stop work on the request and call dpb_gen_finish(job, "abort").  An engine
+ * that fails calls dpb_gen_fail instead. */
 #ifndef DPB_SERVE_ENGINE_H
 #define DPB_SERVE_ENGINE_H
 
@@ -51,7 +52,7 @@ typedef struct dpb_serve_engine {
     uint64_t max_model_len;
     void *ctx;
     /* Takes the request (its pointers stay valid only during the call).
-     * DPB_E_ARG/RANGE -> 400, DPB_E_UNAVAILABLE -> 503 (queue full), else 500.
+     * DPB_E_ARG/RANGE -> 400, DPB_E_UNAVAILABLE -> 503 with Retry-After (queue full), else 500.
      * On success the engine owns the job until dpb_gen_finish. */
     dpb_status (*submit)(void *ctx, const dpb_serve_request *rq, dpb_gen_job *job);
     void (*destroy)(void *ctx); /* stops threads, finishing jobs still running with "abort" */
@@ -69,6 +70,12 @@ dpb_status dpb_gen_emit(dpb_gen_job *job, const char *text, size_t len, uint32_t
  * otherwise) and frees the job.  finish_reason ("length", "stop", "abort")
  * is used when no emit carried one. */
 void dpb_gen_finish(dpb_gen_job *job, const char *finish_reason);
+
+/* Ends the request with an engine failure instead (also exactly once, in
+ * place of dpb_gen_finish): a whole response becomes a 500 with OpenAI's
+ * error body; a stream, whose 200 went out with its headers, gets an error
+ * event (data: {"error": {...}}) and [DONE], as vLLM sends it.  Frees the job. */
+void dpb_gen_fail(dpb_gen_job *job, const char *message);
 
 /* True once the client has gone (the engine may stop the request at its next step). */
 bool dpb_gen_gone(dpb_gen_job *job);

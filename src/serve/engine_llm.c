@@ -78,7 +78,7 @@ typedef struct llm {
     int32_t *samp_id;
     dpb_status *samp_st;
     /* metrics (under mu) */
-    uint64_t m_requests[4]; /* ok (stop/length), abort, rejected 400, rejected 503 */
+    uint64_t m_requests[5]; /* ok (stop/length), abort, rejected 400, rejected 503, failed (engine error) */
     uint64_t m_prompt_tokens, m_gen_tokens, m_running, m_steps, m_engine_errors;
     int64_t m_kv_used;
     dpb_hist *h_ttft, *h_itl;
@@ -282,6 +282,14 @@ static dpb_status submit(void *ctx, const dpb_serve_request *rq, dpb_gen_job *jo
 {
     llm *L = ctx;
     dpb_status st = DPB_OK;
+    /* a full queue refuses before tokenizing (checked again when queueing) */
+    pthread_mutex_lock(&L->mu);
+    bool full = L->cfg.max_queue && L->n_wait >= L->cfg.max_queue;
+    if (full) L->m_requests[3]++;
+    pthread_mutex_unlock(&L->mu);
+    if (full)
+        return dpb_error_set(DPB_E_UNAVAILABLE, "the server's queue is full (%llu requests waiting); retry later",
+                             (unsigned long long)L->cfg.max_queue);
     req *r = calloc(1, sizeof *r);
     if (!r) return dpb_error_set(DPB_E_NOMEM, "request: out of memory");
     r->job = job;
@@ -414,18 +422,36 @@ fail:
 
 /* ---- the scheduler ---- */
 
-static void release(llm *L, req *r, const char *finish)
+/* Ends r and frees its slot: finish is its finish reason, or error (when
+ * not NULL) the engine failure its client gets (500, or an error event). */
+static void release_err(llm *L, req *r, const char *finish, const char *error)
 {
+    int64_t held = 0;
     if (r->slot >= 0) {
+        held = dpb_engine_seq_len(L->e, r->slot);
         L->slots[r->slot] = NULL;
         dpb_engine_seq_reset(L->e, r->slot);
     }
-    dpb_gen_finish(r->job, finish);
+    /* metrics first, so a client that has its answer sees them updated */
     pthread_mutex_lock(&L->mu);
-    L->m_requests[strcmp(finish, "abort") == 0 ? 1 : 0]++;
+    L->m_kv_used = L->m_kv_used > held ? L->m_kv_used - held : 0; /* the gauge drops now, not at the next step */
+    L->m_requests[error ? 4 : strcmp(finish, "abort") == 0 ? 1 : 0]++;
     if (r->slot >= 0 && L->m_running) L->m_running--;
     pthread_mutex_unlock(&L->mu);
+    if (error) dpb_gen_fail(r->job, error);
+    else dpb_gen_finish(r->job, finish);
     req_free(r);
+}
+
+static void release(llm *L, req *r, const char *finish) { release_err(L, r, finish, NULL); }
+
+/* An engine failure for r: logged, and its client gets a 500 (or an error event). */
+static void release_failed(llm *L, req *r, const char *what)
+{
+    char msg[600];
+    snprintf(msg, sizeof msg, "engine failure: %s: %s", what, dpb_error_message());
+    fprintf(stderr, "deploybench serve: %s\n", msg);
+    release_err(L, r, NULL, msg);
 }
 
 /* log-softmax of row at id, and the top n alternatives. */
@@ -532,8 +558,7 @@ static bool on_token(llm *L, req *r, const float *row, int32_t id, uint64_t now)
             st = dpb_serve_buf_append(&r->text, &r->tlen, &r->tcap, tail, tal);
     }
     if (st) {
-        fprintf(stderr, "deploybench serve: request dropped: %s\n", dpb_error_message());
-        release(L, r, "abort");
+        release_failed(L, r, "detokenizing or logprobs");
         return false;
     }
     if (route == 1) {
@@ -654,14 +679,21 @@ static bool step(llm *L)
     pthread_mutex_unlock(&L->mu);
     if (!ns) return false;
     dpb_status st = ensure_logits(L, need_all ? rows : (size_t)ns);
-    if (!st) st = dpb_engine_forward(L->e, L->segs, ns, need_all ? DPB_LOGITS_ALL : DPB_LOGITS_LAST, L->logits);
+    pthread_mutex_lock(&L->mu);
+    uint64_t step_no = L->m_steps + L->m_engine_errors + 1;
+    pthread_mutex_unlock(&L->mu);
+    if (!st && L->cfg.fault_step && step_no == L->cfg.fault_step)
+        st = dpb_error_set(DPB_E_INTERNAL, "forward step %llu: injected fault (fault_step)", (unsigned long long)step_no);
+    else if (!st) st = dpb_engine_forward(L->e, L->segs, ns, need_all ? DPB_LOGITS_ALL : DPB_LOGITS_LAST, L->logits);
     if (st) {
-        fprintf(stderr, "deploybench serve: engine step failed: %s\n", dpb_error_message());
         pthread_mutex_lock(&L->mu);
         L->m_engine_errors++;
         pthread_mutex_unlock(&L->mu);
+        char msg[600];
+        snprintf(msg, sizeof msg, "engine failure: forward pass: %s", dpb_error_message());
+        fprintf(stderr, "deploybench serve: %s\n", msg);
         for (int i = 0; i < ns; i++)
-            if (L->slots[L->segs[i].seq] == L->seg_req[i]) release(L, L->seg_req[i], "abort");
+            if (L->slots[L->segs[i].seq] == L->seg_req[i]) release_err(L, L->seg_req[i], NULL, msg);
         return true;
     }
     pthread_mutex_lock(&L->mu);
@@ -716,8 +748,8 @@ static bool step(llm *L)
     uint64_t now = dpb_now_ns();
     for (int i = 0; i < nsamp; i++) {
         if (L->samp_st[i] != DPB_OK) {
-            fprintf(stderr, "deploybench serve: sampling failed (request dropped)\n");
-            release(L, L->samp_req[i], "abort");
+            dpb_error_set(L->samp_st[i], "request: the sampler failed (status %d)", (int)L->samp_st[i]);
+            release_failed(L, L->samp_req[i], "sampling");
             continue;
         }
         on_token(L, L->samp_req[i], L->samp_row[i], L->samp_id[i], now);
@@ -788,12 +820,13 @@ static dpb_status metrics(void *ctx, char **b, size_t *len)
         "# HELP dpb_requests_total Requests by outcome.\n# TYPE dpb_requests_total counter\n"
         "dpb_requests_total{outcome=\"finished\"} %llu\ndpb_requests_total{outcome=\"aborted\"} %llu\n"
         "dpb_requests_total{outcome=\"rejected_invalid\"} %llu\ndpb_requests_total{outcome=\"rejected_queue_full\"} %llu\n"
+        "dpb_requests_total{outcome=\"failed\"} %llu\n"
         "# HELP dpb_prompt_tokens_total Prompt tokens admitted.\n# TYPE dpb_prompt_tokens_total counter\n"
         "dpb_prompt_tokens_total %llu\n"
         "# HELP dpb_generation_tokens_total Tokens generated.\n# TYPE dpb_generation_tokens_total counter\n"
         "dpb_generation_tokens_total %llu\n",
         (unsigned long long)L->m_requests[0], (unsigned long long)L->m_requests[1], (unsigned long long)L->m_requests[2],
-        (unsigned long long)L->m_requests[3], (unsigned long long)L->m_prompt_tokens, (unsigned long long)L->m_gen_tokens);
+        (unsigned long long)L->m_requests[3], (unsigned long long)L->m_requests[4], (unsigned long long)L->m_prompt_tokens, (unsigned long long)L->m_gen_tokens);
     if (!st)
         st = dpb_serve_buf_appendf(b, len, &cap,
                      "# HELP dpb_num_requests_waiting Requests in the queue.\n# TYPE dpb_num_requests_waiting gauge\n"

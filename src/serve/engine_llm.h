@@ -32,10 +32,11 @@ typedef struct dpb_llm_engine_config {
     int threads;               /* backend threads, 0: all cores */
     dpb_engine_dtype dtype;
     int max_batch;             /* sequence slots; default 16 */
-    uint64_t max_queue;        /* waiting requests beyond this get 503; default 1024 */
+    uint64_t max_queue;        /* waiting requests beyond this get 503 (Retry-After: 1); default 1024 */
     int64_t max_model_len;     /* tokens per sequence; 0: min(max_position_embeddings, 4096) */
     int64_t prefill_chunk;     /* prompt tokens per step; default 256 */
     double max_request_s;      /* a request running longer is ended ("abort"); default 600, 0: no limit */
+    uint64_t fault_step;       /* tests only: forward step N (1-based) fails as an engine failure would; 0: never */
 } dpb_llm_engine_config;
 
 void dpb_llm_engine_config_default(dpb_llm_engine_config *c);

@@ -42,6 +42,9 @@ typedef struct dpb_http_limits {
     size_t max_header_bytes;    /* per-connection memory for headers; default 32 KiB (431/413 beyond) */
     unsigned max_connections;   /* default 16384 */
     unsigned idle_timeout_s;    /* an idle connection (slow headers) is closed after this; default 60 */
+    unsigned read_timeout_s;    /* a request's headers and body must all be in within this many seconds of the
+                                 * connection opening (or of its previous response ending), however slowly
+                                 * they trickle in, else the connection is closed (slowloris); default 30, 0: none */
     unsigned threads;           /* 0 or 1: one epoll thread; N > 1: a pool of N */
 } dpb_http_limits;
 
@@ -57,6 +60,9 @@ void dpb_http_server_stop(dpb_http_server *s);
 /* A whole response; body is copied. */
 dpb_status dpb_http_reply(dpb_http_conn *c, unsigned status, const char *content_type, const char *body,
                           size_t len);
+/* The same with extra headers: hdrs is NULL or pairs of name, value ended by a NULL name. */
+dpb_status dpb_http_reply_hdrs(dpb_http_conn *c, unsigned status, const char *content_type,
+                               const char *const *hdrs, const char *body, size_t len);
 /* Starts a chunked response (for SSE: "text/event-stream").  The stream has
  * one reference for the caller, released by dpb_http_stream_end. */
 dpb_status dpb_http_stream_start(dpb_http_conn *c, unsigned status, const char *content_type,
@@ -67,5 +73,17 @@ dpb_status dpb_http_stream_write(dpb_http_stream *s, const void *data, size_t le
 bool dpb_http_stream_gone(dpb_http_stream *s);
 /* Ends the response after what was queued and drops the caller's reference. */
 void dpb_http_stream_end(dpb_http_stream *s);
+
+/* A deferred whole response: the handler returns without answering, the
+ * connection is parked (no polling), and any thread answers later, exactly
+ * once, with dpb_http_deferred_reply, whose status can then depend on how the
+ * work went (200, or 500 for an engine failure).  The object is a
+ * dpb_http_stream that takes no writes; dpb_http_stream_gone is true once the
+ * server is stopping (a parked connection is not watched for the client
+ * closing it).  When the server stops first, the client gets a 503. */
+dpb_status dpb_http_defer(dpb_http_conn *c, dpb_http_stream **out);
+/* Answers a deferred request (body copied) and drops the caller's reference. */
+void dpb_http_deferred_reply(dpb_http_stream *s, unsigned status, const char *content_type, const char *body,
+                             size_t len);
 
 #endif

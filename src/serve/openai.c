@@ -107,26 +107,42 @@ dpb_status dpb_json_escape_append(char **buf, size_t *len, size_t *cap, const ch
 
 /* ---- errors ---- */
 
-static void reply_error(dpb_http_conn *c, unsigned status, const char *type, const char *param, const char *fmt,
-                        ...) __attribute__((format(printf, 5, 6)));
-static void reply_error(dpb_http_conn *c, unsigned status, const char *type, const char *param, const char *fmt,
-                        ...)
+/* {"error": {"message", "type", "param", "code"}} into a malloc'd buffer (NULL when out of memory). */
+static char *error_json(unsigned status, const char *type, const char *param, const char *msg, size_t *len)
+{
+    char *b = NULL;
+    size_t cap = 0;
+    *len = 0;
+    dpb_status st = dpb_serve_buf_appendf(&b, len, &cap, "{\"error\":{\"message\":\"");
+    if (!st) st = dpb_json_escape_append(&b, len, &cap, msg, strlen(msg));
+    if (!st && param)
+        st = dpb_serve_buf_appendf(&b, len, &cap, "\",\"type\":\"%s\",\"param\":\"%s\",\"code\":%u}}", type, param, status);
+    else if (!st) st = dpb_serve_buf_appendf(&b, len, &cap, "\",\"type\":\"%s\",\"param\":null,\"code\":%u}}", type, status);
+    if (st) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void reply_error_hdrs(dpb_http_conn *c, unsigned status, const char *type, const char *param,
+                             const char *const *hdrs, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void reply_error_hdrs(dpb_http_conn *c, unsigned status, const char *type, const char *param,
+                             const char *const *hdrs, const char *fmt, ...)
 {
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    char *b = NULL;
-    size_t len = 0, cap = 0;
-    dpb_serve_buf_appendf(&b, &len, &cap, "{\"error\":{\"message\":\"");
-    dpb_json_escape_append(&b, &len, &cap, msg, strlen(msg));
-    if (param) dpb_serve_buf_appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":\"%s\",\"code\":%u}}", type, param, status);
-    else dpb_serve_buf_appendf(&b, &len, &cap, "\",\"type\":\"%s\",\"param\":null,\"code\":%u}}", type, status);
-    if (b) dpb_http_reply(c, status, "application/json", b, len);
+    size_t len;
+    char *b = error_json(status, type, param, msg, &len);
+    if (b) dpb_http_reply_hdrs(c, status, "application/json", hdrs, b, len);
     else dpb_http_reply(c, 500, "text/plain", "out of memory", 13);
     free(b);
 }
+
+#define reply_error(c, status, type, param, ...) reply_error_hdrs(c, status, type, param, NULL, __VA_ARGS__)
 
 /* ---- job output ---- */
 
@@ -346,6 +362,8 @@ dpb_status dpb_gen_emit(dpb_gen_job *j, const char *text, size_t len, uint32_t n
 
 static const char *final_reason(const char *r) { return r && strcmp(r, "abort") != 0 ? r : "abort"; }
 
+static void job_unlock_free(dpb_gen_job *j);
+
 void dpb_gen_finish(dpb_gen_job *j, const char *finish)
 {
     pthread_mutex_lock(&j->mu);
@@ -394,10 +412,40 @@ void dpb_gen_finish(dpb_gen_job *j, const char *finish)
             }
             if (!st) st = usage_json(j);
             if (!st) st = dpb_serve_buf_appendf(&j->out, &j->olen, &j->ocap, "}");
-            if (!st) dpb_http_stream_write(j->st, j->out, j->olen);
+            if (!st) {
+                dpb_http_deferred_reply(j->st, 200, "application/json", j->out, j->olen);
+                j->st = NULL;
+            }
         }
     }
+    if (j->st) dpb_http_stream_end(j->st); /* a deferred one without an answer gets a 500 */
+    job_unlock_free(j);
+}
+
+void dpb_gen_fail(dpb_gen_job *j, const char *message)
+{
+    pthread_mutex_lock(&j->mu);
+    size_t len;
+    char *b = error_json(500, "InternalServerError", NULL, message, &len);
+    if (!j->failed && j->st && b) {
+        if (j->stream) { /* the status went out with the headers: an error event, then [DONE] (as vLLM) */
+            j->olen = 0;
+            if (!dpb_serve_buf_append(&j->out, &j->olen, &j->ocap, "data: ", 6) &&
+                !dpb_serve_buf_append(&j->out, &j->olen, &j->ocap, b, len) &&
+                !dpb_serve_buf_append(&j->out, &j->olen, &j->ocap, "\n\ndata: [DONE]\n\n", 16))
+                dpb_http_stream_write(j->st, j->out, j->olen);
+        } else {
+            dpb_http_deferred_reply(j->st, 500, "application/json", b, len);
+            j->st = NULL;
+        }
+    }
+    free(b);
     if (j->st) dpb_http_stream_end(j->st);
+    job_unlock_free(j);
+}
+
+static void job_unlock_free(dpb_gen_job *j)
+{
     pthread_mutex_unlock(&j->mu);
     pthread_mutex_destroy(&j->mu);
     free(j->text);
@@ -665,14 +713,20 @@ static void handle_generate(dpb_openai_server *s, const dpb_http_request *rq, dp
         pthread_mutex_destroy(&job->mu);
         free(job);
         job = NULL;
-        if (st == DPB_E_UNAVAILABLE)
-            reply_error(c, 503, "ServiceUnavailableError", NULL, "%s", dpb_error_message());
+        if (st == DPB_E_UNAVAILABLE) {
+            /* queue full: 503, as vLLM's admission limits and SGLang's max_queued_requests */
+            static const char *const retry[] = {"Retry-After", "1", NULL};
+            reply_error_hdrs(c, 503, "ServiceUnavailableError", NULL, retry, "%s", dpb_error_message());
+        }
         else if (st == DPB_E_ARG || st == DPB_E_RANGE)
             reply_error(c, 400, "BadRequestError", NULL, "%s", dpb_error_message());
         else reply_error(c, 500, "InternalServerError", NULL, "%s", dpb_error_message());
         goto out;
     }
-    if (dpb_http_stream_start(c, 200, g.stream ? "text/event-stream" : "application/json", &job->st) != DPB_OK) {
+    /* A stream's status goes out now (its first bytes may take a while); a
+     * whole response waits for the outcome: 200, or 500 when the engine fails. */
+    dpb_status ss = g.stream ? dpb_http_stream_start(c, 200, "text/event-stream", &job->st) : dpb_http_defer(c, &job->st);
+    if (ss != DPB_OK) {
         /* The engine owns the job now: it learns of the failure at its next emit. */
         job->failed = true;
         reply_error(c, 500, "InternalServerError", NULL, "%s", dpb_error_message());
