@@ -629,6 +629,8 @@ static void fig_serving(fig_ctx *c, bool goodput)
     FILE *s = open_memstream(&body, &bl), *ps = open_memstream(&plot, &pl);
     int n = 0;
     bool any_good = false;
+    char limits[160] = "";
+    double cmax = 1;
     for (size_t i = 0; i < d->n; i++) {
         rp_model *m = &d->m[i];
         char dn[96];
@@ -649,7 +651,16 @@ static void fig_serving(fig_ctx *c, bool goodput)
             num(df, thr), num(df, tpot), num(df, good), num(df, rps);
             fputc('\n', df);
             any_good |= isfinite(good);
+            cmax = fmax(cmax, conc);
             rows++;
+            const cJSON *gl = cJSON_GetObjectItemCaseSensitive(lv, "goodput_limits_ms");
+            if (!limits[0] && cJSON_IsObject(gl) && gl->child) {
+                size_t k = 0;
+                const cJSON *e;
+                cJSON_ArrayForEach(e, gl) if (cJSON_IsNumber(e) && e->string && k < sizeof limits - 40) k +=
+                    (size_t)snprintf(limits + k, sizeof limits - k, "%s%s <= %g ms", k ? ", " : "", e->string,
+                                     e->valuedouble);
+            }
         }
         if (df) fclose(df);
         if (!rows) continue;
@@ -673,15 +684,11 @@ static void fig_serving(fig_ctx *c, bool goodput)
         n++;
     }
     fclose(ps);
-    const char *slo = d->study ? rp_str(cJSON_GetObjectItemCaseSensitive(
-                                            cJSON_GetObjectItemCaseSensitive(d->study, "study"), "grid"),
-                                        "goodput")
-                               : NULL;
     if (goodput)
         fprintf(s,
-                "set title 'Goodput vs concurrency (limits %s)'\nset xlabel 'concurrent users (closed loop)'\n"
-                "set ylabel 'requests per second (req/s)'\nset logscale x 2\nset yrange [0:*]\n",
-                slo ? slo : "as recorded");
+                "set title 'Goodput vs concurrency (goodput: %s)'\nset xlabel 'concurrent users (closed loop)'\n"
+                "set ylabel 'requests per second (req/s)'\nset logscale x 2\nset yrange [0:*]\nset xrange [0.7:%g]\n",
+                limits[0] ? limits : "no limits recorded", cmax * 1.4);
     else
         fputs("set title 'Output throughput vs per-token latency across concurrency'\n"
               "set xlabel 'median TPOT (ms per output token)'\nset ylabel 'output throughput (tok/s)'\n"

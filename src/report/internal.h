@@ -88,11 +88,7 @@ dpb_status rp_write_latex(const rp_data *d, const char *paper_dir, const char *f
 
 /* The reference study's published numbers (gpt-oss-20b, 2048/64, H100 NVL, transformers bf16). */
 #define RP_REF_LABEL "reference study (gpt-oss-20b, 2048/64, H100 NVL, transformers bf16)"
-#define RP_REF_TTFT_MS 476.0
-#define RP_REF_TOKPS 31.1
 #define RP_REF_J_PER_1K 9764.0
-#define RP_REF_PEAK_GIB 42.5
-#define RP_REF_KV_GB 3.5
 
 /* Definitions and metric formulas, shared by the HTML and LaTeX writers:
  * {name, ours, the reference study's} rows, plain text. */
