@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "bench/ablate.h"
 #include "bench/latency.h"
 #include "bench/manifest.h"
 #include "cli/cli.h"
@@ -94,15 +95,17 @@ static void usage(FILE *f)
             "  --threads N        CPU threads for every step (default: all cores)\n"
             "  --seed S           prompt seed for every step (default 1)\n"
             "  --resume           continue in DIR: steps the study manifest records as complete are skipped;\n"
-            "                     latency, memory, energy and eval continue with their own --resume; a step\n"
-            "                     without one (ablate, safety, serve) that did not finish is moved aside to\n"
-            "                     STEP.incomplete-N and run again.  Use it to split a study into calls.\n"
+            "                     a step recorded complete with the same command is skipped; latency, memory,\n"
+            "                     energy and eval otherwise continue with their own --resume (so a grid can be\n"
+            "                     split over calls: --gen-tokens 64, then --gen-tokens 128, ...); a step without\n"
+            "                     one (ablate-TEST, safety, serve) that did not finish, or whose command changed,\n"
+            "                     is moved aside to STEP.incomplete-N and run again.  Use it to split a study.\n"
             "  --dry-run          print the commands that would run; run nothing\n"
             "  --config FILE      a JSON object of these options by long name (\"prompt_tokens\": [128, 512],\n"
             "                     \"models\": {\"gpt-oss-20b\": \"/models/gpt-oss-20b\"}, \"synthetic\": true, ...);\n"
             "                     options on the command line override it\n\n"
             "Writes OUT/manifest.json (the study's manifest; its \"study\" field lists every step), OUT/commands.sh,\n"
-            "OUT/MODEL/{latency,memory,energy,ablate,eval-TASK,safety,serve}/ (each with its own manifest),\n"
+            "OUT/MODEL/{latency,memory,energy,ablate-TEST,eval-TASK,safety,serve}/ (each with its own manifest),\n"
             "OUT/unified/, OUT/ape/, OUT/figures/, OUT/report.html, OUT/summary.md, OUT/paper/.\n"
             "Exit status: 0 when every step that ran succeeded; 1 when one failed (the others still run);\n"
             "130 when interrupted (finished steps are kept; --resume continues).  docs/REPORT.md.\n\n"
@@ -639,9 +642,18 @@ static void run_step(study_run *r, const char *model, const char *step, const ch
     }
     const char *rel = dir + strlen(c->out) + (dir[strlen(c->out)] == '/');
     const cJSON *old = find_step(r->steps, model, step);
+    /* The step's command without --resume: a finished step is skipped only when it would run the same
+     * command again (a grid split over calls runs each part, the step's own --resume keeping what is done). */
+    char *key = NULL;
+    if (dpb_shell_join(v->n, v->a, &key)) {
+        r->failed++;
+        return;
+    }
+    const char *old_key = old ? str_of(old, "command_key") : NULL;
     if (c->resume && mode != R_ALWAYS && old && str_of(old, "status") && !strcmp(str_of(old, "status"), "complete") &&
-        step_manifest_complete(dir)) {
+        old_key && !strcmp(old_key, key) && step_manifest_complete(dir)) {
         fprintf(stderr, "study: %s %s already complete (%s)\n", model ? model : "", step, rel);
+        free(key);
         return;
     }
     if (c->resume && dpb_dir_exists(dir) && mode != R_ALWAYS) {
@@ -649,21 +661,26 @@ static void run_step(study_run *r, const char *model, const char *step, const ch
         else if (!c->dry_run && move_aside(dir)) {
             fprintf(stderr, "study: %s\n", dpb_error_message());
             r->failed++;
+            free(key);
             return;
         }
     }
     char *line = NULL;
     if (dpb_shell_join(v->n, v->a, &line)) {
         r->failed++;
+        free(key);
         return;
     }
     if (c->dry_run) {
         printf("deploybench %s\n", line);
         free(line);
+        free(key);
         return;
     }
     cJSON *o = record(r, model, step, rel);
     cJSON_AddStringToObject(o, "command", line);
+    cJSON_AddStringToObject(o, "command_key", key);
+    free(key);
     if (note && *note) cJSON_AddStringToObject(o, "note", note);
     char ts[40];
     iso_now(ts, sizeof ts);
@@ -812,29 +829,36 @@ static void model_steps(study_run *r, const study_model *m)
         av_free(&v);
     }
     if (c->steps & S_ABLATE) {
-        argvec v = {0};
-        DIR("ablate");
-        if (c->ab_pt + c->ab_gt > m->max_pos)
-            record_skip(r, m->name, "ablate", "the ablation cell %lld + %lld tokens is beyond the model's %lld positions",
-                        c->ab_pt, c->ab_gt, (long long)m->max_pos);
-        else {
-            av_add(&v, "ablate");
-            common_args(r, &v, m, dir);
-            av_add(&v, "--tests");
-            av_add(&v, c->ablate_tests);
-            av_add(&v, "--prompt-tokens");
-            av_addf(&v, "%lld", c->ab_pt);
-            av_add(&v, "--gen-tokens");
-            av_addf(&v, "%lld", c->ab_gt);
-            av_add(&v, "--num-requests");
-            av_addf(&v, "%lld", c->ab_nreq);
-            av_add(&v, "--warmup");
-            av_addf(&v, "%lld", c->ab_warm);
-            av_add(&v, "--seed");
-            av_addf(&v, "%lld", c->seed);
-            run_step(r, m->name, "ablate", dir, R_ASIDE, dpb_cmd_ablate, &v, NULL);
+        /* One step per test (MODEL/ablate-TEST), so a study can be split by test and resumed. */
+        char *dup = strdup(strcmp(c->ablate_tests, "all") == 0 ? DPB_ABLATE_TESTS : c->ablate_tests);
+        for (char *sv, *t = dup ? strtok_r(dup, ",", &sv) : NULL; t; t = strtok_r(NULL, ",", &sv)) {
+            argvec v = {0};
+            char step[64];
+            snprintf(step, sizeof step, "ablate-%s", t);
+            DIR(step);
+            if (c->ab_pt + c->ab_gt > m->max_pos)
+                record_skip(r, m->name, step, "the ablation cell %lld + %lld tokens is beyond the model's %lld positions",
+                            c->ab_pt, c->ab_gt, (long long)m->max_pos);
+            else {
+                av_add(&v, "ablate");
+                common_args(r, &v, m, dir);
+                av_add(&v, "--tests");
+                av_add(&v, t);
+                av_add(&v, "--prompt-tokens");
+                av_addf(&v, "%lld", c->ab_pt);
+                av_add(&v, "--gen-tokens");
+                av_addf(&v, "%lld", c->ab_gt);
+                av_add(&v, "--num-requests");
+                av_addf(&v, "%lld", c->ab_nreq);
+                av_add(&v, "--warmup");
+                av_addf(&v, "%lld", c->ab_warm);
+                av_add(&v, "--seed");
+                av_addf(&v, "%lld", c->seed);
+                run_step(r, m->name, step, dir, R_ASIDE, dpb_cmd_ablate, &v, NULL);
+            }
+            av_free(&v);
         }
-        av_free(&v);
+        free(dup);
     }
     if (c->steps & S_EVAL) {
         if (!c->tokenizer) record_skip(r, m->name, "eval", "no --tokenizer: the text steps need one");

@@ -134,7 +134,13 @@ static void take_folder(rp_data *d, const char *dir, const char *model_hint)
     case 1: m->latency = arr; break;
     case 2: m->memory = arr; break;
     case 3: m->energy = arr; break;
-    case 4: m->ablate = arr; break;
+    case 4: {
+        /* one folder per test: their rows together */
+        if (!m->ablate) m->ablate = keep(d, cJSON_CreateArray());
+        const cJSON *row;
+        cJSON_ArrayForEach(row, arr) cJSON_AddItemToArray((cJSON *)m->ablate, cJSON_Duplicate(row, 1));
+        break;
+    }
     case 5: m->serve = arr; break;
     }
 }

@@ -25,7 +25,7 @@ $B study --synthetic --models "gpt-oss-tiny,$HOSTILE=synth:llama-tiny" $GRID --r
 check "resumed study: exit 0" "[ $rc -eq 0 ]"
 check "resumed study: latency already complete, not rerun" "grep -q 'gpt-oss-tiny latency already complete' $T/err && [ \$(grep -c '^\"\$DPB\" latency' $S/commands.sh) -eq 2 ]"
 for m in gpt-oss-tiny "$HOSTILE"; do
-    check "$m: memory, energy, ablate files" "[ -s '$S/$m/memory/memory.csv' ] && [ -s '$S/$m/energy/energy_summary.csv' ] && [ -s '$S/$m/ablate/ablation_kv.csv' ]"
+    check "$m: memory, energy, ablate files" "[ -s '$S/$m/memory/memory.csv' ] && [ -s '$S/$m/energy/energy_summary.csv' ] && [ -s '$S/$m/ablate-kv/ablation_kv.csv' ] && [ -s '$S/$m/ablate-batch/ablation_batch.csv' ]"
 done
 check "unified CSVs and APE" "[ -s $S/unified/unified_latency_comparison.csv ] && [ -s $S/unified/unified_memory_comparison.csv ] && [ -s $S/ape/ape_analysis.csv ]"
 check "study manifest: complete, models marked synthetic, stand-in named" \
