@@ -505,17 +505,18 @@ static void av_free(argvec *v)
     v->n = 0;
 }
 
+/* The latest record of a model's step (records accumulate: one per run, in order). */
 static cJSON *find_step(const cJSON *steps, const char *model, const char *step)
 {
-    cJSON *o;
+    cJSON *o, *last = NULL;
     cJSON_ArrayForEach(o, steps) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "model");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "step");
         if (cJSON_IsString(s) && strcmp(s->valuestring, step) == 0 &&
             ((!model && cJSON_IsNull(m)) || (model && cJSON_IsString(m) && strcmp(m->valuestring, model) == 0)))
-            return o;
+            last = o;
     }
-    return NULL;
+    return last;
 }
 
 static const char *str_of(const cJSON *o, const char *k)
@@ -587,11 +588,9 @@ static bool step_manifest_complete(const char *dir)
 
 static void iso_now(char *b, unsigned n) { dpb_time_iso8601(b, n); }
 
-/* Records a step (replacing an earlier record of the same model and step). */
+/* Records a run of a step (after any earlier records: commands.sh lists them all; the latest counts). */
 static cJSON *record(study_run *r, const char *model, const char *step, const char *dir_rel)
 {
-    cJSON *old = find_step(r->steps, model, step);
-    if (old) cJSON_DetachItemViaPointer(r->steps, old), cJSON_Delete(old);
     cJSON *o = cJSON_CreateObject();
     if (model) cJSON_AddStringToObject(o, "model", model);
     else cJSON_AddNullToObject(o, "model");
@@ -616,6 +615,7 @@ static void record_skip(study_run *r, const char *model, const char *step, const
     }
     cJSON *old = find_step(r->steps, model, step);
     if (old && str_of(old, "status") && strcmp(str_of(old, "status"), "skipped")) return; /* keep a real run */
+    if (old) cJSON_DetachItemViaPointer(r->steps, old), cJSON_Delete(old);
     cJSON *o = record(r, model, step, NULL);
     cJSON_AddStringToObject(o, "status", "skipped");
     cJSON_AddStringToObject(o, "reason", why);
@@ -984,6 +984,7 @@ static void cross_step(study_run *r, const char *step, step_fn fn)
         const char *s = str_of(o, "step"), *st = str_of(o, "status"), *d = str_of(o, "dir");
         if (!s || !st || !d || strcmp(st, "complete")) continue;
         if (strcmp(s, "latency") && strcmp(s, "memory") && strcmp(s, "energy")) continue;
+        if (find_step(r->steps, str_of(o, "model"), s) != o) continue; /* an earlier run of the same step */
         av_add(&v, "--results");
         av_addf(&v, "%s/%s", c->out, d);
         n++;

@@ -204,9 +204,16 @@ dpb_status rp_collect(const char *results, rp_data *d)
             m->synthetic = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(mo, "synthetic"));
             if (rp_str(mo, "stands_for")) snprintf(m->stands_for, sizeof m->stands_for, "%s", rp_str(mo, "stands_for"));
         }
-        const cJSON *s;
-        cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(study, "steps")) {
+        const cJSON *s, *steps = cJSON_GetObjectItemCaseSensitive(study, "steps");
+        cJSON_ArrayForEach(s, steps) {
             const char *st = rp_str(s, "status");
+            /* only the latest run of a model's step counts */
+            bool later = false;
+            for (const cJSON *t = s->next; t && !later; t = t->next)
+                later = rp_str(t, "step") && rp_str(s, "step") && !strcmp(rp_str(t, "step"), rp_str(s, "step")) &&
+                        ((!rp_str(t, "model") && !rp_str(s, "model")) ||
+                         (rp_str(t, "model") && rp_str(s, "model") && !strcmp(rp_str(t, "model"), rp_str(s, "model"))));
+            if (later) continue;
             const cJSON *mi = cJSON_GetObjectItemCaseSensitive(s, "model_info");
             if (mi && rp_str(mi, "name")) {
                 rp_model *m = model_get(d, rp_str(mi, "name"));

@@ -27,6 +27,11 @@ check "resumed study: latency already complete, not rerun" "grep -q 'gpt-oss-tin
 for m in gpt-oss-tiny "$HOSTILE"; do
     check "$m: memory, energy, ablate files" "[ -s '$S/$m/memory/memory.csv' ] && [ -s '$S/$m/energy/energy_summary.csv' ] && [ -s '$S/$m/ablate-kv/ablation_kv.csv' ] && [ -s '$S/$m/ablate-batch/ablation_batch.csv' ]"
 done
+# 2. a grid split over calls: another generation length for one model joins the same folder.
+$B study --synthetic --models gpt-oss-tiny $GRID --gen-tokens 6 --steps latency,unify --resume --out $S >"$T/out" 2>"$T/err"; rc=$?
+check "split grid: new cells join the finished ones" "[ $rc -eq 0 ] && [ \$(tail -n +2 $S/gpt-oss-tiny/latency/summary.csv | wc -l) -eq 6 ] && grep -q '^p16_g6_b1,' $S/gpt-oss-tiny/latency/summary.csv"
+check "split grid: commands.sh lists every run, unify sees each folder once" \
+    "[ \$(grep -c '^\"\$DPB\" latency --model synth:gpt-oss-tiny' $S/commands.sh) -eq 2 ] && [ \$(grep -c '^\"\$DPB\" unify' $S/commands.sh) -eq 2 ] && [ \$(tail -1 $S/commands.sh | grep -o 'gpt-oss-tiny/latency' | wc -l) -eq 1 ]"
 check "unified CSVs and APE" "[ -s $S/unified/unified_latency_comparison.csv ] && [ -s $S/unified/unified_memory_comparison.csv ] && [ -s $S/ape/ape_analysis.csv ]"
 check "study manifest: complete, models marked synthetic, stand-in named" \
     "grep -q '\"status\":[[:space:]]*\"complete\"' $S/manifest.json && grep -q '\"synthetic\":[[:space:]]*true' $S/manifest.json && grep -q '\"stands_for\":[[:space:]]*\"gpt-oss-20b\"' $S/manifest.json"
