@@ -189,8 +189,8 @@ dpb_status rp_tables_build(rp_data *d)
     /* latency */
     t = tab_new(d, "latency", "Latency grid",
                 "Per cell (prompt / generated tokens, batch): TTFT and TPOT percentiles, ITL and E2E p50, the reference "
-                "study's tok/s incl. prefill, and decode tok/s per sequence. 'unstable': a coefficient of variation "
-                "above the threshold.",
+                "study's tok/s incl. prefill, and decode tok/s per sequence. '*': an unstable cell (a coefficient of "
+                "variation of TTFT, TPOT or E2E above the threshold).",
                 12, "model", "prompt", "gen", "batch", "TTFT p50 (ms)", "TTFT p99 (ms)", "TPOT p50 (ms)",
                 "TPOT p99 (ms)", "ITL p50 (ms)", "E2E p50 (ms)", "study tok/s incl. prefill", "decode tok/s");
     for (size_t i = 0; t && i < d->n; i++) {
@@ -207,7 +207,7 @@ dpb_status rp_tables_build(rp_data *d)
             if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "unstable"))) {
                 cJSON *last = cJSON_GetArrayItem(r, 11);
                 char b[64];
-                snprintf(b, sizeof b, "%s (unstable)", last->valuestring);
+                snprintf(b, sizeof b, "%s *", last->valuestring);
                 cJSON_ReplaceItemInArray(r, 11, cJSON_CreateString(b));
             }
         }

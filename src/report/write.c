@@ -367,12 +367,18 @@ static void tex_table(FILE *f, const rp_table *t)
         return;
     }
     bool wide_text = !strcmp(t->id, "notrun") || !strcmp(t->id, "models") || !strcmp(t->id, "energy");
+    /* Every column a paragraph column, so headers wrap and the table fits the 17 cm text width. */
+    double first = 2.6, w = t->ncols > 1 ? (16.6 - first) / (t->ncols - 1) - 0.2 : 10;
+    double last = w;
+    if (wide_text && t->ncols > 2) {
+        last = 4.2;
+        w = (16.6 - first - last - 0.2) / (t->ncols - 2) - 0.2;
+    }
     fputs("{\\scriptsize\\setlength{\\tabcolsep}{3pt}\n\\begin{longtable}{", f);
     for (int i = 0; i < t->ncols; i++) {
-        if (i == 0) fputs("p{3.0cm}", f);
-        else if (wide_text && i == t->ncols - 1) fputs("p{4.2cm}", f);
-        else if (!strcmp(t->id, "reference")) fputs("p{2.2cm}", f);
-        else fputs("r", f);
+        if (i == 0) fprintf(f, ">{\\raggedright\\arraybackslash}p{%.2fcm}", first);
+        else if (wide_text && i == t->ncols - 1) fprintf(f, ">{\\raggedright\\arraybackslash}p{%.2fcm}", last);
+        else fprintf(f, ">{\\raggedleft\\arraybackslash}p{%.2fcm}", w);
     }
     fputs("}\n\\caption{", f);
     dpb_latex_escape(f, t->caption);
@@ -430,6 +436,7 @@ dpb_status rp_write_latex(const rp_data *d, const char *paper_dir, const char *f
           "\\IfFileExists{lmodern.sty}{\\usepackage[T1]{fontenc}\\usepackage{lmodern}}{}\n"
           "\\usepackage{textcomp}\n\\usepackage{booktabs}\n\\usepackage{longtable}\n\\usepackage{graphicx}\n"
           "\\usepackage{array}\n\\usepackage{xcolor}\n\\usepackage{hyperref}\n\\sloppy\n"
+          "\\setlength{\\LTcapwidth}{\\linewidth}\n"
           "\\title{LLM deployment measurements with deploybench}\n\\author{deploybench report}\n\\date{",
           f);
     char now[40];
