@@ -353,6 +353,17 @@ static void fig_percentiles(fig_ctx *c)
     for (int panel = 0; panel < 2; panel++) {
         fprintf(s, "set title '%s percentiles at the headline cell'\nset ylabel '%s (ms)'\nset xlabel 'percentile'\n",
                 panel ? "TPOT" : "TTFT", panel ? "TPOT" : "TTFT");
+        double top = 0;
+        for (int r2 = 0; r2 < 3; r2++)
+            for (int j = 0; j < k; j++) {
+                char key2[32];
+                snprintf(key2, sizeof key2, "%s_ms_%s", panel ? "tpot" : "ttft", pc[r2]);
+                double v = rp_num(cells[j], key2);
+                if (isfinite(v)) top = fmax(top, v);
+            }
+        if (top > 0) fprintf(s, "set yrange [0:%g]\n", top * (panel ? 1.1 : 1.45));
+        /* one legend, inside the left panel (headroom above the bars): outside, it would squeeze both panels */
+        fputs(panel ? "unset key\n" : "set key inside left top vertical Left reverse box opaque\n", s);
         fputs("plot ", s);
         for (int j = 0; j < k; j++) {
             char lab[160], full[260];
