@@ -50,7 +50,9 @@ static void usage(FILE *f)
             "  --synthetic        the CPU path: the tiny presets gpt-oss-tiny, qwen3-tiny and llama-tiny\n"
             "                     (standing in for gpt-oss-20b, qwen3-32b and yi-34b) and the small CPU grid\n"
             "                     below, unless --models or grid options say otherwise.\n"
-            "  --tokenizer DIR    a tokenizer for every model (templated prompts; enables eval and safety)\n\n"
+            "  --tokenizer T      a tokenizer (folder or file) for every model, or NAME=PATH,... one per model:\n"
+            "                     templated prompts, and the text steps (eval, safety) for synth: models; a\n"
+            "                     model folder uses its own tokenizer\n\n"
             "Steps (--steps, comma-separated; default all, in this order)\n"
             "  latency  deploybench latency   TTFT/TPOT/ITL/E2E over prompt x generation lengths\n"
             "  memory   deploybench memory    weights, KV exact vs analytic, workspace, peak, per context\n"
@@ -60,7 +62,8 @@ static void usage(FILE *f)
             "  safety   deploybench safety    needs --tokenizer (built-in prompts); else skipped\n"
             "  serve    deploybench load --launch 'deploybench serve ...': closed-loop concurrency sweep,\n"
             "           throughput, latency and goodput.  Its random prompts are token ids in [1000, 21000):\n"
-            "           a model with a smaller vocabulary (the tiny presets) needs --tokenizer, else it is skipped\n"
+            "           a model with a smaller vocabulary (the tiny presets) gets text prompts through the chat\n"
+            "           API, which needs a tokenizer: without one it is skipped\n"
             "  unify    deploybench unify     unified_{latency,memory,energy}_comparison.csv (OUT/unified)\n"
             "  ape      deploybench ape       ape_analysis.csv/.json (OUT/ape)\n"
             "  report   deploybench report    figures, report.html, summary.md, paper/ (into OUT)\n"
@@ -123,6 +126,7 @@ typedef struct study_model {
     char stands_for[64]; /* the reference model a tiny preset stands in for, or "" */
     bool synthetic;
     int64_t max_pos, vocab;
+    char tok[PATH_MAX]; /* --tokenizer for this model, or "" */
 } study_model;
 
 enum {
@@ -447,6 +451,27 @@ static dpb_status apply_defaults(study_cfg *c)
         if (st) return dpb_error_set(st, "--models: %s: %s", m->name, dpb_error_message());
         m->max_pos = mc.max_position_embeddings > 0 ? mc.max_position_embeddings : INT64_MAX;
         m->vocab = mc.vocab_size;
+        m->tok[0] = 0;
+        if (c->tokenizer && !strchr(c->tokenizer, '=')) snprintf(m->tok, sizeof m->tok, "%s", c->tokenizer);
+    }
+    if (c->tokenizer && strchr(c->tokenizer, '=')) {
+        char *dup = strdup(c->tokenizer);
+        if (!dup) return dpb_error_set(DPB_E_NOMEM, "study: out of memory");
+        dpb_status st = DPB_OK;
+        for (char *sv, *t = strtok_r(dup, ",", &sv); t && !st; t = strtok_r(NULL, ",", &sv)) {
+            char *eq = strchr(t, '=');
+            study_model *hit = NULL;
+            if (eq) {
+                *eq = 0;
+                for (size_t i = 0; i < c->nmodels; i++)
+                    if (!strcmp(c->models[i].name, t)) hit = &c->models[i];
+            }
+            if (!eq || !eq[1]) st = dpb_error_set(DPB_E_ARG, "--tokenizer: '%s' is not NAME=PATH", t);
+            else if (!hit) st = dpb_error_set(DPB_E_ARG, "--tokenizer: no model named '%s' in --models", t);
+            else snprintf(hit->tok, sizeof hit->tok, "%s", eq + 1);
+        }
+        free(dup);
+        if (st) return st;
     }
     return DPB_OK;
 }
@@ -738,9 +763,9 @@ static void common_args(study_run *r, argvec *v, const study_model *m, const cha
         av_add(v, "--threads");
         av_addf(v, "%lld", r->cfg->threads);
     }
-    if (r->cfg->tokenizer) {
+    if (m->tok[0]) {
         av_add(v, "--tokenizer");
-        av_add(v, r->cfg->tokenizer);
+        av_add(v, m->tok);
     }
 }
 
@@ -861,7 +886,8 @@ static void model_steps(study_run *r, const study_model *m)
         free(dup);
     }
     if (c->steps & S_EVAL) {
-        if (!c->tokenizer) record_skip(r, m->name, "eval", "no --tokenizer: the text steps need one");
+        if (!m->tok[0] && m->synthetic)
+            record_skip(r, m->name, "eval", "no --tokenizer: a synth: model has none, and the text steps need one");
         else if (!c->eval_data) record_skip(r, m->name, "eval", "no --eval-data: the tasks' data folder was not given");
         else {
             char *dup = strdup(c->eval_tasks);
@@ -885,7 +911,8 @@ static void model_steps(study_run *r, const study_model *m)
         }
     }
     if (c->steps & S_SAFETY) {
-        if (!c->tokenizer) record_skip(r, m->name, "safety", "no --tokenizer: the text steps need one");
+        if (!m->tok[0] && m->synthetic)
+            record_skip(r, m->name, "safety", "no --tokenizer: a synth: model has none, and the text steps need one");
         else {
             argvec v = {0};
             DIR("safety");
@@ -907,10 +934,11 @@ static void model_steps(study_run *r, const study_model *m)
         for (size_t i = 0; i < c->conc.n; i++) maxc = c->conc.v[i] > maxc ? c->conc.v[i] : maxc;
         int64_t len = c->srv_pt + c->srv_gt + 16;
         int port = free_port();
-        if (!c->tokenizer && m->vocab < 21000)
+        bool small_vocab = m->vocab < 21000; /* load's random prompt ids are in [1000, 21000) */
+        if (small_vocab && !m->tok[0] && m->synthetic)
             record_skip(r, m->name, "serve",
                         "the load generator's random prompts are token ids in [1000, 21000) and this model's "
-                        "vocabulary has %lld: give --tokenizer (text prompts)",
+                        "vocabulary has %lld: give --tokenizer (text prompts through the chat API)",
                         (long long)m->vocab);
         else if (len > m->max_pos)
             record_skip(r, m->name, "serve", "%lld + %lld tokens is beyond the model's %lld positions", c->srv_pt,
@@ -936,9 +964,9 @@ static void model_steps(study_run *r, const study_model *m)
                 av_add(&sv, "--threads-engine");
                 av_addf(&sv, "%lld", c->threads);
             }
-            if (c->tokenizer) {
+            if (m->tok[0]) {
                 av_add(&sv, "--tokenizer");
-                av_add(&sv, c->tokenizer);
+                av_add(&sv, m->tok);
             }
             char *launch = NULL;
             if (!sv.overflow && dpb_shell_join(sv.n, sv.a, &launch) == DPB_OK) {
@@ -949,6 +977,10 @@ static void model_steps(study_run *r, const study_model *m)
                 av_addf(&v, "http://127.0.0.1:%d", port);
                 av_add(&v, "--model");
                 av_add(&v, m->spec);
+                if (small_vocab) {
+                    av_add(&v, "--api");
+                    av_add(&v, "chat");
+                }
                 av_list(&v, "--concurrency", c->conc.v, c->conc.n);
                 av_add(&v, "--num-requests");
             av_addf(&v, "%lld", c->srv_nreq);

@@ -101,6 +101,25 @@ static bool has(const char *dir, const char *name)
 static void take_folder(rp_data *d, const char *dir, const char *model_hint)
 {
     cJSON *man = load_in(d, dir, "manifest.json");
+    if (!man && model_hint && has(dir, "samples.jsonl") && has(dir, "run.json")) {
+        /* deploybench eval: summary.json {task, metrics: {NAME: {n, accuracy, stderr}}} */
+        cJSON *sum = load_in(d, dir, "summary.json");
+        const cJSON *ms = sum ? cJSON_GetObjectItemCaseSensitive(sum, "metrics") : NULL;
+        rp_model *m = cJSON_IsObject(ms) ? model_get(d, model_hint) : NULL;
+        if (!m) return;
+        if (!m->eval) m->eval = keep(d, cJSON_CreateArray());
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ms) {
+            cJSON *row = cJSON_CreateObject();
+            cJSON_AddStringToObject(row, "task", rp_str(sum, "task") ? rp_str(sum, "task") : "?");
+            cJSON_AddStringToObject(row, "metric", e->string ? e->string : "?");
+            cJSON_AddNumberToObject(row, "n", rp_num(e, "n"));
+            cJSON_AddNumberToObject(row, "accuracy", rp_num(e, "accuracy"));
+            if (isfinite(rp_num(e, "stderr"))) cJSON_AddNumberToObject(row, "stderr", rp_num(e, "stderr"));
+            cJSON_AddItemToArray((cJSON *)m->eval, row);
+        }
+        return;
+    }
     if (!man) return;
     const char *spec = rp_str(cJSON_GetObjectItemCaseSensitive(man, "model"), "spec");
     char name[64];
@@ -117,6 +136,11 @@ static void take_folder(rp_data *d, const char *dir, const char *model_hint)
     else if ((doc = load_in(d, dir, "ablation.json"))) arr = cJSON_GetObjectItemCaseSensitive(doc, "rows"), kind = 4;
     else if (has(dir, "sweep.csv") && (doc = load_in(d, dir, "summary.json")))
         arr = cJSON_GetObjectItemCaseSensitive(doc, "levels"), kind = 5;
+    else if (has(dir, "governance.json") && (doc = load_in(d, dir, "summary.json"))) {
+        /* deploybench safety: the report names its folder (its own report.md has the rates) */
+        static const cJSON empty_arr = {.type = cJSON_Array};
+        arr = &empty_arr, kind = 6;
+    }
     if (!kind || !cJSON_IsArray(arr)) return;
     rp_model *m = model_get(d, name);
     if (!m) return;
@@ -142,6 +166,7 @@ static void take_folder(rp_data *d, const char *dir, const char *model_hint)
         break;
     }
     case 5: m->serve = arr; break;
+    case 6: m->safety = keep(d, cJSON_CreateString(dir)); break;
     }
 }
 

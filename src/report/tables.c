@@ -327,6 +327,33 @@ dpb_status rp_tables_build(rp_data *d)
         }
     }
 
+    /* accuracy and safety */
+    t = tab_new(d, "accuracy", "Accuracy and safety",
+                "deploybench eval (lm-evaluation-harness definitions) per task and metric; deploybench safety's rates "
+                "are in its own report.md, named here. Synthetic models' figures mean nothing.",
+                6, "model", "task", "metric", "items", "accuracy", "stderr");
+    for (size_t i = 0; t && i < d->n; i++) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, d->m[i].eval) {
+            cJSON *r = row(t);
+            label(&d->m[i], r);
+            cell(r, "%s", rp_str(c, "task"));
+            cell(r, "%s", rp_str(c, "metric"));
+            cell(r, "%.0f", rp_num(c, "n"));
+            celln(r, rp_num(c, "accuracy"));
+            celln(r, rp_num(c, "stderr"));
+        }
+        if (cJSON_IsString(d->m[i].safety)) {
+            cJSON *r = row(t);
+            label(&d->m[i], r);
+            cell(r, "safety");
+            cell(r, "refusal, jailbreak, over-refusal rates");
+            cell(r, "-");
+            cell(r, "see %s/report.md", d->m[i].safety->valuestring);
+            cell(r, "-");
+        }
+    }
+
     /* steps not run */
     t = tab_new(d, "notrun", "Steps skipped, failed or not finished",
                 "From the study manifest: what did not produce results, and why.", 4, "model", "step", "status",
