@@ -77,25 +77,12 @@ static bool run_gnuplot(fig_ctx *c, rp_figure *f)
     char gp[96], log[96];
     snprintf(gp, sizeof gp, "%s.gp", f->name);
     snprintf(log, sizeof log, "%s.log", f->name);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
+    char *argv[] = {(char *)c->gnuplot, gp, NULL};
+    int rc = rp_run_in(c->dir, log, argv);
+    if (rc < 0) {
         fig_skip(f, "cannot start gnuplot: %s", strerror(errno));
         return false;
     }
-    if (pid == 0) {
-        if (chdir(c->dir) != 0) _exit(126);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-        if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-        if (nul >= 0) dup2(nul, 0);
-        execlp(c->gnuplot, c->gnuplot, gp, (char *)NULL);
-        _exit(127);
-    }
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-    }
-    int rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
     if (rc == 127) {
         c->no_gnuplot = true;
         snprintf(c->no_gnuplot_why, sizeof c->no_gnuplot_why,
@@ -189,7 +176,7 @@ static void fig_ttft(fig_ctx *c)
             double x = rp_num(cl, "prompt_tokens"), y = rp_num(cl, "ttft_ms_p50"), y95 = rp_num(cl, "ttft_ms_p95");
             if (!isfinite(x) || !isfinite(y)) continue;
             if (!df && !(df = open_in(c->dir, dn))) break;
-            if (!rows) fprintf(df, "# prompt_tokens ttft_ms_p50 ttft_ms_p50 ttft_ms_p95 (%s)\n", m->name);
+            if (!rows) fprintf(df, "# prompt_tokens ttft_ms_p50 ttft_ms_p50 ttft_ms_p95 (model %zu)\n", i);
             fprintf(df, "%.0f", x);
             num(df, y), num(df, y), num(df, isfinite(y95) ? y95 : y);
             fputc('\n', df);
@@ -261,7 +248,7 @@ static void fig_tpot(fig_ctx *c)
             double x = rp_num(cl, "gen_tokens"), y = rp_num(cl, "tpot_ms_p50"), y2 = rp_num(cl, "itl_ms_p50");
             if (!isfinite(x) || !isfinite(y)) continue;
             if (!df && !(df = open_in(c->dir, dn))) break;
-            if (!rows) fprintf(df, "# gen_tokens tpot_ms_p50 itl_ms_p50 (%s)\n", m->name);
+            if (!rows) fprintf(df, "# gen_tokens tpot_ms_p50 itl_ms_p50 (model %zu)\n", i);
             fprintf(df, "%.0f", x);
             num(df, y), num(df, y2);
             fputc('\n', df);
@@ -332,8 +319,8 @@ static void fig_percentiles(fig_ctx *c)
     }
     /* rows: percentile; columns: TTFT per model, then TPOT per model */
     fputs("# percentile", df);
-    for (int j = 0; j < k; j++) fprintf(df, " ttft_ms(%s)", used[j]->name);
-    for (int j = 0; j < k; j++) fprintf(df, " tpot_ms(%s)", used[j]->name);
+    for (int j = 0; j < k; j++) fprintf(df, " ttft_ms(model%d)", j);
+    for (int j = 0; j < k; j++) fprintf(df, " tpot_ms(model%d)", j);
     fputc('\n', df);
     static const char *const pc[3] = {"p50", "p95", "p99"};
     for (int r = 0; r < 3; r++) {
@@ -435,8 +422,8 @@ static void fig_memory(fig_ctx *c)
             if (!isfinite(peak) || peak <= 0) peak = rp_num(r, "host_rss_peak_bytes");
             if (!isfinite(x) || !isfinite(kv)) continue;
             if (!df && !(df = open_in(c->dir, dn))) break;
-            if (!rows) fprintf(df, "# context kv_exact kv_analytic seed_peak_minus_baseline process_peak (%s, %s)\n",
-                               m->name, unit);
+            if (!rows) fprintf(df, "# context kv_exact kv_analytic seed_peak_minus_baseline process_peak (model %zu, %s)\n", i,
+                               unit);
             fprintf(df, "%.0f", x);
             num(df, kv / div), num(df, an / div), num(df, seed > 0 ? seed / div : NAN), num(df, peak / div);
             fputc('\n', df);
@@ -514,9 +501,7 @@ static void fig_energy(fig_ctx *c)
             char lab[160], full[260];
             rp_model_label(&d->m[i], lab, sizeof lab);
             snprintf(full, sizeof full, "%s, %.0f/%.0f", lab, rp_num(r, "context"), rp_num(r, "gen_tokens"));
-            fputc('"', df);
-            for (const char *p = full; *p; p++) fputc(*p == '"' ? '\'' : *p, df);
-            fputc('"', df);
+            rp_dat_label(df, full);
             num(df, j), num(df, sj);
             fprintf(df, " %ld\n", strtol(d->m[i].color + 1, NULL, 16));
             rows++;
@@ -588,9 +573,7 @@ static void fig_ape(fig_ctx *c)
         if (!best) continue;
         char lab[160];
         rp_model_label(&d->m[i], lab, sizeof lab);
-        fputc('"', df);
-        for (const char *p = lab; *p; p++) fputc(*p == '"' ? '\'' : *p, df);
-        fputc('"', df);
+        rp_dat_label(df, lab);
         for (int j = 0; j < 3; j++) {
             double v = rp_num(best, metric[j]);
             have[j] |= isfinite(v);
@@ -656,8 +639,8 @@ static void fig_serving(fig_ctx *c, bool goodput)
             if (!isfinite(conc) || !(done > 0)) continue;
             if (goodput ? !isfinite(rps) : (!isfinite(thr) || !isfinite(tpot))) continue;
             if (!df && !(df = open_in(c->dir, dn))) break;
-            if (!rows) fprintf(df, "# concurrency output_tok_s median_tpot_ms goodput_req_s throughput_req_s (%s)\n",
-                               m->name);
+            if (!rows) fprintf(df, "# concurrency output_tok_s median_tpot_ms goodput_req_s throughput_req_s (model %zu)\n",
+                               i);
             fprintf(df, "%.0f", conc);
             num(df, thr), num(df, tpot), num(df, good), num(df, rps);
             fputc('\n', df);
@@ -712,6 +695,33 @@ static void fig_serving(fig_ctx *c, bool goodput)
     else if (write_script(c, f, body, false)) run_gnuplot(c, f);
     free(body);
     free(plot);
+}
+
+int rp_run_in(const char *dir, const char *log, char *const argv[])
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (chdir(dir) != 0) _exit(126);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
+        if (nul >= 0) dup2(nul, 0);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+}
+
+void rp_dat_label(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; s && *s; s++) fputc(*s == '"' ? '\'' : (unsigned char)*s < 0x20 ? ' ' : *s, f);
+    fputc('"', f);
 }
 
 void rp_figures_draw(rp_data *d, const char *dir, const char *gnuplot)

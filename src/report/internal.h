@@ -81,6 +81,12 @@ void rp_figures_draw(rp_data *d, const char *dir, const char *gnuplot);
 /* Tables: fills d->tab. */
 dpb_status rp_tables_build(rp_data *d);
 
+/* Runs argv[0] (found on PATH) with argv in dir, stdin from /dev/null, stdout and stderr to dir/log;
+ * returns its exit status (127: not found; 128+N: killed by signal N; -1: could not start, errno set). */
+int rp_run_in(const char *dir, const char *log, char *const argv[]);
+/* Writes s as one double-quoted gnuplot data field (" inside becomes '). */
+void rp_dat_label(FILE *f, const char *s);
+
 /* Writers. */
 dpb_status rp_write_html(const rp_data *d, const char *out_dir, const char *fig_dir);
 dpb_status rp_write_markdown(const rp_data *d, const char *out_dir);

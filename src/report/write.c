@@ -562,30 +562,18 @@ static void build_pdf(const char *paper_dir, dpb_report_result *res)
         snprintf(res->pdf_note, sizeof res->pdf_note, "latexmk is not installed (Debian: latexmk, texlive-latex-recommended)");
         return;
     }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
+    char *argv[] = {"latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex", NULL};
+    int rc = rp_run_in(paper_dir, "latexmk.log", argv);
+    if (rc < 0) {
         snprintf(res->pdf_note, sizeof res->pdf_note, "cannot start latexmk: %s", strerror(errno));
         return;
     }
-    if (pid == 0) {
-        if (chdir(paper_dir) != 0) _exit(126);
-        int fd = open("latexmk.log", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open("/dev/null", O_RDONLY);
-        if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-        if (nul >= 0) dup2(nul, 0);
-        execlp("latexmk", "latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "main.tex", (char *)NULL);
-        _exit(127);
-    }
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-    }
     char *pdf;
     if (dpb_path_join(paper_dir, "main.pdf", &pdf)) return;
-    res->pdf_built = WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && dpb_file_exists(pdf);
+    res->pdf_built = rc == 0 && dpb_file_exists(pdf);
     free(pdf);
     if (!res->pdf_built) snprintf(res->pdf_note, sizeof res->pdf_note, "latexmk failed (exit %d): see paper/latexmk.log and paper/main.log",
-                                  WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+                                  rc);
 }
 
 dpb_status dpb_report_write(const dpb_report_opts *o, dpb_report_result *res)
