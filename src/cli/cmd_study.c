@@ -1138,7 +1138,9 @@ int dpb_cmd_study(int argc, char **argv)
     cJSON_AddStringToObject(study, "backend", c.backend);
     cJSON_AddBoolToObject(study, "synthetic_cpu_grid", c.synthetic);
     cJSON *models = cJSON_AddArrayToObject(study, "models");
-    for (size_t i = 0; i < c.nmodels; i++) {
+    /* This call's models, when it runs a per-model step (a call of unify/ape/report alone adds none). */
+    const unsigned per_model = S_LATENCY | S_MEMORY | S_ENERGY | S_ABLATE | S_EVAL | S_SAFETY | S_SERVE;
+    for (size_t i = 0; i < c.nmodels && (c.steps & per_model); i++) {
         const study_model *m = &c.models[i];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", m->name);
@@ -1191,7 +1193,7 @@ int dpb_cmd_study(int argc, char **argv)
     dpb_manifest_add(r.man, "study", study);
     dpb_manifest_write(r.man);
 
-    for (size_t i = 0; i < c.nmodels && !r.interrupted; i++) {
+    for (size_t i = 0; i < c.nmodels && !r.interrupted && (c.steps & per_model); i++) {
         model_steps(&r, &c.models[i]);
         /* Each step record carries its model's description, for later calls and the report. */
         cJSON *o;
