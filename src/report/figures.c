@@ -509,7 +509,7 @@ static void fig_energy(fig_ctx *c)
         }
     }
     if (rows && gptoss) {
-        fprintf(df, "\"%s\" NaN %.1f 8947848\n", "reference study: gpt-oss-20b, 2048/64, H100 NVL", RP_REF_J_PER_1K);
+        fprintf(df, "\"%s\" NaN %.1f 8947848\n", "reference study, H100 NVL", RP_REF_J_PER_1K);
         rows++;
     }
     if (df) fclose(df);
