@@ -559,12 +559,10 @@ static dpb_status write_commands(study_run *r)
     if (!f) return dpb_error_set(DPB_E_NOMEM, "study: out of memory");
     char cwd[PATH_MAX];
     if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
-    char *cl = NULL;
     const char *line = str_of(dpb_manifest_json(r->man), "command_line");
     fprintf(f,
             "#!/bin/sh\n# The commands deploybench study ran, in order (study manifest: manifest.json).\n"
             "# Run from the folder the study ran in; DPB names the binary.\n# study: %s\n", line ? line : "?");
-    free(cl);
     char *qcwd = NULL;
     char *cw[1] = {cwd};
     if (dpb_shell_join(1, cw, &qcwd) == DPB_OK) fprintf(f, "cd %s || exit 1\n", qcwd);
