@@ -562,7 +562,10 @@ static dpb_status write_commands(study_run *r)
     const char *line = str_of(dpb_manifest_json(r->man), "command_line");
     fprintf(f,
             "#!/bin/sh\n# The commands deploybench study ran, in order (study manifest: manifest.json).\n"
-            "# Run from the folder the study ran in; DPB names the binary.\n# study: %s\n", line ? line : "?");
+            "# Run from the folder the study ran in; DPB names the binary.\n# study: ");
+    /* a comment line: a newline in an argument must not end it */
+    for (const char *p = line ? line : "?"; *p; p++) fputc((unsigned char)*p < 0x20 ? '?' : *p, f);
+    fputc('\n', f);
     char *qcwd = NULL;
     char *cw[1] = {cwd};
     if (dpb_shell_join(1, cw, &qcwd) == DPB_OK) fprintf(f, "cd %s || exit 1\n", qcwd);

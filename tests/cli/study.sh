@@ -90,6 +90,9 @@ check "a used folder without --resume refused" "[ $rc -ne 0 ] && grep -q -- '--r
 echo '{"synthetic": true, "prompt_tokens": [8], "gen_tokens": [4], "steps": "latency", "models": {"q": "synth:qwen3-tiny"}}' >$T/cfg.json
 $B study --config $T/cfg.json --num-requests 1 --dry-run --out $T/d >"$T/out" 2>"$T/err"; rc=$?
 check "--config + --dry-run: the command, options from both" "[ $rc -eq 0 ] && grep -q 'deploybench latency --model synth:qwen3-tiny --out $T/d/q/latency --backend cpu --prompt-tokens 8 --gen-tokens 4 --num-requests 1' $T/out && [ ! -e $T/d ]"
+$B study --synthetic --models llama-tiny --steps latency --prompt-tokens 8 --gen-tokens 4 --num-requests 1 --warmup 0 \
+    --tokenizer "$(printf 'x\necho INJECTED')" --out $T/inj >"$T/out" 2>"$T/err"
+check "a newline in an argument adds no command to commands.sh" "[ -s $T/inj/commands.sh ] && ! DPB=true sh $T/inj/commands.sh 2>&1 | grep -q INJECTED"
 $B study --help >"$T/out" 2>&1
 check "--help explains steps, grids, resume and splitting" "grep -q -- '--steps' $T/out && grep -q -- '--resume' $T/out && grep -q -- '--backend' $T/out && grep -q 'Splitting' $T/out"
 echo "RESULT pass=$pass fail=$fail skip=$skip"
