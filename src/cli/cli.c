@@ -31,6 +31,8 @@ static const dpb_cli_command k_commands[] = {
     {"ablate", "the study's ablations: sampling, context, batch, experts per token, KV dtype, sliding window", dpb_cmd_ablate},
     {"detokenize", "token ids to text (streaming-safe UTF-8)", dpb_cmd_detokenize},
     {"eval", "accuracy: MMLU, GSM8K, BBH, HumanEval (sandboxed) as lm-evaluation-harness defines them", dpb_cmd_eval},
+    {"study", "the whole reference study with one command: every step, every model, then the report", dpb_cmd_study},
+    {"report", "figures, report.html, summary.md and a LaTeX paper from a study folder", dpb_cmd_report},
     {"safety", "refusal, jailbreak and over-refusal rates with the governance table (docs/SAFETY.md)", dpb_cmd_safety},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])

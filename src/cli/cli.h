@@ -46,5 +46,7 @@ int dpb_cmd_ape(int argc, char **argv);
 int dpb_cmd_ablate(int argc, char **argv);
 int dpb_cmd_eval(int argc, char **argv);
 int dpb_cmd_safety(int argc, char **argv);
+int dpb_cmd_study(int argc, char **argv);
+int dpb_cmd_report(int argc, char **argv);
 
 #endif
