@@ -20,6 +20,10 @@
 #            /tmp), removed when the script exits
 # and prints the machine (GPU, driver, CPU, disk) once.
 # dpb_elapsed prints seconds since dpb_env.
+# dpb_py SCRIPT.py ARGS runs a python script with that environment, its output
+# also in $OUT/SCRIPT.log and its Markdown table rows in $OUT/SCRIPT.md; returns
+# the script's exit status.  From the repo root, in one line:
+#   bash dev/device/common.sh py dev/device/hf_timing.py --models gpt-oss-20b
 
 dpb_stage() {
     local src=${1:-build/deploybench}
@@ -63,11 +67,26 @@ dpb_env() {
 
 dpb_elapsed() { echo "== $* (+$(( $(date +%s) - DPB_T0 )) s)"; }
 
+dpb_py() {
+    local script=$1 name rc
+    shift
+    name=$(basename "$script" .py)
+    dpb_elapsed "$name $*"
+    # transformers' progress bars and per-call generation warnings only
+    PYTHONUNBUFFERED=1 "$PY" "$script" "$@" 2>&1 |
+        grep --line-buffered -v -E 'Loading weights|Loading checkpoint shards|^\s*$' | tee "$OUT/$name.log"
+    rc=${PIPESTATUS[0]}
+    grep -E '^\|' "$OUT/$name.log" > "$OUT/$name.md"
+    dpb_elapsed "$name exit $rc"
+    return "$rc"
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     set -euo pipefail
     cd "$(dirname "$0")/../.."
     case "${1:-}" in
         stage) shift; dpb_stage "$@" ;;
-        *) echo "usage: bash dev/device/common.sh stage [BINARY]   (or source it from a device script)" >&2; exit 2 ;;
+        py) shift; set +e; dpb_env || exit 2; dpb_py "$@"; exit $? ;;
+        *) echo "usage: bash dev/device/common.sh stage [BINARY] | py SCRIPT.py [ARGS]   (or source it)" >&2; exit 2 ;;
     esac
 fi

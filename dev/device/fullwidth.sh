@@ -11,9 +11,4 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 . dev/device/common.sh
 dpb_env || exit 2
-dpb_elapsed "fullwidth.py $*"
-PYTHONUNBUFFERED=1 "$PY" dev/device/fullwidth.py "$@" 2>&1 | grep -v -E 'Loading weights|Warning: You are sending|^\s*$' | tee "$OUT/fullwidth.log"
-rc=${PIPESTATUS[0]}
-grep -E '^\|' "$OUT/fullwidth.log" > "$OUT/fullwidth.md"
-dpb_elapsed "fullwidth.py exit $rc"
-exit "$rc"
+dpb_py dev/device/fullwidth.py "$@"
