@@ -33,7 +33,7 @@ dpb_stage() {
     ldd "$src" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' |
         grep -v -E '/(libc|libm|libdl|libpthread|ld-linux[^/]*)\.so|/cuda' |
         while read -r l; do cp -L "$l" .devcarry/lib/; done
-    echo "staged .devcarry/deploybench ($(git describe --always --dirty 2>/dev/null)) and $(ls .devcarry/lib | wc -l)" \
+    echo "staged .devcarry/deploybench ($(git describe --always --dirty 2>/dev/null)) and $(find .devcarry/lib -type f | wc -l)" \
          "libraries; .devcarry holds $(du -sh .devcarry | cut -f1) (a call carries 64 MiB)" >&2
 }
 
@@ -52,7 +52,8 @@ dpb_env() {
     DPB_WORK=$(mktemp -d "${TMPDIR:-/tmp}/dpb-work.XXXXXX") || return 1
     export DPB_WORK
     export DPB_BIN=$DPB_WORK/deploybench
-    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} exec %s "$@"\n' "$lib" "$real" > "$DPB_BIN"
+    # shellcheck disable=SC2016  # $LD_LIBRARY_PATH and $@ expand when the wrapper runs
+    printf '#!/bin/sh\nexport LD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"\nexec "%s" "$@"\n' "$lib" "$real" > "$DPB_BIN"
     chmod +x "$DPB_BIN"
     trap 'rm -rf "$DPB_WORK"' EXIT
     date -u
