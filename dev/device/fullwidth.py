@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Full-width check of deploybench's logits against Hugging Face transformers (dev tool).
+
+For each model: `deploybench synth` writes the folder, a prompt of random ids
+(fixed seed) goes into a safetensors file, `deploybench logits` computes the
+logits at every position, transformers loads the same folder (eager
+attention; gpt-oss MXFP4 experts dequantized to bf16 by transformers) and
+computes them for the same ids, and the two are compared.  The folder is
+deleted before the next model (the device disk is 64 GiB).
+
+Per position t, with a = deploybench's logits and r = transformers':
+  rel_l2[t]  = ||a_t - r_t||_2 / ||r_t||_2      (the fixtures' bf16 measure,
+               ../shared/fixtures/README.md; the pass bound applies to it)
+  rel_max[t] = max_i |a_ti - r_ti| / max(max_i |r_ti|, 1e-30)   (reported)
+  top-1 same: argmax a_t == argmax r_t
+A top-1 mismatch is a near tie when the reference's own top-2 gap,
+r_t[1st] - r_t[2nd], is below 1e-2 * max_i |r_ti|.
+Pass: worst rel_l2 <= --max-rel (3e-2) and top-1 same at >= --min-top1 (95 %)
+of positions, all logits finite, and deploybench echoing the input ids.
+
+Run through dev/device/fullwidth.sh (it sets DPB_BIN, OUT and DPB_WORK).
+Prints a Markdown table row per model and writes $OUT/fullwidth.json.
+Exit status 0 when every model passes, 1 otherwise.
+"""
+import argparse, gc, json, os, shutil, subprocess, sys, time
+
+import torch
+from safetensors.torch import load_file, save_file
+
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T0:7.1f} s] {msg}", flush=True)
+
+
+def dpb(*args, timeout=None):
+    """Run the deploybench binary named by $DPB_BIN; returns (seconds, stderr tail)."""
+    cmd = [os.environ["DPB_BIN"], *map(str, args)]
+    t = time.monotonic()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    secs = time.monotonic() - t
+    tail = (p.stdout + p.stderr).strip().splitlines()[-6:]
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {p.returncode}: " + " | ".join(tail))
+    return secs, "\n".join(tail)
+
+
+def synth(preset, out, layers=None, seed=0, experts=None):
+    args = ["synth", "--preset", preset, "--out", out, "--seed", seed]
+    if layers:
+        args += ["--layers", layers]
+    if experts:
+        args += ["--experts", experts]
+    secs, tail = dpb(*args)
+    log(f"synth {preset}{f' --layers {layers}' if layers else ''} --seed {seed}: {secs:.1f} s ({tail.splitlines()[-1]})")
+    return secs
+
+
+def hf_load(d, device, dtype):
+    """transformers' model for folder d: eager attention, MXFP4 experts dequantized (as the reference study ran)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    cfg = AutoConfig.from_pretrained(d)
+    kw = dict(dtype=dtype, device_map=device, attn_implementation="eager")
+    how = str(dtype).replace("torch.", "")
+    q = getattr(cfg, "quantization_config", None)
+    if q and (q.get("quant_method") if isinstance(q, dict) else getattr(q, "quant_method", None)) == "mxfp4":
+        from transformers import Mxfp4Config
+        kw["quantization_config"] = Mxfp4Config(dequantize=True)
+        how = f"MXFP4 dequantized, {how}"
+    model = AutoModelForCausalLM.from_pretrained(d, **kw)
+    if any(p.dtype != dtype for p in model.parameters()):
+        # transformers keeps dequantized MXFP4 experts in bf16 whatever dtype says
+        # (and computes them in bf16): an f32 reference needs them cast.
+        model.to(dtype)
+        how += " (cast)"
+    model.eval()
+    return model, how
+
+
+def free_device():
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def compare(a, r, tie=1e-2, bound=3e-2):
+    """a, r: [T, V] logits (ours, reference). Returns the measures described at the top."""
+    a = a.double()
+    r = r.double()
+    d = a - r
+    rel_l2 = d.norm(dim=1) / r.norm(dim=1).clamp_min(1e-30)
+    scale = r.abs().amax(dim=1).clamp_min(1e-30)
+    rel_max = d.abs().amax(dim=1) / scale
+    top_a = a.argmax(dim=1)
+    top_r = r.argmax(dim=1)
+    same = top_a == top_r
+    r2 = r.topk(2, dim=1).values
+    gap = (r2[:, 0] - r2[:, 1]) / scale
+    miss = (~same).nonzero().flatten()
+    # where the reference ranks our pick, for each mismatch
+    ranks = [int((r[t] > r[t, top_a[t]]).sum()) + 1 for t in miss.tolist()]
+    return {
+        "positions": int(a.shape[0]),
+        "finite": bool(torch.isfinite(a).all() and torch.isfinite(r).all()),
+        "rel_l2_worst": float(rel_l2.max()),
+        "rel_l2_median": float(rel_l2.median()),
+        "rel_l2_worst_position": int(rel_l2.argmax()),
+        "rel_l2_positions_over_bound": int((rel_l2 > bound).sum()),
+        "rel_max_worst": float(rel_max.max()),
+        "rel_max_median": float(rel_max.median()),
+        "top1_same": int(same.sum()),
+        "top1_fraction": float(same.double().mean()),
+        "top1_mismatch_positions": miss.tolist(),
+        "top1_mismatch_near_ties": int((gap[miss] < tie).sum()),
+        "top1_mismatch_ref_rank_of_ours": ranks,
+        "ref_top2_gap_median": float(gap.median()),
+        "ref_logit_std": float(r.std()),
+    }
+
+
+def parse_models(spec):
+    """'gpt-oss-20b,qwen3-32b:4' -> [(preset, layers or None)]"""
+    out = []
+    for item in spec.split(","):
+        name, _, layers = item.partition(":")
+        out.append((name, int(layers) if layers else None))
+    return out
+
+
+def hf_forward(model, ids, device):
+    with torch.no_grad():
+        out = model(input_ids=ids[None].to(device), use_cache=False).logits[0].float().cpu()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return out
+
+
+def check_model(args, preset, layers, device, hf_dtype):
+    name = preset + (f" --layers {layers}" if layers else "")
+    work = os.path.join(os.environ["DPB_WORK"], preset + (f"-l{layers}" if layers else ""))
+    res = {"model": name, "preset": preset, "layers": layers, "seed": args.seed, "hf_seed": args.hf_seed,
+           "backend": args.backend, "dtype": args.dtype, "hf_device": device,
+           "hf_dtype": str(hf_dtype).replace("torch.", ""), "prompt_tokens": args.tokens,
+           "ids_seed": args.ids_seed, "seconds": {}}
+    sec = res["seconds"]
+    free_device()  # whatever an earlier model's failure left behind
+    try:
+        os.makedirs(work, exist_ok=True)
+        ours_dir = os.path.join(work, "model")
+        sec["synth"] = synth(preset, ours_dir, layers, args.seed, args.experts)
+        hf_dir = ours_dir
+        if args.hf_seed != args.seed:  # the negative control: transformers gets other weights
+            hf_dir = os.path.join(work, "model-hf")
+            sec["synth_hf"] = synth(preset, hf_dir, layers, args.hf_seed, args.experts)
+        with open(os.path.join(ours_dir, "config.json")) as f:
+            vocab = json.load(f)["vocab_size"]
+        g = torch.Generator().manual_seed(args.ids_seed)
+        ids = torch.randint(0, vocab, (args.tokens,), generator=g, dtype=torch.int64)
+        inp, outp = os.path.join(work, "in.safetensors"), os.path.join(work, "out.safetensors")
+        save_file({"input_ids": ids}, inp)
+
+        ours = {}
+        for dt in [args.dtype] + (["f32"] if args.ours_f32 and args.dtype != "f32" else []):
+            k = f"deploybench_{dt}"
+            try:
+                sec[k], _ = dpb("logits", "--model", ours_dir, "--input", inp, "--out", outp,
+                                "--backend", args.backend, "--dtype", dt)
+            except Exception as e:
+                if dt == args.dtype:
+                    raise
+                res["deploybench_f32_error"] = str(e)  # the extra f32 run does not stop the main check
+                log(f"deploybench logits --dtype f32 failed: {e}")
+                continue
+            log(f"deploybench logits --backend {args.backend} --dtype {dt}: {sec[k]:.1f} s")
+            got = load_file(outp)
+            ours[dt] = got["logits"].float()
+            if not torch.equal(got["input_ids"].to(torch.int64), ids):
+                raise RuntimeError("deploybench logits: input_ids in its output differ from the input")
+            os.unlink(outp)
+
+        t = time.monotonic()
+        model, how = hf_load(hf_dir, device, hf_dtype)
+        sec["hf_load"] = time.monotonic() - t
+        res["hf_loaded_as"] = how
+        log(f"transformers loaded {name} ({how}, {device}): {sec['hf_load']:.1f} s")
+        t = time.monotonic()
+        ref = hf_forward(model, ids, device)
+        sec["hf_forward"] = time.monotonic() - t
+        if device == "cuda":
+            res["hf_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        log(f"transformers forward over {args.tokens} tokens: {sec['hf_forward']:.1f} s")
+        ref32 = None
+        if args.f32_ref and hf_dtype != torch.float32:
+            # the same weights in f32: the floor that bf16 rounding alone sets
+            t = time.monotonic()
+            model.to(torch.float32)
+            ref32 = hf_forward(model, ids, device)
+            sec["hf_f32_forward"] = time.monotonic() - t
+            log(f"transformers in f32 (same weights): {sec['hf_f32_forward']:.1f} s")
+        elif hf_dtype == torch.float32:
+            ref32 = ref
+        del model
+        free_device()
+
+        mine = ours[args.dtype]
+        if mine.shape != ref.shape:
+            raise RuntimeError(f"logits shapes differ: deploybench {tuple(mine.shape)}, transformers {tuple(ref.shape)}")
+        res.update(compare(mine, ref, args.tie, args.max_rel))
+        if ref32 is not None:
+            res["f32_reference"] = {f"deploybench {dt}": compare(o, ref32, args.tie, args.max_rel)
+                                    for dt, o in ours.items()}
+            if ref32 is not ref:
+                res["f32_reference"][f"transformers {res['hf_dtype']}"] = compare(ref, ref32, args.tie, args.max_rel)
+        res["pass"] = bool(res["finite"] and res["rel_l2_worst"] <= args.max_rel
+                           and res["top1_fraction"] >= args.min_top1)
+        fr = res.get("f32_reference", {})
+        mine32, theirs32 = fr.get(f"deploybench {args.dtype}"), fr.get(f"transformers {res['hf_dtype']}")
+        if mine32 and theirs32:  # is our rounding error no larger than transformers' own?
+            res["floor_ok"] = bool(mine32["rel_l2_median"] <= 1.25 * theirs32["rel_l2_median"]
+                                   and mine32["top1_fraction"] >= theirs32["top1_fraction"] - 0.03)
+        if "deploybench f32" in fr:
+            c = fr["deploybench f32"]
+            res["f32_ok"] = bool(c["finite"] and c["rel_l2_worst"] <= 1e-3 and c["top1_fraction"] >= 0.99)
+    except Exception as e:  # one model's failure is reported, the others still run
+        res["error"] = f"{type(e).__name__}: {e}"
+        res["pass"] = False
+        log(f"{name}: ERROR {res['error']}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+def verdict(v):
+    return "—" if v is None else ("ok" if v else "**no**")
+
+
+def row(r):
+    if "error" in r:
+        return f"| {r['model']} | **error**: {r['error'][:300]} | — | — | **FAIL** | — | — | — |"
+    s = r["seconds"]
+    times = "/".join(f"{s.get(k, 0):.0f}" for k in ("synth", f"deploybench_{r['dtype']}", "hf_load", "hf_forward"))
+    fr = r.get("f32_reference", {})
+    mine, theirs = fr.get(f"deploybench {r['dtype']}"), fr.get(f"transformers {r['hf_dtype']}")
+    floor = "—"
+    if mine and theirs:
+        floor = (f"{mine['rel_l2_median']:.1e} / {theirs['rel_l2_median']:.1e}; "
+                 f"{100 * mine['top1_fraction']:.1f} / {100 * theirs['top1_fraction']:.1f} %: {verdict(r.get('floor_ok'))}")
+    f32 = "—"
+    if "deploybench f32" in fr and r["dtype"] != "f32":
+        c = fr["deploybench f32"]
+        f32 = f"{c['rel_l2_worst']:.1e}, {100 * c['top1_fraction']:.1f} %: {verdict(r.get('f32_ok'))}"
+    elif "deploybench_f32_error" in r:
+        f32 = f"error: {r['deploybench_f32_error'][:120]}"
+    return (f"| {r['model']} | {r['backend']} {r['dtype']} vs {r['hf_dtype']} ({r['hf_loaded_as']})"
+            f" | {r['rel_l2_worst']:.2e} / {r['rel_l2_median']:.1e} ({r['rel_l2_positions_over_bound']})"
+            f" | {r['rel_max_worst']:.2e} | {r['top1_same']}/{r['positions']} ({100 * r['top1_fraction']:.1f} %;"
+            f" {r['positions'] - r['top1_same']} differ, {r['top1_mismatch_near_ties']} near ties)"
+            f" | {'pass' if r['pass'] else '**FAIL**'} | {floor} | {f32} | {times} |")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="gpt-oss-20b,qwen3-32b:4,yi-34b:4",
+                    help="comma list of PRESET[:LAYERS] (default gpt-oss-20b,qwen3-32b:4,yi-34b:4)")
+    ap.add_argument("--backend", default="cuda", help="deploybench --backend (default cuda)")
+    ap.add_argument("--dtype", default="bf16", choices=["bf16", "f32"], help="deploybench --dtype (default bf16)")
+    ap.add_argument("--hf-dtype", choices=["bf16", "f32"], help="transformers dtype (default: --dtype)")
+    ap.add_argument("--hf-device", help="transformers device (default cuda for --backend cuda, else cpu)")
+    ap.add_argument("--tokens", type=int, default=256, help="prompt length (default 256)")
+    ap.add_argument("--ids-seed", type=int, default=1234, help="seed of the random prompt ids (default 1234)")
+    ap.add_argument("--seed", type=int, default=0, help="synth weight seed (default 0)")
+    ap.add_argument("--hf-seed", type=int, help="weight seed of the folder transformers loads (default --seed; "
+                    "a different one is the negative control: the check must fail)")
+    ap.add_argument("--experts", choices=["mxfp4", "bf16"], help="synth --experts for gpt-oss (default mxfp4)")
+    ap.add_argument("--max-rel", type=float, default=3e-2, help="bound on the worst rel_l2 (default 3e-2)")
+    ap.add_argument("--min-top1", type=float, default=0.95, help="least top-1 agreement (default 0.95)")
+    ap.add_argument("--tie", type=float, default=1e-2, help="near-tie gap, fraction of max|ref| (default 1e-2)")
+    ap.add_argument("--no-f32-ref", dest="f32_ref", action="store_false",
+                    help="skip the second transformers forward with the same weights cast to f32 (the bf16 noise floor)")
+    ap.add_argument("--no-ours-f32", dest="ours_f32", action="store_false",
+                    help="skip the second deploybench run, --dtype f32, compared with transformers in f32")
+    ap.add_argument("--keep", action="store_true", help="keep the model folders in $DPB_WORK")
+    ap.add_argument("--json", default=None, help="JSON file (default $OUT/fullwidth.json)")
+    args = ap.parse_args()
+    if args.hf_seed is None:
+        args.hf_seed = args.seed
+    device = args.hf_device or ("cuda" if args.backend == "cuda" else "cpu")
+    hf_dtype = {"bf16": torch.bfloat16, "f32": torch.float32}[args.hf_dtype or args.dtype]
+    out_json = args.json or os.path.join(os.environ.get("OUT", "."), "fullwidth.json")
+
+    import transformers
+    env = {"torch": torch.__version__, "transformers": transformers.__version__,
+           "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu"}
+    log(f"torch {env['torch']}, transformers {env['transformers']}, {env['device']}")
+    results = []
+    for preset, layers in parse_models(args.models):
+        results.append(check_model(args, preset, layers, device, hf_dtype))
+        with open(out_json, "w") as f:  # after every model, so a killed run keeps what it finished
+            json.dump({"env": env, "args": vars(args), "results": results}, f, indent=1)
+    print()
+    print(f"Prompt: {args.tokens} random ids (seed {args.ids_seed}). rel_l2 = ||ours - ref|| / ||ref|| per position "
+          f"(worst / median over positions, and how many positions exceed {args.max_rel:g}); rel_max = max|ours - ref| / "
+          f"max|ref| per position, worst. Near tie: the reference's top-2 gap < {args.tie:g} x max|ref|. Bound (issue 5): "
+          f"worst rel_l2 <= {args.max_rel:g} and the same top-1 at >= {100 * args.min_top1:g} % of positions. "
+          "Floor: both bf16 runs against transformers run in f32 on the same weights (median rel_l2 and top-1, ours / "
+          "transformers'); ok when ours is within 1.25x of transformers' median and 3 points of its top-1. "
+          "f32: deploybench --dtype f32 against transformers f32; ok when worst rel_l2 <= 1e-3 and top-1 >= 99 %.")
+    print()
+    print("| model | ours vs transformers | rel_l2 worst / median (positions over) | rel_max worst | same top-1 "
+          "| bound | floor vs f32: median rel_l2, top-1 (ours / transformers) | f32: worst rel_l2, top-1 "
+          "| s: synth/ours/hf load/hf fwd |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(row(r))
+    log(f"done; JSON in {out_json}")
+    return 0 if all(r["pass"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
