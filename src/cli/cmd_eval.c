@@ -385,6 +385,7 @@ static dpb_status write_summary(run *r, const char *samples, double elapsed_s, c
         cJSON_AddNumberToObject(o, "forward_calls", (double)ls->forward_calls);
         cJSON_AddNumberToObject(o, "tokens_run", (double)ls->tokens);
         cJSON_AddNumberToObject(o, "contexts_truncated", (double)ls->truncated);
+        cJSON_AddNumberToObject(o, "shared_prefix_tokens", (double)ls->prefix_tokens);
     }
     if (r->endpoint) {
         cJSON_AddStringToObject(o, "endpoint", r->endpoint);
