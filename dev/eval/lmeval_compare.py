@@ -157,7 +157,7 @@ def compare(root, mmlu_dir, gsm_dir):
         t, m = theirs[i], mine.get(i)
         if m is None:
             print(f"mmlu doc {i}: missing in deploybench"); bad += 1; continue
-        lls = [r[0] for r in t["filtered_resps"]]
+        lls = [float(r[0]) for r in t["filtered_resps"]]
         pick = max(range(len(lls)), key=lambda k: (lls[k], -k))
         d = max(abs(a - b) for a, b in zip(lls, m["loglikelihoods"]))
         maxd = max(maxd, d)
