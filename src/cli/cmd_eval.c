@@ -49,6 +49,7 @@ static void usage(FILE *f)
             "  --max-new-tokens N  generation cap (default: bbh 1024, others 256, as lm-eval)\n"
             "  --max-context N     engine context in tokens (default min(model's, 4096)); longer prompts keep their end\n"
             "  --backend B         cpu (default), ref or cuda;  --threads N: CPU threads (default all)\n"
+            "  --prefill-chunk N   rows per engine forward pass (default the engine's, 256); larger is faster on a GPU\n"
             "  --exhaustive        MMLU: run every choice on its own instead of sharing the question's prefix\n"
             "  --score-only        score --predictions FILE.jsonl made elsewhere: {doc_id, output} lines,\n"
             "                      HumanEval {task_id, completion}, MMLU {doc_id, loglikelihoods:[4]}\n"
@@ -67,7 +68,7 @@ static void usage(FILE *f)
 typedef struct run {
     task_kind kind;
     const char *task, *data, *model, *out, *subset, *tpl_name, *predictions;
-    long long limit, fewshot, batch, max_new, max_ctx, threads, fewshot_seed;
+    long long limit, fewshot, batch, max_new, max_ctx, threads, fewshot_seed, prefill_chunk;
     int exhaustive, canonical, score_only, resume, chat, dry_run;
     const char *endpoint;
     dpb_eval_remote remote;
@@ -646,7 +647,7 @@ done:
 int dpb_cmd_eval(int argc, char **argv)
 {
     enum { O_TASK = 256, O_DATA, O_MODEL, O_TOK, O_OUT, O_RESUME, O_LIMIT, O_SUBSET, O_FEW, O_TPL, O_BATCH, O_MAXNEW,
-           O_CTX, O_BACKEND, O_THREADS, O_EXH, O_SCORE, O_PRED, O_CANON, O_ENDPOINT, O_CHAT, O_FSEED, O_DRY };
+           O_CTX, O_BACKEND, O_THREADS, O_EXH, O_SCORE, O_PRED, O_CANON, O_ENDPOINT, O_CHAT, O_FSEED, O_DRY, O_PCHUNK };
     static const struct option opts[] = {
         {"task", required_argument, 0, O_TASK}, {"data", required_argument, 0, O_DATA},
         {"model", required_argument, 0, O_MODEL}, {"tokenizer", required_argument, 0, O_TOK},
@@ -659,7 +660,7 @@ int dpb_cmd_eval(int argc, char **argv)
         {"score-only", no_argument, 0, O_SCORE}, {"predictions", required_argument, 0, O_PRED},
         {"canonical", no_argument, 0, O_CANON}, {"endpoint", required_argument, 0, O_ENDPOINT},
         {"chat", no_argument, 0, O_CHAT}, {"fewshot-seed", required_argument, 0, O_FSEED},
-        {"dry-run", no_argument, 0, O_DRY},
+        {"dry-run", no_argument, 0, O_DRY}, {"prefill-chunk", required_argument, 0, O_PCHUNK},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     run r;
     memset(&r, 0, sizeof r);
@@ -697,6 +698,7 @@ int dpb_cmd_eval(int argc, char **argv)
         case O_CHAT: r.chat = 1; break;
         case O_FSEED: st = dpb_cli_parse_i64("--fewshot-seed", optarg, 0, 1ll << 62, &r.fewshot_seed); break;
         case O_DRY: r.dry_run = 1; break;
+        case O_PCHUNK: st = dpb_cli_parse_i64("--prefill-chunk", optarg, 1, 1 << 20, &r.prefill_chunk); break;
         case 'h': usage(stdout); return 0;
         default: return dpb_cli_usage_error("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -799,6 +801,7 @@ int dpb_cmd_eval(int argc, char **argv)
         eo.backend = backend;
         eo.threads = (int)r.threads;
         eo.max_seqs = (int)r.batch;
+        eo.prefill_chunk = r.prefill_chunk;
         eo.max_ctx = r.max_ctx ? r.max_ctx : (maxpos < 4096 ? maxpos : 4096);
         if ((st = dpb_engine_create(ck, &eo, &e))) goto fail;
         if ((st = run_model(&r, ck, e, &ls))) goto fail;
