@@ -261,6 +261,7 @@ dpb_status dpb_eval_remote_loglik(dpb_eval_remote *r, const char *const *context
         }
     }
     if (!st) st = dpb_post_run(pr, n, &r->post);
+    if (st == DPB_E_INTERRUPTED) st = dpb_error_set(st, "interrupted; --resume continues this run");
     for (size_t k = 0; k < n && !st; k++) {
         char what[160];
         snprintf(what, sizeof what, "POST %s (doc_id %zu, continuation '%.20s')", r->completions_url,
@@ -307,6 +308,7 @@ dpb_status dpb_eval_remote_generate(dpb_eval_remote *r, const char *const *promp
         }
     }
     if (!st) st = dpb_post_run(pr, (size_t)n, &r->post);
+    if (st == DPB_E_INTERRUPTED) st = dpb_error_set(st, "interrupted; --resume continues this run");
     for (int i = 0; i < n && !st; i++) {
         char what[160];
         snprintf(what, sizeof what, "POST %s (doc_id %zu)", url, ids ? ids[i] : (size_t)i);
