@@ -606,6 +606,10 @@ static dpb_status run_model(run *r, dpb_checkpoint *ck, dpb_engine *e, dpb_eval_
         if (dpb_interrupted()) { st = dpb_error_set(DPB_E_INTERRUPTED, "interrupted; --resume continues this run"); break; }
         int nb = 0;
         while (i < r->items.n && nb < B) {
+            /* in process, an MMLU batch holds one subject: its questions share the few-shot prefix */
+            if (r->kind == T_MMLU && !r->endpoint && nb > 0 && r->items.items[i].subset &&
+                r->items.items[idx[0]].subset && strcmp(r->items.items[i].subset, r->items.items[idx[0]].subset) != 0)
+                break;
             if (!r->done[i]) {
                 if ((st = build_prompt(r, &r->items.items[i], &prompts[nb]))) break;
                 idx[nb++] = i;
