@@ -182,7 +182,7 @@ static void test_jsonl_readers(void)
     T_CHECK(s.n == 2);
     char *p = NULL;
     if (s.n == 2) {
-        T_CHECK(dpb_eval_gsm8k_prompt(&s.items[1], &s, 1, &p) == DPB_OK);
+        T_CHECK(dpb_eval_gsm8k_prompt(&s.items[1], &s, NULL, 1, &p) == DPB_OK);
         T_CHECK(p && strcmp(p, "Question: 1+1?\nAnswer: 1+1=2\n#### 2\n\nQuestion: q\nAnswer:") == 0);
         free(p);
     }

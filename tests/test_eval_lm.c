@@ -84,6 +84,7 @@ static void test_shared_prefix_exact(void)
     T_CHECK(dpb_eval_loglik(g_e, g_tok, ctx, 3, conts, 4, 0, false, fast, &s1) == DPB_OK);
     T_CHECK(dpb_eval_loglik(g_e, g_tok, ctx, 3, conts, 4, 0, true, slow, &s2) == DPB_OK);
     T_CHECKF(s1.forward_calls == 1, "%lld", (long long)s1.forward_calls); /* 3 questions x 4 choices in one step */
+    T_CHECK(s1.prefix_tokens == 0); /* nothing shared worth a step of its own */
     T_CHECK(s2.forward_calls >= 12);
     for (int q = 0; q < 3; q++)
         for (int c = 0; c < 4; c++) {
@@ -100,6 +101,28 @@ static void test_shared_prefix_exact(void)
     T_CHECK(dpb_eval_loglik(g_e, g_tok, ctx, 1, longc, 2, 0, false, ml, NULL) == DPB_OK);
     T_CHECKF(fabs(ml[0] - naive(ctx[0], longc[0])) < 1e-4, "%.6f", ml[0]);
     T_CHECK(ml[1] < 0);
+}
+
+/* questions sharing a few-shot prefix: the prefix runs in a step of its own, the values do not change */
+static void test_shared_prefix_split(void)
+{
+    if (!g_e) T_SKIP("../shared tokenizer absent or engine unavailable");
+    const char *ctx[3] = {
+        "The following are multiple choice questions (with answers) about arithmetic.\n\n1+1=?\nA. 1\nB. 2\nC. 3\nD. 4\n"
+        "Answer: B\n\n2+2=?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:",
+        "The following are multiple choice questions (with answers) about arithmetic.\n\n1+1=?\nA. 1\nB. 2\nC. 3\nD. 4\n"
+        "Answer: B\n\n3+3=?\nA. 6\nB. 7\nC. 8\nD. 9\nAnswer:",
+        "The following are multiple choice questions (with answers) about arithmetic.\n\n1+1=?\nA. 1\nB. 2\nC. 3\nD. 4\n"
+        "Answer: B\n\n9-1=?\nA. 1\nB. 8\nC. 9\nD. 0\nAnswer:"};
+    const char *conts[4] = {" A", " B", " C", " D"};
+    double fast[12], slow[12];
+    dpb_eval_ll_stats s1 = {0}, s2 = {0};
+    T_CHECK(dpb_eval_loglik(g_e, g_tok, ctx, 3, conts, 4, 0, false, fast, &s1) == DPB_OK);
+    T_CHECK(dpb_eval_loglik(g_e, g_tok, ctx, 3, conts, 4, 0, true, slow, &s2) == DPB_OK);
+    T_CHECKF(s1.forward_calls == 2 && s1.prefix_tokens >= DPB_EVAL_MIN_SHARED_PREFIX, "%lld calls, prefix %lld",
+             (long long)s1.forward_calls, (long long)s1.prefix_tokens);
+    for (int k = 0; k < 12; k++) T_CHECKF(fabs(fast[k] - slow[k]) < 1e-4, "%d: %.6f %.6f", k, fast[k], slow[k]);
+    T_CHECKF(fabs(fast[1] - naive(ctx[0], conts[1])) < 1e-4, "%.6f", fast[1]);
 }
 
 static void test_generate_stops(void)
@@ -130,6 +153,7 @@ int main(void)
     setup();
     T_RUN(test_encode_pair);
     T_RUN(test_shared_prefix_exact);
+    T_RUN(test_shared_prefix_split);
     T_RUN(test_generate_stops);
     dpb_engine_destroy(g_e);
     dpb_tokenizer_free(g_tok);

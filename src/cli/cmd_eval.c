@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "eval/eval.h"
 #include "eval/lm.h"
+#include "eval/remote.h"
 #include "eval/sandbox.h"
 #include "format/checkpoint.h"
 #include "tokenizer/tokenizer.h"
@@ -28,6 +29,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deploybench eval --task mmlu|gsm8k|gsm8k_cot|bbh|humaneval --data DIR --model M --out DIR [options]\n"
+            "       deploybench eval --task T --data DIR --endpoint URL --model NAME [--chat] --out DIR [options]\n"
+            "       deploybench eval --task mmlu --data DIR --tokenizer PATH --dry-run --out DIR\n"
             "       deploybench eval --task T --data DIR --score-only --predictions FILE.jsonl --out DIR\n"
             "       deploybench eval --task humaneval --data DIR --canonical --out DIR\n\n"
             "Accuracy as lm-evaluation-harness defines it (docs/EVAL.md).  Nothing is downloaded.\n\n"
@@ -46,18 +49,31 @@ static void usage(FILE *f)
             "  --max-new-tokens N  generation cap (default: bbh 1024, others 256, as lm-eval)\n"
             "  --max-context N     engine context in tokens (default min(model's, 4096)); longer prompts keep their end\n"
             "  --backend B         cpu (default), ref or cuda;  --threads N: CPU threads (default all)\n"
+            "  --prefill-chunk N   rows per engine forward pass (default the engine's, 256); larger is faster on a GPU\n"
             "  --exhaustive        MMLU: run every choice on its own instead of sharing the question's prefix\n"
             "  --score-only        score --predictions FILE.jsonl made elsewhere: {doc_id, output} lines,\n"
             "                      HumanEval {task_id, completion}, MMLU {doc_id, loglikelihoods:[4]}\n"
             "  --canonical         humaneval: score the canonical solutions (checks the sandbox: expect 164/164)\n"
-            "  --endpoint URL      an OpenAI-compatible server (not implemented yet: see docs/EVAL.md)\n");
+            "  --endpoint URL      an OpenAI-compatible server instead of the in-process engine: http://host:port,\n"
+            "                      .../v1 or .../v1/completions (lm-eval's local-completions requests); --model is\n"
+            "                      the served model name; --batch N requests in flight; OPENAI_API_KEY is sent if set\n"
+            "  --chat              with --endpoint: generate through /v1/chat/completions (prompt as one user message);\n"
+            "                      generative tasks only: chat endpoints cannot give loglikelihoods\n"
+            "  --fewshot-seed N    gsm8k: seed of lm-eval's few-shot sampler (default 1234, lm-eval's); mmlu takes\n"
+            "                      the first K dev examples (first_n), gsm8k_cot and bbh fixed exemplars\n"
+            "  --dry-run           mmlu: tokenize every prompt and count the forward tokens with and without\n"
+            "                      reusing each subject's shared few-shot prefix (writes dry_run.json; no model)\n");
 }
 
 typedef struct run {
     task_kind kind;
     const char *task, *data, *model, *out, *subset, *tpl_name, *predictions;
-    long long limit, fewshot, batch, max_new, max_ctx, threads;
-    int exhaustive, canonical, score_only, resume;
+    long long limit, fewshot, batch, max_new, max_ctx, threads, fewshot_seed, prefill_chunk;
+    int exhaustive, canonical, score_only, resume, chat, dry_run;
+    const char *endpoint;
+    dpb_eval_remote remote;
+    dpb_eval_remote_stats rstats;
+    size_t *shots; /* gsm8k: lm-eval's sampled exemplars, fewshot per item */
     char dir[4096];
     dpb_eval_set items, pool;
     char **bbh_tasks, **bbh_desc, **bbh_shots;
@@ -155,7 +171,10 @@ static dpb_status build_prompt(run *r, const dpb_eval_item *it, char **out)
     dpb_status st = DPB_OK;
     switch (r->kind) {
     case T_MMLU: st = dpb_eval_mmlu_fewshot(it, &r->pool, (int)r->fewshot, &p); break;
-    case T_GSM8K: st = dpb_eval_gsm8k_prompt(it, &r->pool, (int)r->fewshot, &p); break;
+    case T_GSM8K:
+        st = dpb_eval_gsm8k_prompt(it, &r->pool, r->shots ? r->shots + (size_t)(it - r->items.items) * (size_t)r->fewshot : NULL,
+                                   (int)r->fewshot, &p);
+        break;
     case T_GSM8K_COT: st = dpb_eval_gsm8k_cot_prompt(it, (int)r->fewshot, &p); break;
     case T_BBH:
         st = dpb_eval_bbh_prompt(it, bbh_field(r, it->subset, 0), bbh_field(r, it->subset, 1), (int)r->fewshot, &p);
@@ -367,6 +386,13 @@ static dpb_status write_summary(run *r, const char *samples, double elapsed_s, c
         cJSON_AddNumberToObject(o, "forward_calls", (double)ls->forward_calls);
         cJSON_AddNumberToObject(o, "tokens_run", (double)ls->tokens);
         cJSON_AddNumberToObject(o, "contexts_truncated", (double)ls->truncated);
+        cJSON_AddNumberToObject(o, "shared_prefix_tokens", (double)ls->prefix_tokens);
+    }
+    if (r->endpoint) {
+        cJSON_AddStringToObject(o, "endpoint", r->endpoint);
+        cJSON_AddNumberToObject(o, "requests", (double)r->rstats.requests);
+        cJSON_AddNumberToObject(o, "server_prompt_tokens", (double)r->rstats.prompt_tokens);
+        if (r->kind == T_MMLU) cJSON_AddNumberToObject(o, "context_ends_inside_a_token", (double)r->rstats.straddled);
     }
     char *txt = cJSON_Print(o);
     char p[4200];
@@ -383,11 +409,16 @@ static dpb_status check_run_json(run *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task", r->task);
-    cJSON_AddStringToObject(o, "model", r->model ? r->model : (r->canonical ? "canonical" : "predictions"));
+    cJSON_AddStringToObject(o, "model", r->model ? r->model : (r->canonical ? "canonical" : r->dry_run ? "dry-run" : "predictions"));
     cJSON_AddNumberToObject(o, "num_fewshot", (double)r->fewshot);
     cJSON_AddStringToObject(o, "chat_template", dpb_chat_template_name(r->tpl));
     cJSON_AddStringToObject(o, "subset", r->subset ? r->subset : "");
     cJSON_AddNumberToObject(o, "max_new_tokens", (double)r->max_new);
+    if (r->endpoint) {
+        cJSON_AddStringToObject(o, "endpoint", r->endpoint);
+        cJSON_AddBoolToObject(o, "chat", r->chat);
+    }
+    if (r->shots) cJSON_AddNumberToObject(o, "fewshot_seed", (double)r->fewshot_seed);
     char p[4200];
     snprintf(p, sizeof p, "%s/run.json", r->out);
     dpb_status st = DPB_OK;
@@ -462,20 +493,105 @@ static dpb_status score_pred(const cJSON *obj, size_t line, void *ctx)
     return st;
 }
 
+/* ---- --dry-run: forward tokens of MMLU with and without prefix reuse ---- */
+
+static dpb_status dry_run(run *r)
+{
+    /* per subject: the tokens every question shares (the longest common token prefix: description and
+     * exemplars), run once with a KV copy, then each question's own suffix */
+    int64_t total = 0, reuse = 0, per_choice = 0, maxlen = 0, subjects = 0, prefix_sum = 0;
+    int64_t s_sum = 0, s_n = 0;
+    dpb_tokens first = {0}, cur = {0};
+    size_t lcp = 0;
+    const char *subj = NULL;
+    dpb_status st = DPB_OK;
+    for (size_t i = 0; i <= r->items.n && !st; i++) {
+        const dpb_eval_item *it = i < r->items.n ? &r->items.items[i] : NULL;
+        const char *name = it && it->subset ? it->subset : "";
+        if (!it || !subj || strcmp(subj, name) != 0) {
+            if (subj) {
+                reuse += (int64_t)lcp + (s_sum - s_n * (int64_t)lcp);
+                prefix_sum += (int64_t)lcp;
+            }
+            if (!it) break;
+            subj = name;
+            subjects++;
+            s_sum = s_n = 0;
+            first.n = 0;
+        }
+        char *p = NULL;
+        if ((st = build_prompt(r, it, &p))) break;
+        size_t cl = strlen(p);
+        while (cl && (p[cl - 1] == ' ' || p[cl - 1] == '\n' || p[cl - 1] == '\t' || p[cl - 1] == '\r'))
+            cl--; /* what dpb_eval_encode_pair encodes as the context */
+        cur.n = 0;
+        st = dpb_tokenizer_encode(r->tok, p, cl, r->tok_flags, &cur);
+        free(p);
+        if (st) break;
+        int64_t n = (int64_t)cur.n;
+        total += n;
+        s_sum += n;
+        s_n++;
+        per_choice += 4 * (n + 1); /* lm-eval over HTTP: a request per choice: context + choice + 1 generated */
+        if (n > maxlen) maxlen = n;
+        if (s_n == 1) {
+            dpb_tokens t = first;
+            first = cur;
+            cur = t;
+            lcp = first.n;
+        } else {
+            size_t k = 0;
+            while (k < lcp && k < cur.n && cur.ids[k] == first.ids[k]) k++;
+            lcp = k;
+        }
+    }
+    dpb_tokens_free(&first);
+    dpb_tokens_free(&cur);
+    if (st) return st;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task", r->task);
+    cJSON_AddNumberToObject(o, "questions", (double)r->items.n);
+    cJSON_AddNumberToObject(o, "subjects", (double)subjects);
+    cJSON_AddNumberToObject(o, "num_fewshot", (double)r->fewshot);
+    cJSON_AddNumberToObject(o, "forward_tokens_one_pass_per_question", (double)total);
+    cJSON_AddNumberToObject(o, "forward_tokens_prefix_reused", (double)reuse);
+    cJSON_AddNumberToObject(o, "shared_prefix_tokens_all_subjects", (double)prefix_sum);
+    cJSON_AddNumberToObject(o, "forward_tokens_one_request_per_choice", (double)per_choice);
+    cJSON_AddNumberToObject(o, "longest_prompt_tokens", (double)maxlen);
+    char *txt = cJSON_Print(o);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/dry_run.json", r->out);
+    st = txt ? dpb_file_write(path, txt, strlen(txt)) : dpb_error_set(DPB_E_NOMEM, "out of memory");
+    cJSON_free(txt);
+    cJSON_Delete(o);
+    if (!st)
+        printf("mmlu dry run: %zu questions in %lld subjects; forward tokens: %lld with one pass per question, %lld with each "
+               "subject's shared prefix (%lld tokens in all) run once, %lld with one request per choice; longest prompt "
+               "%lld tokens\n",
+               r->items.n, (long long)subjects, (long long)total, (long long)reuse, (long long)prefix_sum,
+               (long long)per_choice, (long long)maxlen);
+    return st;
+}
+
 /* ---- the in-process run ---- */
 
 static dpb_status run_model(run *r, dpb_checkpoint *ck, dpb_engine *e, dpb_eval_ll_stats *ls)
 {
-    const dpb_model_config *cfg = dpb_checkpoint_config(ck);
-    const dpb_generation_config *gen = dpb_checkpoint_generation(ck);
-    const int64_t *eos = gen->n_eos > 0 ? gen->eos_ids : cfg->eos_ids;
-    int n_eos = gen->n_eos > 0 ? gen->n_eos : cfg->n_eos;
+    const int64_t *eos = NULL;
+    int n_eos = 0;
+    if (ck) {
+        const dpb_model_config *cfg = dpb_checkpoint_config(ck);
+        const dpb_generation_config *gen = dpb_checkpoint_generation(ck);
+        eos = gen->n_eos > 0 ? gen->eos_ids : cfg->eos_ids;
+        n_eos = gen->n_eos > 0 ? gen->n_eos : cfg->n_eos;
+    }
     static const char *const s_gsm[] = {"Question:", "</s>", "<|im_end|>"};
     static const char *const s_cot[] = {"Q:", "</s>", "<|im_end|>"};
     static const char *const s_bbh[] = {"</s>", "Q", "\n\n"};
     const char *const *stops = r->kind == T_GSM8K ? s_gsm : r->kind == T_GSM8K_COT ? s_cot : r->kind == T_BBH ? s_bbh : dpb_humaneval_stops;
     int nstops = r->kind == T_HUMANEVAL ? 5 : 3;
-    int B = (int)r->batch;
+    /* over HTTP a chunk holds more items than requests in flight, so the tail of a chunk is short */
+    int B = r->endpoint ? (int)r->batch * 4 : (int)r->batch;
     size_t *idx = calloc((size_t)B, sizeof *idx);
     char **prompts = calloc((size_t)B, sizeof *prompts), **outs = calloc((size_t)B, sizeof *outs);
     double *ll = calloc((size_t)B * 4, sizeof *ll);
@@ -490,6 +606,10 @@ static dpb_status run_model(run *r, dpb_checkpoint *ck, dpb_engine *e, dpb_eval_
         if (dpb_interrupted()) { st = dpb_error_set(DPB_E_INTERRUPTED, "interrupted; --resume continues this run"); break; }
         int nb = 0;
         while (i < r->items.n && nb < B) {
+            /* in process, an MMLU batch holds one subject: its questions share the few-shot prefix */
+            if (r->kind == T_MMLU && !r->endpoint && nb > 0 && r->items.items[i].subset &&
+                r->items.items[idx[0]].subset && strcmp(r->items.items[i].subset, r->items.items[idx[0]].subset) != 0)
+                break;
             if (!r->done[i]) {
                 if ((st = build_prompt(r, &r->items.items[i], &prompts[nb]))) break;
                 idx[nb++] = i;
@@ -499,11 +619,18 @@ static dpb_status run_model(run *r, dpb_checkpoint *ck, dpb_engine *e, dpb_eval_
         if (!st && nb > 0) {
             if (r->kind == T_MMLU) {
                 static const char *const conts[4] = {" A", " B", " C", " D"};
-                st = dpb_eval_loglik(e, r->tok, (const char *const *)prompts, nb, conts, 4, r->tok_flags, r->exhaustive, ll, ls);
+                if (r->endpoint)
+                    st = dpb_eval_remote_loglik(&r->remote, (const char *const *)prompts, idx, nb, conts, 4, ll, &r->rstats);
+                else
+                    st = dpb_eval_loglik(e, r->tok, (const char *const *)prompts, nb, conts, 4, r->tok_flags, r->exhaustive, ll, ls);
                 for (int k = 0; k < nb && !st; k++) st = score_mmlu(r, idx[k], prompts[k], ll + 4 * k);
             } else {
-                st = dpb_eval_generate(e, r->tok, (const char *const *)prompts, nb, r->tok_flags, r->max_new, stops, nstops,
-                                       eos, n_eos, outs);
+                if (r->endpoint)
+                    st = dpb_eval_remote_generate(&r->remote, (const char *const *)prompts, idx, nb, r->max_new, stops, nstops,
+                                                  outs, &r->rstats);
+                else
+                    st = dpb_eval_generate(e, r->tok, (const char *const *)prompts, nb, r->tok_flags, r->max_new, stops,
+                                           nstops, eos, n_eos, outs);
                 for (int k = 0; k < nb && !st; k++) st = score_generation(r, idx[k], prompts[k], outs[k]);
                 for (int k = 0; k < nb; k++) { free(outs[k]); outs[k] = NULL; }
             }
@@ -524,7 +651,7 @@ done:
 int dpb_cmd_eval(int argc, char **argv)
 {
     enum { O_TASK = 256, O_DATA, O_MODEL, O_TOK, O_OUT, O_RESUME, O_LIMIT, O_SUBSET, O_FEW, O_TPL, O_BATCH, O_MAXNEW,
-           O_CTX, O_BACKEND, O_THREADS, O_EXH, O_SCORE, O_PRED, O_CANON, O_ENDPOINT };
+           O_CTX, O_BACKEND, O_THREADS, O_EXH, O_SCORE, O_PRED, O_CANON, O_ENDPOINT, O_CHAT, O_FSEED, O_DRY, O_PCHUNK };
     static const struct option opts[] = {
         {"task", required_argument, 0, O_TASK}, {"data", required_argument, 0, O_DATA},
         {"model", required_argument, 0, O_MODEL}, {"tokenizer", required_argument, 0, O_TOK},
@@ -536,12 +663,15 @@ int dpb_cmd_eval(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS}, {"exhaustive", no_argument, 0, O_EXH},
         {"score-only", no_argument, 0, O_SCORE}, {"predictions", required_argument, 0, O_PRED},
         {"canonical", no_argument, 0, O_CANON}, {"endpoint", required_argument, 0, O_ENDPOINT},
+        {"chat", no_argument, 0, O_CHAT}, {"fewshot-seed", required_argument, 0, O_FSEED},
+        {"dry-run", no_argument, 0, O_DRY}, {"prefill-chunk", required_argument, 0, O_PCHUNK},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     run r;
     memset(&r, 0, sizeof r);
     r.fewshot = -1;
     r.batch = 8;
-    const char *backend = "cpu", *endpoint = NULL;
+    r.fewshot_seed = 1234;
+    const char *backend = "cpu";
     dpb_checkpoint_opts co = {0};
     int c;
     optind = 1;
@@ -568,7 +698,11 @@ int dpb_cmd_eval(int argc, char **argv)
         case O_SCORE: r.score_only = 1; break;
         case O_PRED: r.predictions = optarg; break;
         case O_CANON: r.canonical = 1; break;
-        case O_ENDPOINT: endpoint = optarg; break;
+        case O_ENDPOINT: r.endpoint = optarg; break;
+        case O_CHAT: r.chat = 1; break;
+        case O_FSEED: st = dpb_cli_parse_i64("--fewshot-seed", optarg, 0, 1ll << 62, &r.fewshot_seed); break;
+        case O_DRY: r.dry_run = 1; break;
+        case O_PCHUNK: st = dpb_cli_parse_i64("--prefill-chunk", optarg, 1, 1 << 20, &r.prefill_chunk); break;
         case 'h': usage(stdout); return 0;
         default: return dpb_cli_usage_error("eval", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -584,13 +718,20 @@ int dpb_cmd_eval(int argc, char **argv)
     else return dpb_cli_usage_error("eval", "--task takes mmlu, gsm8k, gsm8k_cot, bbh or humaneval, not '%s'", r.task);
     if (!r.data) return dpb_cli_usage_error("eval", "--data DIR is required (e.g. ../shared/data); nothing is downloaded");
     if (!r.out) return dpb_cli_usage_error("eval", "--out DIR is required");
-    if (endpoint)
-        return dpb_cli_usage_error("eval", "--endpoint: HTTP mode is not implemented yet (docs/EVAL.md says what it needs); "
-                                           "score generations made elsewhere with --score-only --predictions");
+    if (r.endpoint && !r.model) return dpb_cli_usage_error("eval", "--endpoint needs --model NAME (the served model name)");
+    if (r.chat && !r.endpoint) return dpb_cli_usage_error("eval", "--chat is for --endpoint (in process, use --chat-template)");
+    if (r.chat && r.kind == T_MMLU)
+        return dpb_cli_usage_error("eval", "--chat: chat endpoints cannot give loglikelihoods (no prompt logprobs), so "
+                                           "mmlu needs /v1/completions; --chat is for gsm8k, gsm8k_cot, bbh, humaneval");
+    if (r.chat && r.tpl_name) return dpb_cli_usage_error("eval", "--chat: the server applies its chat template; drop --chat-template");
+    if (r.endpoint && r.exhaustive) return dpb_cli_usage_error("eval", "--exhaustive is for the in-process engine, not --endpoint");
+    if (r.dry_run && (r.kind != T_MMLU || r.model || !co.tokenizer))
+        return dpb_cli_usage_error("eval", "--dry-run is for --task mmlu with --tokenizer PATH and without --model");
     if (r.canonical && r.kind != T_HUMANEVAL) return dpb_cli_usage_error("eval", "--canonical is for --task humaneval");
     if (r.score_only != !!r.predictions) return dpb_cli_usage_error("eval", "--score-only and --predictions FILE go together");
-    int modes = !!r.model + r.score_only + r.canonical;
-    if (modes != 1) return dpb_cli_usage_error("eval", "give exactly one of --model, --score-only --predictions, --canonical");
+    int modes = !!r.model + r.score_only + r.canonical + r.dry_run;
+    if (modes != 1)
+        return dpb_cli_usage_error("eval", "give exactly one of --model, --score-only --predictions, --canonical, --dry-run");
     if (strcmp(backend, "cpu") && strcmp(backend, "ref") && strcmp(backend, "cuda"))
         return dpb_cli_usage_error("eval", "--backend takes cpu, ref or cuda, not '%s'", backend);
     if (r.fewshot < 0) r.fewshot = r.kind == T_MMLU ? 5 : r.kind == T_GSM8K ? 5 : r.kind == T_GSM8K_COT ? 8 : r.kind == T_BBH ? 3 : 0;
@@ -623,6 +764,9 @@ int dpb_cmd_eval(int argc, char **argv)
         r.items.n = (size_t)r.limit;
     }
     if (r.items.n == 0) { st = dpb_error_set(DPB_E_ARG, "--data %s: no items selected", r.data); goto fail; }
+    if (r.kind == T_GSM8K && r.fewshot > 0 && !r.score_only && !r.canonical &&
+        (st = dpb_eval_fewshot_random(r.items.n, r.pool.n, (int)r.fewshot, (uint64_t)r.fewshot_seed, &r.shots)))
+        goto fail;
     if (!(r.done = calloc(r.items.n, sizeof *r.done))) { st = dpb_error_set(DPB_E_NOMEM, "out of memory"); goto fail; }
     if ((st = dpb_results_dir_open(r.out, r.resume, NULL))) goto fail;
     if ((st = check_run_json(&r))) goto fail;
@@ -633,6 +777,17 @@ int dpb_cmd_eval(int argc, char **argv)
         pred_ctx pc = {&r, 0};
         if ((st = dpb_jsonl_read(r.predictions, score_pred, &pc))) goto fail;
         if (pc.n == 0) fprintf(stderr, "eval: %s held no new predictions\n", r.predictions);
+    } else if (r.dry_run) {
+        if ((st = dpb_tokenizer_load(co.tokenizer, &r.tok))) goto fail;
+        if ((st = dry_run(&r))) goto fail;
+    } else if (r.endpoint) {
+        if ((st = dpb_eval_remote_init(&r.remote, r.endpoint, r.model, r.chat, (int)r.batch))) goto fail;
+        if (r.remote.chat && r.kind == T_MMLU) {
+            st = dpb_error_set(DPB_E_ARG, "--endpoint %s: chat endpoints cannot give loglikelihoods (they return no prompt "
+                                          "logprobs), so mmlu needs /v1/completions", r.endpoint);
+            goto fail;
+        }
+        if ((st = run_model(&r, NULL, NULL, &ls))) goto fail;
     } else if (r.canonical) {
         for (size_t i = 0; i < r.items.n && !st; i++)
             if (!r.done[i]) st = score_generation(&r, i, r.items.items[i].question, r.items.items[i].canonical);
@@ -650,13 +805,14 @@ int dpb_cmd_eval(int argc, char **argv)
         eo.backend = backend;
         eo.threads = (int)r.threads;
         eo.max_seqs = (int)r.batch;
+        eo.prefill_chunk = r.prefill_chunk;
         eo.max_ctx = r.max_ctx ? r.max_ctx : (maxpos < 4096 ? maxpos : 4096);
         if ((st = dpb_engine_create(ck, &eo, &e))) goto fail;
         if ((st = run_model(&r, ck, e, &ls))) goto fail;
     }
     if ((st = dpb_jsonlog_close(r.log))) { r.log = NULL; goto fail; }
     r.log = NULL;
-    if ((st = write_summary(&r, samples, (double)(dpb_now_ns() - t0) / 1e9, &ls))) goto fail;
+    if (!r.dry_run && (st = write_summary(&r, samples, (double)(dpb_now_ns() - t0) / 1e9, &ls))) goto fail;
     goto done;
 fail:
     if (r.log) { dpb_jsonlog_close(r.log); r.log = NULL; }
@@ -676,5 +832,7 @@ done:
     free(r.bbh_desc);
     free(r.bbh_shots);
     free(r.done);
+    free(r.shots);
+    dpb_eval_remote_free(&r.remote);
     return rc;
 }

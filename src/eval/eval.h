@@ -72,8 +72,16 @@ dpb_status dpb_eval_read_gz(const char *path, size_t max, char **out, size_t *le
 dpb_status dpb_eval_mmlu_prompt(const dpb_eval_item *it, char **out);
 /* The description line, k shots ("...Answer: X" joined by "\n\n") and the question. */
 dpb_status dpb_eval_mmlu_fewshot(const dpb_eval_item *it, const dpb_eval_set *dev, int k, char **out);
-/* "Question: q\nAnswer: a\n\n" x k + "Question: q\nAnswer:" (k shots taken in order from pool). */
-dpb_status dpb_eval_gsm8k_prompt(const dpb_eval_item *it, const dpb_eval_set *pool, int k, char **out);
+/* "Question: q\nAnswer: a\n\n" x k + "Question: q\nAnswer:".  The k shots are
+ * pool->items[shots[0..k)] (lm-eval's sampler, see dpb_eval_fewshot_random), or
+ * the first k of pool when shots is NULL. */
+dpb_status dpb_eval_gsm8k_prompt(const dpb_eval_item *it, const dpb_eval_set *pool, const size_t *shots, int k,
+                                 char **out);
+/* lm-eval's default few-shot sampler: for each of n_docs documents in order,
+ * Random(seed).sample(pool, k) with one generator shared by all documents
+ * (seed 1234 is lm-eval's default fewshot_random_seed).  *shots gets n_docs x k
+ * pool indexes (caller frees).  MMLU uses first_n instead (the first k). */
+dpb_status dpb_eval_fewshot_random(size_t n_docs, size_t pool_n, int k, uint64_t seed, size_t **shots);
 /* gsm8k_cot: lm-eval's 8 fixed exemplars (first k), "Q: q\nA: ...\n\n" + "Q: q\nA:". */
 dpb_status dpb_eval_gsm8k_cot_prompt(const dpb_eval_item *it, int k, char **out);
 /* BBH: description + "\n\n" + shots + "\n\nQ: input\nA: Let's think step by step.\n" (k == 0: no shots). */

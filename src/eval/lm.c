@@ -64,6 +64,28 @@ static dpb_status ensure(float **buf, size_t *cap, size_t rows, int64_t V)
     return DPB_OK;
 }
 
+/* Puts prefix[0..L) into the KV of slots segs[0..nseg).seq.  Today the prefix
+ * runs in every slot (one forward step, nseg x L tokens): exact, but no saving.
+ * With an engine call that copies a slot's KV (and length) into another slot,
+ * this becomes: forward the prefix in segs[0].seq once, then copy it into the
+ * other slots, and full MMLU runs about 1.4 M instead of 9.6 M tokens
+ * (docs/EVAL.md, --dry-run). */
+static dpb_status fill_prefix(dpb_engine *e, const dpb_engine_seg *segs, int nseg, const int32_t *prefix, int64_t L,
+                              dpb_eval_ll_stats *stats)
+{
+    dpb_engine_seg *ps = calloc((size_t)nseg, sizeof *ps);
+    if (!ps) return dpb_error_set(DPB_E_NOMEM, "eval: out of memory");
+    for (int s = 0; s < nseg; s++) ps[s] = (dpb_engine_seg){segs[s].seq, prefix, L};
+    dpb_status st = dpb_engine_forward(e, ps, nseg, DPB_LOGITS_NONE, NULL);
+    free(ps);
+    if (stats) {
+        stats->forward_calls++;
+        stats->tokens += (int64_t)nseg * L;
+        stats->prefix_tokens += L;
+    }
+    return st;
+}
+
 dpb_status dpb_eval_loglik(dpb_engine *e, dpb_tokenizer *tok, const char *const *contexts, int nq,
                            const char *const *conts, int nc, unsigned flags, bool exhaustive, double *ll,
                            dpb_eval_ll_stats *stats)
@@ -92,16 +114,33 @@ dpb_status dpb_eval_loglik(dpb_engine *e, dpb_tokenizer *tok, const char *const 
     int nseg = 0;
     int *segq = calloc((size_t)nq, sizeof *segq);
     if (!segq) { st = dpb_error_set(DPB_E_NOMEM, "eval: out of memory"); goto done; }
+    bool cut = false;
     for (int q = 0; q < nq; q++) {
         if (!single[q]) continue;
         size_t k = (size_t)q * nc;
         int64_t n = (int64_t)cx[k].n, skip = 0;
-        if (n > maxctx) { skip = n - maxctx; if (stats) stats->truncated++; }
+        if (n > maxctx) { skip = n - maxctx; cut = true; if (stats) stats->truncated++; }
         if ((st = dpb_engine_seq_reset(e, nseg))) break;
         segs[nseg] = (dpb_engine_seg){nseg, cx[k].ids + skip, n - skip};
         segq[nseg++] = q;
-        if (stats) stats->tokens += n - skip;
     }
+    /* the questions' common token prefix (MMLU: description and exemplars) goes in first, each
+     * question's own tokens after it; every suffix keeps at least one token for its logits */
+    int64_t L = 0;
+    if (!st && nseg >= 2 && !cut) {
+        L = segs[0].n - 1;
+        for (int s = 1; s < nseg && L > 0; s++) {
+            int64_t m = 0, lim = L < segs[s].n - 1 ? L : segs[s].n - 1;
+            while (m < lim && segs[s].tokens[m] == segs[0].tokens[m]) m++;
+            L = m;
+        }
+        if (L < DPB_EVAL_MIN_SHARED_PREFIX) L = 0;
+        if (L > 0) {
+            st = fill_prefix(e, segs, nseg, segs[0].tokens, L, stats);
+            for (int s = 0; s < nseg; s++) { segs[s].tokens += L; segs[s].n -= L; }
+        }
+    }
+    for (int s = 0; s < nseg && stats; s++) stats->tokens += segs[s].n;
     if (!st && nseg > 0) {
         if (!(st = ensure(&logits, &lcap, (size_t)nseg, V))) st = dpb_engine_forward(e, segs, nseg, DPB_LOGITS_LAST, logits);
         if (stats) stats->forward_calls++;

@@ -19,13 +19,21 @@ typedef struct dpb_eval_ll_stats {
     int64_t forward_calls;  /* dpb_engine_forward calls */
     int64_t tokens;         /* tokens run through the model */
     int64_t truncated;      /* questions whose context was cut on the left to fit */
+    int64_t prefix_tokens;  /* shared-prefix tokens put into the slots ahead of the questions' own tokens */
 } dpb_eval_ll_stats;
+
+/* Single-token questions of one call sharing at least this many leading
+ * tokens get the shared part in a step of its own (see dpb_eval_loglik). */
+#define DPB_EVAL_MIN_SHARED_PREFIX 16
 
 /* Loglikelihoods of nc continuations after each of nq contexts:
  * ll[q * nc + c] = sum of log p(cont token | everything before).  When every
  * continuation of a question is one token (MMLU's " A".." D") the context is
  * run once and its last logits score all choices (the shared prefix); the
- * questions of a call share one forward step (nq <= dpb_engine_max_seqs).
+ * questions of a call share one forward step (nq <= dpb_engine_max_seqs);
+ * their common token prefix (MMLU: the subject's description and exemplars)
+ * runs in a step before their own tokens, the place where a KV copy from one
+ * slot to the others would save its repetition (lm.c: fill_prefix).
  * Otherwise (or with exhaustive) each choice is run on its own.  Contexts
  * longer than the engine's context keep their last tokens, as lm-eval does. */
 dpb_status dpb_eval_loglik(dpb_engine *e, dpb_tokenizer *tok, const char *const *contexts, int nq,

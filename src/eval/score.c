@@ -100,14 +100,17 @@ dpb_status dpb_eval_mmlu_fewshot(const dpb_eval_item *it, const dpb_eval_set *de
     return sb_done(&b, out);
 }
 
-dpb_status dpb_eval_gsm8k_prompt(const dpb_eval_item *it, const dpb_eval_set *pool, int k, char **out)
+dpb_status dpb_eval_gsm8k_prompt(const dpb_eval_item *it, const dpb_eval_set *pool, const size_t *shots, int k,
+                                 char **out)
 {
     sbuf b = {0};
-    for (size_t i = 0; pool && i < pool->n && (int)i < k; i++) {
+    for (size_t i = 0; pool && (int)i < k; i++) {
+        size_t j = shots ? shots[i] : i;
+        if (j >= pool->n) break;
         sb_str(&b, "Question: ");
-        sb_str(&b, pool->items[i].question);
+        sb_str(&b, pool->items[j].question);
         sb_str(&b, "\nAnswer: ");
-        sb_str(&b, pool->items[i].target);
+        sb_str(&b, pool->items[j].target);
         sb_str(&b, "\n\n");
     }
     sb_str(&b, "Question: ");

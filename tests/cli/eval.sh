@@ -15,8 +15,8 @@ $B eval --task nope --data x --model m --out "$T/x" 2>"$T/err"; rc=$?
 check "bad task exit 2" "[ $rc -eq 2 ] && grep -q -- '--task' $T/err"
 $B eval --task mmlu --model m --out "$T/x" 2>"$T/err"; rc=$?
 check "no data exit 2" "[ $rc -eq 2 ] && grep -q -- '--data' $T/err"
-$B eval --task mmlu --data x --endpoint http://127.0.0.1:1/v1 --model m --out "$T/x" 2>"$T/err"; rc=$?
-check "endpoint not yet" "[ $rc -eq 2 ] && grep -q 'not implemented' $T/err"
+$B eval --task mmlu --data x --endpoint http://127.0.0.1:1/v1 --model m --chat --out "$T/x" 2>"$T/err"; rc=$?
+check "mmlu --chat refused: no loglikelihoods" "[ $rc -eq 2 ] && grep -q 'chat endpoints cannot give loglikelihoods' $T/err"
 $B eval --task mmlu --data "$T/none" --model m --out "$T/x" 2>"$T/err"; rc=$?
 check "missing data dir" "[ $rc -eq 2 ] && grep -q -- '--data' $T/err"
 $B eval --help >"$T/help"; check "help lists options" "grep -q -- '--score-only' $T/help && grep -q -- '--num-fewshot' $T/help"
