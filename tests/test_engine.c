@@ -339,6 +339,39 @@ static void test_deferred_synth_and_argmax(void)
     dpb_checkpoint_close(lazy);
 }
 
+/* A copied slot continues exactly as the slot that ran the tokens itself
+ * (a prefix longer than the sliding window, so rings wrap). */
+static void test_seq_copy(void)
+{
+    dpb_checkpoint *ck = NULL;
+    T_CHECK(dpb_checkpoint_open("synth:gpt-oss-tiny:9", NULL, &ck) == DPB_OK);
+    if (!ck) return;
+    const dpb_model_config *c = dpb_checkpoint_config(ck);
+    dpb_engine_opts o = {.backend = "cpu", .threads = 1, .max_ctx = 256, .max_seqs = 3};
+    dpb_engine *e = NULL;
+    T_CHECK(dpb_engine_create(ck, &o, &e) == DPB_OK);
+    if (!e) { dpb_checkpoint_close(ck); return; }
+    int64_t V = dpb_engine_vocab(e), P = c->sliding_window > 0 ? 2 * c->sliding_window + 5 : 40;
+    int32_t ids[300];
+    for (int i = 0; i < 300; i++) ids[i] = (i * 29 + 7) % (int32_t)V;
+    float *a = malloc((size_t)(2 * V) * 4), *b = malloc((size_t)(2 * V) * 4);
+    dpb_engine_seg p0 = {0, ids, P};
+    T_CHECK(dpb_engine_forward(e, &p0, 1, DPB_LOGITS_NONE, NULL) == DPB_OK);
+    T_CHECK(dpb_engine_seq_copy(e, 1, 0) == DPB_OK);
+    T_CHECK(dpb_engine_seq_len(e, 1) == P);
+    dpb_engine_seg two[2] = {{0, ids + P, 7}, {1, ids + P, 7}};
+    T_CHECK(dpb_engine_forward(e, two, 2, DPB_LOGITS_LAST, a) == DPB_OK);
+    dpb_engine_seg whole = {2, ids, P + 7};
+    T_CHECK(dpb_engine_forward(e, &whole, 1, DPB_LOGITS_LAST, b) == DPB_OK);
+    T_CHECK(memcmp(a, b, (size_t)V * 4) == 0);
+    T_CHECK(memcmp(a + V, b, (size_t)V * 4) == 0);
+    T_CHECK(dpb_engine_seq_copy(e, 3, 0) == DPB_E_ARG);
+    T_CHECK(strstr(dpb_error_message(), "slot 3") != NULL);
+    free(a); free(b);
+    dpb_engine_destroy(e);
+    dpb_checkpoint_close(ck);
+}
+
 static void test_kv_bytes(void)
 {
     if (!t_shared()) T_SKIP("../shared/fixtures is absent");
@@ -411,6 +444,7 @@ int main(void)
     T_RUN(test_prefill_equals_decode);
     T_RUN(test_batched_sequences);
     T_RUN(test_deferred_synth_and_argmax);
+    T_RUN(test_seq_copy);
     T_RUN(test_kv_bytes);
     T_RUN(test_staged_and_topk);
     return t_done();

@@ -330,6 +330,26 @@ dpb_status dpb_engine_seq_reset(dpb_engine *e, int seq)
     return DPB_OK;
 }
 
+dpb_status dpb_engine_seq_copy(dpb_engine *e, int dst, int src)
+{
+    if (dst < 0 || dst >= e->max_seqs || src < 0 || src >= e->max_seqs)
+        return dpb_error_set(DPB_E_ARG, "sequence copy: slot %d or %d is outside [0, %d)", dst, src, e->max_seqs);
+    if (dst == src) return DPB_OK;
+    const int64_t L = e->m.cfg.num_layers, kvd = e->m.cfg.num_kv_heads * e->m.cfg.head_dim;
+    const size_t es = dpb_kv_dtype_size(e->kvdt);
+    /* only the slots src has written (a ring wraps: then all of it) */
+    for (int64_t l = 0; l < L; l++) {
+        int64_t used = e->seq_len[src] < e->slots[l] ? e->seq_len[src] : e->slots[l];
+        size_t bytes = (size_t)(used * kvd) * es;
+        if (!bytes) continue;
+        dpb_status st = e->be->ops->copy(e->be, e->kc[dst * L + l], e->kc[src * L + l], bytes);
+        if (!st) st = e->be->ops->copy(e->be, e->vc[dst * L + l], e->vc[src * L + l], bytes);
+        if (st) return dpb_error_prefix(st, "sequence copy %d -> %d", src, dst);
+    }
+    e->seq_len[dst] = e->seq_len[src];
+    return DPB_OK;
+}
+
 int64_t dpb_engine_seq_len(const dpb_engine *e, int seq)
 {
     return seq >= 0 && seq < e->max_seqs ? e->seq_len[seq] : -1;

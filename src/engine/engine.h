@@ -57,6 +57,10 @@ dpb_backend *dpb_engine_backend(dpb_engine *e);
 /* Forgets a slot's tokens. */
 dpb_status dpb_engine_seq_reset(dpb_engine *e, int seq);
 int64_t dpb_engine_seq_len(const dpb_engine *e, int seq);
+/* Makes slot dst hold what slot src holds: its KV cache (every layer, whole
+ * rings of sliding layers) and its length, as if src's tokens had been run
+ * in dst.  dst == src does nothing. */
+dpb_status dpb_engine_seq_copy(dpb_engine *e, int dst, int src);
 
 /* One forward step: segments of new tokens for distinct sequence slots,
  * each appended at its slot's current length. */

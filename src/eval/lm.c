@@ -73,14 +73,13 @@ static dpb_status ensure(float **buf, size_t *cap, size_t rows, int64_t V)
 static dpb_status fill_prefix(dpb_engine *e, const dpb_engine_seg *segs, int nseg, const int32_t *prefix, int64_t L,
                               dpb_eval_ll_stats *stats)
 {
-    dpb_engine_seg *ps = calloc((size_t)nseg, sizeof *ps);
-    if (!ps) return dpb_error_set(DPB_E_NOMEM, "eval: out of memory");
-    for (int s = 0; s < nseg; s++) ps[s] = (dpb_engine_seg){segs[s].seq, prefix, L};
-    dpb_status st = dpb_engine_forward(e, ps, nseg, DPB_LOGITS_NONE, NULL);
-    free(ps);
+    /* the prefix once, in the first slot; its KV copied to the others */
+    dpb_engine_seg ps = {segs[0].seq, prefix, L};
+    dpb_status st = dpb_engine_forward(e, &ps, 1, DPB_LOGITS_NONE, NULL);
+    for (int s = 1; s < nseg && !st; s++) st = dpb_engine_seq_copy(e, segs[s].seq, segs[0].seq);
     if (stats) {
         stats->forward_calls++;
-        stats->tokens += (int64_t)nseg * L;
+        stats->tokens += L;
         stats->prefix_tokens += L;
     }
     return st;
