@@ -55,6 +55,8 @@ static void usage(void)
            "--max-connections N concurrent connections (default 16384)\n"
            "--max-body-bytes N  request body limit, larger gets 413 (default 8388608)\n"
            "--idle-timeout S    idle (e.g. slow-header) connections are closed after S s (default 60)\n"
+           "--read-timeout S    a request's headers and body must all arrive within S s of the connection opening\n"
+           "                    (or of the previous response ending), however slowly they trickle (default 30)\n"
            "--port-file PATH    write the bound port there once listening (for tests)\n\n"
            "Stops on SIGINT/SIGTERM.  The file-descriptor limit bounds the connections: raise\n"
            "it with `ulimit -n` for many streams.\n");
@@ -115,6 +117,7 @@ int dpb_cmd_serve(int argc, char **argv)
         else if (!strcmp(a, "--max-connections")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 1000000, &v); lim.max_connections = (unsigned)v; }
         else if (!strcmp(a, "--max-body-bytes")) { NEED(); st = dpb_cli_parse_i64(a, val, 1024, 1LL << 32, &v); lim.max_body_bytes = (size_t)v; }
         else if (!strcmp(a, "--idle-timeout")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 86400, &v); lim.idle_timeout_s = (unsigned)v; }
+        else if (!strcmp(a, "--read-timeout")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 86400, &v); lim.read_timeout_s = (unsigned)v; }
         else if (!strcmp(a, "--port-file")) { NEED(); port_file = val; }
         else return dpb_cli_usage_error("serve", "unknown option '%s'", a);
 #undef NEED
