@@ -259,6 +259,21 @@ __global__ void __launch_bounds__(128) k_linear_mxfp4(const uint8_t *__restrict_
         for (int m = 0; m < 8 && t0 + m < n; m++) y[(t0 + m) * out + o] = acc[m] + (bias ? bf(bias[o]) : 0.f);
 }
 
+/* The sum of v over the block (every thread gets it); red: 32 floats of shared memory. */
+__device__ __forceinline__ float block_sum(float v, float *red)
+{
+    v = wsum(v);
+    if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = v;
+    __syncthreads();
+    if (threadIdx.x < kWarp) {
+        float u = threadIdx.x < blockDim.x / kWarp ? red[threadIdx.x] : 0.f;
+        u = wsum(u);
+        if (threadIdx.x == 0) red[0] = u;
+    }
+    __syncthreads();
+    return red[0];
+}
+
 __global__ void k_rmsnorm(const float *x, const uint16_t *__restrict__ w, int64_t dim, float eps, float *y)
 {
     __shared__ float red[32];
@@ -267,16 +282,7 @@ __global__ void k_rmsnorm(const float *x, const uint16_t *__restrict__ w, int64_
     float *yr = y + t * dim;
     float ss = 0.f;
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
-    ss = wsum(ss);
-    if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = ss;
-    __syncthreads();
-    if (threadIdx.x < kWarp) {
-        float v = threadIdx.x < blockDim.x / kWarp ? red[threadIdx.x] : 0.f;
-        v = wsum(v);
-        if (threadIdx.x == 0) red[0] = v;
-    }
-    __syncthreads();
-    const float r = 1.0f / sqrtf(red[0] / (float)dim + eps);
+    const float r = 1.0f / sqrtf(block_sum(ss, red) / (float)dim + eps);
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = bf(w[i]) * (xr[i] * r);
 }
 
@@ -1620,16 +1626,7 @@ __global__ void __launch_bounds__(1024) k_add_rmsnorm(float *__restrict__ x, con
         ss = fmaf(v, v, ss);
     }
     if (!w) return;
-    ss = wsum(ss);
-    if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = ss;
-    __syncthreads();
-    if (threadIdx.x < kWarp) {
-        float v = threadIdx.x < blockDim.x / kWarp ? red[threadIdx.x] : 0.f;
-        v = wsum(v);
-        if (threadIdx.x == 0) red[0] = v;
-    }
-    __syncthreads();
-    const float s = 1.0f / sqrtf(red[0] / (float)dim + eps);
+    const float s = 1.0f / sqrtf(block_sum(ss, red) / (float)dim + eps);
     float *yr = y + t * dim;
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
         float v = bf(w[i]) * (row[i] * s);
