@@ -61,6 +61,18 @@ dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *
  * one lookup per byte in a 256-entry shared table of half2 pairs instead
  * of bit operations (a lab variant; docs/CUDA.md). */
 #define DPB_CUDA_MOE_LUT 256
+/* OR-ed into rows_per_warp of kernels A and B: the first version of the
+ * kernels (one warp loops over its rows' chunks, R loads in flight; kept
+ * for before/after timings).  Without it (and without DPB_CUDA_MOE_LUT)
+ * rows_per_warp selects version 2 (docs/CUDA.md). */
+#define DPB_CUDA_MOE_V1 512
+/* OR-ed into rows_per_warp: version 2 (CUDA cores, all loads of a warp
+ * issued up front; rows_per_warp's low bits: rows per warp, A 2/4/8,
+ * B 1/2/4/8) or version 3 (tensor cores; low 4 bits: K splits 1/2/4, bits
+ * 4-7: steps of 4 blocks per load batch 2/4; 0 = defaults).  rows_per_warp
+ * 0 selects the default version (docs/CUDA.md). */
+#define DPB_CUDA_MOE_V2 1024
+#define DPB_CUDA_MOE_V3 2048
 
 /* Kernel A: act[m*k+e][j] = swiglu(gate_j + bg, up_j + bu) for the k experts,
  * with g = min(g, limit), u = clamp(u, -limit, limit),
