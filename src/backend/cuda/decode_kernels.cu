@@ -1013,6 +1013,56 @@ moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
     }
 }
 
+/* --------------------------------------------------- add + RMSNorm --
+ * One block per row, up to kNormPer elements per thread kept in registers
+ * between the sum of squares and the scaling. */
+constexpr int kNormThreads = 1024;
+constexpr int kNormPer = 8; /* dim <= 8192 */
+
+__global__ void __launch_bounds__(kNormThreads)
+add_rmsnorm_kernel(float *__restrict__ x, const float *r, const uint16_t *__restrict__ w, float *y, int dim,
+                   float eps, int round_x, int round_y)
+{
+    __shared__ float red[kNormThreads / kWarp];
+    const int row = blockIdx.x, tid = threadIdx.x, nthr = blockDim.x;
+    float *xr = x + (size_t)row * dim;
+    const float *rr = r ? r + (size_t)row * dim : nullptr;
+    float *yr = y + (size_t)row * dim;
+    float v[kNormPer];
+    float ss = 0.f;
+#pragma unroll
+    for (int u = 0; u < kNormPer; u++) {
+        const int i = tid + u * nthr;
+        v[u] = 0.f;
+        if (i < dim) {
+            float a = xr[i];
+            if (rr) a += rr[i];
+            if (round_x) a = round_bf16_dev(a);
+            xr[i] = a;
+            v[u] = a;
+            ss = fmaf(a, a, ss);
+        }
+    }
+    ss = warp_sum(ss);
+    if (tid % kWarp == 0) red[tid / kWarp] = ss;
+    __syncthreads();
+    if (tid < kWarp) {
+        float t = tid < nthr / kWarp ? red[tid] : 0.f;
+        t = warp_sum(t);
+        if (tid == 0) red[0] = t;
+    }
+    __syncthreads();
+    const float s = 1.0f / sqrtf(red[0] / (float)dim + eps);
+#pragma unroll
+    for (int u = 0; u < kNormPer; u++) {
+        const int i = tid + u * nthr;
+        if (i < dim) {
+            const float o = bf16f(w[i]) * (v[u] * s);
+            yr[i] = round_y ? round_bf16_dev(o) : o;
+        }
+    }
+}
+
 /* ------------------------------------------------------------ router --
  * One block of 32 warps per token; warp w computes logits w and w+32. */
 __global__ void __launch_bounds__(1024)
@@ -1466,6 +1516,23 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
     }
 #undef DPB_MOE_B
     return launch_status(cudaGetLastError(), "moe down");
+}
+
+extern "C" dpb_status dpb_cuda_add_rmsnorm(float *x, const float *r, const uint16_t *w, float *y, int rows, int dim,
+                                           float eps, int round_x, int round_y, cudaStream_t stream)
+{
+    if (!x || !w || !y) return dpb_error_set(DPB_E_ARG, "cuda add_rmsnorm: null x, w or y");
+    if (rows < 1 || dim < 1 || dim > kNormThreads * kNormPer)
+        return dpb_error_set(DPB_E_ARG, "cuda add_rmsnorm: unsupported shape rows=%d dim=%d (rows >= 1, 1 <= dim <= %d)", rows,
+                             dim, kNormThreads * kNormPer);
+    if (x == y || (r && x == r)) return dpb_error_set(DPB_E_ARG, "cuda add_rmsnorm: x must not be r or y");
+    /* enough threads that kNormPer elements each cover dim, in whole warps */
+    int nthr = (dim + kNormPer - 1) / kNormPer;
+    nthr = (nthr + kWarp - 1) / kWarp * kWarp;
+    if (nthr < 128) nthr = dim >= 128 ? 128 : (dim + kWarp - 1) / kWarp * kWarp;
+    if (nthr > kNormThreads) nthr = kNormThreads;
+    add_rmsnorm_kernel<<<(unsigned)rows, (unsigned)nthr, 0, stream>>>(x, r, w, y, dim, eps, round_x, round_y);
+    return launch_status(cudaGetLastError(), "add_rmsnorm");
 }
 
 extern "C" dpb_status dpb_cuda_router_topk(const uint16_t *Wr, const uint16_t *br, const float *x,

@@ -113,6 +113,18 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
                                     float *out, int M, int k, int E, int H, int I, int rnd,
                                     int rows_per_warp, cudaStream_t stream);
 
+/* Fused residual add + RMSNorm, one launch (one block per row):
+ *   x[m][i] += r[m][i]                      (r == NULL: no add)
+ *   if round_x: x[m][i] = bf16(x[m][i])     (stored back)
+ *   y[m][i] = w[i] * (x[m][i] * s_m),  s_m = 1 / sqrt(mean_i x[m][i]^2 + eps)
+ *   if round_y: y[m][i] = bf16(y[m][i])
+ * x, r, y fp32 [rows, dim]; w bf16 [dim].  1 <= rows, 1 <= dim <= 8192.
+ * y may equal r (each element is read before it is written, by the same
+ * thread); x must not overlap r or y.  The bf16 rounding is
+ * round-to-nearest-even, bit-exact with dpb_f32_to_bf16. */
+dpb_status dpb_cuda_add_rmsnorm(float *x, const float *r, const uint16_t *w, float *y, int rows, int dim, float eps,
+                                int round_x, int round_y, cudaStream_t stream);
+
 /* Fused router: logits = Wr x + br (Wr bf16 [E, H], br bf16 [E], x fp32 [M, H]),
  * the k largest (ties: lower index first), softmax over those k.
  * ids int32 [M, k] in descending logit order, wts fp32 [M, k].
