@@ -565,25 +565,25 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         int v;
         const char *name;
     };
-    const int V3 = DPB_CUDA_MOE_V3, V2 = DPB_CUDA_MOE_V2, V1 = DPB_CUDA_MOE_V1;
+    const int V4 = DPB_CUDA_MOE_V4, V3 = DPB_CUDA_MOE_V3, V2 = DPB_CUDA_MOE_V2, V1 = DPB_CUDA_MOE_V1;
     const std::vector<Var> varsA = {{0, "default"},
                                     {V1 | 8, "v1 8 rows/warp"},
                                     {V1 | 8 | DPB_CUDA_MOE_LUT, "v1 8 rows byte LUT"},
-                                    {V2 | 4, "v2 4 rows/warp"},
                                     {V2 | 8, "v2 8 rows/warp"},
                                     {V3 | (2 << 4) | 1, "v3 mma 2 steps"},
-                                    {V3 | (4 << 4) | 1, "v3 mma 4 steps"},
-                                    {V3 | (2 << 4) | 2, "v3 mma 2 steps K/2"},
-                                    {V3 | (2 << 4) | 4, "v3 mma 2 steps K/4"}};
+                                    {V4 | (1 << 4) | 1, "v4 cp.async 1 step"},
+                                    {V4 | (2 << 4) | 1, "v4 cp.async 2 steps"},
+                                    {V4 | (1 << 4) | 2, "v4 cp.async 1 step K/2"},
+                                    {V4 | (2 << 4) | 2, "v4 cp.async 2 steps K/2"}};
     const std::vector<Var> varsB = {{0, "default"},
                                     {V1 | 2, "v1 2 rows/warp"},
-                                    {V2 | 2, "v2 2 rows"},
-                                    {V2 | 4, "v2 4 rows"},
                                     {V2 | 8, "v2 8 rows"},
-                                    {V3 | (2 << 4) | 1, "v3 mma 2 steps"},
                                     {V3 | (2 << 4) | 2, "v3 mma 2 steps K/2"},
-                                    {V3 | (2 << 4) | 4, "v3 mma 2 steps K/4"},
-                                    {V3 | (4 << 4) | 2, "v3 mma 4 steps K/2"}};
+                                    {V4 | (1 << 4) | 1, "v4 cp.async 1 step"},
+                                    {V4 | (1 << 4) | 2, "v4 cp.async 1 step K/2"},
+                                    {V4 | (1 << 4) | 4, "v4 cp.async 1 step K/4"},
+                                    {V4 | (2 << 4) | 2, "v4 cp.async 2 steps K/2"},
+                                    {V4 | (2 << 4) | 4, "v4 cp.async 2 steps K/4"}};
     for (int M : Ms) {
         int distinct = 0;
         {
@@ -593,7 +593,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         }
         /* kernel A */
         for (const Var &va : varsA) {
-            if (M > 1 && va.v != 0 && va.v != (V1 | 8) && va.v != (V2 | 4)) continue;
+            if (M > 1 && va.v != 0 && va.v != (V1 | 8) && va.v != (V3 | (2 << 4) | 1)) continue;
             const int rpw = va.v;
             double bytes = (double)distinct * 2 * I * nbH * 17 + (double)distinct * 2 * I * 2 + (double)M * H * 4 +
                            (double)M * k * I * 4;
@@ -619,7 +619,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         }
         /* kernel B */
         for (const Var &vb : varsB) {
-            if (M > 1 && vb.v != 0 && vb.v != (V1 | 2) && vb.v != (V2 | 4)) continue;
+            if (M > 1 && vb.v != 0 && vb.v != (V1 | 2) && vb.v != (V3 | (2 << 4) | 2)) continue;
             const int rpw = vb.v;
             double bytes = (double)distinct * H * nbI * 17 + (double)distinct * H * 2 + (double)M * k * I * 4 +
                            (double)M * H * 8;
@@ -722,7 +722,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             }
             refBr[mh] = s;
         }
-        const Var checks[] = {{0, "default"}, {V1, "v1"}, {V2, "v2"}, {V3 | (2 << 4) | 2, "v3 K/2"}};
+        const Var checks[] = {{0, "default"}, {V1, "v1"}, {V2, "v2"}, {V3 | (2 << 4) | 2, "v3 K/2"}, {V4, "v4"}};
         for (const Var &cv : checks) {
             char var[96];
             std::snprintf(var, sizeof var, "%s, expert tables, bf16 rounding", cv.name);
