@@ -1334,12 +1334,12 @@ size_t moe_b4_smem(int nb, int k)
 /* Dynamic shared memory above 48 KB needs the kernel's opt-in.  It is set
  * on the first launch that needs it (per kernel), outside the steady state:
  * a later launch, inside a graph capture too, makes no runtime call. */
-template <typename K>
-cudaError_t allow_smem(K *kern, size_t bytes)
+template <auto Kern>
+cudaError_t allow_smem(size_t bytes)
 {
-    static std::atomic<size_t> allowed{48 * 1024};
+    static std::atomic<size_t> allowed{48 * 1024}; /* one per kernel */
     if (bytes <= allowed.load(std::memory_order_relaxed)) return cudaSuccess;
-    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    cudaError_t e = cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
     if (e == cudaSuccess) allowed.store(bytes, std::memory_order_relaxed);
     return e;
 }
@@ -1714,7 +1714,7 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
             cudaError_t ce;
 #define DPB_MOE_A4(n, s)                                                                                               \
     do {                                                                                                               \
-        ce = allow_smem(moe_gate_up_v4_kernel<n, s>, smem);                                                           \
+        ce = allow_smem<moe_gate_up_v4_kernel<n, s>>(smem);                                                              \
         if (ce == cudaSuccess)                                                                                         \
             moe_gate_up_v4_kernel<n, s><<<g4, kA3Warps * kWarp, smem, stream>>>(                                       \
                 gate_up_blocks, gate_up_scales, gate_up_bias, x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd, 0u); \
@@ -1828,7 +1828,7 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
             cudaError_t ce;
 #define DPB_MOE_B4(n, s)                                                                                               \
     do {                                                                                                               \
-        ce = allow_smem(moe_down_v4_kernel<n, s>, smem);                                                              \
+        ce = allow_smem<moe_down_v4_kernel<n, s>>(smem);                                                                 \
         if (ce == cudaSuccess)                                                                                         \
             moe_down_v4_kernel<n, s><<<g4, k * ks * kWarp, smem, stream>>>(down_blocks, down_scales, down_bias, act, ids, \
                                                                           wts, resid, out, k, E, H, I, btab, stab, rnd, 0u); \
