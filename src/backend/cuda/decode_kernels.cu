@@ -1038,23 +1038,70 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
-/* hi/lo staging of blocks [kb0, kb1) of v, scaled by sc, in the order of
- * stage_h2; 16 zero pairs after each part */
-__device__ __forceinline__ void stage_h2_hilo(const float *__restrict__ v, int kb0, int kb1, float sc, uint32_t *xh,
-                                              uint32_t *xl, int tid, int nthr)
+/* Stages blocks [kb0, kb1) of v (fp32) in the pair order of stage_h2, as
+ * f16 hi (and lo = v - hi with HILO), scaled by 2^sigma from the largest
+ * magnitude in the range; returns sigma.  NTHR threads (a warp, or the
+ * block with `red` holding NTHR/32 floats) each load their groups of 8
+ * elements at once (two float4, up to MAXG groups), so the stage costs one
+ * round trip to L2, not one per element.  The caller synchronizes after. */
+template <int NTHR, int MAXG, bool HILO>
+__device__ __forceinline__ int stage_vec(const float *__restrict__ v, int kb0, int kb1, uint32_t *xh, uint32_t *xl,
+                                         int tid, float *red)
 {
-    const int n = (kb1 - kb0) * 16;
-    for (int i = tid; i < n; i += nthr) {
-        const int b = kb0 + (i >> 4), q = (i >> 2) & 3, j = i & 3;
-        const float *p = v + 32 * b + 8 * q + j;
-        const float a = __ldg(p) * sc, c = __ldg(p + 4) * sc;
-        const __half2 h = __floats2half2_rn(a, c);
-        const float2 hf = __half22float2(h);
-        const __half2 l = __floats2half2_rn(a - hf.x, c - hf.y);
-        xh[i] = *reinterpret_cast<const uint32_t *>(&h);
-        xl[i] = *reinterpret_cast<const uint32_t *>(&l);
+    const int g0 = kb0 * 4, ng = (kb1 - kb0) * 4; /* groups of 8 elements */
+    float4 a[MAXG], b[MAXG];
+    float am = 0.f;
+#pragma unroll
+    for (int u = 0; u < MAXG; u++) {
+        const int gi = tid + u * NTHR;
+        if (gi < ng) {
+            const float4 *q = reinterpret_cast<const float4 *>(v + 8 * (size_t)(g0 + gi));
+            a[u] = __ldg(q);
+            b[u] = __ldg(q + 1);
+        } else {
+            a[u] = b[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+        am = fmaxf(am, fmaxf(fmaxf(fmaxf(fabsf(a[u].x), fabsf(a[u].y)), fmaxf(fabsf(a[u].z), fabsf(a[u].w))),
+                             fmaxf(fmaxf(fabsf(b[u].x), fabsf(b[u].y)), fmaxf(fabsf(b[u].z), fabsf(b[u].w)))));
     }
-    for (int i = tid; i < 16; i += nthr) xh[n + i] = xl[n + i] = 0u;
+    am = warp_max(am);
+    if constexpr (NTHR > kWarp) {
+        if (tid % kWarp == 0) red[tid / kWarp] = am;
+        __syncthreads();
+        am = 0.f;
+#pragma unroll
+        for (int w = 0; w < NTHR / kWarp; w++) am = fmaxf(am, red[w]);
+    }
+    const int sigma = f16_shift(am);
+    const float sc = pow2f(sigma);
+    auto h2 = [](float p, float q) {
+        const __half2 h = __floats2half2_rn(p, q);
+        return *reinterpret_cast<const uint32_t *>(&h);
+    };
+    auto rest = [](float p, uint32_t hb, bool hi16) {
+        const uint32_t bits = hi16 ? hb >> 16 : hb & 0xffffu;
+        return p - __half2float(__ushort_as_half((unsigned short)bits));
+    };
+#pragma unroll
+    for (int u = 0; u < MAXG; u++) {
+        const int gi = tid + u * NTHR;
+        if (gi < ng) {
+            const float p0 = a[u].x * sc, p1 = a[u].y * sc, p2 = a[u].z * sc, p3 = a[u].w * sc;
+            const float q0 = b[u].x * sc, q1 = b[u].y * sc, q2 = b[u].z * sc, q3 = b[u].w * sc;
+            const uint4 hv = make_uint4(h2(p0, q0), h2(p1, q1), h2(p2, q2), h2(p3, q3));
+            reinterpret_cast<uint4 *>(xh)[gi] = hv;
+            if constexpr (HILO) {
+                reinterpret_cast<uint4 *>(xl)[gi] =
+                    make_uint4(h2(rest(p0, hv.x, false), rest(q0, hv.x, true)), h2(rest(p1, hv.y, false), rest(q1, hv.y, true)),
+                               h2(rest(p2, hv.z, false), rest(q2, hv.z, true)), h2(rest(p3, hv.w, false), rest(q3, hv.w, true)));
+            }
+        }
+    }
+    for (int i = tid; i < 16; i += NTHR) {
+        xh[ng * 4 + i] = 0u;
+        if constexpr (HILO) xl[ng * 4 + i] = 0u;
+    }
+    return sigma;
 }
 
 template <int NS>
@@ -1077,8 +1124,14 @@ struct Tile4 {
         }
         cp_async_commit();
     }
-    /* request the first batches: call before staging the vector */
-    __device__ __forceinline__ void start(const uint8_t *w0, int nb, int kb0_, int kb1_, int lane_, uint4 *ring_)
+    /* Request the tile's scales and the first batches: call before staging
+     * the vector.  Scales: the 4-byte words that overlap row r's bytes
+     * [kb0, kb1) go to sc + r * srow (srow = scale_row_bytes(nbs)) by 4-byte
+     * cp.async, in the first batch's group; soff[r] is row r's byte offset
+     * in its first word.  A word holding a byte of the row lies inside the
+     * allocation, so no read leaves the tensor's allocation. */
+    __device__ __forceinline__ void start(const uint8_t *w0, const uint8_t *s0, int nb, int kb0_, int kb1_, int lane_,
+                                          uint4 *ring_, uint8_t *sc, int srow)
     {
         lane = lane_;
         kb0 = kb0_;
@@ -1088,30 +1141,37 @@ struct Tile4 {
         pa = w0 + ((size_t)g * nb + kb0 + t) * 16;
         pb = pa + (size_t)8 * nb * 16;
         nbatch = (kb1 - kb0 + 4 * NS - 1) / (4 * NS);
+        const int nk = kb1 - kb0;
+        if (nk > 0) {
+            /* lane: row lane / 2, words (lane & 1), +2, ... */
+            const int r = lane >> 1;
+            const uint8_t *base = s0 + (size_t)r * nb + kb0;
+            const uint8_t *al = reinterpret_cast<const uint8_t *>((uintptr_t)base & ~(uintptr_t)3);
+            const int nw = (int)(base - al + nk + 3) / 4;
+            for (int wi = lane & 1; wi < nw; wi += 2) {
+                const unsigned d = (unsigned)__cvta_generic_to_shared(sc + r * srow + 4 * wi);
+                asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(al + 4 * wi) : "memory");
+            }
+        }
 #pragma unroll
         for (int i = 0; i < kV4Depth; i++) issue(i);
     }
-    /* the tile's scales [16 rows][kb1 - kb0] into sc (warp-private) */
-    __device__ __forceinline__ void stage_scales(const uint8_t *__restrict__ s0, int nb, uint8_t *sc) const
-    {
-        const int nk = kb1 - kb0;
-        for (int i = lane; i < 16 * nk; i += kWarp) {
-            const int r = i / nk, c = i - r * nk;
-            sc[i] = __ldg(s0 + (size_t)r * nb + kb0 + c);
-        }
-        __syncwarp();
-    }
+    __device__ __forceinline__ static int scale_row_bytes(int nbs) { return (nbs + 3) / 4 * 4 + 8; }
     /* xh/xl: the staged hi/lo parts starting at block kb0; xz: 16 zero pairs */
     __device__ __forceinline__ void run(const uint32_t *xh, const uint32_t *xlo, const uint32_t *xz, const uint8_t *sc,
-                                        float &lo, float &hi, uint32_t zero)
+                                        int srow, const uint8_t *s0, int nb, float &lo, float &hi, uint32_t zero)
     {
         const int g = lane >> 2, t = lane & 3;
         const int nk = kb1 - kb0;
         const Pow2Regs p2 = pow2_regs(zero);
         const uint32_t *xsrc = g == t ? xh : (g == t + 4 ? xlo : nullptr);
-        const uint8_t *sg = sc + g * nk, *sh = sc + (g + 8) * nk;
+        /* rows g and g+8 start at these offsets inside their first word */
+        const int og = (int)((uintptr_t)(s0 + (size_t)g * nb + kb0) & 3);
+        const int oh = (int)((uintptr_t)(s0 + (size_t)(g + 8) * nb + kb0) & 3);
+        const uint8_t *sg = sc + g * srow + og, *sh = sc + (g + 8) * srow + oh;
         for (int i = 0; i < nbatch; i++) {
             cp_async_wait<kV4Depth - 1>();
+            if (i == 0) __syncwarp(); /* the scales came in with batch 0, copied by other lanes */
             const int slot = i % kV4Depth;
 #pragma unroll
             for (int s = 0; s < NS; s++) {
@@ -1173,7 +1233,8 @@ moe_gate_up_v4_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restr
     const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
     uint32_t *xh = reinterpret_cast<uint32_t *>(dsm4);
     uint32_t *xl = xh + (nb + 1) * 16;
-    uint8_t *wsm = dsm4 + (size_t)2 * (nb + 1) * 64 + (size_t)warp * (Tile4<NS>::kRingBytes + 16 * nbs);
+    const int srow = Tile4<NS>::scale_row_bytes(nbs);
+    uint8_t *wsm = dsm4 + (size_t)2 * (nb + 1) * 64 + (size_t)warp * (Tile4<NS>::kRingBytes + 16 * srow);
     uint4 *ring = reinterpret_cast<uint4 *>(wsm);
     uint8_t *scs = wsm + Tile4<NS>::kRingBytes;
 
@@ -1189,22 +1250,14 @@ moe_gate_up_v4_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restr
         const size_t rows2 = (size_t)2 * I;
         const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * rows2 * nb * 16;
         es = (stab ? stab[e] : scales + (size_t)e * rows2 * nb) + (size_t)r0 * nb;
-        tile.start(eb + (size_t)r0 * nb * 16, nb, kb0, kb1, lane, ring);
+        tile.start(eb + (size_t)r0 * nb * 16, es, nb, kb0, kb1, lane, ring, scs, srow);
     }
-    const float *xr = x + (size_t)token * H;
-    float am = 0.f;
-    for (int i = threadIdx.x; i < H; i += blockDim.x) am = fmaxf(am, fabsf(__ldg(xr + i)));
-    am = warp_max(am);
-    if (lane == 0) red[warp] = am;
-    __syncthreads();
-    am = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
-    const int sigma = f16_shift(am);
-    stage_h2_hilo(xr, 0, nb, pow2f(sigma), xh, xl, threadIdx.x, blockDim.x);
-    if (work) tile.stage_scales(es, nb, scs);
+    const int sigma = stage_vec<kA3Warps * kWarp, (4 * kV3MaxBlocks + kA3Warps * kWarp - 1) / (kA3Warps * kWarp), true>(
+        x + (size_t)token * H, 0, nb, xh, xl, threadIdx.x, red);
     __syncthreads();
     if (work) {
         float lo = 0.f, hi = 0.f;
-        tile.run(xh + kb0 * 16, xl + kb0 * 16, xh + nb * 16, scs, lo, hi, zero);
+        tile.run(xh + kb0 * 16, xl + kb0 * 16, xh + nb * 16, scs, srow, es, nb, lo, hi, zero);
         lo += __shfl_xor_sync(0xffffffffu, lo, 1);
         lo += __shfl_xor_sync(0xffffffffu, lo, 2);
         hi += __shfl_xor_sync(0xffffffffu, hi, 1);
@@ -1248,7 +1301,7 @@ template <int NS, int KS>
 size_t moe_a4_smem(int nb)
 {
     const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
-    return (size_t)2 * (nb + 1) * 64 + (size_t)kA3Warps * (Tile4<NS>::kRingBytes + 16 * nbs);
+    return (size_t)2 * (nb + 1) * 64 + (size_t)kA3Warps * (Tile4<NS>::kRingBytes + 16 * Tile4<NS>::scale_row_bytes(nbs));
 }
 
 /* Kernel B, version 4.  As version 3; dynamic shared memory per warp: act
@@ -1273,7 +1326,8 @@ moe_down_v4_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
     const int nb = I / 32;
     const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
     const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
-    uint8_t *wsm = dsm4 + (size_t)warp * ((size_t)2 * (nbs + 1) * 64 + Tile4<NS>::kRingBytes + 16 * nbs);
+    const int srow = Tile4<NS>::scale_row_bytes(nbs);
+    uint8_t *wsm = dsm4 + (size_t)warp * ((size_t)2 * (nbs + 1) * 64 + Tile4<NS>::kRingBytes + 16 * srow);
     uint32_t *xh = reinterpret_cast<uint32_t *>(wsm);
     uint32_t *xl = xh + (nbs + 1) * 16;
     uint4 *ring = reinterpret_cast<uint4 *>(wsm + (size_t)2 * (nbs + 1) * 64);
@@ -1283,19 +1337,13 @@ moe_down_v4_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
     if (!bad) {
         const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * H * nb * 16;
         es = (stab ? stab[e] : scales + (size_t)e * H * nb) + (size_t)r0 * nb;
-        tile.start(eb + (size_t)r0 * nb * 16, nb, kb0, kb1, lane, ring);
+        tile.start(eb + (size_t)r0 * nb * 16, es, nb, kb0, kb1, lane, ring, scs, srow);
     }
-    const float *ar = act + (size_t)p * I;
-    float am = 0.f;
-    for (int i = 32 * kb0 + lane; i < 32 * kb1; i += kWarp) am = fmaxf(am, fabsf(__ldg(ar + i)));
-    am = warp_max(am);
-    const int sigma = f16_shift(am);
-    stage_h2_hilo(ar, kb0, kb1, pow2f(sigma), xh, xl, lane, kWarp);
+    const int sigma =
+        stage_vec<kWarp, (4 * kV3MaxBlocks / KS + kWarp - 1) / kWarp, true>(act + (size_t)p * I, kb0, kb1, xh, xl, lane, nullptr);
+    __syncwarp();
     float lo = 0.f, hi = 0.f;
-    if (!bad) {
-        tile.stage_scales(es, nb, scs); /* ends with __syncwarp: the staging is visible too */
-        tile.run(xh, xl, xh + (kb1 - kb0) * 16, scs, lo, hi, zero);
-    }
+    if (!bad) tile.run(xh, xl, xh + (kb1 - kb0) * 16, scs, srow, es, nb, lo, hi, zero);
     lo += __shfl_xor_sync(0xffffffffu, lo, 1);
     lo += __shfl_xor_sync(0xffffffffu, lo, 2);
     hi += __shfl_xor_sync(0xffffffffu, hi, 1);
@@ -1328,7 +1376,7 @@ template <int NS, int KS>
 size_t moe_b4_smem(int nb, int k)
 {
     const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
-    return (size_t)k * KS * ((size_t)2 * (nbs + 1) * 64 + Tile4<NS>::kRingBytes + 16 * nbs);
+    return (size_t)k * KS * ((size_t)2 * (nbs + 1) * 64 + Tile4<NS>::kRingBytes + 16 * Tile4<NS>::scale_row_bytes(nbs));
 }
 
 /* Dynamic shared memory above 48 KB needs the kernel's opt-in.  It is set
