@@ -722,11 +722,14 @@ moe_down_v2_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
  * elsewhere, so C[row][n] is the dot product of one row with one block, and
  * the block scales are applied in fp32 to the 4 columns of C afterwards.
  * In B's fragment layout only lanes g == t (0, 5, 10, 15) hold nonzero
- * values; the others read 64 zero bytes.  The vector (x or act) is staged
- * in shared memory as f16 pairs in the order of the A fragments, scaled by
- * a power of two 2^sigma that puts its largest magnitude in [2^14, 2^15)
- * (no f16 overflow, rounding error 2^-11 relative per element); the result
- * is multiplied by 2^-sigma. */
+ * values in columns 0-3; columns 4-7 (lanes g == t + 4: 16, 21, 26, 31)
+ * carry a second part, and the other lanes read 64 zero bytes.  The vector
+ * (x or act) is staged in shared memory as f16 pairs in the order of the A
+ * fragments, scaled by a power of two 2^sigma that puts its largest
+ * magnitude in [2^14, 2^15) (no f16 overflow), as hi = f16(v) in columns
+ * 0-3 and lo = f16(v - hi) in columns 4-7: the products see v to about
+ * 2^-22 relative (hi alone: 2^-11), at no extra MMA.  The result is
+ * multiplied by 2^-sigma. */
 constexpr int kV3MaxBlocks = 96; /* H (A) or I (B) up to 3072; larger shapes use version 2 */
 
 __device__ __forceinline__ float pow2f(int e) /* e in [-126, 127] */
@@ -742,21 +745,6 @@ __device__ __forceinline__ int f16_shift(float amax)
     return max(-100, min(100, 141 - e));
 }
 
-/* xs[(b - kb0)*16 + 4q + j] = half2(v[32b + 8q + j], v[32b + 8q + j + 4]) * sc
- * for blocks b in [kb0, kb1), then 16 zero pairs. */
-__device__ __forceinline__ void stage_h2(const float *__restrict__ v, int kb0, int kb1, float sc, uint32_t *xs,
-                                         int tid, int nthr)
-{
-    const int n = (kb1 - kb0) * 16;
-    for (int i = tid; i < n; i += nthr) {
-        const int b = kb0 + (i >> 4), q = (i >> 2) & 3, j = i & 3;
-        const float *p = v + 32 * b + 8 * q + j;
-        __half2 h = __floats2half2_rn(__ldg(p) * sc, __ldg(p + 4) * sc);
-        xs[i] = *reinterpret_cast<uint32_t *>(&h);
-    }
-    for (int i = tid; i < 16; i += nthr) xs[n + i] = 0u;
-}
-
 __device__ __forceinline__ void mma_f16_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                               uint32_t b0, uint32_t b1)
 {
@@ -765,278 +753,6 @@ __device__ __forceinline__ void mma_f16_16816(float (&c)[4], uint32_t a0, uint32
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
-
-/* One warp: the 16 rows whose blocks start at w0 (row stride nb*16 bytes)
- * and scales at s0 (stride nb), dotted with the staged vector over the
- * blocks [kb0, kb1); xs holds block kb0 first, xzero 16 zero pairs.  Lane
- * (g, t) returns partial sums of rows g (lo) and g+8 (hi), with the
- * vector's 2^sigma still in; the caller sums the quad's 4 lanes.  Batches
- * of NS steps (4 blocks each) are loaded into two register sets in turn:
- * the next batch is in flight while this one is computed. */
-template <int NS>
-struct V3Batch {
-    uint4 a[NS], b[NS];  /* block b0 + 4s + t of rows g and g+8 */
-    uint32_t sc[NS][4];  /* scales of blocks b0+4s+2t, +1 of rows g, g+8 (t < 2) */
-};
-
-template <int NS>
-__device__ __forceinline__ void tile16_dot(const uint8_t *__restrict__ w0, const uint8_t *__restrict__ s0, int nb,
-                                           int kb0, int kb1, const uint32_t *xs, const uint32_t *xzero, int lane,
-                                           float &lo, float &hi, uint32_t zero)
-{
-    const int g = lane >> 2, t = lane & 3;
-    /* per-lane cursors, advanced by one batch per load */
-    const uint8_t *pa = w0 + ((size_t)g * nb + kb0 + t) * 16;
-    const uint8_t *pb = pa + (size_t)8 * nb * 16;
-    const uint8_t *psg = s0 + (size_t)g * nb + kb0 + 2 * t;
-    const uint8_t *psh = psg + (size_t)8 * nb;
-    const uint4 *xz = reinterpret_cast<const uint4 *>(xzero);
-    const uint4 *xl = reinterpret_cast<const uint4 *>(xs) + 4 * t; /* this lane's block of a step */
-    const bool bact = g == t;
-    const Pow2Regs p2 = pow2_regs(zero);
-    auto load = [&](V3Batch<NS> &B, int b0) {
-#pragma unroll
-        for (int s = 0; s < NS; s++) {
-            const int blk = b0 + 4 * s + t, c0 = b0 + 4 * s + 2 * t;
-            if (blk < kb1) {
-                B.a[s] = ld_stream16(pa + 64 * s);
-                B.b[s] = ld_stream16(pb + 64 * s);
-            } else {
-                B.a[s] = make_uint4(0u, 0u, 0u, 0u);
-                B.b[s] = make_uint4(0u, 0u, 0u, 0u);
-            }
-            const bool s0ok = t < 2 && c0 < kb1, s1ok = t < 2 && c0 + 1 < kb1;
-            B.sc[s][0] = s0ok ? __ldg(psg + 4 * s) : 0u;
-            B.sc[s][1] = s1ok ? __ldg(psg + 4 * s + 1) : 0u;
-            B.sc[s][2] = s0ok ? __ldg(psh + 4 * s) : 0u;
-            B.sc[s][3] = s1ok ? __ldg(psh + 4 * s + 1) : 0u;
-        }
-        pa += 64 * NS;
-        pb += 64 * NS;
-        psg += 4 * NS;
-        psh += 4 * NS;
-    };
-    auto compute = [&](const V3Batch<NS> &B, int b0) {
-#pragma unroll
-        for (int s = 0; s < NS; s++) {
-            const int blk = b0 + 4 * s + t;
-            const uint4 *xp = (bact && blk < kb1) ? xl + 4 * (b0 - kb0 + 4 * s) : xz;
-            uint32_t xb[16];
-#pragma unroll
-            for (int u = 0; u < 4; u++) {
-                const uint4 v = xp[u];
-                xb[4 * u] = v.x; xb[4 * u + 1] = v.y; xb[4 * u + 2] = v.z; xb[4 * u + 3] = v.w;
-            }
-            const uint32_t wga[4] = {B.a[s].x, B.a[s].y, B.a[s].z, B.a[s].w};
-            const uint32_t wha[4] = {B.b[s].x, B.b[s].y, B.b[s].z, B.b[s].w};
-            float c[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                uint32_t hg[4], hh[4];
-                fp4_word_h2(wga[q], p2, hg);
-                fp4_word_h2(wha[q], p2, hh);
-                /* pairs 4q+0, 4q+1 -> one MMA; pairs 4q+2, 4q+3 -> the next */
-                mma_f16_16816(c, hg[0], hh[0], hg[1], hh[1], xb[4 * q], xb[4 * q + 1]);
-                mma_f16_16816(c, hg[2], hh[2], hg[3], hh[3], xb[4 * q + 2], xb[4 * q + 3]);
-            }
-            lo = fmaf(c[0], e8m0_x2p14(B.sc[s][0]), lo);
-            lo = fmaf(c[1], e8m0_x2p14(B.sc[s][1]), lo);
-            hi = fmaf(c[2], e8m0_x2p14(B.sc[s][2]), hi);
-            hi = fmaf(c[3], e8m0_x2p14(B.sc[s][3]), hi);
-        }
-    };
-    V3Batch<NS> X, Y;
-    int b0 = kb0;
-    load(X, b0);
-    while (b0 < kb1) {
-        load(Y, b0 + 4 * NS);
-        compute(X, b0);
-        b0 += 4 * NS;
-        if (b0 >= kb1) break;
-        load(X, b0 + 4 * NS);
-        compute(Y, b0);
-        b0 += 4 * NS;
-    }
-}
-
-/* Kernel A, version 3.  blockIdx.y: (token, expert slot) pair p.  A block of
- * 4 warps covers 4/KS tiles of 16 weight rows (8 gate/up pairs), KS warps
- * per tile splitting H; the partial sums meet in shared memory. */
-constexpr int kA3Warps = 4;
-
-template <int NS, int KS>
-__global__ void __launch_bounds__(kA3Warps * kWarp)
-moe_gate_up_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
-                      const uint16_t *__restrict__ bias, const float *__restrict__ x,
-                      const int32_t *__restrict__ ids, float *__restrict__ act, int k, int E, int H, int I,
-                      float alpha, float limit, const uint8_t *const *__restrict__ btab,
-                      const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
-{
-    constexpr int TILES = kA3Warps / KS;
-    __shared__ __align__(16) uint32_t xs[(kV3MaxBlocks + 1) * 16];
-    __shared__ float red[kA3Warps];
-    __shared__ float part[kA3Warps][16];
-    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-    const int p = blockIdx.y, token = p / k;
-    const int nb = H / 32;
-    const float *xr = x + (size_t)token * H;
-    float am = 0.f;
-    for (int i = threadIdx.x; i < H; i += blockDim.x) am = fmaxf(am, fabsf(__ldg(xr + i)));
-    am = warp_max(am);
-    if (lane == 0) red[warp] = am;
-    __syncthreads();
-    am = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
-    const int sigma = f16_shift(am);
-    stage_h2(xr, 0, nb, pow2f(sigma), xs, threadIdx.x, blockDim.x);
-    __syncthreads();
-
-    const int tl = warp / KS, ks = warp % KS;
-    const int r0 = (blockIdx.x * TILES + tl) * 16; /* first weight row of the tile */
-    const int e = ids[p];
-    const bool bad = e < 0 || e >= E;
-    if (r0 < 2 * I && !bad) {
-        const size_t rows2 = (size_t)2 * I;
-        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * rows2 * nb * 16;
-        const uint8_t *es = stab ? stab[e] : scales + (size_t)e * rows2 * nb;
-        const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
-        const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
-        float lo = 0.f, hi = 0.f;
-        tile16_dot<NS>(eb + (size_t)r0 * nb * 16, es + (size_t)r0 * nb, nb, kb0, kb1, xs + kb0 * 16, xs + nb * 16, lane,
-                       lo, hi, zero);
-        lo += __shfl_xor_sync(0xffffffffu, lo, 1);
-        lo += __shfl_xor_sync(0xffffffffu, lo, 2);
-        hi += __shfl_xor_sync(0xffffffffu, hi, 1);
-        hi += __shfl_xor_sync(0xffffffffu, hi, 2);
-        if ((lane & 3) == 0) {
-            part[warp][lane >> 2] = lo;
-            part[warp][(lane >> 2) + 8] = hi;
-        }
-    }
-    __syncthreads();
-    if (threadIdx.x < TILES * 8) {
-        const int tt = threadIdx.x / 8, jj = threadIdx.x % 8;
-        const int rr = (blockIdx.x * TILES + tt) * 16;
-        const int j = rr / 2 + jj;
-        if (rr < 2 * I) {
-            if (bad) {
-                act[(size_t)p * I + j] = __int_as_float(0x7fc00000);
-            } else {
-                float gt = 0.f, up = 0.f;
-#pragma unroll
-                for (int u = 0; u < KS; u++) {
-                    gt += part[tt * KS + u][2 * jj];
-                    up += part[tt * KS + u][2 * jj + 1];
-                }
-                const float inv = pow2f(-sigma);
-                const uint16_t *b = bias + (size_t)e * 2 * I + 2 * (size_t)j;
-                gt = gt * inv + bf16f(b[0]);
-                up = up * inv + bf16f(b[1]);
-                if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
-                gt = fminf(gt, limit);
-                up = fminf(fmaxf(up, -limit), limit);
-                const float glu = gt / (1.f + expf(-alpha * gt));
-                const float av = glu * (up + 1.f);
-                act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
-            }
-        }
-    }
-}
-
-/* Kernel B, version 3.  blockIdx.y: token m; blockIdx.x: a tile of 16
- * output rows.  The block has k*KS warps: warp w takes expert slot w % k
- * and the K slice w / k; each warp stages its slice of its expert's act
- * vector.  The block sums the slices and the k experts in a fixed order. */
-constexpr int kB3MaxWarps = 16;
-constexpr int kB3DefaultSplits = 2; /* K slices per expert in kernel B v3 */
-constexpr int kA3DefaultSplits = 1; /* K slices per tile in kernel A v3 */
-constexpr int kV3DefaultSteps = 2;  /* steps of 4 blocks loaded at a time */
-constexpr int kMoeDefaultVersion = 4;
-constexpr int kA4DefaultSplits = 1, kA4DefaultSteps = 2; /* kernel A v4 */
-constexpr int kB4DefaultSplits = 2, kB4DefaultSteps = 1; /* kernel B v4 */
-constexpr size_t kMaxDynSmem = 200 * 1024;
-
-template <int NS, int KS>
-__global__ void __launch_bounds__(kB3MaxWarps * kWarp)
-moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
-                   const uint16_t *__restrict__ bias, const float *__restrict__ act,
-                   const int32_t *__restrict__ ids, const float *__restrict__ wts, const float *resid,
-                   float *out, int k, int E, int H, int I, const uint8_t *const *__restrict__ btab,
-                   const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
-{
-    extern __shared__ __align__(16) uint32_t dsm[]; /* per warp: (nbs + 1) * 16 staged pairs */
-    __shared__ float part[kB3MaxWarps][16];
-    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-    const int ei = warp % k, ks = warp / k;
-    const int m = blockIdx.y, r0 = blockIdx.x * 16;
-    const int p = m * k + ei;
-    const int e = ids[p];
-    const bool bad = e < 0 || e >= E;
-    const int nb = I / 32;
-    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
-    const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
-    const float *ar = act + (size_t)p * I;
-    float am = 0.f;
-    for (int i = 32 * kb0 + lane; i < 32 * kb1; i += kWarp) am = fmaxf(am, fabsf(__ldg(ar + i)));
-    am = warp_max(am);
-    const int sigma = f16_shift(am);
-    uint32_t *xs = dsm + (size_t)warp * (nbs + 1) * 16;
-    stage_h2(ar, kb0, kb1, pow2f(sigma), xs, lane, kWarp);
-    __syncwarp();
-    float lo = 0.f, hi = 0.f;
-    if (!bad) {
-        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * H * nb * 16;
-        const uint8_t *es = stab ? stab[e] : scales + (size_t)e * H * nb;
-        tile16_dot<NS>(eb + (size_t)r0 * nb * 16, es + (size_t)r0 * nb, nb, kb0, kb1, xs, xs + (kb1 - kb0) * 16, lane,
-                       lo, hi, zero);
-    }
-    lo += __shfl_xor_sync(0xffffffffu, lo, 1);
-    lo += __shfl_xor_sync(0xffffffffu, lo, 2);
-    hi += __shfl_xor_sync(0xffffffffu, hi, 1);
-    hi += __shfl_xor_sync(0xffffffffu, hi, 2);
-    if ((lane & 3) == 0) {
-        const float inv = pow2f(-sigma);
-        part[warp][lane >> 2] = lo * inv;
-        part[warp][(lane >> 2) + 8] = hi * inv;
-    }
-    __syncthreads();
-    if (threadIdx.x < 16) {
-        const int h = r0 + threadIdx.x;
-        const size_t o = (size_t)m * H + h;
-        float s = resid[o];
-        bool anybad = false;
-        for (int u = 0; u < k; u++) {
-            const int eu = ids[m * k + u];
-            if (eu < 0 || eu >= E) { anybad = true; continue; }
-            float v = 0.f;
-            for (int q = 0; q < KS; q++) v += part[q * k + u][threadIdx.x];
-            v += bf16f(bias[(size_t)eu * H + h]);
-            if (rnd) v = round_bf16_dev(v);
-            s += v * wts[m * k + u];
-        }
-        out[o] = anybad ? __int_as_float(0x7fc00000) : s;
-    }
-}
-
-/* ------------------------- MXFP4 on the tensor cores, v4 (cp.async) --
- * Version 3 with the weights streamed through shared memory: each lane
- * copies its 16-byte blocks with cp.async into a per-warp ring of D batches
- * (NS steps of 4 blocks each), so D*NS KB per warp are in flight without
- * holding registers, and the first D batches are requested before the
- * vector is staged.  The tile's scale bytes are copied to shared memory
- * once.  The vector is staged as f16 hi and lo parts (v - hi): B columns
- * 0-3 carry hi (lanes 0, 5, 10, 15) and columns 4-7, unused in version 3,
- * carry lo (lanes 16, 21, 26, 31), so the products see the vector to about
- * 2^-22 relative instead of 2^-11, at no extra MMA. */
-constexpr int kV4Depth = 4; /* batches in flight per warp */
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool ok)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(ok ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
 /* Stages blocks [kb0, kb1) of v (fp32) in the pair order of stage_h2, as
  * f16 hi (and lo = v - hi with HILO), scaled by 2^sigma from the largest
@@ -1103,6 +819,292 @@ __device__ __forceinline__ int stage_vec(const float *__restrict__ v, int kb0, i
     }
     return sigma;
 }
+
+/* One warp: the 16 rows whose blocks start at w0 (row stride nb*16 bytes)
+ * and scales at s0 (stride nb), dotted with the staged vector over the
+ * blocks [kb0, kb1).  start() loads the first batch (call it before
+ * staging the vector); run() takes xh/xl (hi and lo parts, block kb0
+ * first) and xz (16 zero pairs).  B columns 0-3 carry hi (lanes 0, 5, 10,
+ * 15), columns 4-7 lo (lanes 16, 21, 26, 31).  Lane (g, t) returns partial
+ * sums of rows g (lo) and g+8 (hi), with the vector's 2^sigma still in; the
+ * caller sums the quad's 4 lanes.  Batches of NS steps (4 blocks each) are
+ * loaded into two register sets in turn: the next batch is in flight while
+ * this one is computed. */
+template <int NS>
+struct V3Batch {
+    uint4 a[NS], b[NS];  /* block b0 + 4s + t of rows g and g+8 */
+    uint32_t sc[NS][4];  /* scales of blocks b0+4s+2(t&1), +1 of rows g, g+8 */
+};
+
+template <int NS>
+struct Tile3 {
+    const uint8_t *pa, *pb, *psg, *psh; /* per-lane cursors, one batch per load */
+    int kb0, kb1, lane;
+    V3Batch<NS> X, Y;
+
+    __device__ __forceinline__ void load(V3Batch<NS> &B, int b0)
+    {
+        const int t = lane & 3;
+#pragma unroll
+        for (int s = 0; s < NS; s++) {
+            const int blk = b0 + 4 * s + t, c0 = b0 + 4 * s + 2 * (t & 1);
+            if (blk < kb1) {
+                B.a[s] = ld_stream16(pa + 64 * s);
+                B.b[s] = ld_stream16(pb + 64 * s);
+            } else {
+                B.a[s] = make_uint4(0u, 0u, 0u, 0u);
+                B.b[s] = make_uint4(0u, 0u, 0u, 0u);
+            }
+            const bool s0ok = c0 < kb1, s1ok = c0 + 1 < kb1;
+            B.sc[s][0] = s0ok ? __ldg(psg + 4 * s) : 0u;
+            B.sc[s][1] = s1ok ? __ldg(psg + 4 * s + 1) : 0u;
+            B.sc[s][2] = s0ok ? __ldg(psh + 4 * s) : 0u;
+            B.sc[s][3] = s1ok ? __ldg(psh + 4 * s + 1) : 0u;
+        }
+        pa += 64 * NS;
+        pb += 64 * NS;
+        psg += 4 * NS;
+        psh += 4 * NS;
+    }
+    __device__ __forceinline__ void start(const uint8_t *w0, const uint8_t *s0, int nb, int kb0_, int kb1_, int lane_)
+    {
+        lane = lane_;
+        kb0 = kb0_;
+        kb1 = kb1_;
+        const int g = lane >> 2, t = lane & 3;
+        pa = w0 + ((size_t)g * nb + kb0 + t) * 16;
+        pb = pa + (size_t)8 * nb * 16;
+        psg = s0 + (size_t)g * nb + kb0 + 2 * (t & 1);
+        psh = psg + (size_t)8 * nb;
+        load(X, kb0);
+    }
+    __device__ __forceinline__ void compute(const V3Batch<NS> &B, int b0, const uint4 *xl4, const uint4 *xz,
+                                            const Pow2Regs &p2, float &lo, float &hi)
+    {
+        const int t = lane & 3;
+#pragma unroll
+        for (int s = 0; s < NS; s++) {
+            const int blk = b0 + 4 * s + t;
+            const uint4 *xp = (xl4 && blk < kb1) ? xl4 + 4 * (b0 - kb0 + 4 * s) : xz;
+            uint32_t xb[16];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const uint4 v = xp[u];
+                xb[4 * u] = v.x; xb[4 * u + 1] = v.y; xb[4 * u + 2] = v.z; xb[4 * u + 3] = v.w;
+            }
+            const uint32_t wga[4] = {B.a[s].x, B.a[s].y, B.a[s].z, B.a[s].w};
+            const uint32_t wha[4] = {B.b[s].x, B.b[s].y, B.b[s].z, B.b[s].w};
+            float c[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                uint32_t hg[4], hh[4];
+                fp4_word_h2(wga[q], p2, hg);
+                fp4_word_h2(wha[q], p2, hh);
+                /* pairs 4q+0, 4q+1 -> one MMA; pairs 4q+2, 4q+3 -> the next */
+                mma_f16_16816(c, hg[0], hh[0], hg[1], hh[1], xb[4 * q], xb[4 * q + 1]);
+                mma_f16_16816(c, hg[2], hh[2], hg[3], hh[3], xb[4 * q + 2], xb[4 * q + 3]);
+            }
+            lo = fmaf(c[0], e8m0_x2p14(B.sc[s][0]), lo);
+            lo = fmaf(c[1], e8m0_x2p14(B.sc[s][1]), lo);
+            hi = fmaf(c[2], e8m0_x2p14(B.sc[s][2]), hi);
+            hi = fmaf(c[3], e8m0_x2p14(B.sc[s][3]), hi);
+        }
+    }
+    __device__ __forceinline__ void run(const uint32_t *xh, const uint32_t *xlo, const uint32_t *xzero, float &lo,
+                                        float &hi, uint32_t zero)
+    {
+        const int g = lane >> 2, t = lane & 3;
+        const Pow2Regs p2 = pow2_regs(zero);
+        const uint32_t *src = g == t ? xh : (g == t + 4 ? xlo : nullptr);
+        const uint4 *xl4 = src ? reinterpret_cast<const uint4 *>(src) + 4 * t : nullptr; /* this lane's block of a step */
+        const uint4 *xz = reinterpret_cast<const uint4 *>(xzero);
+        int b0 = kb0;
+        while (b0 < kb1) {
+            load(Y, b0 + 4 * NS);
+            compute(X, b0, xl4, xz, p2, lo, hi);
+            b0 += 4 * NS;
+            if (b0 >= kb1) break;
+            load(X, b0 + 4 * NS);
+            compute(Y, b0, xl4, xz, p2, lo, hi);
+            b0 += 4 * NS;
+        }
+    }
+};
+
+/* Kernel A, version 3.  blockIdx.y: (token, expert slot) pair p.  A block of
+ * 4 warps covers 4/KS tiles of 16 weight rows (8 gate/up pairs), KS warps
+ * per tile splitting H; the partial sums meet in shared memory. */
+constexpr int kA3Warps = 4;
+
+template <int NS, int KS>
+__global__ void __launch_bounds__(kA3Warps * kWarp)
+moe_gate_up_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
+                      const uint16_t *__restrict__ bias, const float *__restrict__ x,
+                      const int32_t *__restrict__ ids, float *__restrict__ act, int k, int E, int H, int I,
+                      float alpha, float limit, const uint8_t *const *__restrict__ btab,
+                      const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
+{
+    constexpr int TILES = kA3Warps / KS;
+    __shared__ __align__(16) uint32_t xh[(kV3MaxBlocks + 1) * 16];
+    __shared__ __align__(16) uint32_t xl[(kV3MaxBlocks + 1) * 16];
+    __shared__ float red[kA3Warps];
+    __shared__ float part[kA3Warps][16];
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int p = blockIdx.y, token = p / k;
+    const int nb = H / 32;
+    const int tl = warp / KS, ks = warp % KS;
+    const int r0 = (blockIdx.x * TILES + tl) * 16; /* first weight row of the tile */
+    const int e = ids[p];
+    const bool bad = e < 0 || e >= E;
+    const bool work = r0 < 2 * I && !bad;
+    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
+    const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
+    Tile3<NS> tile;
+    if (work) {
+        const size_t rows2 = (size_t)2 * I;
+        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * rows2 * nb * 16;
+        const uint8_t *es = stab ? stab[e] : scales + (size_t)e * rows2 * nb;
+        tile.start(eb + (size_t)r0 * nb * 16, es + (size_t)r0 * nb, nb, kb0, kb1, lane);
+    }
+    const int sigma = stage_vec<kA3Warps * kWarp, (4 * kV3MaxBlocks + kA3Warps * kWarp - 1) / (kA3Warps * kWarp), true>(
+        x + (size_t)token * H, 0, nb, xh, xl, threadIdx.x, red);
+    __syncthreads();
+    if (work) {
+        float lo = 0.f, hi = 0.f;
+        tile.run(xh + kb0 * 16, xl + kb0 * 16, xh + nb * 16, lo, hi, zero);
+        lo += __shfl_xor_sync(0xffffffffu, lo, 1);
+        lo += __shfl_xor_sync(0xffffffffu, lo, 2);
+        hi += __shfl_xor_sync(0xffffffffu, hi, 1);
+        hi += __shfl_xor_sync(0xffffffffu, hi, 2);
+        if ((lane & 3) == 0) {
+            part[warp][lane >> 2] = lo;
+            part[warp][(lane >> 2) + 8] = hi;
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < TILES * 8) {
+        const int tt = threadIdx.x / 8, jj = threadIdx.x % 8;
+        const int rr = (blockIdx.x * TILES + tt) * 16;
+        const int j = rr / 2 + jj;
+        if (rr < 2 * I) {
+            if (bad) {
+                act[(size_t)p * I + j] = __int_as_float(0x7fc00000);
+            } else {
+                float gt = 0.f, up = 0.f;
+#pragma unroll
+                for (int u = 0; u < KS; u++) {
+                    gt += part[tt * KS + u][2 * jj];
+                    up += part[tt * KS + u][2 * jj + 1];
+                }
+                const float inv = pow2f(-sigma);
+                const uint16_t *b = bias + (size_t)e * 2 * I + 2 * (size_t)j;
+                gt = gt * inv + bf16f(b[0]);
+                up = up * inv + bf16f(b[1]);
+                if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
+                gt = fminf(gt, limit);
+                up = fminf(fmaxf(up, -limit), limit);
+                const float glu = gt / (1.f + expf(-alpha * gt));
+                const float av = glu * (up + 1.f);
+                act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
+            }
+        }
+    }
+}
+
+/* Kernel B, version 3.  blockIdx.y: token m; blockIdx.x: a tile of 16
+ * output rows.  The block has k*KS warps: warp w takes expert slot w % k
+ * and the K slice w / k; each warp stages its slice of its expert's act
+ * vector (dynamic shared memory: 2 * (nbs + 1) * 64 bytes per warp).  The
+ * block sums the slices and the k experts in a fixed order. */
+constexpr int kB3MaxWarps = 16;
+
+template <int NS, int KS>
+__global__ void __launch_bounds__(kB3MaxWarps * kWarp)
+moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
+                   const uint16_t *__restrict__ bias, const float *__restrict__ act,
+                   const int32_t *__restrict__ ids, const float *__restrict__ wts, const float *resid,
+                   float *out, int k, int E, int H, int I, const uint8_t *const *__restrict__ btab,
+                   const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
+{
+    extern __shared__ __align__(16) uint32_t dsm[];
+    __shared__ float part[kB3MaxWarps][16];
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int ei = warp % k, ks = warp / k;
+    const int m = blockIdx.y, r0 = blockIdx.x * 16;
+    const int p = m * k + ei;
+    const int e = ids[p];
+    const bool bad = e < 0 || e >= E;
+    const int nb = I / 32;
+    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
+    const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
+    Tile3<NS> tile;
+    if (!bad) {
+        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * H * nb * 16;
+        const uint8_t *es = stab ? stab[e] : scales + (size_t)e * H * nb;
+        tile.start(eb + (size_t)r0 * nb * 16, es + (size_t)r0 * nb, nb, kb0, kb1, lane);
+    }
+    uint32_t *xh = dsm + (size_t)warp * 2 * (nbs + 1) * 16;
+    uint32_t *xl = xh + (nbs + 1) * 16;
+    const int sigma =
+        stage_vec<kWarp, (4 * kV3MaxBlocks / KS + kWarp - 1) / kWarp, true>(act + (size_t)p * I, kb0, kb1, xh, xl, lane, nullptr);
+    __syncwarp();
+    float lo = 0.f, hi = 0.f;
+    if (!bad) tile.run(xh, xl, xh + (kb1 - kb0) * 16, lo, hi, zero);
+    lo += __shfl_xor_sync(0xffffffffu, lo, 1);
+    lo += __shfl_xor_sync(0xffffffffu, lo, 2);
+    hi += __shfl_xor_sync(0xffffffffu, hi, 1);
+    hi += __shfl_xor_sync(0xffffffffu, hi, 2);
+    if ((lane & 3) == 0) {
+        const float inv = pow2f(-sigma);
+        part[warp][lane >> 2] = lo * inv;
+        part[warp][(lane >> 2) + 8] = hi * inv;
+    }
+    __syncthreads();
+    if (threadIdx.x < 16) {
+        const int h = r0 + threadIdx.x;
+        const size_t o = (size_t)m * H + h;
+        float s = resid[o];
+        bool anybad = false;
+        for (int u = 0; u < k; u++) {
+            const int eu = ids[m * k + u];
+            if (eu < 0 || eu >= E) { anybad = true; continue; }
+            float v = 0.f;
+            for (int q = 0; q < KS; q++) v += part[q * k + u][threadIdx.x];
+            v += bf16f(bias[(size_t)eu * H + h]);
+            if (rnd) v = round_bf16_dev(v);
+            s += v * wts[m * k + u];
+        }
+        out[o] = anybad ? __int_as_float(0x7fc00000) : s;
+    }
+}
+constexpr int kB3DefaultSplits = 2; /* K slices per expert in kernel B v3 */
+constexpr int kA3DefaultSplits = 1; /* K slices per tile in kernel A v3 */
+constexpr int kV3DefaultSteps = 2;  /* steps of 4 blocks loaded at a time */
+constexpr int kMoeDefaultVersion = 4;
+constexpr int kA4DefaultSplits = 1, kA4DefaultSteps = 2; /* kernel A v4 */
+constexpr int kB4DefaultSplits = 2, kB4DefaultSteps = 1; /* kernel B v4 */
+constexpr size_t kMaxDynSmem = 200 * 1024;
+
+/* ------------------------- MXFP4 on the tensor cores, v4 (cp.async) --
+ * Version 3 with the weights streamed through shared memory: each lane
+ * copies its 16-byte blocks with cp.async into a per-warp ring of D batches
+ * (NS steps of 4 blocks each), so D*NS KB per warp are in flight without
+ * holding registers, and the first D batches are requested before the
+ * vector is staged.  The tile's scale bytes are copied to shared memory
+ * once.  The vector is staged as f16 hi and lo parts (v - hi): B columns
+ * 0-3 carry hi (lanes 0, 5, 10, 15) and columns 4-7, unused in version 3,
+ * carry lo (lanes 16, 21, 26, 31), so the products see the vector to about
+ * 2^-22 relative instead of 2^-11, at no extra MMA. */
+constexpr int kV4Depth = 4; /* batches in flight per warp */
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool ok)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(ok ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
 template <int NS>
 struct Tile4 {
@@ -1898,7 +1900,7 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
         const int ns = (rows_per_warp >> 4) == 0 ? kV3DefaultSteps : (rows_per_warp >> 4);
         const int nb = I / 32;
         const int nbs = (nb + 4 * ks - 1) / (4 * ks) * 4;
-        const size_t smem = (size_t)k * ks * (nbs + 1) * 16 * sizeof(uint32_t);
+        const size_t smem = (size_t)k * ks * 2 * (nbs + 1) * 16 * sizeof(uint32_t);
         if ((ks != 1 && ks != 2 && ks != 4) || (ns != 2 && ns != 4))
             return dpb_error_set(DPB_E_ARG, "cuda moe down: v3 steps %d / K splits %d not in {2,4} / {1,2,4}", ns, ks);
         if (k * ks <= kB3MaxWarps && smem <= 48 * 1024) {
