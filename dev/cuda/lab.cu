@@ -584,6 +584,11 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
                                     {V4 | (1 << 4) | 4, "v4 cp.async 1 step K/4"},
                                     {V4 | (2 << 4) | 2, "v4 cp.async 2 steps K/2"},
                                     {V4 | (2 << 4) | 4, "v4 cp.async 2 steps K/4"}};
+    /* LAB_MOE_FILTER=substring: only the variants whose name contains it
+     * (and "default"); LAB_MOE_CHECKONLY=1: no timing (for the sanitizer) */
+    const char *filt = std::getenv("LAB_MOE_FILTER");
+    const bool check_only = std::getenv("LAB_MOE_CHECKONLY") != nullptr;
+    auto keep = [&](const Var &v) { return !filt || v.v == 0 || std::strstr(v.name, filt) != nullptr; };
     for (int M : Ms) {
         int distinct = 0;
         {
@@ -594,6 +599,8 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         /* kernel A */
         for (const Var &va : varsA) {
             if (M > 1 && va.v != 0 && va.v != (V1 | 8) && va.v != (V3 | (2 << 4) | 1)) continue;
+            if (!keep(va)) continue;
+            std::fprintf(stderr, "  moe A M=%d %s ...\n", M, va.name);
             const int rpw = va.v;
             double bytes = (double)distinct * 2 * I * nbH * 17 + (double)distinct * 2 * I * 2 + (double)M * H * 4 +
                            (double)M * k * I * 4;
@@ -608,7 +615,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(y.data(), dact_out, (size_t)M * k * I * 4, cudaMemcpyDeviceToHost));
             e1 = rel_err(y.data(), refA.data(), (size_t)M * k * I, &n1);
-            double us = T.median_us(run);
+            double us = check_only ? NAN : T.median_us(run);
             CK(cudaMemset(dact_out, 0xff, act.size() * 4));
             run();
             CK(cudaDeviceSynchronize());
@@ -620,6 +627,8 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         /* kernel B */
         for (const Var &vb : varsB) {
             if (M > 1 && vb.v != 0 && vb.v != (V1 | 2) && vb.v != (V3 | (2 << 4) | 2)) continue;
+            if (!keep(vb)) continue;
+            std::fprintf(stderr, "  moe B M=%d %s ...\n", M, vb.name);
             const int rpw = vb.v;
             double bytes = (double)distinct * H * nbI * 17 + (double)distinct * H * 2 + (double)M * k * I * 4 +
                            (double)M * H * 8;
@@ -633,7 +642,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(y.data(), dout, (size_t)M * H * 4, cudaMemcpyDeviceToHost));
             e1 = rel_err(y.data(), refB.data(), (size_t)M * H, &n1);
-            double us = T.median_us(run);
+            double us = check_only ? NAN : T.median_us(run);
             CK(cudaMemset(dout, 0xff, resid.size() * 4));
             run();
             CK(cudaDeviceSynchronize());
@@ -645,7 +654,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
     }
     /* M=1 in a CUDA graph: 16 launches rotating over 8 disjoint sets of k
      * experts (all 32 experts: 282 MB of gate_up, 141 MB of down) */
-    {
+    if (!check_only) {
         std::vector<int32_t> perm(E);
         for (int i = 0; i < E; i++) perm[i] = i;
         for (int i = E - 1; i > 0; i--) std::swap(perm[i], perm[rnd64() % (uint64_t)(i + 1)]);
@@ -657,7 +666,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         double bytesB = (double)k * H * nbI * 17 + (double)k * H * 2 + (double)k * I * 4 + (double)H * 8;
         char shape2[96], var[96];
         for (const Var &va : varsA) {
-            if (va.v == (V1 | 8 | DPB_CUDA_MOE_LUT)) continue;
+            if (va.v == (V1 | 8 | DPB_CUDA_MOE_LUT) || !keep(va)) continue;
             double us = T.graph_us([&](cudaStream_t st, int i) {
                 CKD(dpb_cuda_moe_gate_up_swiglu(dgub, dgus, dgubias, dx, drot + (i % sets) * k, dact_out, 1, k, E, H, I,
                                                 alpha, limit, va.v, st));
@@ -667,6 +676,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             add_row("moe A", shape2, var, us, bytesA, false, 0, false);
         }
         for (const Var &vb : varsB) {
+            if (!keep(vb)) continue;
             double us = T.graph_us([&](cudaStream_t st, int i) {
                 CKD(dpb_cuda_moe_down_sum(ddb, dds, ddbias, dact, drot + (i % sets) * k, dwts, dresid, dout, 1, k, E, H, I,
                                           vb.v, st));
@@ -724,6 +734,8 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         }
         const Var checks[] = {{0, "default"}, {V1, "v1"}, {V2, "v2"}, {V3 | (2 << 4) | 2, "v3 K/2"}, {V4, "v4"}};
         for (const Var &cv : checks) {
+            if (!keep(cv)) continue;
+            std::fprintf(stderr, "  moe tables+rounding %s ...\n", cv.name);
             char var[96];
             std::snprintf(var, sizeof var, "%s, expert tables, bf16 rounding", cv.name);
             CK(cudaMemset(dact_out, 0xff, act.size() * 4));
