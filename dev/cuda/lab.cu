@@ -565,25 +565,24 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         int v;
         const char *name;
     };
-    const int V4 = DPB_CUDA_MOE_V4, V3 = DPB_CUDA_MOE_V3, V2 = DPB_CUDA_MOE_V2, V1 = DPB_CUDA_MOE_V1;
+    const int V3 = DPB_CUDA_MOE_V3, V2 = DPB_CUDA_MOE_V2, V1 = DPB_CUDA_MOE_V1;
     const std::vector<Var> varsA = {{0, "default"},
                                     {V1 | 8, "v1 8 rows/warp"},
                                     {V1 | 8 | DPB_CUDA_MOE_LUT, "v1 8 rows byte LUT"},
+                                    {V2 | 4, "v2 4 rows/warp"},
                                     {V2 | 8, "v2 8 rows/warp"},
                                     {V3 | (2 << 4) | 1, "v3 mma 2 steps"},
-                                    {V4 | (1 << 4) | 1, "v4 cp.async 1 step"},
-                                    {V4 | (2 << 4) | 1, "v4 cp.async 2 steps"},
-                                    {V4 | (1 << 4) | 2, "v4 cp.async 1 step K/2"},
-                                    {V4 | (2 << 4) | 2, "v4 cp.async 2 steps K/2"}};
+                                    {V3 | (4 << 4) | 1, "v3 mma 4 steps"},
+                                    {V3 | (2 << 4) | 2, "v3 mma 2 steps K/2"},
+                                    {V3 | (4 << 4) | 2, "v3 mma 4 steps K/2"}};
     const std::vector<Var> varsB = {{0, "default"},
                                     {V1 | 2, "v1 2 rows/warp"},
+                                    {V2 | 4, "v2 4 rows"},
                                     {V2 | 8, "v2 8 rows"},
                                     {V3 | (2 << 4) | 2, "v3 mma 2 steps K/2"},
-                                    {V4 | (1 << 4) | 1, "v4 cp.async 1 step"},
-                                    {V4 | (1 << 4) | 2, "v4 cp.async 1 step K/2"},
-                                    {V4 | (1 << 4) | 4, "v4 cp.async 1 step K/4"},
-                                    {V4 | (2 << 4) | 2, "v4 cp.async 2 steps K/2"},
-                                    {V4 | (2 << 4) | 4, "v4 cp.async 2 steps K/4"}};
+                                    {V3 | (4 << 4) | 2, "v3 mma 4 steps K/2"},
+                                    {V3 | (2 << 4) | 4, "v3 mma 2 steps K/4"},
+                                    {V3 | (4 << 4) | 4, "v3 mma 4 steps K/4"}};
     /* LAB_MOE_FILTER=substring: only the variants whose name contains it;
      * LAB_MOE_CHECKONLY=1: no timing (for the sanitizer) */
     const char *filt = std::getenv("LAB_MOE_FILTER");
@@ -732,7 +731,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             }
             refBr[mh] = s;
         }
-        const Var checks[] = {{0, "default"}, {V1, "v1"}, {V2, "v2"}, {V3 | (2 << 4) | 2, "v3 K/2"}, {V4, "v4"}};
+        const Var checks[] = {{0, "default"}, {V1, "v1"}, {V2, "v2"}, {V3 | (2 << 4) | 2, "v3 K/2"}};
         for (const Var &cv : checks) {
             if (!keep(cv)) continue;
             std::fprintf(stderr, "  moe tables+rounding %s ...\n", cv.name);

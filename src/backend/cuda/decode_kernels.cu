@@ -1080,319 +1080,8 @@ moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
 constexpr int kB3DefaultSplits = 2; /* K slices per expert in kernel B v3 */
 constexpr int kA3DefaultSplits = 1; /* K slices per tile in kernel A v3 */
 constexpr int kV3DefaultSteps = 2;  /* steps of 4 blocks loaded at a time */
-constexpr int kMoeDefaultVersion = 4;
-constexpr int kA4DefaultSplits = 1, kA4DefaultSteps = 2; /* kernel A v4 */
-constexpr int kB4DefaultSplits = 2, kB4DefaultSteps = 1; /* kernel B v4 */
+constexpr int kMoeDefaultVersion = 3;
 constexpr size_t kMaxDynSmem = 200 * 1024;
-
-/* ------------------------- MXFP4 on the tensor cores, v4 (cp.async) --
- * Version 3 with the weights streamed through shared memory: each lane
- * copies its 16-byte blocks with cp.async into a per-warp ring of D batches
- * (NS steps of 4 blocks each), so D*NS KB per warp are in flight without
- * holding registers, and the first D batches are requested before the
- * vector is staged.  The tile's scale bytes are copied to shared memory
- * once.  The vector is staged as f16 hi and lo parts (v - hi): B columns
- * 0-3 carry hi (lanes 0, 5, 10, 15) and columns 4-7, unused in version 3,
- * carry lo (lanes 16, 21, 26, 31), so the products see the vector to about
- * 2^-22 relative instead of 2^-11, at no extra MMA. */
-constexpr int kV4Depth = 4; /* batches in flight per warp */
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool ok)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(ok ? 16 : 0) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
-
-template <int NS>
-struct Tile4 {
-    static constexpr int kRingBytes = kV4Depth * NS * 2 * kWarp * 16;
-    const uint8_t *pa, *pb; /* block kb0 + t of rows g and g+8 */
-    int kb0, kb1, nbatch, lane;
-    uint4 *ring;
-
-    __device__ __forceinline__ void issue(int i)
-    {
-        const int slot = i % kV4Depth, t = lane & 3;
-#pragma unroll
-        for (int s = 0; s < NS; s++) {
-            const int off = i * 4 * NS + 4 * s; /* block offset from kb0 of this lane's step s */
-            const bool ok = kb0 + off + t < kb1;
-            uint4 *dst = ring + ((slot * NS + s) * 2) * kWarp + lane;
-            cp_async16(dst, ok ? pa + (size_t)off * 16 : pa, ok);
-            cp_async16(dst + kWarp, ok ? pb + (size_t)off * 16 : pb, ok);
-        }
-        cp_async_commit();
-    }
-    /* Request the tile's scales and the first batches: call before staging
-     * the vector.  Scales: the 4-byte words that overlap row r's bytes
-     * [kb0, kb1) go to sc + r * srow (srow = scale_row_bytes(nbs)) by 4-byte
-     * cp.async, in the first batch's group; soff[r] is row r's byte offset
-     * in its first word.  A word holding a byte of the row lies inside the
-     * allocation, so no read leaves the tensor's allocation. */
-    __device__ __forceinline__ void start(const uint8_t *w0, const uint8_t *s0, int nb, int kb0_, int kb1_, int lane_,
-                                          uint4 *ring_, uint8_t *sc, int srow)
-    {
-        lane = lane_;
-        kb0 = kb0_;
-        kb1 = kb1_;
-        ring = ring_;
-        const int g = lane >> 2, t = lane & 3;
-        pa = w0 + ((size_t)g * nb + kb0 + t) * 16;
-        pb = pa + (size_t)8 * nb * 16;
-        nbatch = (kb1 - kb0 + 4 * NS - 1) / (4 * NS);
-        const int nk = kb1 - kb0;
-        if (nk > 0) {
-            /* lane: row lane / 2, words (lane & 1), +2, ... */
-            const int r = lane >> 1;
-            const uint8_t *base = s0 + (size_t)r * nb + kb0;
-            const uint8_t *al = reinterpret_cast<const uint8_t *>((uintptr_t)base & ~(uintptr_t)3);
-            const int nw = (int)(base - al + nk + 3) / 4;
-            for (int wi = lane & 1; wi < nw; wi += 2) {
-                const unsigned d = (unsigned)__cvta_generic_to_shared(sc + r * srow + 4 * wi);
-                asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(d), "l"(al + 4 * wi) : "memory");
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < kV4Depth; i++) issue(i);
-    }
-    __device__ __forceinline__ static int scale_row_bytes(int nbs) { return (nbs + 3) / 4 * 4 + 8; }
-    /* xh/xl: the staged hi/lo parts starting at block kb0; xz: 16 zero pairs */
-    __device__ __forceinline__ void run(const uint32_t *xh, const uint32_t *xlo, const uint32_t *xz, const uint8_t *sc,
-                                        int srow, const uint8_t *s0, int nb, float &lo, float &hi, uint32_t zero)
-    {
-        const int g = lane >> 2, t = lane & 3;
-        const int nk = kb1 - kb0;
-        const Pow2Regs p2 = pow2_regs(zero);
-        const uint32_t *xsrc = g == t ? xh : (g == t + 4 ? xlo : nullptr);
-        /* rows g and g+8 start at these offsets inside their first word */
-        const int og = (int)((uintptr_t)(s0 + (size_t)g * nb + kb0) & 3);
-        const int oh = (int)((uintptr_t)(s0 + (size_t)(g + 8) * nb + kb0) & 3);
-        const uint8_t *sg = sc + g * srow + og, *sh = sc + (g + 8) * srow + oh;
-        for (int i = 0; i < nbatch; i++) {
-            cp_async_wait<kV4Depth - 1>();
-            if (i == 0) __syncwarp(); /* the scales came in with batch 0, copied by other lanes */
-            const int slot = i % kV4Depth;
-#pragma unroll
-            for (int s = 0; s < NS; s++) {
-                const int off = i * 4 * NS + 4 * s;
-                const uint4 wa = ring[((slot * NS + s) * 2) * kWarp + lane];
-                const uint4 wb = ring[((slot * NS + s) * 2 + 1) * kWarp + lane];
-                const uint4 *xp = reinterpret_cast<const uint4 *>(
-                    (xsrc && kb0 + off + t < kb1) ? xsrc + (off + t) * 16 : xz);
-                uint32_t xb[16];
-#pragma unroll
-                for (int u = 0; u < 4; u++) {
-                    const uint4 v = xp[u];
-                    xb[4 * u] = v.x; xb[4 * u + 1] = v.y; xb[4 * u + 2] = v.z; xb[4 * u + 3] = v.w;
-                }
-                const uint32_t wga[4] = {wa.x, wa.y, wa.z, wa.w};
-                const uint32_t wha[4] = {wb.x, wb.y, wb.z, wb.w};
-                float c[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    uint32_t hg[4], hh[4];
-                    fp4_word_h2(wga[q], p2, hg);
-                    fp4_word_h2(wha[q], p2, hh);
-                    mma_f16_16816(c, hg[0], hh[0], hg[1], hh[1], xb[4 * q], xb[4 * q + 1]);
-                    mma_f16_16816(c, hg[2], hh[2], hg[3], hh[3], xb[4 * q + 2], xb[4 * q + 3]);
-                }
-                /* columns 2t, 2t+1: blocks 2(t&1), 2(t&1)+1 of the step (hi for
-                 * t < 2, lo for t >= 2); past the end C is 0 and any finite
-                 * scale will do */
-                const int c0 = min(off + 2 * (t & 1), nk - 1), c1 = min(off + 2 * (t & 1) + 1, nk - 1);
-                lo = fmaf(c[0], e8m0_x2p14(sg[c0]), lo);
-                lo = fmaf(c[1], e8m0_x2p14(sg[c1]), lo);
-                hi = fmaf(c[2], e8m0_x2p14(sh[c0]), hi);
-                hi = fmaf(c[3], e8m0_x2p14(sh[c1]), hi);
-            }
-            issue(i + kV4Depth);
-        }
-        cp_async_wait<0>();
-    }
-};
-
-/* Kernel A, version 4.  As version 3; dynamic shared memory:
- * x hi, x lo ((nb + 1) * 64 bytes each), then per warp its ring and
- * 16 * nbs scale bytes. */
-template <int NS, int KS>
-__global__ void __launch_bounds__(kA3Warps * kWarp)
-moe_gate_up_v4_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
-                      const uint16_t *__restrict__ bias, const float *__restrict__ x,
-                      const int32_t *__restrict__ ids, float *__restrict__ act, int k, int E, int H, int I,
-                      float alpha, float limit, const uint8_t *const *__restrict__ btab,
-                      const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
-{
-    constexpr int TILES = kA3Warps / KS;
-    extern __shared__ __align__(16) uint8_t dsm4[];
-    __shared__ float red[kA3Warps];
-    __shared__ float part[kA3Warps][16];
-    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-    const int p = blockIdx.y, token = p / k;
-    const int nb = H / 32;
-    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
-    uint32_t *xh = reinterpret_cast<uint32_t *>(dsm4);
-    uint32_t *xl = xh + (nb + 1) * 16;
-    const int srow = Tile4<NS>::scale_row_bytes(nbs);
-    uint8_t *wsm = dsm4 + (size_t)2 * (nb + 1) * 64 + (size_t)warp * (Tile4<NS>::kRingBytes + 16 * srow);
-    uint4 *ring = reinterpret_cast<uint4 *>(wsm);
-    uint8_t *scs = wsm + Tile4<NS>::kRingBytes;
-
-    const int tl = warp / KS, ks = warp % KS;
-    const int r0 = (blockIdx.x * TILES + tl) * 16;
-    const int e = ids[p];
-    const bool bad = e < 0 || e >= E;
-    const bool work = r0 < 2 * I && !bad;
-    const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
-    Tile4<NS> tile;
-    const uint8_t *es = nullptr;
-    if (work) {
-        const size_t rows2 = (size_t)2 * I;
-        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * rows2 * nb * 16;
-        es = (stab ? stab[e] : scales + (size_t)e * rows2 * nb) + (size_t)r0 * nb;
-        tile.start(eb + (size_t)r0 * nb * 16, es, nb, kb0, kb1, lane, ring, scs, srow);
-    }
-    const int sigma = stage_vec<kA3Warps * kWarp, (4 * kV3MaxBlocks + kA3Warps * kWarp - 1) / (kA3Warps * kWarp), true>(
-        x + (size_t)token * H, 0, nb, xh, xl, threadIdx.x, red);
-    __syncthreads();
-    if (work) {
-        float lo = 0.f, hi = 0.f;
-        tile.run(xh + kb0 * 16, xl + kb0 * 16, xh + nb * 16, scs, srow, es, nb, lo, hi, zero);
-        lo += __shfl_xor_sync(0xffffffffu, lo, 1);
-        lo += __shfl_xor_sync(0xffffffffu, lo, 2);
-        hi += __shfl_xor_sync(0xffffffffu, hi, 1);
-        hi += __shfl_xor_sync(0xffffffffu, hi, 2);
-        if ((lane & 3) == 0) {
-            part[warp][lane >> 2] = lo;
-            part[warp][(lane >> 2) + 8] = hi;
-        }
-    }
-    __syncthreads();
-    if (threadIdx.x < TILES * 8) {
-        const int tt = threadIdx.x / 8, jj = threadIdx.x % 8;
-        const int rr = (blockIdx.x * TILES + tt) * 16;
-        const int j = rr / 2 + jj;
-        if (rr < 2 * I) {
-            if (bad) {
-                act[(size_t)p * I + j] = __int_as_float(0x7fc00000);
-            } else {
-                float gt = 0.f, up = 0.f;
-#pragma unroll
-                for (int u = 0; u < KS; u++) {
-                    gt += part[tt * KS + u][2 * jj];
-                    up += part[tt * KS + u][2 * jj + 1];
-                }
-                const float inv = pow2f(-sigma);
-                const uint16_t *b = bias + (size_t)e * 2 * I + 2 * (size_t)j;
-                gt = gt * inv + bf16f(b[0]);
-                up = up * inv + bf16f(b[1]);
-                if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
-                gt = fminf(gt, limit);
-                up = fminf(fmaxf(up, -limit), limit);
-                const float glu = gt / (1.f + expf(-alpha * gt));
-                const float av = glu * (up + 1.f);
-                act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
-            }
-        }
-    }
-}
-
-template <int NS, int KS>
-size_t moe_a4_smem(int nb)
-{
-    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
-    return (size_t)2 * (nb + 1) * 64 + (size_t)kA3Warps * (Tile4<NS>::kRingBytes + 16 * Tile4<NS>::scale_row_bytes(nbs));
-}
-
-/* Kernel B, version 4.  As version 3; dynamic shared memory per warp: act
- * hi and lo of its slice ((nbs + 1) * 64 bytes each), its ring, 16 * nbs
- * scale bytes. */
-template <int NS, int KS>
-__global__ void __launch_bounds__(kB3MaxWarps * kWarp)
-moe_down_v4_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
-                   const uint16_t *__restrict__ bias, const float *__restrict__ act,
-                   const int32_t *__restrict__ ids, const float *__restrict__ wts, const float *resid,
-                   float *out, int k, int E, int H, int I, const uint8_t *const *__restrict__ btab,
-                   const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
-{
-    extern __shared__ __align__(16) uint8_t dsm4[];
-    __shared__ float part[kB3MaxWarps][16];
-    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-    const int ei = warp % k, ks = warp / k;
-    const int m = blockIdx.y, r0 = blockIdx.x * 16;
-    const int p = m * k + ei;
-    const int e = ids[p];
-    const bool bad = e < 0 || e >= E;
-    const int nb = I / 32;
-    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
-    const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
-    const int srow = Tile4<NS>::scale_row_bytes(nbs);
-    uint8_t *wsm = dsm4 + (size_t)warp * ((size_t)2 * (nbs + 1) * 64 + Tile4<NS>::kRingBytes + 16 * srow);
-    uint32_t *xh = reinterpret_cast<uint32_t *>(wsm);
-    uint32_t *xl = xh + (nbs + 1) * 16;
-    uint4 *ring = reinterpret_cast<uint4 *>(wsm + (size_t)2 * (nbs + 1) * 64);
-    uint8_t *scs = wsm + (size_t)2 * (nbs + 1) * 64 + Tile4<NS>::kRingBytes;
-    Tile4<NS> tile;
-    const uint8_t *es = nullptr;
-    if (!bad) {
-        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * H * nb * 16;
-        es = (stab ? stab[e] : scales + (size_t)e * H * nb) + (size_t)r0 * nb;
-        tile.start(eb + (size_t)r0 * nb * 16, es, nb, kb0, kb1, lane, ring, scs, srow);
-    }
-    const int sigma =
-        stage_vec<kWarp, (4 * kV3MaxBlocks / KS + kWarp - 1) / kWarp, true>(act + (size_t)p * I, kb0, kb1, xh, xl, lane, nullptr);
-    __syncwarp();
-    float lo = 0.f, hi = 0.f;
-    if (!bad) tile.run(xh, xl, xh + (kb1 - kb0) * 16, scs, srow, es, nb, lo, hi, zero);
-    lo += __shfl_xor_sync(0xffffffffu, lo, 1);
-    lo += __shfl_xor_sync(0xffffffffu, lo, 2);
-    hi += __shfl_xor_sync(0xffffffffu, hi, 1);
-    hi += __shfl_xor_sync(0xffffffffu, hi, 2);
-    if ((lane & 3) == 0) {
-        const float inv = pow2f(-sigma);
-        part[warp][lane >> 2] = lo * inv;
-        part[warp][(lane >> 2) + 8] = hi * inv;
-    }
-    __syncthreads();
-    if (threadIdx.x < 16) {
-        const int h = r0 + threadIdx.x;
-        const size_t o = (size_t)m * H + h;
-        float s = resid[o];
-        bool anybad = false;
-        for (int u = 0; u < k; u++) {
-            const int eu = ids[m * k + u];
-            if (eu < 0 || eu >= E) { anybad = true; continue; }
-            float v = 0.f;
-            for (int q = 0; q < KS; q++) v += part[q * k + u][threadIdx.x];
-            v += bf16f(bias[(size_t)eu * H + h]);
-            if (rnd) v = round_bf16_dev(v);
-            s += v * wts[m * k + u];
-        }
-        out[o] = anybad ? __int_as_float(0x7fc00000) : s;
-    }
-}
-
-template <int NS, int KS>
-size_t moe_b4_smem(int nb, int k)
-{
-    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
-    return (size_t)k * KS * ((size_t)2 * (nbs + 1) * 64 + Tile4<NS>::kRingBytes + 16 * Tile4<NS>::scale_row_bytes(nbs));
-}
-
-/* Dynamic shared memory above 48 KB needs the kernel's opt-in.  It is set
- * on the first launch that needs it (per kernel), outside the steady state:
- * a later launch, inside a graph capture too, makes no runtime call. */
-template <auto Kern>
-cudaError_t allow_smem(size_t bytes)
-{
-    static std::atomic<size_t> allowed{48 * 1024}; /* one per kernel */
-    if (bytes <= allowed.load(std::memory_order_relaxed)) return cudaSuccess;
-    cudaError_t e = cudaFuncSetAttribute(Kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-    if (e == cudaSuccess) allowed.store(bytes, std::memory_order_relaxed);
-    return e;
-}
 
 /* --------------------------------------------------- add + RMSNorm --
  * One block per row, up to kNormPer elements per thread kept in registers
@@ -1712,7 +1401,6 @@ static int moe_version(int v)
     if (v & (DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1)) return 1;
     if (v & DPB_CUDA_MOE_V2) return 2;
     if (v & DPB_CUDA_MOE_V3) return 3;
-    if (v & DPB_CUDA_MOE_V4) return 4;
     return kMoeDefaultVersion;
 }
 
@@ -1749,36 +1437,7 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
     if (!x || !ids || !act || !aligned16(x)) return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: x/ids/act null or x unaligned");
     int ver = moe_version(rows_per_warp);
     const bool lut = (rows_per_warp & DPB_CUDA_MOE_LUT) != 0;
-    rows_per_warp &= ~(DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1 | DPB_CUDA_MOE_V2 | DPB_CUDA_MOE_V3 | DPB_CUDA_MOE_V4);
-    if (ver == 4) {
-        const int ks = (rows_per_warp & 15) == 0 ? kA4DefaultSplits : (rows_per_warp & 15);
-        const int ns = (rows_per_warp >> 4) == 0 ? kA4DefaultSteps : (rows_per_warp >> 4);
-        const int nb = H / 32, tiles = 2 * I / 16;
-        if ((ks != 1 && ks != 2) || (ns != 1 && ns != 2))
-            return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: v4 steps %d / K splits %d not in {1,2} / {1,2}", ns, ks);
-        const size_t smem = ns == 1 ? (ks == 1 ? moe_a4_smem<1, 1>(nb) : moe_a4_smem<1, 2>(nb))
-                                    : (ks == 1 ? moe_a4_smem<2, 1>(nb) : moe_a4_smem<2, 2>(nb));
-        if (smem <= kMaxDynSmem) {
-            const int per = kA3Warps / ks;
-            dim3 g4((unsigned)((tiles + per - 1) / per), (unsigned)(M * k));
-            cudaError_t ce;
-#define DPB_MOE_A4(n, s)                                                                                               \
-    do {                                                                                                               \
-        ce = allow_smem<moe_gate_up_v4_kernel<n, s>>(smem);                                                              \
-        if (ce == cudaSuccess)                                                                                         \
-            moe_gate_up_v4_kernel<n, s><<<g4, kA3Warps * kWarp, smem, stream>>>(                                       \
-                gate_up_blocks, gate_up_scales, gate_up_bias, x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd, 0u); \
-    } while (0)
-            if (ns == 1 && ks == 1) DPB_MOE_A4(1, 1);
-            else if (ns == 1) DPB_MOE_A4(1, 2);
-            else if (ks == 1) DPB_MOE_A4(2, 1);
-            else DPB_MOE_A4(2, 2);
-#undef DPB_MOE_A4
-            if (ce != cudaSuccess) return launch_status(ce, "moe gate_up (shared memory size)");
-            return launch_status(cudaGetLastError(), "moe gate_up");
-        }
-        ver = 2, rows_per_warp = 0;
-    }
+    rows_per_warp &= ~(DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1 | DPB_CUDA_MOE_V2 | DPB_CUDA_MOE_V3);
     if (ver == 3 && H / 32 > kV3MaxBlocks) ver = 2, rows_per_warp = 0; /* x does not fit the staging buffer */
     if (ver == 3) {
         const int ks = (rows_per_warp & 15) == 0 ? kA3DefaultSplits : (rows_per_warp & 15);
@@ -1863,38 +1522,7 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
         return dpb_error_set(DPB_E_ARG, "cuda moe down: act/ids/wts/resid/out null or act unaligned");
     int ver = moe_version(rows_per_warp);
     const bool lut = (rows_per_warp & DPB_CUDA_MOE_LUT) != 0;
-    rows_per_warp &= ~(DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1 | DPB_CUDA_MOE_V2 | DPB_CUDA_MOE_V3 | DPB_CUDA_MOE_V4);
-    if (ver == 4) {
-        const int ks = (rows_per_warp & 15) == 0 ? kB4DefaultSplits : (rows_per_warp & 15);
-        const int ns = (rows_per_warp >> 4) == 0 ? kB4DefaultSteps : (rows_per_warp >> 4);
-        const int nb = I / 32;
-        if ((ks != 1 && ks != 2 && ks != 4) || (ns != 1 && ns != 2))
-            return dpb_error_set(DPB_E_ARG, "cuda moe down: v4 steps %d / K splits %d not in {1,2} / {1,2,4}", ns, ks);
-        size_t smem;
-        if (ns == 1) smem = ks == 1 ? moe_b4_smem<1, 1>(nb, k) : ks == 2 ? moe_b4_smem<1, 2>(nb, k) : moe_b4_smem<1, 4>(nb, k);
-        else smem = ks == 1 ? moe_b4_smem<2, 1>(nb, k) : ks == 2 ? moe_b4_smem<2, 2>(nb, k) : moe_b4_smem<2, 4>(nb, k);
-        if (k * ks <= kB3MaxWarps && smem <= kMaxDynSmem) {
-            dim3 g4((unsigned)(H / 16), (unsigned)M);
-            cudaError_t ce;
-#define DPB_MOE_B4(n, s)                                                                                               \
-    do {                                                                                                               \
-        ce = allow_smem<moe_down_v4_kernel<n, s>>(smem);                                                                 \
-        if (ce == cudaSuccess)                                                                                         \
-            moe_down_v4_kernel<n, s><<<g4, k * ks * kWarp, smem, stream>>>(down_blocks, down_scales, down_bias, act, ids, \
-                                                                          wts, resid, out, k, E, H, I, btab, stab, rnd, 0u); \
-    } while (0)
-            if (ns == 1 && ks == 1) DPB_MOE_B4(1, 1);
-            else if (ns == 1 && ks == 2) DPB_MOE_B4(1, 2);
-            else if (ns == 1) DPB_MOE_B4(1, 4);
-            else if (ks == 1) DPB_MOE_B4(2, 1);
-            else if (ks == 2) DPB_MOE_B4(2, 2);
-            else DPB_MOE_B4(2, 4);
-#undef DPB_MOE_B4
-            if (ce != cudaSuccess) return launch_status(ce, "moe down (shared memory size)");
-            return launch_status(cudaGetLastError(), "moe down");
-        }
-        ver = 2, rows_per_warp = 0;
-    }
+    rows_per_warp &= ~(DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1 | DPB_CUDA_MOE_V2 | DPB_CUDA_MOE_V3);
     if (ver == 3) {
         const int ks = (rows_per_warp & 15) == 0 ? kB3DefaultSplits : (rows_per_warp & 15);
         const int ns = (rows_per_warp >> 4) == 0 ? kV3DefaultSteps : (rows_per_warp >> 4);
@@ -1903,11 +1531,23 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
         const size_t smem = (size_t)k * ks * 2 * (nbs + 1) * 16 * sizeof(uint32_t);
         if ((ks != 1 && ks != 2 && ks != 4) || (ns != 2 && ns != 4))
             return dpb_error_set(DPB_E_ARG, "cuda moe down: v3 steps %d / K splits %d not in {2,4} / {1,2,4}", ns, ks);
-        if (k * ks <= kB3MaxWarps && smem <= 48 * 1024) {
+        if (k * ks <= kB3MaxWarps && smem <= kMaxDynSmem) {
             dim3 g3((unsigned)(H / 16), (unsigned)M);
+            cudaError_t ce = cudaSuccess;
+            /* shared memory above 48 KB needs the kernel's opt-in: set on the
+             * first launch that needs it (one static per kernel), so a later
+             * launch (inside a graph capture too) makes no runtime call */
 #define DPB_MOE_B3(n, s)                                                                                               \
-    moe_down_v3_kernel<n, s><<<g3, k * ks * kWarp, smem, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts, resid, \
-                                                                  out, k, E, H, I, btab, stab, rnd, 0u)
+    do {                                                                                                               \
+        static std::atomic<size_t> allowed{48 * 1024};                                                                 \
+        if (smem > allowed.load(std::memory_order_relaxed)) {                                                          \
+            ce = cudaFuncSetAttribute(moe_down_v3_kernel<n, s>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); \
+            if (ce == cudaSuccess) allowed.store(smem, std::memory_order_relaxed);                                     \
+        }                                                                                                              \
+        if (ce == cudaSuccess)                                                                                         \
+            moe_down_v3_kernel<n, s><<<g3, k * ks * kWarp, smem, stream>>>(down_blocks, down_scales, down_bias, act, ids, \
+                                                                          wts, resid, out, k, E, H, I, btab, stab, rnd, 0u); \
+    } while (0)
             if (ns == 2 && ks == 1) DPB_MOE_B3(2, 1);
             else if (ns == 2 && ks == 2) DPB_MOE_B3(2, 2);
             else if (ns == 2 && ks == 4) DPB_MOE_B3(2, 4);
@@ -1915,6 +1555,7 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
             else if (ns == 4 && ks == 2) DPB_MOE_B3(4, 2);
             else DPB_MOE_B3(4, 4);
 #undef DPB_MOE_B3
+            if (ce != cudaSuccess) return launch_status(ce, "moe down (shared memory size)");
             return launch_status(cudaGetLastError(), "moe down");
         }
         ver = 2, rows_per_warp = 0; /* too many warps or too much staging for one block */

@@ -73,10 +73,6 @@ dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *
  * 0 selects the default version (docs/CUDA.md). */
 #define DPB_CUDA_MOE_V2 1024
 #define DPB_CUDA_MOE_V3 2048
-/* version 4: version 3 with the weights streamed through shared memory by
- * cp.async and the vector in f16 hi + lo parts (low 4 bits: K splits, A
- * 1/2, B 1/2/4; bits 4-7: steps per batch 1/2) */
-#define DPB_CUDA_MOE_V4 4096
 
 /* Kernel A: act[m*k+e][j] = swiglu(gate_j + bg, up_j + bu) for the k experts,
  * with g = min(g, limit), u = clamp(u, -limit, limit),
