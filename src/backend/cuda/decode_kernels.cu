@@ -1523,6 +1523,7 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
     int ver = moe_version(rows_per_warp);
     const bool lut = (rows_per_warp & DPB_CUDA_MOE_LUT) != 0;
     rows_per_warp &= ~(DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1 | DPB_CUDA_MOE_V2 | DPB_CUDA_MOE_V3);
+    if (ver == 3 && I / 32 > kV3MaxBlocks) ver = 2, rows_per_warp = 0; /* act does not fit the staging */
     if (ver == 3) {
         const int ks = (rows_per_warp & 15) == 0 ? kB3DefaultSplits : (rows_per_warp & 15);
         const int ns = (rows_per_warp >> 4) == 0 ? kV3DefaultSteps : (rows_per_warp >> 4);
