@@ -772,6 +772,152 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         CK(cudaFree(p));
 }
 
+/* Small expert shapes (the gpt-oss-tiny fixtures: H = I = 128, 8 experts,
+ * and H = I = 64 with k = 2): every version, with expert tables, with and
+ * without bf16 rounding, M = 1, 3 and 8; checks only. */
+static void check_moe_small()
+{
+    struct Shape {
+        int E, k, H, I;
+    };
+    const float alpha = 1.702f, limit = 7.f;
+    for (const Shape sh : {Shape{8, 4, 128, 128}, Shape{4, 2, 64, 96}}) {
+        const int E = sh.E, k = sh.k, H = sh.H, I = sh.I, nbH = H / 32, nbI = I / 32, Mmax = 8;
+        std::fprintf(stderr, "moe small E=%d k=%d H=%d I=%d\n", E, k, H, I);
+        std::vector<uint8_t> gub((size_t)E * 2 * I * nbH * 16), gus((size_t)E * 2 * I * nbH);
+        std::vector<uint8_t> db((size_t)E * H * nbI * 16), ds((size_t)E * H * nbI);
+        fill_mx(gub, gus, 119, 125);
+        fill_mx(db, ds, 119, 125);
+        std::vector<uint16_t> gubias((size_t)E * 2 * I), dbias((size_t)E * H);
+        fill_bf16(gubias, 1.f);
+        fill_bf16(dbias, 1.f);
+        std::vector<float> x((size_t)Mmax * H), act((size_t)Mmax * k * I), resid((size_t)Mmax * H), wts((size_t)Mmax * k);
+        fill_f32(x, -1.f, 1.f);
+        fill_f32(act, -3.f, 3.f);
+        fill_f32(resid, -2.f, 2.f);
+        std::vector<int32_t> ids((size_t)Mmax * k);
+        for (int m = 0; m < Mmax; m++) {
+            for (int e = 0; e < k; e++) {
+                int id;
+                bool dup;
+                do {
+                    id = (int)(rnd64() % E);
+                    dup = false;
+                    for (int f = 0; f < e; f++) dup |= ids[m * k + f] == id;
+                } while (dup);
+                ids[m * k + e] = id;
+                wts[m * k + e] = rndu(0.1f, 1.f);
+            }
+        }
+        auto rb = [](double v) { return (double)bf2f(f2bf((float)v)); };
+        /* references [rnd][...] */
+        std::vector<double> refA[2], refB[2];
+        for (int r = 0; r < 2; r++) {
+            refA[r].resize((size_t)Mmax * k * I);
+            refB[r].resize((size_t)Mmax * H);
+            for (int p = 0; p < Mmax * k; p++) {
+                const int m = p / k, e = ids[p];
+                for (int j = 0; j < I; j++) {
+                    const size_t rg = (size_t)e * 2 * I + 2 * (size_t)j;
+                    double g = bf2f(gubias[rg]), u = bf2f(gubias[rg + 1]);
+                    for (int c = 0; c < H; c++) {
+                        g += mx_w(gub, gus, rg, H, c) * x[(size_t)m * H + c];
+                        u += mx_w(gub, gus, rg + 1, H, c) * x[(size_t)m * H + c];
+                    }
+                    if (r) { g = rb(g); u = rb(u); }
+                    g = std::min(g, (double)limit);
+                    u = std::max(std::min(u, (double)limit), -(double)limit);
+                    const double a = g / (1.0 + std::exp(-(double)alpha * g)) * (u + 1.0);
+                    refA[r][(size_t)p * I + j] = r ? rb(a) : a;
+                }
+            }
+            for (int m = 0; m < Mmax; m++)
+                for (int h = 0; h < H; h++) {
+                    double sacc = resid[(size_t)m * H + h];
+                    for (int ei = 0; ei < k; ei++) {
+                        const int p = m * k + ei, e = ids[p];
+                        const size_t row = (size_t)e * H + h;
+                        double d = bf2f(dbias[row]);
+                        for (int c = 0; c < I; c++) d += mx_w(db, ds, row, I, c) * act[(size_t)p * I + c];
+                        sacc += wts[p] * (r ? rb(d) : d);
+                    }
+                    refB[r][(size_t)m * H + h] = sacc;
+                }
+        }
+        uint8_t *dgub, *dgus, *ddb, *dds;
+        uint16_t *dgubias, *ddbias;
+        float *dx, *dact, *dresid, *dwts, *dout, *dact_out;
+        int32_t *dids;
+        CK(cudaMalloc(&dgub, gub.size()));
+        CK(cudaMalloc(&dgus, gus.size()));
+        CK(cudaMalloc(&ddb, db.size()));
+        CK(cudaMalloc(&dds, ds.size()));
+        CK(cudaMalloc(&dgubias, gubias.size() * 2));
+        CK(cudaMalloc(&ddbias, dbias.size() * 2));
+        CK(cudaMalloc(&dx, x.size() * 4));
+        CK(cudaMalloc(&dact, act.size() * 4));
+        CK(cudaMalloc(&dact_out, act.size() * 4));
+        CK(cudaMalloc(&dresid, resid.size() * 4));
+        CK(cudaMalloc(&dwts, wts.size() * 4));
+        CK(cudaMalloc(&dout, resid.size() * 4));
+        CK(cudaMalloc(&dids, ids.size() * 4));
+        CK(cudaMemcpy(dgub, gub.data(), gub.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dgus, gus.data(), gus.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(ddb, db.data(), db.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dds, ds.data(), ds.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dgubias, gubias.data(), gubias.size() * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(ddbias, dbias.data(), dbias.size() * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dact, act.data(), act.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dresid, resid.data(), resid.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dwts, wts.data(), wts.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dids, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice));
+        std::vector<const uint8_t *> tab(4 * (size_t)E);
+        for (int e = 0; e < E; e++) {
+            tab[e] = dgub + (size_t)e * 2 * I * nbH * 16;
+            tab[E + e] = dgus + (size_t)e * 2 * I * nbH;
+            tab[2 * E + e] = ddb + (size_t)e * H * nbI * 16;
+            tab[3 * E + e] = dds + (size_t)e * H * nbI;
+        }
+        const uint8_t **dtab;
+        CK(cudaMalloc(&dtab, tab.size() * sizeof(void *)));
+        CK(cudaMemcpy(dtab, tab.data(), tab.size() * sizeof(void *), cudaMemcpyHostToDevice));
+        std::vector<float> y(act.size());
+        const int V3 = DPB_CUDA_MOE_V3, V2 = DPB_CUDA_MOE_V2, V1 = DPB_CUDA_MOE_V1;
+        const struct {
+            int v;
+            const char *name;
+        } vars[] = {{0, "default"}, {V1, "v1"}, {V2, "v2"}, {V3 | (2 << 4) | 1, "v3"}, {V3 | (2 << 4) | 2, "v3 K/2"},
+                    {V3 | (4 << 4) | 4, "v3 4 steps K/4"}};
+        for (int M : {1, 3, 8})
+            for (int r = 0; r < 2; r++)
+                for (const auto &vv : vars) {
+                    char shape[96], var[96];
+                    std::snprintf(var, sizeof var, "%s, tables%s", vv.name, r ? ", bf16 rounding" : "");
+                    CK(cudaMemset(dact_out, 0xff, act.size() * 4));
+                    CKD(dpb_cuda_moe_gate_up_swiglu_ex(nullptr, nullptr, dtab, dtab + E, dgubias, dx, dids, dact_out, M, k, E,
+                                                       H, I, alpha, limit, r, vv.v, 0));
+                    CK(cudaDeviceSynchronize());
+                    CK(cudaMemcpy(y.data(), dact_out, (size_t)M * k * I * 4, cudaMemcpyDeviceToHost));
+                    bool nn;
+                    double e = rel_err(y.data(), refA[r].data(), (size_t)M * k * I, &nn);
+                    std::snprintf(shape, sizeof shape, "small E=%d k=%d %d->2x%d M=%d", E, k, H, I, M);
+                    add_row("moe A", shape, var, NAN, 0, true, e, nn);
+                    CK(cudaMemset(dout, 0xff, resid.size() * 4));
+                    CKD(dpb_cuda_moe_down_sum_ex(nullptr, nullptr, dtab + 2 * E, dtab + 3 * E, ddbias, dact, dids, dwts, dresid,
+                                                 dout, M, k, E, H, I, r, vv.v, 0));
+                    CK(cudaDeviceSynchronize());
+                    CK(cudaMemcpy(y.data(), dout, (size_t)M * H * 4, cudaMemcpyDeviceToHost));
+                    e = rel_err(y.data(), refB[r].data(), (size_t)M * H, &nn);
+                    std::snprintf(shape, sizeof shape, "small E=%d k=%d %d->%d M=%d", E, k, I, H, M);
+                    add_row("moe B", shape, var, NAN, 0, true, e, nn);
+                }
+        for (void *q : std::initializer_list<void *>{dgub, dgus, ddb, dds, dgubias, ddbias, dx, dact, dact_out, dresid, dwts,
+                                                     dout, dids, (void *)dtab})
+            CK(cudaFree(q));
+    }
+}
+
 /* ------------------------------------------------------ add + RMSNorm -- */
 static void bench_addnorm(Timer &T)
 {
@@ -1075,7 +1221,7 @@ int main(int argc, char **argv)
                          "  --quick   small shapes only (lm_head, M>1 and 32k context left out)\n"
                          "  --seed N  random seed for the inputs (default: time based)\n"
                          "  --reps N  timed runs per kernel, median reported (default 25, at least 20 advised)\n"
-                         "  --only G  comma-separated subset of gemv,router,moe,norm,attn (the copy rows always run)\n");
+                         "  --only G  comma-separated subset of gemv,router,moe,moesmall,norm,attn (the copy rows always run)\n");
             return 2;
         }
     }
@@ -1108,6 +1254,7 @@ int main(int argc, char **argv)
         for (auto &s : shapes) bench_gemv(T, cb, s, Ms, true);
     if (want("router")) bench_router(T, Ms);
     if (want("moe")) bench_moe(T, Ms);
+    if (want("moesmall")) check_moe_small();
     if (want("norm")) bench_addnorm(T);
     if (want("attn")) bench_attn(T, quick ? std::vector<int>{128, 2048} : std::vector<int>{128, 2048, 8192, 32768});
 
