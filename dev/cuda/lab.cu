@@ -558,6 +558,36 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
     std::fprintf(stderr, "  (reference: %d of %d gate/up outputs hit the SwiGLU clamp)\n", clamped, Mmax * k * I);
     std::vector<float> y(act.size());
     char shape[96];
+    /* Variants: the rows_per_warp argument of kernels A and B (see
+     * decode_kernels.h).  0 is the default; the others are timed next to it
+     * at M=1, the default and the first version at every M. */
+    struct Var {
+        int v;
+        const char *name;
+    };
+    const int V3 = DPB_CUDA_MOE_V3, V2 = DPB_CUDA_MOE_V2, V1 = DPB_CUDA_MOE_V1;
+    const std::vector<Var> varsA = {{0, "default"},
+                                    {V1 | 8, "v1 8 rows/warp"},
+                                    {V1 | 8 | DPB_CUDA_MOE_LUT, "v1 8 rows byte LUT"},
+                                    {V2 | 4, "v2 4 rows/warp"},
+                                    {V2 | 8, "v2 8 rows/warp"},
+                                    {V3 | (2 << 4) | 1, "v3 mma 2 steps"},
+                                    {V3 | (4 << 4) | 1, "v3 mma 4 steps"},
+                                    {V3 | (2 << 4) | 2, "v3 mma 2 steps K/2"},
+                                    {V3 | (4 << 4) | 2, "v3 mma 4 steps K/2"}};
+    const std::vector<Var> varsB = {{0, "default"},
+                                    {V1 | 2, "v1 2 rows/warp"},
+                                    {V2 | 4, "v2 4 rows"},
+                                    {V2 | 8, "v2 8 rows"},
+                                    {V3 | (2 << 4) | 2, "v3 mma 2 steps K/2"},
+                                    {V3 | (4 << 4) | 2, "v3 mma 4 steps K/2"},
+                                    {V3 | (2 << 4) | 4, "v3 mma 2 steps K/4"},
+                                    {V3 | (4 << 4) | 4, "v3 mma 4 steps K/4"}};
+    /* LAB_MOE_FILTER=substring: only the variants whose name contains it;
+     * LAB_MOE_CHECKONLY=1: no timing (for the sanitizer) */
+    const char *filt = std::getenv("LAB_MOE_FILTER");
+    const bool check_only = std::getenv("LAB_MOE_CHECKONLY") != nullptr;
+    auto keep = [&](const Var &v) { return !filt || std::strstr(v.name, filt) != nullptr; };
     for (int M : Ms) {
         int distinct = 0;
         {
@@ -566,8 +596,11 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
                 if (!seen[ids[i]]++) distinct++;
         }
         /* kernel A */
-        for (int rpw : {8, 4, 2, 8 | DPB_CUDA_MOE_LUT, 4 | DPB_CUDA_MOE_LUT}) {
-            if (M > 1 && (rpw & ~DPB_CUDA_MOE_LUT) != 8) continue;
+        for (const Var &va : varsA) {
+            if (M > 1 && va.v != 0 && va.v != (V1 | 8) && va.v != (V3 | (2 << 4) | 1)) continue;
+            if (!keep(va)) continue;
+            std::fprintf(stderr, "  moe A M=%d %s ...\n", M, va.name);
+            const int rpw = va.v;
             double bytes = (double)distinct * 2 * I * nbH * 17 + (double)distinct * 2 * I * 2 + (double)M * H * 4 +
                            (double)M * k * I * 4;
             auto run = [&] {
@@ -581,21 +614,21 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(y.data(), dact_out, (size_t)M * k * I * 4, cudaMemcpyDeviceToHost));
             e1 = rel_err(y.data(), refA.data(), (size_t)M * k * I, &n1);
-            double us = T.median_us(run);
+            double us = check_only ? NAN : T.median_us(run);
             CK(cudaMemset(dact_out, 0xff, act.size() * 4));
             run();
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(y.data(), dact_out, (size_t)M * k * I * 4, cudaMemcpyDeviceToHost));
             e2 = rel_err(y.data(), refA.data(), (size_t)M * k * I, &n2);
             std::snprintf(shape, sizeof shape, "%d->2x%d M=%d (%d exp)", H, I, M, distinct);
-            char var[64];
-            std::snprintf(var, sizeof var, "%d rows/warp%s", rpw & ~DPB_CUDA_MOE_LUT,
-                          rpw == 8 ? " (dflt)" : (rpw & DPB_CUDA_MOE_LUT) ? " byte LUT" : "");
-            add_row("moe A", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
+            add_row("moe A", shape, va.name, us, bytes, true, std::max(e1, e2), n1 || n2);
         }
         /* kernel B */
-        for (int rpw : {2, 1, 4, 2 | DPB_CUDA_MOE_LUT, 1 | DPB_CUDA_MOE_LUT}) {
-            if (M > 1 && (rpw & ~DPB_CUDA_MOE_LUT) != 2) continue;
+        for (const Var &vb : varsB) {
+            if (M > 1 && vb.v != 0 && vb.v != (V1 | 2) && vb.v != (V3 | (2 << 4) | 2)) continue;
+            if (!keep(vb)) continue;
+            std::fprintf(stderr, "  moe B M=%d %s ...\n", M, vb.name);
+            const int rpw = vb.v;
             double bytes = (double)distinct * H * nbI * 17 + (double)distinct * H * 2 + (double)M * k * I * 4 +
                            (double)M * H * 8;
             auto run = [&] {
@@ -608,22 +641,19 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(y.data(), dout, (size_t)M * H * 4, cudaMemcpyDeviceToHost));
             e1 = rel_err(y.data(), refB.data(), (size_t)M * H, &n1);
-            double us = T.median_us(run);
+            double us = check_only ? NAN : T.median_us(run);
             CK(cudaMemset(dout, 0xff, resid.size() * 4));
             run();
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(y.data(), dout, (size_t)M * H * 4, cudaMemcpyDeviceToHost));
             e2 = rel_err(y.data(), refB.data(), (size_t)M * H, &n2);
             std::snprintf(shape, sizeof shape, "%d->%d M=%d (%d exp)", I, H, M, distinct);
-            char var[64];
-            std::snprintf(var, sizeof var, "%d rows/warp%s", rpw & ~DPB_CUDA_MOE_LUT,
-                          rpw == 2 ? " (dflt)" : (rpw & DPB_CUDA_MOE_LUT) ? " byte LUT" : "");
-            add_row("moe B", shape, var, us, bytes, true, std::max(e1, e2), n1 || n2);
+            add_row("moe B", shape, vb.name, us, bytes, true, std::max(e1, e2), n1 || n2);
         }
     }
     /* M=1 in a CUDA graph: 16 launches rotating over 8 disjoint sets of k
      * experts (all 32 experts: 282 MB of gate_up, 141 MB of down) */
-    {
+    if (!check_only) {
         std::vector<int32_t> perm(E);
         for (int i = 0; i < E; i++) perm[i] = i;
         for (int i = E - 1; i > 0; i--) std::swap(perm[i], perm[rnd64() % (uint64_t)(i + 1)]);
@@ -633,24 +663,99 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
         CK(cudaMemcpy(drot, perm.data(), E * 4, cudaMemcpyHostToDevice));
         double bytesA = (double)k * 2 * I * nbH * 17 + (double)k * 2 * I * 2 + (double)H * 4 + (double)k * I * 4;
         double bytesB = (double)k * H * nbI * 17 + (double)k * H * 2 + (double)k * I * 4 + (double)H * 8;
-        for (int lut = 0; lut < 2; lut++) {
-            const int fl = lut ? DPB_CUDA_MOE_LUT : 0;
+        char shape2[96], var[96];
+        for (const Var &va : varsA) {
+            if (va.v == (V1 | 8 | DPB_CUDA_MOE_LUT) || !keep(va)) continue;
             double us = T.graph_us([&](cudaStream_t st, int i) {
                 CKD(dpb_cuda_moe_gate_up_swiglu(dgub, dgus, dgubias, dx, drot + (i % sets) * k, dact_out, 1, k, E, H, I,
-                                                alpha, limit, fl, st));
+                                                alpha, limit, va.v, st));
             }, n);
-            char shape2[96], var[64];
             std::snprintf(shape2, sizeof shape2, "%d->2x%d M=1 (4 exp)", H, I);
-            std::snprintf(var, sizeof var, "%s graph×%d", lut ? "dflt byte LUT" : "dflt", n);
+            std::snprintf(var, sizeof var, "%s graph×%d", va.name, n);
             add_row("moe A", shape2, var, us, bytesA, false, 0, false);
-            us = T.graph_us([&](cudaStream_t st, int i) {
+        }
+        for (const Var &vb : varsB) {
+            if (!keep(vb)) continue;
+            double us = T.graph_us([&](cudaStream_t st, int i) {
                 CKD(dpb_cuda_moe_down_sum(ddb, dds, ddbias, dact, drot + (i % sets) * k, dwts, dresid, dout, 1, k, E, H, I,
-                                          fl, st));
+                                          vb.v, st));
             }, n);
             std::snprintf(shape2, sizeof shape2, "%d->%d M=1 (4 exp)", I, H);
+            std::snprintf(var, sizeof var, "%s graph×%d", vb.name, n);
             add_row("moe B", shape2, var, us, bytesB, false, 0, false);
         }
         CK(cudaFree(drot));
+    }
+    /* The backend's path: per-expert pointer tables (experts not
+     * contiguous) and rounding as the bf16 engine does (rnd = 1), against a
+     * reference that rounds the same values to bf16. */
+    {
+        const int Mr = *std::max_element(Ms.begin(), Ms.end());
+        std::vector<const uint8_t *> tab(4 * (size_t)E);
+        for (int e = 0; e < E; e++) {
+            tab[e] = dgub + (size_t)e * 2 * I * nbH * 16;
+            tab[E + e] = dgus + (size_t)e * 2 * I * nbH;
+            tab[2 * E + e] = ddb + (size_t)e * H * nbI * 16;
+            tab[3 * E + e] = dds + (size_t)e * H * nbI;
+        }
+        const uint8_t **dtab;
+        CK(cudaMalloc(&dtab, tab.size() * sizeof(void *)));
+        CK(cudaMemcpy(dtab, tab.data(), tab.size() * sizeof(void *), cudaMemcpyHostToDevice));
+        auto rb = [](double v) { return (double)bf2f(f2bf((float)v)); };
+        std::vector<double> refAr((size_t)Mr * k * I), refBr((size_t)Mr * H);
+#pragma omp parallel for schedule(static)
+        for (int pj = 0; pj < Mr * k * I; pj++) {
+            int p = pj / I, j = pj % I, m = p / k, e = ids[p];
+            double g = 0, u = 0;
+            size_t rg = (size_t)e * 2 * I + 2 * (size_t)j;
+            for (int c = 0; c < H; c++) {
+                g += mx_w(gub, gus, rg, H, c) * x[(size_t)m * H + c];
+                u += mx_w(gub, gus, rg + 1, H, c) * x[(size_t)m * H + c];
+            }
+            g = rb(g + bf2f(gubias[rg]));
+            u = rb(u + bf2f(gubias[rg + 1]));
+            g = std::min(g, (double)limit);
+            u = std::max(std::min(u, (double)limit), -(double)limit);
+            refAr[pj] = rb(g / (1.0 + std::exp(-(double)alpha * g)) * (u + 1.0));
+        }
+#pragma omp parallel for schedule(static)
+        for (int mh = 0; mh < Mr * H; mh++) {
+            int m = mh / H, h = mh % H;
+            double s = resid[mh];
+            for (int ei = 0; ei < k; ei++) {
+                int p = m * k + ei, e = ids[p];
+                size_t row = (size_t)e * H + h;
+                double d = bf2f(dbias[row]);
+                for (int c = 0; c < I; c++) d += mx_w(db, ds, row, I, c) * act[(size_t)p * I + c];
+                s += wts[p] * rb(d);
+            }
+            refBr[mh] = s;
+        }
+        const Var checks[] = {{0, "default"}, {V1, "v1"}, {V2, "v2"}, {V3 | (2 << 4) | 2, "v3 K/2"}};
+        for (const Var &cv : checks) {
+            if (!keep(cv)) continue;
+            std::fprintf(stderr, "  moe tables+rounding %s ...\n", cv.name);
+            char var[96];
+            std::snprintf(var, sizeof var, "%s, expert tables, bf16 rounding", cv.name);
+            CK(cudaMemset(dact_out, 0xff, act.size() * 4));
+            CKD(dpb_cuda_moe_gate_up_swiglu_ex(nullptr, nullptr, dtab, dtab + E, dgubias, dx, dids, dact_out, Mr, k, E, H, I,
+                                               alpha, limit, 1, cv.v, 0));
+            CK(cudaDeviceSynchronize());
+            CK(cudaMemcpy(y.data(), dact_out, (size_t)Mr * k * I * 4, cudaMemcpyDeviceToHost));
+            bool nn;
+            double e = rel_err(y.data(), refAr.data(), (size_t)Mr * k * I, &nn);
+            std::snprintf(shape, sizeof shape, "%d->2x%d M=%d", H, I, Mr);
+            add_row("moe A", shape, var, NAN, 0, true, e, nn);
+            CK(cudaMemset(dout, 0xff, resid.size() * 4));
+            CKD(dpb_cuda_moe_down_sum_ex(nullptr, nullptr, dtab + 2 * E, dtab + 3 * E, ddbias, dact, dids, dwts, dresid, dout,
+                                         Mr, k, E, H, I, 1, cv.v, 0));
+            CK(cudaDeviceSynchronize());
+            CK(cudaMemcpy(y.data(), dout, (size_t)Mr * H * 4, cudaMemcpyDeviceToHost));
+            e = rel_err(y.data(), refBr.data(), (size_t)Mr * H, &nn);
+            std::snprintf(shape, sizeof shape, "%d->%d M=%d", I, H, Mr);
+            add_row("moe B", shape, var, NAN, 0, true, e, nn);
+        }
+        CK(cudaFree(dtab));
     }
     /* in-place residual (out == resid), M=1 */
     {
@@ -665,6 +770,220 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
     for (void *p : std::initializer_list<void *>{dgub, dgus, ddb, dds, dgubias, ddbias, dx, dact, dact_out, dresid,
                                                  dwts, dout, dids})
         CK(cudaFree(p));
+}
+
+/* Small expert shapes (the gpt-oss-tiny fixtures: H = I = 128, 8 experts,
+ * and H = I = 64 with k = 2): every version, with expert tables, with and
+ * without bf16 rounding, M = 1, 3 and 8; checks only. */
+static void check_moe_small()
+{
+    struct Shape {
+        int E, k, H, I;
+    };
+    const float alpha = 1.702f, limit = 7.f;
+    for (const Shape sh : {Shape{8, 4, 128, 128}, Shape{4, 2, 64, 96}}) {
+        const int E = sh.E, k = sh.k, H = sh.H, I = sh.I, nbH = H / 32, nbI = I / 32, Mmax = 8;
+        std::fprintf(stderr, "moe small E=%d k=%d H=%d I=%d\n", E, k, H, I);
+        std::vector<uint8_t> gub((size_t)E * 2 * I * nbH * 16), gus((size_t)E * 2 * I * nbH);
+        std::vector<uint8_t> db((size_t)E * H * nbI * 16), ds((size_t)E * H * nbI);
+        fill_mx(gub, gus, 119, 125);
+        fill_mx(db, ds, 119, 125);
+        std::vector<uint16_t> gubias((size_t)E * 2 * I), dbias((size_t)E * H);
+        fill_bf16(gubias, 1.f);
+        fill_bf16(dbias, 1.f);
+        std::vector<float> x((size_t)Mmax * H), act((size_t)Mmax * k * I), resid((size_t)Mmax * H), wts((size_t)Mmax * k);
+        fill_f32(x, -1.f, 1.f);
+        fill_f32(act, -3.f, 3.f);
+        fill_f32(resid, -2.f, 2.f);
+        std::vector<int32_t> ids((size_t)Mmax * k);
+        for (int m = 0; m < Mmax; m++) {
+            for (int e = 0; e < k; e++) {
+                int id;
+                bool dup;
+                do {
+                    id = (int)(rnd64() % E);
+                    dup = false;
+                    for (int f = 0; f < e; f++) dup |= ids[m * k + f] == id;
+                } while (dup);
+                ids[m * k + e] = id;
+                wts[m * k + e] = rndu(0.1f, 1.f);
+            }
+        }
+        auto rb = [](double v) { return (double)bf2f(f2bf((float)v)); };
+        /* references [rnd][...] */
+        std::vector<double> refA[2], refB[2];
+        for (int r = 0; r < 2; r++) {
+            refA[r].resize((size_t)Mmax * k * I);
+            refB[r].resize((size_t)Mmax * H);
+            for (int p = 0; p < Mmax * k; p++) {
+                const int m = p / k, e = ids[p];
+                for (int j = 0; j < I; j++) {
+                    const size_t rg = (size_t)e * 2 * I + 2 * (size_t)j;
+                    double g = bf2f(gubias[rg]), u = bf2f(gubias[rg + 1]);
+                    for (int c = 0; c < H; c++) {
+                        g += mx_w(gub, gus, rg, H, c) * x[(size_t)m * H + c];
+                        u += mx_w(gub, gus, rg + 1, H, c) * x[(size_t)m * H + c];
+                    }
+                    if (r) { g = rb(g); u = rb(u); }
+                    g = std::min(g, (double)limit);
+                    u = std::max(std::min(u, (double)limit), -(double)limit);
+                    const double a = g / (1.0 + std::exp(-(double)alpha * g)) * (u + 1.0);
+                    refA[r][(size_t)p * I + j] = r ? rb(a) : a;
+                }
+            }
+            for (int m = 0; m < Mmax; m++)
+                for (int h = 0; h < H; h++) {
+                    double sacc = resid[(size_t)m * H + h];
+                    for (int ei = 0; ei < k; ei++) {
+                        const int p = m * k + ei, e = ids[p];
+                        const size_t row = (size_t)e * H + h;
+                        double d = bf2f(dbias[row]);
+                        for (int c = 0; c < I; c++) d += mx_w(db, ds, row, I, c) * act[(size_t)p * I + c];
+                        sacc += wts[p] * (r ? rb(d) : d);
+                    }
+                    refB[r][(size_t)m * H + h] = sacc;
+                }
+        }
+        uint8_t *dgub, *dgus, *ddb, *dds;
+        uint16_t *dgubias, *ddbias;
+        float *dx, *dact, *dresid, *dwts, *dout, *dact_out;
+        int32_t *dids;
+        CK(cudaMalloc(&dgub, gub.size()));
+        CK(cudaMalloc(&dgus, gus.size()));
+        CK(cudaMalloc(&ddb, db.size()));
+        CK(cudaMalloc(&dds, ds.size()));
+        CK(cudaMalloc(&dgubias, gubias.size() * 2));
+        CK(cudaMalloc(&ddbias, dbias.size() * 2));
+        CK(cudaMalloc(&dx, x.size() * 4));
+        CK(cudaMalloc(&dact, act.size() * 4));
+        CK(cudaMalloc(&dact_out, act.size() * 4));
+        CK(cudaMalloc(&dresid, resid.size() * 4));
+        CK(cudaMalloc(&dwts, wts.size() * 4));
+        CK(cudaMalloc(&dout, resid.size() * 4));
+        CK(cudaMalloc(&dids, ids.size() * 4));
+        CK(cudaMemcpy(dgub, gub.data(), gub.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dgus, gus.data(), gus.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(ddb, db.data(), db.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dds, ds.data(), ds.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dgubias, gubias.data(), gubias.size() * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(ddbias, dbias.data(), dbias.size() * 2, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dact, act.data(), act.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dresid, resid.data(), resid.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dwts, wts.data(), wts.size() * 4, cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dids, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice));
+        std::vector<const uint8_t *> tab(4 * (size_t)E);
+        for (int e = 0; e < E; e++) {
+            tab[e] = dgub + (size_t)e * 2 * I * nbH * 16;
+            tab[E + e] = dgus + (size_t)e * 2 * I * nbH;
+            tab[2 * E + e] = ddb + (size_t)e * H * nbI * 16;
+            tab[3 * E + e] = dds + (size_t)e * H * nbI;
+        }
+        const uint8_t **dtab;
+        CK(cudaMalloc(&dtab, tab.size() * sizeof(void *)));
+        CK(cudaMemcpy(dtab, tab.data(), tab.size() * sizeof(void *), cudaMemcpyHostToDevice));
+        std::vector<float> y(act.size());
+        const int V3 = DPB_CUDA_MOE_V3, V2 = DPB_CUDA_MOE_V2, V1 = DPB_CUDA_MOE_V1;
+        const struct {
+            int v;
+            const char *name;
+        } vars[] = {{0, "default"}, {V1, "v1"}, {V2, "v2"}, {V3 | (2 << 4) | 1, "v3"}, {V3 | (2 << 4) | 2, "v3 K/2"},
+                    {V3 | (4 << 4) | 4, "v3 4 steps K/4"}};
+        for (int M : {1, 3, 8})
+            for (int r = 0; r < 2; r++)
+                for (const auto &vv : vars) {
+                    char shape[96], var[96];
+                    std::snprintf(var, sizeof var, "%s, tables%s", vv.name, r ? ", bf16 rounding" : "");
+                    CK(cudaMemset(dact_out, 0xff, act.size() * 4));
+                    CKD(dpb_cuda_moe_gate_up_swiglu_ex(nullptr, nullptr, dtab, dtab + E, dgubias, dx, dids, dact_out, M, k, E,
+                                                       H, I, alpha, limit, r, vv.v, 0));
+                    CK(cudaDeviceSynchronize());
+                    CK(cudaMemcpy(y.data(), dact_out, (size_t)M * k * I * 4, cudaMemcpyDeviceToHost));
+                    bool nn;
+                    double e = rel_err(y.data(), refA[r].data(), (size_t)M * k * I, &nn);
+                    std::snprintf(shape, sizeof shape, "small E=%d k=%d %d->2x%d M=%d", E, k, H, I, M);
+                    add_row("moe A", shape, var, NAN, 0, true, e, nn);
+                    CK(cudaMemset(dout, 0xff, resid.size() * 4));
+                    CKD(dpb_cuda_moe_down_sum_ex(nullptr, nullptr, dtab + 2 * E, dtab + 3 * E, ddbias, dact, dids, dwts, dresid,
+                                                 dout, M, k, E, H, I, r, vv.v, 0));
+                    CK(cudaDeviceSynchronize());
+                    CK(cudaMemcpy(y.data(), dout, (size_t)M * H * 4, cudaMemcpyDeviceToHost));
+                    e = rel_err(y.data(), refB[r].data(), (size_t)M * H, &nn);
+                    std::snprintf(shape, sizeof shape, "small E=%d k=%d %d->%d M=%d", E, k, I, H, M);
+                    add_row("moe B", shape, var, NAN, 0, true, e, nn);
+                }
+        for (void *q : std::initializer_list<void *>{dgub, dgus, ddb, dds, dgubias, ddbias, dx, dact, dact_out, dresid, dwts,
+                                                     dout, dids, (void *)dtab})
+            CK(cudaFree(q));
+    }
+}
+
+/* ------------------------------------------------------ add + RMSNorm -- */
+static void bench_addnorm(Timer &T)
+{
+    std::fprintf(stderr, "add_rmsnorm\n");
+    const float eps = 1e-5f;
+    for (int dim : {2880, 8192, 100}) {
+        for (int rows : {1, 8}) {
+            const size_t n = (size_t)rows * dim;
+            std::vector<float> x(n), r(n), xo(n), yo(n);
+            std::vector<uint16_t> w(dim);
+            fill_f32(x, -4.f, 4.f);
+            fill_f32(r, -4.f, 4.f);
+            fill_bf16(w, 2.f);
+            float *dx, *dr, *dy;
+            uint16_t *dw;
+            CK(cudaMalloc(&dx, n * 4));
+            CK(cudaMalloc(&dr, n * 4));
+            CK(cudaMalloc(&dy, n * 4));
+            CK(cudaMalloc(&dw, (size_t)dim * 2));
+            CK(cudaMemcpy(dr, r.data(), n * 4, cudaMemcpyHostToDevice));
+            CK(cudaMemcpy(dw, w.data(), (size_t)dim * 2, cudaMemcpyHostToDevice));
+            for (int rnd : {0, 1}) {
+                /* reference: the fp32 add (the same operation as on the GPU), the
+                 * same rounding, the norm in double */
+                std::vector<double> refx(n), refy(n);
+                for (int m = 0; m < rows; m++) {
+                    double ss = 0;
+                    for (int i = 0; i < dim; i++) {
+                        float a = x[(size_t)m * dim + i] + r[(size_t)m * dim + i];
+                        if (rnd) a = bf2f(f2bf(a));
+                        refx[(size_t)m * dim + i] = a;
+                        ss += (double)a * a;
+                    }
+                    double sc = 1.0 / std::sqrt(ss / dim + eps);
+                    for (int i = 0; i < dim; i++) {
+                        double o = bf2f(w[i]) * (refx[(size_t)m * dim + i] * sc);
+                        refy[(size_t)m * dim + i] = rnd ? bf2f(f2bf((float)o)) : o;
+                    }
+                }
+                CK(cudaMemcpy(dx, x.data(), n * 4, cudaMemcpyHostToDevice));
+                CK(cudaMemset(dy, 0xff, n * 4));
+                CKD(dpb_cuda_add_rmsnorm(dx, dr, dw, dy, rows, dim, eps, rnd, rnd, 0));
+                CK(cudaDeviceSynchronize());
+                CK(cudaMemcpy(xo.data(), dx, n * 4, cudaMemcpyDeviceToHost));
+                CK(cudaMemcpy(yo.data(), dy, n * 4, cudaMemcpyDeviceToHost));
+                bool n1, n2;
+                double ex = rel_err(xo.data(), refx.data(), n, &n1), ey = rel_err(yo.data(), refy.data(), n, &n2);
+                char shape[64], var[64];
+                std::snprintf(shape, sizeof shape, "%d rows x %d", rows, dim);
+                std::snprintf(var, sizeof var, "x%s (x err %.0e)", rnd ? ", bf16 rounding" : "", ex);
+                /* timing: x keeps growing by r, which changes nothing in the cost */
+                auto run = [&] { CKD(dpb_cuda_add_rmsnorm(dx, dr, dw, dy, rows, dim, eps, rnd, rnd, 0)); };
+                double us = T.median_us(run);
+                double bytes = (double)n * 16 + dim * 2.0;
+                add_row("add+norm", shape, var, us, bytes, true, std::max(ex, ey), n1 || n2);
+                if (rows == 1 && dim == 2880) {
+                    us = T.graph_us([&](cudaStream_t st, int) {
+                        CKD(dpb_cuda_add_rmsnorm(dx, dr, dw, dy, rows, dim, eps, rnd, rnd, st));
+                    }, 16);
+                    std::snprintf(var, sizeof var, "%s graph×16", rnd ? "bf16 rounding" : "fp32");
+                    add_row("add+norm", shape, var, us, bytes, false, 0, false);
+                }
+            }
+            for (void *q : std::initializer_list<void *>{dx, dr, dy, dw}) CK(cudaFree(q));
+        }
+    }
 }
 
 /* ------------------------------------------------------------- router -- */
@@ -902,7 +1221,7 @@ int main(int argc, char **argv)
                          "  --quick   small shapes only (lm_head, M>1 and 32k context left out)\n"
                          "  --seed N  random seed for the inputs (default: time based)\n"
                          "  --reps N  timed runs per kernel, median reported (default 25, at least 20 advised)\n"
-                         "  --only G  comma-separated subset of gemv,router,moe,attn (the copy rows always run)\n");
+                         "  --only G  comma-separated subset of gemv,router,moe,moesmall,norm,attn (the copy rows always run)\n");
             return 2;
         }
     }
@@ -935,6 +1254,8 @@ int main(int argc, char **argv)
         for (auto &s : shapes) bench_gemv(T, cb, s, Ms, true);
     if (want("router")) bench_router(T, Ms);
     if (want("moe")) bench_moe(T, Ms);
+    if (want("moesmall")) check_moe_small();
+    if (want("norm")) bench_addnorm(T);
     if (want("attn")) bench_attn(T, quick ? std::vector<int>{128, 2048} : std::vector<int>{128, 2048, 8192, 32768});
 
     CKB(cublasDestroy(cb));

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <atomic>
 #include <stdint.h>
 
 namespace {
@@ -445,6 +446,693 @@ moe_down_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ 
     }
 }
 
+/* ------------------------------------------------- MXFP4, version 2 --
+ * The same results as kernels A and B above, restructured for memory-level
+ * parallelism (docs/CUDA.md, "MXFP4 experts, version 2"):
+ * - every lane issues all of its 16-byte weight loads (R rows x CI chunks)
+ *   and its scale bytes before it computes anything, so a warp has R*CI
+ *   independent loads in flight instead of R;
+ * - the E8M0 scale (times the 2^14 of the half encoding) is built directly
+ *   as float bits, (s + 14) << 23, instead of ldexpf;
+ * - the code -> half2 decode uses two shifted copies of the word and two
+ *   masks (shifts the compiler can issue as IMAD on the FMA pipe);
+ * - kernel B gives each warp of a block one expert of the token (the block
+ *   has k warps) and R output rows, and sums the k experts' rows in shared
+ *   memory in a fixed order: 4x more warps than one warp looping over the
+ *   experts, with every load issued up front.
+ * x (or act) is read through the read-only cache: each lane's 32-element
+ * chunk is loaded once and used for all R rows. */
+constexpr int kA2Warps = 4;
+constexpr int kV2Chunks = 3; /* chunks of 32 elements per lane per pass: 96 per warp (H = 2880: 90) */
+constexpr int kA2DefaultRows = 4; /* weight rows per warp of kernel A v2 (rows_per_warp 0) */
+constexpr int kB2DefaultRows = 4; /* output rows per block of kernel B v2 */
+
+/* The four half2 of one word (8 codes) in the encoding of fp4_pair: h[j]
+ * holds element j (low half) and element j+4 (high half), as half bits
+ * times 2^-14.  Instead of two shifts and two masks per pair, two merged
+ * words carry each code's sign bit next to its magnitude at the distance
+ * the half layout needs:
+ *   z  = w with bits 6, 14, 22, 30 taken from w << 3 (signs of the even
+ *        codes 0, 2, 4, 6 placed 3 bits above their magnitudes' top bit);
+ *   z' = w with bits 1-3, 9-11, 17-19, 25-27 taken from w >> 3 (the
+ *        magnitudes of the odd codes 1, 3, 5, 7 moved 3 bits down, 6 bits
+ *        below their sign bit, which stays in place).
+ * (Checked against the nibble definition on 200,000 random words with a
+ * Python model during development; the lab checks it on the GPU.)
+ * Then h0 = (z << 9) & C, h2 = (z << 1) & C, h1 = (z' << 8) & C and
+ * h3 = z' & C with C = 0x8e008e00 (sign bit 15, magnitude bits 9-11 of
+ * each half): 11 integer operations per 8 codes instead of 15. */
+/* (a & ~M) | (b & M) in one LOP3 (the compiler splits it in two) */
+template <uint32_t M>
+__device__ __forceinline__ uint32_t bitsel_c(uint32_t a, uint32_t b)
+{
+    uint32_t d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xb8;" : "=r"(d) : "r"(a), "n"(M), "r"(b));
+    return d;
+}
+/* x * m with m = 2^S held in a register the compiler cannot see through:
+ * it stays an IMAD (FMA pipe) instead of a shift or LEA (integer pipe),
+ * which balances the two pipes of the decode. */
+struct Pow2Regs {
+    uint32_t m1, m3, m8, m9;
+};
+__device__ __forceinline__ uint32_t mul_reg(uint32_t x, uint32_t m)
+{
+    uint32_t d;
+    asm("mul.lo.u32 %0, %1, %2;" : "=r"(d) : "r"(x), "r"(m));
+    return d;
+}
+/* 2, 8, 256, 512 plus `zero`, a kernel argument that is always 0 but
+ * unknown to the compiler, so it cannot fold the multiplies into shifts */
+__device__ __forceinline__ Pow2Regs pow2_regs(uint32_t zero)
+{
+    return Pow2Regs{2u + zero, 8u + zero, 256u + zero, 512u + zero};
+}
+
+__device__ __forceinline__ void fp4_word_h2(uint32_t w, const Pow2Regs &p2, uint32_t (&h)[4])
+{
+    constexpr uint32_t C = 0x8e008e00u;
+    const uint32_t z = bitsel_c<0x40404040u>(w, mul_reg(w, p2.m3));
+    const uint32_t zo = bitsel_c<0x0e0e0e0eu>(w, w >> 3);
+    h[0] = mul_reg(z, p2.m9) & C;
+    h[1] = mul_reg(zo, p2.m8) & C;
+    h[2] = mul_reg(z, p2.m1) & C;
+    h[3] = zo & C;
+}
+
+/* 2^(s - 127 + 14) as float bits; s = 255 (E8M0 NaN) and overflow give inf */
+__device__ __forceinline__ float e8m0_x2p14(uint32_t s)
+{
+    return __uint_as_float(min(s + 14u, 255u) << 23);
+}
+
+/* sum over one 32-element block of code * x (times 2^-14), x as 8 float4 */
+__device__ __forceinline__ float dot_fp4_v2(uint4 w, const float4 *xq, const Pow2Regs &p2)
+{
+    const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
+    float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const float4 xa = xq[2 * q], xb = xq[2 * q + 1];
+        uint32_t h[4];
+        fp4_word_h2(ws[q], p2, h);
+        float2 p0 = __half22float2(*reinterpret_cast<__half2 *>(&h[0]));
+        float2 p1 = __half22float2(*reinterpret_cast<__half2 *>(&h[1]));
+        float2 p2 = __half22float2(*reinterpret_cast<__half2 *>(&h[2]));
+        float2 p3 = __half22float2(*reinterpret_cast<__half2 *>(&h[3]));
+        a0 = fmaf(p0.x, xa.x, a0); a1 = fmaf(p0.y, xb.x, a1);
+        a0 = fmaf(p1.x, xa.y, a0); a1 = fmaf(p1.y, xb.y, a1);
+        a0 = fmaf(p2.x, xa.z, a0); a1 = fmaf(p2.y, xb.z, a1);
+        a0 = fmaf(p3.x, xa.w, a0); a1 = fmaf(p3.y, xb.w, a1);
+    }
+    return a0 + a1;
+}
+
+/* One warp: tot[r] += sum_c W[row r][chunk c] . x[chunk c] over the chunks
+ * c = lane + 32 i (all passes), rows given by their byte bases (blocks and
+ * scales).  Partial per lane; the caller reduces over the warp. */
+template <int R>
+__device__ __forceinline__ void rows_dot_v2(const uint8_t *const (&wb)[R], const uint8_t *const (&sb)[R],
+                                            const float *__restrict__ xr, int nb, int lane, float (&tot)[R],
+                                            uint32_t zero)
+{
+    const Pow2Regs p2 = pow2_regs(zero);
+    for (int cb = 0; cb < nb; cb += kWarp * kV2Chunks) {
+        uint4 w[R][kV2Chunks];
+        uint32_t s[R][kV2Chunks];
+#pragma unroll
+        for (int i = 0; i < kV2Chunks; i++) {
+            const int c = cb + lane + kWarp * i;
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                if (c < nb) {
+                    w[r][i] = ld_stream16(wb[r] + (size_t)c * 16);
+                    s[r][i] = __ldg(sb[r] + c);
+                } else {
+                    w[r][i] = make_uint4(0u, 0u, 0u, 0u);
+                    s[r][i] = 0u;
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < kV2Chunks; i++) {
+            const int c = cb + lane + kWarp * i;
+            if (c < nb) {
+                const float4 *xq = reinterpret_cast<const float4 *>(xr + (size_t)c * 32);
+                float4 xv[8];
+#pragma unroll
+                for (int t = 0; t < 8; t++) xv[t] = __ldg(xq + t);
+#pragma unroll
+                for (int r = 0; r < R; r++) tot[r] = fmaf(dot_fp4_v2(w[r][i], xv, p2), e8m0_x2p14(s[r][i]), tot[r]);
+            }
+        }
+    }
+}
+
+/* Kernel A, version 2.  blockIdx.y: (token, expert slot) pair p; each warp
+ * computes R consecutive weight rows (R/2 gate/up pairs). */
+template <int R>
+__global__ void __launch_bounds__(kA2Warps * kWarp)
+moe_gate_up_v2_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
+                      const uint16_t *__restrict__ bias, const float *__restrict__ x,
+                      const int32_t *__restrict__ ids, float *__restrict__ act, int k, int E, int H, int I,
+                      float alpha, float limit, const uint8_t *const *__restrict__ btab,
+                      const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
+{
+    constexpr int RP = R / 2;
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int p = blockIdx.y, token = p / k;
+    const int j0 = (blockIdx.x * kA2Warps + warp) * RP;
+    if (j0 >= I) return;
+    const int e = ids[p];
+    if (e < 0 || e >= E) {
+        if (lane < RP && j0 + lane < I) act[(size_t)p * I + j0 + lane] = __int_as_float(0x7fc00000);
+        return;
+    }
+    const int nb = H / 32;
+    const size_t rows2 = (size_t)2 * I;
+    const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * rows2 * nb * 16;
+    const uint8_t *es = stab ? stab[e] : scales + (size_t)e * rows2 * nb;
+    const uint8_t *wb[R];
+    const uint8_t *sb[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const size_t row = (size_t)min(2 * j0 + r, 2 * I - 1);
+        wb[r] = eb + row * nb * 16;
+        sb[r] = es + row * nb;
+    }
+    float tot[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) tot[r] = 0.f;
+    rows_dot_v2<R>(wb, sb, x + (size_t)token * H, nb, lane, tot, zero);
+#pragma unroll
+    for (int r = 0; r < R; r++) tot[r] = warp_sum(tot[r]);
+#pragma unroll
+    for (int t = 0; t < RP; t++) {
+        const int j = j0 + t;
+        if (lane == t && j < I) {
+            const uint16_t *b = bias + (size_t)e * rows2 + 2 * (size_t)j;
+            float gt = tot[2 * t] + bf16f(b[0]);
+            float up = tot[2 * t + 1] + bf16f(b[1]);
+            if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
+            gt = fminf(gt, limit);
+            up = fminf(fmaxf(up, -limit), limit);
+            const float glu = gt / (1.f + expf(-alpha * gt));
+            const float av = glu * (up + 1.f);
+            act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
+        }
+    }
+}
+
+/* Kernel B, version 2.  blockIdx.y: token m; block of k warps, warp ei
+ * computes expert slot ei's R consecutive output rows; the block sums the k
+ * experts (in slot order) and adds the residual. */
+constexpr int kB2MaxK = 8;
+
+template <int R>
+__global__ void __launch_bounds__(kB2MaxK * kWarp)
+moe_down_v2_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
+                   const uint16_t *__restrict__ bias, const float *__restrict__ act,
+                   const int32_t *__restrict__ ids, const float *__restrict__ wts, const float *resid,
+                   float *out, int k, int E, int H, int I, const uint8_t *const *__restrict__ btab,
+                   const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
+{
+    __shared__ float part[kB2MaxK][R];
+    const int ei = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int m = blockIdx.y;
+    const int h0 = blockIdx.x * R;
+    const int p = m * k + ei;
+    const int e = ids[p];
+    const bool bad = e < 0 || e >= E;
+    if (!bad) {
+        const int nb = I / 32;
+        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * H * nb * 16;
+        const uint8_t *es = stab ? stab[e] : scales + (size_t)e * H * nb;
+        const uint8_t *wb[R];
+        const uint8_t *sb[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const size_t row = (size_t)min(h0 + r, H - 1);
+            wb[r] = eb + row * nb * 16;
+            sb[r] = es + row * nb;
+        }
+        float tot[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) tot[r] = 0.f;
+        rows_dot_v2<R>(wb, sb, act + (size_t)p * I, nb, lane, tot, zero);
+#pragma unroll
+        for (int r = 0; r < R; r++) tot[r] = warp_sum(tot[r]);
+        if (lane == 0) {
+            const float wt = wts[p];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                float v = tot[r] + bf16f(bias[(size_t)e * H + min(h0 + r, H - 1)]);
+                if (rnd) v = round_bf16_dev(v);
+                part[ei][r] = v * wt;
+            }
+        }
+    } else if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < R; r++) part[ei][r] = __int_as_float(0x7fc00000);
+    }
+    __syncthreads();
+    if (threadIdx.x < R) {
+        const int h = h0 + threadIdx.x;
+        if (h < H) {
+            const size_t o = (size_t)m * H + h;
+            float s = resid[o];
+            for (int t = 0; t < k; t++) s += part[t][threadIdx.x];
+            out[o] = s;
+        }
+    }
+}
+
+/* ------------------------------------ MXFP4 on the tensor cores, v3 --
+ * Kernels A and B again, with the products on the tensor cores
+ * (mma.sync m16n8k16, f16 inputs, fp32 accumulation).  In the CUDA-core
+ * kernels every weight costs a decode share, a half -> float conversion and
+ * an FMA; here only the decode is left on the CUDA cores (docs/CUDA.md).
+ *
+ * A warp computes 16 consecutive weight rows.  Lane (g, t) (g = lane / 4,
+ * t = lane % 4) loads 16 bytes, one whole 32-element block, of rows g and
+ * g+8: block b0+t of a step of 4 blocks.  In each of the step's 8 MMAs the
+ * lane supplies 2 code pairs of its own block for each of its rows, so one
+ * MMA mixes 4 blocks with 4 different scales.  The B operand keeps them
+ * apart: column n of B holds the vector's values of block b0+n and zeros
+ * elsewhere, so C[row][n] is the dot product of one row with one block, and
+ * the block scales are applied in fp32 to the 4 columns of C afterwards.
+ * In B's fragment layout only lanes g == t (0, 5, 10, 15) hold nonzero
+ * values in columns 0-3; columns 4-7 (lanes g == t + 4: 16, 21, 26, 31)
+ * carry a second part, and the other lanes read 64 zero bytes.  The vector
+ * (x or act) is staged in shared memory as f16 pairs in the order of the A
+ * fragments, scaled by a power of two 2^sigma that puts its largest
+ * magnitude in [2^14, 2^15) (no f16 overflow), as hi = f16(v) in columns
+ * 0-3 and lo = f16(v - hi) in columns 4-7: the products see v to about
+ * 2^-22 relative (hi alone: 2^-11), at no extra MMA.  The result is
+ * multiplied by 2^-sigma. */
+constexpr int kV3MaxBlocks = 96; /* H (A) or I (B) up to 3072; larger shapes use version 2 */
+
+__device__ __forceinline__ float pow2f(int e) /* e in [-126, 127] */
+{
+    return __uint_as_float((uint32_t)(e + 127) << 23);
+}
+
+/* sigma with amax * 2^sigma in [2^14, 2^15), clamped to [-100, 100] */
+__device__ __forceinline__ int f16_shift(float amax)
+{
+    if (!(amax > 0.f)) return 0;
+    const int e = (int)(__float_as_uint(amax) >> 23); /* amax > 0: no sign bit */
+    return max(-100, min(100, 141 - e));
+}
+
+__device__ __forceinline__ void mma_f16_16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                              uint32_t b0, uint32_t b1)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/* Stages blocks [kb0, kb1) of v (fp32) in the pair order of stage_h2, as
+ * f16 hi (and lo = v - hi with HILO), scaled by 2^sigma from the largest
+ * magnitude in the range; returns sigma.  NTHR threads (a warp, or the
+ * block with `red` holding NTHR/32 floats) each load their groups of 8
+ * elements at once (two float4, up to MAXG groups), so the stage costs one
+ * round trip to L2, not one per element.  The caller synchronizes after. */
+template <int NTHR, int MAXG, bool HILO>
+__device__ __forceinline__ int stage_vec(const float *__restrict__ v, int kb0, int kb1, uint32_t *xh, uint32_t *xl,
+                                         int tid, float *red)
+{
+    const int g0 = kb0 * 4, ng = (kb1 - kb0) * 4; /* groups of 8 elements */
+    float4 a[MAXG], b[MAXG];
+    float am = 0.f;
+#pragma unroll
+    for (int u = 0; u < MAXG; u++) {
+        const int gi = tid + u * NTHR;
+        if (gi < ng) {
+            const float4 *q = reinterpret_cast<const float4 *>(v + 8 * (size_t)(g0 + gi));
+            a[u] = __ldg(q);
+            b[u] = __ldg(q + 1);
+        } else {
+            a[u] = b[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+        am = fmaxf(am, fmaxf(fmaxf(fmaxf(fabsf(a[u].x), fabsf(a[u].y)), fmaxf(fabsf(a[u].z), fabsf(a[u].w))),
+                             fmaxf(fmaxf(fabsf(b[u].x), fabsf(b[u].y)), fmaxf(fabsf(b[u].z), fabsf(b[u].w)))));
+    }
+    am = warp_max(am);
+    if constexpr (NTHR > kWarp) {
+        if (tid % kWarp == 0) red[tid / kWarp] = am;
+        __syncthreads();
+        am = 0.f;
+#pragma unroll
+        for (int w = 0; w < NTHR / kWarp; w++) am = fmaxf(am, red[w]);
+    }
+    const int sigma = f16_shift(am);
+    const float sc = pow2f(sigma);
+    auto h2 = [](float p, float q) {
+        const __half2 h = __floats2half2_rn(p, q);
+        return *reinterpret_cast<const uint32_t *>(&h);
+    };
+    auto rest = [](float p, uint32_t hb, bool hi16) {
+        const uint32_t bits = hi16 ? hb >> 16 : hb & 0xffffu;
+        return p - __half2float(__ushort_as_half((unsigned short)bits));
+    };
+#pragma unroll
+    for (int u = 0; u < MAXG; u++) {
+        const int gi = tid + u * NTHR;
+        if (gi < ng) {
+            const float p0 = a[u].x * sc, p1 = a[u].y * sc, p2 = a[u].z * sc, p3 = a[u].w * sc;
+            const float q0 = b[u].x * sc, q1 = b[u].y * sc, q2 = b[u].z * sc, q3 = b[u].w * sc;
+            const uint4 hv = make_uint4(h2(p0, q0), h2(p1, q1), h2(p2, q2), h2(p3, q3));
+            reinterpret_cast<uint4 *>(xh)[gi] = hv;
+            if constexpr (HILO) {
+                reinterpret_cast<uint4 *>(xl)[gi] =
+                    make_uint4(h2(rest(p0, hv.x, false), rest(q0, hv.x, true)), h2(rest(p1, hv.y, false), rest(q1, hv.y, true)),
+                               h2(rest(p2, hv.z, false), rest(q2, hv.z, true)), h2(rest(p3, hv.w, false), rest(q3, hv.w, true)));
+            }
+        }
+    }
+    for (int i = tid; i < 16; i += NTHR) {
+        xh[ng * 4 + i] = 0u;
+        if constexpr (HILO) xl[ng * 4 + i] = 0u;
+    }
+    return sigma;
+}
+
+/* One warp: the 16 rows whose blocks start at w0 (row stride nb*16 bytes)
+ * and scales at s0 (stride nb), dotted with the staged vector over the
+ * blocks [kb0, kb1).  start() loads the first batch (call it before
+ * staging the vector); run() takes xh/xl (hi and lo parts, block kb0
+ * first) and xz (16 zero pairs).  B columns 0-3 carry hi (lanes 0, 5, 10,
+ * 15), columns 4-7 lo (lanes 16, 21, 26, 31).  Lane (g, t) returns partial
+ * sums of rows g (lo) and g+8 (hi), with the vector's 2^sigma still in; the
+ * caller sums the quad's 4 lanes.  Batches of NS steps (4 blocks each) are
+ * loaded into two register sets in turn: the next batch is in flight while
+ * this one is computed. */
+template <int NS>
+struct V3Batch {
+    uint4 a[NS], b[NS];  /* block b0 + 4s + t of rows g and g+8 */
+    uint32_t sc[NS][4];  /* scales of blocks b0+4s+2(t&1), +1 of rows g, g+8 */
+};
+
+template <int NS>
+struct Tile3 {
+    const uint8_t *pa, *pb, *psg, *psh; /* per-lane cursors, one batch per load */
+    int kb0, kb1, lane;
+    V3Batch<NS> X, Y;
+
+    __device__ __forceinline__ void load(V3Batch<NS> &B, int b0)
+    {
+        const int t = lane & 3;
+#pragma unroll
+        for (int s = 0; s < NS; s++) {
+            const int blk = b0 + 4 * s + t, c0 = b0 + 4 * s + 2 * (t & 1);
+            if (blk < kb1) {
+                B.a[s] = ld_stream16(pa + 64 * s);
+                B.b[s] = ld_stream16(pb + 64 * s);
+            } else {
+                B.a[s] = make_uint4(0u, 0u, 0u, 0u);
+                B.b[s] = make_uint4(0u, 0u, 0u, 0u);
+            }
+            const bool s0ok = c0 < kb1, s1ok = c0 + 1 < kb1;
+            B.sc[s][0] = s0ok ? __ldg(psg + 4 * s) : 0u;
+            B.sc[s][1] = s1ok ? __ldg(psg + 4 * s + 1) : 0u;
+            B.sc[s][2] = s0ok ? __ldg(psh + 4 * s) : 0u;
+            B.sc[s][3] = s1ok ? __ldg(psh + 4 * s + 1) : 0u;
+        }
+        pa += 64 * NS;
+        pb += 64 * NS;
+        psg += 4 * NS;
+        psh += 4 * NS;
+    }
+    __device__ __forceinline__ void start(const uint8_t *w0, const uint8_t *s0, int nb, int kb0_, int kb1_, int lane_)
+    {
+        lane = lane_;
+        kb0 = kb0_;
+        kb1 = kb1_;
+        const int g = lane >> 2, t = lane & 3;
+        pa = w0 + ((size_t)g * nb + kb0 + t) * 16;
+        pb = pa + (size_t)8 * nb * 16;
+        psg = s0 + (size_t)g * nb + kb0 + 2 * (t & 1);
+        psh = psg + (size_t)8 * nb;
+        load(X, kb0);
+    }
+    __device__ __forceinline__ void compute(const V3Batch<NS> &B, int b0, const uint4 *xl4, const uint4 *xz,
+                                            const Pow2Regs &p2, float &lo, float &hi)
+    {
+        const int t = lane & 3;
+#pragma unroll
+        for (int s = 0; s < NS; s++) {
+            const int blk = b0 + 4 * s + t;
+            const uint4 *xp = (xl4 && blk < kb1) ? xl4 + 4 * (b0 - kb0 + 4 * s) : xz;
+            uint32_t xb[16];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const uint4 v = xp[u];
+                xb[4 * u] = v.x; xb[4 * u + 1] = v.y; xb[4 * u + 2] = v.z; xb[4 * u + 3] = v.w;
+            }
+            const uint32_t wga[4] = {B.a[s].x, B.a[s].y, B.a[s].z, B.a[s].w};
+            const uint32_t wha[4] = {B.b[s].x, B.b[s].y, B.b[s].z, B.b[s].w};
+            float c[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                uint32_t hg[4], hh[4];
+                fp4_word_h2(wga[q], p2, hg);
+                fp4_word_h2(wha[q], p2, hh);
+                /* pairs 4q+0, 4q+1 -> one MMA; pairs 4q+2, 4q+3 -> the next */
+                mma_f16_16816(c, hg[0], hh[0], hg[1], hh[1], xb[4 * q], xb[4 * q + 1]);
+                mma_f16_16816(c, hg[2], hh[2], hg[3], hh[3], xb[4 * q + 2], xb[4 * q + 3]);
+            }
+            lo = fmaf(c[0], e8m0_x2p14(B.sc[s][0]), lo);
+            lo = fmaf(c[1], e8m0_x2p14(B.sc[s][1]), lo);
+            hi = fmaf(c[2], e8m0_x2p14(B.sc[s][2]), hi);
+            hi = fmaf(c[3], e8m0_x2p14(B.sc[s][3]), hi);
+        }
+    }
+    __device__ __forceinline__ void run(const uint32_t *xh, const uint32_t *xlo, const uint32_t *xzero, float &lo,
+                                        float &hi, uint32_t zero)
+    {
+        const int g = lane >> 2, t = lane & 3;
+        const Pow2Regs p2 = pow2_regs(zero);
+        const uint32_t *src = g == t ? xh : (g == t + 4 ? xlo : nullptr);
+        const uint4 *xl4 = src ? reinterpret_cast<const uint4 *>(src) + 4 * t : nullptr; /* this lane's block of a step */
+        const uint4 *xz = reinterpret_cast<const uint4 *>(xzero);
+        int b0 = kb0;
+        while (b0 < kb1) {
+            load(Y, b0 + 4 * NS);
+            compute(X, b0, xl4, xz, p2, lo, hi);
+            b0 += 4 * NS;
+            if (b0 >= kb1) break;
+            load(X, b0 + 4 * NS);
+            compute(Y, b0, xl4, xz, p2, lo, hi);
+            b0 += 4 * NS;
+        }
+    }
+};
+
+/* Kernel A, version 3.  blockIdx.y: (token, expert slot) pair p.  A block of
+ * 4 warps covers 4/KS tiles of 16 weight rows (8 gate/up pairs), KS warps
+ * per tile splitting H; the partial sums meet in shared memory. */
+constexpr int kA3Warps = 4;
+
+template <int NS, int KS>
+__global__ void __launch_bounds__(kA3Warps * kWarp)
+moe_gate_up_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
+                      const uint16_t *__restrict__ bias, const float *__restrict__ x,
+                      const int32_t *__restrict__ ids, float *__restrict__ act, int k, int E, int H, int I,
+                      float alpha, float limit, const uint8_t *const *__restrict__ btab,
+                      const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
+{
+    constexpr int TILES = kA3Warps / KS;
+    __shared__ __align__(16) uint32_t xh[(kV3MaxBlocks + 1) * 16];
+    __shared__ __align__(16) uint32_t xl[(kV3MaxBlocks + 1) * 16];
+    __shared__ float red[kA3Warps];
+    __shared__ float part[kA3Warps][16];
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int p = blockIdx.y, token = p / k;
+    const int nb = H / 32;
+    const int tl = warp / KS, ks = warp % KS;
+    const int r0 = (blockIdx.x * TILES + tl) * 16; /* first weight row of the tile */
+    const int e = ids[p];
+    const bool bad = e < 0 || e >= E;
+    const bool work = r0 < 2 * I && !bad;
+    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
+    const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
+    Tile3<NS> tile;
+    if (work) {
+        const size_t rows2 = (size_t)2 * I;
+        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * rows2 * nb * 16;
+        const uint8_t *es = stab ? stab[e] : scales + (size_t)e * rows2 * nb;
+        tile.start(eb + (size_t)r0 * nb * 16, es + (size_t)r0 * nb, nb, kb0, kb1, lane);
+    }
+    const int sigma = stage_vec<kA3Warps * kWarp, (4 * kV3MaxBlocks + kA3Warps * kWarp - 1) / (kA3Warps * kWarp), true>(
+        x + (size_t)token * H, 0, nb, xh, xl, threadIdx.x, red);
+    __syncthreads();
+    if (work) {
+        float lo = 0.f, hi = 0.f;
+        tile.run(xh + kb0 * 16, xl + kb0 * 16, xh + nb * 16, lo, hi, zero);
+        lo += __shfl_xor_sync(0xffffffffu, lo, 1);
+        lo += __shfl_xor_sync(0xffffffffu, lo, 2);
+        hi += __shfl_xor_sync(0xffffffffu, hi, 1);
+        hi += __shfl_xor_sync(0xffffffffu, hi, 2);
+        if ((lane & 3) == 0) {
+            part[warp][lane >> 2] = lo;
+            part[warp][(lane >> 2) + 8] = hi;
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < TILES * 8) {
+        const int tt = threadIdx.x / 8, jj = threadIdx.x % 8;
+        const int rr = (blockIdx.x * TILES + tt) * 16;
+        const int j = rr / 2 + jj;
+        if (rr < 2 * I) {
+            if (bad) {
+                act[(size_t)p * I + j] = __int_as_float(0x7fc00000);
+            } else {
+                float gt = 0.f, up = 0.f;
+#pragma unroll
+                for (int u = 0; u < KS; u++) {
+                    gt += part[tt * KS + u][2 * jj];
+                    up += part[tt * KS + u][2 * jj + 1];
+                }
+                const float inv = pow2f(-sigma);
+                const uint16_t *b = bias + (size_t)e * 2 * I + 2 * (size_t)j;
+                gt = gt * inv + bf16f(b[0]);
+                up = up * inv + bf16f(b[1]);
+                if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
+                gt = fminf(gt, limit);
+                up = fminf(fmaxf(up, -limit), limit);
+                const float glu = gt / (1.f + expf(-alpha * gt));
+                const float av = glu * (up + 1.f);
+                act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
+            }
+        }
+    }
+}
+
+/* Kernel B, version 3.  blockIdx.y: token m; blockIdx.x: a tile of 16
+ * output rows.  The block has k*KS warps: warp w takes expert slot w % k
+ * and the K slice w / k; each warp stages its slice of its expert's act
+ * vector (dynamic shared memory: 2 * (nbs + 1) * 64 bytes per warp).  The
+ * block sums the slices and the k experts in a fixed order. */
+constexpr int kB3MaxWarps = 16;
+
+template <int NS, int KS>
+__global__ void __launch_bounds__(kB3MaxWarps * kWarp)
+moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict__ scales,
+                   const uint16_t *__restrict__ bias, const float *__restrict__ act,
+                   const int32_t *__restrict__ ids, const float *__restrict__ wts, const float *resid,
+                   float *out, int k, int E, int H, int I, const uint8_t *const *__restrict__ btab,
+                   const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
+{
+    extern __shared__ __align__(16) uint32_t dsm[];
+    __shared__ float part[kB3MaxWarps][16];
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int ei = warp % k, ks = warp / k;
+    const int m = blockIdx.y, r0 = blockIdx.x * 16;
+    const int p = m * k + ei;
+    const int e = ids[p];
+    const bool bad = e < 0 || e >= E;
+    const int nb = I / 32;
+    const int nbs = (nb + 4 * KS - 1) / (4 * KS) * 4;
+    const int kb0 = min(nb, ks * nbs), kb1 = min(nb, kb0 + nbs);
+    Tile3<NS> tile;
+    if (!bad) {
+        const uint8_t *eb = btab ? btab[e] : blocks + (size_t)e * H * nb * 16;
+        const uint8_t *es = stab ? stab[e] : scales + (size_t)e * H * nb;
+        tile.start(eb + (size_t)r0 * nb * 16, es + (size_t)r0 * nb, nb, kb0, kb1, lane);
+    }
+    uint32_t *xh = dsm + (size_t)warp * 2 * (nbs + 1) * 16;
+    uint32_t *xl = xh + (nbs + 1) * 16;
+    const int sigma =
+        stage_vec<kWarp, (4 * kV3MaxBlocks / KS + kWarp - 1) / kWarp, true>(act + (size_t)p * I, kb0, kb1, xh, xl, lane, nullptr);
+    __syncwarp();
+    float lo = 0.f, hi = 0.f;
+    if (!bad) tile.run(xh, xl, xh + (kb1 - kb0) * 16, lo, hi, zero);
+    lo += __shfl_xor_sync(0xffffffffu, lo, 1);
+    lo += __shfl_xor_sync(0xffffffffu, lo, 2);
+    hi += __shfl_xor_sync(0xffffffffu, hi, 1);
+    hi += __shfl_xor_sync(0xffffffffu, hi, 2);
+    if ((lane & 3) == 0) {
+        const float inv = pow2f(-sigma);
+        part[warp][lane >> 2] = lo * inv;
+        part[warp][(lane >> 2) + 8] = hi * inv;
+    }
+    __syncthreads();
+    if (threadIdx.x < 16) {
+        const int h = r0 + threadIdx.x;
+        const size_t o = (size_t)m * H + h;
+        float s = resid[o];
+        bool anybad = false;
+        for (int u = 0; u < k; u++) {
+            const int eu = ids[m * k + u];
+            if (eu < 0 || eu >= E) { anybad = true; continue; }
+            float v = 0.f;
+            for (int q = 0; q < KS; q++) v += part[q * k + u][threadIdx.x];
+            v += bf16f(bias[(size_t)eu * H + h]);
+            if (rnd) v = round_bf16_dev(v);
+            s += v * wts[m * k + u];
+        }
+        out[o] = anybad ? __int_as_float(0x7fc00000) : s;
+    }
+}
+constexpr int kB3DefaultSplits = 2; /* K slices per expert in kernel B v3 */
+constexpr int kA3DefaultSplits = 1; /* K slices per tile in kernel A v3 */
+constexpr int kV3DefaultSteps = 2;  /* steps of 4 blocks loaded at a time */
+constexpr int kMoeDefaultVersion = 3;
+constexpr size_t kMaxDynSmem = 200 * 1024;
+
+/* --------------------------------------------------- add + RMSNorm --
+ * One block per row, up to kNormPer elements per thread kept in registers
+ * between the sum of squares and the scaling. */
+constexpr int kNormThreads = 1024;
+constexpr int kNormPer = 8; /* dim <= 8192 */
+
+__global__ void __launch_bounds__(kNormThreads)
+add_rmsnorm_kernel(float *__restrict__ x, const float *r, const uint16_t *__restrict__ w, float *y, int dim,
+                   float eps, int round_x, int round_y)
+{
+    __shared__ float red[kNormThreads / kWarp];
+    const int row = blockIdx.x, tid = threadIdx.x, nthr = blockDim.x;
+    float *xr = x + (size_t)row * dim;
+    const float *rr = r ? r + (size_t)row * dim : nullptr;
+    float *yr = y + (size_t)row * dim;
+    float v[kNormPer];
+    float ss = 0.f;
+#pragma unroll
+    for (int u = 0; u < kNormPer; u++) {
+        const int i = tid + u * nthr;
+        v[u] = 0.f;
+        if (i < dim) {
+            float a = xr[i];
+            if (rr) a += rr[i];
+            if (round_x) a = round_bf16_dev(a);
+            xr[i] = a;
+            v[u] = a;
+            ss = fmaf(a, a, ss);
+        }
+    }
+    ss = warp_sum(ss);
+    if (tid % kWarp == 0) red[tid / kWarp] = ss;
+    __syncthreads();
+    if (tid < kWarp) {
+        float t = tid < nthr / kWarp ? red[tid] : 0.f;
+        t = warp_sum(t);
+        if (tid == 0) red[0] = t;
+    }
+    __syncthreads();
+    const float s = 1.0f / sqrtf(red[0] / (float)dim + eps);
+#pragma unroll
+    for (int u = 0; u < kNormPer; u++) {
+        const int i = tid + u * nthr;
+        if (i < dim) {
+            const float o = bf16f(w[i]) * (v[u] * s);
+            yr[i] = round_y ? round_bf16_dev(o) : o;
+        }
+    }
+}
+
 /* ------------------------------------------------------------ router --
  * One block of 32 warps per token; warp w computes logits w and w+32. */
 __global__ void __launch_bounds__(1024)
@@ -707,6 +1395,15 @@ extern "C" dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, c
     return launch_status(e, "gemv");
 }
 
+/* which version of the expert kernels a rows_per_warp value selects */
+static int moe_version(int v)
+{
+    if (v & (DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1)) return 1;
+    if (v & DPB_CUDA_MOE_V2) return 2;
+    if (v & DPB_CUDA_MOE_V3) return 3;
+    return kMoeDefaultVersion;
+}
+
 static dpb_status moe_check(const char *what, const void *blocks, const void *scales, const void *bias,
                             int M, int k, int E, int H, int I)
 {
@@ -738,8 +1435,43 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
     dpb_status st = moe_check("moe gate_up", gate_up_blocks, gate_up_scales, gate_up_bias, M, k, E, H, I);
     if (st) return st;
     if (!x || !ids || !act || !aligned16(x)) return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: x/ids/act null or x unaligned");
+    int ver = moe_version(rows_per_warp);
     const bool lut = (rows_per_warp & DPB_CUDA_MOE_LUT) != 0;
-    rows_per_warp &= ~DPB_CUDA_MOE_LUT;
+    rows_per_warp &= ~(DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1 | DPB_CUDA_MOE_V2 | DPB_CUDA_MOE_V3);
+    if (ver == 3 && H / 32 > kV3MaxBlocks) ver = 2, rows_per_warp = 0; /* x does not fit the staging buffer */
+    if (ver == 3) {
+        const int ks = (rows_per_warp & 15) == 0 ? kA3DefaultSplits : (rows_per_warp & 15);
+        const int ns = (rows_per_warp >> 4) == 0 ? kV3DefaultSteps : (rows_per_warp >> 4);
+        const int tiles = 2 * I / 16, per = kA3Warps / (ks > 0 && ks <= 4 ? ks : 1);
+        dim3 g3((unsigned)((tiles + per - 1) / per), (unsigned)(M * k));
+#define DPB_MOE_A3(n, s)                                                                                               \
+    moe_gate_up_v3_kernel<n, s><<<g3, kA3Warps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias, x, ids, \
+                                                                    act, k, E, H, I, alpha, limit, btab, stab, rnd, 0u)
+        if (ns == 2 && ks == 1) DPB_MOE_A3(2, 1);
+        else if (ns == 2 && ks == 2) DPB_MOE_A3(2, 2);
+        else if (ns == 2 && ks == 4) DPB_MOE_A3(2, 4);
+        else if (ns == 4 && ks == 1) DPB_MOE_A3(4, 1);
+        else if (ns == 4 && ks == 2) DPB_MOE_A3(4, 2);
+        else if (ns == 4 && ks == 4) DPB_MOE_A3(4, 4);
+        else return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: v3 steps %d / K splits %d not in {2,4} / {1,2,4}", ns, ks);
+#undef DPB_MOE_A3
+        return launch_status(cudaGetLastError(), "moe gate_up");
+    }
+    if (ver == 2) {
+        const int R = rows_per_warp == 0 ? kA2DefaultRows : rows_per_warp;
+        dim3 g2((unsigned)((I + kA2Warps * (R / 2) - 1) / (kA2Warps * (R / 2))), (unsigned)(M * k));
+#define DPB_MOE_A2(r)                                                                                                  \
+    moe_gate_up_v2_kernel<r><<<g2, kA2Warps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias, x, ids, \
+                                                                 act, k, E, H, I, alpha, limit, btab, stab, rnd, 0u)
+        switch (R) {
+        case 2: DPB_MOE_A2(2); break;
+        case 4: DPB_MOE_A2(4); break;
+        case 8: DPB_MOE_A2(8); break;
+        default: return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: rows_per_warp %d not in {0,2,4,8}", rows_per_warp);
+        }
+#undef DPB_MOE_A2
+        return launch_status(cudaGetLastError(), "moe gate_up");
+    }
     const int RP = rows_per_warp == 0 ? 4 : rows_per_warp / 2; /* gate/up pairs per warp */
     dim3 grid((unsigned)((I + kMoeWarps * RP - 1) / (kMoeWarps * RP)), (unsigned)(M * k));
 #define DPB_MOE_A(rp, l)                                                                                              \
@@ -788,8 +1520,63 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
     if (st) return st;
     if (!act || !ids || !wts || !resid || !out || !aligned16(act))
         return dpb_error_set(DPB_E_ARG, "cuda moe down: act/ids/wts/resid/out null or act unaligned");
+    int ver = moe_version(rows_per_warp);
     const bool lut = (rows_per_warp & DPB_CUDA_MOE_LUT) != 0;
-    rows_per_warp &= ~DPB_CUDA_MOE_LUT;
+    rows_per_warp &= ~(DPB_CUDA_MOE_LUT | DPB_CUDA_MOE_V1 | DPB_CUDA_MOE_V2 | DPB_CUDA_MOE_V3);
+    if (ver == 3 && I / 32 > kV3MaxBlocks) ver = 2, rows_per_warp = 0; /* act does not fit the staging */
+    if (ver == 3) {
+        const int ks = (rows_per_warp & 15) == 0 ? kB3DefaultSplits : (rows_per_warp & 15);
+        const int ns = (rows_per_warp >> 4) == 0 ? kV3DefaultSteps : (rows_per_warp >> 4);
+        const int nb = I / 32;
+        const int nbs = (nb + 4 * ks - 1) / (4 * ks) * 4;
+        const size_t smem = (size_t)k * ks * 2 * (nbs + 1) * 16 * sizeof(uint32_t);
+        if ((ks != 1 && ks != 2 && ks != 4) || (ns != 2 && ns != 4))
+            return dpb_error_set(DPB_E_ARG, "cuda moe down: v3 steps %d / K splits %d not in {2,4} / {1,2,4}", ns, ks);
+        if (k * ks <= kB3MaxWarps && smem <= kMaxDynSmem) {
+            dim3 g3((unsigned)(H / 16), (unsigned)M);
+            cudaError_t ce = cudaSuccess;
+            /* shared memory above 48 KB needs the kernel's opt-in: set on the
+             * first launch that needs it (one static per kernel), so a later
+             * launch (inside a graph capture too) makes no runtime call */
+#define DPB_MOE_B3(n, s)                                                                                               \
+    do {                                                                                                               \
+        static std::atomic<size_t> allowed{48 * 1024};                                                                 \
+        if (smem > allowed.load(std::memory_order_relaxed)) {                                                          \
+            ce = cudaFuncSetAttribute(moe_down_v3_kernel<n, s>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); \
+            if (ce == cudaSuccess) allowed.store(smem, std::memory_order_relaxed);                                     \
+        }                                                                                                              \
+        if (ce == cudaSuccess)                                                                                         \
+            moe_down_v3_kernel<n, s><<<g3, k * ks * kWarp, smem, stream>>>(down_blocks, down_scales, down_bias, act, ids, \
+                                                                          wts, resid, out, k, E, H, I, btab, stab, rnd, 0u); \
+    } while (0)
+            if (ns == 2 && ks == 1) DPB_MOE_B3(2, 1);
+            else if (ns == 2 && ks == 2) DPB_MOE_B3(2, 2);
+            else if (ns == 2 && ks == 4) DPB_MOE_B3(2, 4);
+            else if (ns == 4 && ks == 1) DPB_MOE_B3(4, 1);
+            else if (ns == 4 && ks == 2) DPB_MOE_B3(4, 2);
+            else DPB_MOE_B3(4, 4);
+#undef DPB_MOE_B3
+            if (ce != cudaSuccess) return launch_status(ce, "moe down (shared memory size)");
+            return launch_status(cudaGetLastError(), "moe down");
+        }
+        ver = 2, rows_per_warp = 0; /* too many warps or too much staging for one block */
+    }
+    if (ver == 2) {
+        const int R2 = rows_per_warp == 0 ? kB2DefaultRows : rows_per_warp;
+        dim3 g2((unsigned)((H + R2 - 1) / R2), (unsigned)M);
+#define DPB_MOE_B2(r)                                                                                                  \
+    moe_down_v2_kernel<r><<<g2, k * kWarp, 0, stream>>>(down_blocks, down_scales, down_bias, act, ids, wts, resid, out, k, \
+                                                       E, H, I, btab, stab, rnd, 0u)
+        switch (R2) {
+        case 1: DPB_MOE_B2(1); break;
+        case 2: DPB_MOE_B2(2); break;
+        case 4: DPB_MOE_B2(4); break;
+        case 8: DPB_MOE_B2(8); break;
+        default: return dpb_error_set(DPB_E_ARG, "cuda moe down: rows_per_warp %d not in {0,1,2,4,8}", rows_per_warp);
+        }
+#undef DPB_MOE_B2
+        return launch_status(cudaGetLastError(), "moe down");
+    }
     const int R = rows_per_warp == 0 ? 2 : rows_per_warp;
     dim3 grid((unsigned)((H + kMoeWarps * R - 1) / (kMoeWarps * R)), (unsigned)M);
 #define DPB_MOE_B(r, l)                                                                                                \
@@ -813,6 +1600,23 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
     }
 #undef DPB_MOE_B
     return launch_status(cudaGetLastError(), "moe down");
+}
+
+extern "C" dpb_status dpb_cuda_add_rmsnorm(float *x, const float *r, const uint16_t *w, float *y, int rows, int dim,
+                                           float eps, int round_x, int round_y, cudaStream_t stream)
+{
+    if (!x || !w || !y) return dpb_error_set(DPB_E_ARG, "cuda add_rmsnorm: null x, w or y");
+    if (rows < 1 || dim < 1 || dim > kNormThreads * kNormPer)
+        return dpb_error_set(DPB_E_ARG, "cuda add_rmsnorm: unsupported shape rows=%d dim=%d (rows >= 1, 1 <= dim <= %d)", rows,
+                             dim, kNormThreads * kNormPer);
+    if (x == y || (r && x == r)) return dpb_error_set(DPB_E_ARG, "cuda add_rmsnorm: x must not be r or y");
+    /* enough threads that kNormPer elements each cover dim, in whole warps */
+    int nthr = (dim + kNormPer - 1) / kNormPer;
+    nthr = (nthr + kWarp - 1) / kWarp * kWarp;
+    if (nthr < 128) nthr = dim >= 128 ? 128 : (dim + kWarp - 1) / kWarp * kWarp;
+    if (nthr > kNormThreads) nthr = kNormThreads;
+    add_rmsnorm_kernel<<<(unsigned)rows, (unsigned)nthr, 0, stream>>>(x, r, w, y, dim, eps, round_x, round_y);
+    return launch_status(cudaGetLastError(), "add_rmsnorm");
 }
 
 extern "C" dpb_status dpb_cuda_router_topk(const uint16_t *Wr, const uint16_t *br, const float *x,

@@ -61,6 +61,18 @@ dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *
  * one lookup per byte in a 256-entry shared table of half2 pairs instead
  * of bit operations (a lab variant; docs/CUDA.md). */
 #define DPB_CUDA_MOE_LUT 256
+/* OR-ed into rows_per_warp of kernels A and B: the first version of the
+ * kernels (one warp loops over its rows' chunks, R loads in flight; kept
+ * for before/after timings).  Without it (and without DPB_CUDA_MOE_LUT)
+ * rows_per_warp selects version 2 (docs/CUDA.md). */
+#define DPB_CUDA_MOE_V1 512
+/* OR-ed into rows_per_warp: version 2 (CUDA cores, all loads of a warp
+ * issued up front; rows_per_warp's low bits: rows per warp, A 2/4/8,
+ * B 1/2/4/8) or version 3 (tensor cores; low 4 bits: K splits 1/2/4, bits
+ * 4-7: steps of 4 blocks per load batch 2/4; 0 = defaults).  rows_per_warp
+ * 0 selects the default version (docs/CUDA.md). */
+#define DPB_CUDA_MOE_V2 1024
+#define DPB_CUDA_MOE_V3 2048
 
 /* Kernel A: act[m*k+e][j] = swiglu(gate_j + bg, up_j + bu) for the k experts,
  * with g = min(g, limit), u = clamp(u, -limit, limit),
@@ -100,6 +112,18 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
                                     const int32_t *ids, const float *wts, const float *resid,
                                     float *out, int M, int k, int E, int H, int I, int rnd,
                                     int rows_per_warp, cudaStream_t stream);
+
+/* Fused residual add + RMSNorm, one launch (one block per row):
+ *   x[m][i] += r[m][i]                      (r == NULL: no add)
+ *   if round_x: x[m][i] = bf16(x[m][i])     (stored back)
+ *   y[m][i] = w[i] * (x[m][i] * s_m),  s_m = 1 / sqrt(mean_i x[m][i]^2 + eps)
+ *   if round_y: y[m][i] = bf16(y[m][i])
+ * x, r, y fp32 [rows, dim]; w bf16 [dim].  1 <= rows, 1 <= dim <= 8192.
+ * y may equal r (each element is read before it is written, by the same
+ * thread); x must not overlap r or y.  The bf16 rounding is
+ * round-to-nearest-even, bit-exact with dpb_f32_to_bf16. */
+dpb_status dpb_cuda_add_rmsnorm(float *x, const float *r, const uint16_t *w, float *y, int rows, int dim, float eps,
+                                int round_x, int round_y, cudaStream_t stream);
 
 /* Fused router: logits = Wr x + br (Wr bf16 [E, H], br bf16 [E], x fp32 [M, H]),
  * the k largest (ties: lower index first), softmax over those k.
