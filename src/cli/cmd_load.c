@@ -53,6 +53,8 @@ static void usage(void)
            "                      plain text or a JSON object with a \"prompt\" string\n"
            "  --prompt-tokens N   random prompt length (default 128): token ids on completions (exact),\n"
            "                      N common words on chat (about N tokens)\n"
+           "  --prompt-ids LO:HI  random token-id prompts draw from [LO, HI) (default 1000:21000; a model\n"
+           "                      with a smaller vocabulary needs a range inside it)\n"
            "  --gen-tokens N      max_tokens per request (default 128)\n"
            "  --no-ignore-eos     do not send vLLM's ignore_eos (outputs may end early)\n"
            "  --no-usage-stats    do not send stream_options {include_usage, continuous_usage_stats}\n"
@@ -508,6 +510,15 @@ int dpb_cmd_load(int argc, char **argv)
         } else if (!strcmp(a, "--api-key")) { NEED(); c.api_key = val; }
         else if (!strcmp(a, "--dataset")) { NEED(); dataset = val; }
         else if (!strcmp(a, "--prompt-tokens")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 10000000, &v); c.prompt_tokens = (uint64_t)v; }
+        else if (!strcmp(a, "--prompt-ids")) {
+            NEED();
+            unsigned long long lo, hi;
+            char tail;
+            if (sscanf(val, "%llu:%llu%c", &lo, &hi, &tail) != 2 || hi <= lo || hi > 0xffffffffull)
+                return dpb_cli_usage_error("load", "--prompt-ids: '%s' is not LO:HI with LO < HI (token ids, HI excluded)", val);
+            c.id_lo = (uint32_t)lo;
+            c.id_hi = (uint32_t)hi;
+        }
         else if (!strcmp(a, "--gen-tokens")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 10000000, &v); c.gen_tokens = (uint64_t)v; }
         else if (!strcmp(a, "--no-ignore-eos")) c.ignore_eos = false;
         else if (!strcmp(a, "--no-usage-stats")) c.usage_stats = false;

@@ -61,9 +61,8 @@ static void usage(FILE *f)
             "  eval     deploybench eval      needs --tokenizer and --eval-data; else skipped, with the reason\n"
             "  safety   deploybench safety    needs --tokenizer (built-in prompts); else skipped\n"
             "  serve    deploybench load --launch 'deploybench serve ...': closed-loop concurrency sweep,\n"
-            "           throughput, latency and goodput.  Its random prompts are token ids in [1000, 21000):\n"
-            "           a model with a smaller vocabulary (the tiny presets) gets text prompts through the chat\n"
-            "           API, which needs a tokenizer: without one it is skipped\n"
+            "           throughput, latency and goodput.  Its random prompts are token ids in [1000, 21000),\n"
+            "           or in [1, vocabulary) for a smaller vocabulary (the tiny presets)\n"
             "  unify    deploybench unify     unified_{latency,memory,energy}_comparison.csv (OUT/unified)\n"
             "  ape      deploybench ape       ape_analysis.csv/.json (OUT/ape)\n"
             "  report   deploybench report    figures, report.html, summary.md, paper/ (into OUT)\n"
@@ -935,12 +934,11 @@ static void model_steps(study_run *r, const study_model *m)
         for (size_t i = 0; i < c->conc.n; i++) maxc = c->conc.v[i] > maxc ? c->conc.v[i] : maxc;
         int64_t len = c->srv_pt + c->srv_gt + 16;
         int port = free_port();
-        bool small_vocab = m->vocab < 21000; /* load's random prompt ids are in [1000, 21000) */
-        if (small_vocab && !m->tok[0] && m->synthetic)
-            record_skip(r, m->name, "serve",
-                        "the load generator's random prompts are token ids in [1000, 21000) and this model's "
-                        "vocabulary has %lld: give --tokenizer (text prompts through the chat API)",
-                        (long long)m->vocab);
+        /* load's random prompt ids are in [1000, 21000) unless told otherwise: a smaller vocabulary gets
+         * ids from [1, vocab) (completions take token ids, so the prompt length stays exact) */
+        bool small_vocab = m->vocab < 21000;
+        if (small_vocab && m->vocab < 2)
+            record_skip(r, m->name, "serve", "a vocabulary of %lld tokens cannot make random prompts", (long long)m->vocab);
         else if (len > m->max_pos)
             record_skip(r, m->name, "serve", "%lld + %lld tokens is beyond the model's %lld positions", c->srv_pt,
                         c->srv_gt, (long long)m->max_pos);
@@ -979,8 +977,8 @@ static void model_steps(study_run *r, const study_model *m)
                 av_add(&v, "--model");
                 av_add(&v, m->spec);
                 if (small_vocab) {
-                    av_add(&v, "--api");
-                    av_add(&v, "chat");
+                    av_add(&v, "--prompt-ids");
+                    av_addf(&v, "1:%lld", (long long)m->vocab);
                 }
                 av_list(&v, "--concurrency", c->conc.v, c->conc.n);
                 av_add(&v, "--num-requests");

@@ -394,8 +394,9 @@ static bool build_body(run *R, lreq *q)
     } else {
         /* random token ids: exact prompt length on servers that take ids (vLLM does) */
         if (!body_append(q, "[", 1)) return false;
+        const uint32_t lo = c->id_hi > c->id_lo ? c->id_lo : 1000, span = c->id_hi > c->id_lo ? c->id_hi - c->id_lo : 20000;
         for (uint64_t i = 0; i < c->prompt_tokens; i++) {
-            int n = snprintf(b, sizeof b, i ? ",%u" : "%u", (unsigned)(1000 + rnd64(&R->seed) % 20000));
+            int n = snprintf(b, sizeof b, i ? ",%u" : "%u", (unsigned)(lo + rnd64(&R->seed) % span));
             if (!body_append(q, b, (size_t)n)) return false;
         }
         if (!body_append(q, "]", 1)) return false;

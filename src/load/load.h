@@ -54,6 +54,7 @@ typedef struct dpb_load_config {
     const char *api_key;          /* NULL: no Authorization header */
     /* workload */
     uint64_t prompt_tokens, gen_tokens;
+    uint32_t id_lo, id_hi;        /* random token-id prompts draw from [id_lo, id_hi); 0, 0: [1000, 21000) */
     const char *const *prompts;   /* dataset prompts (NULL: random) */
     size_t n_prompts;
     bool ignore_eos;              /* send vLLM's ignore_eos so outputs are exactly gen_tokens long */

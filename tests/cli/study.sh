@@ -35,8 +35,8 @@ check "split grid: commands.sh lists every run, unify sees each folder once" \
 check "unified CSVs and APE" "[ -s $S/unified/unified_latency_comparison.csv ] && [ -s $S/unified/unified_memory_comparison.csv ] && [ -s $S/ape/ape_analysis.csv ]"
 check "study manifest: complete, models marked synthetic, stand-in named" \
     "grep -q '\"status\":[[:space:]]*\"complete\"' $S/manifest.json && grep -q '\"synthetic\":[[:space:]]*true' $S/manifest.json && grep -q '\"stands_for\":[[:space:]]*\"gpt-oss-20b\"' $S/manifest.json"
-check "eval and safety skipped with the reason; serve skipped for a 512-token vocabulary" \
-    "grep -q 'no --tokenizer: a synth: model has none' $S/manifest.json && grep -q 'vocabulary has 512: give --tokenizer' $S/manifest.json"
+check "eval and safety skipped with the reason; serve ran with prompt ids inside the 512-token vocabulary" \
+    "grep -q 'no --tokenizer: a synth: model has none' $S/manifest.json && grep -q -- '--prompt-ids 1:512' $S/commands.sh && [ -s $S/gpt-oss-tiny/serve/summary.json ] && grep -q '\"failed\":[[:space:]]*0' $S/gpt-oss-tiny/serve/summary.json"
 check "commands.sh: every step command, runnable shell" \
     "sh -n $S/commands.sh && grep -q '^\"\$DPB\" memory --model synth:gpt-oss-tiny' $S/commands.sh && grep -q '^\"\$DPB\" ablate ' $S/commands.sh && grep -q '^\"\$DPB\" unify ' $S/commands.sh && grep -q '^\"\$DPB\" report --results' $S/commands.sh"
 grep -qF "'$S/$HOSTILE/memory'" $S/commands.sh; ok "commands.sh quotes the hostile name" $?
