@@ -499,30 +499,14 @@ static dpb_status head_stage(dpb_engine *e, const float *h, int64_t k, bool argm
     return DPB_OK;
 }
 
-/* logits_host[n, V] (or ids[n], greedy) = lm_head(h[n, H]): straight into
- * host memory, or through the staging buffer for device backends. */
+/* logits_host[n, V] (or, device backends only, greedy ids[n]) = lm_head(h[n, H]):
+ * straight into host memory, or through the staging buffer for device backends. */
 static dpb_status lm_head(dpb_engine *e, const float *h, int64_t n, float *logits_host, int32_t *ids)
 {
     dpb_backend *be = e->be;
     const int64_t V = e->m.cfg.vocab_size, H = e->m.cfg.hidden_size;
     dpb_status st;
-    if (be->host_memory) {
-        if (!ids) return be->ops->linear(be, &e->m.lm_head, NULL, h, n, logits_host);
-        float *row = malloc((size_t)V * sizeof *row);
-        if (!row) return dpb_error_set(DPB_E_NOMEM, "forward: out of memory");
-        st = DPB_OK;
-        for (int64_t r = 0; r < n && !st; r++) {
-            st = be->ops->linear(be, &e->m.lm_head, NULL, h + r * H, 1, row);
-            if (!st) {
-                int64_t best = 0;
-                for (int64_t v = 1; v < V; v++)
-                    if (row[v] > row[best] || (row[best] != row[best] && row[v] == row[v])) best = v;
-                ids[r] = (int32_t)best;
-            }
-        }
-        free(row);
-        return st;
-    }
+    if (be->host_memory) return be->ops->linear(be, &e->m.lm_head, NULL, h, n, logits_host);
     for (int64_t r = 0; r < n; r += e->lrows) {
         int64_t k = n - r < e->lrows ? n - r : e->lrows;
         CK(head_stage(e, h + r * H, k, ids != NULL));
@@ -532,7 +516,7 @@ static dpb_status lm_head(dpb_engine *e, const float *h, int64_t n, float *logit
     return DPB_OK;
 }
 
-/* Argmax on the device when the backend can; on the host otherwise. */
+/* The backend takes the argmax itself (device backends with the argmax op). */
 static bool device_argmax(const dpb_engine *e) { return !e->be->host_memory && e->be->ops->argmax && e->argmax_dev; }
 
 /* The decode step of np single-token parts as a graph: replayed when one
@@ -716,7 +700,20 @@ dpb_status dpb_engine_forward(dpb_engine *e, const dpb_engine_seg *segs, int nse
 dpb_status dpb_engine_forward_argmax(dpb_engine *e, const dpb_engine_seg *segs, int nseg, int32_t *ids)
 {
     if (!ids) return dpb_error_set(DPB_E_ARG, "forward: no ids buffer");
-    return forward_impl(e, segs, nseg, DPB_LOGITS_LAST, NULL, ids);
+    if (device_argmax(e)) return forward_impl(e, segs, nseg, DPB_LOGITS_LAST, NULL, ids);
+    /* host backends: the logits, then the sampler's greedy rule on each row */
+    const int64_t V = e->m.cfg.vocab_size;
+    float *lg = malloc((size_t)(nseg > 0 ? nseg : 1) * (size_t)V * sizeof *lg);
+    if (!lg) return dpb_error_set(DPB_E_NOMEM, "forward: out of memory");
+    dpb_status st = forward_impl(e, segs, nseg, DPB_LOGITS_LAST, lg, NULL);
+    dpb_token_sampler sm;
+    dpb_sampling g = dpb_sampling_greedy();
+    if (!st && !(st = dpb_token_sampler_init(&sm, &g, V))) {
+        for (int i = 0; i < nseg && !st; i++) st = dpb_token_sampler_sample(&sm, lg + (int64_t)i * V, &ids[i]);
+        dpb_token_sampler_free(&sm);
+    }
+    free(lg);
+    return st;
 }
 
 void dpb_gen_result_free(dpb_gen_result *r)
@@ -753,7 +750,8 @@ dpb_status dpb_engine_generate(dpb_engine *e, const dpb_gen_request *reqs, int n
         if ((st = dpb_sampling_check(&q->sampling))) return dpb_error_prefix(st, "request %d", i);
     }
     dpb_token_sampler *sm = calloc((size_t)n, sizeof *sm);
-    bool greedy = true;
+    /* every request greedy and the backend takes argmaxes itself: only ids come back */
+    bool greedy = device_argmax(e);
     for (int i = 0; i < n; i++) greedy &= reqs[i].sampling.greedy;
     float *logits = greedy ? NULL : malloc((size_t)(n * V) * sizeof *logits);
     dpb_engine_seg *segs = calloc((size_t)n, sizeof *segs);
