@@ -436,6 +436,52 @@ static void test_staged_and_topk(void)
     free(r.logits);
 }
 
+/* DPB_OP_PROFILE: the engine runs through the profiling wrapper, gives the
+ * same logits, and writes a table naming each operation with its shape. */
+static void test_op_profile(void)
+{
+    dpb_checkpoint *ck = NULL;
+    T_CHECK(dpb_checkpoint_open("synth:gpt-oss-tiny:5", NULL, &ck) == DPB_OK);
+    if (!ck) return;
+    char path[] = "/tmp/dpb-prof-XXXXXX";
+    int fd = mkstemp(path);
+    T_CHECK(fd >= 0);
+    if (fd < 0) return;
+    close(fd);
+    dpb_engine_opts o = {.backend = "cpu-staged", .threads = 1, .dtype = DPB_ENGINE_BF16, .max_ctx = 64, .max_seqs = 2};
+    dpb_engine *a = NULL, *b = NULL;
+    T_CHECK(dpb_engine_create(ck, &o, &a) == DPB_OK);
+    setenv("DPB_OP_PROFILE", path, 1);
+    T_CHECK(dpb_engine_create(ck, &o, &b) == DPB_OK);
+    unsetenv("DPB_OP_PROFILE");
+    if (!a || !b) return;
+    T_CHECK(strcmp(dpb_engine_backend(b)->ops->name, dpb_engine_backend(a)->ops->name) == 0);
+    int64_t V = dpb_engine_vocab(a);
+    int32_t ids[12] = {1, 5, 9, 2, 7, 7, 3, 100, 42, 8, 0, 11};
+    float *la = malloc((size_t)(2 * V) * 4), *lb = malloc((size_t)(2 * V) * 4);
+    dpb_engine_seg sa[2] = {{0, ids, 12}, {1, ids + 3, 6}};
+    T_CHECK(dpb_engine_forward(a, sa, 2, DPB_LOGITS_LAST, la) == DPB_OK);
+    T_CHECK(dpb_engine_forward(b, sa, 2, DPB_LOGITS_LAST, lb) == DPB_OK);
+    T_CHECK(memcmp(la, lb, (size_t)(2 * V) * 4) == 0);
+    dpb_engine_destroy(a);
+    dpb_engine_destroy(b); /* writes the table */
+    FILE *f = fopen(path, "r");
+    T_CHECK(f != NULL);
+    char buf[16384];
+    size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[got] = 0;
+    if (f) fclose(f);
+    unlink(path);
+    T_CHECK(strstr(buf, "## Operation profile (cpu backend") != NULL);
+    /* gpt-oss-tiny: q is [num_heads*head_dim x hidden], 18 rows in one pass */
+    T_CHECKF(strstr(buf, "| linear bf16 [") != NULL && strstr(buf, "] n=18 |") != NULL, "%s", buf);
+    T_CHECK(strstr(buf, "| moe mxfp4 n=18 |") != NULL || strstr(buf, "| moe bf16 n=18 |") != NULL);
+    T_CHECK(strstr(buf, "| attention hd=") != NULL);
+    T_CHECK(strstr(buf, "| download ") != NULL);
+    free(la); free(lb);
+    dpb_checkpoint_close(ck);
+}
+
 int main(void)
 {
     T_RUN(test_fixtures_f32);
@@ -447,5 +493,6 @@ int main(void)
     T_RUN(test_seq_copy);
     T_RUN(test_kv_bytes);
     T_RUN(test_staged_and_topk);
+    T_RUN(test_op_profile);
     return t_done();
 }

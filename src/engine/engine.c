@@ -8,6 +8,7 @@
 #include <string.h>
 #include "core/checked.h"
 #include "core/timeutil.h"
+#include "backend/prof.h"
 #include "models/model.h"
 #include "synth/synth.h"
 
@@ -217,6 +218,12 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
     e->ck = ck;
     dpb_status st = dpb_backend_open(o.backend, o.threads, &e->be);
     if (st) goto fail;
+    const char *prof = getenv("DPB_OP_PROFILE");
+    if (prof && *prof) {
+        dpb_backend *w;
+        if ((st = dpb_backend_prof_wrap(e->be, prof, &w))) goto fail;
+        e->be = w;
+    }
     if (dpb_checkpoint_is_synthetic(ck) && !dpb_checkpoint_has_weights(ck)) {
         if ((st = dpb_synth_placed(ck, place_tensor, e, &e->placed))) goto fail;
         ck = e->placed;
