@@ -637,6 +637,76 @@ static void opc_run_attn_prefill(opc *c, int big)
 }
 
 /* big != 0: include the gpt-oss-sized shapes (slower reference). */
+/* attention_batch: n rows of sequences seq[r] (S caches, in a shuffled order) at positions pos[r], against the
+ * reference's row-by-row attention + kv_write: the outputs within the bound, the caches byte-identical. */
+static void opc_attention_batch(opc *c, int n, int S, int64_t heads, int64_t kvh, int64_t hd, int64_t slots,
+                                int64_t window, int64_t max_pos, dpb_kv_dtype dt, bool sinks)
+{
+    char name[128];
+    snprintf(name, sizeof name, "attention_batch n=%d seqs=%d %lld/%lld hd=%lld slots=%lld W=%lld %s%s", n, S,
+             (long long)heads, (long long)kvh, (long long)hd, (long long)slots, (long long)window,
+             dt == DPB_KV_F32 ? "f32" : "bf16", sinks ? " sinks" : "");
+    if (!c->dev->ops->attention_batch) return;
+    size_t es = dpb_kv_dtype_size(dt), row = (size_t)(kvh * hd), cb = (size_t)slots * row * es;
+    size_t qn = (size_t)n * (size_t)(heads * hd);
+    float *q = opc_fv(c, qn, 1), *ref = malloc(qn * 4);
+    void *kn = malloc((size_t)n * row * es), *vn = malloc((size_t)n * row * es);
+    float *tmp = opc_fv(c, (size_t)n * row, 1);
+    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, kn);
+    free(tmp);
+    tmp = opc_fv(c, (size_t)n * row, 1);
+    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, vn);
+    free(tmp);
+    void **kc = calloc((size_t)S, sizeof *kc), **vc = calloc((size_t)S, sizeof *vc);
+    void **dk = calloc((size_t)S, sizeof *dk), **dv = calloc((size_t)S, sizeof *dv);
+    for (int i = 0; i < S; i++) {
+        kc[i] = malloc(cb);
+        vc[i] = malloc(cb);
+        tmp = opc_fv(c, (size_t)slots * row, 1);
+        c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)slots * row), dt, kc[i]);
+        free(tmp);
+        tmp = opc_fv(c, (size_t)slots * row, 1);
+        c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)slots * row), dt, vc[i]);
+        free(tmp);
+        dk[i] = opc_up(c, kc[i], cb);
+        dv[i] = opc_up(c, vc[i], cb);
+    }
+    int32_t *seq = malloc((size_t)n * sizeof *seq);
+    int64_t *pos = malloc((size_t)n * sizeof *pos);
+    for (int r = 0; r < n; r++) seq[r] = (S - 1 - r * 3 % S + S) % S; /* distinct when gcd(3, S) == 1 */
+    for (int r = 0; r < n; r++) pos[r] = r == 0 ? max_pos : r == 1 ? 0 : (int64_t)(opc_next(c) % (uint64_t)(max_pos + 1));
+    uint16_t *sk = sinks ? opc_bv(c, (size_t)heads, 3) : NULL;
+    dpb_attn_batch_args a = {n, heads, kvh, hd, q, kn, vn, kc, vc, seq, pos, slots, window, max_pos, dt, sk,
+                             1.0f / sqrtf((float)hd), ref};
+    c->ref->ops->attention_batch(c->ref, &a);
+    dpb_attn_batch_args d = a;
+    d.q = opc_up(c, q, qn * 4);
+    d.k_new = opc_up(c, kn, (size_t)n * row * es);
+    d.v_new = opc_up(c, vn, (size_t)n * row * es);
+    d.k_tab = opc_up(c, dk, (size_t)S * sizeof *dk);
+    d.v_tab = opc_up(c, dv, (size_t)S * sizeof *dv);
+    d.seq = opc_up(c, seq, (size_t)n * sizeof *seq);
+    d.pos = opc_up(c, pos, (size_t)n * sizeof *pos);
+    d.sinks = sk ? opc_up(c, sk, (size_t)heads * 2) : NULL;
+    d.out = opc_nan(c, qn * 4);
+    if (d.q && d.k_new && d.v_new && d.k_tab && d.v_tab && d.seq && d.pos && d.out &&
+        opc_st(c, name, c->dev->ops->attention_batch(c->dev, &d))) {
+        opc_cmp(c, name, d.out, ref, qn, dt == DPB_KV_F32 ? 1e-5 : 1e-2);
+        for (int i = 0; i < S; i++) {
+            opc_same(c, name, dk[i], kc[i], cb);
+            opc_same(c, name, dv[i], vc[i], cb);
+        }
+    }
+    for (int i = 0; i < S; i++) {
+        opc_free(c, dk[i]); opc_free(c, dv[i]);
+        free(kc[i]); free(vc[i]);
+    }
+    opc_free(c, (void *)d.q); opc_free(c, (void *)d.k_new); opc_free(c, (void *)d.v_new); opc_free(c, (void *)d.k_tab);
+    opc_free(c, (void *)d.v_tab); opc_free(c, (void *)d.seq); opc_free(c, (void *)d.pos); opc_free(c, (void *)d.sinks);
+    opc_free(c, d.out);
+    free(q); free(ref); free(kn); free(vn); free(kc); free(vc); free(dk); free(dv); free(seq); free(pos); free(sk);
+}
+
 static void opc_run_all(opc *c, int big)
 {
     opc_embed(c);
@@ -690,6 +760,12 @@ static void opc_run_all(opc *c, int big)
     }
     opc_run_attn_prefill(c, big);
     opc_elementwise(c);
+    opc_attention_batch(c, 5, 7, 64, 8, 64, 4096, 0, 4095, DPB_KV_BF16, true);
+    opc_attention_batch(c, 3, 4, 64, 8, 64, 128, 128, 3000, DPB_KV_BF16, true);
+    opc_attention_batch(c, 16, 16, 64, 8, 128, 2048, 0, 2047, DPB_KV_F32, false);
+    opc_attention_batch(c, 4, 5, 56, 8, 128, 1024, 0, 1023, DPB_KV_BF16, false);
+    opc_attention_batch(c, 1, 2, 64, 8, 64, 64, 0, 63, DPB_KV_BF16, true);
+    if (big) opc_attention_batch(c, 128, 128, 64, 8, 64, 2048, 0, 2047, DPB_KV_BF16, true);
 }
 
 #endif

@@ -77,6 +77,30 @@ typedef struct dpb_attn_args {
                              * replay captured graphs read the position here, so one capture serves every step */
 } dpb_attn_args;
 
+/* A decode step of n sequences, one new row each: row r belongs to sequence seq[r], sits at position pos[r],
+ * and its layer cache is k_tab[seq[r]] / v_tab[seq[r]] ([slots, kv_heads, head_dim], ring as above).  The same
+ * as, for each row, attention(n = 1, pos0 = pos[r], its k_new/v_new row) followed by kv_write of that row: the
+ * row's keys and values go into slot pos[r] % slots, and its output covers positions
+ * max(0, pos[r] - window + 1) .. pos[r].  seq, pos, k_tab and v_tab are backend memory (a captured graph
+ * replays the operation with new contents); max_pos bounds every pos[r] (it sizes the work split).
+ * Requires slots > max_pos, or window > 0 and slots >= window. */
+typedef struct dpb_attn_batch_args {
+    int64_t n;
+    int64_t heads, kv_heads, head_dim;
+    const float *q;           /* [n, heads, head_dim], RoPE applied */
+    const void *k_new;        /* [n, kv_heads, head_dim], kv_dtype */
+    const void *v_new;
+    void *const *k_tab;       /* [sequences] cache pointers of this layer */
+    void *const *v_tab;
+    const int32_t *seq;       /* [n] */
+    const int64_t *pos;       /* [n] */
+    int64_t slots, window, max_pos;
+    dpb_kv_dtype kv_dtype;
+    const uint16_t *sinks;    /* [heads] bf16, or NULL */
+    float scale;
+    float *out;               /* [n, heads, head_dim] */
+} dpb_attn_batch_args;
+
 /* Fill rule of dpb_backend_ops.fill: byte range [0, bytes) as little-endian
  * 8-byte words w(i), i = word index (a last partial word gives its first bytes):
  *   DPB_FILL_CONST   w(i) = word
@@ -182,6 +206,9 @@ typedef struct dpb_backend_ops {
     dpb_status (*qk_prep)(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
                           const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
                           const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew);
+    /* Decode attention of n sequences in one operation (dpb_attn_batch_args); DPB_E_UNSUPPORTED for a shape
+     * it does not take (the engine then goes row by row). */
+    dpb_status (*attention_batch)(dpb_backend *b, const dpb_attn_batch_args *a);
 } dpb_backend_ops;
 
 struct dpb_backend {
@@ -200,6 +227,9 @@ void dpb_backend_close(dpb_backend *b);
 /* The plain reference table, and the fast cpu table. */
 const dpb_backend_ops *dpb_backend_ref_ops(void);
 const dpb_backend_ops *dpb_backend_cpu_ops(void);
+
+/* attention_batch for backends whose memory is host memory: row by row through b's attention and kv_write. */
+dpb_status dpb_attention_batch_rows(dpb_backend *b, const dpb_attn_batch_args *a);
 
 /* FP4 E2M1 code -> value. */
 extern const float dpb_fp4_e2m1[16];

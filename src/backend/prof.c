@@ -192,6 +192,15 @@ static dpb_status w_qk_prep(dpb_backend *b, float *q, float *k, const float *v, 
                 "qk_prep n=%lld", (long long)n);
 }
 
+static dpb_status w_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
+{
+    uint64_t t0 = dpb_now_ns();
+    long long c2 = 1;
+    while (c2 < a->max_pos + 1 && c2 < ((long long)1 << 40)) c2 <<= 1;
+    return done(b, CALL(b, attention_batch, a), t0, "attention_batch hd=%lld n=%lld ctx<=%lld%s", (long long)a->head_dim,
+                (long long)a->n, c2, a->window > 0 ? " window" : "");
+}
+
 static int by_total(const void *a, const void *b)
 {
     const prof_row *x = a, *y = b;
@@ -286,6 +295,7 @@ dpb_status dpb_backend_prof_wrap(dpb_backend *inner, const char *path, dpb_backe
     o->fill = io->fill ? w_fill : NULL;
     o->add_rmsnorm = io->add_rmsnorm ? w_add_rmsnorm : NULL;
     o->qk_prep = io->qk_prep ? w_qk_prep : NULL;
+    o->attention_batch = io->attention_batch ? w_attention_batch : NULL;
     p->inner = inner;
     p->rows = rows;
     p->path = pc;

@@ -43,6 +43,9 @@ struct dpb_engine {
     void *knew, *vnew;
     int64_t *pos, *pos_dev;   /* host; backend copy (the same when host_memory) */
     int32_t *ids, *ids_dev;
+    int32_t *seqs, *seq_dev;  /* sequence of each row: host; backend copy (decode steps, attention_batch) */
+    void **kvtab;             /* attention_batch: backend memory, [L][2][max_seqs] cache pointers (K, then V) */
+    bool attn_batch;          /* decode steps of several sequences go through attention_batch */
     float *logits_dev;        /* non-host backends: [lrows, V] staging for logits */
     int64_t lrows;
     int32_t *argmax_dev;      /* [lrows] */
@@ -97,7 +100,7 @@ void dpb_engine_destroy(dpb_engine *e)
         void *bufs[] = {e->x, e->xn, e->q, e->k, e->v, e->att, e->tmp, e->hid, e->knew, e->vnew, e->f.tmp_a,
                         e->f.tmp_b, e->f.router_logits, e->f.ridx, e->f.rwts,
                         be->host_memory ? NULL : e->pos_dev, be->host_memory ? NULL : e->ids_dev, e->logits_dev,
-                        e->argmax_dev};
+                        e->argmax_dev, be->host_memory ? NULL : e->seq_dev, e->kvtab};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             if (bufs[i]) be->ops->free(be, bufs[i]);
         for (int i = 0; i < GRAPH_CACHE; i++) {
@@ -111,6 +114,7 @@ void dpb_engine_destroy(dpb_engine *e)
     free(e->seq_len);
     free(e->pos);
     free(e->ids);
+    free(e->seqs);
     dpb_model_unbind(&e->m);
     for (size_t i = 0; be && i < e->n_placed; i++) be->ops->free(be, e->placed_mem[i]);
     free(e->placed_mem);
@@ -274,7 +278,8 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
     e->seq_len = calloc((size_t)e->max_seqs, sizeof *e->seq_len);
     e->pos = calloc((size_t)e->R, sizeof *e->pos);
     e->ids = calloc((size_t)e->R, sizeof *e->ids);
-    if (!e->slots || !e->kc || !e->vc || !e->seq_len || !e->pos || !e->ids) {
+    e->seqs = calloc((size_t)e->R, sizeof *e->seqs);
+    if (!e->slots || !e->kc || !e->vc || !e->seq_len || !e->pos || !e->ids || !e->seqs) {
         st = dpb_error_set(DPB_E_NOMEM, "engine: out of memory");
         goto fail;
     }
@@ -306,18 +311,41 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
     if (e->be->host_memory) {
         e->ids_dev = e->ids;
         e->pos_dev = e->pos;
+        e->seq_dev = e->seqs;
     } else {
         /* logits staging: a decode step of every sequence at once, up to 256 rows */
         e->lrows = e->max_seqs > LOGIT_ROWS ? (e->max_seqs < 256 ? e->max_seqs : 256) : LOGIT_ROWS;
         if (e->lrows > R) e->lrows = R;
         if ((st = balloc(e, R, sizeof(int32_t), &e->ids_dev)) || (st = balloc(e, R, sizeof(int64_t), &e->pos_dev)) ||
             (st = balloc(e, e->lrows * c->vocab_size, sizeof(float), &e->logits_dev)) ||
-            (e->be->ops->argmax && (st = balloc(e, e->lrows, sizeof(int32_t), &e->argmax_dev))))
+            (e->be->ops->argmax && (st = balloc(e, e->lrows, sizeof(int32_t), &e->argmax_dev))) ||
+            (st = balloc(e, R, sizeof(int32_t), &e->seq_dev)))
             goto fail;
         const char *ng = getenv("DPB_NO_GRAPHS");
         e->graphs = !o.no_graphs && !(ng && *ng && strcmp(ng, "0") != 0) && e->be->ops->graph_begin &&
                     e->be->ops->graph_end && e->be->ops->graph_launch && e->be->ops->graph_free &&
                     e->be->ops->kv_write_at;
+    }
+    /* Decode steps of several sequences: one attention_batch per layer instead of an attention and a kv_write
+     * per sequence (DPB_NO_ATTN_BATCH=1: row by row, for before/after timings). */
+    const char *nab = getenv("DPB_NO_ATTN_BATCH");
+    if (e->be->ops->attention_batch && !(nab && *nab && strcmp(nab, "0") != 0)) {
+        size_t nt = (size_t)(2 * L * e->max_seqs);
+        void **tab = malloc(nt * sizeof *tab);
+        if (!tab) {
+            st = dpb_error_set(DPB_E_NOMEM, "engine: out of memory");
+            goto fail;
+        }
+        for (int64_t l = 0; l < L; l++)
+            for (int s = 0; s < e->max_seqs; s++) {
+                tab[(2 * l) * e->max_seqs + s] = e->kc[s * L + l];
+                tab[(2 * l + 1) * e->max_seqs + s] = e->vc[s * L + l];
+            }
+        st = balloc(e, (int64_t)nt, sizeof *tab, &e->kvtab);
+        if (!st) st = e->be->ops->upload(e->be, e->kvtab, tab, nt * sizeof *tab);
+        free(tab);
+        if (st) goto fail;
+        e->attn_batch = true;
     }
     e->f.be = e->be;
     e->f.m = &e->m;
@@ -377,6 +405,7 @@ static dpb_status upload_rows(dpb_engine *e, int64_t nrows)
     if (be->host_memory) return DPB_OK;
     CK(be->ops->upload(be, e->ids_dev, e->ids, (size_t)nrows * sizeof *e->ids));
     CK(be->ops->upload(be, e->pos_dev, e->pos, (size_t)nrows * sizeof *e->pos));
+    if (e->attn_batch) CK(be->ops->upload(be, e->seq_dev, e->seqs, (size_t)nrows * sizeof *e->seqs));
     return DPB_OK;
 }
 
@@ -459,7 +488,20 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
         CK(ops->linear(be, &lw->k, lw->bk, e->xn, nrows, e->k));
         CK(ops->linear(be, &lw->v, lw->bv, e->xn, nrows, e->v));
         CK(qk_prep(e, lw, nrows));
-        for (int p = 0; p < np; p++) {
+        bool batched = false;
+        if (e->attn_batch && np > 1 && nrows == np) {
+            dpb_attn_batch_args a = {np, nh, nkv, hd, e->q, e->knew, e->vnew, e->kvtab + (2 * l) * e->max_seqs,
+                                     e->kvtab + (2 * l + 1) * e->max_seqs, e->seq_dev, e->pos_dev, e->slots[l],
+                                     lw->sliding ? c->sliding_window : 0, e->max_ctx - 1, e->kvdt, lw->sinks,
+                                     m->attn_scale, e->att};
+            st = ops->attention_batch(be, &a);
+            if (st == DPB_E_UNSUPPORTED) {
+                e->attn_batch = false; /* this model's shapes: row by row from now on */
+                dpb_error_clear();
+            } else if (st) return st;
+            else batched = true;
+        }
+        for (int p = 0; p < np && !batched; p++) {
             const part *pp = &parts[p];
             dpb_attn_args a = {pp->n, pp->pos0, nh, nkv, hd, e->q + pp->row * qd,
                                (char *)e->knew + (size_t)(pp->row * kvd) * es, (char *)e->vnew + (size_t)(pp->row * kvd) * es,
@@ -468,7 +510,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
                                e->att + pp->row * qd, devpos ? e->pos_dev + pp->row : NULL};
             CK(ops->attention(be, &a));
         }
-        for (int p = 0; p < np; p++) {
+        for (int p = 0; p < np && !batched; p++) {
             const part *pp = &parts[p];
             void *kc = e->kc[pp->seq * L + l], *vc = e->vc[pp->seq * L + l];
             const void *kn = (char *)e->knew + (size_t)(pp->row * kvd) * es, *vn = (char *)e->vnew + (size_t)(pp->row * kvd) * es;
@@ -648,6 +690,7 @@ static dpb_status forward_impl(dpb_engine *e, const dpb_engine_seg *segs, int ns
             for (int64_t t = 0; t < take; t++) {
                 e->ids[rows + t] = s->tokens[soff + t];
                 e->pos[rows + t] = p->pos0 + t;
+                e->seqs[rows + t] = s->seq;
             }
             rows += take;
             soff += take;

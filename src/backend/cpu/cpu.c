@@ -211,6 +211,7 @@ static const dpb_backend_ops k_cpu_ops = {
     .swiglu = dpb_ref_swiglu,
     .add = dpb_ref_add,
     .round_bf16 = dpb_ref_round_bf16,
+    .attention_batch = dpb_attention_batch_rows,
 };
 
 const dpb_backend_ops *dpb_backend_cpu_ops(void) { return &k_cpu_ops; }

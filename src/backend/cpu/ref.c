@@ -306,6 +306,28 @@ dpb_status dpb_ref_round_bf16(dpb_backend *b, float *x, int64_t n)
     return DPB_OK;
 }
 
+dpb_status dpb_attention_batch_rows(dpb_backend *b, const dpb_attn_batch_args *a)
+{
+    if (a->n < 0 || a->heads < 1 || a->kv_heads < 1 || a->head_dim < 1 || a->slots < 1)
+        return dpb_error_set(DPB_E_ARG, "attention (batch): bad shape");
+    const int64_t qd = a->heads * a->head_dim, kvd = a->kv_heads * a->head_dim;
+    const size_t es = dpb_kv_dtype_size(a->kv_dtype);
+    for (int64_t r = 0; r < a->n; r++) {
+        const int64_t p = a->pos[r];
+        if (p < 0 || p > a->max_pos)
+            return dpb_error_set(DPB_E_RANGE, "attention (batch): row %lld position %lld is outside [0, %lld]",
+                                 (long long)r, (long long)p, (long long)a->max_pos);
+        void *kc = a->k_tab[a->seq[r]], *vc = a->v_tab[a->seq[r]];
+        const char *kn = (const char *)a->k_new + (size_t)(r * kvd) * es, *vn = (const char *)a->v_new + (size_t)(r * kvd) * es;
+        dpb_attn_args one = {1, p, a->heads, a->kv_heads, a->head_dim, a->q + r * qd, kn, vn, kc, vc, a->slots,
+                             a->window, a->kv_dtype, a->sinks, a->scale, a->out + r * qd, NULL};
+        dpb_status st = b->ops->attention(b, &one);
+        if (!st) st = b->ops->kv_write(b, kc, vc, a->slots, kvd, a->kv_dtype, kn, vn, 1, p);
+        if (st) return st;
+    }
+    return DPB_OK;
+}
+
 static const dpb_backend_ops k_ref_ops = {
     .name = "ref",
     .alloc = dpb_cpu_alloc,
@@ -327,6 +349,7 @@ static const dpb_backend_ops k_ref_ops = {
     .swiglu = dpb_ref_swiglu,
     .add = dpb_ref_add,
     .round_bf16 = dpb_ref_round_bf16,
+    .attention_batch = dpb_attention_batch_rows,
 };
 
 const dpb_backend_ops *dpb_backend_ref_ops(void) { return &k_ref_ops; }

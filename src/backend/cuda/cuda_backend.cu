@@ -41,6 +41,7 @@ struct moe_table {
 
 struct cuda_impl {
     int device = 0;
+    int sms = 132; /* multiprocessors (sizes work splits) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
     int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
     cudaStream_t st = nullptr;
@@ -1763,6 +1764,177 @@ dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_
 
 /* ---- graphs ---- */
 
+/* ---- decode attention of n sequences at once (attention_batch): block = (row r, kv head g, split s),
+ * 4 warps.  The block holds the G = heads/kv_heads query heads of its group in shared memory and takes its
+ * keys 32 at a time: K and V tiles (fp32, K rows padded to HD+1 floats so the 32 lanes' reads of one column
+ * fall in different banks) are read once for all G heads; warp w runs heads w, w+4, ..: lane j scores key j,
+ * the warp updates the head's running max and sum, and each lane accumulates HD/32 output dims.  The row's
+ * own key and value come from k_new/v_new (position pos[r]), and split 0 writes them into the cache slot,
+ * which no block of this launch reads.  Output: out directly (one split; sink folded in) or the split's
+ * (O, M, L) for k_attn_combine. */
+constexpr int kAbTile = 32, kAbMaxG = 16;
+
+struct attnb_p {
+    int64_t n, heads, kv_heads, slots, window;
+    const float *q;
+    const void *k_new, *v_new;
+    void *const *ktab, *const *vtab;
+    const int32_t *seq;
+    const int64_t *pos;
+    const uint16_t *sinks;
+    float scale;
+    float *out, *part;
+    int nsplit;
+};
+
+template <typename KT, int HD>
+__global__ void __launch_bounds__(128) k_attn_batch(const attnb_p P)
+{
+    constexpr int DPL = HD / 32, KS = HD + 1;
+    __shared__ float sq[kAbMaxG * HD];
+    __shared__ float sk[kAbTile * KS];
+    __shared__ float sv[kAbTile * HD];
+    const int tid = threadIdx.x, warp = tid / kWarp, lane = tid % kWarp;
+    const int64_t r = blockIdx.x / P.kv_heads, g = blockIdx.x % P.kv_heads;
+    const int G = (int)(P.heads / P.kv_heads), s = blockIdx.y;
+    const int64_t kvd = P.kv_heads * HD, p = P.pos[r];
+    const int32_t sq_id = P.seq[r];
+    KT *kc = static_cast<KT *>(P.ktab[sq_id]), *vc = static_cast<KT *>(P.vtab[sq_id]);
+    const KT *kn = static_cast<const KT *>(P.k_new) + r * kvd + g * HD, *vn = static_cast<const KT *>(P.v_new) + r * kvd + g * HD;
+    if (s == 0)
+        for (int d = tid; d < HD; d += blockDim.x) {
+            kc[(p % P.slots) * kvd + g * HD + d] = kn[d];
+            vc[(p % P.slots) * kvd + g * HD + d] = vn[d];
+        }
+    const int64_t lo = P.window > 0 && p - P.window + 1 > 0 ? p - P.window + 1 : 0, nk = p - lo + 1;
+    int64_t chunk = (nk + P.nsplit - 1) / P.nsplit;
+    if (chunk < 64) chunk = 64;
+    const int64_t js = lo + s * chunk, je = js + chunk < p + 1 ? js + chunk : p + 1;
+    for (int i = tid; i < G * HD; i += blockDim.x) sq[i] = P.q[(r * P.heads + g * G) * HD + i];
+    float o[kAbMaxG / 4][DPL], m[kAbMaxG / 4], l[kAbMaxG / 4];
+#pragma unroll
+    for (int a = 0; a < kAbMaxG / 4; a++) {
+        m[a] = -INFINITY;
+        l[a] = 0.f;
+#pragma unroll
+        for (int i = 0; i < DPL; i++) o[a][i] = 0.f;
+    }
+    for (int64_t j0 = js; j0 < je; j0 += kAbTile) {
+        const int cnt = je - j0 < kAbTile ? (int)(je - j0) : kAbTile;
+        __syncthreads(); /* sq written / the previous tile consumed */
+        for (int i = tid; i < kAbTile * HD; i += blockDim.x) {
+            const int jj = i / HD, d = i % HD;
+            float kx = 0.f, vx = 0.f;
+            if (jj < cnt) {
+                const int64_t j = j0 + jj;
+                if (j == p) {
+                    kx = kvf<KT>(kn[d]);
+                    vx = kvf<KT>(vn[d]);
+                } else {
+                    kx = kvf<KT>(kc[(j % P.slots) * kvd + g * HD + d]);
+                    vx = kvf<KT>(vc[(j % P.slots) * kvd + g * HD + d]);
+                }
+            }
+            sk[jj * KS + d] = kx;
+            sv[jj * HD + d] = vx;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int a = 0; a < kAbMaxG / 4; a++) {
+            const int hh = warp + 4 * a;
+            if (hh >= G) break;
+            float sc = -INFINITY;
+            if (lane < cnt) {
+                float dot = 0.f;
+                const float *qh = sq + hh * HD, *kr = sk + lane * KS;
+#pragma unroll 16
+                for (int d = 0; d < HD; d++) dot = fmaf(qh[d], kr[d], dot);
+                sc = dot * P.scale;
+            }
+            float tm = sc;
+#pragma unroll
+            for (int off = 16; off > 0; off >>= 1) tm = fmaxf(tm, __shfl_xor_sync(0xffffffffu, tm, off));
+            const float mn = fmaxf(m[a], tm);
+            const float corr = m[a] == -INFINITY ? 0.f : expf(m[a] - mn);
+            const float pe = lane < cnt ? expf(sc - mn) : 0.f;
+            l[a] = l[a] * corr + wsum(pe);
+#pragma unroll
+            for (int i = 0; i < DPL; i++) o[a][i] *= corr;
+            for (int jj = 0; jj < cnt; jj++) {
+                const float pj = __shfl_sync(0xffffffffu, pe, jj);
+#pragma unroll
+                for (int i = 0; i < DPL; i++) o[a][i] = fmaf(pj, sv[jj * HD + lane + 32 * i], o[a][i]);
+            }
+            m[a] = mn;
+        }
+    }
+#pragma unroll
+    for (int a = 0; a < kAbMaxG / 4; a++) {
+        const int hh = warp + 4 * a;
+        if (hh >= G) break;
+        const int64_t h = g * G + hh;
+        if (P.nsplit == 1) {
+            float M2 = m[a], sink = 0.f;
+            if (P.sinks) { sink = bf(P.sinks[h]); M2 = fmaxf(m[a], sink); }
+            const float f = m[a] == -INFINITY ? 0.f : expf(m[a] - M2);
+            const float den = l[a] * f + (P.sinks ? expf(sink - M2) : 0.f);
+#pragma unroll
+            for (int i = 0; i < DPL; i++) P.out[(r * P.heads + h) * HD + lane + 32 * i] = den > 0.f ? o[a][i] * f / den : 0.f;
+        } else {
+            float *po = P.part + ((r * P.heads + h) * P.nsplit + s) * (HD + 2);
+#pragma unroll
+            for (int i = 0; i < DPL; i++) po[lane + 32 * i] = o[a][i];
+            if (lane == 0) { po[HD] = m[a]; po[HD + 1] = l[a]; }
+        }
+    }
+}
+
+dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
+{
+    cuda_impl *ci = impl_of(b);
+    if (a->n <= 0) return DPB_OK;
+    const int64_t hd = a->head_dim;
+    if ((hd != 64 && hd != 128) || a->kv_heads < 1 || a->heads % a->kv_heads || a->heads / a->kv_heads > kAbMaxG ||
+        a->n * a->kv_heads > INT32_MAX || a->slots < 1 || a->max_pos < 0)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda attention (batch): heads %lld / kv %lld, head_dim %lld",
+                             (long long)a->heads, (long long)a->kv_heads, (long long)hd);
+    if (!(a->slots > a->max_pos || (a->window > 0 && a->slots >= a->window)))
+        return dpb_error_set(DPB_E_ARG, "cuda attention (batch): %lld slots hold neither position %lld nor window %lld",
+                             (long long)a->slots, (long long)a->max_pos, (long long)a->window);
+    dirty(ci, a->out, (size_t)(a->n * a->heads * hd) * 4);
+    attnb_p P;
+    P.n = a->n; P.heads = a->heads; P.kv_heads = a->kv_heads; P.slots = a->slots; P.window = a->window;
+    P.q = a->q; P.k_new = a->k_new; P.v_new = a->v_new; P.ktab = a->k_tab; P.vtab = a->v_tab; P.seq = a->seq;
+    P.pos = a->pos; P.sinks = a->sinks; P.scale = a->scale; P.out = a->out; P.part = nullptr;
+    /* splits: enough blocks to fill the device twice over, >= 64 keys each, sized for the most keys a row can see */
+    int64_t cap = a->window > 0 && a->window < a->max_pos + 1 ? a->window : a->max_pos + 1;
+    int64_t maxs = (cap + 63) / 64, base = a->n * a->kv_heads, want = (2 * ci->sms + base - 1) / base;
+    int64_t ns = want < maxs ? want : maxs;
+    P.nsplit = (int)(ns < 1 ? 1 : ns > 64 ? 64 : ns);
+    if (P.nsplit > 1) {
+        void *ws;
+        dpb_status s = ws_get(ci, (size_t)(a->n * a->heads * P.nsplit * (hd + 2)) * 4, &ws);
+        if (s) return s;
+        P.part = static_cast<float *>(ws);
+    }
+    dim3 g((unsigned)(a->n * a->kv_heads), (unsigned)P.nsplit);
+    if (a->kv_dtype == DPB_KV_F32) {
+        if (hd == 64) k_attn_batch<float, 64><<<g, 128, 0, ci->st>>>(P);
+        else k_attn_batch<float, 128><<<g, 128, 0, ci->st>>>(P);
+    } else {
+        if (hd == 64) k_attn_batch<uint16_t, 64><<<g, 128, 0, ci->st>>>(P);
+        else k_attn_batch<uint16_t, 128><<<g, 128, 0, ci->st>>>(P);
+    }
+    dpb_status s = launched("attention (batch)");
+    if (s || P.nsplit == 1) return s;
+    attn_p C;
+    memset(&C, 0, sizeof C);
+    C.n = a->n; C.heads = a->heads; C.kv_heads = a->kv_heads; C.hd = hd; C.sinks = a->sinks; C.out = a->out;
+    C.part = P.part; C.nsplit = P.nsplit;
+    k_attn_combine<<<(unsigned)(a->n * a->heads), 64, 0, ci->st>>>(C);
+    return launched("attention (batch) combine");
+}
+
 dpb_status op_graph_begin(dpb_backend *b)
 {
     cuda_impl *ci = impl_of(b);
@@ -1915,7 +2087,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_embed, op_linear, op_rmsnorm, op_rope, op_attention, op_kv_write, op_to_kv, op_router_topk,
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
-    op_add_rmsnorm, op_qk_prep,
+    op_add_rmsnorm, op_qk_prep, op_attention_batch,
 };
 
 } // namespace
@@ -1952,6 +2124,8 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     cuda_impl *ci = new (mem) cuda_impl();
     ci->device = device;
     ci->prefill = prefill;
+    int sms = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) ci->sms = sms;
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     b->ops = &k_cuda_ops;
