@@ -76,6 +76,7 @@ typedef struct llm {
     req **samp_req;
     const float **samp_row;
     int32_t *samp_id;
+    int32_t *seg_id; /* greedy steps: the id of each segment, from the engine's argmax */
     dpb_status *samp_st;
     /* metrics (under mu) */
     uint64_t m_requests[5]; /* ok (stop/length), abort, rejected 400, rejected 503, failed (engine error) */
@@ -678,12 +679,17 @@ static bool step(llm *L)
     L->m_running = running;
     pthread_mutex_unlock(&L->mu);
     if (!ns) return false;
-    dpb_status st = ensure_logits(L, need_all ? rows : (size_t)ns);
+    /* Every request of the step greedy and without logprobs: the engine's argmax (on the device where the
+     * backend has one) instead of a vocabulary row of logits per request brought to the host. */
+    bool greedy_ids = !need_all;
+    for (int i = 0; i < ns && greedy_ids; i++) greedy_ids = L->seg_req[i]->sm.p.greedy && L->seg_req[i]->logprobs < 0;
+    dpb_status st = greedy_ids ? DPB_OK : ensure_logits(L, need_all ? rows : (size_t)ns);
     pthread_mutex_lock(&L->mu);
     uint64_t step_no = L->m_steps + L->m_engine_errors + 1;
     pthread_mutex_unlock(&L->mu);
     if (!st && L->cfg.fault_step && step_no == L->cfg.fault_step)
         st = dpb_error_set(DPB_E_INTERNAL, "forward step %llu: injected fault (fault_step)", (unsigned long long)step_no);
+    else if (!st && greedy_ids) st = dpb_engine_forward_argmax(L->e, L->segs, ns, L->seg_id);
     else if (!st) st = dpb_engine_forward(L->e, L->segs, ns, need_all ? DPB_LOGITS_ALL : DPB_LOGITS_LAST, L->logits);
     if (st) {
         pthread_mutex_lock(&L->mu);
@@ -722,7 +728,7 @@ static bool step(llm *L)
                 }
             }
             row += (size_t)n;
-        } else last_row = L->logits + (size_t)i * (size_t)L->V;
+        } else last_row = greedy_ids ? NULL : L->logits + (size_t)i * (size_t)L->V;
         if (r->state == R_PREFILL) {
             r->n_done += n;
             if (r->n_done < r->n_prompt) continue;
@@ -735,6 +741,7 @@ static bool step(llm *L)
             }
         }
         L->samp_req[nsamp] = r;
+        if (greedy_ids) L->samp_id[nsamp] = L->seg_id[i];
         L->samp_row[nsamp++] = last_row;
     }
     /* Sampling reads a whole vocabulary row per request: spread over the
@@ -742,9 +749,9 @@ static bool step(llm *L)
     /* CPU backend: its threads; CUDA (whose host threads idle meanwhile): --threads-engine or all cores */
     const dpb_backend *be = dpb_engine_backend(L->e);
     int nt = strcmp(be->ops->name, "cuda") == 0 ? (L->cfg.threads > 0 ? L->cfg.threads : omp_get_num_procs()) : be->threads;
-#pragma omp parallel for num_threads(nt > 0 ? nt : 1) schedule(dynamic, 1) if (nt > 1 && nsamp > 1)
+#pragma omp parallel for num_threads(nt > 0 ? nt : 1) schedule(dynamic, 1) if (nt > 1 && nsamp > 1 && !greedy_ids)
     for (int i = 0; i < nsamp; i++)
-        L->samp_st[i] = dpb_token_sampler_sample(&L->samp_req[i]->sm, L->samp_row[i], &L->samp_id[i]);
+        L->samp_st[i] = greedy_ids ? DPB_OK : dpb_token_sampler_sample(&L->samp_req[i]->sm, L->samp_row[i], &L->samp_id[i]);
     uint64_t now = dpb_now_ns();
     for (int i = 0; i < nsamp; i++) {
         if (L->samp_st[i] != DPB_OK) {
@@ -894,6 +901,7 @@ void dpb_llm_engine_destroy(dpb_serve_engine *eng)
     free(L->samp_req);
     free(L->samp_row);
     free(L->samp_id);
+    free(L->seg_id);
     free(L->samp_st);
     dpb_hist_free(L->h_ttft);
     dpb_hist_free(L->h_itl);
@@ -966,8 +974,9 @@ dpb_status dpb_llm_engine_create(const dpb_llm_engine_config *c, dpb_serve_engin
     L->samp_req = calloc((size_t)c->max_batch, sizeof *L->samp_req);
     L->samp_row = calloc((size_t)c->max_batch, sizeof *L->samp_row);
     L->samp_id = calloc((size_t)c->max_batch, sizeof *L->samp_id);
+    L->seg_id = calloc((size_t)c->max_batch, sizeof *L->seg_id);
     L->samp_st = calloc((size_t)c->max_batch, sizeof *L->samp_st);
-    if (!L->slots || !L->segs || !L->seg_req || !L->samp_req || !L->samp_row || !L->samp_id || !L->samp_st) { st = dpb_error_set(DPB_E_NOMEM, "serve: out of memory"); goto fail; }
+    if (!L->slots || !L->segs || !L->seg_req || !L->samp_req || !L->samp_row || !L->samp_id || !L->seg_id || !L->samp_st) { st = dpb_error_set(DPB_E_NOMEM, "serve: out of memory"); goto fail; }
     if ((st = dpb_hist_create(&L->h_ttft)) || (st = dpb_hist_create(&L->h_itl))) goto fail;
     L->model_id = strdup(c->model_id ? c->model_id : c->model);
     if (!L->model_id) { st = dpb_error_set(DPB_E_NOMEM, "serve: out of memory"); goto fail; }
