@@ -765,6 +765,7 @@ static void opc_run_all(opc *c, int big)
     opc_attention_batch(c, 16, 16, 64, 8, 128, 2048, 0, 2047, DPB_KV_F32, false);
     opc_attention_batch(c, 4, 5, 56, 8, 128, 1024, 0, 1023, DPB_KV_BF16, false);
     opc_attention_batch(c, 1, 2, 64, 8, 64, 64, 0, 63, DPB_KV_BF16, true);
+    opc_attention_batch(c, 3, 4, 8, 2, 32, 96, 16, 95, DPB_KV_F32, true); /* the tiny presets' shape */
     if (big) opc_attention_batch(c, 128, 128, 64, 8, 64, 2048, 0, 2047, DPB_KV_BF16, true);
 }
 

@@ -1894,7 +1894,7 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
     cuda_impl *ci = impl_of(b);
     if (a->n <= 0) return DPB_OK;
     const int64_t hd = a->head_dim;
-    if ((hd != 64 && hd != 128) || a->kv_heads < 1 || a->heads % a->kv_heads || a->heads / a->kv_heads > kAbMaxG ||
+    if ((hd != 32 && hd != 64 && hd != 128) || a->kv_heads < 1 || a->heads % a->kv_heads || a->heads / a->kv_heads > kAbMaxG ||
         a->n * a->kv_heads > INT32_MAX || a->slots < 1 || a->max_pos < 0)
         return dpb_error_set(DPB_E_UNSUPPORTED, "cuda attention (batch): heads %lld / kv %lld, head_dim %lld",
                              (long long)a->heads, (long long)a->kv_heads, (long long)hd);
@@ -1919,10 +1919,12 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
     }
     dim3 g((unsigned)(a->n * a->kv_heads), (unsigned)P.nsplit);
     if (a->kv_dtype == DPB_KV_F32) {
-        if (hd == 64) k_attn_batch<float, 64><<<g, 128, 0, ci->st>>>(P);
+        if (hd == 32) k_attn_batch<float, 32><<<g, 128, 0, ci->st>>>(P);
+        else if (hd == 64) k_attn_batch<float, 64><<<g, 128, 0, ci->st>>>(P);
         else k_attn_batch<float, 128><<<g, 128, 0, ci->st>>>(P);
     } else {
-        if (hd == 64) k_attn_batch<uint16_t, 64><<<g, 128, 0, ci->st>>>(P);
+        if (hd == 32) k_attn_batch<uint16_t, 32><<<g, 128, 0, ci->st>>>(P);
+        else if (hd == 64) k_attn_batch<uint16_t, 64><<<g, 128, 0, ci->st>>>(P);
         else k_attn_batch<uint16_t, 128><<<g, 128, 0, ci->st>>>(P);
     }
     dpb_status s = launched("attention (batch)");
