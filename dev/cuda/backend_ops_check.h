@@ -208,6 +208,48 @@ static void opc_linear(opc *c, int big)
     opc_linear_case(c, DPB_W_MXFP4, false, 250, 512, 11, false, false);
 }
 
+/* linear_multi: nw bf16 matrices sharing x (rows out[i], in), biases on some, against the reference's
+ * linear (+ round_bf16) per matrix. */
+static void opc_linear_multi(opc *c, int nw, const int64_t *out, int64_t in, int64_t n, bool round)
+{
+    char name[128];
+    snprintf(name, sizeof name, "linear_multi %d x bf16 [%lld.. x %lld] n=%lld%s", nw, (long long)out[0], (long long)in,
+             (long long)n, round ? " round" : "");
+    if (!c->dev->ops->linear_multi || nw < 1 || nw > 3) return;
+    float *x = opc_fv(c, (size_t)(n * in), 1);
+    dpb_weight wr[3], wd[3];
+    uint16_t *wh[3] = {0}, *bh[3] = {0}, *bd[3] = {0};
+    float *ref[3] = {0}, *y[3] = {0};
+    const dpb_weight *wdp[3];
+    const uint16_t *bdp[3];
+    int ok = 1;
+    for (int i = 0; i < nw; i++) {
+        size_t we = (size_t)(out[i] * in);
+        wh[i] = opc_bv(c, we, 0.05f);
+        bh[i] = i != 1 ? opc_bv(c, (size_t)out[i], 1) : NULL; /* the second without bias */
+        ref[i] = malloc((size_t)(n * out[i]) * 4);
+        wr[i] = (dpb_weight){DPB_W_BF16, out[i], in, false, wh[i], NULL};
+        c->ref->ops->linear(c->ref, &wr[i], bh[i], x, n, ref[i]);
+        if (round) c->ref->ops->round_bf16(c->ref, ref[i], n * out[i]);
+        wd[i] = wr[i];
+        wd[i].data = opc_up(c, wh[i], we * 2);
+        bd[i] = bh[i] ? opc_up(c, bh[i], (size_t)out[i] * 2) : NULL;
+        y[i] = opc_nan(c, (size_t)(n * out[i]) * 4);
+        wdp[i] = &wd[i];
+        bdp[i] = bd[i];
+        ok = ok && wd[i].data && y[i];
+    }
+    float *xdev = opc_up(c, x, (size_t)(n * in) * 4);
+    if (ok && xdev && opc_st(c, name, c->dev->ops->linear_multi(c->dev, nw, wdp, bdp, xdev, n, round, y)))
+        for (int i = 0; i < nw; i++) opc_cmp(c, name, y[i], ref[i], (size_t)(n * out[i]), 1e-2);
+    for (int i = 0; i < nw; i++) {
+        opc_free(c, (void *)wd[i].data); opc_free(c, bd[i]); opc_free(c, y[i]);
+        free(wh[i]); free(bh[i]); free(ref[i]);
+    }
+    opc_free(c, xdev);
+    free(x);
+}
+
 static void opc_rmsnorm(opc *c, int64_t n, int64_t dim, bool inplace)
 {
     char name[96];
@@ -766,6 +808,14 @@ static void opc_run_all(opc *c, int big)
     opc_attention_batch(c, 4, 5, 56, 8, 128, 1024, 0, 1023, DPB_KV_BF16, false);
     opc_attention_batch(c, 1, 2, 64, 8, 64, 64, 0, 63, DPB_KV_BF16, true);
     opc_attention_batch(c, 3, 4, 8, 2, 32, 96, 16, 95, DPB_KV_F32, true); /* the tiny presets' shape */
+    {
+        const int64_t qkv[3] = {4096, 512, 512}, gu[2] = {1000, 1000}, odd[3] = {72, 8, 200};
+        opc_linear_multi(c, 3, qkv, 2880, 1, false);
+        opc_linear_multi(c, 2, gu, 512, 4, true);
+        opc_linear_multi(c, 3, odd, 96, 2, true);
+        opc_linear_multi(c, 2, gu, 512, 9, true); /* more rows than the fused kernel takes: one by one */
+        opc_linear_multi(c, 1, qkv, 2880, 3, false);
+    }
     if (big) opc_attention_batch(c, 128, 128, 64, 8, 64, 2048, 0, 2047, DPB_KV_BF16, true);
 }
 

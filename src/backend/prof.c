@@ -201,6 +201,16 @@ static dpb_status w_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a
                 (long long)a->n, c2, a->window > 0 ? " window" : "");
 }
 
+static dpb_status w_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
+                                 const float *x, int64_t n, bool round, float *const *y)
+{
+    uint64_t t0 = dpb_now_ns();
+    long long rows = 0;
+    for (int i = 0; i < nw && i < 8; i++) rows += w[i]->out;
+    return done(b, CALL(b, linear_multi, nw, w, bias, x, n, round, y), t0, "linear_multi %d x %s [%lld rows x %lld] n=%lld",
+                nw, nw > 0 ? fmt_name(w[0]->fmt) : "?", rows, nw > 0 ? (long long)w[0]->in : 0LL, (long long)n);
+}
+
 static int by_total(const void *a, const void *b)
 {
     const prof_row *x = a, *y = b;
@@ -296,6 +306,7 @@ dpb_status dpb_backend_prof_wrap(dpb_backend *inner, const char *path, dpb_backe
     o->add_rmsnorm = io->add_rmsnorm ? w_add_rmsnorm : NULL;
     o->qk_prep = io->qk_prep ? w_qk_prep : NULL;
     o->attention_batch = io->attention_batch ? w_attention_batch : NULL;
+    o->linear_multi = io->linear_multi ? w_linear_multi : NULL;
     p->inner = inner;
     p->rows = rows;
     p->path = pc;

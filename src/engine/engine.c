@@ -484,9 +484,12 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
     if (rb) CK(ops->round_bf16(be, e->xn, nrows * H));
     for (int64_t l = 0; l < L; l++) {
         const dpb_layer_weights *lw = &m->layers[l];
-        CK(ops->linear(be, &lw->q, lw->bq, e->xn, nrows, e->q));
-        CK(ops->linear(be, &lw->k, lw->bk, e->xn, nrows, e->k));
-        CK(ops->linear(be, &lw->v, lw->bv, e->xn, nrows, e->v));
+        {
+            const dpb_weight *w3[3] = {&lw->q, &lw->k, &lw->v};
+            const uint16_t *b3[3] = {lw->bq, lw->bk, lw->bv};
+            float *y3[3] = {e->q, e->k, e->v};
+            CK(dpb_backend_linear_multi(be, 3, w3, b3, e->xn, nrows, false, y3));
+        }
         CK(qk_prep(e, lw, nrows));
         bool batched = false;
         if (e->attn_batch && np > 1 && nrows == np) {

@@ -30,12 +30,10 @@ dpb_status dpb_dense_mlp(dpb_fwd *f, const dpb_layer_weights *lw, const float *x
     dpb_backend *be = f->be;
     const int64_t I = f->m->cfg.intermediate_size;
     dpb_status st;
-    if ((st = be->ops->linear(be, &lw->gate, lw->b_gate, xn, f->n, f->tmp_a))) return st;
-    if ((st = be->ops->linear(be, &lw->up, lw->b_up, xn, f->n, f->tmp_b))) return st;
-    if (f->round_bf16) {
-        if ((st = be->ops->round_bf16(be, f->tmp_a, f->n * I))) return st;
-        if ((st = be->ops->round_bf16(be, f->tmp_b, f->n * I))) return st;
-    }
+    const dpb_weight *w2[2] = {&lw->gate, &lw->up};
+    const uint16_t *b2[2] = {lw->b_gate, lw->b_up};
+    float *y2[2] = {f->tmp_a, f->tmp_b};
+    if ((st = dpb_backend_linear_multi(be, 2, w2, b2, xn, f->n, f->round_bf16, y2))) return st;
     if ((st = be->ops->swiglu(be, f->tmp_a, f->tmp_b, f->n, I, f->tmp_a))) return st;
     if (f->round_bf16 && (st = be->ops->round_bf16(be, f->tmp_a, f->n * I))) return st;
     return be->ops->linear(be, &lw->down_dense, lw->b_down, f->tmp_a, f->n, out);

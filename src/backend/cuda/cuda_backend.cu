@@ -1151,6 +1151,47 @@ dpb_status op_linear(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, 
     return DPB_OK;
 }
 
+dpb_status op_round_bf16(dpb_backend *b, float *x, int64_t n);
+
+dpb_status op_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
+                           const float *x, int64_t n, bool round, float *const *y)
+{
+    cuda_impl *ci = impl_of(b);
+    if (nw < 1 || nw > DPB_CUDA_GEMV_MAX_SEGS)
+        return dpb_error_set(DPB_E_ARG, "cuda linear: %d matrices in one call (1..%d)", nw, DPB_CUDA_GEMV_MAX_SEGS);
+    if (n <= 0) return DPB_OK;
+    bool one = n <= 4 && al16(x) && w[0]->in % 8 == 0 && w[0]->in <= INT32_MAX;
+    for (int i = 0; i < nw && one; i++)
+        one = w[i]->fmt == DPB_W_BF16 && !w[i]->transposed && w[i]->in == w[0]->in && w[i]->out >= 1 &&
+              w[i]->out <= INT32_MAX / 4 && al16(w[i]->data);
+    if (!one) {
+        for (int i = 0; i < nw; i++) {
+            dpb_status s = op_linear(b, w[i], bias ? bias[i] : nullptr, x, n, y[i]);
+            if (!s && round) s = op_round_bf16(b, y[i], n * w[i]->out);
+            if (s) return s;
+        }
+        return DPB_OK;
+    }
+    const uint16_t *W[DPB_CUDA_GEMV_MAX_SEGS];
+    const float *b32[DPB_CUDA_GEMV_MAX_SEGS];
+    int N[DPB_CUDA_GEMV_MAX_SEGS];
+    for (int i = 0; i < nw; i++) {
+        dpb_status s = bias_f32(ci, bias ? bias[i] : nullptr, w[i]->out, &b32[i]);
+        if (s) return s;
+        W[i] = static_cast<const uint16_t *>(w[i]->data);
+        N[i] = (int)w[i]->out;
+        dirty(ci, y[i], (size_t)(n * w[i]->out) * 4);
+    }
+    dpb_status s = dpb_cuda_gemv_bf16_multi(nw, W, b32, y, N, x, 0, (int)n, (int)w[0]->in, round ? 1 : 0,
+                                            DPB_GEMV_AUTO, ci->st);
+    if (!s && round)
+        for (int i = 0; i < nw; i++) {
+            if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+            ci->rounded.push_back({(uintptr_t)y[i], (uintptr_t)y[i] + (size_t)(n * w[i]->out) * 4});
+        }
+    return s;
+}
+
 dpb_status op_rmsnorm(dpb_backend *b, const float *x, const uint16_t *w, int64_t n, int64_t dim, float eps, float *y)
 {
     cuda_impl *ci = impl_of(b);
@@ -2089,7 +2130,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_embed, op_linear, op_rmsnorm, op_rope, op_attention, op_kv_write, op_to_kv, op_router_topk,
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
-    op_add_rmsnorm, op_qk_prep, op_attention_batch,
+    op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi,
 };
 
 } // namespace

@@ -87,15 +87,32 @@ __device__ __forceinline__ void load_x8(const void *x, size_t elem, float *out)
  * every row per step, so x is loaded once per ROWS rows. */
 constexpr int kGemvWarps = 8;
 
+/* Up to DPB_CUDA_GEMV_MAX_SEGS matrices that share x, in one launch: blocks
+ * [first[i], first[i+1]) take matrix i (first[nseg] = the grid size). */
+struct gemv_segs {
+    const uint16_t *W[DPB_CUDA_GEMV_MAX_SEGS];
+    const float *bias[DPB_CUDA_GEMV_MAX_SEGS];
+    float *y[DPB_CUDA_GEMV_MAX_SEGS];
+    int N[DPB_CUDA_GEMV_MAX_SEGS];
+    int first[DPB_CUDA_GEMV_MAX_SEGS + 1];
+    int rnd; /* outputs rounded to bf16 (bias included) */
+};
+
 template <int M, int ROWS, int KS, bool XBF16>
 __global__ void __launch_bounds__(kGemvWarps * kWarp)
-gemv_bf16_kernel(const uint16_t *__restrict__ W, const float *__restrict__ bias,
-                 const void *__restrict__ x, float *__restrict__ y, int N, int K)
+gemv_bf16_kernel(const gemv_segs S, const void *__restrict__ x, int K)
 {
     constexpr int GROUPS = kGemvWarps / KS;
+    int sg = 0;
+#pragma unroll
+    for (int i = 1; i < DPB_CUDA_GEMV_MAX_SEGS; i++) sg += (int)blockIdx.x >= S.first[i];
+    const uint16_t *__restrict__ W = S.W[sg];
+    const float *__restrict__ bias = S.bias[sg];
+    float *__restrict__ y = S.y[sg];
+    const int N = S.N[sg], blk = (int)blockIdx.x - S.first[sg];
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int g = warp / KS, s = warp % KS;
-    const int row0 = (blockIdx.x * GROUPS + g) * ROWS;
+    const int row0 = (blk * GROUPS + g) * ROWS;
     const int nchunk = K / 8;
 
     const uint4 *wrow[ROWS];
@@ -137,7 +154,10 @@ gemv_bf16_kernel(const uint16_t *__restrict__ W, const float *__restrict__ bias,
                 if (row >= N) break;
                 float b = bias ? bias[row] : 0.f;
 #pragma unroll
-                for (int m = 0; m < M; m++) y[(size_t)m * N + row] = acc[m][r] + b;
+                for (int m = 0; m < M; m++) {
+                    const float v = acc[m][r] + b;
+                    y[(size_t)m * N + row] = S.rnd ? round_bf16_dev(v) : v;
+                }
             }
         }
     } else {
@@ -152,39 +172,44 @@ gemv_bf16_kernel(const uint16_t *__restrict__ W, const float *__restrict__ bias,
         for (int t = threadIdx.x; t < GROUPS * M * ROWS; t += blockDim.x) {
             int gg = t / (M * ROWS), idx = t % (M * ROWS);
             int m = idx / ROWS, r = idx % ROWS;
-            int row = (blockIdx.x * GROUPS + gg) * ROWS + r;
+            int row = (blk * GROUPS + gg) * ROWS + r;
             if (row >= N) continue;
             float v = 0.f;
 #pragma unroll
             for (int ss = 0; ss < KS; ss++) v += red[gg * KS + ss][idx];
-            y[(size_t)m * N + row] = v + (bias ? bias[row] : 0.f);
+            v += bias ? bias[row] : 0.f;
+            y[(size_t)m * N + row] = S.rnd ? round_bf16_dev(v) : v;
         }
     }
 }
 
 template <int M, int ROWS, int KS>
-cudaError_t gemv_launch3(const uint16_t *W, const float *bias, const void *x, int x_bf16, float *y,
-                         int N, int K, cudaStream_t st)
+cudaError_t gemv_launch3(gemv_segs S, int nseg, const void *x, int x_bf16, int K, cudaStream_t st)
 {
     constexpr int rows_per_block = (kGemvWarps / KS) * ROWS;
-    unsigned grid = (unsigned)((N + rows_per_block - 1) / rows_per_block);
+    int grid = 0;
+    for (int i = 0; i < DPB_CUDA_GEMV_MAX_SEGS; i++) {
+        S.first[i] = grid;
+        if (i < nseg) grid += (S.N[i] + rows_per_block - 1) / rows_per_block;
+    }
+    S.first[DPB_CUDA_GEMV_MAX_SEGS] = grid;
     if (x_bf16)
-        gemv_bf16_kernel<M, ROWS, KS, true><<<grid, kGemvWarps * kWarp, 0, st>>>(W, bias, x, y, N, K);
+        gemv_bf16_kernel<M, ROWS, KS, true><<<(unsigned)grid, kGemvWarps * kWarp, 0, st>>>(S, x, K);
     else
-        gemv_bf16_kernel<M, ROWS, KS, false><<<grid, kGemvWarps * kWarp, 0, st>>>(W, bias, x, y, N, K);
+        gemv_bf16_kernel<M, ROWS, KS, false><<<(unsigned)grid, kGemvWarps * kWarp, 0, st>>>(S, x, K);
     return cudaGetLastError();
 }
 
 template <int M>
-cudaError_t gemv_launch2(dpb_cuda_gemv_variant v, const uint16_t *W, const float *bias, const void *x,
-                         int x_bf16, float *y, int N, int K, cudaStream_t st)
+cudaError_t gemv_launch2(dpb_cuda_gemv_variant v, const gemv_segs &S, int nseg, const void *x, int x_bf16, int K,
+                         cudaStream_t st)
 {
     switch (v) {
-    case DPB_GEMV_WARP_ROW: return gemv_launch3<M, 1, 1>(W, bias, x, x_bf16, y, N, K, st);
-    case DPB_GEMV_WARP_2ROW: return gemv_launch3<M, 2, 1>(W, bias, x, x_bf16, y, N, K, st);
-    case DPB_GEMV_WARP_4ROW: return gemv_launch3<M, 4, 1>(W, bias, x, x_bf16, y, N, K, st);
-    case DPB_GEMV_SPLITK4: return gemv_launch3<M, 1, 4>(W, bias, x, x_bf16, y, N, K, st);
-    case DPB_GEMV_SPLITK8: return gemv_launch3<M, 1, 8>(W, bias, x, x_bf16, y, N, K, st);
+    case DPB_GEMV_WARP_ROW: return gemv_launch3<M, 1, 1>(S, nseg, x, x_bf16, K, st);
+    case DPB_GEMV_WARP_2ROW: return gemv_launch3<M, 2, 1>(S, nseg, x, x_bf16, K, st);
+    case DPB_GEMV_WARP_4ROW: return gemv_launch3<M, 4, 1>(S, nseg, x, x_bf16, K, st);
+    case DPB_GEMV_SPLITK4: return gemv_launch3<M, 1, 4>(S, nseg, x, x_bf16, K, st);
+    case DPB_GEMV_SPLITK8: return gemv_launch3<M, 1, 8>(S, nseg, x, x_bf16, K, st);
     default: return cudaErrorInvalidValue;
     }
 }
@@ -1362,37 +1387,59 @@ extern "C" const char *dpb_cuda_gemv_variant_name(dpb_cuda_gemv_variant v)
     }
 }
 
-extern "C" dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *x, int x_bf16,
-                                         float *y, int M, int N, int K, dpb_cuda_gemv_variant variant,
-                                         cudaStream_t stream)
+extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *W, const float *const *bias,
+                                               float *const *y, const int *N, const void *x, int x_bf16, int M, int K,
+                                               int rnd, dpb_cuda_gemv_variant variant, cudaStream_t stream)
 {
-    if (!W || !x || !y) return dpb_error_set(DPB_E_ARG, "cuda gemv: null pointer");
-    if (M < 1 || M > 8 || N < 1 || K < 8 || K % 8 != 0)
-        return dpb_error_set(DPB_E_ARG, "cuda gemv: unsupported shape M=%d N=%d K=%d (1<=M<=8, K%%8==0)", M, N, K);
-    if (!aligned16(W) || !aligned16(x))
-        return dpb_error_set(DPB_E_ARG, "cuda gemv: W and x must be 16-byte aligned");
+    if (nseg < 1 || nseg > DPB_CUDA_GEMV_MAX_SEGS || !W || !y || !N || !x)
+        return dpb_error_set(DPB_E_ARG, "cuda gemv: %d matrices (1..%d)", nseg, DPB_CUDA_GEMV_MAX_SEGS);
+    if (M < 1 || M > 8 || K < 8 || K % 8 != 0)
+        return dpb_error_set(DPB_E_ARG, "cuda gemv: unsupported shape M=%d K=%d (1<=M<=8, K%%8==0)", M, K);
+    if (!aligned16(x)) return dpb_error_set(DPB_E_ARG, "cuda gemv: W and x must be 16-byte aligned");
+    gemv_segs S = {};
+    S.rnd = rnd != 0;
+    long long total = 0;
+    for (int i = 0; i < nseg; i++) {
+        if (!W[i] || !y[i] || N[i] < 1) return dpb_error_set(DPB_E_ARG, "cuda gemv: matrix %d: null pointer or N=%d", i, N[i]);
+        if (!aligned16(W[i])) return dpb_error_set(DPB_E_ARG, "cuda gemv: W and x must be 16-byte aligned");
+        S.W[i] = W[i];
+        S.bias[i] = bias ? bias[i] : nullptr;
+        S.y[i] = y[i];
+        S.N[i] = N[i];
+        total += N[i];
+    }
+    if (total > INT32_MAX / 2) return dpb_error_set(DPB_E_ARG, "cuda gemv: %lld rows in all", total);
     if (variant == DPB_GEMV_AUTO) {
         /* Fewest rows per warp that still fill the GPU; split K when N alone
          * cannot (chosen from the dev/cuda lab, see docs/CUDA.md). */
-        if (N >= 65536) variant = DPB_GEMV_WARP_4ROW;
-        else if (N >= 2048) variant = DPB_GEMV_WARP_ROW;
-        else if (N >= 256) variant = DPB_GEMV_SPLITK4;
+        if (total >= 65536) variant = DPB_GEMV_WARP_4ROW;
+        else if (total >= 2048) variant = DPB_GEMV_WARP_ROW;
+        else if (total >= 256) variant = DPB_GEMV_SPLITK4;
         else variant = DPB_GEMV_SPLITK8;
     }
     if (variant <= DPB_GEMV_AUTO || variant >= DPB_GEMV_NVARIANTS)
         return dpb_error_set(DPB_E_ARG, "cuda gemv: unknown variant %d", (int)variant);
     cudaError_t e;
     switch (M) {
-    case 1: e = gemv_launch2<1>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
-    case 2: e = gemv_launch2<2>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
-    case 3: e = gemv_launch2<3>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
-    case 4: e = gemv_launch2<4>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
-    case 5: e = gemv_launch2<5>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
-    case 6: e = gemv_launch2<6>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
-    case 7: e = gemv_launch2<7>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
-    default: e = gemv_launch2<8>(variant, W, bias, x, x_bf16, y, N, K, stream); break;
+    case 1: e = gemv_launch2<1>(variant, S, nseg, x, x_bf16, K, stream); break;
+    case 2: e = gemv_launch2<2>(variant, S, nseg, x, x_bf16, K, stream); break;
+    case 3: e = gemv_launch2<3>(variant, S, nseg, x, x_bf16, K, stream); break;
+    case 4: e = gemv_launch2<4>(variant, S, nseg, x, x_bf16, K, stream); break;
+    case 5: e = gemv_launch2<5>(variant, S, nseg, x, x_bf16, K, stream); break;
+    case 6: e = gemv_launch2<6>(variant, S, nseg, x, x_bf16, K, stream); break;
+    case 7: e = gemv_launch2<7>(variant, S, nseg, x, x_bf16, K, stream); break;
+    default: e = gemv_launch2<8>(variant, S, nseg, x, x_bf16, K, stream); break;
     }
     return launch_status(e, "gemv");
+}
+
+extern "C" dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *x, int x_bf16,
+                                         float *y, int M, int N, int K, dpb_cuda_gemv_variant variant,
+                                         cudaStream_t stream)
+{
+    if (!W || !x || !y) return dpb_error_set(DPB_E_ARG, "cuda gemv: null pointer");
+    if (N < 1) return dpb_error_set(DPB_E_ARG, "cuda gemv: unsupported shape M=%d N=%d K=%d (1<=M<=8, K%%8==0)", M, N, K);
+    return dpb_cuda_gemv_bf16_multi(1, &W, &bias, &y, &N, x, x_bf16, M, K, 0, variant, stream);
 }
 
 /* which version of the expert kernels a rows_per_warp value selects */

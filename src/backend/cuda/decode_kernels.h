@@ -42,6 +42,14 @@ dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *
                               float *y, int M, int N, int K, dpb_cuda_gemv_variant variant,
                               cudaStream_t stream);
 
+/* The same for nseg <= DPB_CUDA_GEMV_MAX_SEGS matrices W[i] [N[i], K] that share x, in one launch
+ * (q, k and v projections; gate and up): y[i] [M, N[i]] = x W[i]^T (+ bias[i], bias may be NULL or hold
+ * NULLs), rounded to bf16 when rnd.  AUTO picks the variant by the rows of all matrices together. */
+#define DPB_CUDA_GEMV_MAX_SEGS 3
+dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *W, const float *const *bias,
+                                    float *const *y, const int *N, const void *x, int x_bf16, int M, int K,
+                                    int rnd, dpb_cuda_gemv_variant variant, cudaStream_t stream);
+
 /* ---- gpt-oss MXFP4 experts ----------------------------------------------
  * Layout exactly as in the published checkpoints (per layer):
  *   gate_up_blocks u8 [E, 2I, H/32, 16]   rows interleaved: 2j = gate j, 2j+1 = up j
