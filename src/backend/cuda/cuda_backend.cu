@@ -42,6 +42,7 @@ struct moe_table {
 struct cuda_impl {
     int device = 0;
     int sms = 132; /* multiprocessors (sizes work splits) */
+    int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
     int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
     cudaStream_t st = nullptr;
@@ -1160,7 +1161,7 @@ dpb_status op_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, c
     if (nw < 1 || nw > DPB_CUDA_GEMV_MAX_SEGS)
         return dpb_error_set(DPB_E_ARG, "cuda linear: %d matrices in one call (1..%d)", nw, DPB_CUDA_GEMV_MAX_SEGS);
     if (n <= 0) return DPB_OK;
-    bool one = n <= 4 && al16(x) && w[0]->in % 8 == 0 && w[0]->in <= INT32_MAX;
+    bool one = ci->lmulti != 2 && n <= 4 && al16(x) && w[0]->in % 8 == 0 && w[0]->in <= INT32_MAX;
     for (int i = 0; i < nw && one; i++)
         one = w[i]->fmt == DPB_W_BF16 && !w[i]->transposed && w[i]->in == w[0]->in && w[i]->out >= 1 &&
               w[i]->out <= INT32_MAX / 4 && al16(w[i]->data);
@@ -1182,8 +1183,14 @@ dpb_status op_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, c
         N[i] = (int)w[i]->out;
         dirty(ci, y[i], (size_t)(n * w[i]->out) * 4);
     }
-    dpb_status s = dpb_cuda_gemv_bf16_multi(nw, W, b32, y, N, x, 0, (int)n, (int)w[0]->in, round ? 1 : 0,
-                                            DPB_GEMV_AUTO, ci->st);
+    dpb_status s = DPB_OK;
+    if (ci->lmulti == 1)
+        for (int i = 0; i < nw && !s; i++)
+            s = dpb_cuda_gemv_bf16_multi(1, W + i, b32 + i, y + i, N + i, x, 0, (int)n, (int)w[0]->in, round ? 1 : 0,
+                                         DPB_GEMV_AUTO, ci->st);
+    else
+        s = dpb_cuda_gemv_bf16_multi(nw, W, b32, y, N, x, 0, (int)n, (int)w[0]->in, round ? 1 : 0, DPB_GEMV_AUTO,
+                                     ci->st);
     if (!s && round)
         for (int i = 0; i < nw; i++) {
             if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
@@ -2167,6 +2174,8 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     cuda_impl *ci = new (mem) cuda_impl();
     ci->device = device;
     ci->prefill = prefill;
+    const char *lm = getenv("DPB_CUDA_LINEAR_MULTI");
+    ci->lmulti = lm && strcmp(lm, "split") == 0 ? 1 : lm && strcmp(lm, "off") == 0 ? 2 : 0;
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) ci->sms = sms;
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
