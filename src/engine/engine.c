@@ -46,6 +46,7 @@ struct dpb_engine {
     int32_t *seqs, *seq_dev;  /* sequence of each row: host; backend copy (decode steps, attention_batch) */
     void **kvtab;             /* attention_batch: backend memory, [L][2][max_seqs] cache pointers (K, then V) */
     bool attn_batch;          /* decode steps of several sequences go through attention_batch */
+    int attn_batch_min;       /* ... from this many sequences (DPB_ATTN_BATCH_MIN, default 1) */
     float *logits_dev;        /* non-host backends: [lrows, V] staging for logits */
     int64_t lrows;
     int32_t *argmax_dev;      /* [lrows] */
@@ -346,6 +347,8 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
         free(tab);
         if (st) goto fail;
         e->attn_batch = true;
+        const char *mn = getenv("DPB_ATTN_BATCH_MIN");
+        e->attn_batch_min = mn && atoi(mn) >= 1 ? atoi(mn) : 1;
     }
     e->f.be = e->be;
     e->f.m = &e->m;
@@ -492,7 +495,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
         }
         CK(qk_prep(e, lw, nrows));
         bool batched = false;
-        if (e->attn_batch && np > 1 && nrows == np) {
+        if (e->attn_batch && np >= e->attn_batch_min && nrows == np) {
             dpb_attn_batch_args a = {np, nh, nkv, hd, e->q, e->knew, e->vnew, e->kvtab + (2 * l) * e->max_seqs,
                                      e->kvtab + (2 * l + 1) * e->max_seqs, e->seq_dev, e->pos_dev, e->slots[l],
                                      lw->sliding ? c->sliding_window : 0, e->max_ctx - 1, e->kvdt, lw->sinks,
