@@ -15,7 +15,7 @@
  * TFLOP/s is also given as a share of 797 TFLOP/s (the bf16 cuBLAS matmul
  * measured on this H200).
  *
- * Run by dev/cuda/run_attn_lab.sh (build here, run there).  Options:
+ * Run by dev/cuda/run_attn_lab.sh (build with nvcc anywhere, run on the GPU).  Options:
  *   --quick      the 2048-row shapes only at pos0 0 (no 32k chunk)
  *   --reps N     timed launches of the new kernels (default 10; old: 3)
  * Output: progress on stderr; the Markdown tables on stdout.
@@ -30,6 +30,7 @@
 
 #include "backend/cuda/attn_prefill.h"
 #include "backend/cuda/cuda_backend.h"
+#include "core/version.h"
 #include "format/dtype.h"
 
 namespace {
@@ -214,7 +215,11 @@ int main(int argc, char **argv)
         {"qwen3 n=2048 pos0=0", 2048, 0, 64, 8, 128, 0, 4096, false},
         {"qwen3 n=2048 pos0=30720", 2048, 30720, 64, 8, 128, 0, 32768, false},
         {"qwen3 n=256 pos0=1792", 256, 1792, 64, 8, 128, 0, 4096, false},
+        {"qwen3 n=256 pos0=30464", 256, 30464, 64, 8, 128, 0, 32768, false},
         {"yi n=2048 pos0=0", 2048, 0, 56, 8, 128, 0, 4096, false},
+        /* odd sizes (checks of every variant against old: partial tiles, ring wrap, window, sinks) */
+        {"check n=333 pos0=1000 W=128 ring 256", 333, 1000, 64, 8, 64, 128, 256, true},
+        {"check n=1000 pos0=77 56/8 sinks ring 600", 1000, 77, 56, 8, 128, 0, 600, true},
     };
     const int ns = (int)(sizeof shapes / sizeof shapes[0]);
     row_result res[16];
@@ -227,18 +232,24 @@ int main(int argc, char **argv)
         if (g_cuda_fail) break;
     }
     dpb_backend_close(be);
-    printf("\n### Prefill attention: CUDA-core tiled (old) vs tensor cores (new), %s\n\n", prop.name);
-    printf("| shape | heads | head_dim | GFLOP | old ms | old TFLOP/s | new ms | new TFLOP/s | %% of %.0f | speedup | rel err |\n",
+    printf("\n### Prefill attention: CUDA-core tiled (old) vs tensor cores (new), %s, commit %s\n\n", prop.name,
+           dpb_build_commit());
+    printf("| shape | heads | head_dim | GFLOP | old ms | old TFLOP/s | new ms | new TFLOP/s | %% of %.0f | speedup | rel err | "
+           "new = |\n",
            kPeak);
-    printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < ns; i++) {
         if (!ran[i]) continue;
         const row_result &r = res[i];
         const shape &s = shapes[i];
         const double to = r.gflop / r.old_ms, tn = r.gflop / r.new_ms; /* GFLOP / ms = TFLOP/s */
-        printf("| %s | %lld/%lld | %lld | %.1f | %.3f | %.1f | %.3f | %.1f | %.1f %% | %.1fx | %.2g |\n", s.name,
+        dpb_attn_args pa;
+        memset(&pa, 0, sizeof pa);
+        pa.n = s.n; pa.pos0 = s.pos0; pa.heads = s.heads; pa.kv_heads = s.kvh; pa.head_dim = s.hd;
+        pa.window = s.window;
+        printf("| %s | %lld/%lld | %lld | %.1f | %.3f | %.1f | %.3f | %.1f | %.1f %% | %.1fx | %.2g | %s |\n", s.name,
                (long long)s.heads, (long long)s.kvh, (long long)s.hd, r.gflop, r.old_ms, to, r.new_ms, tn,
-               100.0 * tn / kPeak, r.old_ms / r.new_ms, r.new_err);
+               100.0 * tn / kPeak, r.old_ms / r.new_ms, r.new_err, dpb_attn_prefill_variant_name(dpb_attn_prefill_pick(&pa)));
     }
     printf("\n### Tile variants of the tensor-core kernel (ms / TFLOP/s / rel err vs old)\n\n| shape |");
     for (int v = 1; v < DPB_ATTN_PREFILL_NVARIANTS; v++) printf(" %s |", dpb_attn_prefill_variant_name((dpb_attn_prefill_variant)v));

@@ -30,17 +30,22 @@ extern "C" {
 #endif
 #include "backend/backend.h" /* no C++ guards of its own */
 
-/* Tile shapes: query rows per block x keys per tile. */
+/* Tile shapes: query rows per block x keys per tile (warps x rows per warp). */
 typedef enum dpb_attn_prefill_variant {
-    DPB_ATTN_PREFILL_AUTO = 0, /* picks by head_dim (docs/CUDA.md) */
-    DPB_ATTN_PREFILL_Q64_K64,  /* 4 warps, 64 query rows, 64 keys per tile */
-    DPB_ATTN_PREFILL_Q128_K64, /* 8 warps, 128 query rows, 64 keys per tile */
-    DPB_ATTN_PREFILL_Q64_K128, /* 4 warps, 64 query rows, 128 keys per tile */
-    DPB_ATTN_PREFILL_Q128_K128, /* 8 warps, 128 query rows, 128 keys per tile */
+    DPB_ATTN_PREFILL_AUTO = 0,     /* dpb_attn_prefill_pick's choice (docs/CUDA.md) */
+    DPB_ATTN_PREFILL_Q64_K64,      /* 4 warps x 16 query rows, 64 keys per tile */
+    DPB_ATTN_PREFILL_Q128_K64,     /* 8 warps x 16 rows, 64 keys */
+    DPB_ATTN_PREFILL_Q64_K128,     /* 4 warps x 16 rows, 128 keys */
+    DPB_ATTN_PREFILL_Q128_K128,    /* 8 warps x 16 rows, 128 keys */
+    DPB_ATTN_PREFILL_Q128_K64_W4,  /* 4 warps x 32 rows, 64 keys (q through shared memory at head_dim 128) */
+    DPB_ATTN_PREFILL_Q256_K64_W8,  /* 8 warps x 32 rows, 64 keys (likewise) */
     DPB_ATTN_PREFILL_NVARIANTS
 } dpb_attn_prefill_variant;
 
 const char *dpb_attn_prefill_variant_name(dpb_attn_prefill_variant v);
+
+/* The variant DPB_ATTN_PREFILL_AUTO runs for a (by head_dim, window, depth and row count). */
+dpb_attn_prefill_variant dpb_attn_prefill_pick(const dpb_attn_args *a);
 
 /* True when the kernel takes this call: bf16 KV, head_dim 64 or 128,
  * 1 <= kv_heads, heads % kv_heads == 0, heads <= 65535, slots >= 1,
