@@ -30,8 +30,9 @@
 
 #include "backend/cuda/attn_prefill.h"
 #include "backend/cuda/cuda_backend.h"
-#include "core/version.h"
 #include "format/dtype.h"
+
+extern "C" const char *dpb_build_commit(void); /* core/version.h, which has no C++ guards */
 
 namespace {
 
