@@ -632,7 +632,8 @@ static void opc_run_moe_prefill(opc *c)
 }
 
 /* Attention with many query rows (the prefill paths): gpt-oss's heads
- * (64 / 8, head_dim 64, sinks, full and sliding), other head_dims <= 64. */
+ * (64 / 8, head_dim 64, sinks, full and sliding), other head_dims; then with
+ * q bf16-exact (the tensor-core kernel for bf16 KV at head_dim 64 / 128). */
 static void opc_run_attn_prefill(opc *c, int big)
 {
     opc_attention(c, 64, 0, 64, 8, 64, 4096, 0, DPB_KV_BF16, true);
