@@ -405,7 +405,7 @@ extern "C" bool dpb_attn_prefill_supports(const dpb_attn_args *a)
     if (a->kv_dtype != DPB_KV_BF16 || (a->head_dim != 64 && a->head_dim != 128)) return false;
     if (a->kv_heads < 1 || a->heads < 1 || a->heads % a->kv_heads || a->heads > 65535 || a->slots < 1) return false;
     if (a->n < 0 || a->pos0 < 0 || a->window < 0 || a->n > lim || a->pos0 > lim - a->n || a->slots > lim) return false;
-    if (!aligned(a->q, 8) || !aligned(a->out, 8) || !aligned(a->k_new, 16) || !aligned(a->v_new, 16)) return false;
+    if (!aligned(a->q, 16) || !aligned(a->out, 8) || !aligned(a->k_new, 16) || !aligned(a->v_new, 16)) return false;
     if (a->pos0 > 0 && (!aligned(a->k_cache, 16) || !aligned(a->v_cache, 16))) return false;
     return true;
 }

@@ -4,9 +4,10 @@
  * engine rounds q before attention; the caller must know it, e.g. through
  * the backend's record of round_bf16 ranges).
  *
- * One block per (tile of 16 x warps query rows, head): q is converted to
- * bf16 fragments in registers once; K and V tiles of 64 positions go
- * through shared memory by cp.async, double buffered; S = q K^T and
+ * One block per (query tile, head), the latest tiles first: q is converted
+ * to bf16 once (fragments in registers, or a shared-memory tile); K and V
+ * tiles of 64 or 128 positions go through shared memory by cp.async,
+ * double buffered; S = q K^T and
  * O += P V by mma.sync m16n8k16 (bf16 operands, fp32 accumulation), with
  * ldmatrix (.trans for V); online softmax in fp32 (exp2, max per row);
  * P is rounded to bf16 for the P V product.  Tiles that no row of the block
@@ -49,7 +50,7 @@ dpb_attn_prefill_variant dpb_attn_prefill_pick(const dpb_attn_args *a);
 
 /* True when the kernel takes this call: bf16 KV, head_dim 64 or 128,
  * 1 <= kv_heads, heads % kv_heads == 0, heads <= 65535, slots >= 1,
- * 0 <= pos0, pos0 + n < 2^30, window >= 0, q and out 8-byte aligned,
+ * 0 <= pos0, pos0 + n < 2^30, window >= 0, q 16-byte and out 8-byte aligned,
  * k/v pointers 16-byte aligned.  (Whether q is bf16-exact is the caller's
  * business.) */
 bool dpb_attn_prefill_supports(const dpb_attn_args *a);
