@@ -385,13 +385,15 @@ static void opc_rope(opc *c, int64_t n, int64_t heads, int64_t hd, float scaling
     free(x); free(ref);
 }
 
-static void opc_attention(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_t kvh, int64_t hd, int64_t slots,
-                          int64_t window, dpb_kv_dtype dt, bool sinks)
+/* rq: q rounded to bf16 first (the reference's copy by its round_bf16, the device's by the device op, so
+ * the backend knows it is bf16-exact, as after the bf16 engine's qk_prep): the tensor-core prefill path. */
+static void opc_attention_q(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_t kvh, int64_t hd, int64_t slots,
+                            int64_t window, dpb_kv_dtype dt, bool sinks, bool rq)
 {
-    char name[128];
-    snprintf(name, sizeof name, "attention n=%lld pos0=%lld %lld/%lld hd=%lld slots=%lld W=%lld %s%s", (long long)n,
+    char name[160];
+    snprintf(name, sizeof name, "attention n=%lld pos0=%lld %lld/%lld hd=%lld slots=%lld W=%lld %s%s%s", (long long)n,
              (long long)pos0, (long long)heads, (long long)kvh, (long long)hd, (long long)slots, (long long)window,
-             dt == DPB_KV_F32 ? "f32" : "bf16", sinks ? " sinks" : "");
+             dt == DPB_KV_F32 ? "f32" : "bf16", sinks ? " sinks" : "", rq ? " q-bf16" : "");
     size_t es = dpb_kv_dtype_size(dt), row = (size_t)(kvh * hd);
     size_t qn = (size_t)(n * heads * hd);
     float *q = opc_fv(c, qn, 1), *ref = malloc(qn * 4);
@@ -410,10 +412,15 @@ static void opc_attention(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_
     c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, vn);
     free(tmp);
     uint16_t *sk = sinks ? opc_bv(c, (size_t)heads, 3) : NULL;
+    if (rq) c->ref->ops->round_bf16(c->ref, q, (int64_t)qn);
     dpb_attn_args a = {n, pos0, heads, kvh, hd, q, kn, vn, kc, vc, slots, window, dt, sk, 1.0f / sqrtf((float)hd), ref, NULL};
     c->ref->ops->attention(c->ref, &a);
     dpb_attn_args d = a;
     d.q = opc_up(c, q, qn * 4);
+    if (rq && d.q && !opc_st(c, name, c->dev->ops->round_bf16(c->dev, (float *)d.q, (int64_t)qn))) {
+        opc_free(c, (void *)d.q);
+        d.q = NULL;
+    }
     d.k_new = opc_up(c, kn, (size_t)n * row * es);
     d.v_new = opc_up(c, vn, (size_t)n * row * es);
     d.k_cache = opc_up(c, kc, (size_t)slots * row * es);
@@ -436,6 +443,12 @@ static void opc_attention(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_
     opc_free(c, (void *)d.q); opc_free(c, (void *)d.k_new); opc_free(c, (void *)d.v_new);
     opc_free(c, (void *)d.k_cache); opc_free(c, (void *)d.v_cache); opc_free(c, (void *)d.sinks); opc_free(c, d.out);
     free(q); free(ref); free(kn); free(vn); free(kc); free(vc); free(sk);
+}
+
+static void opc_attention(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_t kvh, int64_t hd, int64_t slots,
+                          int64_t window, dpb_kv_dtype dt, bool sinks)
+{
+    opc_attention_q(c, n, pos0, heads, kvh, hd, slots, window, dt, sinks, false);
 }
 
 static void opc_kv_write(opc *c, int64_t slots, int64_t row, int64_t n, int64_t pos0, dpb_kv_dtype dt)
@@ -661,7 +674,8 @@ static void opc_run_moe_prefill(opc *c)
 }
 
 /* Attention with many query rows (the prefill paths): gpt-oss's heads
- * (64 / 8, head_dim 64, sinks, full and sliding), other head_dims <= 64. */
+ * (64 / 8, head_dim 64, sinks, full and sliding), other head_dims; then with
+ * q bf16-exact (the tensor-core kernel for bf16 KV at head_dim 64 / 128). */
 static void opc_run_attn_prefill(opc *c, int big)
 {
     opc_attention(c, 64, 0, 64, 8, 64, 4096, 0, DPB_KV_BF16, true);
@@ -676,6 +690,21 @@ static void opc_run_attn_prefill(opc *c, int big)
     opc_attention(c, 40, 90, 8, 2, 96, 256, 32, DPB_KV_BF16, true);
     opc_attention(c, 17, 5, 4, 1, 80, 32, 0, DPB_KV_F32, false);
     if (big) opc_attention(c, 300, 1800, 64, 8, 128, 4096, 0, DPB_KV_BF16, false);
+    /* q bf16-exact, bf16 KV, head_dim 64 / 128: the tensor-core kernel (attn_prefill.cu); n not a
+     * multiple of its 64- or 128-row tiles, positions not multiples of its 64-key tiles */
+    opc_attention_q(c, 333, 1000, 64, 8, 64, 256, 128, DPB_KV_BF16, true, true); /* gpt-oss sliding, ring */
+    opc_attention_q(c, 200, 77, 64, 8, 64, 512, 0, DPB_KV_BF16, true, true);     /* gpt-oss full */
+    opc_attention_q(c, 200, 77, 16, 2, 128, 512, 0, DPB_KV_BF16, false, true);   /* Qwen3 ratio 8 */
+    opc_attention_q(c, 150, 0, 56, 8, 128, 256, 0, DPB_KV_BF16, false, true);    /* Yi: 56 / 8 = 7 */
+    opc_attention_q(c, 65, 3, 14, 2, 128, 80, 0, DPB_KV_BF16, true, true);       /* ratio 7, sinks */
+    opc_attention_q(c, 2, 40, 8, 1, 64, 64, 16, DPB_KV_BF16, false, true);       /* 2 rows, window < tile */
+    opc_attention_q(c, 70, 0, 4, 4, 128, 128, 50, DPB_KV_BF16, true, true);      /* window inside the chunk */
+    if (big) {
+        opc_attention_q(c, 2048, 30000, 8, 1, 64, 4096, 128, DPB_KV_BF16, true, true); /* sliding, deep */
+        opc_attention_q(c, 64, 30000, 2, 1, 128, 1000, 0, DPB_KV_BF16, false, true);  /* 30k keys, small ring */
+        opc_attention_q(c, 2048, 0, 2, 1, 128, 2048, 0, DPB_KV_BF16, false, true);    /* full 2048 */
+        opc_attention_q(c, 300, 1500, 7, 1, 128, 3000, 0, DPB_KV_BF16, true, true);   /* ratio 7, sinks, cache */
+    }
 }
 
 /* big != 0: include the gpt-oss-sized shapes (slower reference). */

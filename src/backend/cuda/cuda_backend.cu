@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/cuda/attn_prefill.h"
 #include "backend/cuda/decode_kernels.h"
 
 namespace {
@@ -1240,6 +1241,11 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     P.kc = a->k_cache; P.vc = a->v_cache; P.sinks = a->sinks; P.scale = a->scale; P.out = a->out; P.part = nullptr;
     P.nsplit = 1;
     P.posd = nullptr;
+    /* prefill on the tensor cores (attn_prefill.cu): bf16 KV, head_dim 64 / 128, q bf16-exact (the bf16
+     * engine rounds it; an fp32 q keeps the fp32 kernels below, whose error is ~1e-6) */
+    if (a->n > 1 && ci->prefill != kPrefillOld && dpb_attn_prefill_supports(a) &&
+        is_rounded(ci, a->q, (size_t)(a->n * a->heads * a->head_dim) * 4))
+        return dpb_attn_prefill_launch(a, DPB_ATTN_PREFILL_AUTO, ci->st);
     if (a->n > 1 && a->head_dim <= kThd && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
         (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && a->n >= kAttnTiledMinRows))) {
         dim3 g((unsigned)((a->n + kTq - 1) / kTq), (unsigned)a->heads);
