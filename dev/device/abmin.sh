@@ -6,6 +6,8 @@ OUT=${OUT:-/tmp/out}
 (cd "$C" && tar xzf bins.tgz) || exit 2
 export LD_LIBRARY_PATH=$C/lib
 date -u
+timeout 120 $C/backend_check --speed none --skip-fixtures > $OUT/ops.log 2>&1
+echo "backend_check exit $?: $(grep -E '^FAIL|checks, ' $OUT/ops.log | head -8 | tr '\n' ' ')"
 timeout 100 $C/test_cuda_backend > $OUT/tcb.log 2>&1; echo "test_cuda_backend exit $?: $(tail -1 $OUT/tcb.log)"
 for m in qwen3-32b gpt-oss-20b; do
     for mn in 1 2; do
