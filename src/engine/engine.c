@@ -46,7 +46,8 @@ struct dpb_engine {
     int32_t *seqs, *seq_dev;  /* sequence of each row: host; backend copy (decode steps, attention_batch) */
     void **kvtab;             /* attention_batch: backend memory, [L][2][max_seqs] cache pointers (K, then V) */
     bool attn_batch;          /* decode steps of several sequences go through attention_batch */
-    int attn_batch_min;       /* ... from this many sequences (DPB_ATTN_BATCH_MIN, default 1) */
+    int attn_batch_min;       /* ... from this many sequences (DPB_ATTN_BATCH_MIN, default 2: one sequence is faster on
+                               * the per-sequence kernels at short contexts, docs/PERF.md) */
     float *logits_dev;        /* non-host backends: [lrows, V] staging for logits */
     int64_t lrows;
     int32_t *argmax_dev;      /* [lrows] */
@@ -348,7 +349,7 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
         if (st) goto fail;
         e->attn_batch = true;
         const char *mn = getenv("DPB_ATTN_BATCH_MIN");
-        e->attn_batch_min = mn && atoi(mn) >= 1 ? atoi(mn) : 1;
+        e->attn_batch_min = mn && atoi(mn) >= 1 ? atoi(mn) : 2;
     }
     e->f.be = e->be;
     e->f.m = &e->m;
