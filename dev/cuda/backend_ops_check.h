@@ -778,6 +778,41 @@ static void opc_attention_batch(opc *c, int n, int S, int64_t heads, int64_t kvh
     free(q); free(ref); free(kn); free(vn); free(kc); free(vc); free(dk); free(dv); free(seq); free(pos); free(sk);
 }
 
+/* swiglu_bf16 against the reference's round, round, swiglu, round. */
+static void opc_swiglu_bf16(opc *c, int64_t n, int64_t I, int offset)
+{
+    char name[96];
+    snprintf(name, sizeof name, "swiglu_bf16 %lld x %lld%s", (long long)n, (long long)I, offset ? " (unaligned)" : "");
+    if (!c->dev->ops->swiglu_bf16) return;
+    size_t cnt = (size_t)(n * I);
+    float *g = opc_fv(c, cnt, 4), *u = opc_fv(c, cnt, 4), *ref = malloc(cnt * 4);
+    memcpy(ref, g, cnt * 4);
+    float *u2 = malloc(cnt * 4);
+    memcpy(u2, u, cnt * 4);
+    c->ref->ops->round_bf16(c->ref, ref, (int64_t)cnt);
+    c->ref->ops->round_bf16(c->ref, u2, (int64_t)cnt);
+    c->ref->ops->swiglu(c->ref, ref, u2, n, I, ref);
+    c->ref->ops->round_bf16(c->ref, ref, (int64_t)cnt);
+    float *gd = opc_up(c, g, (cnt + 1) * 4), *ud = opc_up(c, u, (cnt + 1) * 4);
+    /* offset 1: the same data one float further, so the vector loads do not apply */
+    if (gd && ud && offset) {
+        opc_free(c, gd); opc_free(c, ud);
+        float *g1 = malloc((cnt + 1) * 4), *u1 = malloc((cnt + 1) * 4);
+        memcpy(g1 + 1, g, cnt * 4);
+        memcpy(u1 + 1, u, cnt * 4);
+        g1[0] = u1[0] = 0;
+        gd = opc_up(c, g1, (cnt + 1) * 4);
+        ud = opc_up(c, u1, (cnt + 1) * 4);
+        free(g1); free(u1);
+    }
+    if (gd && ud) {
+        float *gp = gd + (offset ? 1 : 0), *upp = ud + (offset ? 1 : 0);
+        if (opc_st(c, name, c->dev->ops->swiglu_bf16(c->dev, gp, upp, n, I, gp))) opc_cmp(c, name, gp, ref, cnt, 1e-2);
+    }
+    opc_free(c, gd); opc_free(c, ud);
+    free(g); free(u); free(u2); free(ref);
+}
+
 static void opc_run_all(opc *c, int big)
 {
     opc_embed(c);
@@ -845,6 +880,9 @@ static void opc_run_all(opc *c, int big)
         opc_linear_multi(c, 2, gu, 512, 9, true); /* more rows than the fused kernel takes: one by one */
         opc_linear_multi(c, 1, qkv, 2880, 3, false);
     }
+    opc_swiglu_bf16(c, 3, 1000, 0);
+    opc_swiglu_bf16(c, 5, 77, 1);
+    opc_swiglu_bf16(c, 1, 25600, 0);
     if (big) opc_attention_batch(c, 128, 128, 64, 8, 64, 2048, 0, 2047, DPB_KV_BF16, true);
 }
 

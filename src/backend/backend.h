@@ -214,6 +214,9 @@ typedef struct dpb_backend_ops {
      * round_bf16 on each y[i]), in one launch where the backend can (q/k/v, gate/up at decode). */
     dpb_status (*linear_multi)(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
                                const float *x, int64_t n, bool round, float *const *y);
+    /* The bf16 engine's SwiGLU in one pass, the same as round_bf16(gate), round_bf16(up), swiglu,
+     * round_bf16(out) (gate and up are left unspecified; out may equal gate). */
+    dpb_status (*swiglu_bf16)(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, float *out);
 } dpb_backend_ops;
 
 struct dpb_backend {

@@ -211,6 +211,12 @@ static dpb_status w_linear_multi(dpb_backend *b, int nw, const dpb_weight *const
                 nw, nw > 0 ? fmt_name(w[0]->fmt) : "?", rows, nw > 0 ? (long long)w[0]->in : 0LL, (long long)n);
 }
 
+static dpb_status w_swiglu_bf16(dpb_backend *b, float *g, float *u, int64_t n, int64_t I, float *out)
+{
+    uint64_t t0 = dpb_now_ns();
+    return done(b, CALL(b, swiglu_bf16, g, u, n, I, out), t0, "swiglu_bf16 n=%lld", (long long)n);
+}
+
 static int by_total(const void *a, const void *b)
 {
     const prof_row *x = a, *y = b;
@@ -307,6 +313,7 @@ dpb_status dpb_backend_prof_wrap(dpb_backend *inner, const char *path, dpb_backe
     o->qk_prep = io->qk_prep ? w_qk_prep : NULL;
     o->attention_batch = io->attention_batch ? w_attention_batch : NULL;
     o->linear_multi = io->linear_multi ? w_linear_multi : NULL;
+    o->swiglu_bf16 = io->swiglu_bf16 ? w_swiglu_bf16 : NULL;
     p->inner = inner;
     p->rows = rows;
     p->path = pc;

@@ -33,6 +33,12 @@ dpb_status dpb_dense_mlp(dpb_fwd *f, const dpb_layer_weights *lw, const float *x
     const dpb_weight *w2[2] = {&lw->gate, &lw->up};
     const uint16_t *b2[2] = {lw->b_gate, lw->b_up};
     float *y2[2] = {f->tmp_a, f->tmp_b};
+    if (f->round_bf16 && be->ops->swiglu_bf16) {
+        /* the rounds of gate, up and the product in the one pass of the fused operation */
+        if ((st = dpb_backend_linear_multi(be, 2, w2, b2, xn, f->n, false, y2))) return st;
+        if ((st = be->ops->swiglu_bf16(be, f->tmp_a, f->tmp_b, f->n, I, f->tmp_a))) return st;
+        return be->ops->linear(be, &lw->down_dense, lw->b_down, f->tmp_a, f->n, out);
+    }
     if ((st = dpb_backend_linear_multi(be, 2, w2, b2, xn, f->n, f->round_bf16, y2))) return st;
     if ((st = be->ops->swiglu(be, f->tmp_a, f->tmp_b, f->n, I, f->tmp_a))) return st;
     if (f->round_bf16 && (st = be->ops->round_bf16(be, f->tmp_a, f->n * I))) return st;

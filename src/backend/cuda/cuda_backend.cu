@@ -703,6 +703,25 @@ __global__ void k_add(float *y, const float *x, int64_t n)
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         y[i] += x[i];
 }
+/* out = bf16(silu(bf16(g)) * bf16(u)), 4 elements per thread where the pointers allow */
+__global__ void k_swiglu_bf16(const float *gate, const float *up, int64_t n, float *out)
+{
+    const int64_t n4 = ((uintptr_t)gate | (uintptr_t)up | (uintptr_t)out) & 15 ? 0 : n / 4;
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n4; i += step) {
+        const float4 g4 = reinterpret_cast<const float4 *>(gate)[i], u4 = reinterpret_cast<const float4 *>(up)[i];
+        float g[4] = {rbf(g4.x), rbf(g4.y), rbf(g4.z), rbf(g4.w)}, u[4] = {rbf(u4.x), rbf(u4.y), rbf(u4.z), rbf(u4.w)};
+        float o[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) o[j] = rbf(g[j] / (1.0f + expf(-g[j])) * u[j]);
+        reinterpret_cast<float4 *>(out)[i] = make_float4(o[0], o[1], o[2], o[3]);
+    }
+    for (int64_t i = 4 * n4 + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += step) {
+        const float g = rbf(gate[i]);
+        out[i] = rbf(g / (1.0f + expf(-g)) * rbf(up[i]));
+    }
+}
+
 __global__ void k_round(float *x, int64_t n)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
@@ -1635,6 +1654,20 @@ dpb_status op_swiglu(dpb_backend *b, const float *gate, const float *up, int64_t
     k_swiglu<<<grid_for(n * I, 256), 256, 0, ci->st>>>(gate, up, n * I, out);
     return launched("swiglu");
 }
+dpb_status op_swiglu_bf16(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, float *out)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n * I <= 0) return DPB_OK;
+    dirty(ci, out, (size_t)(n * I) * 4);
+    k_swiglu_bf16<<<grid_for((n * I + 3) / 4, 256), 256, 0, ci->st>>>(gate, up, n * I, out);
+    dpb_status s = launched("swiglu (bf16)");
+    if (!s) {
+        if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+        ci->rounded.push_back({(uintptr_t)out, (uintptr_t)out + (size_t)(n * I) * 4});
+    }
+    return s;
+}
+
 dpb_status op_add(dpb_backend *b, float *y, const float *x, int64_t n)
 {
     cuda_impl *ci = impl_of(b);
@@ -2143,7 +2176,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_embed, op_linear, op_rmsnorm, op_rope, op_attention, op_kv_write, op_to_kv, op_router_topk,
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
-    op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi,
+    op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16,
 };
 
 } // namespace
