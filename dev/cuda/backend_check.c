@@ -398,6 +398,21 @@ int main(int argc, char **argv)
                 }
                 restore_prefill();
             }
+            /* the grouped MXFP4 experts forced for every n > 8 (DPB_CUDA_MOE_GROUPED=on) */
+            setenv("DPB_CUDA_MOE_GROUPED", "on", 1);
+            if (dpb_backend_open(g_backend, 0, &dev)) {
+                printf("FAIL open backend %s (DPB_CUDA_MOE_GROUPED=on): %s\n", g_backend, dpb_error_message());
+                g_fail++;
+            } else {
+                c.dev = dev;
+                c.checks = c.fails = 0;
+                printf("== moe with DPB_CUDA_MOE_GROUPED=on\n");
+                opc_run_moe_prefill(&c);
+                printf("== DPB_CUDA_MOE_GROUPED=on: %d checks, %d failed\n", c.checks, c.fails);
+                g_fail += c.fails;
+                dpb_backend_close(dev);
+            }
+            unsetenv("DPB_CUDA_MOE_GROUPED");
             /* the decode MoE kernels with the byte-table decoding (DPB_CUDA_MOE_LUT=1) */
             setenv("DPB_CUDA_MOE_LUT", "1", 1);
             if (dpb_backend_open(g_backend, 0, &dev)) {

@@ -43,6 +43,7 @@ struct cuda_impl {
     int device = 0;
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
     int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
+    int moe_grouped = 0; /* grouped MXFP4 experts for n > 8: 0 auto, 1 always, -1 never (DPB_CUDA_MOE_GROUPED) */
     cudaStream_t st = nullptr;
     cublasHandle_t blas = nullptr;
     std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
@@ -1490,6 +1491,16 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
     const bool fused = g0->fmt == DPB_W_MXFP4 && d0->fmt == DPB_W_MXFP4 && H % 32 == 0 && I % 32 == 0 && K <= 8 &&
                        al16(a->x) && H <= INT32_MAX && I <= INT32_MAX;
     void *ws;
+    /* grouped MXFP4 kernels (decode_kernels.cu): every n > 8 unless a path is forced */
+    if (fused && n > 8 && n * K <= (1 << 20) && H <= 4096 && I <= 4096 && al16(a->out) &&
+        (ci->moe_grouped > 0 || (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto))) {
+        size_t need = 0;
+        if ((s = dpb_cuda_moe_grouped_work_bytes((int)n, (int)K, (int)E, (int)H, (int)I, 0, &need))) return s;
+        if ((s = ws_get(ci, need, &ws))) return s;
+        return dpb_cuda_moe_grouped(tab, nullptr, nullptr, nullptr, nullptr, a->gate_up_bias, a->down_bias, a->x, a->idx,
+                                    a->wts, a->out, (int)n, (int)K, (int)E, (int)H, (int)I, a->alpha, a->limit,
+                                    a->round_bf16, 0, ws, need, ci->st);
+    }
     if (fused && n > 8 && n * K <= INT32_MAX &&
         (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && n >= kMoeDequantMinRows)))
         return moe_prefill(ci, a, E, n * K);
@@ -1931,7 +1942,12 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     else if (pf && strcmp(pf, "old") == 0) prefill = kPrefillOld;
     else if (pf && *pf && strcmp(pf, "auto") != 0)
         return dpb_error_set(DPB_E_ARG, "DPB_CUDA_PREFILL: '%s' is not auto, new or old", pf);
+    int grouped = 0; /* DPB_CUDA_MOE_GROUPED=on: grouped MXFP4 experts for every n > 8; off: never */
     if (grp && strcmp(grp, "1") == 0) prefill = kPrefillNew; /* the earlier name of DPB_CUDA_PREFILL=new */
+    else if (grp && strcmp(grp, "on") == 0) grouped = 1;
+    else if (grp && strcmp(grp, "off") == 0) grouped = -1;
+    else if (grp && *grp && strcmp(grp, "auto") != 0)
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_GROUPED: '%s' is not auto, on, off or 1", grp);
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count < 1) {
@@ -1952,6 +1968,7 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     cuda_impl *ci = new (mem) cuda_impl();
     ci->device = device;
     ci->prefill = prefill;
+    ci->moe_grouped = grouped;
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     b->ops = &k_cuda_ops;
