@@ -378,6 +378,22 @@ int main(int argc, char **argv)
         g_fail += c.fails;
         dpb_backend_close(dev);
         if (strcmp(g_backend, "cuda") == 0) {
+            /* the grouped MXFP4 experts forced for every n > 8 (DPB_CUDA_MOE_GROUPED=on) */
+            setenv("DPB_CUDA_MOE_GROUPED", "on", 1);
+            if (dpb_backend_open(g_backend, 0, &dev)) {
+                printf("FAIL open backend %s (DPB_CUDA_MOE_GROUPED=on): %s\n", g_backend, dpb_error_message());
+                g_fail++;
+            } else {
+                c.dev = dev;
+                c.checks = c.fails = 0;
+                printf("== moe with DPB_CUDA_MOE_GROUPED=on\n");
+                opc_run_moe_grouped(&c);
+                opc_run_moe_prefill(&c);
+                printf("== DPB_CUDA_MOE_GROUPED=on: %d checks, %d failed\n", c.checks, c.fails);
+                g_fail += c.fails;
+                dpb_backend_close(dev);
+            }
+            unsetenv("DPB_CUDA_MOE_GROUPED");
             /* the prefill checks again on each forced path: new (dequantize + cuBLAS experts,
              * tiled attention, whatever the row count) and old (the first kernels) */
             const char *modes[2] = {"new", "old"};
@@ -398,21 +414,6 @@ int main(int argc, char **argv)
                 }
                 restore_prefill();
             }
-            /* the grouped MXFP4 experts forced for every n > 8 (DPB_CUDA_MOE_GROUPED=on) */
-            setenv("DPB_CUDA_MOE_GROUPED", "on", 1);
-            if (dpb_backend_open(g_backend, 0, &dev)) {
-                printf("FAIL open backend %s (DPB_CUDA_MOE_GROUPED=on): %s\n", g_backend, dpb_error_message());
-                g_fail++;
-            } else {
-                c.dev = dev;
-                c.checks = c.fails = 0;
-                printf("== moe with DPB_CUDA_MOE_GROUPED=on\n");
-                opc_run_moe_prefill(&c);
-                printf("== DPB_CUDA_MOE_GROUPED=on: %d checks, %d failed\n", c.checks, c.fails);
-                g_fail += c.fails;
-                dpb_backend_close(dev);
-            }
-            unsetenv("DPB_CUDA_MOE_GROUPED");
             /* the decode MoE kernels with the byte-table decoding (DPB_CUDA_MOE_LUT=1) */
             setenv("DPB_CUDA_MOE_LUT", "1", 1);
             if (dpb_backend_open(g_backend, 0, &dev)) {

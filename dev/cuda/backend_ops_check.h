@@ -626,21 +626,28 @@ static void opc_run_moe_prefill(opc *c)
     }
     opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 48, true);
     opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 2, 9, false);
-    /* the grouped kernels' row counts (token tiles of 32 and 64), uneven
-     * routing, K with an odd number of blocks and partial row tiles */
+}
+
+/* The grouped MXFP4 experts (DPB_CUDA_MOE_GROUPED): their row counts
+ * (token tiles of 32 and 64), uneven routing (one expert in every token,
+ * most experts without any), K with an odd number of blocks and partial
+ * row tiles, gpt-oss's shape.  Shapes kept small where n is large: the
+ * reference is slow. */
+static void opc_run_moe_grouped(opc *c)
+{
     for (int r = 0; r < 2; r++) {
         opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 9, r);
         opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 33, r);
-        opc_moe(c, DPB_W_MXFP4, false, 32, 1024, 512, 4, 64, r);
-        opc_moe(c, DPB_W_MXFP4, false, 32, 1024, 512, 4, 256, r);
-        opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 2048, r);
-        opc_moe_ex(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 256, r, true);
-        opc_moe_ex(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 2048, r, true);
-        opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 256, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 64, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 256, 256, 4, 256, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 128, 128, 4, 2048, r);
+        opc_moe_ex(c, DPB_W_MXFP4, false, 32, 256, 256, 4, 256, r, true);
+        opc_moe_ex(c, DPB_W_MXFP4, false, 32, 128, 128, 4, 2048, r, true);
+        opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 256, r);
         opc_moe(c, DPB_W_MXFP4, false, 8, 96, 160, 2, 21, r);
     }
-    opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 33, true);
-    opc_moe_ex(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 40, false, true);
+    opc_moe_ex(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 9, true, true);
+    opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 12, false);
 }
 
 /* Attention with many query rows (the prefill paths): gpt-oss's heads

@@ -1259,7 +1259,7 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
 {
     const int E = 32, k = 4, H = 2880, I = 2880, nbH = H / 32, nbI = I / 32;
     const float alpha = 1.702f, limit = 7.f;
-    const std::vector<int> Ns = quick ? std::vector<int>{8, 64, 256} : std::vector<int>{1, 8, 16, 64, 256, 2048};
+    const std::vector<int> Ns = quick ? std::vector<int>{8, 64, 256} : std::vector<int>{1, 8, 16, 24, 32, 64, 256, 2048};
     const int Nmax = Ns.back();
     std::fprintf(stderr, "moe grouped E=%d k=%d H=%d I=%d\n", E, k, H, I);
     std::vector<uint8_t> gub((size_t)E * 2 * I * nbH * 16), gus((size_t)E * 2 * I * nbH);

@@ -1862,7 +1862,7 @@ struct GrpArgs {
 /* G1 (SWIGLU): R = 2I interleaved gate/up rows -> act; else R = H -> dn.
  * Grid: (row tiles, max tiles); block: 8 warps. */
 template <int BN, int STAGES, bool SWIGLU>
-__global__ void __launch_bounds__(kGrpWarps * kWarp, 2) grp_gemm_kernel(const GrpArgs a, uint32_t zero)
+__global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_kernel(const GrpArgs a, uint32_t zero)
 {
     constexpr int NT = BN / 16;                  /* n-tiles of 8 tokens per warp */
     constexpr int WB = kGrpBM * 32;              /* weight bytes per stage (2 blocks per row) */
@@ -1887,12 +1887,22 @@ __global__ void __launch_bounds__(kGrpWarps * kWarp, 2) grp_gemm_kernel(const Gr
         srow[tid] = sr;
         sinv[tid] = pow2f(-a.sig[sr]);
     }
-    /* the tile's scales, all of K */
-    for (int i = tid; i < kGrpBM * nb; i += kGrpWarps * kWarp) {
-        const int rr = r0 + i / nb;
-        sS[i] = rr < a.R ? __ldg(es + (size_t)r0 * nb + i) : (uint8_t)0;
+    /* the tile's scales, all of K: 16-byte copies in the first pipeline
+     * group when aligned (they arrive with the first stage), else bytes */
+    const uint8_t *s0 = es + (size_t)r0 * nb;
+    const int sbytes = min(kGrpBM, a.R - r0) * nb; /* valid scale bytes of the tile */
+    const bool s16 = ((uintptr_t)s0 & 15u) == 0;
+    if (s16) {
+        for (int i = tid; i < (kGrpBM * nb + 15) / 16; i += kGrpWarps * kWarp) {
+            const int left = sbytes - 16 * i;
+            const uint32_t sm = (uint32_t)__cvta_generic_to_shared(sS + 16 * i);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sm), "l"(left > 0 ? s0 + 16 * i : s0),
+                         "r"(left >= 16 ? 16 : (left > 0 ? left : 0)));
+        }
+    } else {
+        for (int i = tid; i < kGrpBM * nb; i += kGrpWarps * kWarp) sS[i] = i < sbytes ? __ldg(s0 + i) : (uint8_t)0;
     }
-    __syncthreads();
+    __syncthreads(); /* srow, sinv (and the byte-loaded scales) */
     const int nsteps = (nb + 1) / 2;
     auto load = [&](int step, int stage) {
         const int kb0 = 2 * step;
