@@ -1859,12 +1859,68 @@ struct GrpArgs {
     float alpha, limit;
 };
 
+/* The products of one 32-element block kb for this warp's 16 rows (ra =
+ * 16 w + g and ra + 8) and the BN tokens of the stage.  PRE: the decoded
+ * codes are multiplied by their block scale in f16 (exact when every scale
+ * of the tile is in [104, 128], checked per block) and the MMAs accumulate
+ * straight into acc; else each block's two MMAs go to a fresh fragment
+ * added to acc times the scales in fp32 (exact for any scale). */
+template <int NT, bool PRE>
+__device__ __forceinline__ void grp_block(float (&acc)[NT][4], const uint8_t *W, const uint8_t *X, const uint8_t *sS,
+                                          int nb, int kb, int b, int ra, int g, int t, const Pow2Regs &p2)
+{
+    const int rb = ra + 8;
+    const uint32_t wa = *reinterpret_cast<const uint32_t *>(W + ra * 32 + ((b ^ ((ra >> 2) & 1)) * 16) + t * 4);
+    const uint32_t wb = *reinterpret_cast<const uint32_t *>(W + rb * 32 + ((b ^ ((rb >> 2) & 1)) * 16) + t * 4);
+    const uint32_t sa = sS[ra * nb + kb], sb = sS[rb * nb + kb];
+    uint32_t ha[4], hb[4];
+    fp4_word_h2(wa, p2, ha);
+    fp4_word_h2(wb, p2, hb);
+    float fa = 0.f, fb = 0.f;
+    if constexpr (PRE) {
+        /* codes are value * 2^-14: times 2^(s - 113) (a normal f16 for s in [104, 128]) */
+        const uint32_t ea = (sa - 113u + 15u) << 10, eb = (sb - 113u + 15u) << 10;
+        const uint32_t ma = ea | (ea << 16), mb = eb | (eb << 16);
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            __half2 x = *reinterpret_cast<__half2 *>(&ha[q]), y = *reinterpret_cast<const __half2 *>(&ma);
+            __half2 r = __hmul2(x, y);
+            ha[q] = *reinterpret_cast<uint32_t *>(&r);
+            x = *reinterpret_cast<__half2 *>(&hb[q]);
+            y = *reinterpret_cast<const __half2 *>(&mb);
+            r = __hmul2(x, y);
+            hb[q] = *reinterpret_cast<uint32_t *>(&r);
+        }
+    } else {
+        fa = e8m0_x2p14(sa);
+        fb = e8m0_x2p14(sb);
+    }
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        const int c = j * 8 + g;
+        const uint4 xv = *reinterpret_cast<const uint4 *>(X + c * 128 + (((b * 4 + t) ^ ((c & 1) << 2)) * 16));
+        if constexpr (PRE) {
+            mma_f16_16816(acc[j], ha[0], hb[0], ha[1], hb[1], xv.x, xv.y);
+            mma_f16_16816(acc[j], ha[2], hb[2], ha[3], hb[3], xv.z, xv.w);
+        } else {
+            float cc[4] = {0.f, 0.f, 0.f, 0.f};
+            mma_f16_16816(cc, ha[0], hb[0], ha[1], hb[1], xv.x, xv.y);
+            mma_f16_16816(cc, ha[2], hb[2], ha[3], hb[3], xv.z, xv.w);
+            acc[j][0] = fmaf(cc[0], fa, acc[j][0]);
+            acc[j][1] = fmaf(cc[1], fa, acc[j][1]);
+            acc[j][2] = fmaf(cc[2], fb, acc[j][2]);
+            acc[j][3] = fmaf(cc[3], fb, acc[j][3]);
+        }
+    }
+}
+
 /* G1 (SWIGLU): R = 2I interleaved gate/up rows -> act; else R = H -> dn.
- * Grid: (row tiles, max tiles); block: 8 warps. */
+ * Grid: (row tiles, max tiles); block: 8 warps, warp w on rows 16w..16w+15
+ * of the tile and all BN tokens (each weight is decoded once per block). */
 template <int BN, int STAGES, bool SWIGLU>
 __global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_kernel(const GrpArgs a, uint32_t zero)
 {
-    constexpr int NT = BN / 16;                  /* n-tiles of 8 tokens per warp */
+    constexpr int NT = BN / 8;                   /* n-tiles of 8 tokens per warp */
     constexpr int WB = kGrpBM * 32;              /* weight bytes per stage (2 blocks per row) */
     constexpr int XB = BN * 128;                 /* activation bytes per stage (64 elements per row) */
     extern __shared__ __align__(16) uint8_t gsm[];
@@ -1878,7 +1934,6 @@ __global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_
     const int r0 = blockIdx.x * kGrpBM;
     const int nb = a.K / 32, K2 = a.K / 2;
     const int tid = threadIdx.x, warp = tid / kWarp, lane = tid % kWarp, g = lane >> 2, t = lane & 3;
-    const int wm = warp & 3, wn = warp >> 2;
     const uint8_t *eb = a.tab ? a.tab[e] : a.blocks + (size_t)e * a.R * nb * 16;
     const uint8_t *es = a.tab ? a.tab[a.E + e] : a.scales + (size_t)e * a.R * nb;
     if (tid < BN) {
@@ -1925,12 +1980,17 @@ __global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_
         if (s < nsteps) load(s, s);
         cp_async_commit();
     }
-    float acc[2][NT][4];
+    /* the scales arrived with group 0: every one of the tile in [104, 128]? */
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    int inrange = 1;
+    for (int i = tid; i < sbytes; i += kGrpWarps * kWarp) inrange &= sS[i] >= 104 && sS[i] <= 128;
+    const bool pre = __syncthreads_and(inrange) != 0;
+    float acc[NT][4];
 #pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < NT; j++) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
     const Pow2Regs p2 = pow2_regs(zero);
+    const int ra = warp * 16 + g;
     for (int step = 0; step < nsteps; step++) {
         cp_async_wait<STAGES - 2>();
         __syncthreads();
@@ -1941,75 +2001,48 @@ __global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_
         }
         const int stage = step % STAGES;
         const uint8_t *W = sW + stage * WB, *X = sX + stage * XB;
-#pragma unroll
-        for (int b = 0; b < 2; b++) {
-            const int kb = 2 * step + b;
-            if (kb >= nb) break;
-            uint4 xv[NT];
-#pragma unroll
-            for (int j = 0; j < NT; j++) {
-                const int c = wn * (BN / 2) + j * 8 + g;
-                xv[j] = *reinterpret_cast<const uint4 *>(X + c * 128 + (((b * 4 + t) ^ ((c & 1) << 2)) * 16));
-            }
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                const int ra = wm * 32 + i * 16 + g, rb = ra + 8;
-                const uint32_t wa = *reinterpret_cast<const uint32_t *>(W + ra * 32 + ((b ^ ((ra >> 2) & 1)) * 16) + t * 4);
-                const uint32_t wb = *reinterpret_cast<const uint32_t *>(W + rb * 32 + ((b ^ ((rb >> 2) & 1)) * 16) + t * 4);
-                const float fa = e8m0_x2p14(sS[ra * nb + kb]), fb = e8m0_x2p14(sS[rb * nb + kb]);
-                uint32_t ha[4], hb[4];
-                fp4_word_h2(wa, p2, ha);
-                fp4_word_h2(wb, p2, hb);
-#pragma unroll
-                for (int j = 0; j < NT; j++) {
-                    float c[4] = {0.f, 0.f, 0.f, 0.f};
-                    mma_f16_16816(c, ha[0], hb[0], ha[1], hb[1], xv[j].x, xv[j].y);
-                    mma_f16_16816(c, ha[2], hb[2], ha[3], hb[3], xv[j].z, xv[j].w);
-                    acc[i][j][0] = fmaf(c[0], fa, acc[i][j][0]);
-                    acc[i][j][1] = fmaf(c[1], fa, acc[i][j][1]);
-                    acc[i][j][2] = fmaf(c[2], fb, acc[i][j][2]);
-                    acc[i][j][3] = fmaf(c[3], fb, acc[i][j][3]);
-                }
-            }
+        if (pre) {
+            grp_block<NT, true>(acc, W, X, sS, nb, 2 * step, 0, ra, g, t, p2);
+            if (2 * step + 1 < nb) grp_block<NT, true>(acc, W, X, sS, nb, 2 * step + 1, 1, ra, g, t, p2);
+        } else {
+            grp_block<NT, false>(acc, W, X, sS, nb, 2 * step, 0, ra, g, t, p2);
+            if (2 * step + 1 < nb) grp_block<NT, false>(acc, W, X, sS, nb, 2 * step + 1, 1, ra, g, t, p2);
         }
     }
     cp_async_wait<0>();
     /* epilogue: C[row][col] for rows ra (c0, c1) and ra + 8 (c2, c3), columns 2t, 2t+1 of each n-tile */
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
+    for (int j = 0; j < NT; j++) {
+        const int col = j * 8 + 2 * t;
 #pragma unroll
-        for (int j = 0; j < NT; j++) {
-            const int col = wn * (BN / 2) + j * 8 + 2 * t;
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int row = r0 + wm * 32 + i * 16 + g + 8 * h; /* weight row of this thread's half */
-                const float v0 = acc[i][j][2 * h] * sinv[col], v1 = acc[i][j][2 * h + 1] * sinv[col + 1];
-                if constexpr (SWIGLU) {
-                    /* rows 2jj (gate) and 2jj+1 (up) sit in lanes g, g^1: even g takes column 2t, odd g column 2t+1 */
-                    const bool odd = g & 1;
-                    const float other = __shfl_xor_sync(0xffffffffu, odd ? v0 : v1, 4);
-                    const int cc = odd ? col + 1 : col;
-                    const int grow = odd ? row - 1 : row; /* the gate row */
-                    if (grow < a.R && cc < cnt) {
-                        const int jj = grow / 2;
-                        const uint16_t *bp = a.bias + (size_t)e * a.R + 2 * (size_t)jj;
-                        float gt = (odd ? other : v0) + bf16f(bp[0]);
-                        float up = (odd ? v1 : other) + bf16f(bp[1]);
-                        if (a.rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
-                        gt = fminf(gt, a.limit);
-                        up = fminf(fmaxf(up, -a.limit), a.limit);
-                        const float glu = gt / (1.f + expf(-a.alpha * gt));
-                        const float av = glu * (up + 1.f);
-                        a.out[(size_t)(row0 + cc) * (a.R / 2) + jj] = a.rnd ? round_bf16_dev(av) : av;
-                    }
-                } else {
-                    if (row < a.R) {
-                        const float bb = bf16f(a.bias[(size_t)e * a.R + row]);
-                        float y0 = v0 + bb, y1 = v1 + bb;
-                        if (a.rnd) { y0 = round_bf16_dev(y0); y1 = round_bf16_dev(y1); }
-                        if (col < cnt) a.out[(size_t)(row0 + col) * a.R + row] = y0;
-                        if (col + 1 < cnt) a.out[(size_t)(row0 + col + 1) * a.R + row] = y1;
-                    }
+        for (int h = 0; h < 2; h++) {
+            const int row = r0 + ra + 8 * h; /* weight row of this thread's half */
+            const float v0 = acc[j][2 * h] * sinv[col], v1 = acc[j][2 * h + 1] * sinv[col + 1];
+            if constexpr (SWIGLU) {
+                /* rows 2jj (gate) and 2jj+1 (up) sit in lanes g, g^1: even g takes column 2t, odd g column 2t+1 */
+                const bool odd = g & 1;
+                const float other = __shfl_xor_sync(0xffffffffu, odd ? v0 : v1, 4);
+                const int cc = odd ? col + 1 : col;
+                const int grow = odd ? row - 1 : row; /* the gate row */
+                if (grow < a.R && cc < cnt) {
+                    const int jj = grow / 2;
+                    const uint16_t *bp = a.bias + (size_t)e * a.R + 2 * (size_t)jj;
+                    float gt = (odd ? other : v0) + bf16f(bp[0]);
+                    float up = (odd ? v1 : other) + bf16f(bp[1]);
+                    if (a.rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
+                    gt = fminf(gt, a.limit);
+                    up = fminf(fmaxf(up, -a.limit), a.limit);
+                    const float glu = gt / (1.f + expf(-a.alpha * gt));
+                    const float av = glu * (up + 1.f);
+                    a.out[(size_t)(row0 + cc) * (a.R / 2) + jj] = a.rnd ? round_bf16_dev(av) : av;
+                }
+            } else {
+                if (row < a.R) {
+                    const float bb = bf16f(a.bias[(size_t)e * a.R + row]);
+                    float y0 = v0 + bb, y1 = v1 + bb;
+                    if (a.rnd) { y0 = round_bf16_dev(y0); y1 = round_bf16_dev(y1); }
+                    if (col < cnt) a.out[(size_t)(row0 + col) * a.R + row] = y0;
+                    if (col + 1 < cnt) a.out[(size_t)(row0 + col + 1) * a.R + row] = y1;
                 }
             }
         }
