@@ -1459,6 +1459,32 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
             add_row("moe n>8", shape, "dequant+cuBLAS model", us, bytes, false, 0, false, note);
         }
     }
+    /* scales outside [104, 128] in some tiles: the grouped kernels' exact
+     * fp32 path for those tiles (checked against the A/B chunks) */
+    {
+        fill_mx(gub, gus, 96, 135);
+        fill_mx(db, ds, 100, 130);
+        CK(cudaMemcpy(dgub, gub.data(), gub.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dgus, gus.data(), gus.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(ddb, db.data(), db.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dds, ds.data(), ds.size(), cudaMemcpyHostToDevice));
+        for (int n : {24, 300}) {
+            std::vector<float> y((size_t)n * H), yr((size_t)n * H);
+            run_chunks(n, dout2);
+            CK(cudaMemset(dout, 0xff, (size_t)n * H * 4));
+            run_grouped(n, 0, dout, 0);
+            CK(cudaDeviceSynchronize());
+            CK(cudaMemcpy(yr.data(), dout2, yr.size() * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(y.data(), dout, y.size() * 4, cudaMemcpyDeviceToHost));
+            std::vector<double> ref(yr.begin(), yr.end());
+            bool nn = false;
+            const double e = rel_err(y.data(), ref.data(), y.size(), &nn);
+            const double us = T.median_us([&] { run_grouped(n, 0, dout, 0); });
+            char shape[64];
+            std::snprintf(shape, sizeof shape, "n=%d scales 2^-31..2^8", n);
+            add_row("moe n>8", shape, "grouped auto (fp32 scale path)", us, 32 * exp_bytes, true, e, nn, "err vs A/B chunks");
+        }
+    }
     for (void *p : std::initializer_list<void *>{dgub, dgus, ddb, dds, dgubias, ddbias, dx, dwts, dids, dout, dout2, dzero,
                                                  dact, work, wg, xh, xl, ah, al, GU, DN, dtok})
         CK(cudaFree(p));
