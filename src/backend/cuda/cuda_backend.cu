@@ -32,6 +32,7 @@ constexpr int kWarp = 32;
 enum { kPrefillAuto = 0, kPrefillNew = 1, kPrefillOld = 2 };
 constexpr int64_t kMoeDequantMinRows = 32; /* auto: MXFP4 experts through dequantize + cuBLAS from this many rows */
 constexpr int64_t kMoeGuRows = 1024;       /* rows per gate_up GEMM of one expert (bounds its fp32 scratch) */
+constexpr int64_t kMoeGroupedMinRows = 16; /* auto: grouped MXFP4 experts from this many rows (lab: 9..15 tie or lose) */
 constexpr int64_t kAttnTiledMinRows = 16;  /* auto: tiled prefill attention from this many rows */
 
 struct moe_table {
@@ -1491,9 +1492,10 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
     const bool fused = g0->fmt == DPB_W_MXFP4 && d0->fmt == DPB_W_MXFP4 && H % 32 == 0 && I % 32 == 0 && K <= 8 &&
                        al16(a->x) && H <= INT32_MAX && I <= INT32_MAX;
     void *ws;
-    /* grouped MXFP4 kernels (decode_kernels.cu): every n > 8 unless a path is forced */
+    /* grouped MXFP4 kernels (decode_kernels.cu): from kMoeGroupedMinRows rows
+     * (every n > 8 with DPB_CUDA_MOE_GROUPED=on), unless a path is forced */
     if (fused && n > 8 && n * K <= (1 << 20) && H <= 4096 && I <= 4096 && al16(a->out) &&
-        (ci->moe_grouped > 0 || (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto))) {
+        (ci->moe_grouped > 0 || (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto && n >= kMoeGroupedMinRows))) {
         size_t need = 0;
         if ((s = dpb_cuda_moe_grouped_work_bytes((int)n, (int)K, (int)E, (int)H, (int)I, 0, &need))) return s;
         if ((s = ws_get(ci, need, &ws))) return s;
