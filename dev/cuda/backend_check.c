@@ -6,7 +6,7 @@
  *      ||diff|| / ||ref|| <= 2e-2), and the 16-token greedy continuation
  *      of the f32 engine identical to the reference; on cuda the prefill
  *      operations and the fixtures again with DPB_CUDA_PREFILL=new (and the
- *      operations with =old);
+ *      operations with =old), the MoE checks with DPB_CUDA_MOE_GROUPED=on;
  *   3. decode speed: synth models generated in host memory, uploaded, batch
  *      1, greedy, end-of-sequence ignored, prompts of random ids; tok/s from
  *      the engine's per-token timestamps next to the roofline (active bytes

@@ -719,6 +719,7 @@ static void opc_run_all(opc *c, int big)
         opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 1, true);
         opc_moe(c, DPB_W_MXFP4, false, 32, 1024, 512, 4, 64, true);
         opc_moe(c, DPB_W_MXFP4, false, 32, 1024, 512, 4, 64, false);
+        opc_run_moe_grouped(c);
     }
     opc_run_attn_prefill(c, big);
     opc_elementwise(c);

@@ -1423,7 +1423,8 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
         add_row("moe n>8", shape, var, us, bytes, cpu, e2, nn2);
         const double us_old = us;
         /* grouped: auto, and each token tile */
-        for (int variant : {0, 32, 64}) {
+        const int B1 = DPB_CUDA_MOE_GROUPED_BM128, B2 = DPB_CUDA_MOE_GROUPED_BM256;
+        for (int variant : {0, 32 | B1, 64 | B1, 32 | B2, 64 | B2}) {
             CK(cudaMemset(dout, 0xff, (size_t)n * H * 4));
             run_grouped(n, variant, dout, 0);
             CK(cudaDeviceSynchronize());
@@ -1431,7 +1432,8 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
             bool nn = false;
             const double e = rel_err(y.data(), ref.data(), y.size(), &nn);
             us = T.median_us([&] { run_grouped(n, variant, dout, 0); });
-            std::snprintf(var, sizeof var, "grouped %s", variant == 0 ? "auto" : variant == 32 ? "tile 32" : "tile 64");
+            if (variant == 0) std::snprintf(var, sizeof var, "grouped auto");
+            else std::snprintf(var, sizeof var, "grouped %d tok x %d rows", variant & 0xff, (variant & B2) ? 256 : 128);
             std::snprintf(note, sizeof note, "%.2fx vs chunks; %.0f TFLOP/s%s", us_old / us, flops / (us * 1e6),
                           cpu ? "" : "; err vs A/B chunks");
             add_row("moe n>8", shape, var, us, bytes, true, e, nn, note);
@@ -1443,6 +1445,7 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
         if (n >= 16) {
             const size_t P = tok.size();
             const float one = 1.f, zero = 0.f;
+            bool lo_parts = true;
             auto run_model = [&] {
                 lab_gather_hilo<<<1024, 256>>>(dx, dtok, P, H, xh, xl);
                 size_t r0 = 0;
@@ -1453,12 +1456,12 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
                                                   (size_t)2 * I * H / 8, reinterpret_cast<uint4 *>(wg));
                     lab_dequant_mx<<<2048, 256>>>(ddb + (size_t)e * H * nbI * 16, dds + (size_t)e * H * nbI, (size_t)H * I / 8,
                                                   reinterpret_cast<uint4 *>(wg + (size_t)2 * I * H));
-                    for (int part = 0; part < 2; part++)
+                    for (int part = 0; part < (lo_parts ? 2 : 1); part++)
                         CKB(cublasGemmEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, 2 * I, c, H, &one, wg, CUDA_R_16BF, H,
                                          (part ? xl : xh) + r0 * H, CUDA_R_16BF, H, part ? &one : &zero, GU, CUDA_R_32F,
                                          2 * I, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
                     lab_swiglu_hilo<<<1024, 256>>>(GU, (size_t)c, I, ah + r0 * I, al + r0 * I);
-                    for (int part = 0; part < 2; part++)
+                    for (int part = 0; part < (lo_parts ? 2 : 1); part++)
                         CKB(cublasGemmEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, H, c, I, &one, wg + (size_t)2 * I * H, CUDA_R_16BF, I,
                                          (part ? al : ah) + r0 * I, CUDA_R_16BF, I, part ? &one : &zero, DN + r0 * H,
                                          CUDA_R_32F, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
@@ -1467,7 +1470,10 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
             };
             us = T.median_us(run_model);
             std::snprintf(note, sizeof note, "lower bound of moe_prefill (no sort/sync/combine)");
-            add_row("moe n>8", shape, "dequant+cuBLAS model", us, bytes, false, 0, false, note);
+            add_row("moe n>8", shape, "dequant+cuBLAS model, f32 x (hi+lo)", us, bytes, false, 0, false, note);
+            lo_parts = false;
+            us = T.median_us(run_model);
+            add_row("moe n>8", shape, "dequant+cuBLAS model, bf16 x", us, bytes, false, 0, false, note);
         }
     }
     /* scales outside [104, 128] in some tiles: the grouped kernels' exact

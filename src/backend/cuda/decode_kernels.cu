@@ -1721,8 +1721,8 @@ extern "C" dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, c
  * rounding of the activations (2^-12 relative) and fp32 sums. */
 namespace {
 
-constexpr int kGrpBM = 128;     /* weight rows per block */
-constexpr int kGrpWarps = 8;    /* 4 (rows) x 2 (tokens) warps of 32 rows x BN/2 tokens */
+/* A block: BM = 128 or 256 weight rows, one warp per 16 rows (2 BM threads). */
+constexpr int kGrpDefaultBM = 256;
 constexpr int kGrpMaxNb = 128;  /* K <= 4096: the tile's scales fit in shared memory */
 
 struct GrpWork {
@@ -1917,11 +1917,12 @@ __device__ __forceinline__ void grp_block(float (&acc)[NT][4], const uint8_t *W,
 /* G1 (SWIGLU): R = 2I interleaved gate/up rows -> act; else R = H -> dn.
  * Grid: (row tiles, max tiles); block: 8 warps, warp w on rows 16w..16w+15
  * of the tile and all BN tokens (each weight is decoded once per block). */
-template <int BN, int STAGES, bool SWIGLU>
-__global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_kernel(const GrpArgs a, uint32_t zero)
+template <int BN, int STAGES, bool SWIGLU, int BM>
+__global__ void __launch_bounds__(2 * BM, BM == 128 ? (BN == 32 ? 3 : 2) : 1) grp_gemm_kernel(const GrpArgs a, uint32_t zero)
 {
+    constexpr int NTHR = 2 * BM;
     constexpr int NT = BN / 8;                   /* n-tiles of 8 tokens per warp */
-    constexpr int WB = kGrpBM * 32;              /* weight bytes per stage (2 blocks per row) */
+    constexpr int WB = BM * 32;              /* weight bytes per stage (2 blocks per row) */
     constexpr int XB = BN * 128;                 /* activation bytes per stage (64 elements per row) */
     extern __shared__ __align__(16) uint8_t gsm[];
     uint8_t *sW = gsm, *sX = gsm + STAGES * WB, *sS = sX + STAGES * XB;
@@ -1931,7 +1932,7 @@ __global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_
     if (slot >= *a.ntiles) return;
     const int e = a.tile[2 * slot], row0 = a.tile[2 * slot + 1];
     const int cnt = min(BN, a.off[e + 1] - row0);
-    const int r0 = blockIdx.x * kGrpBM;
+    const int r0 = blockIdx.x * BM;
     const int nb = a.K / 32, K2 = a.K / 2;
     const int tid = threadIdx.x, warp = tid / kWarp, lane = tid % kWarp, g = lane >> 2, t = lane & 3;
     const uint8_t *eb = a.tab ? a.tab[e] : a.blocks + (size_t)e * a.R * nb * 16;
@@ -1945,17 +1946,17 @@ __global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_
     /* the tile's scales, all of K: 16-byte copies in the first pipeline
      * group when aligned (they arrive with the first stage), else bytes */
     const uint8_t *s0 = es + (size_t)r0 * nb;
-    const int sbytes = min(kGrpBM, a.R - r0) * nb; /* valid scale bytes of the tile */
+    const int sbytes = min(BM, a.R - r0) * nb; /* valid scale bytes of the tile */
     const bool s16 = ((uintptr_t)s0 & 15u) == 0;
     if (s16) {
-        for (int i = tid; i < (kGrpBM * nb + 15) / 16; i += kGrpWarps * kWarp) {
+        for (int i = tid; i < (BM * nb + 15) / 16; i += NTHR) {
             const int left = sbytes - 16 * i;
             const uint32_t sm = (uint32_t)__cvta_generic_to_shared(sS + 16 * i);
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sm), "l"(left > 0 ? s0 + 16 * i : s0),
                          "r"(left >= 16 ? 16 : (left > 0 ? left : 0)));
         }
     } else {
-        for (int i = tid; i < kGrpBM * nb; i += kGrpWarps * kWarp) sS[i] = i < sbytes ? __ldg(s0 + i) : (uint8_t)0;
+        for (int i = tid; i < BM * nb; i += NTHR) sS[i] = i < sbytes ? __ldg(s0 + i) : (uint8_t)0;
     }
     __syncthreads(); /* srow, sinv (and the byte-loaded scales) */
     const int nsteps = (nb + 1) / 2;
@@ -1968,8 +1969,9 @@ __global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_
             cp_async16(sW + stage * WB + row * 32 + ((b ^ ((row >> 2) & 1)) * 16), gp, ok);
         }
 #pragma unroll
-        for (int u = 0; u < BN * 8 / (kGrpWarps * kWarp); u++) {
-            const int i = tid + u * kGrpWarps * kWarp, c = i >> 3, q = i & 7;
+        for (int u = 0; u < (BN * 8 + NTHR - 1) / NTHR; u++) {
+            const int i = tid + u * NTHR, c = i >> 3, q = i & 7;
+            if (BN * 8 % NTHR != 0 && i >= BN * 8) break;
             const bool ok = kb0 + (q >> 2) < nb;
             const uint32_t *gp = a.src + (size_t)srow[c] * K2 + (size_t)kb0 * 16 + q * 4;
             cp_async16(sX + stage * XB + c * 128 + ((q ^ ((c & 1) << 2)) * 16), ok ? gp : a.src, ok);
@@ -1984,7 +1986,7 @@ __global__ void __launch_bounds__(kGrpWarps * kWarp, BN == 32 ? 3 : 2) grp_gemm_
     cp_async_wait<STAGES - 2>();
     __syncthreads();
     int inrange = 1;
-    for (int i = tid; i < sbytes; i += kGrpWarps * kWarp) inrange &= sS[i] >= 104 && sS[i] <= 128;
+    for (int i = tid; i < sbytes; i += NTHR) inrange &= sS[i] >= 104 && sS[i] <= 128;
     const bool pre = __syncthreads_and(inrange) != 0;
     float acc[NT][4];
 #pragma unroll
@@ -2074,28 +2076,40 @@ __global__ void grp_combine_kernel(const float *__restrict__ dn, const int32_t *
     }
 }
 
-template <int BN, int STAGES, bool SWIGLU>
+template <int BN, int STAGES, bool SWIGLU, int BM>
 cudaError_t grp_gemm_launch(const GrpArgs &a, int max_tiles, cudaStream_t stream)
 {
-    const size_t smem = (size_t)STAGES * (kGrpBM * 32 + BN * 128) + (size_t)kGrpBM * kGrpMaxNb;
+    const size_t smem = (size_t)STAGES * (BM * 32 + BN * 128) + ((size_t)BM * (a.K / 32) + 15) / 16 * 16;
     static std::atomic<size_t> allowed{48 * 1024};
     if (smem > allowed.load(std::memory_order_relaxed)) {
-        cudaError_t ce = cudaFuncSetAttribute(grp_gemm_kernel<BN, STAGES, SWIGLU>,
+        cudaError_t ce = cudaFuncSetAttribute(grp_gemm_kernel<BN, STAGES, SWIGLU, BM>,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (ce != cudaSuccess) return ce;
         allowed.store(smem, std::memory_order_relaxed);
     }
-    dim3 grid((unsigned)((a.R + kGrpBM - 1) / kGrpBM), (unsigned)max_tiles);
-    grp_gemm_kernel<BN, STAGES, SWIGLU><<<grid, kGrpWarps * kWarp, smem, stream>>>(a, 0u);
+    dim3 grid((unsigned)((a.R + BM - 1) / BM), (unsigned)max_tiles);
+    grp_gemm_kernel<BN, STAGES, SWIGLU, BM><<<grid, 2 * BM, smem, stream>>>(a, 0u);
     return cudaGetLastError();
+}
+
+template <bool SWIGLU>
+cudaError_t grp_gemm_pick(const GrpArgs &a, int max_tiles, int bn, int bm, cudaStream_t stream)
+{
+    if (bm == 256)
+        return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 256>(a, max_tiles, stream)
+                        : grp_gemm_launch<32, 6, SWIGLU, 256>(a, max_tiles, stream);
+    return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 128>(a, max_tiles, stream)
+                    : grp_gemm_launch<32, 6, SWIGLU, 128>(a, max_tiles, stream);
 }
 
 /* token tile for a variant (0 = auto: by the mean pairs per expert) */
 int grp_bn(int variant, int n, int k, int E)
 {
+    variant &= 0xff;
     if (variant == 32 || variant == 64) return variant;
     return (long long)n * k >= 48LL * E ? 64 : 32;
 }
+int grp_bm(int variant) { return (variant & DPB_CUDA_MOE_GROUPED_BM128) ? 128 : (variant & DPB_CUDA_MOE_GROUPED_BM256) ? 256 : kGrpDefaultBM; }
 
 } // namespace
 
@@ -2105,7 +2119,8 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
     *bytes = 0;
     if (n < 1 || k < 1 || k > 8 || E < k || E > 1024 || H < 32 || I < 32 || H % 32 || I % 32 ||
         H > 32 * kGrpMaxNb || I > 32 * kGrpMaxNb || (long long)n * k > (1LL << 28) ||
-        (variant != 0 && variant != 32 && variant != 64))
+        ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64) ||
+        (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
                                         "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
@@ -2167,8 +2182,8 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     a.rnd = rnd;
     a.alpha = alpha;
     a.limit = limit;
-    cudaError_t ce = bn == 64 ? grp_gemm_launch<64, 4, true>(a, L.max_tiles, stream)
-                              : grp_gemm_launch<32, 6, true>(a, L.max_tiles, stream);
+    const int bm = grp_bm(variant);
+    cudaError_t ce = grp_gemm_pick<true>(a, L.max_tiles, bn, bm, stream);
     if ((st = launch_status(ce, "moe grouped gate_up"))) return st;
     grp_prep_kernel<<<(unsigned)P, kGrpPrepThreads, 0, stream>>>(act, I, off + E, a16, asig);
     if ((st = launch_status(cudaGetLastError(), "moe grouped act"))) return st;
@@ -2182,8 +2197,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     a.out = dn;
     a.R = H;
     a.K = I;
-    ce = bn == 64 ? grp_gemm_launch<64, 4, false>(a, L.max_tiles, stream)
-                  : grp_gemm_launch<32, 6, false>(a, L.max_tiles, stream);
+    ce = grp_gemm_pick<false>(a, L.max_tiles, bn, bm, stream);
     if ((st = launch_status(ce, "moe grouped down"))) return st;
     const size_t tot = (size_t)n * (H / 4);
     size_t blocks = (tot + 255) / 256;
