@@ -1715,14 +1715,18 @@ extern "C" dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, c
  *      j = 0..k-1 (k_pf_combine's and kernel B's order).
  * Weights: lane (g, t) of a warp takes code word t (8 codes) of rows g and
  * g+8 of a 32-element block; fp4_word_h2 gives the A fragments of the
- * block's two k16 steps exactly (codes times 2^-14 in f16).  Each block's
- * two MMAs accumulate into a fresh fragment that is added to the fp32 sum
- * times the rows' E8M0 scales, so every product is exact up to the f16
- * rounding of the activations (2^-12 relative) and fp32 sums. */
+ * block's two k16 steps exactly (codes times 2^-14 in f16).  When every
+ * E8M0 scale of the block's tile is in [104, 128] the codes are multiplied
+ * by their scale in f16 (exact there) and the MMAs accumulate directly;
+ * otherwise each block's two MMAs go to a fresh fragment added to the fp32
+ * sum times the rows' scales.  Either way every weight is exact and the
+ * only rounding is the activations' f16 (2^-12 relative) and fp32 sums.
+ * Blocks of 256 rows (16 warps) are a variant (DPB_CUDA_MOE_GROUPED_BM256),
+ * measured slower than 128. */
 namespace {
 
 /* A block: BM = 128 or 256 weight rows, one warp per 16 rows (2 BM threads). */
-constexpr int kGrpDefaultBM = 256;
+constexpr int kGrpDefaultBM = 128; /* 256 measured slower at every n (docs/CUDA.md) */
 constexpr int kGrpMaxNb = 128;  /* K <= 4096: the tile's scales fit in shared memory */
 
 struct GrpWork {

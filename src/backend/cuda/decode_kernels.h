@@ -131,9 +131,10 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
  * its token's row NaN.  1 <= k <= 8, k <= E <= 1024, H and I multiples of 32
  * up to 4096.  variant: token tile 32 or 64, 0 = auto (by n*k / E), OR-ed
  * with DPB_CUDA_MOE_GROUPED_BM128 or _BM256: weight rows per block (default
- * 256; docs/CUDA.md).
+ * 128, the faster at every n measured; docs/CUDA.md).
  * work: device scratch of dpb_cuda_moe_grouped_work_bytes bytes, 16-byte
- * aligned (about n*k*(12 I or 4 max(H,I) + 2 I) + 2 n H bytes). */
+ * aligned (about n*k*(4 max(H, I) + 2 I) + 2 n H bytes: 153 MB for 2048
+ * tokens of gpt-oss). */
 #define DPB_CUDA_MOE_GROUPED_BM128 256
 #define DPB_CUDA_MOE_GROUPED_BM256 512
 dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H, int I, int variant, size_t *bytes);
