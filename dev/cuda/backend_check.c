@@ -6,7 +6,7 @@
  *      ||diff|| / ||ref|| <= 2e-2), and the 16-token greedy continuation
  *      of the f32 engine identical to the reference; on cuda the prefill
  *      operations and the fixtures again with DPB_CUDA_PREFILL=new (and the
- *      operations with =old);
+ *      operations with =old), the MoE checks with DPB_CUDA_MOE_GROUPED=on;
  *   3. decode speed: synth models generated in host memory, uploaded, batch
  *      1, greedy, end-of-sequence ignored, prompts of random ids; tok/s from
  *      the engine's per-token timestamps next to the roofline (active bytes
@@ -378,6 +378,22 @@ int main(int argc, char **argv)
         g_fail += c.fails;
         dpb_backend_close(dev);
         if (strcmp(g_backend, "cuda") == 0) {
+            /* the grouped MXFP4 experts forced for every n > 8 (DPB_CUDA_MOE_GROUPED=on) */
+            setenv("DPB_CUDA_MOE_GROUPED", "on", 1);
+            if (dpb_backend_open(g_backend, 0, &dev)) {
+                printf("FAIL open backend %s (DPB_CUDA_MOE_GROUPED=on): %s\n", g_backend, dpb_error_message());
+                g_fail++;
+            } else {
+                c.dev = dev;
+                c.checks = c.fails = 0;
+                printf("== moe with DPB_CUDA_MOE_GROUPED=on\n");
+                opc_run_moe_grouped(&c);
+                opc_run_moe_prefill(&c);
+                printf("== DPB_CUDA_MOE_GROUPED=on: %d checks, %d failed\n", c.checks, c.fails);
+                g_fail += c.fails;
+                dpb_backend_close(dev);
+            }
+            unsetenv("DPB_CUDA_MOE_GROUPED");
             /* the prefill checks again on each forced path: new (dequantize + cuBLAS experts,
              * tiled attention, whatever the row count) and old (the first kernels) */
             const char *modes[2] = {"new", "old"};

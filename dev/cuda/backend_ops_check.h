@@ -556,13 +556,17 @@ static void opc_router(opc *c, int64_t n, int64_t E, int64_t k)
     free(l); free(w); free(ix);
 }
 
-/* fmt: MXFP4, or BF16 with tr = transposed storage. */
-static void opc_moe(opc *c, dpb_wfmt fmt, bool tr, int64_t E, int64_t H, int64_t I, int64_t k, int64_t n, bool rnd)
+/* fmt: MXFP4, or BF16 with tr = transposed storage.  skew: uneven routing
+ * (every token's first slot is expert 0, the others drawn from experts
+ * 1..k+1 only, so most experts get no token). */
+static void opc_moe_ex(opc *c, dpb_wfmt fmt, bool tr, int64_t E, int64_t H, int64_t I, int64_t k, int64_t n, bool rnd,
+                       bool skew)
 {
     char name[128];
-    snprintf(name, sizeof name, "moe %s%s E=%lld H=%lld I=%lld k=%lld n=%lld%s", fmt == DPB_W_MXFP4 ? "mxfp4" : "bf16",
+    snprintf(name, sizeof name, "moe %s%s E=%lld H=%lld I=%lld k=%lld n=%lld%s%s", fmt == DPB_W_MXFP4 ? "mxfp4" : "bf16",
              tr ? " transposed" : "", (long long)E, (long long)H, (long long)I, (long long)k, (long long)n,
-             rnd ? " round" : "");
+             rnd ? " round" : "", skew ? " skewed" : "");
+    const int64_t pool = skew && k + 1 < E ? k + 1 : E - 1; /* skew: slots 1.. draw from experts 1..pool */
     size_t gue = (size_t)(E * 2 * I * H), dne = (size_t)(E * H * I);
     void *guw, *dnw;
     uint8_t *gus = NULL, *dns = NULL;
@@ -589,6 +593,7 @@ static void opc_moe(opc *c, dpb_wfmt fmt, bool tr, int64_t E, int64_t H, int64_t
             bool dup;
             do {
                 e = (int32_t)(opc_next(c) % (uint64_t)E);
+                if (skew) e = j == 0 ? 0 : 1 + (int32_t)(opc_next(c) % (uint64_t)pool);
                 dup = false;
                 for (int64_t m = 0; m < j; m++) dup |= idx[t * k + m] == e;
             } while (dup);
@@ -641,6 +646,11 @@ static void opc_moe(opc *c, dpb_wfmt fmt, bool tr, int64_t E, int64_t H, int64_t
     free(gr); free(dr); free(gd); free(dd);
 }
 
+static void opc_moe(opc *c, dpb_wfmt fmt, bool tr, int64_t E, int64_t H, int64_t I, int64_t k, int64_t n, bool rnd)
+{
+    opc_moe_ex(c, fmt, tr, E, H, I, k, n, rnd, false);
+}
+
 static void opc_elementwise(opc *c)
 {
     int64_t n = 3, I = 1000;
@@ -671,6 +681,28 @@ static void opc_run_moe_prefill(opc *c)
     }
     opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 48, true);
     opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 2, 9, false);
+}
+
+/* The grouped MXFP4 experts (DPB_CUDA_MOE_GROUPED): their row counts
+ * (token tiles of 32 and 64), uneven routing (one expert in every token,
+ * most experts without any), K with an odd number of blocks and partial
+ * row tiles, gpt-oss's shape.  Shapes kept small where n is large: the
+ * reference is slow. */
+static void opc_run_moe_grouped(opc *c)
+{
+    for (int r = 0; r < 2; r++) {
+        opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 9, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 33, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 64, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 256, 256, 4, 256, r);
+        opc_moe(c, DPB_W_MXFP4, false, 32, 128, 128, 4, 2048, r);
+        opc_moe_ex(c, DPB_W_MXFP4, false, 32, 256, 256, 4, 256, r, true);
+        opc_moe_ex(c, DPB_W_MXFP4, false, 32, 128, 128, 4, 2048, r, true);
+        opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 256, r);
+        opc_moe(c, DPB_W_MXFP4, false, 8, 96, 160, 2, 21, r);
+    }
+    opc_moe_ex(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 9, true, true);
+    opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 12, false);
 }
 
 /* Attention with many query rows (the prefill paths): gpt-oss's heads
@@ -863,6 +895,7 @@ static void opc_run_all(opc *c, int big)
         opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 1, true);
         opc_moe(c, DPB_W_MXFP4, false, 32, 1024, 512, 4, 64, true);
         opc_moe(c, DPB_W_MXFP4, false, 32, 1024, 512, 4, 64, false);
+        opc_run_moe_grouped(c);
     }
     opc_run_attn_prefill(c, big);
     opc_elementwise(c);

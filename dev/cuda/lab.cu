@@ -439,6 +439,7 @@ static void bench_gemv(Timer &T, cublasHandle_t cb, const GemvShape &sh, const s
 
 /* ------------------------------------------------------------- MXFP4 -- */
 static const float kFp4[16] = {0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f, -0.f, -.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
+__constant__ float kFp4d[16] = {0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f, -0.f, -.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
 
 /* element c of row `row` (global row index over [E*rows]) */
 static inline double mx_w(const std::vector<uint8_t> &blocks, const std::vector<uint8_t> &scales, size_t row,
@@ -1204,6 +1205,308 @@ static void bench_attn(Timer &T, const std::vector<int> &ctxs)
     for (void *p : std::initializer_list<void *>{dq, ds, dout, work}) CK(cudaFree(p));
 }
 
+/* ------------------------------------------------ grouped MXFP4 MoE --
+ * dpb_cuda_moe_grouped (the whole op: sort, x to f16, gate_up + SwiGLU,
+ * act to f16, down + bias, combine) at n tokens with k=4 random routing,
+ * next to today's paths: kernels A/B in chunks of 8 tokens (the n <= 31
+ * path) and a model of the backend's moe_prefill (per active expert:
+ * dequantize to bf16, cuBLAS gate_up hi + lo, SwiGLU, cuBLAS down hi + lo;
+ * without its sort, host sync, gather and combine, so a lower bound of its
+ * time).  Checked against the CPU for n <= 16, else against the A/B chunks
+ * (checked against the CPU in the moe rows).  GB/s: MXFP4 bytes of the
+ * distinct experts touched / time. */
+__global__ void lab_dequant_mx(const uint8_t *__restrict__ b, const uint8_t *__restrict__ s, size_t n8,
+                               uint4 *__restrict__ out)
+{
+    __shared__ float lut[16];
+    if (threadIdx.x < 16) lut[threadIdx.x] = kFp4d[threadIdx.x];
+    __syncthreads();
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += (size_t)gridDim.x * blockDim.x) {
+        const float sc = ldexpf(1.f, (int)s[i >> 2] - 127);
+        uint32_t w[4];
+        for (int j = 0; j < 4; j++) {
+            const uint8_t by = b[i * 4 + j];
+            const float lo = lut[by & 15] * sc, hi = lut[by >> 4] * sc;
+            w[j] = (__float_as_uint(lo) >> 16) | (__float_as_uint(hi) & 0xffff0000u);
+        }
+        out[i] = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+__global__ void lab_gather_hilo(const float *__restrict__ x, const int32_t *__restrict__ tok, size_t rows, int H,
+                                uint16_t *__restrict__ hi, uint16_t *__restrict__ lo)
+{
+    for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < rows * H; q += (size_t)gridDim.x * blockDim.x) {
+        const float v = x[(size_t)tok[q / H] * H + q % H];
+        const uint32_t u = __float_as_uint(v) & 0xffff0000u;
+        hi[q] = (uint16_t)(u >> 16);
+        lo[q] = (uint16_t)(__float_as_uint(v - __uint_as_float(u)) >> 16);
+    }
+}
+__global__ void lab_swiglu_hilo(const float *__restrict__ gu, size_t rows, int I, uint16_t *__restrict__ hi,
+                                uint16_t *__restrict__ lo)
+{
+    for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < rows * I; q += (size_t)gridDim.x * blockDim.x) {
+        const size_t r = q / I, i = q % I;
+        float g = fminf(gu[r * 2 * I + 2 * i], 7.f), u = fminf(fmaxf(gu[r * 2 * I + 2 * i + 1], -7.f), 7.f);
+        const float v = g / (1.f + expf(-1.702f * g)) * (u + 1.f);
+        const uint32_t b = __float_as_uint(v) & 0xffff0000u;
+        hi[q] = (uint16_t)(b >> 16);
+        lo[q] = (uint16_t)(__float_as_uint(v - __uint_as_float(b)) >> 16);
+    }
+}
+
+static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
+{
+    const int E = 32, k = 4, H = 2880, I = 2880, nbH = H / 32, nbI = I / 32;
+    const float alpha = 1.702f, limit = 7.f;
+    std::vector<int> Ns = quick ? std::vector<int>{8, 64, 256} : std::vector<int>{1, 8, 16, 24, 32, 64, 256, 2048};
+    if (const char *ev = std::getenv("LAB_GRP_N")) { /* LAB_GRP_N=64,256: these n only (ascending) */
+        Ns.clear();
+        for (const char *p = ev; *p;) {
+            char *end;
+            const long v = std::strtol(p, &end, 10);
+            if (end == p) break;
+            if (v >= 1 && v <= 4096) Ns.push_back((int)v);
+            p = *end == ',' ? end + 1 : end;
+        }
+        if (Ns.empty()) Ns.push_back(64);
+    }
+    const int Nmax = std::max(Ns.back(), 24);
+    std::fprintf(stderr, "moe grouped E=%d k=%d H=%d I=%d\n", E, k, H, I);
+    std::vector<uint8_t> gub((size_t)E * 2 * I * nbH * 16), gus((size_t)E * 2 * I * nbH);
+    std::vector<uint8_t> db((size_t)E * H * nbI * 16), ds((size_t)E * H * nbI);
+    fill_mx(gub, gus, 119, 125);
+    fill_mx(db, ds, 119, 125);
+    std::vector<uint16_t> gubias((size_t)E * 2 * I), dbias((size_t)E * H);
+    fill_bf16(gubias, 1.f);
+    fill_bf16(dbias, 1.f);
+    std::vector<float> x((size_t)Nmax * H), wts((size_t)Nmax * k);
+    fill_f32(x, -1.f, 1.f);
+    std::vector<int32_t> ids((size_t)Nmax * k);
+    for (int m = 0; m < Nmax; m++) {
+        float s = 0;
+        for (int e = 0; e < k; e++) {
+            int id;
+            bool dup;
+            do {
+                id = (int)(rnd64() % E);
+                dup = false;
+                for (int f = 0; f < e; f++) dup |= ids[m * k + f] == id;
+            } while (dup);
+            ids[m * k + e] = id;
+            wts[m * k + e] = rndu(0.1f, 1.f);
+            s += wts[m * k + e];
+        }
+        for (int e = 0; e < k; e++) wts[m * k + e] /= s;
+    }
+    uint8_t *dgub, *dgus, *ddb, *dds;
+    uint16_t *dgubias, *ddbias;
+    float *dx, *dwts, *dout, *dout2, *dzero, *dact;
+    int32_t *dids;
+    void *work;
+    size_t wbytes = 0;
+    CKD(dpb_cuda_moe_grouped_work_bytes(Nmax, k, E, H, I, 0, &wbytes));
+    for (int v : {32, 64}) {
+        size_t b2 = 0;
+        CKD(dpb_cuda_moe_grouped_work_bytes(Nmax, k, E, H, I, v, &b2));
+        wbytes = std::max(wbytes, b2);
+    }
+    CK(cudaMalloc(&dgub, gub.size()));
+    CK(cudaMalloc(&dgus, gus.size()));
+    CK(cudaMalloc(&ddb, db.size()));
+    CK(cudaMalloc(&dds, ds.size()));
+    CK(cudaMalloc(&dgubias, gubias.size() * 2));
+    CK(cudaMalloc(&ddbias, dbias.size() * 2));
+    CK(cudaMalloc(&dx, x.size() * 4));
+    CK(cudaMalloc(&dwts, wts.size() * 4));
+    CK(cudaMalloc(&dids, ids.size() * 4));
+    CK(cudaMalloc(&dout, x.size() * 4));
+    CK(cudaMalloc(&dout2, x.size() * 4));
+    CK(cudaMalloc(&dzero, (size_t)8 * H * 4));
+    CK(cudaMalloc(&dact, (size_t)8 * k * I * 4));
+    CK(cudaMalloc(&work, wbytes));
+    CK(cudaMemset(dzero, 0, (size_t)8 * H * 4));
+    CK(cudaMemcpy(dgub, gub.data(), gub.size(), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dgus, gus.data(), gus.size(), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(ddb, db.data(), db.size(), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dds, ds.data(), ds.size(), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dgubias, gubias.data(), gubias.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(ddbias, dbias.data(), dbias.size() * 2, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dwts, wts.data(), wts.size() * 4, cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(dids, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice));
+    /* the moe_prefill model's buffers */
+    uint16_t *wg, *xh, *xl, *ah, *al;
+    float *GU, *DN;
+    int32_t *dtok;
+    CK(cudaMalloc(&wg, ((size_t)2 * I * H + (size_t)H * I) * 2));
+    CK(cudaMalloc(&xh, (size_t)Nmax * k * H * 2));
+    CK(cudaMalloc(&xl, (size_t)Nmax * k * H * 2));
+    CK(cudaMalloc(&ah, (size_t)Nmax * k * I * 2));
+    CK(cudaMalloc(&al, (size_t)Nmax * k * I * 2));
+    CK(cudaMalloc(&GU, (size_t)Nmax * k * 2 * I * 4));
+    CK(cudaMalloc(&DN, (size_t)Nmax * k * H * 4));
+    CK(cudaMalloc(&dtok, (size_t)Nmax * k * 4));
+    const double exp_bytes = (double)2 * I * nbH * 17 + (double)H * nbI * 17; /* one expert's blocks + scales */
+    auto run_grouped = [&](int n, int variant, float *o, cudaStream_t st) {
+        CKD(dpb_cuda_moe_grouped(nullptr, dgub, dgus, ddb, dds, dgubias, ddbias, dx, dids, dwts, o, n, k, E, H, I, alpha,
+                                 limit, 0, variant, work, wbytes, st));
+    };
+    auto run_chunks = [&](int n, float *o) {
+        for (int t0 = 0; t0 < n; t0 += 8) {
+            const int M = std::min(8, n - t0);
+            CKD(dpb_cuda_moe_gate_up_swiglu_ex(dgub, dgus, nullptr, nullptr, dgubias, dx + (size_t)t0 * H, dids + t0 * k, dact,
+                                               M, k, E, H, I, alpha, limit, 0, 0, 0));
+            CKD(dpb_cuda_moe_down_sum_ex(ddb, dds, nullptr, nullptr, ddbias, dact, dids + t0 * k, dwts + t0 * k, dzero,
+                                         o + (size_t)t0 * H, M, k, E, H, I, 0, 0, 0));
+        }
+    };
+    for (int n : Ns) {
+        /* per-expert rows, sorted (host side: the model knows the counts without a sync) */
+        std::vector<std::vector<int>> rows(E);
+        for (int p = 0; p < n * k; p++) rows[ids[p]].push_back(p / k);
+        std::vector<int32_t> tok;
+        int distinct = 0;
+        for (int e = 0; e < E; e++) {
+            distinct += !rows[e].empty();
+            tok.insert(tok.end(), rows[e].begin(), rows[e].end());
+        }
+        CK(cudaMemcpy(dtok, tok.data(), tok.size() * 4, cudaMemcpyHostToDevice));
+        const double bytes = distinct * exp_bytes;
+        const double flops = 2.0 * n * k * (2.0 * I * H + (double)H * I);
+        char shape[96], var[96], note[96];
+        std::snprintf(shape, sizeof shape, "n=%d (%d experts)", n, distinct);
+        /* reference: CPU for small n, else the A/B chunks */
+        std::vector<double> ref((size_t)n * H);
+        bool cpu = n <= 16;
+        if (cpu) {
+            std::vector<double> a((size_t)n * k * I);
+#pragma omp parallel for schedule(static)
+            for (int pj = 0; pj < n * k * I; pj++) {
+                const int p = pj / I, j = pj % I, m = p / k, e = ids[p];
+                double g = 0, u = 0;
+                const size_t rg = (size_t)e * 2 * I + 2 * (size_t)j;
+                for (int c = 0; c < H; c++) {
+                    g += mx_w(gub, gus, rg, H, c) * x[(size_t)m * H + c];
+                    u += mx_w(gub, gus, rg + 1, H, c) * x[(size_t)m * H + c];
+                }
+                g = std::min(g + bf2f(gubias[rg]), (double)limit);
+                u = std::max(std::min(u + bf2f(gubias[rg + 1]), (double)limit), -(double)limit);
+                a[pj] = g / (1.0 + std::exp(-(double)alpha * g)) * (u + 1.0);
+            }
+#pragma omp parallel for schedule(static)
+            for (int mh = 0; mh < n * H; mh++) {
+                const int m = mh / H, h = mh % H;
+                double s = 0;
+                for (int ei = 0; ei < k; ei++) {
+                    const int p = m * k + ei, e = ids[p];
+                    const size_t row = (size_t)e * H + h;
+                    double d = bf2f(dbias[row]);
+                    for (int c = 0; c < I; c++) d += mx_w(db, ds, row, I, c) * a[(size_t)p * I + c];
+                    s += wts[p] * d;
+                }
+                ref[mh] = s;
+            }
+        }
+        std::vector<float> y((size_t)n * H);
+        /* today's chunks of 8 */
+        CK(cudaMemset(dout2, 0xff, (size_t)n * H * 4));
+        run_chunks(n, dout2);
+        CK(cudaDeviceSynchronize());
+        CK(cudaMemcpy(y.data(), dout2, y.size() * 4, cudaMemcpyDeviceToHost));
+        double e2 = 0;
+        bool nn2 = false;
+        if (cpu) e2 = rel_err(y.data(), ref.data(), y.size(), &nn2);
+        else for (size_t i = 0; i < y.size(); i++) ref[i] = y[i];
+        double us = T.median_us([&] { run_chunks(n, dout2); });
+        std::snprintf(var, sizeof var, "A/B chunks of 8 (%d)", (n + 7) / 8);
+        add_row("moe n>8", shape, var, us, bytes, cpu, e2, nn2);
+        const double us_old = us;
+        /* grouped: auto, and each token tile */
+        const int B1 = DPB_CUDA_MOE_GROUPED_BM128, B2 = DPB_CUDA_MOE_GROUPED_BM256;
+        for (int variant : {0, 32 | B1, 64 | B1, 32 | B2, 64 | B2}) {
+            CK(cudaMemset(dout, 0xff, (size_t)n * H * 4));
+            run_grouped(n, variant, dout, 0);
+            CK(cudaDeviceSynchronize());
+            CK(cudaMemcpy(y.data(), dout, y.size() * 4, cudaMemcpyDeviceToHost));
+            bool nn = false;
+            const double e = rel_err(y.data(), ref.data(), y.size(), &nn);
+            us = T.median_us([&] { run_grouped(n, variant, dout, 0); });
+            if (variant == 0) std::snprintf(var, sizeof var, "grouped auto");
+            else std::snprintf(var, sizeof var, "grouped %d tok x %d rows", variant & 0xff, (variant & B2) ? 256 : 128);
+            std::snprintf(note, sizeof note, "%.2fx vs chunks; %.0f TFLOP/s%s", us_old / us, flops / (us * 1e6),
+                          cpu ? "" : "; err vs A/B chunks");
+            add_row("moe n>8", shape, var, us, bytes, true, e, nn, note);
+        }
+        /* in a CUDA graph (no host sync inside): 4 launches */
+        us = T.graph_us([&](cudaStream_t st, int) { run_grouped(n, 0, dout, st); }, 4);
+        add_row("moe n>8", shape, "grouped auto graph×4", us, bytes, false, 0, false);
+        /* the dequant + cuBLAS model (timing only) */
+        if (n >= 16) {
+            const size_t P = tok.size();
+            const float one = 1.f, zero = 0.f;
+            bool lo_parts = true;
+            auto run_model = [&] {
+                lab_gather_hilo<<<1024, 256>>>(dx, dtok, P, H, xh, xl);
+                size_t r0 = 0;
+                for (int e = 0; e < E; e++) {
+                    const int c = (int)rows[e].size();
+                    if (!c) continue;
+                    lab_dequant_mx<<<2048, 256>>>(dgub + (size_t)e * 2 * I * nbH * 16, dgus + (size_t)e * 2 * I * nbH,
+                                                  (size_t)2 * I * H / 8, reinterpret_cast<uint4 *>(wg));
+                    lab_dequant_mx<<<2048, 256>>>(ddb + (size_t)e * H * nbI * 16, dds + (size_t)e * H * nbI, (size_t)H * I / 8,
+                                                  reinterpret_cast<uint4 *>(wg + (size_t)2 * I * H));
+                    for (int part = 0; part < (lo_parts ? 2 : 1); part++)
+                        CKB(cublasGemmEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, 2 * I, c, H, &one, wg, CUDA_R_16BF, H,
+                                         (part ? xl : xh) + r0 * H, CUDA_R_16BF, H, part ? &one : &zero, GU, CUDA_R_32F,
+                                         2 * I, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                    lab_swiglu_hilo<<<1024, 256>>>(GU, (size_t)c, I, ah + r0 * I, al + r0 * I);
+                    for (int part = 0; part < (lo_parts ? 2 : 1); part++)
+                        CKB(cublasGemmEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, H, c, I, &one, wg + (size_t)2 * I * H, CUDA_R_16BF, I,
+                                         (part ? al : ah) + r0 * I, CUDA_R_16BF, I, part ? &one : &zero, DN + r0 * H,
+                                         CUDA_R_32F, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                    r0 += (size_t)c;
+                }
+            };
+            us = T.median_us(run_model);
+            std::snprintf(note, sizeof note, "lower bound of moe_prefill (no sort/sync/combine)");
+            add_row("moe n>8", shape, "dequant+cuBLAS model, f32 x (hi+lo)", us, bytes, false, 0, false, note);
+            lo_parts = false;
+            us = T.median_us(run_model);
+            add_row("moe n>8", shape, "dequant+cuBLAS model, bf16 x", us, bytes, false, 0, false, note);
+        }
+    }
+    /* scales outside [104, 128] in some tiles: the grouped kernels' exact
+     * fp32 path for those tiles (checked against the A/B chunks) */
+    {
+        fill_mx(gub, gus, 98, 126);
+        fill_mx(db, ds, 98, 126);
+        CK(cudaMemcpy(dgub, gub.data(), gub.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dgus, gus.data(), gus.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(ddb, db.data(), db.size(), cudaMemcpyHostToDevice));
+        CK(cudaMemcpy(dds, ds.data(), ds.size(), cudaMemcpyHostToDevice));
+        for (int n : {24, std::min(300, Nmax)}) {
+            std::vector<float> y((size_t)n * H), yr((size_t)n * H);
+            run_chunks(n, dout2);
+            CK(cudaMemset(dout, 0xff, (size_t)n * H * 4));
+            run_grouped(n, 0, dout, 0);
+            CK(cudaDeviceSynchronize());
+            CK(cudaMemcpy(yr.data(), dout2, yr.size() * 4, cudaMemcpyDeviceToHost));
+            CK(cudaMemcpy(y.data(), dout, y.size() * 4, cudaMemcpyDeviceToHost));
+            std::vector<double> ref(yr.begin(), yr.end());
+            bool nn = false;
+            const double e = rel_err(y.data(), ref.data(), y.size(), &nn);
+            const double us = T.median_us([&] { run_grouped(n, 0, dout, 0); });
+            char shape[64];
+            std::snprintf(shape, sizeof shape, "n=%d scales 2^-29..2^-1", n);
+            add_row("moe n>8", shape, "grouped auto (fp32 scale path)", us, 32 * exp_bytes, true, e, nn, "err vs A/B chunks");
+        }
+    }
+    for (void *p : std::initializer_list<void *>{dgub, dgus, ddb, dds, dgubias, ddbias, dx, dwts, dids, dout, dout2, dzero,
+                                                 dact, work, wg, xh, xl, ah, al, GU, DN, dtok})
+        CK(cudaFree(p));
+}
+
 /* --------------------------------------------------------------- main -- */
 int main(int argc, char **argv)
 {
@@ -1221,7 +1524,7 @@ int main(int argc, char **argv)
                          "  --quick   small shapes only (lm_head, M>1 and 32k context left out)\n"
                          "  --seed N  random seed for the inputs (default: time based)\n"
                          "  --reps N  timed runs per kernel, median reported (default 25, at least 20 advised)\n"
-                         "  --only G  comma-separated subset of gemv,router,moe,moesmall,norm,attn (the copy rows always run)\n");
+                         "  --only G  comma-separated subset of gemv,router,moe,moesmall,moegrouped,norm,attn (the copy rows always run)\n");
             return 2;
         }
     }
@@ -1255,6 +1558,7 @@ int main(int argc, char **argv)
     if (want("router")) bench_router(T, Ms);
     if (want("moe")) bench_moe(T, Ms);
     if (want("moesmall")) check_moe_small();
+    if (want("moegrouped")) bench_moe_grouped(T, cb, quick);
     if (want("norm")) bench_addnorm(T);
     if (want("attn")) bench_attn(T, quick ? std::vector<int>{128, 2048} : std::vector<int>{128, 2048, 8192, 32768});
 

@@ -33,6 +33,7 @@ constexpr int kWarp = 32;
 enum { kPrefillAuto = 0, kPrefillNew = 1, kPrefillOld = 2 };
 constexpr int64_t kMoeDequantMinRows = 32; /* auto: MXFP4 experts through dequantize + cuBLAS from this many rows */
 constexpr int64_t kMoeGuRows = 1024;       /* rows per gate_up GEMM of one expert (bounds its fp32 scratch) */
+constexpr int64_t kMoeGroupedMinRows = 16; /* auto: grouped MXFP4 experts from this many rows (lab: 9..15 tie or lose) */
 constexpr int64_t kAttnTiledMinRows = 16;  /* auto: tiled prefill attention from this many rows */
 
 struct moe_table {
@@ -46,6 +47,7 @@ struct cuda_impl {
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
     int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
+    int moe_grouped = 0; /* grouped MXFP4 experts for n > 8: 0 auto, 1 always, -1 never (DPB_CUDA_MOE_GROUPED) */
     cudaStream_t st = nullptr;
     cublasHandle_t blas = nullptr;
     std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
@@ -1564,6 +1566,17 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
     const bool fused = g0->fmt == DPB_W_MXFP4 && d0->fmt == DPB_W_MXFP4 && H % 32 == 0 && I % 32 == 0 && K <= 8 &&
                        al16(a->x) && H <= INT32_MAX && I <= INT32_MAX;
     void *ws;
+    /* grouped MXFP4 kernels (decode_kernels.cu): from kMoeGroupedMinRows rows
+     * (every n > 8 with DPB_CUDA_MOE_GROUPED=on), unless a path is forced */
+    if (fused && n > 8 && n * K <= (1 << 20) && H <= 4096 && I <= 4096 && al16(a->out) &&
+        (ci->moe_grouped > 0 || (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto && n >= kMoeGroupedMinRows))) {
+        size_t need = 0;
+        if ((s = dpb_cuda_moe_grouped_work_bytes((int)n, (int)K, (int)E, (int)H, (int)I, 0, &need))) return s;
+        if ((s = ws_get(ci, need, &ws))) return s;
+        return dpb_cuda_moe_grouped(tab, nullptr, nullptr, nullptr, nullptr, a->gate_up_bias, a->down_bias, a->x, a->idx,
+                                    a->wts, a->out, (int)n, (int)K, (int)E, (int)H, (int)I, a->alpha, a->limit,
+                                    a->round_bf16, 0, ws, need, ci->st);
+    }
     if (fused && n > 8 && n * K <= INT32_MAX &&
         (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && n >= kMoeDequantMinRows)))
         return moe_prefill(ci, a, E, n * K);
@@ -2192,7 +2205,12 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     else if (pf && strcmp(pf, "old") == 0) prefill = kPrefillOld;
     else if (pf && *pf && strcmp(pf, "auto") != 0)
         return dpb_error_set(DPB_E_ARG, "DPB_CUDA_PREFILL: '%s' is not auto, new or old", pf);
+    int grouped = 0; /* DPB_CUDA_MOE_GROUPED=on: grouped MXFP4 experts for every n > 8; off: never */
     if (grp && strcmp(grp, "1") == 0) prefill = kPrefillNew; /* the earlier name of DPB_CUDA_PREFILL=new */
+    else if (grp && strcmp(grp, "on") == 0) grouped = 1;
+    else if (grp && strcmp(grp, "off") == 0) grouped = -1;
+    else if (grp && *grp && strcmp(grp, "auto") != 0)
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_GROUPED: '%s' is not auto, on, off or 1", grp);
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count < 1) {
@@ -2217,6 +2235,7 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     ci->lmulti = lm && strcmp(lm, "split") == 0 ? 1 : lm && strcmp(lm, "off") == 0 ? 2 : 0;
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) ci->sms = sms;
+    ci->moe_grouped = grouped;
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     b->ops = &k_cuda_ops;

@@ -1737,3 +1737,522 @@ extern "C" dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, c
     attn_combine_kernel<<<(unsigned)Hq, kD, 0, stream>>>(part, sinks, out, G, nsplit);
     return launch_status(cudaGetLastError(), "attention combine");
 }
+
+/* ============================================ grouped MXFP4 experts ==
+ * For many tokens (batched decode, prefill): the (token, expert) pairs
+ * sorted by expert on the device, then per expert and tile of 128 weight
+ * rows one block that streams the MXFP4 tile once per tile of 32 or 64 of
+ * the expert's tokens and multiplies on the tensor cores (mma.sync
+ * m16n8k16, f16 operands, fp32 accumulation).  No host synchronization:
+ * the grids are fixed by n, k and E (blocks without work return at once),
+ * so the whole op can be captured in a CUDA graph.  docs/CUDA.md, "Grouped
+ * MXFP4 experts".
+ *
+ *   1. grp_sort: counting sort of the pairs by expert -> perm (sorted row ->
+ *      pair), inv (pair -> sorted row, -1 for an expert id out of range),
+ *      the list of token tiles (expert, first sorted row), its length.
+ *   2. grp_prep (x): each token row as f16, scaled by 2^sigma (its largest
+ *      magnitude in [2^14, 2^15)), in the pair order of fp4_word_h2.
+ *   3. grp_gemm<G1>: gate_up rows x the tile's token rows, + bias, clamped
+ *      SwiGLU (rounded as kernel A rounds when rnd) -> act [sorted row, I].
+ *   4. grp_prep (act): act rows to scaled f16 like x.
+ *   5. grp_gemm<G2>: down rows x act rows, + bias (rounded to bf16 when rnd)
+ *      -> dn [sorted row, H].
+ *   6. grp_combine: out[t] = sum_j wts[t,j] * dn[inv[t k + j]] in slot order
+ *      j = 0..k-1 (k_pf_combine's and kernel B's order).
+ * Weights: lane (g, t) of a warp takes code word t (8 codes) of rows g and
+ * g+8 of a 32-element block; fp4_word_h2 gives the A fragments of the
+ * block's two k16 steps exactly (codes times 2^-14 in f16).  When every
+ * E8M0 scale of the block's tile is in [104, 128] the codes are multiplied
+ * by their scale in f16 (exact there) and the MMAs accumulate directly;
+ * otherwise each block's two MMAs go to a fresh fragment added to the fp32
+ * sum times the rows' scales.  Either way every weight is exact and the
+ * only rounding is the activations' f16 (2^-12 relative) and fp32 sums.
+ * Blocks of 256 rows (16 warps) are a variant (DPB_CUDA_MOE_GROUPED_BM256),
+ * measured slower than 128. */
+namespace {
+
+/* A block: BM = 128 or 256 weight rows, one warp per 16 rows (2 BM threads). */
+constexpr int kGrpDefaultBM = 128; /* 256 measured slower at every n (docs/CUDA.md) */
+constexpr int kGrpMaxNb = 128;  /* K <= 4096: the tile's scales fit in shared memory */
+
+struct GrpWork {
+    size_t off, perm, inv, ntiles, tile, x16, xsig, act, a16, asig, total;
+    int max_tiles;
+};
+
+/* byte offsets of the scratch parts (each 256-aligned) */
+GrpWork grp_layout(int n, int k, int E, int H, int I, int bn)
+{
+    auto al = [](size_t v) { return (v + 255) / 256 * 256; };
+    const size_t P = (size_t)n * k;
+    GrpWork w;
+    w.max_tiles = (int)((P + (size_t)bn - 1) / (size_t)bn + (size_t)E);
+    size_t o = 0;
+    w.off = o; o += al((size_t)(E + 1) * 4);
+    w.perm = o; o += al(P * 4);
+    w.inv = o; o += al(P * 4);
+    w.ntiles = o; o += al(4);
+    w.tile = o; o += al((size_t)w.max_tiles * 8);
+    w.x16 = o; o += al((size_t)n * H * 2);
+    w.xsig = o; o += al((size_t)n * 4);
+    w.act = o; o += al(P * (size_t)(H > I ? H : I) * 4); /* act [P, I], then dn [P, H] */
+    w.a16 = o; o += al(P * (size_t)I * 2);
+    w.asig = o; o += al(P * 4);
+    w.total = o;
+    return w;
+}
+
+/* One block of 1024 threads.  tile[2i] = expert, tile[2i+1] = first sorted
+ * row of token tile i; *ntiles = their number. */
+__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn,
+                                                        int32_t *__restrict__ off, int32_t *__restrict__ perm,
+                                                        int32_t *__restrict__ inv, int32_t *__restrict__ ntiles,
+                                                        int32_t *__restrict__ tile)
+{
+    __shared__ int cnt[1024], cur[1024];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
+    __syncthreads();
+    for (int p = threadIdx.x; p < P; p += blockDim.x) {
+        const int e = ids[p];
+        if (e >= 0 && e < E) atomicAdd(&cnt[e], 1);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int sum = 0, nt = 0;
+        for (int e = 0; e < E; e++) {
+            off[e] = sum;
+            cur[e] = sum;
+            for (int r = 0; r < cnt[e]; r += bn) {
+                tile[2 * nt] = e;
+                tile[2 * nt + 1] = sum + r;
+                nt++;
+            }
+            sum += cnt[e];
+        }
+        off[E] = sum;
+        *ntiles = nt;
+    }
+    __syncthreads();
+    for (int p = threadIdx.x; p < P; p += blockDim.x) {
+        const int e = ids[p];
+        if (e >= 0 && e < E) {
+            const int r = atomicAdd(&cur[e], 1);
+            perm[r] = p;
+            inv[p] = r;
+        } else {
+            inv[p] = -1;
+        }
+    }
+}
+
+/* Row r of src (fp32 [rows, K]) -> dst (f16 pairs [rows, K/2], groups of 8
+ * elements as (0,4) (1,5) (2,6) (3,7)) scaled by 2^sig[r].  One block of
+ * 256 threads per row; rows at or after *count (when count) are skipped. */
+constexpr int kGrpPrepThreads = 256;
+__global__ void __launch_bounds__(kGrpPrepThreads) grp_prep_kernel(const float *__restrict__ src, int K,
+                                                                  const int32_t *__restrict__ count,
+                                                                  uint32_t *__restrict__ dst, int32_t *__restrict__ sig)
+{
+    __shared__ float red[kGrpPrepThreads / kWarp];
+    const int r = blockIdx.x;
+    if (count && r >= *count) return;
+    const float4 *s4 = reinterpret_cast<const float4 *>(src + (size_t)r * K);
+    const int ng = K / 8;
+    float am = 0.f;
+    for (int gi = threadIdx.x; gi < ng; gi += kGrpPrepThreads) {
+        const float4 a = s4[2 * gi], b = s4[2 * gi + 1];
+        am = fmaxf(am, fmaxf(fmaxf(fmaxf(fabsf(a.x), fabsf(a.y)), fmaxf(fabsf(a.z), fabsf(a.w))),
+                             fmaxf(fmaxf(fabsf(b.x), fabsf(b.y)), fmaxf(fabsf(b.z), fabsf(b.w)))));
+    }
+    am = warp_max(am);
+    if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = am;
+    __syncthreads();
+    am = 0.f;
+#pragma unroll
+    for (int w = 0; w < kGrpPrepThreads / kWarp; w++) am = fmaxf(am, red[w]);
+    const int sigma = f16_shift(am);
+    const float sc = pow2f(sigma);
+    if (threadIdx.x == 0) sig[r] = sigma;
+    auto h2 = [](float p, float q) {
+        const __half2 h = __floats2half2_rn(p, q);
+        return *reinterpret_cast<const uint32_t *>(&h);
+    };
+    uint4 *d4 = reinterpret_cast<uint4 *>(dst + (size_t)r * (K / 2));
+    for (int gi = threadIdx.x; gi < ng; gi += kGrpPrepThreads) {
+        const float4 a = s4[2 * gi], b = s4[2 * gi + 1];
+        d4[gi] = make_uint4(h2(a.x * sc, b.x * sc), h2(a.y * sc, b.y * sc), h2(a.z * sc, b.z * sc), h2(a.w * sc, b.w * sc));
+    }
+}
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid)
+{
+    const uint32_t s = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+struct GrpArgs {
+    /* weights: expert e's blocks / scales at tab[e], tab[E + e] (tab != NULL),
+     * else at blocks + e * R * nb * 16, scales + e * R * nb */
+    const uint8_t *const *tab;
+    const uint8_t *blocks, *scales;
+    const uint16_t *bias;     /* bf16 [E, R] */
+    const uint32_t *src;      /* f16 pairs [*, K/2] */
+    const int32_t *sig;       /* per src row */
+    const int32_t *perm;      /* G1: sorted row -> pair (src row = pair / k); G2: NULL (src row = sorted row) */
+    const int32_t *ntiles, *tile;
+    const int32_t *off;       /* [E + 1] */
+    float *out;               /* G1: act [P, R/2]; G2: dn [P, R] */
+    int R, K, E, k, rnd;
+    float alpha, limit;
+};
+
+/* The products of one 32-element block kb for this warp's 16 rows (ra =
+ * 16 w + g and ra + 8) and the BN tokens of the stage.  PRE: the decoded
+ * codes are multiplied by their block scale in f16 (exact when every scale
+ * of the tile is in [104, 128], checked per block) and the MMAs accumulate
+ * straight into acc; else each block's two MMAs go to a fresh fragment
+ * added to acc times the scales in fp32 (exact for any scale). */
+template <int NT, bool PRE>
+__device__ __forceinline__ void grp_block(float (&acc)[NT][4], const uint8_t *W, const uint8_t *X, const uint8_t *sS,
+                                          int nb, int kb, int b, int ra, int g, int t, const Pow2Regs &p2)
+{
+    const int rb = ra + 8;
+    const uint32_t wa = *reinterpret_cast<const uint32_t *>(W + ra * 32 + ((b ^ ((ra >> 2) & 1)) * 16) + t * 4);
+    const uint32_t wb = *reinterpret_cast<const uint32_t *>(W + rb * 32 + ((b ^ ((rb >> 2) & 1)) * 16) + t * 4);
+    const uint32_t sa = sS[ra * nb + kb], sb = sS[rb * nb + kb];
+    uint32_t ha[4], hb[4];
+    fp4_word_h2(wa, p2, ha);
+    fp4_word_h2(wb, p2, hb);
+    float fa = 0.f, fb = 0.f;
+    if constexpr (PRE) {
+        /* codes are value * 2^-14: times 2^(s - 113) (a normal f16 for s in [104, 128]) */
+        const uint32_t ea = (sa - 113u + 15u) << 10, eb = (sb - 113u + 15u) << 10;
+        const uint32_t ma = ea | (ea << 16), mb = eb | (eb << 16);
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            __half2 x = *reinterpret_cast<__half2 *>(&ha[q]), y = *reinterpret_cast<const __half2 *>(&ma);
+            __half2 r = __hmul2(x, y);
+            ha[q] = *reinterpret_cast<uint32_t *>(&r);
+            x = *reinterpret_cast<__half2 *>(&hb[q]);
+            y = *reinterpret_cast<const __half2 *>(&mb);
+            r = __hmul2(x, y);
+            hb[q] = *reinterpret_cast<uint32_t *>(&r);
+        }
+    } else {
+        fa = e8m0_x2p14(sa);
+        fb = e8m0_x2p14(sb);
+    }
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        const int c = j * 8 + g;
+        const uint4 xv = *reinterpret_cast<const uint4 *>(X + c * 128 + (((b * 4 + t) ^ ((c & 1) << 2)) * 16));
+        if constexpr (PRE) {
+            mma_f16_16816(acc[j], ha[0], hb[0], ha[1], hb[1], xv.x, xv.y);
+            mma_f16_16816(acc[j], ha[2], hb[2], ha[3], hb[3], xv.z, xv.w);
+        } else {
+            float cc[4] = {0.f, 0.f, 0.f, 0.f};
+            mma_f16_16816(cc, ha[0], hb[0], ha[1], hb[1], xv.x, xv.y);
+            mma_f16_16816(cc, ha[2], hb[2], ha[3], hb[3], xv.z, xv.w);
+            acc[j][0] = fmaf(cc[0], fa, acc[j][0]);
+            acc[j][1] = fmaf(cc[1], fa, acc[j][1]);
+            acc[j][2] = fmaf(cc[2], fb, acc[j][2]);
+            acc[j][3] = fmaf(cc[3], fb, acc[j][3]);
+        }
+    }
+}
+
+/* G1 (SWIGLU): R = 2I interleaved gate/up rows -> act; else R = H -> dn.
+ * Grid: (row tiles, max tiles); block: 8 warps, warp w on rows 16w..16w+15
+ * of the tile and all BN tokens (each weight is decoded once per block). */
+template <int BN, int STAGES, bool SWIGLU, int BM>
+__global__ void __launch_bounds__(2 * BM, BM == 128 ? (BN == 32 ? 3 : 2) : 1) grp_gemm_kernel(const GrpArgs a, uint32_t zero)
+{
+    constexpr int NTHR = 2 * BM;
+    constexpr int NT = BN / 8;                   /* n-tiles of 8 tokens per warp */
+    constexpr int WB = BM * 32;              /* weight bytes per stage (2 blocks per row) */
+    constexpr int XB = BN * 128;                 /* activation bytes per stage (64 elements per row) */
+    extern __shared__ __align__(16) uint8_t gsm[];
+    uint8_t *sW = gsm, *sX = gsm + STAGES * WB, *sS = sX + STAGES * XB;
+    __shared__ int srow[BN];
+    __shared__ float sinv[BN];
+    const int slot = blockIdx.y;
+    if (slot >= *a.ntiles) return;
+    const int e = a.tile[2 * slot], row0 = a.tile[2 * slot + 1];
+    const int cnt = min(BN, a.off[e + 1] - row0);
+    const int r0 = blockIdx.x * BM;
+    const int nb = a.K / 32, K2 = a.K / 2;
+    const int tid = threadIdx.x, warp = tid / kWarp, lane = tid % kWarp, g = lane >> 2, t = lane & 3;
+    const uint8_t *eb = a.tab ? a.tab[e] : a.blocks + (size_t)e * a.R * nb * 16;
+    const uint8_t *es = a.tab ? a.tab[a.E + e] : a.scales + (size_t)e * a.R * nb;
+    if (tid < BN) {
+        const int c = tid < cnt ? tid : 0; /* columns past the tile's rows repeat its first row (not stored) */
+        const int sr = a.perm ? a.perm[row0 + c] / a.k : row0 + c;
+        srow[tid] = sr;
+        sinv[tid] = pow2f(-a.sig[sr]);
+    }
+    /* the tile's scales, all of K: 16-byte copies in the first pipeline
+     * group when aligned (they arrive with the first stage), else bytes */
+    const uint8_t *s0 = es + (size_t)r0 * nb;
+    const int sbytes = min(BM, a.R - r0) * nb; /* valid scale bytes of the tile */
+    const bool s16 = ((uintptr_t)s0 & 15u) == 0;
+    if (s16) {
+        for (int i = tid; i < (BM * nb + 15) / 16; i += NTHR) {
+            const int left = sbytes - 16 * i;
+            const uint32_t sm = (uint32_t)__cvta_generic_to_shared(sS + 16 * i);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sm), "l"(left > 0 ? s0 + 16 * i : s0),
+                         "r"(left >= 16 ? 16 : (left > 0 ? left : 0)));
+        }
+    } else {
+        for (int i = tid; i < BM * nb; i += NTHR) sS[i] = i < sbytes ? __ldg(s0 + i) : (uint8_t)0;
+    }
+    __syncthreads(); /* srow, sinv (and the byte-loaded scales) */
+    const int nsteps = (nb + 1) / 2;
+    auto load = [&](int step, int stage) {
+        const int kb0 = 2 * step;
+        {   /* weights: one 16-byte block per thread */
+            const int row = tid >> 1, b = tid & 1;
+            const bool ok = r0 + row < a.R && kb0 + b < nb;
+            const uint8_t *gp = ok ? eb + ((size_t)(r0 + row) * nb + kb0 + b) * 16 : eb;
+            cp_async16(sW + stage * WB + row * 32 + ((b ^ ((row >> 2) & 1)) * 16), gp, ok);
+        }
+#pragma unroll
+        for (int u = 0; u < (BN * 8 + NTHR - 1) / NTHR; u++) {
+            const int i = tid + u * NTHR, c = i >> 3, q = i & 7;
+            if (BN * 8 % NTHR != 0 && i >= BN * 8) break;
+            const bool ok = kb0 + (q >> 2) < nb;
+            const uint32_t *gp = a.src + (size_t)srow[c] * K2 + (size_t)kb0 * 16 + q * 4;
+            cp_async16(sX + stage * XB + c * 128 + ((q ^ ((c & 1) << 2)) * 16), ok ? gp : a.src, ok);
+        }
+    };
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < nsteps) load(s, s);
+        cp_async_commit();
+    }
+    /* the scales arrived with group 0: every one of the tile in [104, 128]? */
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    int inrange = 1;
+    for (int i = tid; i < sbytes; i += NTHR) inrange &= sS[i] >= 104 && sS[i] <= 128;
+    const bool pre = __syncthreads_and(inrange) != 0;
+    float acc[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    const Pow2Regs p2 = pow2_regs(zero);
+    const int ra = warp * 16 + g;
+    for (int step = 0; step < nsteps; step++) {
+        cp_async_wait<STAGES - 2>();
+        __syncthreads();
+        {
+            const int nx = step + STAGES - 1;
+            if (nx < nsteps) load(nx, nx % STAGES);
+            cp_async_commit();
+        }
+        const int stage = step % STAGES;
+        const uint8_t *W = sW + stage * WB, *X = sX + stage * XB;
+        if (pre) {
+            grp_block<NT, true>(acc, W, X, sS, nb, 2 * step, 0, ra, g, t, p2);
+            if (2 * step + 1 < nb) grp_block<NT, true>(acc, W, X, sS, nb, 2 * step + 1, 1, ra, g, t, p2);
+        } else {
+            grp_block<NT, false>(acc, W, X, sS, nb, 2 * step, 0, ra, g, t, p2);
+            if (2 * step + 1 < nb) grp_block<NT, false>(acc, W, X, sS, nb, 2 * step + 1, 1, ra, g, t, p2);
+        }
+    }
+    cp_async_wait<0>();
+    /* epilogue: C[row][col] for rows ra (c0, c1) and ra + 8 (c2, c3), columns 2t, 2t+1 of each n-tile */
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        const int col = j * 8 + 2 * t;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int row = r0 + ra + 8 * h; /* weight row of this thread's half */
+            const float v0 = acc[j][2 * h] * sinv[col], v1 = acc[j][2 * h + 1] * sinv[col + 1];
+            if constexpr (SWIGLU) {
+                /* rows 2jj (gate) and 2jj+1 (up) sit in lanes g, g^1: even g takes column 2t, odd g column 2t+1 */
+                const bool odd = g & 1;
+                const float other = __shfl_xor_sync(0xffffffffu, odd ? v0 : v1, 4);
+                const int cc = odd ? col + 1 : col;
+                const int grow = odd ? row - 1 : row; /* the gate row */
+                if (grow < a.R && cc < cnt) {
+                    const int jj = grow / 2;
+                    const uint16_t *bp = a.bias + (size_t)e * a.R + 2 * (size_t)jj;
+                    float gt = (odd ? other : v0) + bf16f(bp[0]);
+                    float up = (odd ? v1 : other) + bf16f(bp[1]);
+                    if (a.rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
+                    gt = fminf(gt, a.limit);
+                    up = fminf(fmaxf(up, -a.limit), a.limit);
+                    const float glu = gt / (1.f + expf(-a.alpha * gt));
+                    const float av = glu * (up + 1.f);
+                    a.out[(size_t)(row0 + cc) * (a.R / 2) + jj] = a.rnd ? round_bf16_dev(av) : av;
+                }
+            } else {
+                if (row < a.R) {
+                    const float bb = bf16f(a.bias[(size_t)e * a.R + row]);
+                    float y0 = v0 + bb, y1 = v1 + bb;
+                    if (a.rnd) { y0 = round_bf16_dev(y0); y1 = round_bf16_dev(y1); }
+                    if (col < cnt) a.out[(size_t)(row0 + col) * a.R + row] = y0;
+                    if (col + 1 < cnt) a.out[(size_t)(row0 + col + 1) * a.R + row] = y1;
+                }
+            }
+        }
+    }
+}
+
+/* out[t][h] = sum_j wts[t k + j] * dn[inv[t k + j]][h], j = 0..k-1; NaN when
+ * a slot's expert id was out of range.  4 elements per thread. */
+__global__ void grp_combine_kernel(const float *__restrict__ dn, const int32_t *__restrict__ inv,
+                                   const float *__restrict__ wts, int n, int H, int k, float *__restrict__ out)
+{
+    const int H4 = H / 4;
+    const size_t tot = (size_t)n * H4;
+    for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < tot; q += (size_t)gridDim.x * blockDim.x) {
+        const int tk = (int)(q / H4), h4 = (int)(q % H4);
+        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int j = 0; j < k; j++) {
+            const int p = tk * k + j, r = inv[p];
+            if (r < 0) {
+                const float nan = __int_as_float(0x7fc00000);
+                o = make_float4(nan, nan, nan, nan);
+                break;
+            }
+            const float w = wts[p];
+            const float4 v = reinterpret_cast<const float4 *>(dn + (size_t)r * H)[h4];
+            o.x += v.x * w; o.y += v.y * w; o.z += v.z * w; o.w += v.w * w;
+        }
+        reinterpret_cast<float4 *>(out + (size_t)tk * H)[h4] = o;
+    }
+}
+
+template <int BN, int STAGES, bool SWIGLU, int BM>
+cudaError_t grp_gemm_launch(const GrpArgs &a, int max_tiles, cudaStream_t stream)
+{
+    const size_t smem = (size_t)STAGES * (BM * 32 + BN * 128) + ((size_t)BM * (a.K / 32) + 15) / 16 * 16;
+    static std::atomic<size_t> allowed{48 * 1024};
+    if (smem > allowed.load(std::memory_order_relaxed)) {
+        cudaError_t ce = cudaFuncSetAttribute(grp_gemm_kernel<BN, STAGES, SWIGLU, BM>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (ce != cudaSuccess) return ce;
+        allowed.store(smem, std::memory_order_relaxed);
+    }
+    dim3 grid((unsigned)((a.R + BM - 1) / BM), (unsigned)max_tiles);
+    grp_gemm_kernel<BN, STAGES, SWIGLU, BM><<<grid, 2 * BM, smem, stream>>>(a, 0u);
+    return cudaGetLastError();
+}
+
+template <bool SWIGLU>
+cudaError_t grp_gemm_pick(const GrpArgs &a, int max_tiles, int bn, int bm, cudaStream_t stream)
+{
+    if (bm == 256)
+        return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 256>(a, max_tiles, stream)
+                        : grp_gemm_launch<32, 6, SWIGLU, 256>(a, max_tiles, stream);
+    return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 128>(a, max_tiles, stream)
+                    : grp_gemm_launch<32, 6, SWIGLU, 128>(a, max_tiles, stream);
+}
+
+/* token tile for a variant (0 = auto: by the mean pairs per expert) */
+int grp_bn(int variant, int n, int k, int E)
+{
+    variant &= 0xff;
+    if (variant == 32 || variant == 64) return variant;
+    return (long long)n * k >= 48LL * E ? 64 : 32;
+}
+int grp_bm(int variant) { return (variant & DPB_CUDA_MOE_GROUPED_BM128) ? 128 : (variant & DPB_CUDA_MOE_GROUPED_BM256) ? 256 : kGrpDefaultBM; }
+
+} // namespace
+
+extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H, int I, int variant, size_t *bytes)
+{
+    if (!bytes) return dpb_error_set(DPB_E_ARG, "cuda moe grouped: null bytes");
+    *bytes = 0;
+    if (n < 1 || k < 1 || k > 8 || E < k || E > 1024 || H < 32 || I < 32 || H % 32 || I % 32 ||
+        H > 32 * kGrpMaxNb || I > 32 * kGrpMaxNb || (long long)n * k > (1LL << 28) ||
+        ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64) ||
+        (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256)) != 0)
+        return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
+                                        "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64)",
+                             n, k, E, H, I, variant, 32 * kGrpMaxNb);
+    const GrpWork L = grp_layout(n, k, E, H, I, grp_bn(variant, n, k, E));
+    if (L.max_tiles > 65535)
+        return dpb_error_set(DPB_E_ARG, "cuda moe grouped: n=%d k=%d gives %d token tiles (at most 65535)", n, k, L.max_tiles);
+    *bytes = L.total;
+    return DPB_OK;
+}
+
+extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint8_t *gate_up_blocks,
+                                           const uint8_t *gate_up_scales, const uint8_t *down_blocks,
+                                           const uint8_t *down_scales, const uint16_t *gate_up_bias,
+                                           const uint16_t *down_bias, const float *x, const int32_t *ids,
+                                           const float *wts, float *out, int n, int k, int E, int H, int I,
+                                           float alpha, float limit, int rnd, int variant, void *work,
+                                           size_t work_bytes, cudaStream_t stream)
+{
+    size_t need = 0;
+    dpb_status st = dpb_cuda_moe_grouped_work_bytes(n, k, E, H, I, variant, &need);
+    if (st) return st;
+    if (!tab && (!gate_up_blocks || !gate_up_scales || !down_blocks || !down_scales))
+        return dpb_error_set(DPB_E_ARG, "cuda moe grouped: no weight table and no contiguous weights");
+    if (!gate_up_bias || !down_bias || !x || !ids || !wts || !out || !work)
+        return dpb_error_set(DPB_E_ARG, "cuda moe grouped: null pointer");
+    if (!aligned16(x) || !aligned16(out) || !aligned16(work) || (!tab && (!aligned16(gate_up_blocks) || !aligned16(down_blocks))))
+        return dpb_error_set(DPB_E_ARG, "cuda moe grouped: x, out, work and the weight blocks must be 16-byte aligned");
+    if (work_bytes < need)
+        return dpb_error_set(DPB_E_ARG, "cuda moe grouped: work of %zu bytes, %zu needed", work_bytes, need);
+    const int bn = grp_bn(variant, n, k, E), P = n * k;
+    const GrpWork L = grp_layout(n, k, E, H, I, bn);
+    char *w8 = static_cast<char *>(work);
+    int32_t *off = reinterpret_cast<int32_t *>(w8 + L.off), *perm = reinterpret_cast<int32_t *>(w8 + L.perm);
+    int32_t *inv = reinterpret_cast<int32_t *>(w8 + L.inv), *ntiles = reinterpret_cast<int32_t *>(w8 + L.ntiles);
+    int32_t *tile = reinterpret_cast<int32_t *>(w8 + L.tile);
+    uint32_t *x16 = reinterpret_cast<uint32_t *>(w8 + L.x16), *a16 = reinterpret_cast<uint32_t *>(w8 + L.a16);
+    int32_t *xsig = reinterpret_cast<int32_t *>(w8 + L.xsig), *asig = reinterpret_cast<int32_t *>(w8 + L.asig);
+    float *act = reinterpret_cast<float *>(w8 + L.act), *dn = act;
+    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, off, perm, inv, ntiles, tile);
+    if ((st = launch_status(cudaGetLastError(), "moe grouped sort"))) return st;
+    grp_prep_kernel<<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
+    if ((st = launch_status(cudaGetLastError(), "moe grouped x"))) return st;
+    GrpArgs a{};
+    a.tab = tab;
+    a.blocks = gate_up_blocks;
+    a.scales = gate_up_scales;
+    a.bias = gate_up_bias;
+    a.src = x16;
+    a.sig = xsig;
+    a.perm = perm;
+    a.ntiles = ntiles;
+    a.tile = tile;
+    a.off = off;
+    a.out = act;
+    a.R = 2 * I;
+    a.K = H;
+    a.E = E;
+    a.k = k;
+    a.rnd = rnd;
+    a.alpha = alpha;
+    a.limit = limit;
+    const int bm = grp_bm(variant);
+    cudaError_t ce = grp_gemm_pick<true>(a, L.max_tiles, bn, bm, stream);
+    if ((st = launch_status(ce, "moe grouped gate_up"))) return st;
+    grp_prep_kernel<<<(unsigned)P, kGrpPrepThreads, 0, stream>>>(act, I, off + E, a16, asig);
+    if ((st = launch_status(cudaGetLastError(), "moe grouped act"))) return st;
+    a.tab = tab ? tab + 2 * E : nullptr;
+    a.blocks = down_blocks;
+    a.scales = down_scales;
+    a.bias = down_bias;
+    a.src = a16;
+    a.sig = asig;
+    a.perm = nullptr;
+    a.out = dn;
+    a.R = H;
+    a.K = I;
+    ce = grp_gemm_pick<false>(a, L.max_tiles, bn, bm, stream);
+    if ((st = launch_status(ce, "moe grouped down"))) return st;
+    const size_t tot = (size_t)n * (H / 4);
+    size_t blocks = (tot + 255) / 256;
+    if (blocks > 65535u * 8u) blocks = 65535u * 8u;
+    grp_combine_kernel<<<(unsigned)blocks, 256, 0, stream>>>(dn, inv, wts, n, H, k, out);
+    return launch_status(cudaGetLastError(), "moe grouped combine");
+}

@@ -121,6 +121,39 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
                                     float *out, int M, int k, int E, int H, int I, int rnd,
                                     int rows_per_warp, cudaStream_t stream);
 
+/* ---- Grouped MXFP4 experts, for many tokens (batched decode, prefill) ----
+ * The same result as kernels A and B summed over the k experts (no
+ * residual: out = sum_j wts[t k + j] * expert_j(x[t])), for any n >= 1:
+ * the n*k (token, expert) pairs sorted by expert on the device, then each
+ * active expert's MXFP4 weights streamed once per tile of 32 or 64 of its
+ * tokens through tensor-core tiles (f16 operands, fp32 sums; activations
+ * rounded to f16 after scaling each row by a power of two: 2^-12 relative),
+ * with bias + clamped SwiGLU fused into gate_up and bias fused into down.
+ * rnd rounds as kernels A/B do (gate, up, act, each expert's output to
+ * bf16).  No host synchronization and fixed grids: capturable in a graph.
+ * Weights: tab (device array [4E]: gate_up blocks, gate_up scales, down
+ * blocks, down scales of each expert, as for the _ex kernels' btab/stab), or
+ * tab == NULL and the contiguous [E, ...] tensors.  x fp32 [n, H], out fp32
+ * [n, H] (may equal x: x is read before out is written), ids/wts [n, k];
+ * n * k / (token tile) + E <= 65535.  An id outside [0, E) makes
+ * its token's row NaN.  1 <= k <= 8, k <= E <= 1024, H and I multiples of 32
+ * up to 4096.  variant: token tile 32 or 64, 0 = auto (by n*k / E), OR-ed
+ * with DPB_CUDA_MOE_GROUPED_BM128 or _BM256: weight rows per block (default
+ * 128, the faster at every n measured; docs/CUDA.md).
+ * work: device scratch of dpb_cuda_moe_grouped_work_bytes bytes, 16-byte
+ * aligned (about n*k*(4 max(H, I) + 2 I) + 2 n H bytes: 153 MB for 2048
+ * tokens of gpt-oss). */
+#define DPB_CUDA_MOE_GROUPED_BM128 256
+#define DPB_CUDA_MOE_GROUPED_BM256 512
+dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H, int I, int variant, size_t *bytes);
+dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint8_t *gate_up_blocks,
+                                const uint8_t *gate_up_scales, const uint8_t *down_blocks,
+                                const uint8_t *down_scales, const uint16_t *gate_up_bias,
+                                const uint16_t *down_bias, const float *x, const int32_t *ids,
+                                const float *wts, float *out, int n, int k, int E, int H, int I,
+                                float alpha, float limit, int rnd, int variant, void *work,
+                                size_t work_bytes, cudaStream_t stream);
+
 /* Fused residual add + RMSNorm, one launch (one block per row):
  *   x[m][i] += r[m][i]                      (r == NULL: no add)
  *   if round_x: x[m][i] = bf16(x[m][i])     (stored back)
