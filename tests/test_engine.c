@@ -294,6 +294,21 @@ static void test_batched_sequences(void)
     dpb_checkpoint_close(ck);
 }
 
+/* Two sequences (12 and 6 tokens of k_two_ids) through engines a and b: the same last-row logits, bit for
+ * bit; *la_out (malloc'ed, [2, V]) keeps a's. */
+static const int32_t k_two_ids[12] = {1, 5, 9, 2, 7, 7, 3, 100, 42, 8, 0, 11};
+static void same_two_seqs(dpb_engine *a, dpb_engine *b, float **la_out)
+{
+    int64_t V = dpb_engine_vocab(a);
+    float *la = malloc((size_t)(2 * V) * 4), *lb = malloc((size_t)(2 * V) * 4);
+    dpb_engine_seg sa[2] = {{0, k_two_ids, 12}, {1, k_two_ids + 3, 6}};
+    T_CHECK(dpb_engine_forward(a, sa, 2, DPB_LOGITS_LAST, la) == DPB_OK);
+    T_CHECK(dpb_engine_forward(b, sa, 2, DPB_LOGITS_LAST, lb) == DPB_OK);
+    T_CHECK(memcmp(la, lb, (size_t)(2 * V) * 4) == 0);
+    free(lb);
+    *la_out = la;
+}
+
 /* A synth checkpoint opened without weights: the engine generates them
  * itself (host fallback here), giving the same logits as the in-memory
  * model; forward_argmax gives the argmax of those logits. */
@@ -311,12 +326,9 @@ static void test_deferred_synth_and_argmax(void)
     T_CHECK(dpb_engine_create(lazy, &o, &b) == DPB_OK);
     if (!a || !b) return;
     int64_t V = dpb_engine_vocab(a);
-    int32_t ids[12] = {1, 5, 9, 2, 7, 7, 3, 100, 42, 8, 0, 11};
-    float *la = malloc((size_t)(2 * V) * 4), *lb = malloc((size_t)(2 * V) * 4);
-    dpb_engine_seg sa[2] = {{0, ids, 12}, {1, ids + 3, 6}};
-    T_CHECK(dpb_engine_forward(a, sa, 2, DPB_LOGITS_LAST, la) == DPB_OK);
-    T_CHECK(dpb_engine_forward(b, sa, 2, DPB_LOGITS_LAST, lb) == DPB_OK);
-    T_CHECK(memcmp(la, lb, (size_t)(2 * V) * 4) == 0);
+    float *la;
+    same_two_seqs(a, b, &la);
+    dpb_engine_seg sa[2] = {{0, k_two_ids, 12}, {1, k_two_ids + 3, 6}};
     int32_t want[2], got[2];
     for (int r = 0; r < 2; r++) {
         int64_t best = 0;
@@ -332,7 +344,7 @@ static void test_deferred_synth_and_argmax(void)
     uint64_t rep = 9, cap = 9;
     dpb_engine_graph_stats(b, &rep, &cap);
     T_CHECK(rep == 0 && cap == 0); /* host backends have no graphs */
-    free(la); free(lb);
+    free(la);
     dpb_engine_destroy(a);
     dpb_engine_destroy(b);
     dpb_checkpoint_close(full);
@@ -456,13 +468,8 @@ static void test_op_profile(void)
     unsetenv("DPB_OP_PROFILE");
     if (!a || !b) return;
     T_CHECK(strcmp(dpb_engine_backend(b)->ops->name, dpb_engine_backend(a)->ops->name) == 0);
-    int64_t V = dpb_engine_vocab(a);
-    int32_t ids[12] = {1, 5, 9, 2, 7, 7, 3, 100, 42, 8, 0, 11};
-    float *la = malloc((size_t)(2 * V) * 4), *lb = malloc((size_t)(2 * V) * 4);
-    dpb_engine_seg sa[2] = {{0, ids, 12}, {1, ids + 3, 6}};
-    T_CHECK(dpb_engine_forward(a, sa, 2, DPB_LOGITS_LAST, la) == DPB_OK);
-    T_CHECK(dpb_engine_forward(b, sa, 2, DPB_LOGITS_LAST, lb) == DPB_OK);
-    T_CHECK(memcmp(la, lb, (size_t)(2 * V) * 4) == 0);
+    float *la;
+    same_two_seqs(a, b, &la);
     dpb_engine_destroy(a);
     dpb_engine_destroy(b); /* writes the table */
     FILE *f = fopen(path, "r");
@@ -478,7 +485,7 @@ static void test_op_profile(void)
     T_CHECK(strstr(buf, "| moe mxfp4 n=18 |") != NULL || strstr(buf, "| moe bf16 n=18 |") != NULL);
     T_CHECK(strstr(buf, "| attention hd=") != NULL);
     T_CHECK(strstr(buf, "| download ") != NULL);
-    free(la); free(lb);
+    free(la);
     dpb_checkpoint_close(ck);
 }
 

@@ -100,6 +100,29 @@ static void fill_f32(std::vector<float> &v, float lo, float hi)
     for (auto &x : v) x = rndu(lo, hi);
 }
 
+/* k distinct experts of E per token and their routing weights in [0.1, 1) (summing to 1 when normalize),
+ * for M tokens. */
+static void random_routing(std::vector<int32_t> &ids, std::vector<float> &wts, int M, int k, int E, bool normalize)
+{
+    for (int m = 0; m < M; m++) {
+        float s = 0;
+        for (int e = 0; e < k; e++) {
+            int id;
+            bool dup;
+            do {
+                id = (int)(rnd64() % E);
+                dup = false;
+                for (int f = 0; f < e; f++) dup |= ids[m * k + f] == id;
+            } while (dup);
+            ids[m * k + e] = id;
+            wts[m * k + e] = rndu(0.1f, 1.f);
+            s += wts[m * k + e];
+        }
+        if (normalize)
+            for (int e = 0; e < k; e++) wts[m * k + e] /= s;
+    }
+}
+
 /* ------------------------------------------------------------ checking -- */
 static double rel_err(const float *y, const double *ref, size_t n, bool *nan)
 {
@@ -478,22 +501,7 @@ static void bench_moe(Timer &T, const std::vector<int> &Ms)
     fill_f32(act, -3.f, 3.f);
     fill_f32(resid, -2.f, 2.f);
     std::vector<int32_t> ids((size_t)Mmax * k);
-    for (int m = 0; m < Mmax; m++) {
-        float s = 0;
-        for (int e = 0; e < k; e++) {
-            int id;
-            bool dup;
-            do {
-                id = (int)(rnd64() % E);
-                dup = false;
-                for (int f = 0; f < e; f++) dup |= ids[m * k + f] == id;
-            } while (dup);
-            ids[m * k + e] = id;
-            wts[m * k + e] = rndu(0.1f, 1.f);
-            s += wts[m * k + e];
-        }
-        for (int e = 0; e < k; e++) wts[m * k + e] /= s;
-    }
+    random_routing(ids, wts, Mmax, k, E, true);
 
     uint8_t *dgub, *dgus, *ddb, *dds;
     uint16_t *dgubias, *ddbias;
@@ -797,19 +805,7 @@ static void check_moe_small()
         fill_f32(act, -3.f, 3.f);
         fill_f32(resid, -2.f, 2.f);
         std::vector<int32_t> ids((size_t)Mmax * k);
-        for (int m = 0; m < Mmax; m++) {
-            for (int e = 0; e < k; e++) {
-                int id;
-                bool dup;
-                do {
-                    id = (int)(rnd64() % E);
-                    dup = false;
-                    for (int f = 0; f < e; f++) dup |= ids[m * k + f] == id;
-                } while (dup);
-                ids[m * k + e] = id;
-                wts[m * k + e] = rndu(0.1f, 1.f);
-            }
-        }
+        random_routing(ids, wts, Mmax, k, E, false);
         auto rb = [](double v) { return (double)bf2f(f2bf((float)v)); };
         /* references [rnd][...] */
         std::vector<double> refA[2], refB[2];
@@ -1283,22 +1279,7 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
     std::vector<float> x((size_t)Nmax * H), wts((size_t)Nmax * k);
     fill_f32(x, -1.f, 1.f);
     std::vector<int32_t> ids((size_t)Nmax * k);
-    for (int m = 0; m < Nmax; m++) {
-        float s = 0;
-        for (int e = 0; e < k; e++) {
-            int id;
-            bool dup;
-            do {
-                id = (int)(rnd64() % E);
-                dup = false;
-                for (int f = 0; f < e; f++) dup |= ids[m * k + f] == id;
-            } while (dup);
-            ids[m * k + e] = id;
-            wts[m * k + e] = rndu(0.1f, 1.f);
-            s += wts[m * k + e];
-        }
-        for (int e = 0; e < k; e++) wts[m * k + e] /= s;
-    }
+    random_routing(ids, wts, Nmax, k, E, true);
     uint8_t *dgub, *dgus, *ddb, *dds;
     uint16_t *dgubias, *ddbias;
     float *dx, *dwts, *dout, *dout2, *dzero, *dact;
