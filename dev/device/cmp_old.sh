@@ -5,6 +5,7 @@ C=${C:-$PWD/.devcarry-s}
 OUT=${OUT:-/tmp/out}
 (cd "$C" && tar xzf bins.tgz && gunzip -kf deploybench_old.gz && chmod +x deploybench_old) || exit 2
 export LD_LIBRARY_PATH=$C/lib
+timeout 60 $C/test_cuda_backend > $OUT/tcb.log 2>&1; echo "test_cuda_backend exit $?: $(tail -1 $OUT/tcb.log)"; grep -E "FAIL|linear_multi" $OUT/tcb.log | head -12
 nvidia-smi --query-gpu=name,power.limit,power.max_limit,clocks.max.sm,clocks.max.mem,clocks.sm,clocks.mem,temperature.gpu --format=csv
 nvidia-smi dmon -s pc -d 1 > $OUT/dmon.log 2>&1 &
 DM=$!
