@@ -37,9 +37,32 @@ static cJSON *note_row(const char *test, const char *factor, const char *why)
     return o;
 }
 
-static dpb_status run_variant(const dpb_checkpoint *ck, dpb_study_prompts *p, const char *test, const char *factor,
-                              variant *v, cJSON *rows)
+/* The earlier row of (test, value) in done, or NULL. */
+static const cJSON *done_row(const cJSON *done, const char *test, const char *value)
 {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, done) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "test"), *v = cJSON_GetObjectItemCaseSensitive(r, "value");
+        if (cJSON_IsString(t) && cJSON_IsString(v) && strcmp(t->valuestring, test) == 0 && strcmp(v->valuestring, value) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static dpb_status add_row(cJSON *rows, cJSON *row, dpb_ablate_row_fn on_row, void *ctx)
+{
+    cJSON_AddItemToArray(rows, row);
+    return on_row ? on_row(row, ctx) : DPB_OK;
+}
+
+static dpb_status run_variant(const dpb_checkpoint *ck, dpb_study_prompts *p, const char *test, const char *factor,
+                              variant *v, const cJSON *done, dpb_ablate_row_fn on_row, void *ctx, cJSON *rows)
+{
+    const cJSON *old = done_row(done, test, v->value);
+    if (old) {
+        cJSON_AddItemToArray(rows, cJSON_Duplicate(old, 1));
+        return DPB_OK;
+    }
     if (v->use_samp) v->cell.sampling = &v->samp;
     if (!v->eo.max_ctx) v->eo.max_ctx = v->cell.prompt_tokens + v->cell.gen_tokens;
     if (!v->eo.max_seqs) v->eo.max_seqs = v->cell.batch;
@@ -53,12 +76,23 @@ static dpb_status run_variant(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     cJSON_AddStringToObject(sum, "test", test);
     cJSON_AddStringToObject(sum, "factor", factor);
     cJSON_AddStringToObject(sum, "value", v->value);
-    cJSON_AddItemToArray(rows, sum);
-    return DPB_OK;
+    return add_row(rows, sum, on_row, ctx);
+}
+
+/* A test that does not apply: one row saying why (kept once across --resume). */
+static dpb_status note(const char *test, const char *factor, const char *why, const cJSON *done, dpb_ablate_row_fn on_row,
+                       void *ctx, cJSON *rows)
+{
+    const cJSON *old = done_row(done, test, why);
+    if (old) {
+        cJSON_AddItemToArray(rows, cJSON_Duplicate(old, 1));
+        return DPB_OK;
+    }
+    return add_row(rows, note_row(test, factor, why), on_row, ctx);
 }
 
 dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const dpb_ablate_opts *o, const char *test,
-                          cJSON *rows)
+                          const cJSON *done, dpb_ablate_row_fn on_row, void *ctx, cJSON *rows)
 {
     const dpb_model_config *cfg = dpb_checkpoint_config(ck);
     variant base = {0};
@@ -87,12 +121,12 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
         }
     } else if (strcmp(test, "context") == 0) {
         factor = "prompt_tokens";
-        static const int64_t ctx[] = {128, 512, 1024, 2048};
+        static const int64_t plens[] = {128, 512, 1024, 2048};
         for (size_t i = 0; i < 4; i++) {
-            if (cfg->max_position_embeddings > 0 && ctx[i] + o->gen_tokens > cfg->max_position_embeddings) continue;
+            if (cfg->max_position_embeddings > 0 && plens[i] + o->gen_tokens > cfg->max_position_embeddings) continue;
             vs[nv] = base;
-            vs[nv].cell.prompt_tokens = ctx[i];
-            snprintf(vs[nv].value, sizeof vs[nv].value, "%lld", (long long)ctx[i]);
+            vs[nv].cell.prompt_tokens = plens[i];
+            snprintf(vs[nv].value, sizeof vs[nv].value, "%lld", (long long)plens[i]);
             nv++;
         }
     } else if (strcmp(test, "batch") == 0) {
@@ -106,8 +140,7 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
     } else if (strcmp(test, "experts") == 0) {
         factor = "experts_per_tok";
         if (cfg->num_experts <= 0) {
-            cJSON_AddItemToArray(rows, note_row(test, factor, "not applicable: a dense model has no experts"));
-            return DPB_OK;
+            return note(test, factor, "not applicable: a dense model has no experts", done, on_row, ctx, rows);
         }
         static const int64_t k[] = {1, 2, 4, 8};
         bool have_cfg = false;
@@ -136,8 +169,7 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
     } else if (strcmp(test, "window") == 0) {
         factor = "sliding_window";
         if (cfg->num_sliding_layers <= 0 || cfg->sliding_window <= 0) {
-            cJSON_AddItemToArray(rows, note_row(test, factor, "not applicable: the model has no sliding-window layers"));
-            return DPB_OK;
+            return note(test, factor, "not applicable: the model has no sliding-window layers", done, on_row, ctx, rows);
         }
         vs[nv] = base;
         snprintf(vs[nv++].value, sizeof vs[0].value, "on (window %lld)", (long long)cfg->sliding_window);
@@ -155,8 +187,7 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
     } else if (strcmp(test, "graphs") == 0) {
         factor = "cuda_graphs";
         if (!o->backend || strcmp(o->backend, "cuda") != 0) {
-            cJSON_AddItemToArray(rows, note_row(test, factor, "not applicable: only the cuda backend replays decode graphs"));
-            return DPB_OK;
+            return note(test, factor, "not applicable: only the cuda backend replays decode graphs", done, on_row, ctx, rows);
         }
         vs[nv] = base;
         snprintf(vs[nv++].value, sizeof vs[0].value, "on");
@@ -167,7 +198,7 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
         return dpb_error_set(DPB_E_ARG, "--tests: unknown test '%s' (known: %s)", test, DPB_ABLATE_TESTS);
     }
     for (int i = 0; i < nv; i++) {
-        dpb_status st = run_variant(ck, p, test, factor, &vs[i], rows);
+        dpb_status st = run_variant(ck, p, test, factor, &vs[i], done, on_row, ctx, rows);
         if (st) return st;
     }
     return DPB_OK;

@@ -26,10 +26,14 @@ typedef struct dpb_ablate_opts {
     int rounds, warmup;
 } dpb_ablate_opts;
 
-/* Runs one test; appends its rows to rows (an array).  fn/user as in
- * dpb_latency_run_cell (may be NULL).  DPB_E_ARG for an unknown test name. */
+/* Called with each row as soon as its variant is measured (the CLI appends it to ablation.jsonl). */
+typedef dpb_status (*dpb_ablate_row_fn)(const cJSON *row, void *ctx);
+
+/* Runs one test; appends its rows to rows (an array).  Variants whose (test, value) already has a row in done
+ * (an array of earlier rows, may be NULL: --resume) are not run again; their earlier rows are copied into rows.
+ * on_row (may be NULL) sees each new row.  DPB_E_ARG for an unknown test name. */
 dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const dpb_ablate_opts *o, const char *test,
-                          cJSON *rows);
+                          const cJSON *done, dpb_ablate_row_fn on_row, void *ctx, cJSON *rows);
 
 /* "test", "factor", "value", then the latency columns; NULL-terminated. */
 const char *const *dpb_ablate_columns(void);

@@ -16,7 +16,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deploybench ablate --model M --out DIR [--tests all|" DPB_ABLATE_TESTS "]\n"
             "                          [--backend cpu|cuda] [--prompt-tokens 512] [--gen-tokens 64]\n"
-            "                          [--num-requests 5] [--warmup 1] [--threads N] [--tokenizer P] [--seed S]\n\n"
+            "                          [--num-requests 5] [--warmup 1] [--threads N] [--tokenizer P] [--seed S]\n"
+            "                          [--resume]\n\n"
             "Ablations: one latency cell (--prompt-tokens, --gen-tokens, batch 1, --num-requests rounds after\n"
             "--warmup) per value of one factor, everything else fixed, on a fresh engine per value.\n"
             "  sampling  greedy; temperature 0.7 + top-p 0.9; temperature 1.0; + top-k 50; + min-p 0.05\n"
@@ -30,25 +31,31 @@ static void usage(FILE *f)
             "Not varied yet (the engine has no switch): MXFP4 vs bf16 experts, KV fp8, harmony\n"
             "reasoning effort.\n\n"
             "Writes DIR/ablation_TEST.csv per test (columns test, factor, value, then the latency\n"
-            "columns of docs/STUDY.md), ablation.jsonl (each row as it finishes), ablation.json and\n"
-            "manifest.json.\n");
+            "columns of docs/STUDY.md), ablation.jsonl (each row appended and flushed as its value\n"
+            "finishes), ablation.json and manifest.json.\n"
+            "  --resume            reuse DIR: values already in ablation.jsonl are not run again (their\n"
+            "                      rows go into the CSVs as they are)\n");
 }
+
+static dpb_status append_row(const cJSON *row, void *ctx) { return dpb_jsonl_append((dpb_jsonl *)ctx, row); }
 
 int dpb_cmd_ablate(int argc, char **argv)
 {
-    enum { O_MODEL = 1, O_OUT, O_TESTS, O_BACKEND, O_PT, O_GT, O_NREQ, O_WARM, O_THREADS, O_TOK, O_SEED };
+    enum { O_MODEL = 1, O_OUT, O_TESTS, O_BACKEND, O_PT, O_GT, O_NREQ, O_WARM, O_THREADS, O_TOK, O_SEED, O_RESUME };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},       {"out", required_argument, 0, O_OUT},
         {"tests", required_argument, 0, O_TESTS},       {"backend", required_argument, 0, O_BACKEND},
         {"prompt-tokens", required_argument, 0, O_PT},  {"gen-tokens", required_argument, 0, O_GT},
         {"num-requests", required_argument, 0, O_NREQ}, {"warmup", required_argument, 0, O_WARM},
         {"threads", required_argument, 0, O_THREADS},   {"tokenizer", required_argument, 0, O_TOK},
-        {"seed", required_argument, 0, O_SEED},         {"help", no_argument, 0, 'h'},
+        {"seed", required_argument, 0, O_SEED},         {"resume", no_argument, 0, O_RESUME},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *model = NULL, *out = NULL, *tests = "all";
     dpb_checkpoint_opts co = {0};
     dpb_ablate_opts ao = {.backend = "cpu", .prompt_tokens = 512, .gen_tokens = 64, .rounds = 5, .warmup = 1};
     long long v, seed = 1;
+    bool resume = false;
     int c;
     optind = 1;
     opterr = 0;
@@ -69,6 +76,7 @@ int dpb_cmd_ablate(int argc, char **argv)
         case O_THREADS: st = dpb_cli_parse_i64("--threads", optarg, 1, 4096, &v); ao.threads = (int)v; break;
         case O_TOK: co.tokenizer = optarg; break;
         case O_SEED: st = dpb_cli_parse_i64("--seed", optarg, 0, INT64_MAX, &seed); break;
+        case O_RESUME: resume = true; break;
         case 'h': usage(stdout); return 0;
         case ':': return dpb_cli_usage_error("ablate", "%s needs a value", argv[optind - 1]);
         default: return dpb_cli_usage_error("ablate", "unknown option '%s'", argv[optind - 1]);
@@ -97,11 +105,13 @@ int dpb_cmd_ablate(int argc, char **argv)
     dpb_checkpoint *ck = NULL;
     dpb_study_prompts pr = {0};
     dpb_jsonl *log = NULL;
-    cJSON *all = cJSON_CreateArray();
+    cJSON *all = cJSON_CreateArray(), *earlier = cJSON_CreateArray();
     char *path = NULL;
-    dpb_status st = dpb_manifest_begin(out, argc, argv, false, t.nvml, &man);
+    dpb_status st = dpb_manifest_begin(out, argc, argv, resume, t.nvml, &man);
     if (st) goto done;
-    if ((st = dpb_path_join(out, "ablation.jsonl", &path)) || (st = dpb_jsonl_open(path, &log, NULL))) goto done;
+    if ((st = dpb_path_join(out, "ablation.jsonl", &path)) || (st = dpb_jsonl_read(path, dpb_jsonl_collect, earlier)) ||
+        (st = dpb_jsonl_open(path, &log, NULL)))
+        goto done;
     free(path);
     path = NULL;
     if ((st = dpb_checkpoint_open(model, &co, &ck)) || (st = dpb_manifest_set_model(man, model, ck))) goto done;
@@ -113,10 +123,9 @@ int dpb_cmd_ablate(int argc, char **argv)
         }
         fprintf(stderr, "ablate: %s ...\n", tn);
         cJSON *rows = cJSON_CreateArray();
-        st = dpb_ablate_run(ck, &pr, &ao, tn, rows);
+        st = dpb_ablate_run(ck, &pr, &ao, tn, earlier, append_row, log, rows);
         const cJSON *r;
         cJSON_ArrayForEach(r, rows) {
-            if (!st) st = dpb_jsonl_append(log, r);
             cJSON_AddItemToArray(all, cJSON_Duplicate(r, 1));
             const cJSON *tt = cJSON_GetObjectItemCaseSensitive(r, "tpot_ms_p50");
             const cJSON *tf = cJSON_GetObjectItemCaseSensitive(r, "ttft_ms_p50");
@@ -148,6 +157,7 @@ done:
     dpb_checkpoint_close(ck);
     dpb_telemetry_close(&t);
     cJSON_Delete(all);
+    cJSON_Delete(earlier);
     free(path);
     return st ? dpb_cli_fail("ablate", st) : 0;
 }

@@ -22,6 +22,21 @@ check "dense model: experts and window not applicable, with why" "[ $rc -eq 0 ] 
 $B ablate --model synth:qwen3-tiny --tests precision,graphs --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
     --out $T/p >"$T/out" 2>"$T/err"; rc=$?
 check "precision: bf16 and f32 rows; graphs: not applicable on the cpu, with why" "[ $rc -eq 0 ] && [ \$(tail -n +2 $T/p/ablation_precision.csv | wc -l) -eq 2 ] && grep -q 'f32 (reference mode)' $T/p/ablation_precision.csv && grep -q 'not applicable: only the cuda backend' $T/p/ablation_graphs.csv"
+# --resume: a complete folder runs nothing again; a folder whose last row was lost (a killed run) runs that
+# value alone; without --resume a used folder is refused
+$B ablate --model synth:gpt-oss-tiny --tests kv,batch --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/r >"$T/out" 2>"$T/err"; rc=$?
+cp $T/r/ablation_batch.csv $T/batch_before.csv
+$B ablate --model synth:gpt-oss-tiny --tests kv,batch --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/r --resume >"$T/out" 2>"$T/err"; rc2=$?
+check "resume of a complete folder: no row added, the CSVs list the same cells" "[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ \$(wc -l < $T/r/ablation.jsonl) -eq 6 ] && [ \"\$(cut -d, -f1-10 $T/batch_before.csv)\" = \"\$(cut -d, -f1-10 $T/r/ablation_batch.csv)\" ]"
+head -n 5 $T/r/ablation.jsonl > $T/j && cat $T/j > $T/r/ablation.jsonl && printf '{"test":"batch","fac' >> $T/r/ablation.jsonl
+$B ablate --model synth:gpt-oss-tiny --tests kv,batch --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/r --resume >"$T/out" 2>"$T/err"; rc=$?
+check "resume after a lost row: that value alone again, the partial line dropped" "[ $rc -eq 0 ] && [ \$(wc -l < $T/r/ablation.jsonl) -eq 6 ] && [ \$(grep -c '\"value\":\"8\"' $T/r/ablation.jsonl) -eq 1 ] && [ \$(tail -n +2 $T/r/ablation_batch.csv | wc -l) -eq 4 ] && ! grep -q '\"fac\$' $T/r/ablation.jsonl"
+$B ablate --model synth:gpt-oss-tiny --tests kv --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/r >"$T/out" 2>"$T/err"; rc=$?
+check "a used folder without --resume refused" "[ $rc -ne 0 ] && [ -s $T/err ]"
 $B ablate --model synth:qwen3-tiny --tests fp8kv --out $T/x >"$T/out" 2>"$T/err"; rc=$?
 check "unknown test refused before any work" "[ $rc -eq 2 ] && grep -q \"unknown test 'fp8kv'\" $T/err && [ ! -e $T/x ]"
 echo "RESULT pass=$pass fail=$fail skip=0"
