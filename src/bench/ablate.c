@@ -22,6 +22,7 @@ const char *const *dpb_ablate_columns(void)
 
 typedef struct variant {
     char value[64];
+    const dpb_checkpoint *ck; /* NULL: the run's checkpoint */
     dpb_engine_opts eo;
     dpb_latency_cell cell;
     dpb_sampling samp;
@@ -67,7 +68,7 @@ static dpb_status run_variant(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     if (!v->eo.max_ctx) v->eo.max_ctx = v->cell.prompt_tokens + v->cell.gen_tokens;
     if (!v->eo.max_seqs) v->eo.max_seqs = v->cell.batch;
     dpb_engine *e;
-    dpb_status st = dpb_engine_create(ck, &v->eo, &e);
+    dpb_status st = dpb_engine_create(v->ck ? v->ck : ck, &v->eo, &e);
     if (st) return dpb_error_prefix(st, "ablate %s=%s", factor, v->value);
     cJSON *sum = NULL;
     st = dpb_latency_run_cell(e, p, &v->cell, NULL, NULL, NULL, &sum);
@@ -159,6 +160,27 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
             snprintf(vs[nv].value, sizeof vs[nv].value, "%lld (config)", (long long)cfg->experts_per_tok);
             nv++;
         }
+    } else if (strcmp(test, "experts_format") == 0) {
+        factor = "experts_format";
+        if (cfg->num_experts <= 0)
+            return note(test, factor, "not applicable: a dense model has no experts", done, on_row, ctx, rows);
+        if (!dpb_checkpoint_is_synthetic(ck) || !o->model)
+            return note(test, factor, "not applicable: only synth: models are made with either expert format", done,
+                        on_row, ctx, rows);
+        dpb_checkpoint_opts co = {0};
+        if (o->ck_opts) co = *o->ck_opts;
+        dpb_checkpoint *other = NULL;
+        co.experts_format = cfg->experts_format == DPB_EXPERTS_MXFP4 ? DPB_EXPERTS_BF16 : DPB_EXPERTS_MXFP4;
+        dpb_status st = dpb_checkpoint_open(o->model, &co, &other);
+        if (st) return dpb_error_prefix(st, "ablate experts_format");
+        variant two[2] = {base, base};
+        const bool mx = cfg->experts_format == DPB_EXPERTS_MXFP4;
+        snprintf(two[0].value, sizeof two[0].value, "%s (config)", mx ? "mxfp4" : "bf16");
+        snprintf(two[1].value, sizeof two[1].value, "%s", mx ? "bf16" : "mxfp4");
+        two[1].ck = other;
+        for (int i = 0; i < 2 && !st; i++) st = run_variant(ck, p, test, factor, &two[i], done, on_row, ctx, rows);
+        dpb_checkpoint_close(other);
+        return st;
     } else if (strcmp(test, "kv") == 0) {
         factor = "kv_dtype";
         vs[nv] = base;

@@ -7,6 +7,7 @@
  *   context   prompt tokens 128, 512, 1024, 2048 (those within the model's positions)
  *   batch     1, 2, 4, 8 sequences per round
  *   experts   active experts per token 1, 2, 4, 8 and the config's (MoE models only)
+ *   experts_format  MXFP4 experts (as published) or bf16 experts (synth: MoE models, reopened)
  *   kv        KV cache bf16, f32
  *   window    sliding-window layers on (as configured), off (full attention) (models with them only)
  * A test that does not apply to the model gives one row whose value says why. */
@@ -17,9 +18,11 @@
 #include "bench/latency.h"
 #include "format/checkpoint.h"
 
-#define DPB_ABLATE_TESTS "sampling,context,batch,experts,kv,window,precision,graphs"
+#define DPB_ABLATE_TESTS "sampling,context,batch,experts,experts_format,kv,window,precision,graphs"
 
 typedef struct dpb_ablate_opts {
+    const char *model;                 /* the --model argument (experts_format reopens synth: models) */
+    const dpb_checkpoint_opts *ck_opts; /* the options it was opened with, or NULL */
     const char *backend;
     int threads;
     int64_t prompt_tokens, gen_tokens;  /* the fixed cell */

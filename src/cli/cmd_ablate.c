@@ -24,12 +24,12 @@ static void usage(FILE *f)
             "  context   prompt tokens 128, 512, 1024, 2048 (within the model's positions)\n"
             "  batch     1, 2, 4, 8 sequences per round\n"
             "  experts   active experts per token 1, 2, 4, 8 and the config's (MoE models)\n"
+            "  experts_format  MXFP4 experts as published, or bf16 (synth: MoE models, made both ways)\n"
             "  kv        KV cache bf16 or f32\n"
             "  window    sliding-window layers as configured, or full attention (models with them)\n"
             "  precision activations and KV in bf16, or the engine's f32 reference mode\n"
             "  graphs    decode steps replayed from CUDA graphs, or launched op by op (cuda backend)\n"
-            "Not varied yet (the engine has no switch): MXFP4 vs bf16 experts, KV fp8, harmony\n"
-            "reasoning effort.\n\n"
+            "Not varied yet (the engine has no switch): KV fp8, harmony reasoning effort.\n\n"
             "Writes DIR/ablation_TEST.csv per test (columns test, factor, value, then the latency\n"
             "columns of docs/STUDY.md), ablation.jsonl (each row appended and flushed as its value\n"
             "finishes), ablation.json and manifest.json.\n"
@@ -115,6 +115,8 @@ int dpb_cmd_ablate(int argc, char **argv)
     free(path);
     path = NULL;
     if ((st = dpb_checkpoint_open(model, &co, &ck)) || (st = dpb_manifest_set_model(man, model, ck))) goto done;
+    ao.model = model;
+    ao.ck_opts = &co;
     if ((st = dpb_study_prompts_init(ck, (uint64_t)seed, &pr))) goto done;
     for (char *sv, *tn = strtok_r(list, ",", &sv); tn && !st; tn = strtok_r(NULL, ",", &sv)) {
         if (dpb_interrupted()) {
@@ -129,9 +131,11 @@ int dpb_cmd_ablate(int argc, char **argv)
             cJSON_AddItemToArray(all, cJSON_Duplicate(r, 1));
             const cJSON *tt = cJSON_GetObjectItemCaseSensitive(r, "tpot_ms_p50");
             const cJSON *tf = cJSON_GetObjectItemCaseSensitive(r, "ttft_ms_p50");
-            printf("%-9s %-34s TTFT p50 %10.3f ms  TPOT p50 %8.3f ms\n", tn,
-                   cJSON_GetObjectItemCaseSensitive(r, "value")->valuestring, cJSON_IsNumber(tf) ? tf->valuedouble : 0,
-                   cJSON_IsNumber(tt) ? tt->valuedouble : 0);
+            const char *val = cJSON_GetObjectItemCaseSensitive(r, "value")->valuestring;
+            if (cJSON_IsNumber(tf) && cJSON_IsNumber(tt))
+                printf("%-9s %-34s TTFT p50 %10.3f ms  TPOT p50 %8.3f ms\n", tn, val, tf->valuedouble, tt->valuedouble);
+            else
+                printf("%-9s %s\n", tn, val); /* a test that does not apply: its reason, nothing measured */
         }
         char name[96];
         snprintf(name, sizeof name, "ablation_%s.csv", tn);

@@ -37,6 +37,12 @@ check "resume after a lost row: that value alone again, the partial line dropped
 $B ablate --model synth:gpt-oss-tiny --tests kv --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
     --out $T/r >"$T/out" 2>"$T/err"; rc=$?
 check "a used folder without --resume refused" "[ $rc -ne 0 ] && [ -s $T/err ]"
+$B ablate --model synth:gpt-oss-tiny --tests experts_format --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/f >"$T/out" 2>"$T/err"; rc=$?
+check "experts_format: mxfp4 (config) and bf16 measured" "[ $rc -eq 0 ] && grep -q '^experts_format,experts_format,mxfp4 (config),p16_g4_b1,' $T/f/ablation_experts_format.csv && grep -q '^experts_format,experts_format,bf16,p16_g4_b1,' $T/f/ablation_experts_format.csv"
+$B ablate --model synth:qwen3-tiny --tests experts_format --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/g >"$T/out" 2>"$T/err"; rc=$?
+check "experts_format on a dense model: why, and no 0 printed" "[ $rc -eq 0 ] && grep -q 'not applicable: a dense model has no experts' $T/g/ablation_experts_format.csv && ! grep -q 'TTFT' $T/out"
 $B ablate --model synth:qwen3-tiny --tests fp8kv --out $T/x >"$T/out" 2>"$T/err"; rc=$?
 check "unknown test refused before any work" "[ $rc -eq 2 ] && grep -q \"unknown test 'fp8kv'\" $T/err && [ ! -e $T/x ]"
 echo "RESULT pass=$pass fail=$fail skip=0"
