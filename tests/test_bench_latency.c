@@ -199,9 +199,44 @@ static void test_exact_prompts(void)
     dpb_checkpoint_close(ck);
 }
 
+/* Harmony prompts carry the reasoning effort: the same request with low and high gives prompts of the same
+ * length that differ, and decoding them shows "Reasoning: high". */
+static void test_effort_prompts(void)
+{
+    const char *sh = t_shared();
+    if (!sh) T_SKIP("../shared is absent");
+    char tok[512];
+    snprintf(tok, sizeof tok, "%s/data/tokenizers/gpt-oss-harmony/tokenizer.json.gz", sh);
+    if (access(tok, R_OK) != 0) T_SKIP("%s is absent", tok);
+    dpb_checkpoint_opts co = {.tokenizer = tok};
+    dpb_checkpoint *ck;
+    if (dpb_checkpoint_open("synth:gpt-oss-tiny", &co, &ck)) {
+        T_CHECKF(0, "%s", dpb_error_message());
+        return;
+    }
+    dpb_study_prompts p;
+    T_CHECK(dpb_study_prompts_init(ck, 3, &p) == DPB_OK);
+    int32_t lo[160], hi[160];
+    p.reasoning = "low";
+    T_CHECK(dpb_study_prompt_make(&p, 160, 0, lo) == DPB_OK);
+    p.reasoning = "high";
+    T_CHECK(dpb_study_prompt_make(&p, 160, 0, hi) == DPB_OK);
+    T_CHECK(memcmp(lo, hi, sizeof lo) != 0);
+    char *text = NULL;
+    size_t len = 0;
+    T_CHECK(dpb_tokenizer_decode(p.tok, hi, 160, false, &text, &len) == DPB_OK);
+    T_CHECKF(text && strstr(text, "Reasoning: high") != NULL, "%.200s", text ? text : "(null)");
+    free(text);
+    p.reasoning = "extreme";
+    T_CHECK(dpb_study_prompt_make(&p, 160, 0, hi) == DPB_E_ARG);
+    dpb_study_prompts_free(&p);
+    dpb_checkpoint_close(ck);
+}
+
 int main(void)
 {
     T_RUN(test_cell_batch1);
+    T_RUN(test_effort_prompts);
     T_RUN(test_cell_batch3);
     T_RUN(test_stats_known);
     T_RUN(test_csv_and_lists);

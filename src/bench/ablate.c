@@ -22,6 +22,7 @@ const char *const *dpb_ablate_columns(void)
 
 typedef struct variant {
     char value[64];
+    const char *reasoning;    /* effort: the prompts' reasoning effort */
     const dpb_checkpoint *ck; /* NULL: the run's checkpoint */
     dpb_engine_opts eo;
     dpb_latency_cell cell;
@@ -71,7 +72,10 @@ static dpb_status run_variant(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     dpb_status st = dpb_engine_create(v->ck ? v->ck : ck, &v->eo, &e);
     if (st) return dpb_error_prefix(st, "ablate %s=%s", factor, v->value);
     cJSON *sum = NULL;
+    const char *keep = p->reasoning;
+    if (v->reasoning) p->reasoning = v->reasoning;
     st = dpb_latency_run_cell(e, p, &v->cell, NULL, NULL, NULL, &sum);
+    p->reasoning = keep;
     dpb_engine_destroy(e);
     if (st) return dpb_error_prefix(st, "ablate %s=%s", factor, v->value);
     cJSON_AddStringToObject(sum, "test", test);
@@ -181,6 +185,26 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
         for (int i = 0; i < 2 && !st; i++) st = run_variant(ck, p, test, factor, &two[i], done, on_row, ctx, rows);
         dpb_checkpoint_close(other);
         return st;
+    } else if (strcmp(test, "effort") == 0) {
+        factor = "reasoning_effort";
+        if (!p->tok || p->tpl != DPB_CHAT_HARMONY)
+            return note(test, factor, "not applicable: only harmony-templated prompts carry a reasoning effort", done,
+                        on_row, ctx, rows);
+        const dpb_generation_config *g = dpb_checkpoint_generation(ck);
+        static const char *const eff[] = {"low", "medium", "high"};
+        for (size_t i = 0; i < 3; i++) {
+            vs[nv] = base;
+            vs[nv].reasoning = eff[i];
+            if (g && g->n_eos > 0) {
+                vs[nv].cell.n_stop = g->n_eos;
+                vs[nv].cell.stop_ids = g->eos_ids;
+            } else {
+                vs[nv].cell.n_stop = cfg->n_eos;
+                vs[nv].cell.stop_ids = cfg->eos_ids;
+            }
+            snprintf(vs[nv].value, sizeof vs[nv].value, "%s%s", eff[i], i == 1 ? " (default)" : "");
+            nv++;
+        }
     } else if (strcmp(test, "kv") == 0) {
         factor = "kv_dtype";
         vs[nv] = base;

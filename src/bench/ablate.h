@@ -8,6 +8,8 @@
  *   batch     1, 2, 4, 8 sequences per round
  *   experts   active experts per token 1, 2, 4, 8 and the config's (MoE models only)
  *   experts_format  MXFP4 experts (as published) or bf16 experts (synth: MoE models, reopened)
+ *   effort    harmony reasoning effort low / medium / high in the prompts' system message, each request ending at
+ *             the model's EOS (gen_tokens a cap): output length and latency (harmony-templated prompts only)
  *   kv        KV cache bf16, f32
  *   window    sliding-window layers on (as configured), off (full attention) (models with them only)
  * A test that does not apply to the model gives one row whose value says why. */
@@ -18,7 +20,7 @@
 #include "bench/latency.h"
 #include "format/checkpoint.h"
 
-#define DPB_ABLATE_TESTS "sampling,context,batch,experts,experts_format,kv,window,precision,graphs"
+#define DPB_ABLATE_TESTS "sampling,context,batch,experts,experts_format,kv,window,precision,graphs,effort"
 
 typedef struct dpb_ablate_opts {
     const char *model;                 /* the --model argument (experts_format reopens synth: models) */

@@ -53,6 +53,7 @@ dpb_status dpb_study_prompt_make(dpb_study_prompts *p, int64_t n, uint64_t req, 
     o.tpl = p->tpl;
     dpb_chat_options_default(&o.chat);
     o.chat.date = "2025-08-05"; /* fixed: the same prompt on every day */
+    if (p->reasoning) o.chat.reasoning = p->reasoning;
     o.seed = p->seed * 1000003u + req;
     char *msg = NULL;
     dpb_tokens t = {0};
@@ -167,7 +168,7 @@ const char *const dpb_latency_csv_columns[] = {
     "e2e_ms_mean", "e2e_ms_std", "e2e_ms_p50", "e2e_ms_p95", "e2e_ms_p99", "e2e_ms_min", "e2e_ms_max",
     "prefill_ms_mean", "prefill_tok_s", "decode_tok_s_per_seq", "decode_tok_s_aggregate",
     "seed_TPOT_tokps_prefill_included", "ttft_cv", "tpot_cv", "e2e_cv", "unstable", "kv_bytes",
-    "percentile_method", NULL};
+    "percentile_method", "output_tokens_mean", NULL};
 
 void dpb_latency_cell_key(const dpb_latency_cell *c, char *buf, size_t cap)
 {
@@ -177,7 +178,7 @@ void dpb_latency_cell_key(const dpb_latency_cell *c, char *buf, size_t cap)
 typedef struct cell_acc {
     dpb_hist *h[5]; /* ttft, tpot, itl, e2e, prefill (ns) */
     double prompt_tok, prefill_s, decode_tok, decode_s, seed_sum;
-    double round_decode_tok, round_decode_s;
+    double round_decode_tok, round_decode_s, out_tok;
     uint64_t n_req;
 } cell_acc;
 
@@ -197,7 +198,11 @@ static dpb_status run_round(dpb_engine *e, dpb_study_prompts *p, const dpb_laten
             rq[s].sampling = *c->sampling;
             rq[s].sampling.seed = c->sampling->seed + req_base + (uint64_t)s;
         }
-        rq[s].ignore_eos = true;
+        rq[s].ignore_eos = c->n_stop <= 0;
+        if (c->n_stop > 0) {
+            rq[s].n_stop = c->n_stop;
+            rq[s].stop_ids = c->stop_ids;
+        }
     }
     return dpb_engine_generate(e, rq, c->batch, res, NULL, NULL);
 }
@@ -257,6 +262,7 @@ dpb_status dpb_latency_run_cell(dpb_engine *e, dpb_study_prompts *p, const dpb_l
                 if (g->t_ns[0] < dec_start) dec_start = g->t_ns[0];
                 if (g->t_ns[g->n - 1] > dec_end) dec_end = g->t_ns[g->n - 1];
                 a.seed_sum += m.seed_tpot_tokps;
+                a.out_tok += (double)g->n;
                 a.n_req++;
                 if (fn) st = fn(user, g, &m, r, s);
             }
@@ -298,6 +304,8 @@ dpb_status dpb_latency_run_cell(dpb_engine *e, dpb_study_prompts *p, const dpb_l
         cJSON_AddBoolToObject(o, "unstable", unstable);
         cJSON_AddNumberToObject(o, "kv_bytes", (double)dpb_engine_kv_bytes(e));
         cJSON_AddStringToObject(o, "percentile_method", DPB_HIST_PERCENTILE_METHOD);
+        cJSON_AddNumberToObject(o, "output_tokens_mean", a.n_req ? a.out_tok / (double)a.n_req : 0);
+        cJSON_AddBoolToObject(o, "stops_at_eos", c->n_stop > 0);
         *summary = o;
     }
     for (int i = 0; i < 5; i++) dpb_hist_free(a.h[i]);

@@ -32,6 +32,7 @@ typedef struct dpb_study_prompts {
     int64_t vocab;
     uint64_t seed;
     char kind[96];             /* "templated (harmony)" or "random ids (model has no tokenizer)" */
+    const char *reasoning;     /* harmony reasoning effort of the templated prompts (NULL: the template's default) */
 } dpb_study_prompts;
 
 /* Uses the model's tokenizer and chat template when it has one, else random ids. */
@@ -70,6 +71,8 @@ typedef struct dpb_latency_cell {
     int warmup;                /* unrecorded rounds first */
     double cv_threshold;       /* unstable when the CV of TTFT, TPOT or E2E exceeds it (0: 0.10) */
     const dpb_sampling *sampling; /* NULL: greedy (every request its own seed: sampling->seed + request) */
+    int n_stop;                /* 0: exactly gen_tokens, EOS ignored; else gen_tokens is a cap and these ids */
+    const int64_t *stop_ids;   /* end a request (its output_tokens says how many it made) */
 } dpb_latency_cell;
 
 /* Called after each measured request (may be NULL); a non-OK status stops the cell. */

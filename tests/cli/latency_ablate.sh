@@ -43,7 +43,19 @@ check "experts_format: mxfp4 (config) and bf16 measured" "[ $rc -eq 0 ] && grep 
 $B ablate --model synth:qwen3-tiny --tests experts_format --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
     --out $T/g >"$T/out" 2>"$T/err"; rc=$?
 check "experts_format on a dense model: why, and no 0 printed" "[ $rc -eq 0 ] && grep -q 'not applicable: a dense model has no experts' $T/g/ablation_experts_format.csv && ! grep -q 'TTFT' $T/out"
+HT=../shared/data/tokenizers/gpt-oss-harmony/tokenizer.json.gz
+skip=0
+if [ -f "$HT" ]; then
+    $B ablate --model synth:gpt-oss-tiny --tokenizer "$HT" --tests effort --prompt-tokens 200 --gen-tokens 6 --num-requests 1 \
+        --threads 1 --out $T/e >"$T/out" 2>"$T/err"; rc=$?
+    check "effort: low, medium (default), high, each stopping at EOS with its output length" "[ $rc -eq 0 ] && grep -q '^effort,reasoning_effort,low,' $T/e/ablation_effort.csv && grep -q '^effort,reasoning_effort,medium (default),' $T/e/ablation_effort.csv && grep -q '^effort,reasoning_effort,high,' $T/e/ablation_effort.csv && head -1 $T/e/ablation_effort.csv | grep -q ',output_tokens_mean' && [ \$(grep -c '\"stops_at_eos\":true' $T/e/ablation.jsonl) -eq 3 ]"
+else
+    echo "skip: effort ablation needs $HT (../shared absent)"; skip=1
+fi
+$B ablate --model synth:gpt-oss-tiny --tests effort --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
+    --out $T/n >"$T/out" 2>"$T/err"; rc=$?
+check "effort without a harmony tokenizer: why" "[ $rc -eq 0 ] && grep -q 'not applicable: only harmony-templated prompts' $T/n/ablation_effort.csv"
 $B ablate --model synth:qwen3-tiny --tests fp8kv --out $T/x >"$T/out" 2>"$T/err"; rc=$?
 check "unknown test refused before any work" "[ $rc -eq 2 ] && grep -q \"unknown test 'fp8kv'\" $T/err && [ ! -e $T/x ]"
-echo "RESULT pass=$pass fail=$fail skip=0"
+echo "RESULT pass=$pass fail=$fail skip=$skip"
 [ $fail -eq 0 ]
