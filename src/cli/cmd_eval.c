@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "bench/manifest.h"
 #include "bench/results.h"
 #include "cli/cli.h"
 #include "core/file.h"
@@ -39,7 +40,8 @@ static void usage(FILE *f)
             "  --data DIR          the task's folder (../shared/data/mmlu) or its parent (../shared/data)\n"
             "  --model M           checkpoint folder or synth:PRESET (in-process engine)\n"
             "  --tokenizer PATH    tokenizer for a synthetic model or a folder without one\n"
-            "  --out DIR           writes samples.jsonl (one line per item), summary.json and run.json\n"
+            "  --out DIR           writes samples.jsonl (one line per item), summary.json, run.json and\n"
+            "                      manifest.json (command line, commit, host, GPU, start and end times)\n"
             "  --resume            continue a run in --out: items already in samples.jsonl are skipped\n"
             "  --limit N           the first N items (after --subset) (default: all)\n"
             "  --subset NAME       one MMLU subject or one BBH task\n"
@@ -746,6 +748,7 @@ int dpb_cmd_eval(int argc, char **argv)
 
     dpb_checkpoint *ck = NULL;
     dpb_engine *e = NULL;
+    dpb_manifest *man = NULL;
     int rc = 0;
     uint64_t t0 = dpb_now_ns();
     dpb_eval_ll_stats ls = {0};
@@ -768,7 +771,8 @@ int dpb_cmd_eval(int argc, char **argv)
         (st = dpb_eval_fewshot_random(r.items.n, r.pool.n, (int)r.fewshot, (uint64_t)r.fewshot_seed, &r.shots)))
         goto fail;
     if (!(r.done = calloc(r.items.n, sizeof *r.done))) { st = dpb_error_set(DPB_E_NOMEM, "out of memory"); goto fail; }
-    if ((st = dpb_results_dir_open(r.out, r.resume, NULL))) goto fail;
+    /* the folder, and manifest.json: command line, commit, host and GPU facts, start and end times */
+    if ((st = dpb_manifest_begin(r.out, argc, argv, r.resume, NULL, &man))) goto fail;
     if ((st = check_run_json(&r))) goto fail;
     if ((st = dpb_jsonlog_repair(samples, NULL, NULL))) goto fail;
     if ((st = dpb_jsonl_read(samples, mark_done, &r))) goto fail;
@@ -792,7 +796,7 @@ int dpb_cmd_eval(int argc, char **argv)
         for (size_t i = 0; i < r.items.n && !st; i++)
             if (!r.done[i]) st = score_generation(&r, i, r.items.items[i].question, r.items.items[i].canonical);
     } else {
-        if ((st = dpb_checkpoint_open(r.model, &co, &ck))) goto fail;
+        if ((st = dpb_checkpoint_open(r.model, &co, &ck)) || (st = dpb_manifest_set_model(man, r.model, ck))) goto fail;
         const char *tp = dpb_checkpoint_tokenizer_path(ck);
         if (!tp) {
             st = dpb_error_set(DPB_E_ARG, "--model %s has no tokenizer: give --tokenizer FILE|DIR", r.model);
@@ -818,6 +822,10 @@ fail:
     if (r.log) { dpb_jsonlog_close(r.log); r.log = NULL; }
     rc = dpb_cli_fail("eval", st);
 done:
+    if (man) {
+        dpb_manifest_end_with(man, rc ? st : DPB_OK);
+        dpb_manifest_free(man);
+    }
     dpb_engine_destroy(e);
     if (ck) dpb_checkpoint_close(ck);
     dpb_tokenizer_free(r.tok);

@@ -36,6 +36,7 @@ check "mmlu 20 lines" "[ \$(lines $T/mmlu/samples.jsonl) -eq 20 ]"
 check "mmlu loglikelihoods" "grep -c '\"loglikelihoods\":\[-[0-9.e-]*,-[0-9.e-]*,-[0-9.e-]*,-[0-9.e-]*\]' $T/mmlu/samples.jsonl | grep -qx 20"
 check "mmlu summary" "grep -q '\"acc\"' $T/mmlu/summary.json && grep -q '\"n\":[[:space:]]*20' $T/mmlu/summary.json && grep -q '\"stderr\"' $T/mmlu/summary.json"
 check "mmlu prompt hash" "grep -q '\"prompt_sha256\":\"[0-9a-f]\{64\}\"' $T/mmlu/samples.jsonl"
+check "mmlu manifest: command line, model hash, complete" "grep -q '\"command\":[[:space:]]*\"eval\"' $T/mmlu/manifest.json && grep -q '\"status\":[[:space:]]*\"complete\"' $T/mmlu/manifest.json && grep -q 'synth:qwen3-tiny' $T/mmlu/manifest.json"
 # resume: nothing new to do, the same lines
 cp "$T/mmlu/samples.jsonl" "$T/before"
 $B eval --task mmlu --data $D $M --limit 20 --num-fewshot 1 --out "$T/mmlu" --resume >/dev/null 2>&1; rc=$?
