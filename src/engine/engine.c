@@ -402,14 +402,21 @@ typedef struct part {
 #define CK(x) do { if ((st = (x))) return st; } while (0)
 
 /* Token ids and positions of a pass to the backend (device backends). */
-static dpb_status upload_rows(dpb_engine *e, int64_t nrows)
+/* A chunk of np single-row parts (a decode step) whose attention runs as one attention_batch. */
+static bool attn_batched(const dpb_engine *e, int np, int64_t nrows)
+{
+    return e->attn_batch && np >= e->attn_batch_min && nrows == np;
+}
+
+/* ids and positions of the chunk's rows, and their sequences when attention_batch reads them. */
+static dpb_status upload_rows(dpb_engine *e, int np, int64_t nrows)
 {
     dpb_backend *be = e->be;
     dpb_status st;
     if (be->host_memory) return DPB_OK;
     CK(be->ops->upload(be, e->ids_dev, e->ids, (size_t)nrows * sizeof *e->ids));
     CK(be->ops->upload(be, e->pos_dev, e->pos, (size_t)nrows * sizeof *e->pos));
-    if (e->attn_batch) CK(be->ops->upload(be, e->seq_dev, e->seqs, (size_t)nrows * sizeof *e->seqs));
+    if (attn_batched(e, np, nrows)) CK(be->ops->upload(be, e->seq_dev, e->seqs, (size_t)nrows * sizeof *e->seqs));
     return DPB_OK;
 }
 
@@ -496,7 +503,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
         }
         CK(qk_prep(e, lw, nrows));
         bool batched = false;
-        if (e->attn_batch && np >= e->attn_batch_min && nrows == np) {
+        if (attn_batched(e, np, nrows)) {
             dpb_attn_batch_args a = {np, nh, nkv, hd, e->q, e->knew, e->vnew, e->kvtab + (2 * l) * e->max_seqs,
                                      e->kvtab + (2 * l + 1) * e->max_seqs, e->seq_dev, e->pos_dev, e->slots[l],
                                      lw->sliding ? c->sliding_window : 0, e->max_ctx - 1, e->kvdt, lw->sinks,
@@ -706,7 +713,7 @@ static dpb_status forward_impl(dpb_engine *e, const dpb_engine_seg *segs, int ns
                 soff = 0;
             }
         }
-        if ((st = upload_rows(e, rows))) break;
+        if ((st = upload_rows(e, np, rows))) break;
         /* A decode step (one token per sequence, the whole step in this chunk, last logits): graph. */
         bool done = false;
         if (mode == DPB_LOGITS_LAST && rows == np && si == nseg && parts[0].seg == 0 && parts[0].off == 0 &&
