@@ -37,6 +37,17 @@ __device__ __forceinline__ float round_bf16_dev(float f)
     return __uint_as_float(u & 0xffff0000u);
 }
 
+/* gpt-oss's clamped SwiGLU of one gate/up pair with their biases added: the bf16 engine rounds gate and up
+ * (rnd) and the result; gate <= limit, -limit <= up <= limit, act = g * sigmoid(alpha g) * (u + 1). */
+__device__ __forceinline__ float swiglu_clamped_dev(float gt, float up, float limit, float alpha, int rnd)
+{
+    if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
+    gt = fminf(gt, limit);
+    up = fminf(fmaxf(up, -limit), limit);
+    const float av = gt / (1.f + expf(-alpha * gt)) * (up + 1.f);
+    return rnd ? round_bf16_dev(av) : av;
+}
+
 __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll
@@ -374,14 +385,7 @@ moe_gate_up_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
             int j = j0 + t;
             if (j >= I) break;
             const uint16_t *b = bias + (size_t)e * rows2 + 2 * (size_t)j;
-            float gt = acc[2 * t] + bf16f(b[0]);
-            float up = acc[2 * t + 1] + bf16f(b[1]);
-            if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
-            gt = fminf(gt, limit);
-            up = fminf(fmaxf(up, -limit), limit);
-            float glu = gt / (1.f + expf(-alpha * gt));
-            float av = glu * (up + 1.f);
-            act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
+            act[(size_t)p * I + j] = swiglu_clamped_dev(acc[2 * t] + bf16f(b[0]), acc[2 * t + 1] + bf16f(b[1]), limit, alpha, rnd);
         }
     }
 }
@@ -659,14 +663,7 @@ moe_gate_up_v2_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restr
         const int j = j0 + t;
         if (lane == t && j < I) {
             const uint16_t *b = bias + (size_t)e * rows2 + 2 * (size_t)j;
-            float gt = tot[2 * t] + bf16f(b[0]);
-            float up = tot[2 * t + 1] + bf16f(b[1]);
-            if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
-            gt = fminf(gt, limit);
-            up = fminf(fmaxf(up, -limit), limit);
-            const float glu = gt / (1.f + expf(-alpha * gt));
-            const float av = glu * (up + 1.f);
-            act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
+            act[(size_t)p * I + j] = swiglu_clamped_dev(tot[2 * t] + bf16f(b[0]), tot[2 * t + 1] + bf16f(b[1]), limit, alpha, rnd);
         }
     }
 }
@@ -1025,14 +1022,7 @@ moe_gate_up_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restr
                 }
                 const float inv = pow2f(-sigma);
                 const uint16_t *b = bias + (size_t)e * 2 * I + 2 * (size_t)j;
-                gt = gt * inv + bf16f(b[0]);
-                up = up * inv + bf16f(b[1]);
-                if (rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
-                gt = fminf(gt, limit);
-                up = fminf(fmaxf(up, -limit), limit);
-                const float glu = gt / (1.f + expf(-alpha * gt));
-                const float av = glu * (up + 1.f);
-                act[(size_t)p * I + j] = rnd ? round_bf16_dev(av) : av;
+                act[(size_t)p * I + j] = swiglu_clamped_dev(gt * inv + bf16f(b[0]), up * inv + bf16f(b[1]), limit, alpha, rnd);
             }
         }
     }
@@ -2086,14 +2076,7 @@ __global__ void __launch_bounds__(2 * BM, BM == 128 ? (BN == 32 ? 3 : 2) : 1) gr
                 if (grow < a.R && cc < cnt) {
                     const int jj = grow / 2;
                     const uint16_t *bp = a.bias + (size_t)e * a.R + 2 * (size_t)jj;
-                    float gt = (odd ? other : v0) + bf16f(bp[0]);
-                    float up = (odd ? v1 : other) + bf16f(bp[1]);
-                    if (a.rnd) { gt = round_bf16_dev(gt); up = round_bf16_dev(up); }
-                    gt = fminf(gt, a.limit);
-                    up = fminf(fmaxf(up, -a.limit), a.limit);
-                    const float glu = gt / (1.f + expf(-a.alpha * gt));
-                    const float av = glu * (up + 1.f);
-                    a.out[(size_t)(row0 + cc) * (a.R / 2) + jj] = a.rnd ? round_bf16_dev(av) : av;
+                    a.out[(size_t)(row0 + cc) * (a.R / 2) + jj] = swiglu_clamped_dev((odd ? other : v0) + bf16f(bp[0]), (odd ? v1 : other) + bf16f(bp[1]), a.limit, a.alpha, a.rnd);
                 }
             } else {
                 if (row < a.R) {
