@@ -211,7 +211,9 @@ typedef struct dpb_backend_ops {
     dpb_status (*attention_batch)(dpb_backend *b, const dpb_attn_batch_args *a);
     /* y[i][n, w[i]->out] = x[n, in] W_i^T (+ bias[i]) for i < nw (1 <= nw <= 3, every w[i]->in the same; bias
      * may be NULL or hold NULLs), each y[i] then rounded to bf16 when round: the same as nw linear calls (and
-     * round_bf16 on each y[i]), in one launch where the backend can (q/k/v, gate/up at decode). */
+     * round_bf16 on each y[i]), in one launch (q/k/v, gate/up at decode).  DPB_E_UNSUPPORTED, having written
+     * nothing, for what the backend does not fuse: call it through dpb_backend_linear_multi, which then makes the
+     * nw calls. */
     dpb_status (*linear_multi)(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
                                const float *x, int64_t n, bool round, float *const *y);
     /* The bf16 engine's SwiGLU in one pass, the same as round_bf16(gate), round_bf16(up), swiglu,
@@ -239,7 +241,8 @@ const dpb_backend_ops *dpb_backend_cpu_ops(void);
 /* attention_batch for backends whose memory is host memory: row by row through b's attention and kv_write. */
 dpb_status dpb_attention_batch_rows(dpb_backend *b, const dpb_attn_batch_args *a);
 
-/* b's linear_multi where it has one, else nw linear calls (and round_bf16 on each output when round). */
+/* b's linear_multi where it has one and takes the shapes, else nw linear calls (and round_bf16 on each output
+ * when round). */
 dpb_status dpb_backend_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
                                     const float *x, int64_t n, bool round, float *const *y);
 

@@ -331,8 +331,12 @@ dpb_status dpb_attention_batch_rows(dpb_backend *b, const dpb_attn_batch_args *a
 dpb_status dpb_backend_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
                                     const float *x, int64_t n, bool round, float *const *y)
 {
-    if (b->ops->linear_multi) return b->ops->linear_multi(b, nw, w, bias, x, n, round, y);
-    if (nw < 1) return dpb_error_set(DPB_E_ARG, "linear: %d matrices in one call", nw);
+    if (nw < 1 || nw > 3) return dpb_error_set(DPB_E_ARG, "linear: %d matrices in one call (1..3)", nw);
+    if (b->ops->linear_multi) {
+        dpb_status st = b->ops->linear_multi(b, nw, w, bias, x, n, round, y);
+        if (st != DPB_E_UNSUPPORTED) return st;
+        dpb_error_clear();
+    }
     for (int i = 0; i < nw; i++) {
         dpb_status st = b->ops->linear(b, w[i], bias ? bias[i] : NULL, x, n, y[i]);
         if (!st && round) st = b->ops->round_bf16(b, y[i], n * w[i]->out);

@@ -1187,14 +1187,8 @@ dpb_status op_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, c
     for (int i = 0; i < nw && one; i++)
         one = w[i]->fmt == DPB_W_BF16 && !w[i]->transposed && w[i]->in == w[0]->in && w[i]->out >= 1 &&
               w[i]->out <= INT32_MAX / 4 && al16(w[i]->data);
-    if (!one) {
-        for (int i = 0; i < nw; i++) {
-            dpb_status s = op_linear(b, w[i], bias ? bias[i] : nullptr, x, n, y[i]);
-            if (!s && round) s = op_round_bf16(b, y[i], n * w[i]->out);
-            if (s) return s;
-        }
-        return DPB_OK;
-    }
+    if (!one) /* dpb_backend_linear_multi then runs them one by one */
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda linear_multi: not one bf16 GEMV launch (n %lld)", (long long)n);
     const uint16_t *W[DPB_CUDA_GEMV_MAX_SEGS];
     const float *b32[DPB_CUDA_GEMV_MAX_SEGS];
     int N[DPB_CUDA_GEMV_MAX_SEGS];
