@@ -372,6 +372,53 @@ static void test_kernel_sets(void)
     mat_free(&m1); mat_free(&m2);
 }
 
+/* dpb_backend_linear_multi: without the op, and with an op that answers DPB_E_UNSUPPORTED, it gives each
+ * matrix's linear (+ round) exactly; another error from the op comes back as it is. */
+static dpb_status multi_unsupported(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
+                                    const float *x, int64_t n, bool round, float *const *y)
+{
+    (void)b; (void)nw; (void)w; (void)bias; (void)x; (void)n; (void)round; (void)y;
+    return dpb_error_set(DPB_E_UNSUPPORTED, "test: not fused");
+}
+static dpb_status multi_broken(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
+                               const float *x, int64_t n, bool round, float *const *y)
+{
+    (void)b; (void)nw; (void)w; (void)bias; (void)x; (void)n; (void)round; (void)y;
+    return dpb_error_set(DPB_E_INTERNAL, "test: broken");
+}
+static void test_linear_multi_fallback(void)
+{
+    mat a, c;
+    mat_make(&a, DPB_W_BF16, 24, 32, false);
+    mat_make(&c, DPB_W_BF16, 40, 32, false);
+    uint16_t bias[40];
+    for (int i = 0; i < 40; i++) bias[i] = dpb_f32_to_bf16(frand());
+    const int64_t N = 3;
+    float x[3 * 32], ya[3 * 24], yc[3 * 40], ra[3 * 24], rc[3 * 40];
+    for (int i = 0; i < 3 * 32; i++) x[i] = frand();
+    T_CHECK(cpu->ops->linear(cpu, &a.w, NULL, x, N, ra) == DPB_OK && cpu->ops->round_bf16(cpu, ra, N * 24) == DPB_OK);
+    T_CHECK(cpu->ops->linear(cpu, &c.w, bias, x, N, rc) == DPB_OK && cpu->ops->round_bf16(cpu, rc, N * 40) == DPB_OK);
+    const dpb_weight *w[2] = {&a.w, &c.w};
+    const uint16_t *b[2] = {NULL, bias};
+    float *y[2] = {ya, yc};
+    dpb_backend_ops ops = *cpu->ops;
+    dpb_backend fake = *cpu;
+    fake.ops = &ops;
+    for (int k = 0; k < 2; k++) {
+        ops.linear_multi = k == 0 ? NULL : multi_unsupported;
+        memset(ya, 0xff, sizeof ya);
+        memset(yc, 0xff, sizeof yc);
+        T_CHECK(dpb_backend_linear_multi(&fake, 2, w, b, x, N, true, y) == DPB_OK);
+        T_CHECKF(memcmp(ya, ra, sizeof ra) == 0 && memcmp(yc, rc, sizeof rc) == 0, "case %d: outputs differ", k);
+    }
+    ops.linear_multi = multi_broken;
+    T_CHECK(dpb_backend_linear_multi(&fake, 2, w, b, x, N, true, y) == DPB_E_INTERNAL);
+    T_CHECK(strstr(dpb_error_message(), "test: broken") != NULL);
+    T_CHECK(dpb_backend_linear_multi(&fake, 4, w, b, x, N, true, y) == DPB_E_ARG);
+    mat_free(&a);
+    mat_free(&c);
+}
+
 int main(void)
 {
     if (dpb_backend_open("ref", 1, &ref) || dpb_backend_open("cpu", 2, &cpu)) {
@@ -380,6 +427,7 @@ int main(void)
     }
     fprintf(stderr, "cpu kernels: %s\n", cpu->simd);
     T_RUN(test_linear_bf16);
+    T_RUN(test_linear_multi_fallback);
     T_RUN(test_linear_f32);
     T_RUN(test_linear_bf16_transposed);
     T_RUN(test_linear_mxfp4);
