@@ -42,9 +42,11 @@ typedef struct dpb_weight {
     const uint8_t *scales; /* MXFP4 only */
 } dpb_weight;
 
-/* KV cache element type. */
-typedef enum dpb_kv_dtype { DPB_KV_BF16 = 0, DPB_KV_F32 } dpb_kv_dtype;
-static inline size_t dpb_kv_dtype_size(dpb_kv_dtype t) { return t == DPB_KV_F32 ? 4 : 2; }
+/* KV cache element type.  FP8 is E4M3 with a scale of 1 (as vLLM's fp8 KV cache without calibrated scales):
+ * values convert with dpb_f32_to_fp8e4m3 (round to nearest even, saturating at +-448). */
+typedef enum dpb_kv_dtype { DPB_KV_BF16 = 0, DPB_KV_F32, DPB_KV_FP8 } dpb_kv_dtype;
+static inline size_t dpb_kv_dtype_size(dpb_kv_dtype t) { return t == DPB_KV_F32 ? 4 : t == DPB_KV_FP8 ? 1 : 2; }
+static inline const char *dpb_kv_dtype_name(dpb_kv_dtype t) { return t == DPB_KV_F32 ? "f32" : t == DPB_KV_FP8 ? "fp8" : "bf16"; }
 
 /* RoPE, precomputed per model (rotate-half convention of transformers). */
 #define DPB_ROPE_MAX_HALF 512
