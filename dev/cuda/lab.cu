@@ -1287,7 +1287,7 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
     void *work;
     size_t wbytes = 0;
     CKD(dpb_cuda_moe_grouped_work_bytes(Nmax, k, E, H, I, 0, &wbytes));
-    for (int v : {32, 64}) {
+    for (int v : {32, 64, 128}) {
         size_t b2 = 0;
         CKD(dpb_cuda_moe_grouped_work_bytes(Nmax, k, E, H, I, v, &b2));
         wbytes = std::max(wbytes, b2);
@@ -1405,7 +1405,8 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
         const double us_old = us;
         /* grouped: auto, and each token tile */
         const int B1 = DPB_CUDA_MOE_GROUPED_BM128, B2 = DPB_CUDA_MOE_GROUPED_BM256;
-        for (int variant : {0, 32 | B1, 64 | B1, 32 | B2, 64 | B2}) {
+        const int W2 = DPB_CUDA_MOE_GROUPED_W32;
+        for (int variant : {0, 32 | B1, 64 | B1, 128 | B1, 32 | B1 | W2, 64 | B1 | W2, 128 | B1 | W2, 64 | B2}) {
             CK(cudaMemset(dout, 0xff, (size_t)n * H * 4));
             run_grouped(n, variant, dout, 0);
             CK(cudaDeviceSynchronize());
@@ -1414,7 +1415,8 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
             const double e = rel_err(y.data(), ref.data(), y.size(), &nn);
             us = T.median_us([&] { run_grouped(n, variant, dout, 0); });
             if (variant == 0) std::snprintf(var, sizeof var, "grouped auto");
-            else std::snprintf(var, sizeof var, "grouped %d tok x %d rows", variant & 0xff, (variant & B2) ? 256 : 128);
+            else std::snprintf(var, sizeof var, "grouped %d tok x %d rows%s", variant & 0xff, (variant & B2) ? 256 : 128,
+                               (variant & W2) ? ", 32 rows/warp" : "");
             std::snprintf(note, sizeof note, "%.2fx vs chunks; %.0f TFLOP/s%s", us_old / us, flops / (us * 1e6),
                           cpu ? "" : "; err vs A/B chunks");
             add_row("moe n>8", shape, var, us, bytes, true, e, nn, note);

@@ -6,6 +6,7 @@
  * workspace that must grow.  Design: docs/CUDA.md, "Backend". */
 #include "backend/cuda/cuda_backend.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -13,8 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <map>
 #include <new>
+#include <tuple>
 #include <utility>
 #include <unordered_map>
 #include <vector>
@@ -48,6 +51,7 @@ struct cuda_impl {
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
     int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
     int moe_grouped = 0; /* grouped MXFP4 experts for n > 8: 0 auto, 1 always, -1 never (DPB_CUDA_MOE_GROUPED) */
+    int moe_tile = 0; /* their variant: 0 auto, token tile 32, 64, 128 [| DPB_CUDA_MOE_GROUPED_W32] (DPB_CUDA_MOE_TILE) */
     cudaStream_t st = nullptr;
     cublasHandle_t blas = nullptr;
     std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
@@ -68,7 +72,30 @@ struct cuda_impl {
     uint64_t epoch = 0;
     uint16_t *fill_table = nullptr; /* device copy of the synth normal table */
     const uint16_t *fill_table_host = nullptr;
+    /* Prefill GEMMs (docs/CUDA.md, "Prefill GEMMs"): cuBLASLt with an algorithm chosen per shape by timing
+     * the heuristic's candidates once (gemm_mode 0), the heuristic's first (1), or cublasGemmEx (2), from
+     * DPB_CUDA_GEMM=tune|lt|ex. */
+    int gemm_mode = 0;
+    cublasLtHandle_t lt = nullptr;
+    void *lt_ws = nullptr; /* cuBLASLt workspace (kLtWorkspace bytes, allocated at the first use) */
+    std::map<std::tuple<int, int, int, int, int, int, int>, struct lt_plan *> lt_plans;
+    /* bf16 copy of the last swiglu_bf16 output (prefill): the next linear reading exactly that buffer takes it
+     * instead of converting the fp32 rows again; any write to the range (dirty) or that linear drops it. */
+    uint16_t *shadow = nullptr;
+    size_t shadow_cap = 0;  /* elements */
+    uintptr_t shadow_of = 0; /* the fp32 buffer it mirrors (0: none) */
+    size_t shadow_bytes = 0; /* its fp32 bytes */
 };
+
+/* One GEMM shape on cuBLASLt: descriptors and the chosen algorithm. */
+struct lt_plan {
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo;
+    bool ok = false;
+};
+constexpr size_t kLtWorkspace = (size_t)64 << 20;
+void lt_plan_free(lt_plan *p);
 
 struct cuda_graph {
     cudaGraphExec_t exec;
@@ -100,6 +127,7 @@ void note_peak(cuda_impl *ci)
 void dirty(cuda_impl *ci, const void *p, size_t bytes)
 {
     uintptr_t a = (uintptr_t)p, b = a + bytes;
+    if (ci->shadow_of && ci->shadow_of < b && a < ci->shadow_of + ci->shadow_bytes) ci->shadow_of = 0;
     for (size_t i = 0; i < ci->rounded.size();)
         if (ci->rounded[i].a < b && a < ci->rounded[i].b) {
             ci->rounded[i] = ci->rounded.back();
@@ -705,22 +733,27 @@ __global__ void k_add(float *y, const float *x, int64_t n)
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         y[i] += x[i];
 }
-/* out = bf16(silu(bf16(g)) * bf16(u)), 4 elements per thread where the pointers allow */
-__global__ void k_swiglu_bf16(const float *gate, const float *up, int64_t n, float *out)
+/* out = bf16(silu(bf16(g)) * bf16(u)), 4 elements per thread where the pointers allow; sh (may be null) gets the
+ * same values as bf16 bits (the next GEMM's operand) */
+__global__ void k_swiglu_bf16(const float *gate, const float *up, int64_t n, float *out, uint16_t *__restrict__ sh)
 {
-    const int64_t n4 = ((uintptr_t)gate | (uintptr_t)up | (uintptr_t)out) & 15 ? 0 : n / 4;
+    const int64_t n4 = ((uintptr_t)gate | (uintptr_t)up | (uintptr_t)out | ((uintptr_t)sh & 7)) & 15 ? 0 : n / 4;
     const int64_t step = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n4; i += step) {
         const float4 g4 = reinterpret_cast<const float4 *>(gate)[i], u4 = reinterpret_cast<const float4 *>(up)[i];
         float g[4] = {rbf(g4.x), rbf(g4.y), rbf(g4.z), rbf(g4.w)}, u[4] = {rbf(u4.x), rbf(u4.y), rbf(u4.z), rbf(u4.w)};
-        float o[4];
+        uint16_t h[4];
 #pragma unroll
-        for (int j = 0; j < 4; j++) o[j] = rbf(g[j] / (1.0f + expf(-g[j])) * u[j]);
-        reinterpret_cast<float4 *>(out)[i] = make_float4(o[0], o[1], o[2], o[3]);
+        for (int j = 0; j < 4; j++) h[j] = to_bf(g[j] / (1.0f + expf(-g[j])) * u[j]);
+        reinterpret_cast<float4 *>(out)[i] = make_float4(bf(h[0]), bf(h[1]), bf(h[2]), bf(h[3]));
+        if (sh)
+            reinterpret_cast<uint2 *>(sh)[i] = make_uint2((uint32_t)h[0] | (uint32_t)h[1] << 16, (uint32_t)h[2] | (uint32_t)h[3] << 16);
     }
     for (int64_t i = 4 * n4 + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += step) {
         const float g = rbf(gate[i]);
-        out[i] = rbf(g / (1.0f + expf(-g)) * rbf(up[i]));
+        const uint16_t h = to_bf(g / (1.0f + expf(-g)) * rbf(up[i]));
+        out[i] = bf(h);
+        if (sh) sh[i] = h;
     }
 }
 
@@ -1071,6 +1104,10 @@ void op_destroy(dpb_backend *b)
     if (ci->zeros) cudaFree(ci->zeros);
     /* buffers the caller did not free, and mapped weights */
     for (auto &kv : ci->allocs) cudaFree((void *)kv.first);
+    for (auto &kv : ci->lt_plans) lt_plan_free(kv.second);
+    if (ci->lt_ws) cudaFree(ci->lt_ws);
+    if (ci->shadow) cudaFree(ci->shadow);
+    if (ci->lt) cublasLtDestroy(ci->lt);
     if (ci->blas) cublasDestroy(ci->blas);
     if (ci->st) cudaStreamDestroy(ci->st);
     ci->~cuda_impl();
@@ -1113,35 +1150,217 @@ dpb_status bias_f32(cuda_impl *ci, const uint16_t *bias, int64_t n, const float 
 
 bool al16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
+bool capturing(cuda_impl *ci)
+{
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    return cudaStreamIsCapturing(ci->st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone;
+}
+
+void lt_plan_free(lt_plan *p)
+{
+    if (!p) return;
+    if (p->a) cublasLtMatrixLayoutDestroy(p->a);
+    if (p->b) cublasLtMatrixLayoutDestroy(p->b);
+    if (p->c) cublasLtMatrixLayoutDestroy(p->c);
+    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    delete p;
+}
+
+/* The cuBLASLt plan of C[m, nn] (fp32, ld m) = op(A)[m, k] (bf16, ld lda) x B[k, nn] (bf16, ld k) + beta C; null
+ * when cuBLASLt offers nothing (the caller then uses cublasGemmEx).  A new shape with beta = 0 in mode "tune",
+ * outside a graph capture, runs each of the heuristic's candidates (up to 8) four times on these operands
+ * (writing C) and keeps the fastest: the host waits then, once per shape.  beta != 0 reuses the algorithm of
+ * the same shape with beta = 0 (running it would add to C). */
+lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int nn, int k, bool beta1, const void *A,
+                     const uint16_t *B, float *C)
+{
+    /* the pointers' alignments (up to 256 bytes) are part of the shape: the heuristic excludes what they rule out */
+    auto align = [](const void *q) {
+        uint32_t al = 256;
+        while (al > 1 && ((uintptr_t)q & (al - 1))) al >>= 1;
+        return al;
+    };
+    const uint32_t alA = align(A), alB = align(B), alC = align(C);
+    const int alk = (int)(alA | alB << 9 | alC << 18);
+    const auto key = std::make_tuple(m, nn, k, (int)opA, lda, beta1 ? 1 : 0, alk);
+    auto it = ci->lt_plans.find(key);
+    if (it != ci->lt_plans.end()) return it->second->ok ? it->second : nullptr;
+    const bool cap = capturing(ci);
+    if (cap && !ci->lt_ws) return nullptr; /* no allocation inside a capture */
+    if (!ci->lt) {
+        if (cublasLtCreate(&ci->lt) != CUBLAS_STATUS_SUCCESS) {
+            ci->lt = nullptr;
+            ci->gemm_mode = 2;
+            return nullptr;
+        }
+    }
+    if (!ci->lt_ws) {
+        if (cudaMalloc(&ci->lt_ws, kLtWorkspace) != cudaSuccess) {
+            cudaGetLastError();
+            ci->lt_ws = nullptr;
+            ci->gemm_mode = 2;
+            return nullptr;
+        }
+        ci->workspace += kLtWorkspace;
+        note_peak(ci);
+    }
+    lt_plan *p = new (std::nothrow) lt_plan();
+    if (!p) return nullptr;
+    ci->lt_plans[key] = p;
+    const cublasOperation_t opB = CUBLAS_OP_N;
+    const uint64_t wsb = kLtWorkspace;
+    cublasLtMatmulPreference_t pref = nullptr;
+    cublasLtMatmulHeuristicResult_t res[8];
+    int got = 0;
+    if (cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, opA == CUBLAS_OP_T ? k : m, opA == CUBLAS_OP_T ? m : k, lda) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, nn, k) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, m, nn, m) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alA, sizeof alA) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alB, sizeof alB) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alC, sizeof alC) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alC, sizeof alC) !=
+            CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatmulAlgoGetHeuristic(ci->lt, p->op, p->a, p->b, p->c, p->c, pref, 8, res, &got) != CUBLAS_STATUS_SUCCESS ||
+        got < 1) {
+        if (pref) cublasLtMatmulPreferenceDestroy(pref);
+        return nullptr; /* p stays in the map with ok = false */
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    p->algo = res[0].algo;
+    p->ok = true;
+    if (beta1) {
+        auto z = ci->lt_plans.find(std::make_tuple(m, nn, k, (int)opA, lda, 0, alk));
+        if (z != ci->lt_plans.end() && z->second->ok) p->algo = z->second->algo;
+        return p;
+    }
+    if (ci->gemm_mode != 0 || cap || got < 2) return p;
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    if (cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) {
+        if (e0) cudaEventDestroy(e0);
+        cudaGetLastError();
+        return p;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    float best = INFINITY;
+    for (int i = 0; i < got; i++) {
+        if (cublasLtMatmul(ci->lt, p->op, &one, A, p->a, B, p->b, &zero, C, p->c, C, p->c, &res[i].algo, ci->lt_ws,
+                           kLtWorkspace, ci->st) != CUBLAS_STATUS_SUCCESS)
+            continue;
+        cudaEventRecord(e0, ci->st);
+        bool bad = false;
+        for (int r = 0; r < 3 && !bad; r++)
+            bad = cublasLtMatmul(ci->lt, p->op, &one, A, p->a, B, p->b, &zero, C, p->c, C, p->c, &res[i].algo, ci->lt_ws,
+                                 kLtWorkspace, ci->st) != CUBLAS_STATUS_SUCCESS;
+        cudaEventRecord(e1, ci->st);
+        float ms = 0.f;
+        if (bad || cudaEventSynchronize(e1) != cudaSuccess || cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
+            cudaGetLastError();
+            continue;
+        }
+        if (ms < best) {
+            best = ms;
+            p->algo = res[i].algo;
+        }
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    return p;
+}
+
+/* y[nn rows, w->out] (fp32) = X[nn, w->in] (bf16) W^T + beta y, W bf16 in either layout. */
+dpb_status gemm_bf16(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, float beta, float *y)
+{
+    const int m = (int)w->out, k = (int)w->in;
+    const float one = 1.0f;
+    cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
+    int lda = w->transposed ? m : k;
+    if (ci->gemm_mode != 2) {
+        lt_plan *p = lt_plan_get(ci, opA, lda, m, nn, k, beta != 0.0f, w->data, X, y);
+        if (p && cublasLtMatmul(ci->lt, p->op, &one, w->data, p->a, X, p->b, &beta, y, p->c, y, p->c, &p->algo, ci->lt_ws,
+                                kLtWorkspace, ci->st) == CUBLAS_STATUS_SUCCESS)
+            return DPB_OK;
+    }
+    return berr(cublasGemmEx(ci->blas, opA, CUBLAS_OP_N, m, nn, k, &one, w->data, CUDA_R_16BF, lda, X, CUDA_R_16BF, k,
+                             &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                beta != 0.0f ? "gemm bf16 (remainder)" : "gemm bf16");
+}
+
+/* x [el] (fp32) as bf16 operands: *hi = bf16(x) and, unless x is known to be bf16-exact, *lo = bf16(x - hi)
+ * (else null): the bf16 copy a swiglu_bf16 left of exactly this buffer (taken once), or one conversion into
+ * the workspace. */
+dpb_status x_bf16(cuda_impl *ci, const float *x, int64_t el, uint16_t **hi, uint16_t **lo)
+{
+    const size_t bytes = (size_t)el * 4;
+    const bool exact = is_rounded(ci, x, bytes);
+    if (exact && ci->shadow_of == (uintptr_t)x && ci->shadow_bytes == bytes && !capturing(ci)) {
+        ci->shadow_of = 0;
+        *hi = ci->shadow;
+        *lo = nullptr;
+        return DPB_OK;
+    }
+    void *ws;
+    dpb_status s = ws_get(ci, al256((size_t)el * 2) * 2, &ws);
+    if (s) return s;
+    *hi = static_cast<uint16_t *>(ws);
+    *lo = exact ? nullptr : *hi + al256((size_t)el * 2) / 2;
+    k_split_bf16<<<grid_for(el, 256), 256, 0, ci->st>>>(x, el, *hi, *lo);
+    return launched("linear split");
+}
+
 dpb_status gemm(cuda_impl *ci, const dpb_weight *w, const float *x, int64_t n, float *y)
 {
     const int m = (int)w->out, k = (int)w->in, nn = (int)n;
     const float one = 1.0f, zero = 0.0f;
-    cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
-    int lda = w->transposed ? m : k;
-    if (w->fmt == DPB_W_F32)
+    if (w->fmt == DPB_W_F32) {
+        cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
+        int lda = w->transposed ? m : k;
         return berr(cublasGemmEx(ci->blas, opA, CUBLAS_OP_N, m, nn, k, &one, w->data, CUDA_R_32F, lda, x, CUDA_R_32F, k,
                                  &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                     "sgemm");
+    }
     /* bf16 weights: x as bf16; a second product with the remainder
      * x - bf16(x) unless x is known to be bf16-exact. */
-    const bool exact = is_rounded(ci, x, (size_t)(n * k) * 4);
-    size_t el = (size_t)(n * k);
-    void *ws;
-    dpb_status s = ws_get(ci, al256(el * 2) * 2, &ws);
+    uint16_t *hi, *lo;
+    dpb_status s = x_bf16(ci, x, n * k, &hi, &lo);
     if (s) return s;
-    uint16_t *hi = static_cast<uint16_t *>(ws), *lo = exact ? nullptr : hi + al256(el * 2) / 2;
-    k_split_bf16<<<grid_for((int64_t)el, 256), 256, 0, ci->st>>>(x, (int64_t)el, hi, lo);
-    if ((s = launched("linear split"))) return s;
-    if ((s = berr(cublasGemmEx(ci->blas, opA, CUBLAS_OP_N, m, nn, k, &one, w->data, CUDA_R_16BF, lda, hi, CUDA_R_16BF,
-                               k, &zero, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                  "gemm bf16")))
-        return s;
-    if (lo)
-        s = berr(cublasGemmEx(ci->blas, opA, CUBLAS_OP_N, m, nn, k, &one, w->data, CUDA_R_16BF, lda, lo, CUDA_R_16BF, k,
-                              &one, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                 "gemm bf16 (remainder)");
+    if ((s = gemm_bf16(ci, w, hi, nn, 0.0f, y))) return s;
+    if (lo) s = gemm_bf16(ci, w, lo, nn, 1.0f, y);
     return s;
+}
+
+/* y[rows, cols] += bias (bf16, may be null), then rounded to bf16 when rnd; 4 columns per thread when aligned. */
+__global__ void k_bias_round(float *__restrict__ y, const uint16_t *__restrict__ bias, int64_t rows, int64_t cols, int rnd)
+{
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    if (cols % 4 == 0 && ((uintptr_t)y & 15) == 0) {
+        const int64_t c4 = cols / 4, n4 = rows * c4;
+        for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n4; i += step) {
+            float4 v = reinterpret_cast<float4 *>(y)[i];
+            if (bias) {
+                const int64_t c = (i % c4) * 4;
+                v.x += bf(bias[c]); v.y += bf(bias[c + 1]); v.z += bf(bias[c + 2]); v.w += bf(bias[c + 3]);
+            }
+            if (rnd) { v.x = rbf(v.x); v.y = rbf(v.y); v.z = rbf(v.z); v.w = rbf(v.w); }
+            reinterpret_cast<float4 *>(y)[i] = v;
+        }
+        return;
+    }
+    const int64_t n = rows * cols;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += step) {
+        float v = y[i];
+        if (bias) v += bf(bias[i % cols]);
+        y[i] = rnd ? rbf(v) : v;
+    }
 }
 
 dpb_status op_linear(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n, float *y)
@@ -1176,6 +1395,30 @@ dpb_status op_linear(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, 
 
 dpb_status op_round_bf16(dpb_backend *b, float *x, int64_t n);
 
+/* linear_multi for many rows: one bf16 conversion of x, then per matrix the GEMM(s), bias and rounding. */
+dpb_status linear_multi_gemm(cuda_impl *ci, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
+                             const float *x, int64_t n, bool round, float *const *y)
+{
+    for (int i = 0; i < nw; i++) dirty(ci, y[i], (size_t)(n * w[i]->out) * 4);
+    uint16_t *hi, *lo;
+    dpb_status s = x_bf16(ci, x, n * w[0]->in, &hi, &lo);
+    for (int i = 0; i < nw && !s; i++) {
+        const uint16_t *bi = bias ? bias[i] : nullptr;
+        if ((s = gemm_bf16(ci, w[i], hi, (int)n, 0.0f, y[i]))) break;
+        if (lo && (s = gemm_bf16(ci, w[i], lo, (int)n, 1.0f, y[i]))) break;
+        if (bi || round) {
+            k_bias_round<<<grid_for((n * w[i]->out + 3) / 4, 256), 256, 0, ci->st>>>(y[i], bi, n, w[i]->out, round ? 1 : 0);
+            s = launched("linear_multi bias");
+        }
+    }
+    if (!s && round)
+        for (int i = 0; i < nw; i++) {
+            if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+            ci->rounded.push_back({(uintptr_t)y[i], (uintptr_t)y[i] + (size_t)(n * w[i]->out) * 4});
+        }
+    return s;
+}
+
 dpb_status op_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
                            const float *x, int64_t n, bool round, float *const *y)
 {
@@ -1187,6 +1430,13 @@ dpb_status op_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, c
     for (int i = 0; i < nw && one; i++)
         one = w[i]->fmt == DPB_W_BF16 && !w[i]->transposed && w[i]->in == w[0]->in && w[i]->out >= 1 &&
               w[i]->out <= INT32_MAX / 4 && al16(w[i]->data);
+    if (!one && n > 4 && ci->lmulti != 2 && n <= INT32_MAX && w[0]->in <= INT32_MAX) {
+        /* prefill-sized: x converted to bf16 once for the nw GEMMs (the calls one by one convert it nw times) */
+        bool gm = true;
+        for (int i = 0; i < nw && gm; i++)
+            gm = w[i]->fmt == DPB_W_BF16 && w[i]->in == w[0]->in && w[i]->out >= 1 && w[i]->out <= INT32_MAX;
+        if (gm) return linear_multi_gemm(ci, nw, w, bias, x, n, round, y);
+    }
     if (!one) /* dpb_backend_linear_multi then runs them one by one */
         return dpb_error_set(DPB_E_UNSUPPORTED, "cuda linear_multi: not one bf16 GEMV launch (n %lld)", (long long)n);
     const uint16_t *W[DPB_CUDA_GEMV_MAX_SEGS];
@@ -1565,11 +1815,11 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
     if (fused && n > 8 && n * K <= (1 << 20) && H <= 4096 && I <= 4096 && al16(a->out) &&
         (ci->moe_grouped > 0 || (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto && n >= kMoeGroupedMinRows))) {
         size_t need = 0;
-        if ((s = dpb_cuda_moe_grouped_work_bytes((int)n, (int)K, (int)E, (int)H, (int)I, 0, &need))) return s;
+        if ((s = dpb_cuda_moe_grouped_work_bytes((int)n, (int)K, (int)E, (int)H, (int)I, ci->moe_tile, &need))) return s;
         if ((s = ws_get(ci, need, &ws))) return s;
         return dpb_cuda_moe_grouped(tab, nullptr, nullptr, nullptr, nullptr, a->gate_up_bias, a->down_bias, a->x, a->idx,
                                     a->wts, a->out, (int)n, (int)K, (int)E, (int)H, (int)I, a->alpha, a->limit,
-                                    a->round_bf16, 0, ws, need, ci->st);
+                                    a->round_bf16, ci->moe_tile, ws, need, ci->st);
     }
     if (fused && n > 8 && n * K <= INT32_MAX &&
         (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && n >= kMoeDequantMinRows)))
@@ -1666,11 +1916,41 @@ dpb_status op_swiglu_bf16(dpb_backend *b, float *gate, float *up, int64_t n, int
     cuda_impl *ci = impl_of(b);
     if (n * I <= 0) return DPB_OK;
     dirty(ci, out, (size_t)(n * I) * 4);
-    k_swiglu_bf16<<<grid_for((n * I + 3) / 4, 256), 256, 0, ci->st>>>(gate, up, n * I, out);
+    /* prefill (n > 4 rows: the next linear is a GEMM, not the GEMV): also a bf16 copy for that GEMM, outside
+     * graph captures (the buffer may have to grow) */
+    uint16_t *sh = nullptr;
+    if (n > 4 && ci->gemm_mode != 2 && !capturing(ci)) {
+        const size_t el = (size_t)(n * I);
+        if (el > ci->shadow_cap) {
+            cudaError_t e = cudaStreamSynchronize(ci->st);
+            if (e != cudaSuccess) return cerr(e, "swiglu (bf16)");
+            if (ci->shadow) {
+                cudaFree(ci->shadow);
+                ci->epoch++;
+                ci->workspace -= ci->shadow_cap * 2;
+            }
+            ci->shadow = nullptr;
+            ci->shadow_cap = 0;
+            if (cudaMalloc(&ci->shadow, el * 2) != cudaSuccess) {
+                cudaGetLastError();
+                ci->shadow = nullptr;
+            } else {
+                ci->shadow_cap = el;
+                ci->workspace += el * 2;
+                note_peak(ci);
+            }
+        }
+        sh = ci->shadow;
+    }
+    k_swiglu_bf16<<<grid_for((n * I + 3) / 4, 256), 256, 0, ci->st>>>(gate, up, n * I, out, sh);
     dpb_status s = launched("swiglu (bf16)");
     if (!s) {
         if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
         ci->rounded.push_back({(uintptr_t)out, (uintptr_t)out + (size_t)(n * I) * 4});
+        if (sh) {
+            ci->shadow_of = (uintptr_t)out;
+            ci->shadow_bytes = (size_t)(n * I) * 4;
+        }
     }
     return s;
 }
@@ -2230,6 +2510,29 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) ci->sms = sms;
     ci->moe_grouped = grouped;
+    const char *mt = getenv("DPB_CUDA_MOE_TILE");
+    if (mt && *mt) {
+        /* "64": token tile 64; "64w": and 32 weight rows per warp */
+        const bool w32 = mt[strlen(mt) - 1] == 'w';
+        const size_t len = strlen(mt) - (w32 ? 1 : 0);
+        ci->moe_tile = len == 2 && !strncmp(mt, "32", 2) ? 32 : len == 2 && !strncmp(mt, "64", 2) ? 64
+                     : len == 3 && !strncmp(mt, "128", 3) ? 128 : -1;
+        if (ci->moe_tile > 0 && w32) ci->moe_tile |= DPB_CUDA_MOE_GROUPED_W32;
+        if (ci->moe_tile < 0) {
+            ci->~cuda_impl();
+            free(mem);
+            free(b);
+            return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_TILE: '%s' is not 32, 64 or 128 (optionally followed by w)", mt);
+        }
+    }
+    const char *gm = getenv("DPB_CUDA_GEMM");
+    ci->gemm_mode = gm && strcmp(gm, "lt") == 0 ? 1 : gm && strcmp(gm, "ex") == 0 ? 2 : 0;
+    if (gm && *gm && ci->gemm_mode == 0 && strcmp(gm, "tune") != 0) {
+        ci->~cuda_impl();
+        free(mem);
+        free(b);
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_GEMM: '%s' is not tune, lt or ex", gm);
+    }
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     b->ops = &k_cuda_ops;

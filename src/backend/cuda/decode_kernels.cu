@@ -1772,6 +1772,7 @@ namespace {
 constexpr int kGrpDefaultBM = 128; /* 256 measured slower at every n (docs/CUDA.md) */
 constexpr int kGrpMaxNb = 128;  /* K <= 4096: the tile's scales fit in shared memory */
 
+
 struct GrpWork {
     size_t off, perm, inv, ntiles, tile, x16, xsig, act, a16, asig, total;
     int max_tiles;
@@ -1906,68 +1907,83 @@ struct GrpArgs {
     float alpha, limit;
 };
 
-/* The products of one 32-element block kb for this warp's 16 rows (ra =
- * 16 w + g and ra + 8) and the BN tokens of the stage.  PRE: the decoded
- * codes are multiplied by their block scale in f16 (exact when every scale
- * of the tile is in [104, 128], checked per block) and the MMAs accumulate
- * straight into acc; else each block's two MMAs go to a fresh fragment
- * added to acc times the scales in fp32 (exact for any scale). */
-template <int NT, bool PRE>
-__device__ __forceinline__ void grp_block(float (&acc)[NT][4], const uint8_t *W, const uint8_t *X, const uint8_t *sS,
-                                          int nb, int kb, int b, int ra, int g, int t, const Pow2Regs &p2)
+/* The products of one 32-element block kb for this warp's MT x 16 rows (ra =
+ * ra0 + 16 m + g and ra + 8, m < MT) and the BN tokens of the stage.  PRE: the
+ * decoded codes are multiplied by their block scale in f16 (exact when every
+ * scale of the tile is in [104, 128], checked per block) and the MMAs
+ * accumulate straight into acc; else each block's two MMAs go to a fresh
+ * fragment added to acc times the scales in fp32 (exact for any scale).  Each
+ * activation fragment read from shared memory feeds the MT row tiles. */
+template <int NT, int MT, bool PRE>
+__device__ __forceinline__ void grp_block(float (&acc)[MT][NT][4], const uint8_t *W, const uint8_t *X, const uint8_t *sS,
+                                          int nb, int kb, int b, int ra0, int g, int t, const Pow2Regs &p2)
 {
-    const int rb = ra + 8;
-    const uint32_t wa = *reinterpret_cast<const uint32_t *>(W + ra * 32 + ((b ^ ((ra >> 2) & 1)) * 16) + t * 4);
-    const uint32_t wb = *reinterpret_cast<const uint32_t *>(W + rb * 32 + ((b ^ ((rb >> 2) & 1)) * 16) + t * 4);
-    const uint32_t sa = sS[ra * nb + kb], sb = sS[rb * nb + kb];
-    uint32_t ha[4], hb[4];
-    fp4_word_h2(wa, p2, ha);
-    fp4_word_h2(wb, p2, hb);
-    float fa = 0.f, fb = 0.f;
-    if constexpr (PRE) {
-        /* codes are value * 2^-14: times 2^(s - 113) (a normal f16 for s in [104, 128]) */
-        const uint32_t ea = (sa - 113u + 15u) << 10, eb = (sb - 113u + 15u) << 10;
-        const uint32_t ma = ea | (ea << 16), mb = eb | (eb << 16);
+    uint32_t ha[MT][4], hb[MT][4];
+    float fa[MT], fb[MT];
 #pragma unroll
-        for (int q = 0; q < 4; q++) {
-            __half2 x = *reinterpret_cast<__half2 *>(&ha[q]), y = *reinterpret_cast<const __half2 *>(&ma);
-            __half2 r = __hmul2(x, y);
-            ha[q] = *reinterpret_cast<uint32_t *>(&r);
-            x = *reinterpret_cast<__half2 *>(&hb[q]);
-            y = *reinterpret_cast<const __half2 *>(&mb);
-            r = __hmul2(x, y);
-            hb[q] = *reinterpret_cast<uint32_t *>(&r);
+    for (int m = 0; m < MT; m++) {
+        const int ra = ra0 + 16 * m, rb = ra + 8;
+        const uint32_t wa = *reinterpret_cast<const uint32_t *>(W + ra * 32 + ((b ^ ((ra >> 2) & 1)) * 16) + t * 4);
+        const uint32_t wb = *reinterpret_cast<const uint32_t *>(W + rb * 32 + ((b ^ ((rb >> 2) & 1)) * 16) + t * 4);
+        const uint32_t sa = sS[ra * nb + kb], sb = sS[rb * nb + kb];
+        fp4_word_h2(wa, p2, ha[m]);
+        fp4_word_h2(wb, p2, hb[m]);
+        fa[m] = fb[m] = 0.f;
+        if constexpr (PRE) {
+            /* codes are value * 2^-14: times 2^(s - 113) (a normal f16 for s in [104, 128]) */
+            const uint32_t ea = (sa - 113u + 15u) << 10, eb = (sb - 113u + 15u) << 10;
+            const uint32_t ma = ea | (ea << 16), mb = eb | (eb << 16);
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                __half2 x = *reinterpret_cast<__half2 *>(&ha[m][q]), y = *reinterpret_cast<const __half2 *>(&ma);
+                __half2 r = __hmul2(x, y);
+                ha[m][q] = *reinterpret_cast<uint32_t *>(&r);
+                x = *reinterpret_cast<__half2 *>(&hb[m][q]);
+                y = *reinterpret_cast<const __half2 *>(&mb);
+                r = __hmul2(x, y);
+                hb[m][q] = *reinterpret_cast<uint32_t *>(&r);
+            }
+        } else {
+            fa[m] = e8m0_x2p14(sa);
+            fb[m] = e8m0_x2p14(sb);
         }
-    } else {
-        fa = e8m0_x2p14(sa);
-        fb = e8m0_x2p14(sb);
     }
 #pragma unroll
     for (int j = 0; j < NT; j++) {
         const int c = j * 8 + g;
         const uint4 xv = *reinterpret_cast<const uint4 *>(X + c * 128 + (((b * 4 + t) ^ ((c & 1) << 2)) * 16));
-        if constexpr (PRE) {
-            mma_f16_16816(acc[j], ha[0], hb[0], ha[1], hb[1], xv.x, xv.y);
-            mma_f16_16816(acc[j], ha[2], hb[2], ha[3], hb[3], xv.z, xv.w);
-        } else {
-            float cc[4] = {0.f, 0.f, 0.f, 0.f};
-            mma_f16_16816(cc, ha[0], hb[0], ha[1], hb[1], xv.x, xv.y);
-            mma_f16_16816(cc, ha[2], hb[2], ha[3], hb[3], xv.z, xv.w);
-            acc[j][0] = fmaf(cc[0], fa, acc[j][0]);
-            acc[j][1] = fmaf(cc[1], fa, acc[j][1]);
-            acc[j][2] = fmaf(cc[2], fb, acc[j][2]);
-            acc[j][3] = fmaf(cc[3], fb, acc[j][3]);
+#pragma unroll
+        for (int m = 0; m < MT; m++) {
+            if constexpr (PRE) {
+                mma_f16_16816(acc[m][j], ha[m][0], hb[m][0], ha[m][1], hb[m][1], xv.x, xv.y);
+                mma_f16_16816(acc[m][j], ha[m][2], hb[m][2], ha[m][3], hb[m][3], xv.z, xv.w);
+            } else {
+                float cc[4] = {0.f, 0.f, 0.f, 0.f};
+                mma_f16_16816(cc, ha[m][0], hb[m][0], ha[m][1], hb[m][1], xv.x, xv.y);
+                mma_f16_16816(cc, ha[m][2], hb[m][2], ha[m][3], hb[m][3], xv.z, xv.w);
+                acc[m][j][0] = fmaf(cc[0], fa[m], acc[m][j][0]);
+                acc[m][j][1] = fmaf(cc[1], fa[m], acc[m][j][1]);
+                acc[m][j][2] = fmaf(cc[2], fb[m], acc[m][j][2]);
+                acc[m][j][3] = fmaf(cc[3], fb[m], acc[m][j][3]);
+            }
         }
     }
 }
 
-/* G1 (SWIGLU): R = 2I interleaved gate/up rows -> act; else R = H -> dn.
- * Grid: (row tiles, max tiles); block: 8 warps, warp w on rows 16w..16w+15
- * of the tile and all BN tokens (each weight is decoded once per block). */
-template <int BN, int STAGES, bool SWIGLU, int BM>
-__global__ void __launch_bounds__(2 * BM, BM == 128 ? (BN == 32 ? 3 : 2) : 1) grp_gemm_kernel(const GrpArgs a, uint32_t zero)
+/* blocks per multiprocessor the registers are capped for */
+constexpr int grp_min_blocks(int BN, int BM, int MT)
 {
-    constexpr int NTHR = 2 * BM;
+    return MT == 2 ? (BN == 128 ? 2 : 3) : BM == 128 ? (BN == 32 ? 3 : BN == 64 ? 2 : 1) : 1;
+}
+
+/* G1 (SWIGLU): R = 2I interleaved gate/up rows -> act; else R = H -> dn.
+ * Grid: (row tiles, max tiles); block: BM / (16 MT) warps, warp w on rows
+ * 16 MT w .. 16 MT (w + 1) - 1 of the tile and all BN tokens (each weight is
+ * decoded once per block). */
+template <int BN, int STAGES, bool SWIGLU, int BM, int MT>
+__global__ void __launch_bounds__(2 * BM / MT, grp_min_blocks(BN, BM, MT)) grp_gemm_kernel(const GrpArgs a, uint32_t zero)
+{
+    constexpr int NTHR = 2 * BM / MT;
     constexpr int NT = BN / 8;                   /* n-tiles of 8 tokens per warp */
     constexpr int WB = BM * 32;              /* weight bytes per stage (2 blocks per row) */
     constexpr int XB = BN * 128;                 /* activation bytes per stage (64 elements per row) */
@@ -1984,11 +2000,11 @@ __global__ void __launch_bounds__(2 * BM, BM == 128 ? (BN == 32 ? 3 : 2) : 1) gr
     const int tid = threadIdx.x, warp = tid / kWarp, lane = tid % kWarp, g = lane >> 2, t = lane & 3;
     const uint8_t *eb = a.tab ? a.tab[e] : a.blocks + (size_t)e * a.R * nb * 16;
     const uint8_t *es = a.tab ? a.tab[a.E + e] : a.scales + (size_t)e * a.R * nb;
-    if (tid < BN) {
-        const int c = tid < cnt ? tid : 0; /* columns past the tile's rows repeat its first row (not stored) */
+    for (int i = tid; i < BN; i += NTHR) {
+        const int c = i < cnt ? i : 0; /* columns past the tile's rows repeat its first row (not stored) */
         const int sr = a.perm ? a.perm[row0 + c] / a.k : row0 + c;
-        srow[tid] = sr;
-        sinv[tid] = pow2f(-a.sig[sr]);
+        srow[i] = sr;
+        sinv[i] = pow2f(-a.sig[sr]);
     }
     /* the tile's scales, all of K: 16-byte copies in the first pipeline
      * group when aligned (they arrive with the first stage), else bytes */
@@ -2009,8 +2025,9 @@ __global__ void __launch_bounds__(2 * BM, BM == 128 ? (BN == 32 ? 3 : 2) : 1) gr
     const int nsteps = (nb + 1) / 2;
     auto load = [&](int step, int stage) {
         const int kb0 = 2 * step;
-        {   /* weights: one 16-byte block per thread */
-            const int row = tid >> 1, b = tid & 1;
+#pragma unroll
+        for (int u = 0; u < MT; u++) {   /* weights: MT 16-byte blocks per thread */
+            const int i = tid + u * NTHR, row = i >> 1, b = i & 1;
             const bool ok = r0 + row < a.R && kb0 + b < nb;
             const uint8_t *gp = ok ? eb + ((size_t)(r0 + row) * nb + kb0 + b) * 16 : eb;
             cp_async16(sW + stage * WB + row * 32 + ((b ^ ((row >> 2) & 1)) * 16), gp, ok);
@@ -2035,11 +2052,13 @@ __global__ void __launch_bounds__(2 * BM, BM == 128 ? (BN == 32 ? 3 : 2) : 1) gr
     int inrange = 1;
     for (int i = tid; i < sbytes; i += NTHR) inrange &= sS[i] >= 104 && sS[i] <= 128;
     const bool pre = __syncthreads_and(inrange) != 0;
-    float acc[NT][4];
+    float acc[MT][NT][4];
 #pragma unroll
-    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    for (int m = 0; m < MT; m++)
+#pragma unroll
+        for (int j = 0; j < NT; j++) acc[m][j][0] = acc[m][j][1] = acc[m][j][2] = acc[m][j][3] = 0.f;
     const Pow2Regs p2 = pow2_regs(zero);
-    const int ra = warp * 16 + g;
+    const int ra0 = warp * 16 * MT + g;
     for (int step = 0; step < nsteps; step++) {
         cp_async_wait<STAGES - 2>();
         __syncthreads();
@@ -2051,22 +2070,24 @@ __global__ void __launch_bounds__(2 * BM, BM == 128 ? (BN == 32 ? 3 : 2) : 1) gr
         const int stage = step % STAGES;
         const uint8_t *W = sW + stage * WB, *X = sX + stage * XB;
         if (pre) {
-            grp_block<NT, true>(acc, W, X, sS, nb, 2 * step, 0, ra, g, t, p2);
-            if (2 * step + 1 < nb) grp_block<NT, true>(acc, W, X, sS, nb, 2 * step + 1, 1, ra, g, t, p2);
+            grp_block<NT, MT, true>(acc, W, X, sS, nb, 2 * step, 0, ra0, g, t, p2);
+            if (2 * step + 1 < nb) grp_block<NT, MT, true>(acc, W, X, sS, nb, 2 * step + 1, 1, ra0, g, t, p2);
         } else {
-            grp_block<NT, false>(acc, W, X, sS, nb, 2 * step, 0, ra, g, t, p2);
-            if (2 * step + 1 < nb) grp_block<NT, false>(acc, W, X, sS, nb, 2 * step + 1, 1, ra, g, t, p2);
+            grp_block<NT, MT, false>(acc, W, X, sS, nb, 2 * step, 0, ra0, g, t, p2);
+            if (2 * step + 1 < nb) grp_block<NT, MT, false>(acc, W, X, sS, nb, 2 * step + 1, 1, ra0, g, t, p2);
         }
     }
     cp_async_wait<0>();
     /* epilogue: C[row][col] for rows ra (c0, c1) and ra + 8 (c2, c3), columns 2t, 2t+1 of each n-tile */
 #pragma unroll
+    for (int m = 0; m < MT; m++)
+#pragma unroll
     for (int j = 0; j < NT; j++) {
         const int col = j * 8 + 2 * t;
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            const int row = r0 + ra + 8 * h; /* weight row of this thread's half */
-            const float v0 = acc[j][2 * h] * sinv[col], v1 = acc[j][2 * h + 1] * sinv[col + 1];
+            const int row = r0 + ra0 + 16 * m + 8 * h; /* weight row of this thread's half */
+            const float v0 = acc[m][j][2 * h] * sinv[col], v1 = acc[m][j][2 * h + 1] * sinv[col + 1];
             if constexpr (SWIGLU) {
                 /* rows 2jj (gate) and 2jj+1 (up) sit in lanes g, g^1: even g takes column 2t, odd g column 2t+1 */
                 const bool odd = g & 1;
@@ -2116,40 +2137,46 @@ __global__ void grp_combine_kernel(const float *__restrict__ dn, const int32_t *
     }
 }
 
-template <int BN, int STAGES, bool SWIGLU, int BM>
+template <int BN, int STAGES, bool SWIGLU, int BM, int MT>
 cudaError_t grp_gemm_launch(const GrpArgs &a, int max_tiles, cudaStream_t stream)
 {
     const size_t smem = (size_t)STAGES * (BM * 32 + BN * 128) + ((size_t)BM * (a.K / 32) + 15) / 16 * 16;
     static std::atomic<size_t> allowed{48 * 1024};
     if (smem > allowed.load(std::memory_order_relaxed)) {
-        cudaError_t ce = cudaFuncSetAttribute(grp_gemm_kernel<BN, STAGES, SWIGLU, BM>,
+        cudaError_t ce = cudaFuncSetAttribute(grp_gemm_kernel<BN, STAGES, SWIGLU, BM, MT>,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (ce != cudaSuccess) return ce;
         allowed.store(smem, std::memory_order_relaxed);
     }
     dim3 grid((unsigned)((a.R + BM - 1) / BM), (unsigned)max_tiles);
-    grp_gemm_kernel<BN, STAGES, SWIGLU, BM><<<grid, 2 * BM, smem, stream>>>(a, 0u);
+    grp_gemm_kernel<BN, STAGES, SWIGLU, BM, MT><<<grid, 2 * BM / MT, smem, stream>>>(a, 0u);
     return cudaGetLastError();
 }
 
 template <bool SWIGLU>
-cudaError_t grp_gemm_pick(const GrpArgs &a, int max_tiles, int bn, int bm, cudaStream_t stream)
+cudaError_t grp_gemm_pick(const GrpArgs &a, int max_tiles, int bn, int bm, bool w32, cudaStream_t stream)
 {
     if (bm == 256)
-        return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 256>(a, max_tiles, stream)
-                        : grp_gemm_launch<32, 6, SWIGLU, 256>(a, max_tiles, stream);
-    return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 128>(a, max_tiles, stream)
-                    : grp_gemm_launch<32, 6, SWIGLU, 128>(a, max_tiles, stream);
+        return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 256, 1>(a, max_tiles, stream)
+                        : grp_gemm_launch<32, 6, SWIGLU, 256, 1>(a, max_tiles, stream);
+    if (w32) /* 32 weight rows per warp: 4 warps */
+        return bn == 128 ? grp_gemm_launch<128, 3, SWIGLU, 128, 2>(a, max_tiles, stream)
+             : bn == 64  ? grp_gemm_launch<64, 4, SWIGLU, 128, 2>(a, max_tiles, stream)
+                         : grp_gemm_launch<32, 6, SWIGLU, 128, 2>(a, max_tiles, stream);
+    if (bn == 128) return grp_gemm_launch<128, 3, SWIGLU, 128, 1>(a, max_tiles, stream);
+    return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 128, 1>(a, max_tiles, stream)
+                    : grp_gemm_launch<32, 6, SWIGLU, 128, 1>(a, max_tiles, stream);
 }
 
 /* token tile for a variant (0 = auto: by the mean pairs per expert) */
 int grp_bn(int variant, int n, int k, int E)
 {
     variant &= 0xff;
-    if (variant == 32 || variant == 64) return variant;
+    if (variant == 32 || variant == 64 || variant == 128) return variant;
     return (long long)n * k >= 48LL * E ? 64 : 32;
 }
 int grp_bm(int variant) { return (variant & DPB_CUDA_MOE_GROUPED_BM128) ? 128 : (variant & DPB_CUDA_MOE_GROUPED_BM256) ? 256 : kGrpDefaultBM; }
+bool grp_w32(int variant) { return (variant & DPB_CUDA_MOE_GROUPED_W32) != 0 && grp_bm(variant) == 128; }
 
 } // namespace
 
@@ -2159,10 +2186,10 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
     *bytes = 0;
     if (n < 1 || k < 1 || k > 8 || E < k || E > 1024 || H < 32 || I < 32 || H % 32 || I % 32 ||
         H > 32 * kGrpMaxNb || I > 32 * kGrpMaxNb || (long long)n * k > (1LL << 28) ||
-        ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64) ||
-        (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256)) != 0)
+        ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64 && (variant & 0xff) != 128) ||
+        (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
-                                        "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64)",
+                                        "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64/128)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
     const GrpWork L = grp_layout(n, k, E, H, I, grp_bn(variant, n, k, E));
     if (L.max_tiles > 65535)
@@ -2223,7 +2250,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     a.alpha = alpha;
     a.limit = limit;
     const int bm = grp_bm(variant);
-    cudaError_t ce = grp_gemm_pick<true>(a, L.max_tiles, bn, bm, stream);
+    cudaError_t ce = grp_gemm_pick<true>(a, L.max_tiles, bn, bm, grp_w32(variant), stream);
     if ((st = launch_status(ce, "moe grouped gate_up"))) return st;
     grp_prep_kernel<<<(unsigned)P, kGrpPrepThreads, 0, stream>>>(act, I, off + E, a16, asig);
     if ((st = launch_status(cudaGetLastError(), "moe grouped act"))) return st;
@@ -2237,7 +2264,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     a.out = dn;
     a.R = H;
     a.K = I;
-    ce = grp_gemm_pick<false>(a, L.max_tiles, bn, bm, stream);
+    ce = grp_gemm_pick<false>(a, L.max_tiles, bn, bm, grp_w32(variant), stream);
     if ((st = launch_status(ce, "moe grouped down"))) return st;
     const size_t tot = (size_t)n * (H / 4);
     size_t blocks = (tot + 255) / 256;

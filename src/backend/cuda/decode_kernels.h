@@ -137,7 +137,7 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
  * [n, H] (may equal x: x is read before out is written), ids/wts [n, k];
  * n * k / (token tile) + E <= 65535.  An id outside [0, E) makes
  * its token's row NaN.  1 <= k <= 8, k <= E <= 1024, H and I multiples of 32
- * up to 4096.  variant: token tile 32 or 64, 0 = auto (by n*k / E), OR-ed
+ * up to 4096.  variant: token tile 32, 64 or 128 (128 rows per block only), 0 = auto (by n*k / E), OR-ed
  * with DPB_CUDA_MOE_GROUPED_BM128 or _BM256: weight rows per block (default
  * 128, the faster at every n measured; docs/CUDA.md).
  * work: device scratch of dpb_cuda_moe_grouped_work_bytes bytes, 16-byte
@@ -145,6 +145,8 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
  * tokens of gpt-oss). */
 #define DPB_CUDA_MOE_GROUPED_BM128 256
 #define DPB_CUDA_MOE_GROUPED_BM256 512
+#define DPB_CUDA_MOE_GROUPED_W32 1024 /* 32 weight rows per warp (4 warps a block of 128 rows): each activation
+                                       * fragment feeds two row tiles (half the shared-memory reads per MMA) */
 dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H, int I, int variant, size_t *bytes);
 dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint8_t *gate_up_blocks,
                                 const uint8_t *gate_up_scales, const uint8_t *down_blocks,
