@@ -1406,7 +1406,7 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
         /* grouped: auto, and each token tile */
         const int B1 = DPB_CUDA_MOE_GROUPED_BM128, B2 = DPB_CUDA_MOE_GROUPED_BM256;
         const int W2 = DPB_CUDA_MOE_GROUPED_W32;
-        for (int variant : {0, 32 | B1, 64 | B1, 128 | B1, 32 | B1 | W2, 64 | B1 | W2, 128 | B1 | W2, 64 | B2}) {
+        for (int variant : {0, 32 | B1, 64 | B1, 128 | B1, 32 | B1 | W2, 64 | B1 | W2, 128 | B1 | W2, 64 | B2, 64 | B2 | W2}) {
             CK(cudaMemset(dout, 0xff, (size_t)n * H * 4));
             run_grouped(n, variant, dout, 0);
             CK(cudaDeviceSynchronize());

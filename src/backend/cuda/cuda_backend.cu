@@ -73,9 +73,9 @@ struct cuda_impl {
     uint16_t *fill_table = nullptr; /* device copy of the synth normal table */
     const uint16_t *fill_table_host = nullptr;
     /* Prefill GEMMs (docs/CUDA.md, "Prefill GEMMs"): cuBLASLt with an algorithm chosen per shape by timing
-     * the heuristic's candidates once (gemm_mode 0), the heuristic's first (1), or cublasGemmEx (2), from
-     * DPB_CUDA_GEMM=tune|lt|ex. */
-    int gemm_mode = 0;
+     * the heuristic's candidates once (gemm_mode 0), the heuristic's first (1, the default), or cublasGemmEx
+     * (2), from DPB_CUDA_GEMM=tune|lt|ex. */
+    int gemm_mode = 1;
     cublasLtHandle_t lt = nullptr;
     void *lt_ws = nullptr; /* cuBLASLt workspace (kLtWorkspace bytes, allocated at the first use) */
     std::map<std::tuple<int, int, int, int, int, int, int>, struct lt_plan *> lt_plans;
@@ -229,10 +229,22 @@ __global__ void k_embed_f32(const float *__restrict__ tab, const int32_t *__rest
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) out[t * dim + i] = row[i];
 }
 
-/* x (fp32) -> hi = bf16(x) and, when lo != NULL, lo = bf16(x - hi). */
+/* x (fp32) -> hi = bf16(x) and, when lo != NULL, lo = bf16(x - hi); 4 elements per thread (16-byte loads,
+ * 8-byte stores) where the pointers allow. */
 __global__ void k_split_bf16(const float *__restrict__ x, int64_t n, uint16_t *__restrict__ hi, uint16_t *__restrict__ lo)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    const int64_t n4 = ((uintptr_t)x & 15) || ((uintptr_t)hi & 7) || ((uintptr_t)lo & 7) ? 0 : n / 4;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n4; i += step) {
+        const float4 v = reinterpret_cast<const float4 *>(x)[i];
+        const uint16_t h0 = to_bf(v.x), h1 = to_bf(v.y), h2 = to_bf(v.z), h3 = to_bf(v.w);
+        reinterpret_cast<uint2 *>(hi)[i] = make_uint2((uint32_t)h0 | (uint32_t)h1 << 16, (uint32_t)h2 | (uint32_t)h3 << 16);
+        if (lo) {
+            const uint16_t l0 = to_bf(v.x - bf(h0)), l1 = to_bf(v.y - bf(h1)), l2 = to_bf(v.z - bf(h2)), l3 = to_bf(v.w - bf(h3));
+            reinterpret_cast<uint2 *>(lo)[i] = make_uint2((uint32_t)l0 | (uint32_t)l1 << 16, (uint32_t)l2 | (uint32_t)l3 << 16);
+        }
+    }
+    for (int64_t i = 4 * n4 + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += step) {
         float v = x[i];
         uint16_t h = to_bf(v);
         hi[i] = h;
@@ -244,13 +256,6 @@ __global__ void k_bias_f32(const uint16_t *__restrict__ b, int64_t n, float *__r
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         out[i] = bf(b[i]);
-}
-
-__global__ void k_add_bias(float *__restrict__ y, const uint16_t *__restrict__ bias, int64_t rows, int64_t cols)
-{
-    int64_t n = rows * cols;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        y[i] += bf(bias[i % cols]);
 }
 
 /* MXFP4 linear: one warp per output row, up to 8 tokens per block row. */
@@ -1313,7 +1318,7 @@ dpb_status x_bf16(cuda_impl *ci, const float *x, int64_t el, uint16_t **hi, uint
     if (s) return s;
     *hi = static_cast<uint16_t *>(ws);
     *lo = exact ? nullptr : *hi + al256((size_t)el * 2) / 2;
-    k_split_bf16<<<grid_for(el, 256), 256, 0, ci->st>>>(x, el, *hi, *lo);
+    k_split_bf16<<<grid_for((el + 3) / 4, 256), 256, 0, ci->st>>>(x, el, *hi, *lo);
     return launched("linear split");
 }
 
@@ -1387,7 +1392,7 @@ dpb_status op_linear(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, 
     }
     if ((s = gemm(ci, w, x, n, y))) return s;
     if (bias) {
-        k_add_bias<<<grid_for(n * w->out, 256), 256, 0, ci->st>>>(y, bias, n, w->out);
+        k_bias_round<<<grid_for((n * w->out + 3) / 4, 256), 256, 0, ci->st>>>(y, bias, n, w->out, 0);
         return launched("linear bias");
     }
     return DPB_OK;
@@ -2526,8 +2531,8 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
         }
     }
     const char *gm = getenv("DPB_CUDA_GEMM");
-    ci->gemm_mode = gm && strcmp(gm, "lt") == 0 ? 1 : gm && strcmp(gm, "ex") == 0 ? 2 : 0;
-    if (gm && *gm && ci->gemm_mode == 0 && strcmp(gm, "tune") != 0) {
+    ci->gemm_mode = gm && strcmp(gm, "tune") == 0 ? 0 : gm && strcmp(gm, "ex") == 0 ? 2 : 1;
+    if (gm && *gm && ci->gemm_mode == 1 && strcmp(gm, "lt") != 0) {
         ci->~cuda_impl();
         free(mem);
         free(b);

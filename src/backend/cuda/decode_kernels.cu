@@ -1973,7 +1973,7 @@ __device__ __forceinline__ void grp_block(float (&acc)[MT][NT][4], const uint8_t
 /* blocks per multiprocessor the registers are capped for */
 constexpr int grp_min_blocks(int BN, int BM, int MT)
 {
-    return MT == 2 ? (BN == 128 ? 2 : 3) : BM == 128 ? (BN == 32 ? 3 : BN == 64 ? 2 : 1) : 1;
+    return MT == 2 ? (BM == 128 ? (BN == 128 ? 2 : 3) : 1) : BM == 128 ? (BN == 32 ? 3 : BN == 64 ? 2 : 1) : 1;
 }
 
 /* G1 (SWIGLU): R = 2I interleaved gate/up rows -> act; else R = H -> dn.
@@ -2156,6 +2156,8 @@ cudaError_t grp_gemm_launch(const GrpArgs &a, int max_tiles, cudaStream_t stream
 template <bool SWIGLU>
 cudaError_t grp_gemm_pick(const GrpArgs &a, int max_tiles, int bn, int bm, bool w32, cudaStream_t stream)
 {
+    if (bm == 256 && w32) /* 8 warps of 32 rows */
+        return grp_gemm_launch<64, 4, SWIGLU, 256, 2>(a, max_tiles, stream);
     if (bm == 256)
         return bn == 64 ? grp_gemm_launch<64, 4, SWIGLU, 256, 1>(a, max_tiles, stream)
                         : grp_gemm_launch<32, 6, SWIGLU, 256, 1>(a, max_tiles, stream);
@@ -2176,7 +2178,14 @@ int grp_bn(int variant, int n, int k, int E)
     return (long long)n * k >= 48LL * E ? 64 : 32;
 }
 int grp_bm(int variant) { return (variant & DPB_CUDA_MOE_GROUPED_BM128) ? 128 : (variant & DPB_CUDA_MOE_GROUPED_BM256) ? 256 : kGrpDefaultBM; }
-bool grp_w32(int variant) { return (variant & DPB_CUDA_MOE_GROUPED_W32) != 0 && grp_bm(variant) == 128; }
+/* 32 weight rows per warp: when asked, and in auto with the token tile 64 (many pairs per expert: prefill;
+ * lab at n = 2048: 1.84 against 2.10 ms, docs/CUDA.md "Prefill") */
+bool grp_w32(int variant, int bn)
+{
+    if (variant & DPB_CUDA_MOE_GROUPED_W32) return grp_bm(variant) == 128 || bn == 64;
+    if (grp_bm(variant) != 128) return false;
+    return (variant & (0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256)) == 0 && bn == 64;
+}
 
 } // namespace
 
@@ -2250,7 +2259,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     a.alpha = alpha;
     a.limit = limit;
     const int bm = grp_bm(variant);
-    cudaError_t ce = grp_gemm_pick<true>(a, L.max_tiles, bn, bm, grp_w32(variant), stream);
+    cudaError_t ce = grp_gemm_pick<true>(a, L.max_tiles, bn, bm, grp_w32(variant, bn), stream);
     if ((st = launch_status(ce, "moe grouped gate_up"))) return st;
     grp_prep_kernel<<<(unsigned)P, kGrpPrepThreads, 0, stream>>>(act, I, off + E, a16, asig);
     if ((st = launch_status(cudaGetLastError(), "moe grouped act"))) return st;
@@ -2264,7 +2273,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     a.out = dn;
     a.R = H;
     a.K = I;
-    ce = grp_gemm_pick<false>(a, L.max_tiles, bn, bm, grp_w32(variant), stream);
+    ce = grp_gemm_pick<false>(a, L.max_tiles, bn, bm, grp_w32(variant, bn), stream);
     if ((st = launch_status(ce, "moe grouped down"))) return st;
     const size_t tot = (size_t)n * (H / 4);
     size_t blocks = (tot + 255) / 256;
