@@ -137,7 +137,7 @@ __host__ __device__ constexpr size_t area_bytes(int G, int nsplit)
     size_t a = (size_t)4 * L::TILE, r = (size_t)L::KG * G * HD * 4, c = (size_t)G * nsplit * 4 + 64 * 4;
     if (r > a) a = r;
     if (c > a) a = c;
-    return a;
+    return (a + 15) / 16 * 16;
 }
 template <typename KT, int HD> size_t smem_bytes(int G, int nsplit)
 {
@@ -452,13 +452,14 @@ int nsplit_of(const dpb_attn_decode_args *a)
 template <typename KT, int HD, int MG> dpb_status launch3(const dec_p &P, int64_t n, int64_t kvh, cudaStream_t st)
 {
     const size_t shm = smem_bytes<KT, HD>(P.G, P.nsplit);
-    static int attr = 0; /* the largest size set so far (benign race: the same values) */
-    if ((int)shm > attr) {
-        cudaError_t e = cudaFuncSetAttribute(k_attn_decode<KT, HD, MG>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
+    static bool attr = false; /* set once, for the largest configuration (benign race: the same value) */
+    if (!attr) {
+        const size_t most = smem_bytes<KT, HD>(MG, kMaxSplit);
+        cudaError_t e = cudaFuncSetAttribute(k_attn_decode<KT, HD, MG>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)most);
         if (e != cudaSuccess)
-            return dpb_error_set(DPB_E_INTERNAL, "cuda attention (decode): %zu bytes of shared memory: %s", shm,
+            return dpb_error_set(DPB_E_INTERNAL, "cuda attention (decode): %zu bytes of shared memory: %s", most,
                                  cudaGetErrorString(e));
-        attr = (int)shm;
+        attr = true;
     }
     k_attn_decode<KT, HD, MG><<<dim3((unsigned)(n * kvh), (unsigned)P.nsplit), kNT, shm, st>>>(P);
     cudaError_t e = cudaGetLastError();
