@@ -1353,7 +1353,7 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
         return launched("attention (tiled, head_dim split)");
     }
     /* decode and short chunks: flash-decoding (attn_decode.cu), one block per (row, kv head, split) */
-    if (!tiled && dpb_attn_decode_enabled() && ci->prefill != kPrefillOld) {
+    if (!tiled && dpb_attn_decode_enabled() && (a->n == 1 || ci->prefill != kPrefillOld)) {
         dpb_attn_decode_args d;
         memset(&d, 0, sizeof d);
         d.n = a->n; d.heads = a->heads; d.kv_heads = a->kv_heads; d.head_dim = a->head_dim; d.slots = a->slots;
