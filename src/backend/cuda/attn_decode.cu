@@ -155,10 +155,25 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
     extern __shared__ __align__(16) unsigned char sm[];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int G = P.G, GP = (G + 3) / 4 * 4;
-    const int64_t r = blockIdx.x / P.kvh, g = blockIdx.x % P.kvh;
+    const int kvh32 = (int)P.kvh;
+    const int64_t r = (int)blockIdx.x / kvh32, g = (int)blockIdx.x % kvh32;
     const int s = blockIdx.y, ns = P.nsplit;
     const int64_t rowb = P.kvh * L::RB; /* bytes of one cache row */
 
+    /* q of the group into registers first (its latency overlaps the position's) */
+    static_assert(16 * HD / 4 <= 2 * kNT, "q: two float4 per thread");
+    float4 qreg[2];
+    {
+        const float *qg = P.q + (r * P.heads + g * G) * HD;
+#pragma unroll
+        for (int u = 0; u < 2; u++) {
+            const int i = tid + u * kNT;
+            if (i < G * HD / 4) {
+                const int h = i / (HD / 4), d = (i % (HD / 4)) * 4;
+                qreg[u] = *reinterpret_cast<const float4 *>(qg + (int64_t)h * HD + d);
+            }
+        }
+    }
     /* the row's position, keys, caches */
     int64_t p, first_new;
     const unsigned char *kn, *vn, *kc, *vc;
@@ -179,8 +194,11 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
         vc = P.vc;
     }
     const int64_t lo = P.window > 0 && p - P.window + 1 > 0 ? p - P.window + 1 : 0, nk = p - lo + 1;
+    /* splits of whole tiles; a row of at most two tiles takes one split (no merge: the chain of partial
+     * writes, counter and merge costs more than the second tile) */
     int64_t per = (nk + ns - 1) / ns;
     per = (per + kTK - 1) / kTK * kTK;
+    if (nk <= 2 * kTK) per = 2 * kTK;
     const int nact = (int)((nk + per - 1) / per);
     if (s >= nact) return;
     if (P.batch && s == 0) {
@@ -205,6 +223,7 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
     auto load = [&](int st, int t) {
         unsigned char *sk = area + st * 2 * L::TILE, *sv = sk + L::TILE;
         const int64_t j0 = js + (int64_t)t * kTK;
+        const int64_t s0 = j0 % P.slots; /* the slots of j0 + rr follow, with at most one wrap when slots >= kTK */
         for (int i = tid; i < kTK * L::CH; i += kNT) {
             const int rr = i / L::CH, cc = i % L::CH;
             const int64_t j = j0 + rr;
@@ -215,7 +234,10 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
                 if (j >= first_new) {
                     off = (j - first_new) * rowb;
                 } else {
-                    off = (j % P.slots) * rowb;
+                    int64_t sl = s0 + rr;
+                    if (P.slots >= kTK) sl = sl >= P.slots ? sl - P.slots : sl;
+                    else sl = j % P.slots;
+                    off = sl * rowb;
                     ks = kc;
                     vs = vc;
                 }
@@ -239,12 +261,12 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
     if (ntile > 1) load(1, 1);
 
     /* q of the group, fp32, as [head][quarter][QS] */
-    {
-        const float *qg = P.q + (r * P.heads + g * G) * HD;
-        for (int i = tid; i < G * HD / 4; i += kNT) {
+#pragma unroll
+    for (int u = 0; u < 2; u++) {
+        const int i = tid + u * kNT;
+        if (i < G * HD / 4) {
             const int h = i / (HD / 4), d = (i % (HD / 4)) * 4;
-            const float4 v = *reinterpret_cast<const float4 *>(qg + (int64_t)h * HD + d);
-            *reinterpret_cast<float4 *>(sq + (h * 4 + d / L::DP) * L::QS + d % L::DP) = v;
+            *reinterpret_cast<float4 *>(sq + (h * 4 + d / L::DP) * L::QS + d % L::DP) = qreg[u];
         }
     }
     float hm[2] = {-INFINITY, -INFINITY}, hl[2] = {0.f, 0.f}; /* heads warp, warp + 8 (lane-uniform) */
@@ -383,15 +405,22 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
         }
         return;
     }
-    for (int i = tid; i < G * HD; i += kNT) {
-        const int h = i / HD, d = i % HD;
-        float O = 0.f;
-        for (int k2 = 0; k2 < L::KG; k2++) O += red[(k2 * G + h) * HD + d];
-        P.part[((hbase + h) * ns + s) * (HD + 2) + d] = O;
+    constexpr int PS = HD + 4; /* floats per partial: O[HD], m, l, 2 unused (16-byte rows) */
+    for (int i = tid; i < G * HD / 4; i += kNT) {
+        const int h = i / (HD / 4), d = (i % (HD / 4)) * 4;
+        float4 O = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int k2 = 0; k2 < L::KG; k2++) {
+            const float4 v = *reinterpret_cast<const float4 *>(red + (k2 * G + h) * HD + d);
+            O.x += v.x;
+            O.y += v.y;
+            O.z += v.z;
+            O.w += v.w;
+        }
+        *reinterpret_cast<float4 *>(P.part + ((hbase + h) * ns + s) * PS + d) = O;
     }
     if (tid < G) {
-        P.part[((hbase + tid) * ns + s) * (HD + 2) + HD] = smm[tid];
-        P.part[((hbase + tid) * ns + s) * (HD + 2) + HD + 1] = sml[tid];
+        P.part[((hbase + tid) * ns + s) * PS + HD] = smm[tid];
+        P.part[((hbase + tid) * ns + s) * PS + HD + 1] = sml[tid];
     }
     __threadfence();
     __syncthreads();
@@ -411,18 +440,29 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
     for (int a = 0; a < 2; a++) {
         const int h = warp + 8 * a;
         if (h < G) {
-            const float *ph = P.part + (hbase + h) * ns * (HD + 2);
+            const float *ph = P.part + (hbase + h) * ns * PS;
             float M = -INFINITY;
             const float sk2 = P.sinks ? __uint_as_float((uint32_t)P.sinks[g * G + h] << 16) * kLog2e : -INFINITY;
-            for (int x = lane; x < nact; x += 32) M = fmaxf(M, __ldcg(ph + x * (HD + 2) + HD));
+            float ml[4][2];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int x = lane + 32 * u;
+                ml[u][0] = x < nact ? __ldcg(ph + x * PS + HD) : -INFINITY;
+                ml[u][1] = x < nact ? __ldcg(ph + x * PS + HD + 1) : 0.f;
+                M = fmaxf(M, ml[u][0]);
+            }
 #pragma unroll
             for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
             M = fmaxf(M, sk2);
             float Ls = 0.f;
-            for (int x = lane; x < nact; x += 32) {
-                const float w = exp2f(__ldcg(ph + x * (HD + 2) + HD) - M);
-                wts[h * ns + x] = w;
-                Ls += w * __ldcg(ph + x * (HD + 2) + HD + 1);
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int x = lane + 32 * u;
+                if (x < nact) {
+                    const float w = exp2f(ml[u][0] - M);
+                    wts[h * ns + x] = w;
+                    Ls += w * ml[u][1];
+                }
             }
 #pragma unroll
             for (int off = 16; off > 0; off >>= 1) Ls += __shfl_xor_sync(0xffffffffu, Ls, off);
@@ -430,12 +470,28 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
         }
     }
     __syncthreads();
-    for (int i = tid; i < G * HD; i += kNT) {
-        const int h = i / HD, d = i % HD;
-        const float *ph = P.part + (hbase + h) * ns * (HD + 2) + d;
-        float O = 0.f;
-        for (int x = 0; x < nact; x++) O = fmaf(wts[h * ns + x], __ldcg(ph + x * (HD + 2)), O);
-        P.out[(hbase + h) * HD + d] = O / sL[h];
+    for (int i = tid; i < G * HD / 4; i += kNT) {
+        const int h = i / (HD / 4), d = (i % (HD / 4)) * 4;
+        const float *ph = P.part + (hbase + h) * ns * PS + d;
+        const float *wh = wts + h * ns;
+        float4 O = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int x0 = 0; x0 < nact; x0 += 8) {
+            float4 v[8]; /* 8 loads in flight */
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+                v[u] = x0 + u < nact ? __ldcg(reinterpret_cast<const float4 *>(ph + (x0 + u) * PS))
+                                     : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const float w = x0 + u < nact ? wh[x0 + u] : 0.f;
+                O.x = fmaf(w, v[u].x, O.x);
+                O.y = fmaf(w, v[u].y, O.y);
+                O.z = fmaf(w, v[u].z, O.z);
+                O.w = fmaf(w, v[u].w, O.w);
+            }
+        }
+        const float inv = 1.0f / sL[h];
+        *reinterpret_cast<float4 *>(P.out + (hbase + h) * HD + d) = make_float4(O.x * inv, O.y * inv, O.z * inv, O.w * inv);
     }
 }
 
@@ -489,7 +545,7 @@ extern "C" bool dpb_attn_decode_supports(const dpb_attn_decode_args *a)
     if (a->head_dim != 64 && a->head_dim != 128) return false;
     if (a->kv_heads < 1 || a->heads < 1 || a->heads % a->kv_heads || a->heads / a->kv_heads > 16) return false;
     if (a->n < 1 || a->n * a->kv_heads > kMaxCnt || a->slots < 1 || a->cap < 1 || a->window < 0) return false;
-    if (((uintptr_t)a->q & 15) != 0) return false;
+    if (((uintptr_t)a->q & 15) != 0 || ((uintptr_t)a->out & 15) != 0) return false;
     return true;
 }
 
@@ -497,7 +553,7 @@ extern "C" size_t dpb_attn_decode_scratch(const dpb_attn_decode_args *a)
 {
     const int ns = nsplit_of(a);
     if (ns <= 1) return 0;
-    return (size_t)(a->n * a->heads) * (size_t)ns * (size_t)(a->head_dim + 2) * 4;
+    return (size_t)(a->n * a->heads) * (size_t)ns * (size_t)(a->head_dim + 4) * 4;
 }
 
 extern "C" dpb_status dpb_attn_decode_launch(const dpb_attn_decode_args *a, void *scratch, cudaStream_t st)

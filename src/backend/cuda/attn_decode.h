@@ -58,7 +58,7 @@ typedef struct dpb_attn_decode_args {
 } dpb_attn_decode_args;
 
 /* True when the kernel takes the shape: head_dim 64 or 128, heads % kv_heads == 0, heads / kv_heads <= 16,
- * n * kv_heads <= 65536, slots >= 1, cap >= 1. */
+ * n * kv_heads <= 65536, slots >= 1, cap >= 1, q and out 16-byte aligned. */
 bool dpb_attn_decode_supports(const dpb_attn_decode_args *a);
 
 /* Bytes of scratch the launch needs (partial results of the splits); 0 when one split suffices. */
