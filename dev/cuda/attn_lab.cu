@@ -1,4 +1,13 @@
-/* Prefill attention lab: the CUDA-core tiled kernels of the backend (the
+/* Attention lab.  With --decode: the decode attention of the backend, the
+ * kernels before attn_decode.cu ("old": k_attn + k_attn_combine per (row,
+ * head); k_attn_batch for attention_batch) against the flash-decoding kernel
+ * (attn_decode.cu) at contexts 128, 2048 and 8192 for gpt-oss-20b (full and
+ * sliding layers) and Qwen3-32B, one sequence with the position in device
+ * memory and attention_batch of 8 sequences, bf16 KV (old and new) and FP8
+ * (new; old on the same bytes as the check), each op captured 20 times in a
+ * graph replayed 10 times; the copy bandwidth measured in the same run.
+ *
+ * Otherwise, prefill attention: the CUDA-core tiled kernels of the backend (the
  * path before attn_prefill.cu) against the tensor-core kernel
  * (src/backend/cuda/attn_prefill.cu), on the real models' shapes.
  *
@@ -16,6 +25,7 @@
  * measured on this H200).
  *
  * Run by dev/cuda/run_attn_lab.sh (build with nvcc anywhere, run on the GPU).  Options:
+ *   --decode     the decode tables only (above)
  *   --quick      the 2048-row shapes only at pos0 0 (no 32k chunk)
  *   --reps N     timed launches of the new kernels (default 10; old: 3)
  * Output: progress on stderr; the Markdown tables on stdout.

@@ -15,7 +15,8 @@
  * layers read only their window; the sink joins the denominator when the
  * splits are merged.  Splits: sized for the most keys a row can see (so one
  * captured graph serves every later step), at least 64 keys each; at run time
- * a row uses only as many as its length needs and the others exit at once.
+ * a row uses only as many as its length needs (one up to 128 keys) and the
+ * others exit at once.
  * The last split of a (row, kv head) to finish merges the partial results
  * (a counter in device memory, reset by that block), so there is no second
  * launch.  Design and figures: docs/CUDA.md, "Decode attention". */
