@@ -1531,7 +1531,8 @@ int main(int argc, char **argv)
 
     bench_copy(T);
     std::vector<int> Ms = quick ? std::vector<int>{1} : std::vector<int>{1, 2, 4, 8};
-    std::vector<GemvShape> shapes = {{"q", 4096, 2880}, {"o", 2880, 4096}, {"k", 512, 2880}, {"router", 32, 2880}};
+    std::vector<GemvShape> shapes = {{"qkv", 5120, 2880}, {"q", 4096, 2880}, {"o", 2880, 4096}, {"k", 512, 2880},
+                                     {"router", 32, 2880}};
     if (!quick) shapes.insert(shapes.begin(), GemvShape{"lm_head", 201088, 2880});
     auto want = [&](const char *g) { return only.empty() || ("," + only + ",").find(std::string(",") + g + ",") != std::string::npos; };
     if (want("gemv"))
