@@ -308,8 +308,6 @@ __global__ void __launch_bounds__(1024) k_norm4(float *x, const float *r, const 
                                                 float eps, int rnd, float *y)
 {
     __shared__ float red[32];
-    dpb_pdl_trigger();
-    dpb_pdl_wait();
     const int64_t t = blockIdx.x;
     const int d4 = dim / 4;
     float4 *x4 = reinterpret_cast<float4 *>(x + t * dim);
@@ -778,8 +776,6 @@ k_router_topk(const float *__restrict__ lg, int64_t n, int E, int k, int32_t *__
               float *__restrict__ wts)
 {
     __shared__ float sl[kRouterWarps][kRouterMaxE];
-    dpb_pdl_trigger();
-    dpb_pdl_wait();
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int64_t t = (int64_t)blockIdx.x * kRouterWarps + warp;
     if (t >= n) return; /* whole warps leave: no block barrier below */
@@ -866,8 +862,6 @@ __global__ void k_swiglu_bf16(const float *gate, const float *up, int64_t n, flo
 
 __global__ void k_round(float *x, int64_t n)
 {
-    dpb_pdl_trigger();
-    dpb_pdl_wait();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         x[i] = rbf(x[i]);
 }
@@ -1364,9 +1358,8 @@ dpb_status op_rmsnorm(dpb_backend *b, const float *x, const uint16_t *w, int64_t
     if (n <= 0) return DPB_OK;
     dirty(ci, y, (size_t)(n * dim) * 4);
     if (n <= INT32_MAX && norm4_ok(dim, x, x, y, w)) {
-        return cerr(dpb_pdl_launch(k_norm4<false>, dim3((unsigned)n), dim3(norm4_threads(dim)), 0, ci->st,
-                                   const_cast<float *>(x), (const float *)nullptr, w, (int)dim, eps, 0, y),
-                    "rmsnorm");
+        k_norm4<false><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(const_cast<float *>(x), nullptr, w, (int)dim, eps,
+                                                                       0, y);
     } else {
         int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
         k_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, w, dim, eps, y);
@@ -1551,9 +1544,8 @@ dpb_status op_router_topk(dpb_backend *b, const float *logits, int64_t n, int64_
     dirty(ci, wts, (size_t)(n * k) * 4);
     const int64_t blocks = (n + kRouterWarps - 1) / kRouterWarps;
     if (blocks > INT32_MAX) return dpb_error_set(DPB_E_RANGE, "router: %lld rows", (long long)n);
-    return cerr(dpb_pdl_launch(k_router_topk, dim3((unsigned)blocks), dim3(kRouterWarps * kWarp), 0, ci->st, logits, n,
-                               (int)E, (int)k, idx, wts),
-                "router");
+    k_router_topk<<<(unsigned)blocks, kRouterWarps * kWarp, 0, ci->st>>>(logits, n, (int)E, (int)k, idx, wts);
+    return launched("router");
 }
 
 /* Device tables of each expert's pointers for this layer (cached; uploaded
@@ -1839,7 +1831,8 @@ dpb_status op_round_bf16(dpb_backend *b, float *x, int64_t n)
 {
     cuda_impl *ci = impl_of(b);
     if (n <= 0) return DPB_OK;
-    dpb_status s = cerr(dpb_pdl_launch(k_round, dim3(grid_for(n, 256)), dim3(256), 0, ci->st, x, n), "round_bf16");
+    k_round<<<grid_for(n, 256), 256, 0, ci->st>>>(x, n);
+    dpb_status s = launched("round_bf16");
     if (!s) {
         dirty(ci, x, (size_t)n * 4);
         if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
@@ -1897,15 +1890,13 @@ dpb_status op_add_rmsnorm(dpb_backend *b, float *x, float *r, const uint16_t *w,
     }
     dirty(ci, x, (size_t)(n * dim) * 4);
     if (w) dirty(ci, y, (size_t)(n * dim) * 4);
-    cudaError_t e = cudaSuccess;
     if (norm4_ok(dim, x, r, w ? (const void *)y : (const void *)x, w)) {
-        e = dpb_pdl_launch(k_norm4<true>, dim3((unsigned)n), dim3(norm4_threads(dim)), 0, ci->st, x, r, w, (int)dim, eps,
-                           round ? 1 : 0, y);
+        k_norm4<true><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(x, r, w, (int)dim, eps, round ? 1 : 0, y);
     } else {
         int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
         k_add_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, r, w, dim, eps, round ? 1 : 0, y);
     }
-    dpb_status s = e != cudaSuccess ? cerr(e, "add_rmsnorm") : launched("add_rmsnorm");
+    dpb_status s = launched("add_rmsnorm");
     if (!s && round) {
         /* x and y now hold bf16-exact values (see linear) */
         if (ci->rounded.size() >= 14) ci->rounded.erase(ci->rounded.begin(), ci->rounded.begin() + 2);
@@ -2273,8 +2264,6 @@ __global__ void __launch_bounds__(kArgmaxThreads) k_argmax(const float *__restri
 {
     __shared__ unsigned long long red[kArgmaxThreads / kWarp];
     __shared__ bool last;
-    dpb_pdl_trigger();
-    dpb_pdl_wait();
     const int P = (int)gridDim.x, r = (int)blockIdx.y;
     const float *row = lg + (int64_t)r * V;
     const int64_t v0 = (int64_t)blockIdx.x * chunk, v1 = min(V, v0 + chunk);
@@ -2333,9 +2322,9 @@ dpb_status op_argmax(dpb_backend *b, const float *logits, int64_t n, int64_t V, 
     const int64_t chunk = (V + P - 1) / P;
     for (int64_t r0 = 0; r0 < n; r0 += rows) {
         const int64_t m = n - r0 < rows ? n - r0 : rows;
-        dpb_status s = cerr(dpb_pdl_launch(k_argmax, dim3((unsigned)P, (unsigned)m), dim3(kArgmaxThreads), 0, ci->st,
-                                           logits + r0 * V, V, chunk, ci->amax_part, ci->amax_cnt, ids + r0),
-                            "argmax");
+        k_argmax<<<dim3((unsigned)P, (unsigned)m), kArgmaxThreads, 0, ci->st>>>(logits + r0 * V, V, chunk, ci->amax_part,
+                                                                                ci->amax_cnt, ids + r0);
+        dpb_status s = launched("argmax");
         if (s) return s;
     }
     return DPB_OK;

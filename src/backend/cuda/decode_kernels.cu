@@ -7,8 +7,6 @@
 #include <math.h>
 #include <atomic>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 namespace {
 
@@ -99,7 +97,6 @@ __device__ __forceinline__ void load_x8(const void *x, size_t elem, float *out)
  * group covers ROWS consecutive rows; a lane reads 16 bytes (8 weights) of
  * every row per step, so x is loaded once per ROWS rows. */
 constexpr int kGemvWarps = 8;
-constexpr int kGemvPrefetch = 16; /* 16-byte chunks per lane prefetched before the PDL wait */
 
 /* Up to 3 (DPB_CUDA_GEMV_MAX_SEGS) matrices that share x, in one launch: blocks
  * [first1, first2) take matrix 1, [first2, grid) matrix 2, the rest matrix 0.
@@ -113,7 +110,6 @@ struct gemv_segs {
     int N0, N1, N2;
     int first1, first2;
     int rnd; /* outputs rounded to bf16 (bias included) */
-    int pf;  /* launched with PDL: prefetch the first weights into L2 before the wait */
 };
 
 template <int M, int ROWS, int KS, bool XBF16>
@@ -138,16 +134,6 @@ gemv_bf16_kernel(const gemv_segs S, const void *__restrict__ x, int K)
         int rr = min(row0 + r, N - 1);
         wrow[r] = reinterpret_cast<const uint4 *>(W + (size_t)rr * K);
     }
-    /* PDL: ask L2 for the first weights of this warp's rows while the
-     * previous kernel finishes (the weights are constant), then wait */
-    if (S.pf) {
-#pragma unroll
-        for (int r = 0; r < ROWS; r++)
-            for (int i = 0, c = s * kWarp + lane; i < kGemvPrefetch / ROWS && c < nchunk; i++, c += kWarp * KS)
-                asm volatile("prefetch.global.L2 [%0];" ::"l"(wrow[r] + c));
-    }
-    dpb_pdl_trigger();
-    dpb_pdl_wait();
     float acc[M][ROWS];
 #pragma unroll
     for (int m = 0; m < M; m++)
@@ -210,84 +196,6 @@ gemv_bf16_kernel(const gemv_segs S, const void *__restrict__ x, int K)
     }
 }
 
-/* GEMV variant "cp.async": one row per warp, kGemvAsyncWarps warps per
- * block.  Each lane copies its 16-byte chunks of the row (chunk c = lane +
- * 32 i) into the block's shared memory with cp.async (L2 only), all at once
- * (no registers held: a 2880-wide row is 12 copies per lane in flight),
- * waits for its own copies and reads back only those, so no barrier.  With
- * PDL the copies are issued before the wait on the previous kernel.
- * Shared memory: kGemvAsyncWarps * K * 2 bytes (K <= kGemvAsyncMaxK). */
-constexpr int kGemvAsyncWarps = 4;
-constexpr int kGemvAsyncMaxK = 6144;
-
-template <int M, bool XBF16>
-__global__ void __launch_bounds__(kGemvAsyncWarps * kWarp)
-gemv_async_kernel(const gemv_segs S, const void *__restrict__ x, int K)
-{
-    extern __shared__ __align__(16) uint4 gasm[];
-    const int bx = (int)blockIdx.x;
-    const bool s1 = bx >= S.first1 && bx < S.first2, s2 = bx >= S.first2;
-    const uint16_t *__restrict__ W = s2 ? S.W2 : s1 ? S.W1 : S.W0;
-    const float *__restrict__ bias = s2 ? S.b2 : s1 ? S.b1 : S.b0;
-    float *__restrict__ y = s2 ? S.y2 : s1 ? S.y1 : S.y0;
-    const int N = s2 ? S.N2 : s1 ? S.N1 : S.N0, blk = bx - (s2 ? S.first2 : s1 ? S.first1 : 0);
-    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-    const int row = blk * kGemvAsyncWarps + warp;
-    const int nchunk = K / 8;
-    uint4 *sw = gasm + (size_t)warp * nchunk;
-    const uint4 *wrow = reinterpret_cast<const uint4 *>(W + (size_t)min(row, N - 1) * K);
-    for (int c = lane; c < nchunk; c += kWarp) {
-        const uint32_t dst = (uint32_t)__cvta_generic_to_shared(sw + c);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(wrow + c) : "memory");
-    }
-    asm volatile("cp.async.commit_group;" ::: "memory");
-    dpb_pdl_trigger();
-    dpb_pdl_wait();
-    asm volatile("cp.async.wait_group 0;" ::: "memory");
-    float acc[M];
-#pragma unroll
-    for (int m = 0; m < M; m++) acc[m] = 0.f;
-#pragma unroll 4
-    for (int c = lane; c < nchunk; c += kWarp) {
-        const uint4 w = sw[c];
-#pragma unroll
-        for (int m = 0; m < M; m++) {
-            float xv[8];
-            load_x8<XBF16>(x, (size_t)m * K + (size_t)c * 8, xv);
-            acc[m] = dot8_bf16(w, xv, acc[m]);
-        }
-    }
-#pragma unroll
-    for (int m = 0; m < M; m++) acc[m] = warp_sum(acc[m]);
-    if (lane == 0 && row < N) {
-        const float b = bias ? bias[row] : 0.f;
-#pragma unroll
-        for (int m = 0; m < M; m++) {
-            const float v = acc[m] + b;
-            y[(size_t)m * N + row] = S.rnd ? round_bf16_dev(v) : v;
-        }
-    }
-}
-
-template <int M>
-cudaError_t gemv_launch_async(gemv_segs S, int nseg, const void *x, int x_bf16, int K, cudaStream_t st)
-{
-    constexpr int rpb = kGemvAsyncWarps;
-    const int b0 = (S.N0 + rpb - 1) / rpb;
-    const int b1 = nseg > 1 ? (S.N1 + rpb - 1) / rpb : 0;
-    const int b2 = nseg > 2 ? (S.N2 + rpb - 1) / rpb : 0;
-    S.first1 = b0;
-    S.first2 = b0 + b1;
-    S.pf = 0;
-    const int grid = b0 + b1 + b2;
-    const size_t smem = (size_t)kGemvAsyncWarps * K * 2;
-    if (x_bf16)
-        return dpb_pdl_launch(gemv_async_kernel<M, true>, dim3((unsigned)grid), dim3(kGemvAsyncWarps * kWarp), smem, st, S, x,
-                              K);
-    return dpb_pdl_launch(gemv_async_kernel<M, false>, dim3((unsigned)grid), dim3(kGemvAsyncWarps * kWarp), smem, st, S, x,
-                          K);
-}
-
 template <int M, int ROWS, int KS>
 cudaError_t gemv_launch3(gemv_segs S, int nseg, const void *x, int x_bf16, int K, cudaStream_t st)
 {
@@ -297,13 +205,12 @@ cudaError_t gemv_launch3(gemv_segs S, int nseg, const void *x, int x_bf16, int K
     const int b2 = nseg > 2 ? (S.N2 + rows_per_block - 1) / rows_per_block : 0;
     S.first1 = b0;
     S.first2 = b0 + b1;
-    S.pf = dpb_cuda_pdl_on();
     const int grid = b0 + b1 + b2;
     if (x_bf16)
-        return dpb_pdl_launch(gemv_bf16_kernel<M, ROWS, KS, true>, dim3((unsigned)grid), dim3(kGemvWarps * kWarp), 0, st, S,
-                              x, K);
-    return dpb_pdl_launch(gemv_bf16_kernel<M, ROWS, KS, false>, dim3((unsigned)grid), dim3(kGemvWarps * kWarp), 0, st, S, x,
-                          K);
+        gemv_bf16_kernel<M, ROWS, KS, true><<<(unsigned)grid, kGemvWarps * kWarp, 0, st>>>(S, x, K);
+    else
+        gemv_bf16_kernel<M, ROWS, KS, false><<<(unsigned)grid, kGemvWarps * kWarp, 0, st>>>(S, x, K);
+    return cudaGetLastError();
 }
 
 template <int M>
@@ -316,9 +223,6 @@ cudaError_t gemv_launch2(dpb_cuda_gemv_variant v, const gemv_segs &S, int nseg, 
     case DPB_GEMV_WARP_4ROW: return gemv_launch3<M, 4, 1>(S, nseg, x, x_bf16, K, st);
     case DPB_GEMV_SPLITK4: return gemv_launch3<M, 1, 4>(S, nseg, x, x_bf16, K, st);
     case DPB_GEMV_SPLITK8: return gemv_launch3<M, 1, 8>(S, nseg, x, x_bf16, K, st);
-    case DPB_GEMV_ASYNC:
-        if (K > kGemvAsyncMaxK) return gemv_launch3<M, 1, 1>(S, nseg, x, x_bf16, K, st); /* the row does not fit */
-        return gemv_launch_async<M>(S, nseg, x, x_bf16, K, st);
     default: return cudaErrorInvalidValue;
     }
 }
@@ -1071,11 +975,6 @@ moe_gate_up_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restr
     __shared__ float part[kA3Warps][16];
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
     const int p = blockIdx.y, token = p / k;
-    constexpr int XG = (4 * kV3MaxBlocks + kA3Warps * kWarp - 1) / (kA3Warps * kWarp);
-    /* PDL: the ids may be the previous kernel's output; trigger after the
-     * wait because kernel B reads them before its own wait */
-    dpb_pdl_wait();
-    dpb_pdl_trigger();
     const int nb = H / 32;
     const int tl = warp / KS, ks = warp % KS;
     const int r0 = (blockIdx.x * TILES + tl) * 16; /* first weight row of the tile */
@@ -1091,7 +990,8 @@ moe_gate_up_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restr
         const uint8_t *es = stab ? stab[e] : scales + (size_t)e * rows2 * nb;
         tile.start(eb + (size_t)r0 * nb * 16, es + (size_t)r0 * nb, nb, kb0, kb1, lane);
     }
-    const int sigma = stage_vec<kA3Warps * kWarp, XG, true>(x + (size_t)token * H, 0, nb, xh, xl, threadIdx.x, red);
+    const int sigma = stage_vec<kA3Warps * kWarp, (4 * kV3MaxBlocks + kA3Warps * kWarp - 1) / (kA3Warps * kWarp), true>(
+        x + (size_t)token * H, 0, nb, xh, xl, threadIdx.x, red);
     __syncthreads();
     if (work) {
         float lo = 0.f, hi = 0.f;
@@ -1160,10 +1060,6 @@ moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
         const uint8_t *es = stab ? stab[e] : scales + (size_t)e * H * nb;
         tile.start(eb + (size_t)r0 * nb * 16, es + (size_t)r0 * nb, nb, kb0, kb1, lane);
     }
-    /* PDL: ids and the weights come from kernels before kernel A (complete
-     * once A's blocks passed their wait); act is A's output */
-    dpb_pdl_trigger();
-    dpb_pdl_wait();
     uint32_t *xh = dsm + (size_t)warp * 2 * (nbs + 1) * 16;
     uint32_t *xl = xh + (nbs + 1) * 16;
     const int sigma =
@@ -1470,18 +1366,6 @@ bool aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 /* ================================================================== API == */
 
-extern "C" int dpb_cuda_pdl_on(void)
-{
-    static std::atomic<int> on{-1};
-    int v = on.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char *e = getenv("DPB_CUDA_PDL");
-        v = e && strcmp(e, "1") == 0 ? 1 : 0;
-        on.store(v, std::memory_order_relaxed);
-    }
-    return v;
-}
-
 extern "C" const char *dpb_cuda_gemv_variant_name(dpb_cuda_gemv_variant v)
 {
     switch (v) {
@@ -1491,21 +1375,8 @@ extern "C" const char *dpb_cuda_gemv_variant_name(dpb_cuda_gemv_variant v)
     case DPB_GEMV_WARP_4ROW: return "warp/4rows";
     case DPB_GEMV_SPLITK4: return "splitK4";
     case DPB_GEMV_SPLITK8: return "splitK8";
-    case DPB_GEMV_ASYNC: return "warp/row cp.async";
     default: return "?";
     }
-}
-
-static int gemv_async_mode(void)
-{
-    static std::atomic<int> mode{-1};
-    int v = mode.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char *e = getenv("DPB_CUDA_GEMV_ASYNC");
-        v = e && e[0] >= '0' && e[0] <= '3' && !e[1] ? e[0] - '0' : 0;
-        mode.store(v, std::memory_order_relaxed);
-    }
-    return v;
 }
 
 extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *W, const float *const *bias,
@@ -1541,11 +1412,6 @@ extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *
         else if (total >= 2048) variant = DPB_GEMV_WARP_ROW;
         else if (total >= 256) variant = DPB_GEMV_SPLITK4;
         else variant = DPB_GEMV_SPLITK8;
-        /* DPB_CUDA_GEMV_ASYNC (lab comparisons): 1 the cp.async variant
-         * for 2048 <= rows < 65536, 2 also from 65536 rows, 3 every size */
-        const int as = gemv_async_mode();
-        if (K <= kGemvAsyncMaxK && ((as >= 1 && total >= 2048 && total < 65536) || (as >= 2 && total >= 65536) || as >= 3))
-            variant = DPB_GEMV_ASYNC;
     }
     if (variant <= DPB_GEMV_AUTO || variant >= DPB_GEMV_NVARIANTS)
         return dpb_error_set(DPB_E_ARG, "cuda gemv: unknown variant %d", (int)variant);
@@ -1621,10 +1487,9 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
         const int ns = (rows_per_warp >> 4) == 0 ? kV3DefaultSteps : (rows_per_warp >> 4);
         const int tiles = 2 * I / 16, per = kA3Warps / (ks > 0 && ks <= 4 ? ks : 1);
         dim3 g3((unsigned)((tiles + per - 1) / per), (unsigned)(M * k));
-        cudaError_t ce = cudaSuccess;
 #define DPB_MOE_A3(n, s)                                                                                               \
-    ce = dpb_pdl_launch(moe_gate_up_v3_kernel<n, s>, g3, dim3(kA3Warps * kWarp), 0, stream, gate_up_blocks, gate_up_scales, \
-                        gate_up_bias, x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd, 0u)
+    moe_gate_up_v3_kernel<n, s><<<g3, kA3Warps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias, x, ids, \
+                                                                    act, k, E, H, I, alpha, limit, btab, stab, rnd, 0u)
         if (ns == 2 && ks == 1) DPB_MOE_A3(2, 1);
         else if (ns == 2 && ks == 2) DPB_MOE_A3(2, 2);
         else if (ns == 2 && ks == 4) DPB_MOE_A3(2, 4);
@@ -1633,7 +1498,7 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
         else if (ns == 4 && ks == 4) DPB_MOE_A3(4, 4);
         else return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: v3 steps %d / K splits %d not in {2,4} / {1,2,4}", ns, ks);
 #undef DPB_MOE_A3
-        return launch_status(ce, "moe gate_up");
+        return launch_status(cudaGetLastError(), "moe gate_up");
     }
     if (ver == 2) {
         const int R = rows_per_warp == 0 ? kA2DefaultRows : rows_per_warp;
@@ -1724,8 +1589,8 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
             if (ce == cudaSuccess) allowed.store(smem, std::memory_order_relaxed);                                     \
         }                                                                                                              \
         if (ce == cudaSuccess)                                                                                         \
-            ce = dpb_pdl_launch(moe_down_v3_kernel<n, s>, g3, dim3(k * ks * kWarp), smem, stream, down_blocks, down_scales,    \
-                                down_bias, act, ids, wts, resid, out, k, E, H, I, btab, stab, rnd, 0u);                       \
+            moe_down_v3_kernel<n, s><<<g3, k * ks * kWarp, smem, stream>>>(down_blocks, down_scales, down_bias, act, ids, \
+                                                                          wts, resid, out, k, E, H, I, btab, stab, rnd, 0u); \
     } while (0)
             if (ns == 2 && ks == 1) DPB_MOE_B3(2, 1);
             else if (ns == 2 && ks == 2) DPB_MOE_B3(2, 2);
@@ -1734,7 +1599,8 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
             else if (ns == 4 && ks == 2) DPB_MOE_B3(4, 2);
             else DPB_MOE_B3(4, 4);
 #undef DPB_MOE_B3
-            return launch_status(ce, "moe down");
+            if (ce != cudaSuccess) return launch_status(ce, "moe down (shared memory size)");
+            return launch_status(cudaGetLastError(), "moe down");
         }
         ver = 2, rows_per_warp = 0; /* too many warps or too much staging for one block */
     }

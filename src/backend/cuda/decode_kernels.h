@@ -33,7 +33,6 @@ typedef enum dpb_cuda_gemv_variant {
     DPB_GEMV_WARP_4ROW,  /* four rows per warp */
     DPB_GEMV_SPLITK4,    /* one row per 4 warps, K split 4 ways, smem reduce */
     DPB_GEMV_SPLITK8,    /* one row per block of 8 warps, K split 8 ways */
-    DPB_GEMV_ASYNC,      /* one warp per row, the row copied to shared memory by cp.async (K <= 6144, else warp/row) */
     DPB_GEMV_NVARIANTS
 } dpb_cuda_gemv_variant;
 
@@ -194,57 +193,7 @@ dpb_status dpb_cuda_attn_decode(const float *q, const uint16_t *kc, const uint16
                                 int len, int window, float scale, int nsplit, void *work,
                                 cudaStream_t stream);
 
-/* Programmatic dependent launch (PDL, sm_90): with DPB_CUDA_PDL=1 the
- * backend's decode kernels (bf16 GEMV, MoE v3 A/B, add + RMSNorm, RMSNorm,
- * router top-k, round, argmax) are launched with programmatic stream
- * serialization, so the next kernel's blocks may start (and prefetch its
- * weights) while this one runs.  Rules: before dpb_pdl_wait()
- * (griddepcontrol.wait: the previous grid complete and its memory visible)
- * a kernel reads only weights (constant during a step; kernel B also the
- * expert ids) and writes nothing;
- * kernels trigger (dpb_pdl_trigger) at their start, except MoE kernel A,
- * which triggers after its wait, because kernel B reads the expert ids
- * before its wait (ids written before A: complete once every block of A
- * passed its wait).  A kernel
- * launched without the attribute is ordered as usual, and the wait is then
- * a no-op.  Default off (docs/CUDA.md, "PDL"). */
-int dpb_cuda_pdl_on(void);
-
 #ifdef __cplusplus
-}
-#endif
-
-#if defined(__cplusplus) && defined(__CUDACC__)
-#include <cuda_runtime.h>
-__device__ __forceinline__ void dpb_pdl_wait()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void dpb_pdl_trigger()
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-/* kernel<<<g, b, smem, st>>>(args...), with programmatic stream
- * serialization when dpb_cuda_pdl_on() */
-template <typename... KArgs, typename... Args>
-static inline cudaError_t dpb_pdl_launch(void (*kernel)(KArgs...), dim3 g, dim3 b, size_t smem, cudaStream_t st,
-                                         Args... args)
-{
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = g;
-    cfg.blockDim = b;
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = st;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = at;
-    cfg.numAttrs = dpb_cuda_pdl_on() ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
 }
 #endif
 #endif
