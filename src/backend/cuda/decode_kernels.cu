@@ -1097,6 +1097,9 @@ moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
 constexpr int kB3DefaultSplits = 2; /* K slices per expert in kernel B v3 */
 constexpr int kA3DefaultSplits = 1; /* K slices per tile in kernel A v3 */
 constexpr int kV3DefaultSteps = 2;  /* steps of 4 blocks loaded at a time */
+/* kernel A at M = 1 (batch-1 decode): 4 steps; lab, 2026-11-26, gpt-oss shape in a graph: 16.39 us
+ * against 16.92 with 2 (docs/CUDA.md, "Session 4, helper small") */
+constexpr int kA3DecodeSteps = 4;
 constexpr int kMoeDefaultVersion = 3;
 constexpr size_t kMaxDynSmem = 200 * 1024;
 
@@ -1484,7 +1487,7 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
     if (ver == 3 && H / 32 > kV3MaxBlocks) ver = 2, rows_per_warp = 0; /* x does not fit the staging buffer */
     if (ver == 3) {
         const int ks = (rows_per_warp & 15) == 0 ? kA3DefaultSplits : (rows_per_warp & 15);
-        const int ns = (rows_per_warp >> 4) == 0 ? kV3DefaultSteps : (rows_per_warp >> 4);
+        const int ns = (rows_per_warp >> 4) != 0 ? (rows_per_warp >> 4) : M == 1 ? kA3DecodeSteps : kV3DefaultSteps;
         const int tiles = 2 * I / 16, per = kA3Warps / (ks > 0 && ks <= 4 ? ks : 1);
         dim3 g3((unsigned)((tiles + per - 1) / per), (unsigned)(M * k));
 #define DPB_MOE_A3(n, s)                                                                                               \
