@@ -18,7 +18,7 @@ before() { [ $(( $(date +%s) - t0 )) -lt $1 ]; } # elapsed below $1 s: the step 
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 lat() { # label binary env... : TPOT of gpt-oss-20b decode, prompt 128
     local lab=$1 bin=$2; shift 2
-    env "$@" timeout 40 $bin latency --backend cuda --model synth:${MODEL:-gpt-oss-20b} --prompt-tokens ${PT:-128} --gen-tokens 48 \
+    env "$@" timeout ${LT:-40} $bin latency --backend cuda --model synth:${MODEL:-gpt-oss-20b} --prompt-tokens ${PT:-128} --gen-tokens 48 \
         --num-requests 1 --warmup 1 --out $OUT/l-$lab > $OUT/l-$lab.log 2>&1
     python3 -c "
 import json
@@ -79,12 +79,15 @@ else
         --ctx 128,2048 > $OUT/speed-new.log 2>&1
     echo "== speed new exit $? $(el)"
     grep -E "^speed.*(prompt (128|2048): TTFT|roofline|with no CUDA)|^FAIL" $OUT/speed-new.log
-    before 235 && [ -n "$NCU" ] && kern gptoss-new $N/deploybench gpt-oss-20b 1500 900
-    before 250 && (cd $N && OMP_NUM_THREADS=16 timeout 25 ./lab --quick --only gemv,moe > $OUT/lab.md 2> $OUT/lab.log; echo "== lab exit $?")
+    before 228 && [ -n "$NCU" ] && kern gptoss-new $N/deploybench gpt-oss-20b 1500 900
+    before 242 && (cd $N && OMP_NUM_THREADS=16 timeout 25 ./lab --quick --only gemv,moe > $OUT/lab.md 2> $OUT/lab.log; echo "== lab exit $?")
     grep -E "^\| (copy|gemv|moe A|moe B)" $OUT/lab.md | grep -E "graph|copy" | grep -v "v1\|v2" | head -60
-    before 265 && timeout 12 $N/test_cuda_backend > $OUT/tcb.log 2>&1; echo "== test_cuda_backend exit $?: $(tail -1 $OUT/tcb.log) $(el)"
-    before 275 && lat old $O/deploybench
-    before 285 && lat new $N/deploybench
+    before 252 && timeout 10 $N/test_cuda_backend > $OUT/tcb.log 2>&1; echo "== test_cuda_backend exit $?: $(tail -1 $OUT/tcb.log) $(el)"
+    echo "| decode gpt-oss-20b prompt 128 | TPOT ms | tok/s |"; echo "|---|---|---|"
+    before 258 && LT=12 lat old $O/deploybench
+    before 266 && LT=12 lat new $N/deploybench
+    before 274 && LT=12 lat new-mid-splitK4 $N/deploybench DPB_CUDA_GEMV_MID=splitK4
+    before 282 && LT=12 lat new-mid-splitK8 $N/deploybench DPB_CUDA_GEMV_MID=splitK8
 fi
 el
 cd $OUT && tar czf /tmp/small_logs.tgz --exclude=logs.tgz . && find $OUT -mindepth 1 -delete && mv /tmp/small_logs.tgz $OUT/logs.tgz; ls -la $OUT

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <atomic>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace {
 
@@ -1382,6 +1384,24 @@ extern "C" const char *dpb_cuda_gemv_variant_name(dpb_cuda_gemv_variant v)
     }
 }
 
+/* The variant auto picks for 2048 <= rows < 65536: warp/row, or the one
+ * DPB_CUDA_GEMV_MID names (2rows, splitK4, splitK8: lab comparisons of
+ * the decode step, docs/CUDA.md); read once. */
+static dpb_cuda_gemv_variant gemv_mid_variant(void)
+{
+    static std::atomic<int> v{-1};
+    int r = v.load(std::memory_order_relaxed);
+    if (r < 0) {
+        const char *e = getenv("DPB_CUDA_GEMV_MID");
+        r = DPB_GEMV_WARP_ROW;
+        if (e && strcmp(e, "2rows") == 0) r = DPB_GEMV_WARP_2ROW;
+        else if (e && strcmp(e, "splitK4") == 0) r = DPB_GEMV_SPLITK4;
+        else if (e && strcmp(e, "splitK8") == 0) r = DPB_GEMV_SPLITK8;
+        v.store(r, std::memory_order_relaxed);
+    }
+    return (dpb_cuda_gemv_variant)r;
+}
+
 extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *W, const float *const *bias,
                                                float *const *y, const int *N, const void *x, int x_bf16, int M, int K,
                                                int rnd, dpb_cuda_gemv_variant variant, cudaStream_t stream)
@@ -1412,7 +1432,7 @@ extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *
         /* Fewest rows per warp that still fill the GPU; split K when N alone
          * cannot (chosen from the dev/cuda lab, see docs/CUDA.md). */
         if (total >= 65536) variant = DPB_GEMV_WARP_4ROW;
-        else if (total >= 2048) variant = DPB_GEMV_WARP_ROW;
+        else if (total >= 2048) variant = gemv_mid_variant();
         else if (total >= 256) variant = DPB_GEMV_SPLITK4;
         else variant = DPB_GEMV_SPLITK8;
     }
