@@ -4,6 +4,8 @@
 # old/ = deploybench and backend_check of a61b28f; lib/, shared/fixtures).  PHASE 1: correctness of every
 # variant (op checks default and with DPB_CUDA_PDL=1 DPB_CUDA_GEMV_ASYNC=3), lab rows (GEMV variants with
 # the copy bandwidth, router, MoE, norm; again with PDL), decode tok/s of each switch, ncu kernel durations.
+# Phase 1 ran with the binaries of e460172 (DPB_CUDA_PDL and DPB_CUDA_GEMV_ASYNC exist only there: both were
+# slower and were reverted in 90ff526; with later binaries those lines measure the defaults again).
 # PHASE 2: the final defaults: op checks + fixtures, backend_check --speed (old and new), ncu old vs new.
 C=${C:-$PWD/.devcarry-small}
 OUT=${OUT:-/tmp/out}
@@ -40,7 +42,7 @@ if not rows: print('no rows'); sys.exit()
 h = rows[0]; ki = h.index('Kernel Name'); vi = h.index('Metric Value'); ui = h.index('Metric Unit')
 agg = collections.defaultdict(lambda: [0, 0.0]); tot = 0.0
 for r in rows[1:]:
-    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] == 'nsecond' else (v * 1e3 if r[ui] == 'msecond' else v)
+    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] in ('nsecond', 'ns') else (v * 1e3 if r[ui] in ('msecond', 'ms') else v)
     k = r[ki].split('(')[0][:60]; agg[k][0] += 1; agg[k][1] += v; tot += v
 print(f"{len(rows)-1} kernels, {tot:.1f} us in all")
 print("| kernel | calls | avg us | share |\n|---|---|---|---|")
