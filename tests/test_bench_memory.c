@@ -1,6 +1,6 @@
 /* deploybench memory's figures: the KV bytes the engine allocates equal
  * inspect's analytic formula exactly (full and sliding-window layers, bf16 and
- * f32, batch 1 and 3, contexts below, at and above the window), and a
+ * f32 and fp8, batch 1 and 3, contexts below, at and above the window), and a
  * measured row has its fields, with device memory "unavailable" (never 0)
  * when NVML is absent. */
 #include <libgen.h>
@@ -25,21 +25,23 @@ static void test_kv_exact_equals_analytic(void)
         const dpb_model_config *cfg = dpb_checkpoint_config(ck);
         for (size_t i = 0; i < sizeof ctxs / sizeof ctxs[0]; i++)
             for (int batch = 1; batch <= 3; batch += 2)
-                for (int f32 = 0; f32 <= 1; f32++) {
+                for (int kvi = 0; kvi < 3; kvi++) {
+                    static const dpb_engine_kv kvs[] = {DPB_ENGINE_KV_BF16, DPB_ENGINE_KV_F32, DPB_ENGINE_KV_FP8};
+                    static const int elem[] = {2, 4, 1};
                     dpb_engine_opts eo = {0};
                     eo.threads = 1;
                     eo.max_ctx = ctxs[i];
                     eo.max_seqs = batch;
-                    eo.kv_f32 = f32;
+                    eo.kv = kvs[kvi];
                     dpb_engine *e;
                     if (dpb_engine_create(ck, &eo, &e)) {
                         T_CHECKF(0, "%s ctx %lld: %s", models[m], (long long)ctxs[i], dpb_error_message());
                         continue;
                     }
                     dpb_kv_accounting kv;
-                    T_CHECK(dpb_model_kv_bytes(cfg, ctxs[i], batch, f32 ? 4 : 2, &kv) == DPB_OK);
-                    T_CHECKF(dpb_engine_kv_bytes(e) == kv.bytes, "%s ctx %lld batch %d f32 %d: engine %llu, analytic %llu",
-                             models[m], (long long)ctxs[i], batch, f32, (unsigned long long)dpb_engine_kv_bytes(e),
+                    T_CHECK(dpb_model_kv_bytes(cfg, ctxs[i], batch, elem[kvi], &kv) == DPB_OK);
+                    T_CHECKF(dpb_engine_kv_bytes(e) == kv.bytes, "%s ctx %lld batch %d kv elem %d: engine %llu, analytic %llu",
+                             models[m], (long long)ctxs[i], batch, elem[kvi], (unsigned long long)dpb_engine_kv_bytes(e),
                              (unsigned long long)kv.bytes);
                     T_CHECK(dpb_engine_kv_bytes(e) > 0);
                     compared++;
@@ -47,7 +49,7 @@ static void test_kv_exact_equals_analytic(void)
                 }
         dpb_checkpoint_close(ck);
     }
-    T_CHECK(compared == 3 * 4 * 2 * 2);
+    T_CHECK(compared == 3 * 4 * 2 * 3);
 }
 
 static double num(const cJSON *o, const char *k)

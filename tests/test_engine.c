@@ -384,6 +384,64 @@ static void test_seq_copy(void)
     dpb_checkpoint_close(ck);
 }
 
+/* FP8 KV cache (E4M3, scale 1): half the bytes of bf16, the same for every
+ * model family; logits close to the bf16 cache's but not equal (the cache is
+ * really quantized); decoding through the cache equals the whole prompt in
+ * one pass; bad names are refused. */
+static void test_kv_fp8(void)
+{
+    static const char *const models[] = {"synth:gpt-oss-tiny:3", "synth:qwen3-tiny:3", "synth:llama-tiny:3"};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
+        dpb_checkpoint *ck = NULL;
+        T_CHECKF(dpb_checkpoint_open(models[m], NULL, &ck) == DPB_OK, "%s: %s", models[m], dpb_error_message());
+        if (!ck) continue;
+        dpb_engine *e[2] = {NULL, NULL};
+        const dpb_engine_kv kv[2] = {DPB_ENGINE_KV_BF16, DPB_ENGINE_KV_FP8};
+        for (int i = 0; i < 2; i++) {
+            dpb_engine_opts o = {.backend = "cpu", .threads = 1, .max_ctx = 96, .max_seqs = 2, .kv = kv[i]};
+            T_CHECKF(dpb_engine_create(ck, &o, &e[i]) == DPB_OK, "%s: %s", models[m], dpb_error_message());
+        }
+        if (!e[0] || !e[1]) goto next;
+        T_CHECKF(2 * dpb_engine_kv_bytes(e[1]) == dpb_engine_kv_bytes(e[0]), "%s: fp8 %llu, bf16 %llu bytes", models[m],
+                 (unsigned long long)dpb_engine_kv_bytes(e[1]), (unsigned long long)dpb_engine_kv_bytes(e[0]));
+        uint64_t a;
+        T_CHECK(dpb_kv_bytes_analytic(dpb_engine_config(e[1]), 2, 96, 1, &a) == DPB_OK && a == dpb_engine_kv_bytes(e[1]));
+        int64_t V = dpb_engine_vocab(e[0]);
+        int32_t ids[60];
+        for (int i = 0; i < 60; i++) ids[i] = (i * 37 + 11) % (int32_t)V;
+        float *l0 = malloc((size_t)V * 4), *l1 = malloc((size_t)V * 4), *l2 = malloc((size_t)V * 4);
+        dpb_engine_seg s0 = {0, ids, 60};
+        T_CHECK(dpb_engine_forward(e[0], &s0, 1, DPB_LOGITS_LAST, l0) == DPB_OK);
+        T_CHECK(dpb_engine_forward(e[1], &s0, 1, DPB_LOGITS_LAST, l1) == DPB_OK);
+        /* slot 1 of the fp8 engine: 50 tokens, then 10 one by one through the cache */
+        dpb_engine_seg s1 = {1, ids, 50};
+        T_CHECK(dpb_engine_forward(e[1], &s1, 1, DPB_LOGITS_NONE, NULL) == DPB_OK);
+        for (int t = 50; t < 60; t++) {
+            dpb_engine_seg st = {1, ids + t, 1};
+            T_CHECK(dpb_engine_forward(e[1], &st, 1, DPB_LOGITS_LAST, l2) == DPB_OK);
+        }
+        double num = 0, den = 0, d2 = 0;
+        for (int64_t v = 0; v < V; v++) {
+            num += (double)(l1[v] - l0[v]) * (l1[v] - l0[v]);
+            den += (double)l0[v] * l0[v];
+            d2 += (double)(l2[v] - l1[v]) * (l2[v] - l1[v]);
+        }
+        double rel = sqrt(num / den), rel2 = sqrt(d2 / den);
+        T_CHECKF(rel > 1e-6 && rel < 0.2, "%s: fp8 vs bf16 KV logits rel_l2 %g (want (1e-6, 0.2))", models[m], rel);
+        T_CHECKF(rel2 < 1e-4, "%s: fp8 decode through the cache vs one pass rel_l2 %g", models[m], rel2);
+        free(l0); free(l1); free(l2);
+    next:
+        dpb_engine_destroy(e[0]);
+        dpb_engine_destroy(e[1]);
+        dpb_checkpoint_close(ck);
+    }
+    dpb_engine_kv k;
+    T_CHECK(dpb_engine_kv_parse("fp8_e4m3", &k) == DPB_OK && k == DPB_ENGINE_KV_FP8);
+    T_CHECK(dpb_engine_kv_parse("fp16", &k) == DPB_E_ARG && strstr(dpb_error_message(), "'fp16'"));
+    T_CHECK(dpb_engine_kv_resolve(DPB_ENGINE_KV_AUTO, DPB_ENGINE_F32) == DPB_KV_F32);
+    T_CHECK(dpb_engine_kv_resolve(DPB_ENGINE_KV_AUTO, DPB_ENGINE_BF16) == DPB_KV_BF16);
+}
+
 static void test_kv_bytes(void)
 {
     if (!t_shared()) T_SKIP("../shared/fixtures is absent");
@@ -499,6 +557,7 @@ int main(void)
     T_RUN(test_deferred_synth_and_argmax);
     T_RUN(test_seq_copy);
     T_RUN(test_kv_bytes);
+    T_RUN(test_kv_fp8);
     T_RUN(test_staged_and_topk);
     T_RUN(test_op_profile);
     return t_done();

@@ -210,6 +210,13 @@ static void test_swiglu_clamped(void)
     T_CHECK(fabsf(y - want) < 1e-6f);
 }
 
+static float kv_at(const void *base, dpb_kv_dtype dt, int64_t i)
+{
+    if (dt == DPB_KV_F32) return ((const float *)base)[i];
+    if (dt == DPB_KV_FP8) return dpb_fp8e4m3_to_f32(((const uint8_t *)base)[i]);
+    return dpb_bf16_to_f32(((const uint16_t *)base)[i]);
+}
+
 static void check_attention(dpb_kv_dtype dt, int64_t window, bool sinks)
 {
     const int64_t H = 4, KH = 2, D = 16, P = 13, N = 6, SL = window > 0 ? window : P + N;
@@ -258,8 +265,7 @@ static void check_attention(dpb_kv_dtype dt, int64_t window, bool sinks)
         for (int64_t j = lo; j <= p; j++) {
             double s = 0;
             for (int64_t d = 0; d < D; d++) {
-                float kv = dt == DPB_KV_F32 ? ((float *)kall)[j * row + kh * D + d]
-                                            : dpb_bf16_to_f32(((uint16_t *)kall)[j * row + kh * D + d]);
+                float kv = kv_at(kall, dt, j * row + kh * D + d);
                 s += (double)q[(t * H + h) * D + d] * kv;
             }
             sc[j - lo] = s * 0.25;
@@ -269,7 +275,7 @@ static void check_attention(dpb_kv_dtype dt, int64_t window, bool sinks)
         for (int64_t j = lo; j <= p; j++) den += exp(sc[j - lo] - mx);
         double o0 = 0;
         for (int64_t j = lo; j <= p; j++) {
-            float vv = dt == DPB_KV_F32 ? ((float *)vall)[j * row + kh * D] : dpb_bf16_to_f32(((uint16_t *)vall)[j * row + kh * D]);
+            float vv = kv_at(vall, dt, j * row + kh * D);
             o0 += exp(sc[j - lo] - mx) / den * vv;
         }
         T_CHECKF(fabs(o0 - o1[(t * H + h) * D]) < 1e-5, "hand %g vs ref %g", o0, o1[(t * H + h) * D]);
@@ -277,12 +283,43 @@ static void check_attention(dpb_kv_dtype dt, int64_t window, bool sinks)
     free(q); free(o1); free(o2); free(o3); free(kf); free(vf); free(kall); free(vall); free(kc); free(vc);
 }
 
-static void test_attention_full(void) { check_attention(DPB_KV_F32, 0, false); check_attention(DPB_KV_BF16, 0, false); }
+static void test_attention_full(void)
+{
+    check_attention(DPB_KV_F32, 0, false);
+    check_attention(DPB_KV_BF16, 0, false);
+    check_attention(DPB_KV_FP8, 0, false);
+}
 static void test_attention_sinks_window(void)
 {
     check_attention(DPB_KV_F32, 4, true);
     check_attention(DPB_KV_BF16, 4, true);
+    check_attention(DPB_KV_FP8, 4, true);
     check_attention(DPB_KV_F32, 8, false);
+}
+
+/* FP8 E4M3 conversions: fixed points, rounding to nearest even, saturation, and every code back and forth. */
+static void test_fp8(void)
+{
+    static const struct { float f; uint8_t b; } v[] = {
+        {0.0f, 0x00},       {-0.0f, 0x80},      {1.0f, 0x38},        {-2.0f, 0xc0},          {448.0f, 0x7e},
+        {460.0f, 0x7e},     {1e9f, 0x7e},       {-INFINITY, 0xfe},   {0x1p-9f, 0x01},        {0x1p-10f, 0x00},
+        {0x3p-10f, 0x02},   {0x1p-6f, 0x08},    {0x0.fp-6f, 0x08},   {1.0625f, 0x38},        {1.1875f, 0x3a},
+        {0.1f, 0x1d},       {-3.3f, 0xc5},      {240.0f, 0x77},      {NAN, 0x7f}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        T_CHECKF(dpb_f32_to_fp8e4m3(v[i].f) == v[i].b, "%a -> 0x%02x, want 0x%02x", (double)v[i].f,
+                 dpb_f32_to_fp8e4m3(v[i].f), v[i].b);
+    int bad = 0;
+    for (int b = 0; b < 256; b++) {
+        float f = dpb_fp8e4m3_to_f32((uint8_t)b);
+        if ((b & 0x7f) == 0x7f) bad += !isnan(f);
+        else bad += dpb_f32_to_fp8e4m3(f) != b;
+    }
+    T_CHECKF(bad == 0, "%d codes do not survive the round trip", bad);
+    T_CHECK(dpb_fp8e4m3_to_f32(0x7e) == 448.0f && dpb_fp8e4m3_to_f32(0x01) == 0x1p-9f && dpb_fp8e4m3_to_f32(0xb9) == -1.125f);
+    float src[5] = {0.3f, -7.0f, 1000.0f, 0x1p-12f, 2.75f};
+    uint8_t dst[5];
+    T_CHECK(ref->ops->to_kv(ref, src, 5, DPB_KV_FP8, dst) == DPB_OK);
+    for (int i = 0; i < 5; i++) T_CHECK(dst[i] == dpb_f32_to_fp8e4m3(src[i]));
 }
 
 static void test_moe(void)
@@ -437,6 +474,7 @@ int main(void)
     T_RUN(test_rope_yarn);
     T_RUN(test_router);
     T_RUN(test_swiglu_clamped);
+    T_RUN(test_fp8);
     T_RUN(test_attention_full);
     T_RUN(test_attention_sinks_window);
     T_RUN(test_moe);

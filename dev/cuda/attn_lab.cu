@@ -1,4 +1,13 @@
-/* Prefill attention lab: the CUDA-core tiled kernels of the backend (the
+/* Attention lab.  With --decode: the decode attention of the backend, the
+ * kernels before attn_decode.cu ("old": k_attn + k_attn_combine per (row,
+ * head); k_attn_batch for attention_batch) against the flash-decoding kernel
+ * (attn_decode.cu) at contexts 128, 2048 and 8192 for gpt-oss-20b (full and
+ * sliding layers) and Qwen3-32B, one sequence with the position in device
+ * memory and attention_batch of 8 sequences, bf16 KV (old and new) and FP8
+ * (new; old on the same bytes as the check), each op captured 20 times in a
+ * graph replayed 10 times; the copy bandwidth measured in the same run.
+ *
+ * Otherwise, prefill attention: the CUDA-core tiled kernels of the backend (the
  * path before attn_prefill.cu) against the tensor-core kernel
  * (src/backend/cuda/attn_prefill.cu), on the real models' shapes.
  *
@@ -16,6 +25,7 @@
  * measured on this H200).
  *
  * Run by dev/cuda/run_attn_lab.sh (build with nvcc anywhere, run on the GPU).  Options:
+ *   --decode     the decode tables only (above)
  *   --quick      the 2048-row shapes only at pos0 0 (no 32k chunk)
  *   --reps N     timed launches of the new kernels (default 10; old: 3)
  * Output: progress on stderr; the Markdown tables on stdout.
@@ -28,6 +38,7 @@
 
 #include <cuda_runtime.h>
 
+#include "backend/cuda/attn_decode.h"
 #include "backend/cuda/attn_prefill.h"
 #include "backend/cuda/cuda_backend.h"
 #include "format/dtype.h"
@@ -186,16 +197,207 @@ void run_shape(dpb_backend *be, const shape &s, row_result *r)
     free(hq); free(hold); free(hnew); free(hk);
 }
 
+/* ---- decode: the per-sequence op (n = 1, position in device memory, as the engine's captured graphs run it)
+ * and attention_batch, old kernels vs flash-decoding, bf16 and fp8 KV.  Each figure: a graph of kGraphOps
+ * launches replayed kGraphReps times between events, per launch. */
+constexpr int kGraphOps = 20, kGraphReps = 10;
+
+struct dshape {
+    const char *name;
+    int64_t heads, kvh, hd, window;
+    bool sinks;
+};
+
+struct dres {
+    double us[3], err[3]; /* old bf16, new bf16, new fp8 (err: new vs old on the same bytes) */
+    double bytes[3];
+};
+
+/* us per op of fn (enqueues one op) captured kGraphOps times into a graph */
+template <typename F> double graph_us(dpb_backend *be, F fn)
+{
+    const dpb_backend_ops *o = be->ops;
+    void *g = NULL;
+    if (o->graph_begin(be)) return NAN;
+    bool bad = false;
+    for (int i = 0; i < kGraphOps; i++) bad |= fn() != DPB_OK;
+    if (o->graph_end(be, &g) || bad) return NAN;
+    bool stale = false;
+    o->graph_launch(be, g, &stale); /* warm-up */
+    o->sync(be);
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    cudaEventRecord(a, 0);
+    for (int i = 0; i < kGraphReps; i++) o->graph_launch(be, g, &stale);
+    cudaEventRecord(b, 0);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    o->graph_free(be, g);
+    return 1000.0 * ms / (kGraphReps * kGraphOps);
+}
+
+void fill_kv(dpb_backend *be, void *dst, size_t count, dpb_kv_dtype dt, size_t *scratch_n, void **scratch)
+{
+    /* random values made once per size and dtype (host time), then reused */
+    static dpb_kv_dtype last = DPB_KV_F32;
+    static size_t made = 0;
+    const size_t es = dpb_kv_dtype_size(dt);
+    if (*scratch_n < count * es) {
+        free(*scratch);
+        *scratch = malloc(count * es);
+        *scratch_n = count * es;
+        made = 0;
+    }
+    if (last == dt && made >= count) {
+        be->ops->upload(be, dst, *scratch, count * es);
+        return;
+    }
+    last = dt;
+    made = count;
+    for (size_t i = 0; i < count; i++) {
+        float v = frand();
+        if (dt == DPB_KV_FP8) ((uint8_t *)*scratch)[i] = dpb_f32_to_fp8e4m3(v);
+        else ((uint16_t *)*scratch)[i] = dpb_f32_to_bf16(v);
+    }
+    be->ops->upload(be, dst, *scratch, count * es);
+}
+
+/* one sequence (batch 0) or nb sequences (attention_batch) at context ctx (keys 0 .. ctx-1, the last new) */
+void run_decode(dpb_backend *be, const dshape &s, int64_t ctx, int nb, dres *r)
+{
+    const dpb_backend_ops *o = be->ops;
+    const int64_t slots = 8192, rows = nb > 0 ? nb : 1, seqs = rows;
+    const size_t row = (size_t)(s.kvh * s.hd), qn = (size_t)(rows * s.heads * s.hd);
+    float *hq = (float *)malloc(qn * 4), *h0 = (float *)malloc(qn * 4), *h1 = (float *)malloc(qn * 4);
+    for (size_t i = 0; i < qn; i++) hq[i] = dpb_bf16_to_f32(dpb_f32_to_bf16(frand()));
+    uint16_t hs[256];
+    for (int i = 0; i < 256; i++) hs[i] = dpb_f32_to_bf16(frand() * 3.f);
+    void *q = NULL, *out = NULL, *sk = NULL, *posd = NULL, *seqd = NULL, *ktd = NULL, *vtd = NULL;
+    CK(o->alloc(be, qn * 4, &q));
+    CK(o->alloc(be, qn * 4, &out));
+    CK(o->alloc(be, 512, &sk));
+    CK(o->upload(be, q, hq, qn * 4));
+    CK(o->upload(be, sk, hs, 512));
+    const int64_t p = ctx - 1;
+    int64_t *hpos = (int64_t *)malloc((size_t)rows * 8);
+    int32_t *hseq = (int32_t *)malloc((size_t)rows * 4);
+    for (int64_t i = 0; i < rows; i++) { hpos[i] = p; hseq[i] = (int32_t)i; }
+    CK(o->alloc(be, (size_t)rows * 8, &posd));
+    CK(o->alloc(be, (size_t)rows * 4, &seqd));
+    CK(o->upload(be, posd, hpos, (size_t)rows * 8));
+    CK(o->upload(be, seqd, hseq, (size_t)rows * 4));
+    size_t scn = 0;
+    void *scr = NULL;
+    const int64_t keys = s.window > 0 && s.window < ctx ? s.window : ctx;
+    for (int v = 0; v < 3; v += 2) {
+        const dpb_kv_dtype dt = v == 2 ? DPB_KV_FP8 : DPB_KV_BF16;
+        const size_t es = dpb_kv_dtype_size(dt);
+        void **kc = (void **)calloc((size_t)seqs, sizeof(void *)), **vc = (void **)calloc((size_t)seqs, sizeof(void *));
+        void *kn = NULL, *vn = NULL;
+        CK(o->alloc(be, (size_t)rows * row * es, &kn));
+        CK(o->alloc(be, (size_t)rows * row * es, &vn));
+        g_rng = 0x1234567ull + (uint64_t)ctx; /* the same values for every variant */
+        fill_kv(be, kn, (size_t)rows * row, dt, &scn, &scr);
+        fill_kv(be, vn, (size_t)rows * row, dt, &scn, &scr);
+        for (int64_t i = 0; i < seqs; i++) {
+            CK(o->alloc(be, (size_t)slots * row * es, &kc[i]));
+            CK(o->alloc(be, (size_t)slots * row * es, &vc[i]));
+            fill_kv(be, kc[i], (size_t)slots * row, dt, &scn, &scr);
+            fill_kv(be, vc[i], (size_t)slots * row, dt, &scn, &scr);
+        }
+        CK(o->alloc(be, (size_t)seqs * sizeof(void *), &ktd));
+        CK(o->alloc(be, (size_t)seqs * sizeof(void *), &vtd));
+        CK(o->upload(be, ktd, kc, (size_t)seqs * sizeof(void *)));
+        CK(o->upload(be, vtd, vc, (size_t)seqs * sizeof(void *)));
+        dpb_attn_args a = {1, p, s.heads, s.kvh, s.hd, (const float *)q, kn, vn, kc[0], vc[0], slots, s.window, dt,
+                           s.sinks ? (const uint16_t *)sk : NULL, 1.0f / sqrtf((float)s.hd), (float *)out,
+                           (const int64_t *)posd};
+        dpb_attn_batch_args ab = {rows, s.heads, s.kvh, s.hd, (const float *)q, kn, vn, (void *const *)ktd,
+                                  (void *const *)vtd, (const int32_t *)seqd, (const int64_t *)posd, slots, s.window,
+                                  slots - 1, dt, s.sinks ? (const uint16_t *)sk : NULL, 1.0f / sqrtf((float)s.hd),
+                                  (float *)out};
+        auto op = [&]() { return nb > 0 ? o->attention_batch(be, &ab) : o->attention(be, &a); };
+        /* old and new on these bytes: the check */
+        dpb_attn_decode_set_enabled(false);
+        CK(op());
+        CK(o->download(be, h0, out, qn * 4));
+        const double us_old = v == 0 ? graph_us(be, op) : NAN; /* fp8: old only as the check's reference */
+        dpb_attn_decode_set_enabled(true);
+        cudaMemset(out, 0xff, qn * 4);
+        CK(op());
+        CK(o->download(be, h1, out, qn * 4));
+        const double us_new = graph_us(be, op);
+        const double err = rel_err(h1, h0, qn);
+        if (!(err <= 1e-2)) g_fails++;
+        if (v == 0) { r->us[0] = us_old; r->err[0] = 0; }
+        r->us[v == 0 ? 1 : 2] = us_new;
+        r->err[v == 0 ? 1 : 2] = err;
+        r->bytes[v == 0 ? 1 : 2] = (double)rows * (double)keys * (double)row * (double)es * 2.0;
+        if (v == 0) r->bytes[0] = r->bytes[1];
+        fprintf(stderr, "  %-28s ctx %5lld %s%-4s old %8.2f us  new %8.2f us  rel %.3g\n", s.name, (long long)ctx,
+                nb > 0 ? "batch " : "", dpb_kv_dtype_name(dt), us_old, us_new, err);
+        for (int64_t i = 0; i < seqs; i++) { o->free(be, kc[i]); o->free(be, vc[i]); }
+        o->free(be, kn); o->free(be, vn); o->free(be, ktd); o->free(be, vtd);
+        free(kc); free(vc);
+    }
+    o->free(be, q); o->free(be, out); o->free(be, sk); o->free(be, posd); o->free(be, seqd);
+    free(hq); free(h0); free(h1); free(hpos); free(hseq); free(scr);
+}
+
+int decode_lab(dpb_backend *be, const cudaDeviceProp &prop)
+{
+    double bw = 0;
+    if (dpb_cuda_copy_bandwidth(be, (size_t)1 << 30, 10, &bw)) {
+        fprintf(stderr, "attn_lab: copy bandwidth: %s\n", dpb_error_message());
+        bw = NAN;
+    }
+    fprintf(stderr, "attn_lab decode: copy bandwidth %.0f GB/s\n", bw);
+    const dshape shapes[] = {
+        {"gpt-oss full (64/8, hd 64, sinks)", 64, 8, 64, 0, true},
+        {"gpt-oss sliding (W 128, sinks)", 64, 8, 64, 128, true},
+        {"qwen3-32b (64/8, hd 128)", 64, 8, 128, 0, false},
+    };
+    const int64_t ctxs[] = {128, 2048, 8192};
+    const int nbs[] = {0, 8};
+    printf("\n### Decode attention: old kernels vs flash-decoding, %s, commit %s, copy bandwidth %.0f GB/s\n\n", prop.name,
+           dpb_build_commit(), bw);
+    printf("Per launch, replayed in a CUDA graph (%d launches per graph, %d replays); KV MB = bytes of K and V the "
+           "rows see; %% bw = KV bytes / time against the copy bandwidth.\n\n", kGraphOps, kGraphReps);
+    printf("| shape | rows | context | KV MB bf16 | old bf16 us | new bf16 us | speedup | %% bw | new fp8 us | %% bw (fp8 bytes) | "
+           "rel err bf16 / fp8 |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (const dshape &s : shapes)
+        for (int nb : nbs)
+            for (int64_t ctx : ctxs) {
+                if (nb > 0 && s.window > 0) continue;
+                dres r;
+                memset(&r, 0, sizeof r);
+                run_decode(be, s, ctx, nb, &r);
+                if (g_cuda_fail) return 2;
+                printf("| %s | %s | %lld | %.2f | %.2f | %.2f | %.1fx | %.0f %% | %.2f | %.0f %% | %.2g / %.2g |\n", s.name,
+                       nb > 0 ? "8 (attention_batch)" : "1 (pos on device)", (long long)ctx, r.bytes[1] / 1e6, r.us[0],
+                       r.us[1], r.us[0] / r.us[1], 100.0 * (r.bytes[1] / (r.us[1] * 1e3)) / bw, r.us[2],
+                       100.0 * (r.bytes[2] / (r.us[2] * 1e3)) / bw, r.err[1], r.err[2]);
+                fflush(stdout);
+            }
+    printf("\ndecode checks: %d failed (new vs old on the same bytes, bound 1e-2)\n", g_fails);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
 {
-    bool quick = false;
+    bool quick = false, decode = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = true;
+        else if (strcmp(argv[i], "--decode") == 0) decode = true;
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) g_reps = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: attn_lab [--quick] [--reps N]\n");
+            fprintf(stderr, "usage: attn_lab [--decode] [--quick] [--reps N]\n");
             return 2;
         }
     }
@@ -209,6 +411,12 @@ int main(int argc, char **argv)
     cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, 0);
     fprintf(stderr, "attn_lab: %s, %d SMs, reps %d\n", prop.name, prop.multiProcessorCount, g_reps);
+    if (decode) {
+        int rc = decode_lab(be, prop);
+        dpb_backend_close(be);
+        if (rc) return rc;
+        return g_fails ? 1 : 0;
+    }
     const shape shapes[] = {
         {"gpt-oss n=2048 pos0=0 W=0 sinks", 2048, 0, 64, 8, 64, 0, 4096, true},
         {"gpt-oss n=2048 pos0=0 W=128 sinks", 2048, 0, 64, 8, 64, 128, 4096, true},

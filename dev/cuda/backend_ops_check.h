@@ -73,6 +73,26 @@ static void opc_free(opc *c, void *d)
     if (d) c->dev->ops->free(c->dev, d);
 }
 
+/* count random values in [-amp, amp) as KV bytes of dt (*bytes) and the f32 values those bytes hold (*vals):
+ * bf16 and f32 through the reference's to_kv, FP8 through the host conversion of format/dtype.h. */
+static void opc_kv_rand(opc *c, size_t count, dpb_kv_dtype dt, float amp, void **bytes, float **vals)
+{
+    float *x = opc_fv(c, count, amp);
+    *bytes = malloc(count * dpb_kv_dtype_size(dt) + 16);
+    *vals = malloc(count * 4 + 16);
+    if (dt == DPB_KV_FP8) {
+        for (size_t i = 0; i < count; i++) {
+            ((uint8_t *)*bytes)[i] = dpb_f32_to_fp8e4m3(x[i]);
+            (*vals)[i] = dpb_fp8e4m3_to_f32(((uint8_t *)*bytes)[i]);
+        }
+    } else {
+        c->ref->ops->to_kv(c->ref, x, (int64_t)count, dt, *bytes);
+        for (size_t i = 0; i < count; i++)
+            (*vals)[i] = dt == DPB_KV_F32 ? ((float *)*bytes)[i] : dpb_bf16_to_f32(((uint16_t *)*bytes)[i]);
+    }
+    free(x);
+}
+
 static int opc_st(opc *c, const char *name, dpb_status s)
 {
     if (s) {
@@ -303,7 +323,7 @@ static void opc_qk_prep(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, 
     if (!c->dev->ops->qk_prep) return;
     char name[120];
     snprintf(name, sizeof name, "qk_prep n=%lld %lld/%lld heads hd=%lld%s%s %s", (long long)n, (long long)nh, (long long)nkv,
-             (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dt == DPB_KV_F32 ? "f32" : "bf16");
+             (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dpb_kv_dtype_name(dt));
     dpb_rope_table rt;
     memset(&rt, 0, sizeof rt);
     rt.head_dim = hd;
@@ -328,8 +348,15 @@ static void opc_qk_prep(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, 
     R->rope(c->ref, rq, n, nh, pos, &rt);
     R->rope(c->ref, rk, n, nkv, pos, &rt);
     if (rnd) R->round_bf16(c->ref, rq, (int64_t)qc);
-    R->to_kv(c->ref, rk, (int64_t)kc, dt, rkn);
-    R->to_kv(c->ref, v, (int64_t)kc, dt, rvn);
+    if (dt == DPB_KV_FP8) {
+        for (size_t i = 0; i < kc; i++) {
+            ((uint8_t *)rkn)[i] = dpb_f32_to_fp8e4m3(rk[i]);
+            ((uint8_t *)rvn)[i] = dpb_f32_to_fp8e4m3(v[i]);
+        }
+    } else {
+        R->to_kv(c->ref, rk, (int64_t)kc, dt, rkn);
+        R->to_kv(c->ref, v, (int64_t)kc, dt, rvn);
+    }
     float *qd = opc_up(c, q, qc * 4), *kd = opc_up(c, k, kc * 4), *vd = opc_up(c, v, kc * 4);
     void *knd = opc_nan(c, kc * es), *vnd = opc_nan(c, kc * es);
     int64_t *pd = opc_up(c, pos, (size_t)n * 8);
@@ -342,17 +369,25 @@ static void opc_qk_prep(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, 
             opc_cmp(c, name, knd, rk, kc, 1e-5);
             opc_same(c, name, vnd, rvn, kc * es);
         } else {
+            const bool f8 = dt == DPB_KV_FP8;
             float *kf = malloc(kc * 4);
-            for (size_t i = 0; i < kc; i++) kf[i] = dpb_bf16_to_f32(((uint16_t *)rkn)[i]);
+            for (size_t i = 0; i < kc; i++)
+                kf[i] = f8 ? dpb_fp8e4m3_to_f32(((uint8_t *)rkn)[i]) : dpb_bf16_to_f32(((uint16_t *)rkn)[i]);
             float *kdev = malloc(kc * 4);
             uint16_t *kb = malloc(kc * 2);
-            c->dev->ops->download(c->dev, kb, knd, kc * 2);
-            for (size_t i = 0; i < kc; i++) kdev[i] = dpb_bf16_to_f32(kb[i]);
-            /* compare on the host: within one bf16 step */
+            c->dev->ops->download(c->dev, kb, knd, kc * es);
+            for (size_t i = 0; i < kc; i++) kdev[i] = f8 ? dpb_fp8e4m3_to_f32(((uint8_t *)kb)[i]) : dpb_bf16_to_f32(kb[i]);
+            /* compare on the host: within one bf16 step (fp8: one E4M3 step, 1/16 of the value, or 2^-9) */
             double worst = 0, mx = 0;
-            for (size_t i = 0; i < kc; i++) { worst = fmax(worst, fabs(kdev[i] - kf[i])); mx = fmax(mx, fabs(kf[i])); }
+            int off = 0;
+            for (size_t i = 0; i < kc; i++) {
+                double d = fabs(kdev[i] - kf[i]);
+                worst = fmax(worst, d);
+                mx = fmax(mx, fabs(kf[i]));
+                if (f8 && d > fabs(kf[i]) / 8 + 1.0 / 256) off++;
+            }
             c->checks++;
-            int ok = worst <= 1e-2 * (mx > 0 ? mx : 1);
+            int ok = f8 ? off == 0 : worst <= 1e-2 * (mx > 0 ? mx : 1);
             fprintf(c->log, "%s %-44s k max diff %.3g of %.3g\n", ok ? "ok  " : "FAIL", name, worst, mx);
             c->fails += !ok;
             opc_same(c, name, vnd, rvn, kc * es);
@@ -394,28 +429,24 @@ static void opc_attention_q(opc *c, int64_t n, int64_t pos0, int64_t heads, int6
     char name[160];
     snprintf(name, sizeof name, "attention n=%lld pos0=%lld %lld/%lld hd=%lld slots=%lld W=%lld %s%s%s", (long long)n,
              (long long)pos0, (long long)heads, (long long)kvh, (long long)hd, (long long)slots, (long long)window,
-             dt == DPB_KV_F32 ? "f32" : "bf16", sinks ? " sinks" : "", rq ? " q-bf16" : "");
+             dpb_kv_dtype_name(dt), sinks ? " sinks" : "", rq ? " q-bf16" : "");
     size_t es = dpb_kv_dtype_size(dt), row = (size_t)(kvh * hd);
     size_t qn = (size_t)(n * heads * hd);
     float *q = opc_fv(c, qn, 1), *ref = malloc(qn * 4);
-    void *kn = malloc((size_t)n * row * es), *vn = malloc((size_t)n * row * es);
-    void *kc = malloc((size_t)slots * row * es), *vc = malloc((size_t)slots * row * es);
-    float *tmp = opc_fv(c, (size_t)slots * row, 1);
-    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)slots * row), dt, kc);
-    free(tmp);
-    tmp = opc_fv(c, (size_t)slots * row, 1);
-    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)slots * row), dt, vc);
-    free(tmp);
-    tmp = opc_fv(c, (size_t)n * row, 1);
-    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, kn);
-    free(tmp);
-    tmp = opc_fv(c, (size_t)n * row, 1);
-    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, vn);
-    free(tmp);
+    void *kn, *vn, *kc, *vc;
+    float *fkn, *fvn, *fkc, *fvc;
+    opc_kv_rand(c, (size_t)slots * row, dt, 1, &kc, &fkc);
+    opc_kv_rand(c, (size_t)slots * row, dt, 1, &vc, &fvc);
+    opc_kv_rand(c, (size_t)n * row, dt, 1, &kn, &fkn);
+    opc_kv_rand(c, (size_t)n * row, dt, 1, &vn, &fvn);
     uint16_t *sk = sinks ? opc_bv(c, (size_t)heads, 3) : NULL;
     if (rq) c->ref->ops->round_bf16(c->ref, q, (int64_t)qn);
-    dpb_attn_args a = {n, pos0, heads, kvh, hd, q, kn, vn, kc, vc, slots, window, dt, sk, 1.0f / sqrtf((float)hd), ref, NULL};
+    /* the reference on the values the KV bytes hold, in f32 (the same products for every dtype) */
+    dpb_attn_args a = {n, pos0, heads, kvh, hd, q, fkn, fvn, fkc, fvc, slots, window, DPB_KV_F32, sk,
+                       1.0f / sqrtf((float)hd), ref, NULL};
     c->ref->ops->attention(c->ref, &a);
+    a.k_new = kn; a.v_new = vn; a.k_cache = kc; a.v_cache = vc; a.kv_dtype = dt;
+    free(fkn); free(fvn); free(fkc); free(fvc);
     dpb_attn_args d = a;
     d.q = opc_up(c, q, qn * 4);
     if (rq && d.q && !opc_st(c, name, c->dev->ops->round_bf16(c->dev, (float *)d.q, (int64_t)qn))) {
@@ -456,7 +487,7 @@ static void opc_kv_write(opc *c, int64_t slots, int64_t row, int64_t n, int64_t 
 {
     char name[96];
     snprintf(name, sizeof name, "kv_write slots=%lld n=%lld pos0=%lld %s", (long long)slots, (long long)n, (long long)pos0,
-             dt == DPB_KV_F32 ? "f32" : "bf16");
+             dpb_kv_dtype_name(dt));
     size_t es = dpb_kv_dtype_size(dt), cb = (size_t)(slots * row) * es, nb = (size_t)(n * row) * es;
     unsigned char *kc = malloc(cb), *vc = malloc(cb), *kn = malloc(nb), *vn = malloc(nb);
     for (size_t i = 0; i < cb; i++) { kc[i] = (unsigned char)opc_next(c); vc[i] = (unsigned char)opc_next(c); }
@@ -538,6 +569,75 @@ static void opc_to_kv_round(opc *c)
         opc_same(c, "round_bf16 (1000 values, specials)", xd, r, (size_t)n * 4);
     opc_free(c, xd);
     free(x); free(rb); free(r);
+}
+
+/* to_kv FP8: bytes equal to the host conversion (format/dtype.h) for random values over the whole range,
+ * subnormals, ties, +-448, values beyond it, infinities and NaN. */
+static void opc_to_kv_fp8(opc *c)
+{
+    const int64_t n = 20000;
+    float *x = malloc((size_t)n * 4);
+    int64_t i = 0;
+    const float sp[] = {0.f, -0.f, 448.f, -448.f, 449.f, 463.99f, 464.f, -464.f, 480.f, 500.f, -1e6f, 3.4e38f, INFINITY,
+                        -INFINITY, NAN, -NAN, 1.0f / 512, 1.5f / 512, 2.5f / 512, 0.5f / 512, 0.49f / 512, 7.5f / 512,
+                        1.0f / 64, 1.0625f, 1.1875f, 1e-30f, -1e-45f, 0.015624f, 240.f, 248.f, 256.f, 272.f};
+    for (size_t k = 0; k < sizeof sp / sizeof sp[0]; k++) x[i++] = sp[k];
+    /* every code's value and the midpoints between neighbours (ties to even) */
+    for (int b = 0; b < 256 && i + 2 < n; b++) {
+        float v = dpb_fp8e4m3_to_f32((uint8_t)b), w = dpb_fp8e4m3_to_f32((uint8_t)(b + 1 < 256 ? b + 1 : b));
+        x[i++] = v;
+        if (v == v && w == w) x[i++] = (v + w) / 2;
+    }
+    while (i < n) {
+        /* log-uniform magnitudes 2^-12 .. 2^10, random signs */
+        double u = (double)(opc_next(c) >> 11) / 9007199254740992.0;
+        float v = (float)pow(2.0, -12.0 + 22.0 * u);
+        x[i++] = (opc_next(c) & 1) ? -v : v;
+    }
+    uint8_t *want = malloc((size_t)n);
+    for (int64_t k = 0; k < n; k++) want[k] = dpb_f32_to_fp8e4m3(x[k]);
+    float *xd = opc_up(c, x, (size_t)n * 4);
+    void *o = opc_nan(c, (size_t)n);
+    if (xd && o && opc_st(c, "to_kv fp8", c->dev->ops->to_kv(c->dev, xd, n, DPB_KV_FP8, o)))
+        opc_same(c, "to_kv fp8 (20000 values, subnormals, +-448, beyond, NaN)", o, want, (size_t)n);
+    opc_free(c, xd); opc_free(c, o);
+    free(x); free(want);
+}
+
+static void opc_attention_batch(opc *c, int n, int S, int64_t heads, int64_t kvh, int64_t hd, int64_t slots,
+                                int64_t window, int64_t max_pos, dpb_kv_dtype dt, bool sinks);
+
+/* Every attention path with FP8 K/V against the reference on the same bytes' values. */
+static void opc_run_fp8(opc *c, int big)
+{
+    opc_to_kv_fp8(c);
+    opc_qk_prep(c, 1, 64, 8, 64, false, true, DPB_KV_FP8);
+    opc_qk_prep(c, 3, 64, 8, 128, true, true, DPB_KV_FP8);
+    opc_qk_prep(c, 2, 16, 4, 64, false, false, DPB_KV_FP8);
+    opc_kv_write(c, 64, 512, 1, 63, DPB_KV_FP8);
+    opc_kv_write(c, 8, 16, 11, 5, DPB_KV_FP8);
+    opc_kv_write(c, 5, 3, 7, 2, DPB_KV_FP8); /* rows of 3 bytes: copies */
+    /* decode, one sequence (host and device positions) */
+    opc_attention(c, 1, 0, 64, 8, 64, 4096, 0, DPB_KV_FP8, true);
+    opc_attention(c, 1, 2047, 64, 8, 64, 4096, 0, DPB_KV_FP8, true);     /* gpt-oss full */
+    opc_attention(c, 1, 300, 64, 8, 64, 128, 128, DPB_KV_FP8, true);     /* gpt-oss sliding, ring */
+    opc_attention(c, 1, 5000, 64, 8, 128, 8192, 0, DPB_KV_FP8, false);   /* Qwen3 */
+    opc_attention(c, 1, 700, 56, 8, 128, 1024, 0, DPB_KV_FP8, false);    /* Yi: 7 heads per kv head */
+    opc_attention(c, 1, 100, 8, 2, 32, 128, 0, DPB_KV_FP8, true);        /* head_dim 32: the older kernel */
+    opc_attention(c, 5, 90, 32, 2, 128, 256, 0, DPB_KV_FP8, false);      /* short chunk, 16 heads per kv head */
+    /* prefill chunks after a cached prefix: CUDA-core kernels (q fp32) and tensor cores (q bf16-exact) */
+    opc_attention(c, 40, 100, 16, 4, 64, 256, 0, DPB_KV_FP8, true);
+    opc_attention(c, 70, 200, 16, 4, 128, 512, 0, DPB_KV_FP8, false);
+    opc_attention_q(c, 333, 1000, 64, 8, 64, 256, 128, DPB_KV_FP8, true, true); /* sliding, ring, sinks */
+    opc_attention_q(c, 200, 77, 64, 8, 64, 512, 0, DPB_KV_FP8, true, true);
+    opc_attention_q(c, 200, 77, 16, 2, 128, 512, 0, DPB_KV_FP8, false, true);
+    opc_attention_q(c, 64, 0, 8, 1, 128, 64, 0, DPB_KV_FP8, false, true);        /* no prefix */
+    /* decode of several sequences */
+    opc_attention_batch(c, 5, 7, 64, 8, 64, 4096, 0, 4095, DPB_KV_FP8, true);
+    opc_attention_batch(c, 3, 4, 64, 8, 64, 128, 128, 3000, DPB_KV_FP8, true);
+    opc_attention_batch(c, 4, 5, 64, 8, 128, 2048, 0, 2047, DPB_KV_FP8, false);
+    opc_attention_batch(c, 3, 4, 8, 2, 32, 96, 16, 95, DPB_KV_FP8, true);
+    if (big) opc_attention_batch(c, 64, 64, 64, 8, 64, 2048, 0, 2047, DPB_KV_FP8, true);
 }
 
 static void opc_router_x(opc *c, int64_t n, int64_t E, int64_t k, bool special)
@@ -789,29 +889,21 @@ static void opc_attention_batch(opc *c, int n, int S, int64_t heads, int64_t kvh
     char name[128];
     snprintf(name, sizeof name, "attention_batch n=%d seqs=%d %lld/%lld hd=%lld slots=%lld W=%lld %s%s", n, S,
              (long long)heads, (long long)kvh, (long long)hd, (long long)slots, (long long)window,
-             dt == DPB_KV_F32 ? "f32" : "bf16", sinks ? " sinks" : "");
+             dpb_kv_dtype_name(dt), sinks ? " sinks" : "");
     if (!c->dev->ops->attention_batch) return;
     size_t es = dpb_kv_dtype_size(dt), row = (size_t)(kvh * hd), cb = (size_t)slots * row * es;
     size_t qn = (size_t)n * (size_t)(heads * hd);
     float *q = opc_fv(c, qn, 1), *ref = malloc(qn * 4);
-    void *kn = malloc((size_t)n * row * es), *vn = malloc((size_t)n * row * es);
-    float *tmp = opc_fv(c, (size_t)n * row, 1);
-    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, kn);
-    free(tmp);
-    tmp = opc_fv(c, (size_t)n * row, 1);
-    c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)n * row), dt, vn);
-    free(tmp);
+    void *kn, *vn;
+    float *fkn, *fvn;
+    opc_kv_rand(c, (size_t)n * row, dt, 1, &kn, &fkn);
+    opc_kv_rand(c, (size_t)n * row, dt, 1, &vn, &fvn);
     void **kc = calloc((size_t)S, sizeof *kc), **vc = calloc((size_t)S, sizeof *vc);
     void **dk = calloc((size_t)S, sizeof *dk), **dv = calloc((size_t)S, sizeof *dv);
+    float **fkc = calloc((size_t)S, sizeof *fkc), **fvc = calloc((size_t)S, sizeof *fvc);
     for (int i = 0; i < S; i++) {
-        kc[i] = malloc(cb);
-        vc[i] = malloc(cb);
-        tmp = opc_fv(c, (size_t)slots * row, 1);
-        c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)slots * row), dt, kc[i]);
-        free(tmp);
-        tmp = opc_fv(c, (size_t)slots * row, 1);
-        c->ref->ops->to_kv(c->ref, tmp, (int64_t)((size_t)slots * row), dt, vc[i]);
-        free(tmp);
+        opc_kv_rand(c, (size_t)slots * row, dt, 1, &kc[i], &fkc[i]);
+        opc_kv_rand(c, (size_t)slots * row, dt, 1, &vc[i], &fvc[i]);
         dk[i] = opc_up(c, kc[i], cb);
         dv[i] = opc_up(c, vc[i], cb);
     }
@@ -820,9 +912,17 @@ static void opc_attention_batch(opc *c, int n, int S, int64_t heads, int64_t kvh
     for (int r = 0; r < n; r++) seq[r] = (S - 1 - r * 3 % S + S) % S; /* distinct when gcd(3, S) == 1 */
     for (int r = 0; r < n; r++) pos[r] = r == 0 ? max_pos : r == 1 ? 0 : (int64_t)(opc_next(c) % (uint64_t)(max_pos + 1));
     uint16_t *sk = sinks ? opc_bv(c, (size_t)heads, 3) : NULL;
-    dpb_attn_batch_args a = {n, heads, kvh, hd, q, kn, vn, kc, vc, seq, pos, slots, window, max_pos, dt, sk,
-                             1.0f / sqrtf((float)hd), ref};
+    /* the reference on the values the bytes hold, in f32; the expected caches: the new rows' bytes in their slots */
+    dpb_attn_batch_args a = {n, heads, kvh, hd, q, fkn, fvn, (void *const *)fkc, (void *const *)fvc, seq, pos, slots,
+                             window, max_pos, DPB_KV_F32, sk, 1.0f / sqrtf((float)hd), ref};
     c->ref->ops->attention_batch(c->ref, &a);
+    for (int r = 0; r < n; r++) {
+        memcpy((char *)kc[seq[r]] + (size_t)(pos[r] % slots) * row * es, (char *)kn + (size_t)r * row * es, row * es);
+        memcpy((char *)vc[seq[r]] + (size_t)(pos[r] % slots) * row * es, (char *)vn + (size_t)r * row * es, row * es);
+    }
+    a.k_new = kn; a.v_new = vn; a.k_tab = kc; a.v_tab = vc; a.kv_dtype = dt;
+    for (int i = 0; i < S; i++) { free(fkc[i]); free(fvc[i]); }
+    free(fkc); free(fvc); free(fkn); free(fvn);
     dpb_attn_batch_args d = a;
     d.q = opc_up(c, q, qn * 4);
     d.k_new = opc_up(c, kn, (size_t)n * row * es);
@@ -973,6 +1073,13 @@ static void opc_run_all(opc *c, int big)
     opc_swiglu_bf16(c, 5, 77, 1);
     opc_swiglu_bf16(c, 1, 25600, 0);
     if (big) opc_attention_batch(c, 128, 128, 64, 8, 64, 2048, 0, 2047, DPB_KV_BF16, true);
+    /* the flash-decoding kernel's shapes in bf16 and f32: 16 heads per kv head, split merges, short chunks */
+    opc_attention(c, 1, 8191, 32, 2, 128, 8192, 0, DPB_KV_BF16, true);
+    opc_attention(c, 1, 9000, 64, 8, 64, 4096, 128, DPB_KV_BF16, true);
+    opc_attention(c, 1, 3000, 16, 1, 64, 4096, 0, DPB_KV_F32, true);
+    opc_attention(c, 9, 1500, 64, 8, 128, 2048, 0, DPB_KV_BF16, false);
+    opc_attention_batch(c, 2, 3, 32, 2, 128, 8192, 0, 8191, DPB_KV_BF16, true);
+    opc_run_fp8(c, big);
 }
 
 #endif

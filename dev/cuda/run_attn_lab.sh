@@ -1,7 +1,9 @@
 #!/bin/bash
-# Prefill attention lab (dev/cuda/attn_lab.cu): the CUDA-core tiled kernels vs
+# Attention lab (dev/cuda/attn_lab.cu): prefill, the CUDA-core tiled kernels vs
 # the tensor-core kernel (src/backend/cuda/attn_prefill.cu) on gpt-oss-20b,
-# Qwen3-32B and Yi-34B shapes; checks and timings, Markdown tables last.
+# Qwen3-32B and Yi-34B shapes; with --decode, the decode attention before and
+# after src/backend/cuda/attn_decode.cu (bf16 and FP8 KV, graphs, copy
+# bandwidth); checks and timings, Markdown tables last.
 # From the repo root.
 #
 # On the development machine (nvcc, the Debian libraries), build and stage:
@@ -9,7 +11,7 @@
 #     -> build/attn_lab, copied to DIR (default .devcarry) with the non-CUDA
 #        shared libraries it needs in DIR/lib
 # On the GPU machine (carry DIR), run:
-#   bash dev/cuda/run_attn_lab.sh [--dir DIR] [--quick] [--reps N]
+#   bash dev/cuda/run_attn_lab.sh [--dir DIR] [--decode] [--quick] [--reps N]
 # It uses DIR/attn_lab when present (LD_LIBRARY_PATH gets DIR/lib for it
 # alone), else builds from source (needs nvcc and the -dev packages).
 # The tables go to $OUT/attn_lab.md and the progress to $OUT/attn_lab.log

@@ -14,7 +14,10 @@ const char *const *dpb_ablate_columns(void)
         g_cols[n++] = "test";
         g_cols[n++] = "factor";
         g_cols[n++] = "value";
-        for (size_t i = 0; dpb_latency_csv_columns[i] && n < 127; i++) g_cols[n++] = dpb_latency_csv_columns[i];
+        for (size_t i = 0; dpb_latency_csv_columns[i] && n < 124; i++) g_cols[n++] = dpb_latency_csv_columns[i];
+        g_cols[n++] = "kv_bytes_allocated";
+        g_cols[n++] = "tokens_compared";
+        g_cols[n++] = "leading_tokens_equal_to_first_value";
         g_cols[n] = NULL;
     }
     return g_cols;
@@ -57,6 +60,37 @@ static dpb_status add_row(cJSON *rows, cJSON *row, dpb_ablate_row_fn on_row, voi
     return on_row ? on_row(row, ctx) : DPB_OK;
 }
 
+/* The first measured request's generated ids (round 0, sequence 0): the same prompt in every value of a test. */
+static dpb_status keep_first_ids(void *user, const dpb_gen_result *r, const dpb_request_metrics *m, int round, int seq)
+{
+    (void)m;
+    cJSON **ids = user;
+    if (round != 0 || seq != 0 || *ids) return DPB_OK;
+    *ids = cJSON_CreateArray();
+    for (int64_t i = 0; i < r->n; i++) cJSON_AddItemToArray(*ids, cJSON_CreateNumber(r->ids[i]));
+    return DPB_OK;
+}
+
+/* Greedy tests whose values should change speed or memory, not the tokens much: each row says how many leading
+ * tokens of its first request equal the test's first value's (same prompt), so a quality cost shows beside the
+ * speed. */
+static bool compares_tokens(const char *test)
+{
+    return !strcmp(test, "kv") || !strcmp(test, "precision") || !strcmp(test, "graphs") ||
+           !strcmp(test, "experts_format") || !strcmp(test, "window");
+}
+
+static void add_token_match(cJSON *row, const cJSON *first_row)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(row, "first_request_ids");
+    const cJSON *b = first_row ? cJSON_GetObjectItemCaseSensitive(first_row, "first_request_ids") : NULL;
+    if (!cJSON_IsArray(a) || !cJSON_IsArray(b)) return;
+    int n = cJSON_GetArraySize(a) < cJSON_GetArraySize(b) ? cJSON_GetArraySize(a) : cJSON_GetArraySize(b), same = 0;
+    while (same < n && cJSON_GetArrayItem(a, same)->valuedouble == cJSON_GetArrayItem(b, same)->valuedouble) same++;
+    cJSON_AddNumberToObject(row, "tokens_compared", n);
+    cJSON_AddNumberToObject(row, "leading_tokens_equal_to_first_value", same);
+}
+
 static dpb_status run_variant(const dpb_checkpoint *ck, dpb_study_prompts *p, const char *test, const char *factor,
                               variant *v, const cJSON *done, dpb_ablate_row_fn on_row, void *ctx, cJSON *rows)
 {
@@ -71,16 +105,35 @@ static dpb_status run_variant(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     dpb_engine *e;
     dpb_status st = dpb_engine_create(v->ck ? v->ck : ck, &v->eo, &e);
     if (st) return dpb_error_prefix(st, "ablate %s=%s", factor, v->value);
-    cJSON *sum = NULL;
+    cJSON *sum = NULL, *ids = NULL;
     const char *keep = p->reasoning;
     if (v->reasoning) p->reasoning = v->reasoning;
-    st = dpb_latency_run_cell(e, p, &v->cell, NULL, NULL, NULL, &sum);
+    const uint64_t kv_bytes = dpb_engine_kv_bytes(e);
+    st = dpb_latency_run_cell(e, p, &v->cell, keep_first_ids, NULL, &ids, &sum);
     p->reasoning = keep;
     dpb_engine_destroy(e);
-    if (st) return dpb_error_prefix(st, "ablate %s=%s", factor, v->value);
+    if (st) {
+        cJSON_Delete(ids);
+        return dpb_error_prefix(st, "ablate %s=%s", factor, v->value);
+    }
     cJSON_AddStringToObject(sum, "test", test);
     cJSON_AddStringToObject(sum, "factor", factor);
     cJSON_AddStringToObject(sum, "value", v->value);
+    cJSON_AddNumberToObject(sum, "kv_bytes_allocated", (double)kv_bytes);
+    if (ids && compares_tokens(test) && (!v->use_samp || v->samp.greedy)) {
+        cJSON_AddItemToObject(sum, "first_request_ids", ids);
+        ids = NULL;
+        const cJSON *first = NULL, *r;
+        cJSON_ArrayForEach(r, rows) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "test");
+            if (cJSON_IsString(t) && !strcmp(t->valuestring, test)) {
+                first = r;
+                break;
+            }
+        }
+        add_token_match(sum, first ? first : sum);
+    }
+    cJSON_Delete(ids);
     return add_row(rows, sum, on_row, ctx);
 }
 
@@ -207,11 +260,13 @@ dpb_status dpb_ablate_run(const dpb_checkpoint *ck, dpb_study_prompts *p, const 
         }
     } else if (strcmp(test, "kv") == 0) {
         factor = "kv_dtype";
-        vs[nv] = base;
-        snprintf(vs[nv++].value, sizeof vs[0].value, "bf16");
-        vs[nv] = base;
-        vs[nv].eo.kv_f32 = 1;
-        snprintf(vs[nv++].value, sizeof vs[0].value, "f32");
+        static const struct { const char *name; dpb_engine_kv kv; } kv[] = {
+            {"bf16", DPB_ENGINE_KV_BF16}, {"fp8 (e4m3)", DPB_ENGINE_KV_FP8}, {"f32", DPB_ENGINE_KV_F32}};
+        for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
+            vs[nv] = base;
+            vs[nv].eo.kv = kv[i].kv;
+            snprintf(vs[nv++].value, sizeof vs[0].value, "%s", kv[i].name);
+        }
     } else if (strcmp(test, "window") == 0) {
         factor = "sliding_window";
         if (cfg->num_sliding_layers <= 0 || cfg->sliding_window <= 0) {

@@ -10,7 +10,10 @@
  *   experts_format  MXFP4 experts (as published) or bf16 experts (synth: MoE models, reopened)
  *   effort    harmony reasoning effort low / medium / high in the prompts' system message, each request ending at
  *             the model's EOS (gen_tokens a cap): output length and latency (harmony-templated prompts only)
- *   kv        KV cache bf16, f32
+ *   kv        KV cache bf16, fp8 (E4M3, scale 1), f32
+ * Every row carries kv_bytes_allocated; rows of the greedy tests kv, precision, graphs, experts_format and window
+ * also first_request_ids (JSON only) and leading_tokens_equal_to_first_value of tokens_compared: how long the
+ * first request's output stays equal to the test's first value's (same prompt).
  *   window    sliding-window layers on (as configured), off (full attention) (models with them only)
  * A test that does not apply to the model gives one row whose value says why. */
 #ifndef DPB_BENCH_ABLATE_H

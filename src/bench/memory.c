@@ -78,7 +78,8 @@ dpb_status dpb_memory_measure(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     if (cfg->max_position_embeddings > 0 && max_ctx > cfg->max_position_embeddings)
         return dpb_error_set(DPB_E_ARG, "--contexts %lld + --gen-tokens %lld exceed the model's max_position_embeddings %lld",
                              (long long)o->context, (long long)o->gen_tokens, (long long)cfg->max_position_embeddings);
-    int elem = o->kv_f32 ? 4 : 2;
+    const dpb_kv_dtype kvdt = dpb_engine_kv_resolve(o->kv, DPB_ENGINE_BF16);
+    int elem = (int)dpb_kv_dtype_size(kvdt);
     dpb_kv_accounting kv;
     dpb_status st = dpb_model_kv_bytes(cfg, max_ctx, 1, elem, &kv);
     if (st) return st;
@@ -100,7 +101,7 @@ dpb_status dpb_memory_measure(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     eo.threads = o->threads;
     eo.max_ctx = max_ctx;
     eo.max_seqs = 1;
-    eo.kv_f32 = o->kv_f32;
+    eo.kv = o->kv;
     dpb_engine *e = NULL;
     dpb_sampler *smp = NULL;
     dpb_gen_result res = {0};
@@ -153,7 +154,7 @@ dpb_status dpb_memory_measure(const dpb_checkpoint *ck, dpb_study_prompts *p, co
     add_u64(r, "gen_tokens", (uint64_t)o->gen_tokens);
     add_u64(r, "max_ctx_tokens", (uint64_t)max_ctx);
     cJSON_AddStringToObject(r, "backend", dpb_engine_backend(e)->ops->name);
-    cJSON_AddStringToObject(r, "kv_dtype", o->kv_f32 ? "f32" : "bf16");
+    cJSON_AddStringToObject(r, "kv_dtype", dpb_kv_dtype_name(kvdt));
     add_u64(r, "weight_bytes", dpb_checkpoint_weight_bytes(ck));
     uint64_t kv_exact = dpb_engine_kv_bytes(e);
     add_u64(r, "kv_bytes_allocated_exact", kv_exact);

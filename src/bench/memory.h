@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include "bench/latency.h"
 #include "core/status.h"
+#include "engine/engine.h"
 #include "format/checkpoint.h"
 #include "telemetry/nvml.h"
 
@@ -25,7 +26,7 @@ typedef struct dpb_memory_opts {
     int threads;
     int64_t context;       /* prompt tokens */
     int64_t gen_tokens;    /* >= 1 */
-    int kv_f32;            /* 1: f32 KV (elem 4), else bf16 (2) */
+    dpb_engine_kv kv;      /* KV cache element type (auto: bf16) */
     dpb_nvml *nvml;        /* NULL: no device figures ("unavailable: <nvml_reason>") */
     const char *nvml_reason;
     unsigned gpu;          /* NVML index */

@@ -40,7 +40,8 @@ static void usage(FILE *f)
             "  --threads N        cpu threads, 1..1024 (default: all cores)\n"
             "  --dtype D          bf16 (default: bf16 KV cache and activations) or f32 (reference)\n"
             "  --max-context N    KV cache tokens per sequence (default: prompt + max-new-tokens)\n"
-            "  --kv-dtype D       KV cache element type: bf16 (default in bf16 mode) or f32\n"
+            "  --kv-dtype D       KV cache element type: auto (bf16 in bf16 mode, f32 in f32 mode), bf16, f32\n"
+            "                     or fp8 (E4M3 with scale 1, as vLLM's --kv-cache-dtype fp8 without scales)\n"
             "  --experts-per-token K   ablation: gpt-oss active experts per token (default: the config's)\n"
             "  --no-sliding-window     ablation: sliding-window layers attend to the whole context\n"
             "  --json             one JSON object: ids, per-token times (ms from the start), TTFT, TPOT,\n"
@@ -158,7 +159,8 @@ int dpb_cmd_generate(int argc, char **argv)
     const char *model = NULL, *prompt = NULL, *ids_arg = NULL, *backend = "cpu", *tpl_name = NULL;
     int chat = 0, greedy = 0, sample_opt = 0, ignore_eos = 0, json = 0;
     long long max_new = 64, threads = 0, top_k = -1, max_ctx = 0, experts = 0;
-    int kv_f32 = 0, no_slide = 0;
+    dpb_engine_kv kv = DPB_ENGINE_KV_AUTO;
+    int no_slide = 0;
     double temp = -1, top_p = -1, min_p = -1;
     long long seed = 0;
     dpb_engine_dtype dtype = DPB_ENGINE_BF16;
@@ -196,9 +198,8 @@ int dpb_cmd_generate(int argc, char **argv)
         case O_TOK: co.tokenizer = optarg; break;
         case O_TPL: tpl_name = optarg; break;
         case O_KV:
-            if (strcmp(optarg, "f32") == 0) kv_f32 = 1;
-            else if (strcmp(optarg, "bf16") != 0)
-                return dpb_cli_usage_error("generate", "--kv-dtype takes bf16 or f32, not '%s'", optarg);
+            if (dpb_engine_kv_parse(optarg, &kv))
+                return dpb_cli_usage_error("generate", "--kv-dtype takes auto, bf16, f32 or fp8, not '%s'", optarg);
             break;
         case O_EXPERTS: st = dpb_cli_parse_i64("--experts-per-token", optarg, 1, 64, &experts); break;
         case O_NOSLIDE: no_slide = 1; break;
@@ -252,7 +253,7 @@ int dpb_cmd_generate(int argc, char **argv)
     eo.threads = (int)threads;
     eo.dtype = dtype;
     eo.max_ctx = max_ctx ? max_ctx : (n_ids + max_new < maxpos ? n_ids + max_new : maxpos);
-    eo.kv_f32 = kv_f32;
+    eo.kv = kv;
     eo.experts_per_tok = experts;
     eo.no_sliding = no_slide;
     if ((st = dpb_engine_create(ck, &eo, &e))) goto fail;

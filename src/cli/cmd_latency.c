@@ -23,7 +23,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: deploybench latency --model M --out DIR [--backend cpu|cuda] [--prompt-tokens 128,512,1024,2048]\n"
             "                           [--gen-tokens 64,128,256] [--batch 1] [--num-requests 10] [--warmup 1]\n"
-            "                           [--threads N] [--seed S] [--cv-threshold X] [--tokenizer P] [--resume]\n\n"
+            "                           [--threads N] [--seed S] [--cv-threshold X] [--tokenizer P] [--kv-dtype D]\n"
+            "                           [--resume]\n\n"
             "The latency grid of the reference study on deploybench's own engine. Every cell (prompt length x\n"
             "generated length x batch) runs --num-requests rounds after --warmup unrecorded ones; a round\n"
             "generates for `batch` sequences together, each a request of exactly the prompt length (templated\n"
@@ -41,6 +42,7 @@ static void usage(FILE *f)
             "  --threads N         CPU threads (default: all cores)\n"
             "  --seed S            prompt seed (default 1)\n"
             "  --tokenizer PATH    a tokenizer folder or file for templated prompts (synth: models have none)\n"
+            "  --kv-dtype D        KV cache element type: bf16 (default), f32 or fp8 (E4M3, scale 1)\n"
             "  --cv-threshold X    a cell is flagged unstable when the coefficient of variation of TTFT, TPOT\n"
             "                      or E2E exceeds X (default 0.10)\n"
             "  --resume            reuse DIR: cells already in cells.jsonl are skipped\n\n"
@@ -123,7 +125,7 @@ static cJSON *list_json(const int64_t *v, size_t n)
 
 int dpb_cmd_latency(int argc, char **argv)
 {
-    enum { O_MODEL = 1, O_OUT, O_BACKEND, O_PT, O_GT, O_BATCH, O_NREQ, O_WARM, O_THREADS, O_SEED, O_CV, O_RESUME, O_TOK };
+    enum { O_MODEL = 1, O_OUT, O_BACKEND, O_PT, O_GT, O_BATCH, O_NREQ, O_WARM, O_THREADS, O_SEED, O_CV, O_RESUME, O_TOK, O_KV };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},       {"out", required_argument, 0, O_OUT},
         {"backend", required_argument, 0, O_BACKEND},   {"prompt-tokens", required_argument, 0, O_PT},
@@ -131,7 +133,8 @@ int dpb_cmd_latency(int argc, char **argv)
         {"num-requests", required_argument, 0, O_NREQ}, {"warmup", required_argument, 0, O_WARM},
         {"threads", required_argument, 0, O_THREADS},   {"seed", required_argument, 0, O_SEED},
         {"cv-threshold", required_argument, 0, O_CV},   {"resume", no_argument, 0, O_RESUME},
-        {"tokenizer", required_argument, 0, O_TOK},     {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+        {"tokenizer", required_argument, 0, O_TOK},     {"kv-dtype", required_argument, 0, O_KV},
+        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     const char *model = NULL, *out = NULL, *backend = "cpu";
     dpb_checkpoint_opts co = {0};
     int64_t pts[MAXL] = {128, 512, 1024, 2048}, gts[MAXL] = {64, 128, 256}, bs[MAXL] = {1};
@@ -139,6 +142,7 @@ int dpb_cmd_latency(int argc, char **argv)
     long long nreq = 10, warm = 1, threads = 0, seed = 1;
     double cv = 0.10;
     bool resume = false;
+    dpb_engine_kv kv = DPB_ENGINE_KV_AUTO;
     int c;
     optind = 1;
     opterr = 0;
@@ -161,6 +165,9 @@ int dpb_cmd_latency(int argc, char **argv)
         case O_CV: st = dpb_cli_parse_double("--cv-threshold", optarg, 0.0001, 100, &cv); break;
         case O_RESUME: resume = true; break;
         case O_TOK: co.tokenizer = optarg; break;
+        case O_KV:
+            if ((st = dpb_engine_kv_parse(optarg, &kv))) dpb_error_prefix(st, "--kv-dtype");
+            break;
         case 'h': usage(stdout); return 0;
         case ':': return dpb_cli_usage_error("latency", "%s needs a value", argv[optind - 1]);
         default: return dpb_cli_usage_error("latency", "unknown option '%s'", argv[optind - 1]);
@@ -206,6 +213,7 @@ int dpb_cmd_latency(int argc, char **argv)
         cJSON_AddNumberToObject(p, "warmup", (double)warm);
         cJSON_AddNumberToObject(p, "seed", (double)seed);
         cJSON_AddNumberToObject(p, "cv_threshold", cv);
+        cJSON_AddStringToObject(p, "kv_dtype", dpb_kv_dtype_name(dpb_engine_kv_resolve(kv, DPB_ENGINE_BF16)));
         cJSON_AddStringToObject(p, "attempt", attempt);
         dpb_manifest_add(man, "params", p);
     }
@@ -215,6 +223,7 @@ int dpb_cmd_latency(int argc, char **argv)
         dpb_engine_opts eo = {0};
         eo.backend = backend;
         eo.threads = (int)threads;
+        eo.kv = kv;
         eo.max_ctx = max_p + max_g;
         eo.max_seqs = (int)max_b;
         if ((st = dpb_engine_create(ck, &eo, &e))) goto done;

@@ -19,7 +19,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deploybench memory --model M --out DIR [--contexts 2048,8192,16384,32768] [--gen-tokens 64]\n"
-            "                          [--backend cpu|cuda] [--kv bf16|f32] [--gpu N] [--threads N] [--tokenizer P]\n"
+            "                          [--backend cpu|cuda] [--kv bf16|f32|fp8] [--gpu N] [--threads N] [--tokenizer P]\n"
             "                          [--seed S] [--resume]\n\n"
             "Per context: one sequence of that many prompt tokens plus --gen-tokens generated, on an engine\n"
             "sized for exactly that (max context = context + gen tokens). Reports the weight bytes, the KV\n"
@@ -34,7 +34,7 @@ static void usage(FILE *f)
             "  --contexts L     prompt lengths (default 2048,8192,16384,32768)\n"
             "  --gen-tokens N   generated tokens per context (default 64)\n"
             "  --backend B      cpu (default), ref or cuda\n"
-            "  --kv D           KV cache dtype: bf16 (default) or f32\n"
+            "  --kv D           KV cache dtype: bf16 (default), f32 or fp8 (E4M3, scale 1)\n"
             "  --gpu N          NVML index of the GPU the backend uses (default 0)\n"
             "  --threads N      CPU threads (default: all cores)\n"
             "  --tokenizer P    tokenizer for templated prompts (default: the model's; else random ids)\n"
@@ -44,14 +44,14 @@ static void usage(FILE *f)
             "memory.json. Definitions: docs/STUDY.md.\n");
 }
 
-static bool have_context(const cJSON *all, int64_t c, bool f32)
+static bool have_context(const cJSON *all, int64_t c, const char *kvname)
 {
     const cJSON *o;
     cJSON_ArrayForEach(o, all) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "context");
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "kv_dtype");
         if (cJSON_IsNumber(v) && (int64_t)v->valuedouble == c && cJSON_IsString(d) &&
-            strcmp(d->valuestring, f32 ? "f32" : "bf16") == 0)
+            strcmp(d->valuestring, kvname) == 0)
             return true;
     }
     return false;
@@ -103,9 +103,8 @@ int dpb_cmd_memory(int argc, char **argv)
             mo.backend = optarg;
             break;
         case O_KV:
-            if (strcmp(optarg, "bf16") == 0) mo.kv_f32 = 0;
-            else if (strcmp(optarg, "f32") == 0) mo.kv_f32 = 1;
-            else return dpb_cli_usage_error("memory", "--kv takes bf16 or f32, not '%s'", optarg);
+            if (dpb_engine_kv_parse(optarg, &mo.kv) || mo.kv == DPB_ENGINE_KV_AUTO)
+                return dpb_cli_usage_error("memory", "--kv takes bf16, f32 or fp8, not '%s'", optarg);
             break;
         case O_GPU: st = dpb_cli_parse_i64("--gpu", optarg, 0, DPB_MAX_GPUS - 1, &gpu); break;
         case O_THREADS: st = dpb_cli_parse_i64("--threads", optarg, 1, 4096, &threads); break;
@@ -149,7 +148,7 @@ int dpb_cmd_memory(int argc, char **argv)
         cJSON *a = cJSON_AddArrayToObject(p, "contexts");
         for (size_t i = 0; i < nctx; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)ctxs[i]));
         cJSON_AddNumberToObject(p, "gen_tokens", (double)gt);
-        cJSON_AddStringToObject(p, "kv_dtype", mo.kv_f32 ? "f32" : "bf16");
+        cJSON_AddStringToObject(p, "kv_dtype", dpb_kv_dtype_name(dpb_engine_kv_resolve(mo.kv, DPB_ENGINE_BF16)));
         cJSON_AddStringToObject(p, "prompts", pr.kind);
         dpb_manifest_add(man, "params", p);
         dpb_manifest_write(man);
@@ -161,7 +160,7 @@ int dpb_cmd_memory(int argc, char **argv)
             st = dpb_error_set(DPB_E_INTERRUPTED, "interrupted");
             break;
         }
-        if (have_context(all, ctxs[i], mo.kv_f32)) continue;
+        if (have_context(all, ctxs[i], dpb_kv_dtype_name(dpb_engine_kv_resolve(mo.kv, DPB_ENGINE_BF16)))) continue;
         mo.context = ctxs[i];
         cJSON *row = NULL;
         st = dpb_memory_measure(ck, &pr, &mo, &row);

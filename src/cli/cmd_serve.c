@@ -28,6 +28,8 @@ static void usage(void)
            "--backend B         cpu (default), ref or cuda\n"
            "--threads-engine N  backend threads (default: all cores)\n"
            "--dtype D           bf16 (default) or f32 (reference)\n"
+           "--kv-cache-dtype D  auto (default: as --dtype), bf16, f32 or fp8 (E4M3, scale 1; vLLM's\n"
+           "                    fp8 / fp8_e4m3): half the KV bytes of bf16\n"
            "--max-batch N       sequence slots running together (default 16); KV is allocated for\n"
            "                    N x max-model-len tokens up front\n"
            "--prefill-chunk N   prompt tokens per engine step, interleaved with decode (default 256)\n"
@@ -107,6 +109,7 @@ int dpb_cmd_serve(int argc, char **argv)
             else if (!strcmp(val, "f32")) lc.dtype = DPB_ENGINE_F32;
             else return dpb_cli_usage_error("serve", "--dtype takes bf16 or f32, not '%s'", val);
         }
+        else if (!strcmp(a, "--kv-cache-dtype")) { NEED(); if ((st = dpb_engine_kv_parse(val, &lc.kv))) dpb_error_prefix(st, "--kv-cache-dtype"); }
         else if (!strcmp(a, "--max-batch")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 4096, &v); lc.max_batch = (int)v; }
         else if (!strcmp(a, "--max-request-time")) { NEED(); st = dpb_cli_parse_double(a, val, 0, 1e7, &lc.max_request_s); }
         else if (!strcmp(a, "--prefill-chunk")) { NEED(); st = dpb_cli_parse_i64(a, val, 1, 1 << 20, &v); lc.prefill_chunk = v; }

@@ -209,6 +209,29 @@ static dpb_status map_model(dpb_engine *e)
     return DPB_OK;
 }
 
+dpb_status dpb_engine_kv_parse(const char *s, dpb_engine_kv *out)
+{
+    static const struct { const char *name; dpb_engine_kv kv; } t[] = {
+        {"auto", DPB_ENGINE_KV_AUTO}, {"bf16", DPB_ENGINE_KV_BF16}, {"f32", DPB_ENGINE_KV_F32},
+        {"fp8", DPB_ENGINE_KV_FP8},   {"fp8_e4m3", DPB_ENGINE_KV_FP8}};
+    for (size_t i = 0; s && i < sizeof t / sizeof t[0]; i++)
+        if (strcmp(s, t[i].name) == 0) {
+            *out = t[i].kv;
+            return DPB_OK;
+        }
+    return dpb_error_set(DPB_E_ARG, "KV dtype '%s': expected auto, bf16, f32 or fp8", s ? s : "(null)");
+}
+
+dpb_kv_dtype dpb_engine_kv_resolve(dpb_engine_kv kv, dpb_engine_dtype dtype)
+{
+    switch (kv) {
+    case DPB_ENGINE_KV_BF16: return DPB_KV_BF16;
+    case DPB_ENGINE_KV_F32: return DPB_KV_F32;
+    case DPB_ENGINE_KV_FP8: return DPB_KV_FP8;
+    default: return dtype == DPB_ENGINE_F32 ? DPB_KV_F32 : DPB_KV_BF16;
+    }
+}
+
 dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *opts, dpb_engine **out)
 {
     *out = NULL;
@@ -253,7 +276,8 @@ dpb_status dpb_engine_create(const dpb_checkpoint *ck, const dpb_engine_opts *op
     if (!dpb_checkpoint_tensor_count(ck) || !e->m.embed.data)
         { st = dpb_error_set(DPB_E_ARG, "engine: the model has no weight data"); goto fail; }
     e->dtype = o.dtype;
-    e->kvdt = (o.dtype == DPB_ENGINE_F32 || o.kv_f32) ? DPB_KV_F32 : DPB_KV_BF16;
+    if ((unsigned)o.kv > DPB_ENGINE_KV_FP8) { st = dpb_error_set(DPB_E_ARG, "engine: unknown KV dtype %d", (int)o.kv); goto fail; }
+    e->kvdt = dpb_engine_kv_resolve(o.kv, o.dtype);
     int64_t maxpos = c->max_position_embeddings > 0 ? c->max_position_embeddings : 4096;
     e->max_ctx = o.max_ctx ? o.max_ctx : (maxpos < 4096 ? maxpos : 4096);
     if (e->max_ctx > maxpos) {

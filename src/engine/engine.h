@@ -3,7 +3,7 @@
  * generation with per-token CLOCK_MONOTONIC timestamps.
  *
  * KV cache: per slot and layer, K and V of [slots, kv_heads, head_dim] in
- * bf16 (default) or f32.  A full-attention layer keeps max_ctx slots; a
+ * bf16 (default), f32 or FP8 E4M3 (scale 1).  A full-attention layer keeps max_ctx slots; a
  * sliding-window layer keeps a ring of min(W, max_ctx) slots.  The bytes
  * allocated are exactly
  *     max_seqs * sum over layers of slots * 2 * kv_heads * head_dim * elem_size
@@ -20,11 +20,18 @@
 
 typedef enum dpb_engine_dtype { DPB_ENGINE_BF16 = 0, DPB_ENGINE_F32 } dpb_engine_dtype;
 
+/* KV cache element type; auto: bf16 in bf16 mode, f32 in f32 mode. */
+typedef enum dpb_engine_kv { DPB_ENGINE_KV_AUTO = 0, DPB_ENGINE_KV_BF16, DPB_ENGINE_KV_F32, DPB_ENGINE_KV_FP8 } dpb_engine_kv;
+/* "auto", "bf16", "f32" or "fp8" (also "fp8_e4m3", vLLM's spelling). */
+dpb_status dpb_engine_kv_parse(const char *s, dpb_engine_kv *out);
+/* The cache's element type for a choice in an engine mode. */
+dpb_kv_dtype dpb_engine_kv_resolve(dpb_engine_kv kv, dpb_engine_dtype dtype);
+
 typedef struct dpb_engine_opts {
     const char *backend;      /* "cpu" (default) or "ref" */
     int threads;              /* 0: all cores */
     dpb_engine_dtype dtype;   /* bf16: bf16 KV + bf16-rounded activations; f32: reference mode */
-    int kv_f32;               /* 1: f32 KV even in bf16 mode */
+    dpb_engine_kv kv;         /* KV cache element type (ablation: bf16 vs fp8; f32 in bf16 mode) */
     int64_t max_ctx;          /* tokens per sequence; 0: min(max_position_embeddings, 4096) */
     int max_seqs;             /* sequence slots (batch); 0: 1 */
     int64_t prefill_chunk;    /* rows per forward pass; 0: 256 */

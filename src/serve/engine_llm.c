@@ -964,6 +964,7 @@ dpb_status dpb_llm_engine_create(const dpb_llm_engine_config *c, dpb_serve_engin
     eo.backend = c->backend ? c->backend : "cpu";
     eo.threads = c->threads;
     eo.dtype = c->dtype;
+    eo.kv = c->kv;
     eo.max_ctx = L->max_ctx;
     eo.max_seqs = c->max_batch;
     eo.prefill_chunk = c->prefill_chunk;

@@ -31,6 +31,7 @@ typedef struct dpb_llm_engine_config {
     const char *backend;       /* cpu (default), ref, cuda */
     int threads;               /* backend threads, 0: all cores */
     dpb_engine_dtype dtype;
+    dpb_engine_kv kv;          /* KV cache element type (auto: as dtype) */
     int max_batch;             /* sequence slots; default 16 */
     uint64_t max_queue;        /* waiting requests beyond this get 503 (Retry-After: 1); default 1024 */
     int64_t max_model_len;     /* tokens per sequence; 0: min(max_position_embeddings, 4096) */

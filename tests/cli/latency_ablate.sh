@@ -12,10 +12,17 @@ check "exit 0 and one CSV per test" "[ $rc -eq 0 ] && for t in sampling experts 
 check "factor columns first" "head -1 $T/a/ablation_kv.csv | grep -q '^test,factor,value,cell,prompt_tokens,gen_tokens,batch,requests,'"
 check "sampling: 5 variants" "[ \$(tail -n +2 $T/a/ablation_sampling.csv | wc -l) -eq 5 ] && grep -q 'greedy' $T/a/ablation_sampling.csv && grep -q 'top_p=0.9' $T/a/ablation_sampling.csv"
 check "experts: 1,2,4 (config),8" "[ \$(tail -n +2 $T/a/ablation_experts.csv | wc -l) -eq 4 ] && grep -q '^experts,experts_per_tok,4 (config),' $T/a/ablation_experts.csv"
-check "kv: bf16 and f32" "grep -q '^kv,kv_dtype,bf16,' $T/a/ablation_kv.csv && grep -q '^kv,kv_dtype,f32,' $T/a/ablation_kv.csv"
+check "kv: bf16, fp8 and f32" "grep -q '^kv,kv_dtype,bf16,' $T/a/ablation_kv.csv && grep -q '^kv,kv_dtype,fp8 (e4m3),' $T/a/ablation_kv.csv && grep -q '^kv,kv_dtype,f32,' $T/a/ablation_kv.csv"
+# kv_bytes_allocated of bf16 : fp8 : f32 = 2 : 1 : 4; bf16's leading tokens all equal its own
+# (the last three columns; earlier fields hold quoted commas)
+kvcol() { awk -F, -v back="$1" 'NR > 1 { printf "%s ", $(NF - back) }' $T/a/ablation_kv.csv; }
+KB=$(kvcol 2); KB1=${KB%% *}; KB3=${KB% }; KB3=${KB3##* }; KB2=${KB#* }; KB2=${KB2%% *}
+check "kv: the last columns" "head -1 $T/a/ablation_kv.csv | grep -q ',kv_bytes_allocated,tokens_compared,leading_tokens_equal_to_first_value\$'"
+check "kv: KV bytes bf16 : fp8 : f32 = 2 : 1 : 4" "[ \"$KB\" = '$KB1 $KB2 $KB3 ' ] && [ $KB2 -gt 0 ] && [ $KB1 -eq $((2 * KB2)) ] && [ $KB3 -eq $((4 * KB2)) ]"
+check "kv: tokens compared with bf16's, bf16 equal to itself" "[ \"\$(kvcol 1)\" = '4 4 4 ' ] && [ \"\$(kvcol 0 | cut -d' ' -f1)\" = 4 ]"
 check "window: on and off" "grep -q 'on (window 8)' $T/a/ablation_window.csv && grep -q 'off (full attention)' $T/a/ablation_window.csv"
 check "batch: 1,2,4,8 with batch column" "[ \"\$(tail -n +2 $T/a/ablation_batch.csv | cut -d, -f7 | tr '\n' ' ')\" = '1 2 4 8 ' ]"
-check "rows recorded as they finish" "[ \$(wc -l < $T/a/ablation.jsonl) -eq 17 ] && grep -q '\"status\":[[:space:]]*\"complete\"' $T/a/manifest.json"
+check "rows recorded as they finish" "[ \$(wc -l < $T/a/ablation.jsonl) -eq 18 ] && grep -q '\"status\":[[:space:]]*\"complete\"' $T/a/manifest.json"
 $B ablate --model synth:qwen3-tiny --tests experts,window --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
     --out $T/q >"$T/out" 2>"$T/err"; rc=$?
 check "dense model: experts and window not applicable, with why" "[ $rc -eq 0 ] && grep -q 'not applicable: a dense model has no experts' $T/q/ablation_experts.csv && grep -q 'not applicable: the model has no sliding-window layers' $T/q/ablation_window.csv"
@@ -29,11 +36,11 @@ $B ablate --model synth:gpt-oss-tiny --tests kv,batch --prompt-tokens 16 --gen-t
 cp $T/r/ablation_batch.csv $T/batch_before.csv
 $B ablate --model synth:gpt-oss-tiny --tests kv,batch --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
     --out $T/r --resume >"$T/out" 2>"$T/err"; rc2=$?
-check "resume of a complete folder: no row added, the CSVs list the same cells" "[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ \$(wc -l < $T/r/ablation.jsonl) -eq 6 ] && [ \"\$(cut -d, -f1-10 $T/batch_before.csv)\" = \"\$(cut -d, -f1-10 $T/r/ablation_batch.csv)\" ]"
-head -n 5 $T/r/ablation.jsonl > $T/j && cat $T/j > $T/r/ablation.jsonl && printf '{"test":"batch","fac' >> $T/r/ablation.jsonl
+check "resume of a complete folder: no row added, the CSVs list the same cells" "[ $rc -eq 0 ] && [ $rc2 -eq 0 ] && [ \$(wc -l < $T/r/ablation.jsonl) -eq 7 ] && [ \"\$(cut -d, -f1-10 $T/batch_before.csv)\" = \"\$(cut -d, -f1-10 $T/r/ablation_batch.csv)\" ]"
+head -n 6 $T/r/ablation.jsonl > $T/j && cat $T/j > $T/r/ablation.jsonl && printf '{"test":"batch","fac' >> $T/r/ablation.jsonl
 $B ablate --model synth:gpt-oss-tiny --tests kv,batch --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
     --out $T/r --resume >"$T/out" 2>"$T/err"; rc=$?
-check "resume after a lost row: that value alone again, the partial line dropped" "[ $rc -eq 0 ] && [ \$(wc -l < $T/r/ablation.jsonl) -eq 6 ] && [ \$(grep -c '\"value\":\"8\"' $T/r/ablation.jsonl) -eq 1 ] && [ \$(tail -n +2 $T/r/ablation_batch.csv | wc -l) -eq 4 ] && ! grep -q '\"fac\$' $T/r/ablation.jsonl"
+check "resume after a lost row: that value alone again, the partial line dropped" "[ $rc -eq 0 ] && [ \$(wc -l < $T/r/ablation.jsonl) -eq 7 ] && [ \$(grep -c '\"value\":\"8\"' $T/r/ablation.jsonl) -eq 1 ] && [ \$(tail -n +2 $T/r/ablation_batch.csv | wc -l) -eq 4 ] && ! grep -q '\"fac\$' $T/r/ablation.jsonl"
 $B ablate --model synth:gpt-oss-tiny --tests kv --prompt-tokens 16 --gen-tokens 4 --num-requests 1 --threads 1 \
     --out $T/r >"$T/out" 2>"$T/err"; rc=$?
 check "a used folder without --resume refused" "[ $rc -ne 0 ] && [ -s $T/err ]"

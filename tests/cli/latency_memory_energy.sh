@@ -18,6 +18,11 @@ check "seed column labelled" "grep -q 'not the KV cache' $T/mem/memory.csv && he
 DPB_NVML_LIBRARY=/nonexistent $B memory --model synth:gpt-oss-tiny --contexts 16,100,300,400 --gen-tokens 8 --threads 1 \
     --out $T/mem --resume >"$T/out" 2>"$T/err"; rc=$?
 check "memory --resume measures only the new context" "[ $rc -eq 0 ] && [ \$(wc -l < $T/mem/memory.jsonl) -eq 4 ] && [ \$(tail -n +2 $T/mem/memory.csv | wc -l) -eq 4 ]"
+DPB_NVML_LIBRARY=/nonexistent $B memory --model synth:gpt-oss-tiny --contexts 16,100 --gen-tokens 8 --threads 1 --kv fp8 \
+    --out $T/mem8 >"$T/out" 2>"$T/err"; rc=$?
+check "memory --kv fp8: rows in fp8, KV exact = analytic, 1 byte per element" "[ $rc -eq 0 ] && [ \$(grep -c '\"kv_dtype\":\"fp8\"' $T/mem8/memory.jsonl) -eq 2 ] && [ \$(grep -c '\"kv_exact_equals_analytic\":true' $T/mem8/memory.jsonl) -eq 2 ]"
+$B memory --model synth:gpt-oss-tiny --contexts 16 --kv int4 --out $T/mem9 >"$T/out" 2>"$T/err"; rc=$?
+check "memory --kv int4 refused, naming the option" "[ $rc -eq 2 ] && grep -q -- '--kv takes bf16, f32 or fp8' $T/err"
 $B memory --model synth:gpt-oss-tiny --contexts 10000000 --out $T/mem2 >"$T/out" 2>"$T/err"; rc=$?
 check "memory: context beyond the model refused" "[ $rc -eq 2 ] && grep -q max_position_embeddings $T/err"
 

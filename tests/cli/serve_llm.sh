@@ -33,6 +33,15 @@ post() { # path body -> status in $CODE, body in $T/resp
 "$B" serve --port 0 >/dev/null 2>"$T/err"; [ $? -eq 2 ] && grep -q -- "--model" "$T/err" && ok || bad "no --model: exit 2"
 "$B" serve --model synth:gpt-oss-tiny --backend tpu >/dev/null 2>"$T/err"; [ $? -eq 2 ] && grep -q -- "--backend" "$T/err" && ok || bad "bad --backend"
 
+"$B" serve --model synth:gpt-oss-tiny --kv-cache-dtype int4 >/dev/null 2>"$T/err"; [ $? -eq 2 ] && grep -q -- "--kv-cache-dtype: KV dtype 'int4'" "$T/err" && ok || bad "bad --kv-cache-dtype"
+# an FP8 KV cache serves (vLLM's spelling fp8_e4m3)
+start_server --max-batch 2 --kv-cache-dtype fp8_e4m3
+if [ -z "$PORT" ]; then bad "fp8 server did not start"; cat "$T/serve.log"; else
+    post /v1/completions '{"model":"tiny","prompt":[1,2,3],"max_tokens":5,"ignore_eos":true}'
+    [ "$CODE" = 200 ] && grep -q '"completion_tokens":[[:space:]]*5' "$T/resp" && ok || { bad "fp8 KV completion: $CODE"; cat "$T/resp"; }
+    stop_server
+fi
+
 start_server --max-batch 4 --idle-timeout 1 --max-body-bytes 4096
 if [ -z "$PORT" ]; then bad "server did not start"; cat "$T/serve.log"; else
     # curl streaming: one chunk per token, usage, [DONE]

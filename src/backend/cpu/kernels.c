@@ -15,11 +15,13 @@
  * lut2[n] * half_scale[s] == FP4[n] * 2^(s-127). */
 static const int8_t k_fp4x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 static float k_half_scale[256];
+static float k_fp8[256]; /* FP8 E4M3 byte -> value (KV cache) */
 static void init_tables(void)
 {
     static int done;
     if (done) return;
     for (int s = 0; s < 256; s++) k_half_scale[s] = s == 255 ? NAN : ldexpf(1.0f, s - 128);
+    for (int b = 0; b < 256; b++) k_fp8[b] = dpb_fp8e4m3_to_f32((uint8_t)b);
     done = 1;
 }
 
@@ -86,6 +88,8 @@ static float sc_dot_kv(const float *q, const void *k, dpb_kv_dtype dt, int64_t d
     float s = 0;
     if (dt == DPB_KV_F32)
         for (int64_t i = 0; i < d; i++) s += q[i] * ((const float *)k)[i];
+    else if (dt == DPB_KV_FP8)
+        for (int64_t i = 0; i < d; i++) s += q[i] * k_fp8[((const uint8_t *)k)[i]];
     else
         for (int64_t i = 0; i < d; i++) s += q[i] * dpb_bf16_to_f32(((const uint16_t *)k)[i]);
     return s;
@@ -95,6 +99,8 @@ static void sc_axpy_kv(float *out, float w, const void *v, dpb_kv_dtype dt, int6
 {
     if (dt == DPB_KV_F32)
         for (int64_t i = 0; i < d; i++) out[i] += w * ((const float *)v)[i];
+    else if (dt == DPB_KV_FP8)
+        for (int64_t i = 0; i < d; i++) out[i] += w * k_fp8[((const uint8_t *)v)[i]];
     else
         for (int64_t i = 0; i < d; i++) out[i] += w * dpb_bf16_to_f32(((const uint16_t *)v)[i]);
 }
@@ -126,6 +132,16 @@ AI __m256 a2_ld_bf16(const uint16_t *p)
 AI __m256 a2_ld_w(const void *base, int64_t idx, int bf)
 {
     return bf ? a2_ld_bf16((const uint16_t *)base + idx) : _mm256_loadu_ps((const float *)base + idx);
+}
+/* 8 FP8 E4M3 KV elements through the byte table */
+AI __m256 a2_ld_fp8(const uint8_t *p)
+{
+    __m128i b = _mm_loadl_epi64((const __m128i *)p);
+    return _mm256_i32gather_ps(k_fp8, _mm256_cvtepu8_epi32(b), 4);
+}
+AI __m256 a2_ld_kv(const void *base, int64_t idx, dpb_kv_dtype dt)
+{
+    return dt == DPB_KV_FP8 ? a2_ld_fp8((const uint8_t *)base + idx) : a2_ld_w(base, idx, dt == DPB_KV_BF16);
 }
 AI float a2_hsum(__m256 v)
 {
@@ -305,8 +321,7 @@ static float a2_dot_kv(const float *q, const void *k, dpb_kv_dtype dt, int64_t d
 {
     if (d % 8) return sc_dot_kv(q, k, dt, d);
     __m256 acc = _mm256_setzero_ps();
-    int bf = dt == DPB_KV_BF16;
-    for (int64_t i = 0; i < d; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), a2_ld_w(k, i, bf), acc);
+    for (int64_t i = 0; i < d; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), a2_ld_kv(k, i, dt), acc);
     return a2_hsum(acc);
 }
 
@@ -314,9 +329,8 @@ static void a2_axpy_kv(float *out, float w, const void *v, dpb_kv_dtype dt, int6
 {
     if (d % 8) { sc_axpy_kv(out, w, v, dt, d); return; }
     __m256 wv = _mm256_set1_ps(w);
-    int bf = dt == DPB_KV_BF16;
     for (int64_t i = 0; i < d; i += 8)
-        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, a2_ld_w(v, i, bf), _mm256_loadu_ps(out + i)));
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(wv, a2_ld_kv(v, i, dt), _mm256_loadu_ps(out + i)));
 }
 
 #pragma GCC pop_options

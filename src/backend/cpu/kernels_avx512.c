@@ -184,7 +184,7 @@ static void z_mxfp4_rows(const dpb_weight *w, const float *xp, int64_t n, float 
 
 static float z_dot_kv(const float *q, const void *k, dpb_kv_dtype dt, int64_t d)
 {
-    if (d % 16) return dpb_cpu_kernels_avx2()->dot_kv(q, k, dt, d);
+    if (d % 16 || dt == DPB_KV_FP8) return dpb_cpu_kernels_avx2()->dot_kv(q, k, dt, d); /* fp8: the byte table */
     __m512 acc = _mm512_setzero_ps();
     int bf = dt == DPB_KV_BF16;
     for (int64_t i = 0; i < d; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), z_ld_w(k, i, bf), acc);
@@ -193,7 +193,7 @@ static float z_dot_kv(const float *q, const void *k, dpb_kv_dtype dt, int64_t d)
 
 static void z_axpy_kv(float *out, float w, const void *v, dpb_kv_dtype dt, int64_t d)
 {
-    if (d % 16) { dpb_cpu_kernels_avx2()->axpy_kv(out, w, v, dt, d); return; }
+    if (d % 16 || dt == DPB_KV_FP8) { dpb_cpu_kernels_avx2()->axpy_kv(out, w, v, dt, d); return; }
     __m512 wv = _mm512_set1_ps(w);
     int bf = dt == DPB_KV_BF16;
     for (int64_t i = 0; i < d; i += 16)

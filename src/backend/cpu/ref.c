@@ -131,6 +131,7 @@ dpb_status dpb_ref_rope(dpb_backend *b, float *x, int64_t n, int64_t heads, cons
 
 static inline float kv_get(const void *base, dpb_kv_dtype dt, int64_t idx)
 {
+    if (dt == DPB_KV_FP8) return dpb_fp8e4m3_to_f32(((const uint8_t *)base)[idx]);
     return dt == DPB_KV_F32 ? ((const float *)base)[idx] : dpb_bf16_to_f32(((const uint16_t *)base)[idx]);
 }
 
@@ -204,6 +205,9 @@ dpb_status dpb_ref_to_kv(dpb_backend *b, const float *src, int64_t n, dpb_kv_dty
     (void)b;
     if (dt == DPB_KV_F32) {
         if (dst != src) memmove(dst, src, (size_t)n * 4);
+    } else if (dt == DPB_KV_FP8) {
+        uint8_t *d = dst;
+        for (int64_t i = 0; i < n; i++) d[i] = dpb_f32_to_fp8e4m3(src[i]);
     } else {
         uint16_t *d = dst;
         for (int64_t i = 0; i < n; i++) d[i] = dpb_f32_to_bf16(src[i]);

@@ -7,6 +7,8 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <limits.h>
 #include <math.h>
@@ -20,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/cuda/attn_decode.h"
 #include "backend/cuda/attn_prefill.h"
 #include "backend/cuda/decode_kernels.h"
 
@@ -416,6 +419,17 @@ struct attn_p {
 template <typename KT> __device__ __forceinline__ float kvf(KT v);
 template <> __device__ __forceinline__ float kvf<uint16_t>(uint16_t v) { return bf(v); }
 template <> __device__ __forceinline__ float kvf<float>(float v) { return v; }
+template <> __device__ __forceinline__ float kvf<uint8_t>(uint8_t v)
+{
+    return __half2float(__half(__nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)v, __NV_E4M3)));
+}
+/* f32 -> FP8 E4M3 bytes equal to dpb_f32_to_fp8e4m3 (format/dtype.h): cvt.rn.satfinite (round to nearest even,
+ * +-448 for larger magnitudes and infinities), NaN -> 0x7f with the sign. */
+__device__ __forceinline__ uint8_t to_fp8(float f)
+{
+    if (f != f) return (uint8_t)(0x7fu | ((__float_as_uint(f) >> 24) & 0x80u));
+    return (uint8_t)__nv_cvt_float_to_fp8(f, __NV_SATFINITE, __NV_E4M3);
+}
 
 template <typename KT>
 __device__ __forceinline__ const KT *kv_row(const attn_p &P, int64_t pos0, bool val, int64_t p)
@@ -737,6 +751,12 @@ __global__ void __launch_bounds__(kTq * 4) k_attn_tiled_dsplit(const attn_p P)
         const int64_t dd = sub * DPL + d;
         if (dd < hd) out[dd] = o[d] * g;
     }
+}
+
+__global__ void k_to_fp8(const float *__restrict__ src, int64_t n, uint8_t *__restrict__ dst)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        dst[i] = to_fp8(src[i]);
 }
 
 __global__ void k_to_bf16(const float *__restrict__ src, int64_t n, uint16_t *__restrict__ dst)
@@ -1384,6 +1404,53 @@ dpb_status op_rope(dpb_backend *b, float *x, int64_t n, int64_t heads, const int
     return launched("rope");
 }
 
+/* FP8 rows -> bf16 for the tensor-core prefill: positions j0 .. j0 + cnt - 1 of src (row j in slot j % ssrc)
+ * into dst (slot j % sdst); rows of row elements.  Exact: every E4M3 value is a bf16 value. */
+__global__ void k_fp8_rows_bf16(const uint8_t *__restrict__ src, int64_t ssrc, uint16_t *__restrict__ dst, int64_t sdst,
+                                int64_t j0, int64_t cnt, int64_t row)
+{
+    const int64_t total = cnt * row;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t j = j0 + i / row, e = i % row;
+        dst[(j % sdst) * row + e] = to_bf(kvf<uint8_t>(src[(j % ssrc) * row + e]));
+    }
+}
+
+/* The tensor-core prefill with FP8 KV: the cache range the chunk reads (keys max(0, pos0 - window + 1) ..
+ * pos0 - 1) and its new rows are converted to bf16 in scratch (a ring of exactly those keys), then the bf16
+ * kernel runs on them.  Costs one read of those fp8 rows and a write + read of twice their bytes. */
+dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a)
+{
+    const int64_t row = a->kv_heads * a->head_dim;
+    int64_t lo = a->window > 0 && a->pos0 - a->window + 1 > 0 ? a->pos0 - a->window + 1 : 0;
+    if (a->pos0 - lo > a->slots) lo = a->pos0 - a->slots;
+    const int64_t cnt = a->pos0 - lo, sd = cnt > 0 ? cnt : 1;
+    const size_t cb = al256((size_t)(sd * row) * 2), nb = al256((size_t)(a->n * row) * 2);
+    void *ws;
+    dpb_status s = ws_get(ci, 2 * cb + 2 * nb, &ws);
+    if (s) return s;
+    uint16_t *kc = static_cast<uint16_t *>(ws), *vc = kc + cb / 2, *kn = vc + cb / 2, *vn = kn + nb / 2;
+    if (cnt > 0) {
+        k_fp8_rows_bf16<<<grid_for(cnt * row, 256), 256, 0, ci->st>>>(static_cast<const uint8_t *>(a->k_cache), a->slots,
+                                                                      kc, sd, lo, cnt, row);
+        k_fp8_rows_bf16<<<grid_for(cnt * row, 256), 256, 0, ci->st>>>(static_cast<const uint8_t *>(a->v_cache), a->slots,
+                                                                      vc, sd, lo, cnt, row);
+    }
+    k_fp8_rows_bf16<<<grid_for(a->n * row, 256), 256, 0, ci->st>>>(static_cast<const uint8_t *>(a->k_new), a->n, kn,
+                                                                   a->n, 0, a->n, row);
+    k_fp8_rows_bf16<<<grid_for(a->n * row, 256), 256, 0, ci->st>>>(static_cast<const uint8_t *>(a->v_new), a->n, vn,
+                                                                   a->n, 0, a->n, row);
+    if ((s = launched("attention (fp8 -> bf16)"))) return s;
+    dpb_attn_args b = *a;
+    b.kv_dtype = DPB_KV_BF16;
+    b.k_cache = kc;
+    b.v_cache = vc;
+    b.slots = sd;
+    b.k_new = kn;
+    b.v_new = vn;
+    return dpb_attn_prefill_launch(&b, DPB_ATTN_PREFILL_AUTO, ci->st);
+}
+
 dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
 {
     cuda_impl *ci = impl_of(b);
@@ -1391,6 +1458,8 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     if (a->head_dim < 1 || a->head_dim > 32 * kMaxDpl || a->kv_heads < 1 || a->heads % a->kv_heads || a->slots < 1)
         return dpb_error_set(DPB_E_UNSUPPORTED, "cuda attention: heads %lld / kv %lld, head_dim %lld (<= 256)",
                              (long long)a->heads, (long long)a->kv_heads, (long long)a->head_dim);
+    if (a->kv_dtype != DPB_KV_BF16 && a->kv_dtype != DPB_KV_F32 && a->kv_dtype != DPB_KV_FP8)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda attention: kv dtype %d", (int)a->kv_dtype);
     dirty(ci, a->out, (size_t)(a->n * a->heads * a->head_dim) * 4);
     attn_p P;
     P.n = a->n; P.pos0 = a->pos0; P.heads = a->heads; P.kv_heads = a->kv_heads; P.hd = a->head_dim;
@@ -1398,24 +1467,58 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     P.kc = a->k_cache; P.vc = a->v_cache; P.sinks = a->sinks; P.scale = a->scale; P.out = a->out; P.part = nullptr;
     P.nsplit = 1;
     P.posd = nullptr;
-    /* prefill on the tensor cores (attn_prefill.cu): bf16 KV, head_dim 64 / 128, q bf16-exact (the bf16
-     * engine rounds it; an fp32 q keeps the fp32 kernels below, whose error is ~1e-6) */
-    if (a->n > 1 && ci->prefill != kPrefillOld && dpb_attn_prefill_supports(a) &&
-        is_rounded(ci, a->q, (size_t)(a->n * a->heads * a->head_dim) * 4))
-        return dpb_attn_prefill_launch(a, DPB_ATTN_PREFILL_AUTO, ci->st);
-    if (a->n > 1 && a->head_dim <= kThd && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
-        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && a->n >= kAttnTiledMinRows))) {
+    /* prefill on the tensor cores (attn_prefill.cu): bf16 KV (fp8 through a bf16 copy), head_dim 64 / 128, q
+     * bf16-exact (the bf16 engine rounds it; an fp32 q keeps the fp32 kernels below, whose error is ~1e-6) */
+    if (a->n > 1 && ci->prefill != kPrefillOld &&
+        is_rounded(ci, a->q, (size_t)(a->n * a->heads * a->head_dim) * 4)) {
+        dpb_attn_args c = *a;
+        c.kv_dtype = DPB_KV_BF16;
+        if (dpb_attn_prefill_supports(&c)) {
+            if (a->kv_dtype == DPB_KV_FP8) return attention_prefill_fp8(ci, a);
+            if (a->kv_dtype == DPB_KV_BF16) return dpb_attn_prefill_launch(a, DPB_ATTN_PREFILL_AUTO, ci->st);
+        }
+    }
+    const bool tiled = a->n > 1 && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
+                       (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && a->n >= kAttnTiledMinRows));
+    if (tiled && a->head_dim <= kThd) {
         dim3 g((unsigned)((a->n + kTq - 1) / kTq), (unsigned)a->heads);
         if (a->kv_dtype == DPB_KV_F32) k_attn_tiled<float><<<g, kTq * kTsub, 0, ci->st>>>(P);
+        else if (a->kv_dtype == DPB_KV_FP8) k_attn_tiled<uint8_t><<<g, kTq * kTsub, 0, ci->st>>>(P);
         else k_attn_tiled<uint16_t><<<g, kTq * kTsub, 0, ci->st>>>(P);
         return launched("attention (tiled)");
     }
-    if (a->n > 1 && a->head_dim > kThd && a->head_dim <= 128 && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
-        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && a->n >= kAttnTiledMinRows))) {
+    if (tiled && a->head_dim <= 128) {
         dim3 g((unsigned)((a->n + kTq - 1) / kTq), (unsigned)a->heads);
         if (a->kv_dtype == DPB_KV_F32) k_attn_tiled_dsplit<float, 128, 32><<<g, kTq * 4, 0, ci->st>>>(P);
+        else if (a->kv_dtype == DPB_KV_FP8) k_attn_tiled_dsplit<uint8_t, 128, 32><<<g, kTq * 4, 0, ci->st>>>(P);
         else k_attn_tiled_dsplit<uint16_t, 128, 32><<<g, kTq * 4, 0, ci->st>>>(P);
         return launched("attention (tiled, head_dim split)");
+    }
+    /* decode and short chunks: flash-decoding (attn_decode.cu), one block per (row, kv head, split) */
+    if (!tiled && dpb_attn_decode_enabled() && (a->n == 1 || ci->prefill != kPrefillOld)) {
+        dpb_attn_decode_args d;
+        memset(&d, 0, sizeof d);
+        d.n = a->n; d.heads = a->heads; d.kv_heads = a->kv_heads; d.head_dim = a->head_dim; d.slots = a->slots;
+        d.window = a->window; d.kv_dtype = a->kv_dtype; d.q = a->q; d.k_new = a->k_new; d.v_new = a->v_new;
+        d.k_cache = a->k_cache; d.v_cache = a->v_cache; d.pos0 = a->pos0; d.pos_dev = a->pos_dev; d.sinks = a->sinks;
+        d.scale = a->scale; d.out = a->out; d.sms = ci->sms;
+        if (a->pos_dev) {
+            /* the position is read on the device (a graph replays this launch at later steps): splits sized for
+             * the most keys the layer can see */
+            d.cap = a->window > 0 && a->window < a->slots ? a->window : a->slots;
+        } else {
+            const int64_t p = a->pos0 + a->n - 1;
+            d.cap = a->window > 0 && a->window < p + 1 ? a->window : p + 1;
+        }
+        if (dpb_attn_decode_supports(&d)) {
+            const size_t sb = dpb_attn_decode_scratch(&d);
+            void *ws = nullptr;
+            if (sb) {
+                dpb_status s = ws_get(ci, sb, &ws);
+                if (s) return s;
+            }
+            return dpb_attn_decode_launch(&d, ws, ci->st);
+        }
     }
     if (a->n == 1 && a->pos_dev) {
         /* the position is read on the device (a graph replays this launch at later
@@ -1427,6 +1530,8 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
         int64_t p = a->pos0, lo = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
         int64_t nk = p - lo + 1, ns = (nk + 63) / 64;
         P.nsplit = (int)(ns < 1 ? 1 : ns > 64 ? 64 : ns);
+    } else if (a->pos_dev) {
+        P.posd = a->pos_dev;
     }
     if (P.nsplit > 1) {
         void *ws;
@@ -1437,6 +1542,7 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     dim3 g((unsigned)(a->n * a->heads), (unsigned)P.nsplit);
     size_t shm = (size_t)kAttnW * (size_t)a->head_dim * 4;
     if (a->kv_dtype == DPB_KV_F32) k_attn<float><<<g, kAttnW * kWarp, shm, ci->st>>>(P);
+    else if (a->kv_dtype == DPB_KV_FP8) k_attn<uint8_t><<<g, kAttnW * kWarp, shm, ci->st>>>(P);
     else k_attn<uint16_t><<<g, kAttnW * kWarp, shm, ci->st>>>(P);
     dpb_status s = launched("attention");
     if (s || P.nsplit == 1) return s;
@@ -1529,6 +1635,10 @@ dpb_status op_to_kv(dpb_backend *b, const float *src, int64_t n, dpb_kv_dtype dt
     if (dt == DPB_KV_F32) {
         if (dst == src) return DPB_OK;
         return cerr(cudaMemcpyAsync(dst, src, (size_t)n * 4, cudaMemcpyDeviceToDevice, ci->st), "to_kv");
+    }
+    if (dt == DPB_KV_FP8) {
+        k_to_fp8<<<grid_for(n, 256), 256, 0, ci->st>>>(src, n, static_cast<uint8_t *>(dst));
+        return launched("to_kv");
     }
     k_to_bf16<<<grid_for(n, 256), 256, 0, ci->st>>>(src, n, static_cast<uint16_t *>(dst));
     return launched("to_kv");
@@ -1915,7 +2025,7 @@ struct qkprep_p {
     const uint16_t *qn, *kn;
     float eps;
     const int64_t *pos;
-    int rnd, kv_f32;
+    int rnd, kvt; /* kvt: the KV dtype (dpb_kv_dtype) */
     void *knew, *vnew;
 };
 
@@ -1931,7 +2041,8 @@ __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_ar
     if (kind == 2) {
         for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) {
             float v = P.v[off + i];
-            if (P.kv_f32) static_cast<float *>(P.vnew)[off + i] = v;
+            if (P.kvt == DPB_KV_F32) static_cast<float *>(P.vnew)[off + i] = v;
+            else if (P.kvt == DPB_KV_FP8) static_cast<uint8_t *>(P.vnew)[off + i] = to_fp8(v);
             else static_cast<uint16_t *>(P.vnew)[off + i] = to_bf(v);
         }
         return;
@@ -1967,9 +2078,12 @@ __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_ar
         if (kind == 0) {
             P.q[off + i] = P.rnd ? rbf(o1) : o1;
             P.q[off + i + half] = P.rnd ? rbf(o2) : o2;
-        } else if (P.kv_f32) {
+        } else if (P.kvt == DPB_KV_F32) {
             static_cast<float *>(P.knew)[off + i] = o1;
             static_cast<float *>(P.knew)[off + i + half] = o2;
+        } else if (P.kvt == DPB_KV_FP8) {
+            static_cast<uint8_t *>(P.knew)[off + i] = to_fp8(o1);
+            static_cast<uint8_t *>(P.knew)[off + i + half] = to_fp8(o2);
         } else {
             static_cast<uint16_t *>(P.knew)[off + i] = to_bf(o1);
             static_cast<uint16_t *>(P.knew)[off + i + half] = to_bf(o2);
@@ -1990,7 +2104,7 @@ dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_
     dirty(ci, q, (size_t)(n * nh * hd) * 4);
     dirty(ci, knew, (size_t)(n * nkv * hd) * dpb_kv_dtype_size(dt));
     dirty(ci, vnew, (size_t)(n * nkv * hd) * dpb_kv_dtype_size(dt));
-    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, round ? 1 : 0, dt == DPB_KV_F32 ? 1 : 0, knew, vnew};
+    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, round ? 1 : 0, (int)dt, knew, vnew};
     rope_args ra;
     ra.head_dim = hd;
     ra.scaling = rt->attention_scaling;
@@ -2143,7 +2257,29 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
     if (!(a->slots > a->max_pos || (a->window > 0 && a->slots >= a->window)))
         return dpb_error_set(DPB_E_ARG, "cuda attention (batch): %lld slots hold neither position %lld nor window %lld",
                              (long long)a->slots, (long long)a->max_pos, (long long)a->window);
+    if (a->kv_dtype != DPB_KV_BF16 && a->kv_dtype != DPB_KV_F32 && a->kv_dtype != DPB_KV_FP8)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda attention (batch): kv dtype %d", (int)a->kv_dtype);
     dirty(ci, a->out, (size_t)(a->n * a->heads * hd) * 4);
+    if (dpb_attn_decode_enabled()) {
+        /* flash-decoding (attn_decode.cu): one block per (row, kv head, split), merge in the last split */
+        dpb_attn_decode_args d;
+        memset(&d, 0, sizeof d);
+        d.batch = true;
+        d.n = a->n; d.heads = a->heads; d.kv_heads = a->kv_heads; d.head_dim = hd; d.slots = a->slots;
+        d.window = a->window; d.kv_dtype = a->kv_dtype; d.q = a->q; d.k_new = a->k_new; d.v_new = a->v_new;
+        d.k_tab = a->k_tab; d.v_tab = a->v_tab; d.seq = a->seq; d.pos = a->pos; d.sinks = a->sinks;
+        d.scale = a->scale; d.out = a->out; d.sms = ci->sms;
+        d.cap = a->window > 0 && a->window < a->max_pos + 1 ? a->window : a->max_pos + 1;
+        if (dpb_attn_decode_supports(&d)) {
+            const size_t sb = dpb_attn_decode_scratch(&d);
+            void *ws = nullptr;
+            if (sb) {
+                dpb_status s = ws_get(ci, sb, &ws);
+                if (s) return s;
+            }
+            return dpb_attn_decode_launch(&d, ws, ci->st);
+        }
+    }
     attnb_p P;
     P.n = a->n; P.heads = a->heads; P.kv_heads = a->kv_heads; P.slots = a->slots; P.window = a->window;
     P.q = a->q; P.k_new = a->k_new; P.v_new = a->v_new; P.ktab = a->k_tab; P.vtab = a->v_tab; P.seq = a->seq;
@@ -2164,6 +2300,10 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
         if (hd == 32) k_attn_batch<float, 32><<<g, 128, 0, ci->st>>>(P);
         else if (hd == 64) k_attn_batch<float, 64><<<g, 128, 0, ci->st>>>(P);
         else k_attn_batch<float, 128><<<g, 128, 0, ci->st>>>(P);
+    } else if (a->kv_dtype == DPB_KV_FP8) {
+        if (hd == 32) k_attn_batch<uint8_t, 32><<<g, 128, 0, ci->st>>>(P);
+        else if (hd == 64) k_attn_batch<uint8_t, 64><<<g, 128, 0, ci->st>>>(P);
+        else k_attn_batch<uint8_t, 128><<<g, 128, 0, ci->st>>>(P);
     } else {
         if (hd == 32) k_attn_batch<uint16_t, 32><<<g, 128, 0, ci->st>>>(P);
         else if (hd == 64) k_attn_batch<uint16_t, 64><<<g, 128, 0, ci->st>>>(P);
