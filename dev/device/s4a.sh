@@ -39,7 +39,7 @@ if not rows: print('no rows'); sys.exit()
 h = rows[0]; ki = h.index('Kernel Name'); vi = h.index('Metric Value'); ui = h.index('Metric Unit')
 agg = collections.defaultdict(lambda: [0, 0.0]); tot = 0.0
 for r in rows[1:]:
-    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] == 'nsecond' else (v * 1e3 if r[ui] == 'msecond' else v)
+    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] in ('nsecond', 'ns') else (v * 1e3 if r[ui] in ('msecond', 'ms') else v)
     k = r[ki].split('(')[0][:60]; agg[k][0] += 1; agg[k][1] += v; tot += v
 print(f"{len(rows)-1} kernels, {tot:.1f} us in all")
 print("| kernel | calls | total us | avg us | share |\n|---|---|---|---|---|")
@@ -52,9 +52,9 @@ if [ -n "$NCU" ]; then
     kern gptoss-decode 1500 900 $C/deploybench latency --backend cuda --model synth:gpt-oss-20b --prompt-tokens 128 \
         --gen-tokens 8 --num-requests 1 --warmup 0 --out $OUT/n1
     kern gptoss-prefill 0 700 $C/deploybench latency --backend cuda --model synth:gpt-oss-20b --prompt-tokens 2048 \
-        --gen-tokens 1 --num-requests 1 --warmup 0 --out $OUT/n2
+        --gen-tokens 2 --num-requests 1 --warmup 0 --out $OUT/n2
     kern qwen3-prefill 0 1400 $C/deploybench latency --backend cuda --model synth:qwen3-32b --prompt-tokens 2048 \
-        --gen-tokens 1 --num-requests 1 --warmup 0 --out $OUT/n3
+        --gen-tokens 2 --num-requests 1 --warmup 0 --out $OUT/n3
     kern qwen3-decode 1500 1200 $C/deploybench latency --backend cuda --model synth:qwen3-32b --prompt-tokens 128 \
         --gen-tokens 4 --num-requests 1 --warmup 0 --out $OUT/n4
     rm -rf $OUT/n?
