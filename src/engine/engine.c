@@ -531,7 +531,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
             dpb_attn_batch_args a = {np, nh, nkv, hd, e->q, e->knew, e->vnew, e->kvtab + (2 * l) * e->max_seqs,
                                      e->kvtab + (2 * l + 1) * e->max_seqs, e->seq_dev, e->pos_dev, e->slots[l],
                                      lw->sliding ? c->sliding_window : 0, e->max_ctx - 1, e->kvdt, lw->sinks,
-                                     m->attn_scale, e->att};
+                                     m->attn_scale, e->att, rb};
             st = ops->attention_batch(be, &a);
             if (st == DPB_E_UNSUPPORTED) {
                 e->attn_batch = false; /* this model's shapes: row by row from now on */
@@ -545,7 +545,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
                                (char *)e->knew + (size_t)(pp->row * kvd) * es, (char *)e->vnew + (size_t)(pp->row * kvd) * es,
                                e->kc[pp->seq * L + l], e->vc[pp->seq * L + l], e->slots[l],
                                lw->sliding ? c->sliding_window : 0, e->kvdt, lw->sinks, m->attn_scale,
-                               e->att + pp->row * qd, devpos ? e->pos_dev + pp->row : NULL};
+                               e->att + pp->row * qd, devpos ? e->pos_dev + pp->row : NULL, rb};
             CK(ops->attention(be, &a));
         }
         for (int p = 0; p < np && !batched; p++) {
@@ -555,7 +555,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
             if (devpos) CK(ops->kv_write_at(be, kc, vc, e->slots[l], kvd, e->kvdt, kn, vn, pp->n, e->pos_dev + pp->row));
             else CK(ops->kv_write(be, kc, vc, e->slots[l], kvd, e->kvdt, kn, vn, pp->n, pp->pos0));
         }
-        if (rb) CK(ops->round_bf16(be, e->att, nrows * qd));
+        /* bf16 mode: the attention rounded its output (round_out) */
         CK(ops->linear(be, &lw->o, lw->bo, e->att, nrows, e->tmp));
         CK(add_norm(e, e->x, e->tmp, lw->mlp_norm, nrows, e->xn));
         CK(m->arch->mlp(&e->f, lw, e->xn, e->tmp));
