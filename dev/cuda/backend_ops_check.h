@@ -334,6 +334,77 @@ static void opc_add_rmsnorm(opc *c, int64_t n, int64_t dim, bool rnd, bool norm)
 }
 
 /* Fused q/k preparation against the reference's separate steps. */
+/* Host copy of bytes of device memory (NULL when the download fails, counted as a failed check). */
+static void *opc_down(opc *c, const char *name, const void *dev, size_t bytes)
+{
+    void *h = malloc(bytes + 16);
+    if (c->dev->ops->sync(c->dev) || c->dev->ops->download(c->dev, h, dev, bytes)) {
+        fprintf(c->log, "FAIL %-44s %s\n", name, dpb_error_message());
+        c->checks++;
+        c->fails++;
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* qk_prep_kv against the device's own qk_prep + kv_write_at on the same inputs and caches: q, the new rows and both
+ * caches bit for bit (rows at positions p0.. of a ring of slots). */
+static void opc_qk_prep_kv(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, bool qnorm, bool rnd, dpb_kv_dtype dt,
+                           int64_t slots, int64_t p0)
+{
+    const dpb_backend_ops *D = c->dev->ops;
+    if (!D->qk_prep_kv || !D->qk_prep || !D->kv_write_at) return;
+    char name[140];
+    snprintf(name, sizeof name, "qk_prep_kv n=%lld %lld/%lld hd=%lld%s%s %s slots=%lld p0=%lld", (long long)n, (long long)nh,
+             (long long)nkv, (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dpb_kv_dtype_name(dt),
+             (long long)slots, (long long)p0);
+    dpb_rope_table rt;
+    memset(&rt, 0, sizeof rt);
+    rt.head_dim = hd;
+    rt.attention_scaling = 1.1f;
+    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    int64_t pos[64];
+    for (int64_t t = 0; t < n; t++) pos[t] = p0 + t;
+    size_t qc = (size_t)(n * nh * hd), kc = (size_t)(n * nkv * hd), es = dpb_kv_dtype_size(dt);
+    size_t cb = (size_t)(slots * nkv * hd) * es;
+    float *q = opc_fv(c, qc, 2), *k = opc_fv(c, kc, 2), *v = opc_fv(c, kc, 2);
+    uint16_t *qn = opc_bv(c, (size_t)hd, 2), *kn = opc_bv(c, (size_t)hd, 2);
+    unsigned char *cache = malloc(cb);
+    for (size_t i = 0; i < cb; i++) cache[i] = (unsigned char)opc_next(c);
+    void *d[2][7] = {{0}}; /* q, k, v, knew, vnew, k cache, v cache */
+    int64_t *pd = opc_up(c, pos, (size_t)n * 8);
+    uint16_t *qnd = opc_up(c, qn, (size_t)hd * 2), *knw = opc_up(c, kn, (size_t)hd * 2);
+    int ok = pd && qnd && knw;
+    for (int w = 0; w < 2 && ok; w++) {
+        d[w][0] = opc_up(c, q, qc * 4); d[w][1] = opc_up(c, k, kc * 4); d[w][2] = opc_up(c, v, kc * 4);
+        d[w][3] = opc_nan(c, kc * es); d[w][4] = opc_nan(c, kc * es);
+        d[w][5] = opc_up(c, cache, cb); d[w][6] = opc_up(c, cache, cb);
+        for (int i = 0; i < 7; i++) ok = ok && d[w][i];
+    }
+    const uint16_t *qq = qnorm ? qnd : NULL, *kk = qnorm ? knw : NULL;
+    if (ok && opc_st(c, name, D->qk_prep(c->dev, d[0][0], d[0][1], d[0][2], n, nh, nkv, qq, kk, 1e-6f, pd, &rt, rnd, dt,
+                                         d[0][3], d[0][4])) &&
+        opc_st(c, name, D->kv_write_at(c->dev, d[0][5], d[0][6], slots, nkv * hd, dt, d[0][3], d[0][4], n, pd)) &&
+        opc_st(c, name, D->qk_prep_kv(c->dev, d[1][0], d[1][1], d[1][2], n, nh, nkv, qq, kk, 1e-6f, pd, &rt, rnd, dt,
+                                      d[1][3], d[1][4], d[1][5], d[1][6], slots))) {
+        const size_t bytes[7] = {qc * 4, 0, 0, kc * es, kc * es, cb, cb};
+        const char *what[7] = {"q", "", "", "knew", "vnew", "k cache", "v cache"};
+        for (int i = 0; i < 7; i++) {
+            if (!bytes[i]) continue;
+            char n2[200];
+            snprintf(n2, sizeof n2, "%s %s", name, what[i]);
+            void *h = opc_down(c, n2, d[0][i], bytes[i]);
+            if (h) opc_same(c, n2, d[1][i], h, bytes[i]);
+            free(h);
+        }
+    }
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 7; i++) opc_free(c, d[w][i]);
+    opc_free(c, pd); opc_free(c, qnd); opc_free(c, knw);
+    free(q); free(k); free(v); free(qn); free(kn); free(cache);
+}
+
 static void opc_qk_prep(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, bool qnorm, bool rnd, dpb_kv_dtype dt)
 {
     if (!c->dev->ops->qk_prep) return;
@@ -1142,6 +1213,12 @@ static void opc_run_all(opc *c, int big)
     opc_qk_prep(c, 3, 64, 8, 128, true, true, DPB_KV_BF16);
     opc_qk_prep(c, 2, 16, 4, 64, false, false, DPB_KV_F32);
     opc_qk_prep(c, 4, 8, 2, 128, true, false, DPB_KV_F32);
+    opc_qk_prep_kv(c, 1, 64, 8, 64, false, true, DPB_KV_BF16, 4096, 2047);  /* gpt-oss full layer */
+    opc_qk_prep_kv(c, 1, 64, 8, 64, false, true, DPB_KV_BF16, 128, 300);    /* sliding layer: ring */
+    opc_qk_prep_kv(c, 1, 64, 8, 128, true, true, DPB_KV_BF16, 8192, 5000);  /* Qwen3 */
+    opc_qk_prep_kv(c, 1, 64, 8, 64, false, false, DPB_KV_F32, 256, 255);
+    opc_qk_prep_kv(c, 1, 64, 8, 64, false, true, DPB_KV_FP8, 128, 129);
+    opc_qk_prep_kv(c, 3, 16, 4, 64, true, false, DPB_KV_BF16, 8, 6);        /* rows across the ring's end */
     opc_to_kv_round(c);
     opc_router(c, 7, 32, 4);
     opc_router(c, 300, 128, 8);

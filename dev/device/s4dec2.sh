@@ -3,7 +3,8 @@
 # Carry .devcarry-dec2 (bins.tgz: new/ = this branch's deploybench, backend_check, test_cuda_backend; old/ =
 # deploybench and backend_check of main 0bd3b7f (= 89c2afb's code) built the same way; lib/, shared/fixtures).
 # One call: op checks, fixtures, test_cuda_backend, backend_check --speed old and new, TPOT old and new, and an
-# ncu kernel list of a gpt-oss decode step (new) when time is left.  Tables last.
+# ncu kernel list of a gpt-oss decode step (new) when time is left.  Tables last.  OPS_T: seconds for the op checks
+# (default 90: the first pass only; the whole program with its passes needs more than 150).
 C=${C:-$PWD/.devcarry-dec2}
 OUT=${OUT:-/tmp/out}
 (cd "$C" && tar xzf bins.tgz) || exit 2
@@ -14,9 +15,9 @@ t0=$(date +%s)
 el() { echo "(+$(( $(date +%s) - t0 )) s)"; }
 before() { [ $(( $(date +%s) - t0 )) -lt $1 ]; }
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-timeout 90 $N/backend_check --skip-fixtures --speed none > $OUT/ops.log 2>&1
+timeout ${OPS_T:-90} $N/backend_check --skip-fixtures --speed none > $OUT/ops.log 2>&1
 echo "== ops exit $? $(el)"; grep -E "^FAIL|checks|failed" $OUT/ops.log | head -30
-grep -E "router fused|round_out" $OUT/ops.log | head -12; echo "round_out / router fused lines: $(grep -cE 'router fused|round_out' $OUT/ops.log), FAIL among them: $(grep -E 'router fused|round_out' $OUT/ops.log | grep -c FAIL)"
+grep -E "qk_prep_kv|router fused n=1 E=32" $OUT/ops.log | head -24; echo "round_out / router fused / qk_prep_kv lines: $(grep -cE 'router fused|round_out|qk_prep_kv' $OUT/ops.log), FAIL among them: $(grep -E 'router fused|round_out|qk_prep_kv' $OUT/ops.log | grep -c FAIL)"
 timeout 55 $N/backend_check --skip-ops --skip-fixtures --speed synth:gpt-oss-20b --speed synth:qwen3-32b --ctx 128,2048 > $OUT/speed-new.log 2>&1
 echo "== speed new exit $? $(el)"
 before 195 && timeout 50 $O/backend_check --skip-ops --skip-fixtures --speed synth:gpt-oss-20b --speed synth:qwen3-32b --ctx 128,2048 > $OUT/speed-old.log 2>&1

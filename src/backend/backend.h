@@ -230,6 +230,14 @@ typedef struct dpb_backend_ops {
      * the three calls. */
     dpb_status (*router)(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n,
                          int64_t k, bool round, float *logits, int32_t *idx, float *wts);
+    /* qk_prep, then its n rows of knew / vnew written into the cache: row t into slot pos[t] % slots (pos read when
+     * the operation runs), the same as qk_prep followed by kv_write_at(k_cache, v_cache, slots, nkv * head_dim, dt,
+     * knew, vnew, n, pos) for one sequence's rows (pos[t] = pos[0] + t, n <= slots).  DPB_E_UNSUPPORTED, having
+     * written nothing, for what it does not take (the caller then makes the two calls). */
+    dpb_status (*qk_prep_kv)(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                             const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                             const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew,
+                             void *k_cache, void *v_cache, int64_t slots);
 } dpb_backend_ops;
 
 struct dpb_backend {

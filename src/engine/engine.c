@@ -525,7 +525,19 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
             float *y3[3] = {e->q, e->k, e->v};
             CK(dpb_backend_linear_multi(be, 3, w3, b3, e->xn, nrows, false, y3));
         }
-        CK(qk_prep(e, lw, nrows));
+        /* one row of one sequence with the position on the device: its k and v go into the cache in qk_prep's
+         * launch where the backend offers it (the attention reads this position from knew / vnew, never from the
+         * cache slot, which holds a position outside its keys: writing it first changes nothing) */
+        bool kv_done = false;
+        if (devpos && ops->qk_prep_kv && ops->qk_prep && np == 1 && nrows == 1 && !attn_batched(e, np, nrows)) {
+            st = ops->qk_prep_kv(be, e->q, e->k, e->v, nrows, nh, nkv, lw->q_norm, lw->k_norm, eps, e->pos_dev,
+                                 &m->rope, rb, e->kvdt, e->knew, e->vnew, e->kc[parts[0].seq * L + l],
+                                 e->vc[parts[0].seq * L + l], e->slots[l]);
+            if (st == DPB_OK) kv_done = true;
+            else if (st != DPB_E_UNSUPPORTED) return st;
+            else dpb_error_clear();
+        }
+        if (!kv_done) CK(qk_prep(e, lw, nrows));
         bool batched = false;
         if (attn_batched(e, np, nrows)) {
             dpb_attn_batch_args a = {np, nh, nkv, hd, e->q, e->knew, e->vnew, e->kvtab + (2 * l) * e->max_seqs,
@@ -548,7 +560,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
                                e->att + pp->row * qd, devpos ? e->pos_dev + pp->row : NULL, rb};
             CK(ops->attention(be, &a));
         }
-        for (int p = 0; p < np && !batched; p++) {
+        for (int p = 0; p < np && !batched && !kv_done; p++) {
             const part *pp = &parts[p];
             void *kc = e->kc[pp->seq * L + l], *vc = e->vc[pp->seq * L + l];
             const void *kn = (char *)e->knew + (size_t)(pp->row * kvd) * es, *vn = (char *)e->vnew + (size_t)(pp->row * kvd) * es;

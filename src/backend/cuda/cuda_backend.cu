@@ -2429,7 +2429,29 @@ struct qkprep_p {
     const int64_t *pos;
     int rnd, kvt; /* kvt: the KV dtype (dpb_kv_dtype) */
     void *knew, *vnew;
+    void *kc, *vc;  /* qk_prep_kv: the layer's cache, row t's k and v also go to slot pos[t] % slots; else null */
+    int64_t slots;
 };
+
+/* element e of row t's k or v (the head's offset included) in the KV dtype, into the new rows and the cache slot */
+__device__ __forceinline__ void qk_store(const qkprep_p &P, void *nw, void *cache, int64_t t, int64_t off, int64_t e,
+                                         int64_t slot, float v)
+{
+    const int64_t row = P.nkv * P.hd;
+    if (P.kvt == DPB_KV_F32) {
+        static_cast<float *>(nw)[off] = v;
+        if (cache) static_cast<float *>(cache)[slot * row + e] = v;
+    } else if (P.kvt == DPB_KV_FP8) {
+        const uint8_t b = to_fp8(v);
+        static_cast<uint8_t *>(nw)[off] = b;
+        if (cache) static_cast<uint8_t *>(cache)[slot * row + e] = b;
+    } else {
+        const uint16_t b = to_bf(v);
+        static_cast<uint16_t *>(nw)[off] = b;
+        if (cache) static_cast<uint16_t *>(cache)[slot * row + e] = b;
+    }
+    (void)t;
+}
 
 __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_args ra)
 {
@@ -2440,13 +2462,9 @@ __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_ar
     const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
     const int64_t nheads = kind == 0 ? P.nh : P.nkv;
     const int64_t off = (t * nheads + h) * hd;
+    const int64_t slot = P.kc && kind != 0 ? P.pos[t] % P.slots : 0;
     if (kind == 2) {
-        for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) {
-            float v = P.v[off + i];
-            if (P.kvt == DPB_KV_F32) static_cast<float *>(P.vnew)[off + i] = v;
-            else if (P.kvt == DPB_KV_FP8) static_cast<uint8_t *>(P.vnew)[off + i] = to_fp8(v);
-            else static_cast<uint16_t *>(P.vnew)[off + i] = to_bf(v);
-        }
+        for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) qk_store(P, P.vnew, P.vc, t, off + i, h * hd + i, slot, P.v[off + i]);
         return;
     }
     float *src = kind == 0 ? P.q : P.k;
@@ -2480,22 +2498,18 @@ __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_ar
         if (kind == 0) {
             P.q[off + i] = P.rnd ? rbf(o1) : o1;
             P.q[off + i + half] = P.rnd ? rbf(o2) : o2;
-        } else if (P.kvt == DPB_KV_F32) {
-            static_cast<float *>(P.knew)[off + i] = o1;
-            static_cast<float *>(P.knew)[off + i + half] = o2;
-        } else if (P.kvt == DPB_KV_FP8) {
-            static_cast<uint8_t *>(P.knew)[off + i] = to_fp8(o1);
-            static_cast<uint8_t *>(P.knew)[off + i + half] = to_fp8(o2);
         } else {
-            static_cast<uint16_t *>(P.knew)[off + i] = to_bf(o1);
-            static_cast<uint16_t *>(P.knew)[off + i + half] = to_bf(o2);
+            qk_store(P, P.knew, P.kc, t, off + i, h * hd + i, slot, o1);
+            qk_store(P, P.knew, P.kc, t, off + i + half, h * hd + i + half, slot, o2);
         }
     }
 }
 
-dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
-                      const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
-                      const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew)
+/* qk_prep, and with kc / vc (not null) the rows into the cache too (qk_prep_kv) */
+dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                       const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                       const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew, void *kc, void *vc,
+                       int64_t slots)
 {
     cuda_impl *ci = impl_of(b);
     if (n <= 0) return DPB_OK;
@@ -2506,7 +2520,11 @@ dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_
     dirty(ci, q, (size_t)(n * nh * hd) * 4);
     dirty(ci, knew, (size_t)(n * nkv * hd) * dpb_kv_dtype_size(dt));
     dirty(ci, vnew, (size_t)(n * nkv * hd) * dpb_kv_dtype_size(dt));
-    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, round ? 1 : 0, (int)dt, knew, vnew};
+    if (kc) {
+        dirty(ci, kc, (size_t)(slots * nkv * hd) * dpb_kv_dtype_size(dt));
+        dirty(ci, vc, (size_t)(slots * nkv * hd) * dpb_kv_dtype_size(dt));
+    }
+    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, round ? 1 : 0, (int)dt, knew, vnew, kc, vc, slots};
     rope_args ra;
     ra.head_dim = hd;
     ra.scaling = rt->attention_scaling;
@@ -2518,6 +2536,25 @@ dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_
         ci->rounded.push_back({(uintptr_t)q, (uintptr_t)q + (size_t)(n * nh * hd) * 4});
     }
     return s;
+}
+
+dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                      const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                      const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew)
+{
+    return qk_prep_run(b, q, k, v, n, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew, nullptr, nullptr, 0);
+}
+
+/* qk_prep_kv: the k and v rows written into the cache slots by k_qk_prep itself (no kv_write_at launch) */
+dpb_status op_qk_prep_kv(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                         const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                         const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew, void *k_cache,
+                         void *v_cache, int64_t slots)
+{
+    if (n > 0 && (!k_cache || !v_cache || slots < n))
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep_kv: %lld rows into %lld slots", (long long)n, (long long)slots);
+    return qk_prep_run(b, q, k, v, n, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew, k_cache, v_cache,
+                       slots);
 }
 
 /* ---- graphs ---- */
@@ -2967,7 +3004,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_embed, op_linear, op_rmsnorm, op_rope, op_attention, op_kv_write, op_to_kv, op_router_topk,
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
-    op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16, op_router,
+    op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16, op_router, op_qk_prep_kv,
 };
 
 } // namespace
