@@ -4,7 +4,8 @@
 # deploybench and backend_check of main 0bd3b7f (= 89c2afb's code) built the same way; lib/, shared/fixtures).
 # One call: op checks, fixtures, test_cuda_backend, backend_check --speed old and new, TPOT old and new, and an
 # ncu kernel list of a gpt-oss decode step (new) when time is left.  Tables last.  OPS_T: seconds for the op checks
-# (default 90: the first pass only; the whole program with its passes needs more than 150).
+# (default 90: the first pass only; the whole program with its passes needs more than 150).  DPB_CUDA_UNFUSED=qkkv / all
+# (the TPOT rows new-unfused-*): the same binary with qk_prep_kv / also the fused router off.
 C=${C:-$PWD/.devcarry-dec2}
 OUT=${OUT:-/tmp/out}
 (cd "$C" && tar xzf bins.tgz) || exit 2
@@ -25,9 +26,9 @@ echo "== speed old exit $? $(el)"
 before 225 && timeout 35 $N/backend_check --skip-ops --speed none --fixtures $C/shared/fixtures > $OUT/fix.log 2>&1
 echo "== fixtures exit $? $(el)"; grep -E "^FAIL|checks|failed" $OUT/fix.log | head -10
 before 250 && timeout 12 $N/test_cuda_backend > $OUT/tcb.log 2>&1; echo "== test_cuda_backend exit $?: $(tail -1 $OUT/tcb.log) $(el)"
-lat() {
-    local lab=$1 bin=$2
-    timeout 10 $bin latency --backend cuda --model synth:gpt-oss-20b --prompt-tokens 128 --gen-tokens 48 \
+lat() { # label binary env...
+    local lab=$1 bin=$2; shift 2
+    env "$@" timeout 10 $bin latency --backend cuda --model synth:gpt-oss-20b --prompt-tokens 128 --gen-tokens 48 \
         --num-requests 1 --warmup 1 --out $OUT/l-$lab > $OUT/l-$lab.log 2>&1
     python3 -c "
 import json
@@ -38,6 +39,8 @@ print('| $lab | %.3f | %.1f |' % (d['tpot_ms_p50'], 1000/d['tpot_ms_p50']))" 2>/
 echo "| decode gpt-oss-20b prompt 128 (deploybench latency) | TPOT ms | tok/s |"; echo "|---|---|---|"
 before 262 && lat old $O/deploybench
 before 272 && lat new $N/deploybench
+before 282 && lat new-unfused-qkkv $N/deploybench DPB_CUDA_UNFUSED=qkkv
+before 292 && lat new-unfused-all $N/deploybench DPB_CUDA_UNFUSED=all
 if before 265 && [ -n "$NCU" ]; then
     DPB_NO_GRAPHS=1 timeout 25 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --kernel-name regex:"^(?!k_fill)" \
         --launch-skip 1500 --launch-count 300 $N/deploybench latency --backend cuda --model synth:gpt-oss-20b --prompt-tokens 128 \

@@ -52,6 +52,7 @@ struct cuda_impl {
     int device = 0;
     int sms = 132; /* multiprocessors (sizes work splits) */
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
+    int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 3 both answer DPB_E_UNSUPPORTED (the separate ops) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
     int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
     int moe_grouped = 0; /* grouped MXFP4 experts for n > 8: 0 auto, 1 always, -1 never (DPB_CUDA_MOE_GROUPED) */
@@ -2006,7 +2007,7 @@ dpb_status op_router(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, 
 {
     cuda_impl *ci = impl_of(b);
     const int64_t E = w->out;
-    if (n < 1 || n > kRouterFusedMaxRows || w->fmt != DPB_W_BF16 || w->transposed || E < 1 || E >= 256 ||
+    if ((ci->unfused & 1) || n < 1 || n > kRouterFusedMaxRows || w->fmt != DPB_W_BF16 || w->transposed || E < 1 || E >= 256 ||
         k < 1 || k > 2 * kWarp || k > E || w->in < 8 || w->in % 8 || w->in > INT32_MAX || !al16(w->data) || !al16(x))
         return dpb_error_set(DPB_E_UNSUPPORTED, "cuda router: not fused for [%lld, %lld] x %lld rows, top-%lld",
                              (long long)E, (long long)w->in, (long long)n, (long long)k);
@@ -2551,6 +2552,8 @@ dpb_status op_qk_prep_kv(dpb_backend *b, float *q, float *k, const float *v, int
                          const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew, void *k_cache,
                          void *v_cache, int64_t slots)
 {
+    if (impl_of(b)->unfused & 2)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep_kv: off (DPB_CUDA_UNFUSED)");
     if (n > 0 && (!k_cache || !v_cache || slots < n))
         return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep_kv: %lld rows into %lld slots", (long long)n, (long long)slots);
     return qk_prep_run(b, q, k, v, n, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew, k_cache, v_cache,
@@ -3048,6 +3051,8 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     ci->prefill = prefill;
     const char *lm = getenv("DPB_CUDA_LINEAR_MULTI");
     ci->lmulti = lm && strcmp(lm, "split") == 0 ? 1 : lm && strcmp(lm, "off") == 0 ? 2 : 0;
+    const char *uf = getenv("DPB_CUDA_UNFUSED");
+    ci->unfused = uf && strcmp(uf, "router") == 0 ? 1 : uf && strcmp(uf, "qkkv") == 0 ? 2 : uf && strcmp(uf, "all") == 0 ? 3 : 0;
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) ci->sms = sms;
     ci->moe_grouped = grouped;
