@@ -199,6 +199,32 @@ static void test_router(void)
     T_CHECK(fabsf(w[2] + w[3] - 1) < 1e-6f);
 }
 
+/* dpb_backend_router on backends without a fused router: linear, round_bf16 (when asked), router_topk. */
+static void test_router_fallback(void)
+{
+    const int64_t E = 6, K = 16, n = 2, k = 2;
+    uint16_t w[6 * 16], bias[6];
+    float x[2 * 16], lg[2 * 6], lg2[2 * 6], wts[4], wts2[4];
+    int32_t idx[4], idx2[4];
+    for (int i = 0; i < E * K; i++) w[i] = dpb_f32_to_bf16(frand());
+    for (int i = 0; i < E; i++) bias[i] = dpb_f32_to_bf16(frand());
+    for (int i = 0; i < n * K; i++) x[i] = frand();
+    memcpy(w + 4 * K, w + 1 * K, K * 2); /* rows 1 and 4 tie: 1 first */
+    bias[4] = bias[1] = dpb_f32_to_bf16(40.0f);
+    dpb_weight W = {DPB_W_BF16, E, K, false, w, NULL};
+    for (int round = 0; round < 2; round++) {
+        T_CHECK(cpu->ops->router == NULL);
+        T_CHECK(dpb_backend_router(cpu, &W, bias, x, n, k, round, lg, idx, wts) == DPB_OK);
+        T_CHECK(cpu->ops->linear(cpu, &W, bias, x, n, lg2) == DPB_OK);
+        if (round) T_CHECK(cpu->ops->round_bf16(cpu, lg2, n * E) == DPB_OK);
+        T_CHECK(cpu->ops->router_topk(cpu, lg2, n, E, k, idx2, wts2) == DPB_OK);
+        T_CHECK(memcmp(lg, lg2, sizeof lg) == 0 && memcmp(idx, idx2, sizeof idx) == 0 && memcmp(wts, wts2, sizeof wts) == 0);
+        T_CHECK(idx[0] == 1 && idx[1] == 4 && idx[2] == 1 && idx[3] == 4);
+    }
+    /* a bad k is reported by router_topk */
+    T_CHECK(dpb_backend_router(cpu, &W, bias, x, n, 7, true, lg, idx, wts) != DPB_OK);
+}
+
 static void test_swiglu_clamped(void)
 {
     /* g = min(g, 7), u = clamp(u, -7, 7), y = g * sigmoid(1.702 g) * (u + 1) */
@@ -236,12 +262,32 @@ static void check_attention(dpb_kv_dtype dt, int64_t window, bool sinks)
     uint16_t sk[4];
     for (int i = 0; i < 4; i++) sk[i] = dpb_f32_to_bf16(frand() * 3);
     dpb_attn_args a = {N, P, H, KH, D, q, (char *)kall + (size_t)(P * row) * es, (char *)vall + (size_t)(P * row) * es,
-                       kc, vc, SL, window, dt, sinks ? sk : NULL, 0.25f, o1, NULL};
+                       kc, vc, SL, window, dt, sinks ? sk : NULL, 0.25f, o1, NULL, false};
     T_CHECK(ref->ops->attention(ref, &a) == DPB_OK);
     a.out = o2;
     T_CHECK(cpu->ops->attention(cpu, &a) == DPB_OK);
     double e = max_rel(o2, o1, (size_t)(N * H * D));
     T_CHECKF(e < 1e-5, "window %lld sinks %d: %g", (long long)window, sinks, e);
+    /* round_out: the same outputs rounded to bf16, bit for bit, on both backends */
+    {
+        float *o4 = malloc((size_t)(N * H * D) * 4);
+        dpb_attn_args r = a;
+        r.round_out = true;
+        for (int be = 0; be < 2; be++) {
+            dpb_backend *b = be ? cpu : ref;
+            const float *plain = be ? o2 : o1;
+            r.out = o4;
+            T_CHECK(b->ops->attention(b, &r) == DPB_OK);
+            int ok = 1;
+            for (int64_t i = 0; i < N * H * D; i++) {
+                float w = dpb_bf16_to_f32(dpb_f32_to_bf16(plain[i]));
+                if (memcmp(&w, &o4[i], 4) != 0) ok = 0;
+            }
+            T_CHECKF(ok, "%s attention round_out differs from attention + rounding (window %lld)", b->ops->name,
+                     (long long)window);
+        }
+        free(o4);
+    }
     /* Token by token through the cache equals the chunk, bitwise. */
     int same = 1;
     for (int64_t t = 0; t < N; t++) {
@@ -473,6 +519,7 @@ int main(void)
     T_RUN(test_rope_default);
     T_RUN(test_rope_yarn);
     T_RUN(test_router);
+    T_RUN(test_router_fallback);
     T_RUN(test_swiglu_clamped);
     T_RUN(test_fp8);
     T_RUN(test_attention_full);

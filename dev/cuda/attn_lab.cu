@@ -154,7 +154,7 @@ void run_shape(dpb_backend *be, const shape &s, row_result *r)
     CK(o->sync(be));
     dpb_attn_args a = {s.n, s.pos0, s.heads, s.kvh, s.hd, (const float *)q_plain, kn, vn, kc, vc, s.slots, s.window,
                        DPB_KV_BF16, s.sinks ? (const uint16_t *)sk : NULL, 1.0f / sqrtf((float)s.hd), (float *)out,
-                       NULL};
+                       NULL, false};
     r->gflop = flops(s) / 1e9;
     /* old: the tiled CUDA-core kernel */
     bool bad = false;
@@ -315,11 +315,11 @@ void run_decode(dpb_backend *be, const dshape &s, int64_t ctx, int nb, dres *r)
         CK(o->upload(be, vtd, vc, (size_t)seqs * sizeof(void *)));
         dpb_attn_args a = {1, p, s.heads, s.kvh, s.hd, (const float *)q, kn, vn, kc[0], vc[0], slots, s.window, dt,
                            s.sinks ? (const uint16_t *)sk : NULL, 1.0f / sqrtf((float)s.hd), (float *)out,
-                           (const int64_t *)posd};
+                           (const int64_t *)posd, false};
         dpb_attn_batch_args ab = {rows, s.heads, s.kvh, s.hd, (const float *)q, kn, vn, (void *const *)ktd,
                                   (void *const *)vtd, (const int32_t *)seqd, (const int64_t *)posd, slots, s.window,
                                   slots - 1, dt, s.sinks ? (const uint16_t *)sk : NULL, 1.0f / sqrtf((float)s.hd),
-                                  (float *)out};
+                                  (float *)out, false};
         auto op = [&]() { return nb > 0 ? o->attention_batch(be, &ab) : o->attention(be, &a); };
         /* old and new on these bytes: the check */
         dpb_attn_decode_set_enabled(false);

@@ -147,6 +147,22 @@ static void opc_same(opc *c, const char *name, const void *dev, const void *ref,
     free(h);
 }
 
+/* The device's out (n floats) rounded to bf16 on the host: what an operation asked to round its output (round_out)
+ * must give bit for bit.  NULL when the download fails (counted as a failed check). */
+static float *opc_rounded_copy(opc *c, const char *name, const float *dev, size_t n)
+{
+    float *h = malloc(n * sizeof *h + 16);
+    if (c->dev->ops->sync(c->dev) || c->dev->ops->download(c->dev, h, dev, n * sizeof *h)) {
+        fprintf(c->log, "FAIL %-44s %s\n", name, dpb_error_message());
+        c->checks++;
+        c->fails++;
+        free(h);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) h[i] = dpb_bf16_to_f32(dpb_f32_to_bf16(h[i]));
+    return h;
+}
+
 static void opc_embed(opc *c)
 {
     int64_t V = 300, D = 264, n = 5;
@@ -318,6 +334,77 @@ static void opc_add_rmsnorm(opc *c, int64_t n, int64_t dim, bool rnd, bool norm)
 }
 
 /* Fused q/k preparation against the reference's separate steps. */
+/* Host copy of bytes of device memory (NULL when the download fails, counted as a failed check). */
+static void *opc_down(opc *c, const char *name, const void *dev, size_t bytes)
+{
+    void *h = malloc(bytes + 16);
+    if (c->dev->ops->sync(c->dev) || c->dev->ops->download(c->dev, h, dev, bytes)) {
+        fprintf(c->log, "FAIL %-44s %s\n", name, dpb_error_message());
+        c->checks++;
+        c->fails++;
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* qk_prep_kv against the device's own qk_prep + kv_write_at on the same inputs and caches: q, the new rows and both
+ * caches bit for bit (rows at positions p0.. of a ring of slots). */
+static void opc_qk_prep_kv(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, bool qnorm, bool rnd, dpb_kv_dtype dt,
+                           int64_t slots, int64_t p0)
+{
+    const dpb_backend_ops *D = c->dev->ops;
+    if (!D->qk_prep_kv || !D->qk_prep || !D->kv_write_at) return;
+    char name[140];
+    snprintf(name, sizeof name, "qk_prep_kv n=%lld %lld/%lld hd=%lld%s%s %s slots=%lld p0=%lld", (long long)n, (long long)nh,
+             (long long)nkv, (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dpb_kv_dtype_name(dt),
+             (long long)slots, (long long)p0);
+    dpb_rope_table rt;
+    memset(&rt, 0, sizeof rt);
+    rt.head_dim = hd;
+    rt.attention_scaling = 1.1f;
+    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    int64_t pos[64];
+    for (int64_t t = 0; t < n; t++) pos[t] = p0 + t;
+    size_t qc = (size_t)(n * nh * hd), kc = (size_t)(n * nkv * hd), es = dpb_kv_dtype_size(dt);
+    size_t cb = (size_t)(slots * nkv * hd) * es;
+    float *q = opc_fv(c, qc, 2), *k = opc_fv(c, kc, 2), *v = opc_fv(c, kc, 2);
+    uint16_t *qn = opc_bv(c, (size_t)hd, 2), *kn = opc_bv(c, (size_t)hd, 2);
+    unsigned char *cache = malloc(cb);
+    for (size_t i = 0; i < cb; i++) cache[i] = (unsigned char)opc_next(c);
+    void *d[2][7] = {{0}}; /* q, k, v, knew, vnew, k cache, v cache */
+    int64_t *pd = opc_up(c, pos, (size_t)n * 8);
+    uint16_t *qnd = opc_up(c, qn, (size_t)hd * 2), *knw = opc_up(c, kn, (size_t)hd * 2);
+    int ok = pd && qnd && knw;
+    for (int w = 0; w < 2 && ok; w++) {
+        d[w][0] = opc_up(c, q, qc * 4); d[w][1] = opc_up(c, k, kc * 4); d[w][2] = opc_up(c, v, kc * 4);
+        d[w][3] = opc_nan(c, kc * es); d[w][4] = opc_nan(c, kc * es);
+        d[w][5] = opc_up(c, cache, cb); d[w][6] = opc_up(c, cache, cb);
+        for (int i = 0; i < 7; i++) ok = ok && d[w][i];
+    }
+    const uint16_t *qq = qnorm ? qnd : NULL, *kk = qnorm ? knw : NULL;
+    if (ok && opc_st(c, name, D->qk_prep(c->dev, d[0][0], d[0][1], d[0][2], n, nh, nkv, qq, kk, 1e-6f, pd, &rt, rnd, dt,
+                                         d[0][3], d[0][4])) &&
+        opc_st(c, name, D->kv_write_at(c->dev, d[0][5], d[0][6], slots, nkv * hd, dt, d[0][3], d[0][4], n, pd)) &&
+        opc_st(c, name, D->qk_prep_kv(c->dev, d[1][0], d[1][1], d[1][2], n, nh, nkv, qq, kk, 1e-6f, pd, &rt, rnd, dt,
+                                      d[1][3], d[1][4], d[1][5], d[1][6], slots))) {
+        const size_t bytes[7] = {qc * 4, 0, 0, kc * es, kc * es, cb, cb};
+        const char *what[7] = {"q", "", "", "knew", "vnew", "k cache", "v cache"};
+        for (int i = 0; i < 7; i++) {
+            if (!bytes[i]) continue;
+            char n2[200];
+            snprintf(n2, sizeof n2, "%s %s", name, what[i]);
+            void *h = opc_down(c, n2, d[0][i], bytes[i]);
+            if (h) opc_same(c, n2, d[1][i], h, bytes[i]);
+            free(h);
+        }
+    }
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 7; i++) opc_free(c, d[w][i]);
+    opc_free(c, pd); opc_free(c, qnd); opc_free(c, knw);
+    free(q); free(k); free(v); free(qn); free(kn); free(cache);
+}
+
 static void opc_qk_prep(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, bool qnorm, bool rnd, dpb_kv_dtype dt)
 {
     if (!c->dev->ops->qk_prep) return;
@@ -443,7 +530,7 @@ static void opc_attention_q(opc *c, int64_t n, int64_t pos0, int64_t heads, int6
     if (rq) c->ref->ops->round_bf16(c->ref, q, (int64_t)qn);
     /* the reference on the values the KV bytes hold, in f32 (the same products for every dtype) */
     dpb_attn_args a = {n, pos0, heads, kvh, hd, q, fkn, fvn, fkc, fvc, slots, window, DPB_KV_F32, sk,
-                       1.0f / sqrtf((float)hd), ref, NULL};
+                       1.0f / sqrtf((float)hd), ref, NULL, false};
     c->ref->ops->attention(c->ref, &a);
     a.k_new = kn; a.v_new = vn; a.k_cache = kc; a.v_cache = vc; a.kv_dtype = dt;
     free(fkn); free(fvn); free(fkc); free(fvc);
@@ -459,8 +546,28 @@ static void opc_attention_q(opc *c, int64_t n, int64_t pos0, int64_t heads, int6
     d.v_cache = opc_up(c, vc, (size_t)slots * row * es);
     d.sinks = sk ? opc_up(c, sk, (size_t)heads * 2) : NULL;
     d.out = opc_nan(c, qn * 4);
-    if (d.q && d.k_new && d.v_new && d.k_cache && d.v_cache && d.out && opc_st(c, name, c->dev->ops->attention(c->dev, &d)))
+    if (d.q && d.k_new && d.v_new && d.k_cache && d.v_cache && d.out && opc_st(c, name, c->dev->ops->attention(c->dev, &d))) {
         opc_cmp(c, name, d.out, ref, qn, dt == DPB_KV_F32 ? 1e-5 : 1e-2);
+        /* round_out: the same output rounded to bf16, bit for bit (the bf16 engine's attention) */
+        char name3[200];
+        snprintf(name3, sizeof name3, "%s round_out", name);
+        float *want = opc_rounded_copy(c, name3, d.out, qn), *o2 = opc_nan(c, qn * 4);
+        dpb_attn_args r = d;
+        r.out = o2;
+        r.round_out = true;
+        if (want && o2 && opc_st(c, name3, c->dev->ops->attention(c->dev, &r))) opc_same(c, name3, o2, want, qn * 4);
+        if (want && o2 && d.pos_dev == NULL && c->dev->ops->kv_write_at) {
+            r.pos_dev = opc_up(c, &pos0, sizeof pos0);
+            opc_free(c, o2);
+            o2 = opc_nan(c, qn * 4);
+            r.out = o2;
+            snprintf(name3, sizeof name3, "%s round_out pos_dev", name);
+            if (r.pos_dev && o2 && opc_st(c, name3, c->dev->ops->attention(c->dev, &r))) opc_same(c, name3, o2, want, qn * 4);
+            opc_free(c, (void *)r.pos_dev);
+        }
+        opc_free(c, o2);
+        free(want);
+    }
     if (c->dev->ops->kv_write_at) {
         /* the same with the position read from device memory (what captured decode graphs run) */
         char name2[200];
@@ -671,6 +778,72 @@ static void opc_router_x(opc *c, int64_t n, int64_t E, int64_t k, bool special)
     free(l); free(w); free(ix);
 }
 static void opc_router(opc *c, int64_t n, int64_t E, int64_t k) { opc_router_x(c, n, E, k, false); }
+
+/* The fused router (ops->router through dpb_backend_router) against the device's own linear, [round_bf16],
+ * router_topk: ids and weights bit for bit.  ties: rows 0, E/2 and E-1 equal and large for every input row, row 1
+ * row 0 but for its last weight (one bf16 step smaller, against an input of 30: a logit a few thousandths lower,
+ * usually tied with them after the bf16 rounding); row 0 must come first, E/2 before E-1. */
+static void opc_router_fused(opc *c, int64_t n, int64_t E, int64_t K, int64_t k, bool round, bool bias, bool ties)
+{
+    char name[128];
+    snprintf(name, sizeof name, "router fused n=%lld E=%lld K=%lld k=%lld%s%s%s", (long long)n, (long long)E,
+             (long long)K, (long long)k, round ? " round" : "", bias ? " bias" : "", ties ? " ties" : "");
+    float *x = opc_fv(c, (size_t)(n * K), 1);
+    uint16_t *w = opc_bv(c, (size_t)(E * K), 0.05f), *b = bias ? opc_bv(c, (size_t)E, 1) : NULL;
+    if (ties && E >= 4) {
+        for (int64_t i = 0; i < K; i++) {
+            float sg = 0;
+            for (int64_t m = 0; m < n; m++) sg += x[m * K + i];
+            w[i] = dpb_f32_to_bf16(sg >= 0 ? 0.05f : -0.05f);
+        }
+        for (int64_t m = 0; m < n; m++) x[m * K + K - 1] = 30.f;
+        w[K - 1] = dpb_f32_to_bf16(0.05f); /* adds 1.5 to the tied rows' logits */
+        memcpy(w + (E / 2) * K, w, (size_t)K * 2);
+        memcpy(w + (E - 1) * K, w, (size_t)K * 2);
+        memcpy(w + K, w, (size_t)K * 2);
+        w[K + K - 1] = (uint16_t)(w[K - 1] - 1); /* row 1 a little below the others */
+        if (b) b[1] = b[E / 2] = b[E - 1] = b[0];
+    }
+    float *xd = opc_up(c, x, (size_t)(n * K) * 4);
+    uint16_t *wd = opc_up(c, w, (size_t)(E * K) * 2), *bd = b ? opc_up(c, b, (size_t)E * 2) : NULL;
+    float *l1 = opc_nan(c, (size_t)(n * E) * 4), *l2 = opc_nan(c, (size_t)(n * E) * 4);
+    int32_t *i1 = opc_nan(c, (size_t)(n * k) * 4), *i2 = opc_nan(c, (size_t)(n * k) * 4);
+    float *w1 = opc_nan(c, (size_t)(n * k) * 4), *w2 = opc_nan(c, (size_t)(n * k) * 4);
+    dpb_weight W = {DPB_W_BF16, E, K, false, wd, NULL};
+    if (xd && wd && (bd || !b) && l1 && l2 && i1 && i2 && w1 && w2 &&
+        opc_st(c, name, c->dev->ops->linear(c->dev, &W, bd, xd, n, l1)) &&
+        (!round || opc_st(c, name, c->dev->ops->round_bf16(c->dev, l1, n * E))) &&
+        opc_st(c, name, c->dev->ops->router_topk(c->dev, l1, n, E, k, i1, w1)) &&
+        opc_st(c, name, dpb_backend_router(c->dev, &W, bd, xd, n, k, round, l2, i2, w2))) {
+        int32_t *hi = malloc((size_t)(n * k) * 4);
+        float *hw = malloc((size_t)(n * k) * 4);
+        if (!c->dev->ops->sync(c->dev) && !c->dev->ops->download(c->dev, hi, i1, (size_t)(n * k) * 4) &&
+            !c->dev->ops->download(c->dev, hw, w1, (size_t)(n * k) * 4)) {
+            char n2[160];
+            snprintf(n2, sizeof n2, "%s ids", name);
+            opc_same(c, n2, i2, hi, (size_t)(n * k) * 4);
+            snprintf(n2, sizeof n2, "%s weights", name);
+            opc_same(c, n2, w2, hw, (size_t)(n * k) * 4);
+            if (ties && E >= 4) {
+                /* the planted tie decides the first picks: rows 0, (1 when rounded,) E/2, E-1 in that order */
+                c->checks++;
+                int ok = hi[0] == 0, ia = -1, ib = -1;
+                for (int64_t j = 0; j < k; j++) {
+                    if (hi[j] == E / 2 && ia < 0) ia = (int)j;
+                    if (hi[j] == E - 1 && ib < 0) ib = (int)j;
+                }
+                if (ok && k >= 4) ok = ia > 0 && ib > ia; /* the equal rows: the lower index first */
+                fprintf(c->log, "%s %-44s first picks %d %d %d %d\n", ok ? "ok  " : "FAIL", name, hi[0],
+                        k > 1 ? hi[1] : -1, k > 2 ? hi[2] : -1, k > 3 ? hi[3] : -1);
+                if (!ok) c->fails++;
+            }
+        } else opc_st(c, name, DPB_E_IO);
+        free(hi); free(hw);
+    }
+    opc_free(c, xd); opc_free(c, wd); opc_free(c, bd); opc_free(c, l1); opc_free(c, l2);
+    opc_free(c, i1); opc_free(c, i2); opc_free(c, w1); opc_free(c, w2);
+    free(x); free(w); free(b);
+}
 
 /* argmax of n random rows of V with planted ties (the lower id wins) and NaN */
 static void opc_argmax_rows(opc *c, int64_t n, int64_t V)
@@ -914,7 +1087,7 @@ static void opc_attention_batch(opc *c, int n, int S, int64_t heads, int64_t kvh
     uint16_t *sk = sinks ? opc_bv(c, (size_t)heads, 3) : NULL;
     /* the reference on the values the bytes hold, in f32; the expected caches: the new rows' bytes in their slots */
     dpb_attn_batch_args a = {n, heads, kvh, hd, q, fkn, fvn, (void *const *)fkc, (void *const *)fvc, seq, pos, slots,
-                             window, max_pos, DPB_KV_F32, sk, 1.0f / sqrtf((float)hd), ref};
+                             window, max_pos, DPB_KV_F32, sk, 1.0f / sqrtf((float)hd), ref, false};
     c->ref->ops->attention_batch(c->ref, &a);
     for (int r = 0; r < n; r++) {
         memcpy((char *)kc[seq[r]] + (size_t)(pos[r] % slots) * row * es, (char *)kn + (size_t)r * row * es, row * es);
@@ -940,6 +1113,16 @@ static void opc_attention_batch(opc *c, int n, int S, int64_t heads, int64_t kvh
             opc_same(c, name, dk[i], kc[i], cb);
             opc_same(c, name, dv[i], vc[i], cb);
         }
+        /* round_out: the same output rounded to bf16, bit for bit (the caches hold the same rows again) */
+        char name3[160];
+        snprintf(name3, sizeof name3, "%s round_out", name);
+        float *want = opc_rounded_copy(c, name3, d.out, qn), *o2 = opc_nan(c, qn * 4);
+        dpb_attn_batch_args r = d;
+        r.out = o2;
+        r.round_out = true;
+        if (want && o2 && opc_st(c, name3, c->dev->ops->attention_batch(c->dev, &r))) opc_same(c, name3, o2, want, qn * 4);
+        opc_free(c, o2);
+        free(want);
     }
     for (int i = 0; i < S; i++) {
         opc_free(c, dk[i]); opc_free(c, dv[i]);
@@ -1030,6 +1213,12 @@ static void opc_run_all(opc *c, int big)
     opc_qk_prep(c, 3, 64, 8, 128, true, true, DPB_KV_BF16);
     opc_qk_prep(c, 2, 16, 4, 64, false, false, DPB_KV_F32);
     opc_qk_prep(c, 4, 8, 2, 128, true, false, DPB_KV_F32);
+    opc_qk_prep_kv(c, 1, 64, 8, 64, false, true, DPB_KV_BF16, 4096, 2047);  /* gpt-oss full layer */
+    opc_qk_prep_kv(c, 1, 64, 8, 64, false, true, DPB_KV_BF16, 128, 300);    /* sliding layer: ring */
+    opc_qk_prep_kv(c, 1, 64, 8, 128, true, true, DPB_KV_BF16, 8192, 5000);  /* Qwen3 */
+    opc_qk_prep_kv(c, 1, 64, 8, 64, false, false, DPB_KV_F32, 256, 255);
+    opc_qk_prep_kv(c, 1, 64, 8, 64, false, true, DPB_KV_FP8, 128, 129);
+    opc_qk_prep_kv(c, 3, 16, 4, 64, true, false, DPB_KV_BF16, 8, 6);        /* rows across the ring's end */
     opc_to_kv_round(c);
     opc_router(c, 7, 32, 4);
     opc_router(c, 300, 128, 8);
@@ -1038,6 +1227,17 @@ static void opc_run_all(opc *c, int big)
     opc_router_x(c, 8, 128, 8, true);
     opc_router_x(c, 9, 1024, 64, false);
     opc_router_x(c, 1, 40, 33, true);
+    opc_router_fused(c, 1, 32, 2880, 4, true, true, false);  /* gpt-oss-20b, bf16 engine */
+    opc_router_fused(c, 1, 32, 2880, 4, false, true, false); /* f32 engine */
+    opc_router_fused(c, 1, 32, 2880, 4, true, true, true);
+    opc_router_fused(c, 1, 32, 2880, 4, false, true, true);
+    opc_router_fused(c, 3, 32, 2880, 4, true, true, true);
+    opc_router_fused(c, 4, 128, 512, 8, true, false, true);
+    opc_router_fused(c, 2, 8, 64, 4, false, true, false);
+    opc_router_fused(c, 1, 40, 512, 33, true, true, true);
+    opc_router_fused(c, 1, 255, 2880, 4, true, true, true);
+    opc_router_fused(c, 1, 256, 256, 4, true, true, true); /* not fused: the three calls */
+    opc_router_fused(c, 5, 32, 256, 4, true, true, false); /* not fused */
     for (int r = 0; r < 2; r++) {
         opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 1, r);
         opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 3, r);

@@ -77,6 +77,7 @@ typedef struct dpb_attn_args {
     float *out;            /* [n, heads, head_dim] */
     const int64_t *pos_dev; /* backend memory holding pos0 (positions of the n rows), or NULL; backends that
                              * replay captured graphs read the position here, so one capture serves every step */
+    bool round_out;         /* out rounded to bf16 as the last step (the same as round_bf16 on out afterwards) */
 } dpb_attn_args;
 
 /* A decode step of n sequences, one new row each: row r belongs to sequence seq[r], sits at position pos[r],
@@ -101,6 +102,7 @@ typedef struct dpb_attn_batch_args {
     const uint16_t *sinks;    /* [heads] bf16, or NULL */
     float scale;
     float *out;               /* [n, heads, head_dim] */
+    bool round_out;           /* out rounded to bf16 as the last step (as in dpb_attn_args) */
 } dpb_attn_batch_args;
 
 /* Fill rule of dpb_backend_ops.fill: byte range [0, bytes) as little-endian
@@ -221,6 +223,21 @@ typedef struct dpb_backend_ops {
     /* The bf16 engine's SwiGLU in one pass, the same as round_bf16(gate), round_bf16(up), swiglu,
      * round_bf16(out) (gate and up are left unspecified; out may equal gate). */
     dpb_status (*swiglu_bf16)(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, float *out);
+    /* gpt-oss router in one operation, the same bit for bit as
+     *   linear(w, bias, x, n, logits); [round_bf16(logits)]; router_topk(logits, n, w->out, k, idx, wts)
+     * (bracketed step only when round); logits [n, w->out] is scratch, left unspecified.  DPB_E_UNSUPPORTED,
+     * having written nothing, for a shape it does not take: call it through dpb_backend_router, which then makes
+     * the three calls. */
+    dpb_status (*router)(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n,
+                         int64_t k, bool round, float *logits, int32_t *idx, float *wts);
+    /* qk_prep, then its n rows of knew / vnew written into the cache: row t into slot pos[t] % slots (pos read when
+     * the operation runs), the same as qk_prep followed by kv_write_at(k_cache, v_cache, slots, nkv * head_dim, dt,
+     * knew, vnew, n, pos) for one sequence's rows (pos[t] = pos[0] + t, n <= slots).  DPB_E_UNSUPPORTED, having
+     * written nothing, for what it does not take (the caller then makes the two calls). */
+    dpb_status (*qk_prep_kv)(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                             const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                             const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew,
+                             void *k_cache, void *v_cache, int64_t slots);
 } dpb_backend_ops;
 
 struct dpb_backend {
@@ -247,6 +264,10 @@ dpb_status dpb_attention_batch_rows(dpb_backend *b, const dpb_attn_batch_args *a
  * when round). */
 dpb_status dpb_backend_linear_multi(dpb_backend *b, int nw, const dpb_weight *const *w, const uint16_t *const *bias,
                                     const float *x, int64_t n, bool round, float *const *y);
+
+/* b's router where it has one and takes the shape, else linear, round_bf16 (when round) and router_topk. */
+dpb_status dpb_backend_router(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n,
+                              int64_t k, bool round, float *logits, int32_t *idx, float *wts);
 
 /* FP4 E2M1 code -> value. */
 extern const float dpb_fp4_e2m1[16];

@@ -141,6 +141,12 @@ static dpb_status w_router_topk(dpb_backend *b, const float *lg, int64_t n, int6
     uint64_t t0 = dpb_now_ns();
     return done(b, CALL(b, router_topk, lg, n, E, k, idx, w), t0, "router_topk n=%lld", (long long)n);
 }
+static dpb_status w_router(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n,
+                           int64_t k, bool round, float *lg, int32_t *idx, float *wts)
+{
+    uint64_t t0 = dpb_now_ns();
+    return done(b, CALL(b, router, w, bias, x, n, k, round, lg, idx, wts), t0, "router (fused) n=%lld", (long long)n);
+}
 static dpb_status w_moe(dpb_backend *b, const dpb_moe_args *a)
 {
     uint64_t t0 = dpb_now_ns();
@@ -190,6 +196,16 @@ static dpb_status w_qk_prep(dpb_backend *b, float *q, float *k, const float *v, 
     uint64_t t0 = dpb_now_ns();
     return done(b, CALL(b, qk_prep, q, k, v, n, nh, nkv, qn, kn, eps, pos, rt, round, dt, knew, vnew), t0,
                 "qk_prep n=%lld", (long long)n);
+}
+
+static dpb_status w_qk_prep_kv(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                               const uint16_t *qn, const uint16_t *kn, float eps, const int64_t *pos,
+                               const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew, void *kc,
+                               void *vc, int64_t slots)
+{
+    uint64_t t0 = dpb_now_ns();
+    return done(b, CALL(b, qk_prep_kv, q, k, v, n, nh, nkv, qn, kn, eps, pos, rt, round, dt, knew, vnew, kc, vc, slots),
+                t0, "qk_prep_kv n=%lld", (long long)n);
 }
 
 static dpb_status w_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
@@ -314,6 +330,8 @@ dpb_status dpb_backend_prof_wrap(dpb_backend *inner, const char *path, dpb_backe
     o->attention_batch = io->attention_batch ? w_attention_batch : NULL;
     o->linear_multi = io->linear_multi ? w_linear_multi : NULL;
     o->swiglu_bf16 = io->swiglu_bf16 ? w_swiglu_bf16 : NULL;
+    o->router = io->router ? w_router : NULL;
+    o->qk_prep_kv = io->qk_prep_kv ? w_qk_prep_kv : NULL;
     p->inner = inner;
     p->rows = rows;
     p->path = pc;

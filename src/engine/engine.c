@@ -525,13 +525,25 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
             float *y3[3] = {e->q, e->k, e->v};
             CK(dpb_backend_linear_multi(be, 3, w3, b3, e->xn, nrows, false, y3));
         }
-        CK(qk_prep(e, lw, nrows));
+        /* one row of one sequence with the position on the device: its k and v go into the cache in qk_prep's
+         * launch where the backend offers it (the attention reads this position from knew / vnew, never from the
+         * cache slot, which holds a position outside its keys: writing it first changes nothing) */
+        bool kv_done = false;
+        if (devpos && ops->qk_prep_kv && ops->qk_prep && np == 1 && nrows == 1 && !attn_batched(e, np, nrows)) {
+            st = ops->qk_prep_kv(be, e->q, e->k, e->v, nrows, nh, nkv, lw->q_norm, lw->k_norm, eps, e->pos_dev,
+                                 &m->rope, rb, e->kvdt, e->knew, e->vnew, e->kc[parts[0].seq * L + l],
+                                 e->vc[parts[0].seq * L + l], e->slots[l]);
+            if (st == DPB_OK) kv_done = true;
+            else if (st != DPB_E_UNSUPPORTED) return st;
+            else dpb_error_clear();
+        }
+        if (!kv_done) CK(qk_prep(e, lw, nrows));
         bool batched = false;
         if (attn_batched(e, np, nrows)) {
             dpb_attn_batch_args a = {np, nh, nkv, hd, e->q, e->knew, e->vnew, e->kvtab + (2 * l) * e->max_seqs,
                                      e->kvtab + (2 * l + 1) * e->max_seqs, e->seq_dev, e->pos_dev, e->slots[l],
                                      lw->sliding ? c->sliding_window : 0, e->max_ctx - 1, e->kvdt, lw->sinks,
-                                     m->attn_scale, e->att};
+                                     m->attn_scale, e->att, rb};
             st = ops->attention_batch(be, &a);
             if (st == DPB_E_UNSUPPORTED) {
                 e->attn_batch = false; /* this model's shapes: row by row from now on */
@@ -545,17 +557,17 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
                                (char *)e->knew + (size_t)(pp->row * kvd) * es, (char *)e->vnew + (size_t)(pp->row * kvd) * es,
                                e->kc[pp->seq * L + l], e->vc[pp->seq * L + l], e->slots[l],
                                lw->sliding ? c->sliding_window : 0, e->kvdt, lw->sinks, m->attn_scale,
-                               e->att + pp->row * qd, devpos ? e->pos_dev + pp->row : NULL};
+                               e->att + pp->row * qd, devpos ? e->pos_dev + pp->row : NULL, rb};
             CK(ops->attention(be, &a));
         }
-        for (int p = 0; p < np && !batched; p++) {
+        for (int p = 0; p < np && !batched && !kv_done; p++) {
             const part *pp = &parts[p];
             void *kc = e->kc[pp->seq * L + l], *vc = e->vc[pp->seq * L + l];
             const void *kn = (char *)e->knew + (size_t)(pp->row * kvd) * es, *vn = (char *)e->vnew + (size_t)(pp->row * kvd) * es;
             if (devpos) CK(ops->kv_write_at(be, kc, vc, e->slots[l], kvd, e->kvdt, kn, vn, pp->n, e->pos_dev + pp->row));
             else CK(ops->kv_write(be, kc, vc, e->slots[l], kvd, e->kvdt, kn, vn, pp->n, pp->pos0));
         }
-        if (rb) CK(ops->round_bf16(be, e->att, nrows * qd));
+        /* bf16 mode: the attention rounded its output (round_out) */
         CK(ops->linear(be, &lw->o, lw->bo, e->att, nrows, e->tmp));
         CK(add_norm(e, e->x, e->tmp, lw->mlp_norm, nrows, e->xn));
         CK(m->arch->mlp(&e->f, lw, e->xn, e->tmp));

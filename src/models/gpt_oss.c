@@ -65,9 +65,9 @@ static dpb_status mlp(dpb_fwd *f, const dpb_layer_weights *lw, const float *xn, 
     const dpb_model_config *c = &f->m->cfg;
     dpb_backend *be = f->be;
     dpb_status st;
-    if ((st = be->ops->linear(be, &lw->router, lw->router_bias, xn, f->n, f->router_logits))) return st;
-    if (f->round_bf16 && (st = be->ops->round_bf16(be, f->router_logits, f->n * c->num_experts))) return st;
-    if ((st = be->ops->router_topk(be, f->router_logits, f->n, c->num_experts, c->experts_per_tok, f->ridx, f->rwts)))
+    /* linear, [round_bf16], router_topk; one operation where the backend fuses them */
+    if ((st = dpb_backend_router(be, &lw->router, lw->router_bias, xn, f->n, c->experts_per_tok, f->round_bf16,
+                                 f->router_logits, f->ridx, f->rwts)))
         return st;
     dpb_moe_args a = {f->n, c->hidden_size, c->intermediate_size, c->experts_per_tok, xn,
                       lw->gate_up, lw->gate_up_bias, lw->down, lw->down_bias, f->ridx, f->rwts,

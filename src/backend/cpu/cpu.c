@@ -110,6 +110,8 @@ static dpb_status cpu_attention(dpb_backend *b, const dpb_attn_args *a)
                 const char *vr = (const char *)dpb_attn_row(a, true, j) + (size_t)(kh * hd) * es;
                 k->axpy_kv(o, sc[j] * inv, vr, a->kv_dtype, hd);
             }
+            if (a->round_out)
+                for (int64_t d = 0; d < hd; d++) o[d] = dpb_bf16_to_f32(dpb_f32_to_bf16(o[d]));
         }
         free(sc);
     }

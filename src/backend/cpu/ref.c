@@ -180,6 +180,8 @@ static dpb_status ref_attention(dpb_backend *b, const dpb_attn_args *a)
                 float w = sc[j] / den;
                 for (int64_t d = 0; d < hd; d++) o[d] += w * kv_get(v, a->kv_dtype, kh * hd + d);
             }
+            if (a->round_out)
+                for (int64_t d = 0; d < hd; d++) o[d] = dpb_bf16_to_f32(dpb_f32_to_bf16(o[d]));
         }
     }
     free(sc);
@@ -324,7 +326,7 @@ dpb_status dpb_attention_batch_rows(dpb_backend *b, const dpb_attn_batch_args *a
         void *kc = a->k_tab[a->seq[r]], *vc = a->v_tab[a->seq[r]];
         const char *kn = (const char *)a->k_new + (size_t)(r * kvd) * es, *vn = (const char *)a->v_new + (size_t)(r * kvd) * es;
         dpb_attn_args one = {1, p, a->heads, a->kv_heads, a->head_dim, a->q + r * qd, kn, vn, kc, vc, a->slots,
-                             a->window, a->kv_dtype, a->sinks, a->scale, a->out + r * qd, NULL};
+                             a->window, a->kv_dtype, a->sinks, a->scale, a->out + r * qd, NULL, a->round_out};
         dpb_status st = b->ops->attention(b, &one);
         if (!st) st = b->ops->kv_write(b, kc, vc, a->slots, kvd, a->kv_dtype, kn, vn, 1, p);
         if (st) return st;
@@ -347,6 +349,20 @@ dpb_status dpb_backend_linear_multi(dpb_backend *b, int nw, const dpb_weight *co
         if (st) return st;
     }
     return DPB_OK;
+}
+
+dpb_status dpb_backend_router(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n,
+                              int64_t k, bool round, float *logits, int32_t *idx, float *wts)
+{
+    if (b->ops->router) {
+        dpb_status st = b->ops->router(b, w, bias, x, n, k, round, logits, idx, wts);
+        if (st != DPB_E_UNSUPPORTED) return st;
+        dpb_error_clear();
+    }
+    dpb_status st = b->ops->linear(b, w, bias, x, n, logits);
+    if (!st && round) st = b->ops->round_bf16(b, logits, n * w->out);
+    if (!st) st = b->ops->router_topk(b, logits, n, w->out, k, idx, wts);
+    return st;
 }
 
 static const dpb_backend_ops k_ref_ops = {

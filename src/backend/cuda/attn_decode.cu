@@ -34,7 +34,17 @@ struct dec_p {
     float sl2; /* scale * log2(e) */
     float *out, *part;
     int nsplit;
+    int rnd; /* outputs rounded to bf16 (the engine's bf16 mode) */
 };
+
+/* Rounds to bf16 precision (nearest even; NaN stays NaN), as the backend's k_round. */
+__device__ __forceinline__ float dec_rbf(float f)
+{
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return __uint_as_float(((u >> 16) | 0x40u) << 16);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return __uint_as_float(u & 0xffff0000u);
+}
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void cp16(uint32_t dst, const void *src, bool valid)
@@ -401,7 +411,8 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
                 f = exp2f(m - M);
                 den = l * f + exp2f(sk2 - M);
             }
-            P.out[(hbase + h) * HD + d] = O * f / den;
+            const float o = O * f / den;
+            P.out[(hbase + h) * HD + d] = P.rnd ? dec_rbf(o) : o;
         }
         return;
     }
@@ -491,7 +502,9 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
             }
         }
         const float inv = 1.0f / sL[h];
-        *reinterpret_cast<float4 *>(P.out + (hbase + h) * HD + d) = make_float4(O.x * inv, O.y * inv, O.z * inv, O.w * inv);
+        float4 o = make_float4(O.x * inv, O.y * inv, O.z * inv, O.w * inv);
+        if (P.rnd) o = make_float4(dec_rbf(o.x), dec_rbf(o.y), dec_rbf(o.z), dec_rbf(o.w));
+        *reinterpret_cast<float4 *>(P.out + (hbase + h) * HD + d) = o;
     }
 }
 
@@ -587,6 +600,7 @@ extern "C" dpb_status dpb_attn_decode_launch(const dpb_attn_decode_args *a, void
     P.out = a->out;
     P.part = static_cast<float *>(scratch);
     P.nsplit = nsplit_of(a);
+    P.rnd = a->round_out ? 1 : 0;
     if (P.nsplit > 1 && !scratch)
         return dpb_error_set(DPB_E_ARG, "cuda attention (decode): %d splits need scratch", P.nsplit);
     switch (a->kv_dtype) {

@@ -56,6 +56,7 @@ typedef struct dpb_attn_decode_args {
     float *out;
     int64_t cap; /* the most keys a row may see (sizes the splits) */
     int sms;     /* multiprocessors of the device */
+    bool round_out; /* out rounded to bf16 as the last step */
 } dpb_attn_decode_args;
 
 /* True when the kernel takes the shape: head_dim 64 or 128, heads % kv_heads == 0, heads / kv_heads <= 16,

@@ -52,6 +52,7 @@ struct cuda_impl {
     int device = 0;
     int sms = 132; /* multiprocessors (sizes work splits) */
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
+    int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 3 both answer DPB_E_UNSUPPORTED (the separate ops) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
     int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
     int moe_grouped = 0; /* grouped MXFP4 experts for n > 8: 0 auto, 1 always, -1 never (DPB_CUDA_MOE_GROUPED) */
@@ -824,21 +825,18 @@ __device__ __forceinline__ unsigned long long wmax_u64(unsigned long long v)
  * denominator summed in pick order. */
 constexpr int kRouterWarps = 4;
 constexpr int kRouterMaxE = 1024;
-__global__ void __launch_bounds__(kRouterWarps * kWarp)
-k_router_topk(const float *__restrict__ lg, int64_t n, int E, int k, int32_t *__restrict__ idx,
-              float *__restrict__ wts)
+/* One row's top-k by one warp: l the row's E logits (read once; ld_cg: through L2 only, for logits other blocks
+ * of the same launch wrote), s the warp's kRouterMaxE floats of shared memory. */
+template <bool CG>
+__device__ __forceinline__ void router_topk_warp(const float *l, int E, int k, float *s, int32_t *__restrict__ idx,
+                                                 float *__restrict__ wts)
 {
-    __shared__ float sl[kRouterWarps][kRouterMaxE];
-    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-    const int64_t t = (int64_t)blockIdx.x * kRouterWarps + warp;
-    if (t >= n) return; /* whole warps leave: no block barrier below */
-    float *s = sl[warp];
-    const float *l = lg + t * E;
+    const int lane = threadIdx.x % kWarp;
     const int per = (E + kWarp - 1) / kWarp;
     uint32_t used = 0; /* bit i: element lane + 32 i taken (or absent) */
     for (int i = 0; i < per; i++) {
         const int e = lane + kWarp * i;
-        if (e < E) s[e] = l[e];
+        if (e < E) s[e] = CG ? __ldcg(l + e) : l[e];
         else used |= 1u << i;
     }
     __syncwarp();
@@ -876,10 +874,96 @@ k_router_topk(const float *__restrict__ lg, int64_t n, int E, int k, int32_t *__
     for (int h = 0; h < 2; h++) {
         const int j = lane + kWarp * h;
         if (j < k) {
-            idx[t * k + j] = (int32_t)my_id[h];
-            wts[t * k + j] = ex[h] / den;
+            idx[j] = (int32_t)my_id[h];
+            wts[j] = ex[h] / den;
         }
     }
+}
+
+__global__ void __launch_bounds__(kRouterWarps * kWarp)
+k_router_topk(const float *__restrict__ lg, int64_t n, int E, int k, int32_t *__restrict__ idx,
+              float *__restrict__ wts)
+{
+    __shared__ float sl[kRouterWarps][kRouterMaxE];
+    const int warp = threadIdx.x / kWarp;
+    const int64_t t = (int64_t)blockIdx.x * kRouterWarps + warp;
+    if (t >= n) return; /* whole warps leave: no block barrier below */
+    router_topk_warp<false>(lg + t * E, E, k, sl[warp], idx + t * k, wts + t * k);
+}
+
+/* The router in one launch (op_router): block r computes logit r of every row exactly as the GEMV's splitK8
+ * variant does for a matrix of < 256 rows (dpb_cuda_gemv_bf16: warp s sums 16-byte chunks s*32 + lane, s*32 +
+ * lane + 256, ... in order, a butterfly warp sum, the 8 warps' sums added in warp order, then the bias), rounds
+ * it to bf16 when asked (as k_round), and the last block to finish (a counter in device memory, set back to 0 by
+ * that block) runs router_topk_warp on each row: bit for bit linear + round_bf16 + router_topk. */
+constexpr int kRouterFusedWarps = 8;
+constexpr int kRouterFusedMaxRows = 4;
+__device__ unsigned int g_router_cnt;
+__device__ __forceinline__ uint4 ld_nc16(const void *p)
+{
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+__device__ __forceinline__ float dot8_bf16_f32(uint4 w, const float *x, float acc)
+{
+    acc = fmaf(__uint_as_float(w.x << 16), x[0], acc);
+    acc = fmaf(__uint_as_float(w.x & 0xffff0000u), x[1], acc);
+    acc = fmaf(__uint_as_float(w.y << 16), x[2], acc);
+    acc = fmaf(__uint_as_float(w.y & 0xffff0000u), x[3], acc);
+    acc = fmaf(__uint_as_float(w.z << 16), x[4], acc);
+    acc = fmaf(__uint_as_float(w.z & 0xffff0000u), x[5], acc);
+    acc = fmaf(__uint_as_float(w.w << 16), x[6], acc);
+    acc = fmaf(__uint_as_float(w.w & 0xffff0000u), x[7], acc);
+    return acc;
+}
+template <int M>
+__global__ void __launch_bounds__(kRouterFusedWarps * kWarp)
+k_router_fused(const uint16_t *__restrict__ W, const uint16_t *__restrict__ bias, const float *__restrict__ x, int K,
+               int E, int k, int rnd, float *lg, int32_t *__restrict__ idx, float *__restrict__ wts)
+{
+    __shared__ float red[kRouterFusedWarps][M];
+    __shared__ float sl[M][kRouterMaxE];
+    __shared__ bool last;
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp, row = (int)blockIdx.x;
+    const uint4 *wrow = reinterpret_cast<const uint4 *>(W + (size_t)row * K);
+    const int nchunk = K / 8;
+    float acc[M];
+#pragma unroll
+    for (int m = 0; m < M; m++) acc[m] = 0.f;
+#pragma unroll 4
+    for (int c = warp * kWarp + lane; c < nchunk; c += kWarp * kRouterFusedWarps) {
+        const uint4 w = ld_nc16(wrow + c);
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            const float4 *p = reinterpret_cast<const float4 *>(x + (size_t)m * K + (size_t)c * 8);
+            const float4 a = __ldg(p), b = __ldg(p + 1);
+            const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+            acc[m] = dot8_bf16_f32(w, xv, acc[m]);
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < M; m++) acc[m] = wsum(acc[m]);
+    if (lane == 0)
+#pragma unroll
+        for (int m = 0; m < M; m++) red[warp][m] = acc[m];
+    __syncthreads();
+    if (threadIdx.x < M) {
+        const int m = threadIdx.x;
+        float v = 0.f;
+#pragma unroll
+        for (int ss = 0; ss < kRouterFusedWarps; ss++) v += red[ss][m];
+        v += bias ? bf(bias[row]) : 0.f;
+        lg[(size_t)m * E + row] = rnd ? rbf(v) : v;
+        __threadfence();
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&g_router_cnt, 1u) == (unsigned)(gridDim.x - 1);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (warp < M) router_topk_warp<true>(lg + (size_t)warp * E, E, k, sl[warp], idx + (size_t)warp * k, wts + (size_t)warp * k);
+    if (threadIdx.x == 0) g_router_cnt = 0;
 }
 
 __global__ void k_swiglu(const float *gate, const float *__restrict__ up, int64_t n, float *out)
@@ -1706,7 +1790,9 @@ dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a)
     return dpb_attn_prefill_launch(&b, DPB_ATTN_PREFILL_AUTO, ci->st);
 }
 
-dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
+/* The attention's output rounded to bf16 when the caller asks (round_out): the flash-decoding kernel rounds as it
+ * writes (*rounded set), the other paths by k_round afterwards (attention_rounded). */
+dpb_status attention_body(dpb_backend *b, const dpb_attn_args *a, bool *rounded)
 {
     cuda_impl *ci = impl_of(b);
     if (a->n <= 0) return DPB_OK;
@@ -1756,7 +1842,7 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
         d.n = a->n; d.heads = a->heads; d.kv_heads = a->kv_heads; d.head_dim = a->head_dim; d.slots = a->slots;
         d.window = a->window; d.kv_dtype = a->kv_dtype; d.q = a->q; d.k_new = a->k_new; d.v_new = a->v_new;
         d.k_cache = a->k_cache; d.v_cache = a->v_cache; d.pos0 = a->pos0; d.pos_dev = a->pos_dev; d.sinks = a->sinks;
-        d.scale = a->scale; d.out = a->out; d.sms = ci->sms;
+        d.scale = a->scale; d.out = a->out; d.sms = ci->sms; d.round_out = a->round_out;
         if (a->pos_dev) {
             /* the position is read on the device (a graph replays this launch at later steps): splits sized for
              * the most keys the layer can see */
@@ -1772,6 +1858,7 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
                 dpb_status s = ws_get(ci, sb, &ws);
                 if (s) return s;
             }
+            *rounded = true;
             return dpb_attn_decode_launch(&d, ws, ci->st);
         }
     }
@@ -1911,6 +1998,37 @@ dpb_status op_router_topk(dpb_backend *b, const float *logits, int64_t n, int64_
     if (blocks > INT32_MAX) return dpb_error_set(DPB_E_RANGE, "router: %lld rows", (long long)n);
     k_router_topk<<<(unsigned)blocks, kRouterWarps * kWarp, 0, ci->st>>>(logits, n, (int)E, (int)k, idx, wts);
     return launched("router");
+}
+
+/* linear + [round_bf16] + router_topk in one launch where the linear would be one splitK8 GEMV launch (bf16 rows,
+ * E < 256 experts, n <= 4 rows, 16-byte aligned); DPB_E_UNSUPPORTED otherwise (the caller makes the three calls). */
+dpb_status op_router(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, const float *x, int64_t n, int64_t k,
+                     bool round, float *logits, int32_t *idx, float *wts)
+{
+    cuda_impl *ci = impl_of(b);
+    const int64_t E = w->out;
+    if ((ci->unfused & 1) || n < 1 || n > kRouterFusedMaxRows || w->fmt != DPB_W_BF16 || w->transposed || E < 1 || E >= 256 ||
+        k < 1 || k > 2 * kWarp || k > E || w->in < 8 || w->in % 8 || w->in > INT32_MAX || !al16(w->data) || !al16(x))
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda router: not fused for [%lld, %lld] x %lld rows, top-%lld",
+                             (long long)E, (long long)w->in, (long long)n, (long long)k);
+    dirty(ci, logits, (size_t)(n * E) * 4);
+    dirty(ci, idx, (size_t)(n * k) * 4);
+    dirty(ci, wts, (size_t)(n * k) * 4);
+    const uint16_t *W = static_cast<const uint16_t *>(w->data);
+    const int K = (int)w->in, r = round ? 1 : 0;
+    const unsigned g = (unsigned)E, t = kRouterFusedWarps * kWarp;
+    switch (n) {
+    case 1: k_router_fused<1><<<g, t, 0, ci->st>>>(W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
+    case 2: k_router_fused<2><<<g, t, 0, ci->st>>>(W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
+    case 3: k_router_fused<3><<<g, t, 0, ci->st>>>(W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
+    default: k_router_fused<4><<<g, t, 0, ci->st>>>(W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
+    }
+    dpb_status s = launched("router (fused)");
+    if (!s && round) {
+        if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+        ci->rounded.push_back({(uintptr_t)logits, (uintptr_t)logits + (size_t)(n * E) * 4});
+    }
+    return s;
 }
 
 /* Device tables of each expert's pointers for this layer (cached; uploaded
@@ -2312,7 +2430,29 @@ struct qkprep_p {
     const int64_t *pos;
     int rnd, kvt; /* kvt: the KV dtype (dpb_kv_dtype) */
     void *knew, *vnew;
+    void *kc, *vc;  /* qk_prep_kv: the layer's cache, row t's k and v also go to slot pos[t] % slots; else null */
+    int64_t slots;
 };
+
+/* element e of row t's k or v (the head's offset included) in the KV dtype, into the new rows and the cache slot */
+__device__ __forceinline__ void qk_store(const qkprep_p &P, void *nw, void *cache, int64_t t, int64_t off, int64_t e,
+                                         int64_t slot, float v)
+{
+    const int64_t row = P.nkv * P.hd;
+    if (P.kvt == DPB_KV_F32) {
+        static_cast<float *>(nw)[off] = v;
+        if (cache) static_cast<float *>(cache)[slot * row + e] = v;
+    } else if (P.kvt == DPB_KV_FP8) {
+        const uint8_t b = to_fp8(v);
+        static_cast<uint8_t *>(nw)[off] = b;
+        if (cache) static_cast<uint8_t *>(cache)[slot * row + e] = b;
+    } else {
+        const uint16_t b = to_bf(v);
+        static_cast<uint16_t *>(nw)[off] = b;
+        if (cache) static_cast<uint16_t *>(cache)[slot * row + e] = b;
+    }
+    (void)t;
+}
 
 __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_args ra)
 {
@@ -2323,13 +2463,9 @@ __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_ar
     const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
     const int64_t nheads = kind == 0 ? P.nh : P.nkv;
     const int64_t off = (t * nheads + h) * hd;
+    const int64_t slot = P.kc && kind != 0 ? P.pos[t] % P.slots : 0;
     if (kind == 2) {
-        for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) {
-            float v = P.v[off + i];
-            if (P.kvt == DPB_KV_F32) static_cast<float *>(P.vnew)[off + i] = v;
-            else if (P.kvt == DPB_KV_FP8) static_cast<uint8_t *>(P.vnew)[off + i] = to_fp8(v);
-            else static_cast<uint16_t *>(P.vnew)[off + i] = to_bf(v);
-        }
+        for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) qk_store(P, P.vnew, P.vc, t, off + i, h * hd + i, slot, P.v[off + i]);
         return;
     }
     float *src = kind == 0 ? P.q : P.k;
@@ -2363,22 +2499,18 @@ __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_ar
         if (kind == 0) {
             P.q[off + i] = P.rnd ? rbf(o1) : o1;
             P.q[off + i + half] = P.rnd ? rbf(o2) : o2;
-        } else if (P.kvt == DPB_KV_F32) {
-            static_cast<float *>(P.knew)[off + i] = o1;
-            static_cast<float *>(P.knew)[off + i + half] = o2;
-        } else if (P.kvt == DPB_KV_FP8) {
-            static_cast<uint8_t *>(P.knew)[off + i] = to_fp8(o1);
-            static_cast<uint8_t *>(P.knew)[off + i + half] = to_fp8(o2);
         } else {
-            static_cast<uint16_t *>(P.knew)[off + i] = to_bf(o1);
-            static_cast<uint16_t *>(P.knew)[off + i + half] = to_bf(o2);
+            qk_store(P, P.knew, P.kc, t, off + i, h * hd + i, slot, o1);
+            qk_store(P, P.knew, P.kc, t, off + i + half, h * hd + i + half, slot, o2);
         }
     }
 }
 
-dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
-                      const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
-                      const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew)
+/* qk_prep, and with kc / vc (not null) the rows into the cache too (qk_prep_kv) */
+dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                       const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                       const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew, void *kc, void *vc,
+                       int64_t slots)
 {
     cuda_impl *ci = impl_of(b);
     if (n <= 0) return DPB_OK;
@@ -2389,7 +2521,11 @@ dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_
     dirty(ci, q, (size_t)(n * nh * hd) * 4);
     dirty(ci, knew, (size_t)(n * nkv * hd) * dpb_kv_dtype_size(dt));
     dirty(ci, vnew, (size_t)(n * nkv * hd) * dpb_kv_dtype_size(dt));
-    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, round ? 1 : 0, (int)dt, knew, vnew};
+    if (kc) {
+        dirty(ci, kc, (size_t)(slots * nkv * hd) * dpb_kv_dtype_size(dt));
+        dirty(ci, vc, (size_t)(slots * nkv * hd) * dpb_kv_dtype_size(dt));
+    }
+    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, round ? 1 : 0, (int)dt, knew, vnew, kc, vc, slots};
     rope_args ra;
     ra.head_dim = hd;
     ra.scaling = rt->attention_scaling;
@@ -2401,6 +2537,27 @@ dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_
         ci->rounded.push_back({(uintptr_t)q, (uintptr_t)q + (size_t)(n * nh * hd) * 4});
     }
     return s;
+}
+
+dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                      const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                      const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew)
+{
+    return qk_prep_run(b, q, k, v, n, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew, nullptr, nullptr, 0);
+}
+
+/* qk_prep_kv: the k and v rows written into the cache slots by k_qk_prep itself (no kv_write_at launch) */
+dpb_status op_qk_prep_kv(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                         const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                         const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew, void *k_cache,
+                         void *v_cache, int64_t slots)
+{
+    if (impl_of(b)->unfused & 2)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep_kv: off (DPB_CUDA_UNFUSED)");
+    if (n > 0 && (!k_cache || !v_cache || slots < n))
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep_kv: %lld rows into %lld slots", (long long)n, (long long)slots);
+    return qk_prep_run(b, q, k, v, n, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew, k_cache, v_cache,
+                       slots);
 }
 
 /* ---- graphs ---- */
@@ -2530,7 +2687,7 @@ __global__ void __launch_bounds__(128) k_attn_batch(const attnb_p P)
     }
 }
 
-dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
+dpb_status attention_batch_body(dpb_backend *b, const dpb_attn_batch_args *a, bool *rounded)
 {
     cuda_impl *ci = impl_of(b);
     if (a->n <= 0) return DPB_OK;
@@ -2553,7 +2710,7 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
         d.n = a->n; d.heads = a->heads; d.kv_heads = a->kv_heads; d.head_dim = hd; d.slots = a->slots;
         d.window = a->window; d.kv_dtype = a->kv_dtype; d.q = a->q; d.k_new = a->k_new; d.v_new = a->v_new;
         d.k_tab = a->k_tab; d.v_tab = a->v_tab; d.seq = a->seq; d.pos = a->pos; d.sinks = a->sinks;
-        d.scale = a->scale; d.out = a->out; d.sms = ci->sms;
+        d.scale = a->scale; d.out = a->out; d.sms = ci->sms; d.round_out = a->round_out;
         d.cap = a->window > 0 && a->window < a->max_pos + 1 ? a->window : a->max_pos + 1;
         if (dpb_attn_decode_supports(&d)) {
             const size_t sb = dpb_attn_decode_scratch(&d);
@@ -2562,6 +2719,7 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
                 dpb_status s = ws_get(ci, sb, &ws);
                 if (s) return s;
             }
+            *rounded = true;
             return dpb_attn_decode_launch(&d, ws, ci->st);
         }
     }
@@ -2602,6 +2760,45 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
     C.part = P.part; C.nsplit = P.nsplit;
     k_attn_combine<<<(unsigned)(a->n * a->heads), 64, 0, ci->st>>>(C);
     return launched("attention (batch) combine");
+}
+
+/* after an attention into out[n] that succeeded: round it when asked and the kernel did not, and note it rounded */
+dpb_status attention_rounded(cuda_impl *ci, dpb_backend *b, float *out, int64_t n, bool want, bool rounded)
+{
+    if (!want || n <= 0) return DPB_OK;
+    if (!rounded) {
+        /* k_round (op_round_bf16 notes the range; the coalescing below then does not apply) */
+        dpb_status s = op_round_bf16(b, out, n);
+        if (s) return s;
+        ci->rounded.pop_back();
+    }
+    /* the engine's chunks of several sequences write adjacent parts of one buffer: one range for them, so the
+     * 16 remembered ranges (q's among them) are not pushed out one part at a time */
+    const uintptr_t a0 = (uintptr_t)out, a1 = a0 + (size_t)n * 4;
+    for (auto &r : ci->rounded)
+        if (r.b == a0) {
+            r.b = a1;
+            return DPB_OK;
+        }
+    if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+    ci->rounded.push_back({a0, a1});
+    return DPB_OK;
+}
+
+dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
+{
+    bool rounded = false;
+    dpb_status s = attention_body(b, a, &rounded);
+    if (s || a->n <= 0) return s;
+    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded);
+}
+
+dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
+{
+    bool rounded = false;
+    dpb_status s = attention_batch_body(b, a, &rounded);
+    if (s || a->n <= 0) return s;
+    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded);
 }
 
 dpb_status op_graph_begin(dpb_backend *b)
@@ -2810,7 +3007,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_embed, op_linear, op_rmsnorm, op_rope, op_attention, op_kv_write, op_to_kv, op_router_topk,
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
-    op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16,
+    op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16, op_router, op_qk_prep_kv,
 };
 
 } // namespace
@@ -2854,6 +3051,8 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     ci->prefill = prefill;
     const char *lm = getenv("DPB_CUDA_LINEAR_MULTI");
     ci->lmulti = lm && strcmp(lm, "split") == 0 ? 1 : lm && strcmp(lm, "off") == 0 ? 2 : 0;
+    const char *uf = getenv("DPB_CUDA_UNFUSED");
+    ci->unfused = uf && strcmp(uf, "router") == 0 ? 1 : uf && strcmp(uf, "qkkv") == 0 ? 2 : uf && strcmp(uf, "all") == 0 ? 3 : 0;
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) ci->sms = sms;
     ci->moe_grouped = grouped;
