@@ -640,11 +640,25 @@ static void opc_run_fp8(opc *c, int big)
     if (big) opc_attention_batch(c, 64, 64, 64, 8, 64, 2048, 0, 2047, DPB_KV_FP8, true);
 }
 
-static void opc_router(opc *c, int64_t n, int64_t E, int64_t k)
+static void opc_router_x(opc *c, int64_t n, int64_t E, int64_t k, bool special)
 {
     char name[96];
-    snprintf(name, sizeof name, "router_topk n=%lld E=%lld k=%lld", (long long)n, (long long)E, (long long)k);
+    snprintf(name, sizeof name, "router_topk n=%lld E=%lld k=%lld%s", (long long)n, (long long)E, (long long)k,
+             special ? " (ties, -0/+0, NaN, -inf)" : "");
     float *l = opc_fv(c, (size_t)(n * E), 4), *w = malloc((size_t)(n * k) * 4);
+    if (special) {
+        /* row r: ties among the largest, a signed-zero tie, NaN (never picked
+         * unless it is the first unused value: not made here), -inf rows */
+        for (int64_t r = 0; r < n; r++) {
+            float *lr = l + r * E;
+            switch (r % 4) {
+            case 0: lr[E - 1] = 9.f; lr[E / 2] = 9.f; lr[1] = 9.f; break;
+            case 1: for (int64_t e = 0; e < E; e++) lr[e] = (e % 3) ? 0.f : -0.f; break;
+            case 2: lr[E / 3] = NAN; lr[E - 2] = NAN; lr[E / 4] = 20.f; break;
+            default: for (int64_t e = 0; e < E; e++) lr[e] = e % 5 ? -INFINITY : 1.f; break;
+            }
+        }
+    }
     int32_t *ix = malloc((size_t)(n * k) * 4);
     c->ref->ops->router_topk(c->ref, l, n, E, k, ix, w);
     float *ld = opc_up(c, l, (size_t)(n * E) * 4), *wd = opc_nan(c, (size_t)(n * k) * 4);
@@ -655,6 +669,32 @@ static void opc_router(opc *c, int64_t n, int64_t E, int64_t k)
     }
     opc_free(c, ld); opc_free(c, wd); opc_free(c, id);
     free(l); free(w); free(ix);
+}
+static void opc_router(opc *c, int64_t n, int64_t E, int64_t k) { opc_router_x(c, n, E, k, false); }
+
+/* argmax of n random rows of V with planted ties (the lower id wins) and NaN */
+static void opc_argmax_rows(opc *c, int64_t n, int64_t V)
+{
+    if (!c->dev->ops->argmax) return;
+    char name[96];
+    snprintf(name, sizeof name, "argmax %lld x %lld (planted ties, NaN)", (long long)n, (long long)V);
+    float *x = opc_fv(c, (size_t)(n * V), 10);
+    int32_t *want = malloc((size_t)n * 4);
+    for (int64_t r = 0; r < n; r++) {
+        float *xr = x + r * V;
+        const int64_t a = (int64_t)(opc_next(c) % (uint64_t)V), b = (int64_t)(opc_next(c) % (uint64_t)V);
+        if (r % 3 == 0) { xr[a] = 11.f; xr[b] = 11.f; }
+        if (r % 3 == 1) { xr[a] = NAN; xr[b] = -0.f; }
+        int64_t best = -1;
+        for (int64_t v = 0; v < V; v++)
+            if (xr[v] == xr[v] && (best < 0 || xr[v] > xr[best])) best = v;
+        want[r] = (int32_t)best;
+    }
+    float *d = opc_up(c, x, (size_t)(n * V) * 4);
+    int32_t *ids = opc_nan(c, (size_t)n * 4);
+    if (d && ids && opc_st(c, name, c->dev->ops->argmax(c->dev, d, n, V, ids))) opc_same(c, name, ids, want, (size_t)n * 4);
+    opc_free(c, d); opc_free(c, ids);
+    free(x); free(want);
 }
 
 /* fmt: MXFP4, or BF16 with tr = transposed storage.  skew: uneven routing
@@ -971,10 +1011,21 @@ static void opc_run_all(opc *c, int big)
     opc_kv_write(c, 64, 512, 40, 50, DPB_KV_BF16); /* more rows than one launch takes: copies */
     opc_kv_write(c, 5, 3, 7, 2, DPB_KV_BF16);      /* rows of 6 bytes: copies */
     opc_argmax(c);
+    opc_argmax_rows(c, 3, 151936);
+    opc_argmax_rows(c, 300, 1000); /* more rows than one launch takes */
+    opc_argmax_rows(c, 2, 1);
+    opc_argmax_rows(c, 4, 2047);
     opc_add_rmsnorm(c, 1, 2880, true, true);
     opc_add_rmsnorm(c, 5, 5120, false, true);
     opc_add_rmsnorm(c, 3, 7168, true, false);
     opc_add_rmsnorm(c, 2, 9000, true, true); /* wider than the fused kernel: the separate steps */
+    opc_add_rmsnorm(c, 2, 2882, true, true); /* dim % 4 != 0: the scalar kernel */
+    opc_add_rmsnorm(c, 1, 4096, true, true);
+    opc_add_rmsnorm(c, 4, 8192, false, true);
+    opc_add_rmsnorm(c, 3, 36, true, true);
+    opc_rmsnorm(c, 1, 5120, false);
+    opc_rmsnorm(c, 2, 2882, true);
+    opc_rmsnorm(c, 64, 128, true);
     opc_qk_prep(c, 1, 64, 8, 64, false, true, DPB_KV_BF16);
     opc_qk_prep(c, 3, 64, 8, 128, true, true, DPB_KV_BF16);
     opc_qk_prep(c, 2, 16, 4, 64, false, false, DPB_KV_F32);
@@ -983,6 +1034,10 @@ static void opc_run_all(opc *c, int big)
     opc_router(c, 7, 32, 4);
     opc_router(c, 300, 128, 8);
     opc_router(c, 5, 8, 4);
+    opc_router_x(c, 8, 32, 4, true);
+    opc_router_x(c, 8, 128, 8, true);
+    opc_router_x(c, 9, 1024, 64, false);
+    opc_router_x(c, 1, 40, 33, true);
     for (int r = 0; r < 2; r++) {
         opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 1, r);
         opc_moe(c, DPB_W_MXFP4, false, 8, 512, 256, 4, 3, r);

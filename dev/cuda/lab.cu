@@ -431,13 +431,18 @@ static void bench_gemv(Timer &T, cublasHandle_t cb, const GemvShape &sh, const s
             char var[96];
             double e;
             bool nn;
-            poison();
-            double us = T.graph_us([&](cudaStream_t st, int i) {
-                CKD(dpb_cuda_gemv_bf16(rot + (size_t)(i % copies) * N * K, dbias, dx, 0, dy, M, N, K, DPB_GEMV_AUTO, st));
-            }, n);
-            check(M, ref, &e, &nn);
-            std::snprintf(var, sizeof var, "auto xf32 graph×%d", n);
-            add_row("gemv", shape, var, us, bytes, true, e, nn);
+            double us = 0;
+            /* every variant in a graph for the mid and small shapes (the decode matrices) */
+            for (int v = 0; v < (N <= 8192 ? (int)DPB_GEMV_NVARIANTS : 1); v++) {
+                poison();
+                us = T.graph_us([&](cudaStream_t st, int i) {
+                    CKD(dpb_cuda_gemv_bf16(rot + (size_t)(i % copies) * N * K, dbias, dx, 0, dy, M, N, K,
+                                           (dpb_cuda_gemv_variant)v, st));
+                }, n);
+                check(M, ref, &e, &nn);
+                std::snprintf(var, sizeof var, "%s xf32 graph×%d", dpb_cuda_gemv_variant_name((dpb_cuda_gemv_variant)v), n);
+                add_row("gemv", shape, var, us, bytes, true, e, nn);
+            }
             const float one = 1.f, zero = 0.f;
             poison();
             cublas_on(cb, T.gs); /* before capture: setting the stream resets the workspace */
@@ -1533,7 +1538,8 @@ int main(int argc, char **argv)
 
     bench_copy(T);
     std::vector<int> Ms = quick ? std::vector<int>{1} : std::vector<int>{1, 2, 4, 8};
-    std::vector<GemvShape> shapes = {{"q", 4096, 2880}, {"o", 2880, 4096}, {"k", 512, 2880}, {"router", 32, 2880}};
+    std::vector<GemvShape> shapes = {{"qkv", 5120, 2880}, {"q", 4096, 2880}, {"o", 2880, 4096}, {"k", 512, 2880},
+                                     {"router", 32, 2880}};
     if (!quick) shapes.insert(shapes.begin(), GemvShape{"lm_head", 201088, 2880});
     auto want = [&](const char *g) { return only.empty() || ("," + only + ",").find(std::string(",") + g + ",") != std::string::npos; };
     if (want("gemv"))

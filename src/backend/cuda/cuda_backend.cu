@@ -11,6 +11,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,6 +61,8 @@ struct cuda_impl {
     std::map<uintptr_t, size_t> allocs; /* every device allocation: start -> bytes */
     std::map<uintptr_t, bool> is_mapped;
     uint64_t mapped = 0, allocated = 0, workspace = 0, peak = 0;
+    unsigned long long *amax_part = nullptr; /* argmax: partial keys [kArgmaxSlots] */
+    unsigned int *amax_cnt = nullptr;       /* argmax: per-row block counters [kArgmaxMaxRows], zero between launches */
     float *zeros = nullptr; /* zero residual for kernel B */
     size_t zeros_n = 0;
     void *ws = nullptr; /* scratch of one operation */
@@ -325,6 +328,83 @@ __global__ void k_rmsnorm(const float *x, const uint16_t *__restrict__ w, int64_
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
     const float r = 1.0f / sqrtf(block_sum(ss, red) / (float)dim + eps);
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = bf(w[i]) * (xr[i] * r);
+}
+
+/* Vectorized add + RMSNorm (and plain RMSNorm), one block per row, for
+ * dim % 4 == 0 and 16-byte aligned rows (w 8-byte aligned): each thread
+ * loads up to kNorm4Per float4 of x (and r) and the matching 4 weights at
+ * once, keeps them in registers, one block reduction of the squares, then
+ * writes.  ADD: x += [round](r), [round] x stored back (w == NULL: the add
+ * only); else y = rmsnorm(x) * w without rounding (x read only; y may equal
+ * x: every element is read and written by the same thread). */
+constexpr int kNorm4Per = 4;
+constexpr int kNorm4MaxDim = 1024 * 4 * kNorm4Per;
+template <bool ADD>
+__global__ void __launch_bounds__(1024) k_norm4(float *x, const float *r, const uint16_t *__restrict__ w, int dim,
+                                                float eps, int rnd, float *y)
+{
+    __shared__ float red[32];
+    const int64_t t = blockIdx.x;
+    const int d4 = dim / 4;
+    float4 *x4 = reinterpret_cast<float4 *>(x + t * dim);
+    const float4 *r4 = ADD ? reinterpret_cast<const float4 *>(r + t * dim) : nullptr;
+    const uint2 *w4 = reinterpret_cast<const uint2 *>(w);
+    float4 v[kNorm4Per];
+    uint2 wv[kNorm4Per];
+#pragma unroll
+    for (int u = 0; u < kNorm4Per; u++) {
+        const int i = (int)threadIdx.x + u * (int)blockDim.x;
+        v[u] = make_float4(0.f, 0.f, 0.f, 0.f);
+        wv[u] = make_uint2(0u, 0u);
+        if (i < d4) {
+            v[u] = x4[i];
+            if (w) wv[u] = __ldg(w4 + i);
+            if (ADD) {
+                float4 a = r4[i];
+                if (rnd) { a.x = rbf(a.x); a.y = rbf(a.y); a.z = rbf(a.z); a.w = rbf(a.w); }
+                v[u].x += a.x; v[u].y += a.y; v[u].z += a.z; v[u].w += a.w;
+                if (rnd) { v[u].x = rbf(v[u].x); v[u].y = rbf(v[u].y); v[u].z = rbf(v[u].z); v[u].w = rbf(v[u].w); }
+            }
+        }
+    }
+    float ss = 0.f;
+#pragma unroll
+    for (int u = 0; u < kNorm4Per; u++) {
+        const int i = (int)threadIdx.x + u * (int)blockDim.x;
+        if (ADD && i < d4) x4[i] = v[u];
+        ss = fmaf(v[u].x, v[u].x, ss);
+        ss = fmaf(v[u].y, v[u].y, ss);
+        ss = fmaf(v[u].z, v[u].z, ss);
+        ss = fmaf(v[u].w, v[u].w, ss);
+    }
+    if (!w) return;
+    const float sc = 1.0f / sqrtf(block_sum(ss, red) / (float)dim + eps);
+    float4 *y4 = reinterpret_cast<float4 *>(y + t * dim);
+#pragma unroll
+    for (int u = 0; u < kNorm4Per; u++) {
+        const int i = (int)threadIdx.x + u * (int)blockDim.x;
+        if (i < d4) {
+            float4 o;
+            o.x = bf((uint16_t)(wv[u].x & 0xffffu)) * (v[u].x * sc);
+            o.y = bf((uint16_t)(wv[u].x >> 16)) * (v[u].y * sc);
+            o.z = bf((uint16_t)(wv[u].y & 0xffffu)) * (v[u].z * sc);
+            o.w = bf((uint16_t)(wv[u].y >> 16)) * (v[u].w * sc);
+            if (rnd) { o.x = rbf(o.x); o.y = rbf(o.y); o.z = rbf(o.z); o.w = rbf(o.w); }
+            y4[i] = o;
+        }
+    }
+}
+/* threads for k_norm4: kNorm4Per float4 each, whole warps */
+int norm4_threads(int64_t dim)
+{
+    int64_t th = (dim / 4 + kNorm4Per - 1) / kNorm4Per;
+    th = (th + kWarp - 1) / kWarp * kWarp;
+    return th < kWarp ? kWarp : (int)th;
+}
+bool norm4_ok(int64_t dim, const void *a, const void *b, const void *c, const void *w)
+{
+    return dim % 4 == 0 && dim <= kNorm4MaxDim && !(((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) & 15u) &&
+           !((uintptr_t)w & 7u);
 }
 
 struct rope_args {
@@ -718,32 +798,88 @@ __global__ void k_to_bf16(const float *__restrict__ src, int64_t n, uint16_t *__
         dst[i] = to_bf(src[i]);
 }
 
-/* One thread per row: top-k (ties: lower index), softmax over the k. */
-__global__ void k_router_topk(const float *__restrict__ lg, int64_t n, int64_t E, int64_t k, int32_t *__restrict__ idx,
-                              float *__restrict__ wts)
+/* Order-preserving 32-bit key of a non-NaN float (-0 and +0 equal). */
+__device__ __forceinline__ uint32_t ord_key(float v)
 {
-    int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (t >= n) return;
+    const uint32_t u = __float_as_uint(v == 0.f ? 0.f : v);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ unsigned long long wmax_u64(unsigned long long v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const unsigned long long w = __shfl_xor_sync(0xffffffffu, v, o);
+        v = w > v ? w : v;
+    }
+    return v;
+}
+
+/* Router top-k: one warp per row (kRouterWarps rows per block), the row's E
+ * logits (E <= 1024) in shared memory, element e with lane e % 32.  Each of
+ * the k rounds is one warp reduction of a 64-bit key (value order, then the
+ * lower index): the reference's scan (first unused element, replaced by a
+ * strictly larger one) picks the largest non-NaN unused value, lowest index
+ * first, unless the first unused element is NaN, which it then keeps; so
+ * does this.  Softmax over the k as the reference: max = first pick, the
+ * denominator summed in pick order. */
+constexpr int kRouterWarps = 4;
+constexpr int kRouterMaxE = 1024;
+__global__ void __launch_bounds__(kRouterWarps * kWarp)
+k_router_topk(const float *__restrict__ lg, int64_t n, int E, int k, int32_t *__restrict__ idx,
+              float *__restrict__ wts)
+{
+    __shared__ float sl[kRouterWarps][kRouterMaxE];
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    const int64_t t = (int64_t)blockIdx.x * kRouterWarps + warp;
+    if (t >= n) return; /* whole warps leave: no block barrier below */
+    float *s = sl[warp];
     const float *l = lg + t * E;
-    uint32_t used[32];
-    for (int i = 0; i < 32; i++) used[i] = 0;
-    for (int64_t j = 0; j < k; j++) {
-        int64_t best = -1;
-        for (int64_t e = 0; e < E; e++) {
-            if (used[e >> 5] >> (e & 31) & 1u) continue;
-            if (best < 0 || l[e] > l[best]) best = e;
+    const int per = (E + kWarp - 1) / kWarp;
+    uint32_t used = 0; /* bit i: element lane + 32 i taken (or absent) */
+    for (int i = 0; i < per; i++) {
+        const int e = lane + kWarp * i;
+        if (e < E) s[e] = l[e];
+        else used |= 1u << i;
+    }
+    __syncwarp();
+    int my_id[2] = {0, 0};
+    float my_v[2] = {0.f, 0.f};
+    for (int j = 0; j < k; j++) {
+        unsigned long long best = 0;
+        int first = INT_MAX;
+        for (int i = 0; i < per; i++) {
+            if (used >> i & 1u) continue;
+            const int e = lane + kWarp * i;
+            first = min(first, e);
+            const float v = s[e];
+            if (v == v) {
+                const unsigned long long key = (unsigned long long)ord_key(v) << 32 | (uint32_t)(0xffffffffu - (uint32_t)e);
+                best = key > best ? key : best;
+            }
         }
-        used[best >> 5] |= 1u << (best & 31);
-        idx[t * k + j] = (int32_t)best;
-        wts[t * k + j] = l[best];
+        best = wmax_u64(best);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) first = min(first, __shfl_xor_sync(0xffffffffu, first, o));
+        const float fv = s[first];
+        const int sel = fv != fv ? first : (int)(0xffffffffu - (uint32_t)(best & 0xffffffffu));
+        const float sv = s[sel];
+        if ((sel & (kWarp - 1)) == lane) used |= 1u << (sel / kWarp);
+        if ((j & (kWarp - 1)) == lane) {
+            if (j < kWarp) { my_id[0] = sel; my_v[0] = sv; }
+            else { my_id[1] = sel; my_v[1] = sv; }
+        }
     }
-    float mx = wts[t * k], den = 0.f;
-    for (int64_t j = 0; j < k; j++) {
-        float v = expf(wts[t * k + j] - mx);
-        wts[t * k + j] = v;
-        den += v;
+    const float mx = __shfl_sync(0xffffffffu, my_v[0], 0);
+    float ex[2] = {expf(my_v[0] - mx), expf(my_v[1] - mx)};
+    float den = 0.f;
+    for (int j = 0; j < k; j++) den += __shfl_sync(0xffffffffu, j < kWarp ? ex[0] : ex[1], j & (kWarp - 1));
+    for (int h = 0; h < 2; h++) {
+        const int j = lane + kWarp * h;
+        if (j < k) {
+            idx[t * k + j] = (int32_t)my_id[h];
+            wts[t * k + j] = ex[h] / den;
+        }
     }
-    for (int64_t j = 0; j < k; j++) wts[t * k + j] /= den;
 }
 
 __global__ void k_swiglu(const float *gate, const float *__restrict__ up, int64_t n, float *out)
@@ -1127,6 +1263,7 @@ void op_destroy(dpb_backend *b)
     if (ci->fill_table) cudaFree(ci->fill_table);
     if (ci->ws) cudaFree(ci->ws);
     if (ci->zeros) cudaFree(ci->zeros);
+    if (ci->amax_part) cudaFree(ci->amax_part);
     /* buffers the caller did not free, and mapped weights */
     for (auto &kv : ci->allocs) cudaFree((void *)kv.first);
     for (auto &kv : ci->lt_plans) lt_plan_free(kv.second);
@@ -1495,8 +1632,13 @@ dpb_status op_rmsnorm(dpb_backend *b, const float *x, const uint16_t *w, int64_t
     cuda_impl *ci = impl_of(b);
     if (n <= 0) return DPB_OK;
     dirty(ci, y, (size_t)(n * dim) * 4);
-    int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
-    k_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, w, dim, eps, y);
+    if (n <= INT32_MAX && norm4_ok(dim, x, x, y, w)) {
+        k_norm4<false><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(const_cast<float *>(x), nullptr, w, (int)dim, eps,
+                                                                       0, y);
+    } else {
+        int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
+        k_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, w, dim, eps, y);
+    }
     return launched("rmsnorm");
 }
 
@@ -1760,12 +1902,14 @@ dpb_status op_to_kv(dpb_backend *b, const float *src, int64_t n, dpb_kv_dtype dt
 dpb_status op_router_topk(dpb_backend *b, const float *logits, int64_t n, int64_t E, int64_t k, int32_t *idx, float *wts)
 {
     cuda_impl *ci = impl_of(b);
-    if (k > 64 || k > E || k < 1 || E > 1024)
+    if (k > 2 * kWarp || k > E || k < 1 || E > kRouterMaxE)
         return dpb_error_set(DPB_E_RANGE, "router: top-k %lld of %lld experts", (long long)k, (long long)E);
     if (n <= 0) return DPB_OK;
     dirty(ci, idx, (size_t)(n * k) * 4);
     dirty(ci, wts, (size_t)(n * k) * 4);
-    k_router_topk<<<grid_for(n, 64), 64, 0, ci->st>>>(logits, n, E, k, idx, wts);
+    const int64_t blocks = (n + kRouterWarps - 1) / kRouterWarps;
+    if (blocks > INT32_MAX) return dpb_error_set(DPB_E_RANGE, "router: %lld rows", (long long)n);
+    k_router_topk<<<(unsigned)blocks, kRouterWarps * kWarp, 0, ci->st>>>(logits, n, (int)E, (int)k, idx, wts);
     return launched("router");
 }
 
@@ -2141,8 +2285,12 @@ dpb_status op_add_rmsnorm(dpb_backend *b, float *x, float *r, const uint16_t *w,
     }
     dirty(ci, x, (size_t)(n * dim) * 4);
     if (w) dirty(ci, y, (size_t)(n * dim) * 4);
-    int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
-    k_add_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, r, w, dim, eps, round ? 1 : 0, y);
+    if (norm4_ok(dim, x, r, w ? (const void *)y : (const void *)x, w)) {
+        k_norm4<true><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(x, r, w, (int)dim, eps, round ? 1 : 0, y);
+    } else {
+        int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
+        k_add_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, r, w, dim, eps, round ? 1 : 0, y);
+    }
     dpb_status s = launched("add_rmsnorm");
     if (!s && round) {
         /* x and y now hold bf16-exact values (see linear) */
@@ -2507,39 +2655,77 @@ void op_graph_free(dpb_backend *, void *graph)
     delete cg;
 }
 
-/* ---- greedy sampling on the device: one block per row ---- */
-
-__global__ void __launch_bounds__(1024) k_argmax(const float *__restrict__ lg, int64_t V, int32_t *__restrict__ ids)
+/* ---- greedy sampling on the device ----
+ * Grid (P, rows): block b of row r scans a slice of the row and writes the
+ * best 64-bit key of the slice, ord_key(value) << 32 | (0xffffffff - id)
+ * (NaN skipped, 0 = nothing), to part[r * P + b]; the last block of the row
+ * to finish (a per-row counter) takes the largest of the P keys, so the
+ * largest value wins and, among equal values, the lowest id; it writes the
+ * id (0 when the row is all NaN, as the host rule gives) and resets the
+ * counter for the next launch.  part and cnt: cuda_impl's argmax buffers. */
+constexpr int kArgmaxThreads = 256;
+constexpr int kArgmaxMaxParts = 128;  /* blocks per row */
+constexpr int kArgmaxMaxRows = 256;   /* rows per launch (counters) */
+constexpr int kArgmaxSlots = 8192;    /* partial keys per launch */
+__device__ __forceinline__ unsigned long long argmax_key(float x, int64_t v)
 {
-    __shared__ float sv[32];
-    __shared__ int64_t si[32];
-    const float *row = lg + (int64_t)blockIdx.x * V;
-    float bv = -INFINITY;
-    int64_t bi = -1;
-    for (int64_t v = threadIdx.x; v < V; v += blockDim.x) {
-        float x = row[v];
-        if (x == x && (bi < 0 || x > bv)) { bv = x; bi = v; } /* increasing v: ties keep the lower id; NaN skipped */
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-        int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) { bv = ov; bi = oi; }
-    }
-    const int w = threadIdx.x / 32, l = threadIdx.x % 32;
-    if (l == 0) { sv[w] = bv; si[w] = bi; }
+    return x == x ? (unsigned long long)ord_key(x) << 32 | (uint32_t)(0xffffffffu - (uint32_t)v) : 0ull;
+}
+__device__ __forceinline__ unsigned long long block_max_u64(unsigned long long v, unsigned long long *red)
+{
+    v = wmax_u64(v);
+    const int w = threadIdx.x / kWarp, l = threadIdx.x % kWarp;
+    if (l == 0) red[w] = v;
     __syncthreads();
     if (w == 0) {
-        const int nw = (int)(blockDim.x / 32);
-        bv = l < nw ? sv[l] : -INFINITY;
-        bi = l < nw ? si[l] : -1;
+        v = l < (int)(blockDim.x / kWarp) ? red[l] : 0ull;
+        v = wmax_u64(v);
+    }
+    return v; /* valid in thread 0 */
+}
+__global__ void __launch_bounds__(kArgmaxThreads) k_argmax(const float *__restrict__ lg, int64_t V, int64_t chunk,
+                                                           unsigned long long *part, unsigned int *cnt,
+                                                           int32_t *__restrict__ ids)
+{
+    __shared__ unsigned long long red[kArgmaxThreads / kWarp];
+    __shared__ bool last;
+    const int P = (int)gridDim.x, r = (int)blockIdx.y;
+    const float *row = lg + (int64_t)r * V;
+    const int64_t v0 = (int64_t)blockIdx.x * chunk, v1 = min(V, v0 + chunk);
+    unsigned long long best = 0;
+    /* 8 loads in flight per thread; coalesced across the block */
+    for (int64_t base = v0; base < v1; base += 8 * kArgmaxThreads) {
+        float x[8];
 #pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-            float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-            int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
-            if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) { bv = ov; bi = oi; }
+        for (int u = 0; u < 8; u++) {
+            const int64_t v = base + u * kArgmaxThreads + threadIdx.x;
+            x[u] = v < v1 ? __ldg(row + v) : __int_as_float(0x7fc00000);
         }
-        if (l == 0) ids[blockIdx.x] = (int32_t)(bi < 0 ? 0 : bi); /* all NaN: id 0, as the host rule gives */
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const unsigned long long key = argmax_key(x[u], base + u * kArgmaxThreads + threadIdx.x);
+            best = key > best ? key : best;
+        }
+    }
+    best = block_max_u64(best, red);
+    if (threadIdx.x == 0) {
+        part[(size_t)r * P + blockIdx.x] = best;
+        __threadfence();
+        last = atomicAdd(&cnt[r], 1u) == (unsigned)(P - 1);
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    best = 0;
+    for (int i = threadIdx.x; i < P; i += kArgmaxThreads) {
+        const unsigned long long key = __ldcg(part + (size_t)r * P + i);
+        best = key > best ? key : best;
+    }
+    __syncthreads(); /* red reused */
+    best = block_max_u64(best, red);
+    if (threadIdx.x == 0) {
+        ids[r] = best == 0 ? 0 : (int32_t)(0xffffffffu - (uint32_t)(best & 0xffffffffu));
+        cnt[r] = 0;
     }
 }
 
@@ -2549,8 +2735,24 @@ dpb_status op_argmax(dpb_backend *b, const float *logits, int64_t n, int64_t V, 
     if (n <= 0) return DPB_OK;
     if (V < 1 || V > INT32_MAX || n > INT32_MAX)
         return dpb_error_set(DPB_E_ARG, "cuda argmax: %lld rows of %lld", (long long)n, (long long)V);
-    k_argmax<<<(unsigned)n, 1024, 0, ci->st>>>(logits, V, ids);
-    return launched("argmax");
+    if (!ci->amax_part) return dpb_error_set(DPB_E_INTERNAL, "cuda argmax: buffers missing");
+    /* blocks per row: about two per multiprocessor over the launch, each
+     * with at least 2048 values, at most kArgmaxMaxParts */
+    const int64_t rows = n < kArgmaxMaxRows ? n : kArgmaxMaxRows;
+    int64_t P = (2 * ci->sms + rows - 1) / rows;
+    if (P > (V + 2047) / 2048) P = (V + 2047) / 2048;
+    if (P > kArgmaxMaxParts) P = kArgmaxMaxParts;
+    if (P > kArgmaxSlots / rows) P = kArgmaxSlots / rows;
+    if (P < 1) P = 1;
+    const int64_t chunk = (V + P - 1) / P;
+    for (int64_t r0 = 0; r0 < n; r0 += rows) {
+        const int64_t m = n - r0 < rows ? n - r0 : rows;
+        k_argmax<<<dim3((unsigned)P, (unsigned)m), kArgmaxThreads, 0, ci->st>>>(logits + r0 * V, V, chunk, ci->amax_part,
+                                                                                ci->amax_cnt, ids + r0);
+        dpb_status s = launched("argmax");
+        if (s) return s;
+    }
+    return DPB_OK;
 }
 
 /* ---- synthetic weights generated in place (dpb_fill_rule) ---- */
@@ -2691,6 +2893,17 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
         s = dpb_error_set(DPB_E_UNAVAILABLE, "backend 'cuda': cuBLAS could not be initialized");
     else if (cublasSetStream(ci->blas, ci->st) != CUBLAS_STATUS_SUCCESS)
         s = dpb_error_set(DPB_E_INTERNAL, "backend 'cuda': cublasSetStream failed");
+    if (!s) {
+        /* argmax's partial keys and row counters (zero between launches) */
+        const size_t ab = (size_t)kArgmaxSlots * 8 + (size_t)kArgmaxMaxRows * 4;
+        if ((e = cudaMalloc(&ci->amax_part, ab)) != cudaSuccess || (e = cudaMemset(ci->amax_part, 0, ab)) != cudaSuccess)
+            s = cerr(e, "argmax buffers");
+        else {
+            ci->amax_cnt = reinterpret_cast<unsigned int *>(ci->amax_part + kArgmaxSlots);
+            ci->workspace += ab;
+            note_peak(ci);
+        }
+    }
     if (s) {
         dpb_backend_close(b);
         return s;

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <atomic>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace {
 
@@ -1097,6 +1099,9 @@ moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
 constexpr int kB3DefaultSplits = 2; /* K slices per expert in kernel B v3 */
 constexpr int kA3DefaultSplits = 1; /* K slices per tile in kernel A v3 */
 constexpr int kV3DefaultSteps = 2;  /* steps of 4 blocks loaded at a time */
+/* kernel A at M = 1 (batch-1 decode): 4 steps; lab, 2026-11-26, gpt-oss shape in a graph: 16.39 us
+ * against 16.92 with 2 (docs/CUDA.md, "Session 4, helper small") */
+constexpr int kA3DecodeSteps = 4;
 constexpr int kMoeDefaultVersion = 3;
 constexpr size_t kMaxDynSmem = 200 * 1024;
 
@@ -1379,6 +1384,24 @@ extern "C" const char *dpb_cuda_gemv_variant_name(dpb_cuda_gemv_variant v)
     }
 }
 
+/* The variant auto picks for 2048 <= rows < 65536: warp/row, or the one
+ * DPB_CUDA_GEMV_MID names (2rows, splitK4, splitK8: lab comparisons of
+ * the decode step, docs/CUDA.md); read once. */
+static dpb_cuda_gemv_variant gemv_mid_variant(void)
+{
+    static std::atomic<int> v{-1};
+    int r = v.load(std::memory_order_relaxed);
+    if (r < 0) {
+        const char *e = getenv("DPB_CUDA_GEMV_MID");
+        r = DPB_GEMV_WARP_ROW;
+        if (e && strcmp(e, "2rows") == 0) r = DPB_GEMV_WARP_2ROW;
+        else if (e && strcmp(e, "splitK4") == 0) r = DPB_GEMV_SPLITK4;
+        else if (e && strcmp(e, "splitK8") == 0) r = DPB_GEMV_SPLITK8;
+        v.store(r, std::memory_order_relaxed);
+    }
+    return (dpb_cuda_gemv_variant)r;
+}
+
 extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *W, const float *const *bias,
                                                float *const *y, const int *N, const void *x, int x_bf16, int M, int K,
                                                int rnd, dpb_cuda_gemv_variant variant, cudaStream_t stream)
@@ -1409,7 +1432,7 @@ extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *
         /* Fewest rows per warp that still fill the GPU; split K when N alone
          * cannot (chosen from the dev/cuda lab, see docs/CUDA.md). */
         if (total >= 65536) variant = DPB_GEMV_WARP_4ROW;
-        else if (total >= 2048) variant = DPB_GEMV_WARP_ROW;
+        else if (total >= 2048) variant = gemv_mid_variant();
         else if (total >= 256) variant = DPB_GEMV_SPLITK4;
         else variant = DPB_GEMV_SPLITK8;
     }
@@ -1484,7 +1507,7 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
     if (ver == 3 && H / 32 > kV3MaxBlocks) ver = 2, rows_per_warp = 0; /* x does not fit the staging buffer */
     if (ver == 3) {
         const int ks = (rows_per_warp & 15) == 0 ? kA3DefaultSplits : (rows_per_warp & 15);
-        const int ns = (rows_per_warp >> 4) == 0 ? kV3DefaultSteps : (rows_per_warp >> 4);
+        const int ns = (rows_per_warp >> 4) != 0 ? (rows_per_warp >> 4) : M == 1 ? kA3DecodeSteps : kV3DefaultSteps;
         const int tiles = 2 * I / 16, per = kA3Warps / (ks > 0 && ks <= 4 ? ks : 1);
         dim3 g3((unsigned)((tiles + per - 1) / per), (unsigned)(M * k));
 #define DPB_MOE_A3(n, s)                                                                                               \
