@@ -221,6 +221,12 @@ typedef struct dpb_backend_ops {
     /* The bf16 engine's SwiGLU in one pass, the same as round_bf16(gate), round_bf16(up), swiglu,
      * round_bf16(out) (gate and up are left unspecified; out may equal gate). */
     dpb_status (*swiglu_bf16)(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, float *out);
+    /* Optional (NULL: the engine calls swiglu_bf16, then linear): the bf16 dense MLP's tail in one operation,
+     *   swiglu_bf16(gate, up, n, I, gate); linear(down, b_down, gate, n, out)
+     * (out [n, down->out]; gate and up are left unspecified), so that a backend need not store the SwiGLU
+     * output as fp32 rows when only the down projection reads it. */
+    dpb_status (*swiglu_down)(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, const dpb_weight *down,
+                              const uint16_t *b_down, float *out);
 } dpb_backend_ops;
 
 struct dpb_backend {
