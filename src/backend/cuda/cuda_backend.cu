@@ -49,10 +49,12 @@ struct moe_table {
 };
 
 /* DPB_CUDA_PF2 words turning off session 4's prefill passes (A/B): noqk (the warp-per-head qk_prep), nocopy
- * (bf16 side copies of add_rmsnorm and round_bf16), nomlp (swiglu_down's bf16-only SwiGLU) */
-constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4;
-/* round_bf16 and add_rmsnorm leave a bf16 side copy from this many elements (prefill-sized, 8 rows of 8192) */
-constexpr int64_t kSideCopyMin = 65536;
+ * (bf16 side copies of add_rmsnorm and round_bf16), nomlp (swiglu_down's bf16-only SwiGLU); kvb turns on the
+ * k/v projections as one batched GEMM (linear_multi) */
+constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4, kPf2Kvb = 8;
+/* round_bf16 leaves a bf16 side copy from this many elements (add_rmsnorm: from 5 rows; decode rounds run in
+ * graphs, where there is none: the copy costs 2 bytes per element written where no GEMM takes it) */
+constexpr int64_t kSideCopyMin = 4096;
 
 struct cuda_impl {
     int device = 0;
@@ -1591,9 +1593,30 @@ dpb_status linear_multi_gemm(cuda_impl *ci, int nw, const dpb_weight *const *w, 
     for (int i = 0; i < nw; i++) dirty(ci, y[i], (size_t)(n * w[i]->out) * 4);
     uint16_t *hi, *lo;
     dpb_status s = x_bf16(ci, x, n * w[0]->in, &hi, &lo);
+    /* DPB_CUDA_PF2=kvb: of q/k/v, k and v (one shape) as one strided-batched GEMM when the
+     * weights and the outputs lie in the same order at a positive distance */
+    int kvb = -1;
+    if (!s && nw == 3 && !lo && (ci->pf2 & kPf2Kvb)) {
+        const dpb_weight *a = w[nw - 2], *c = w[nw - 1];
+        const int64_t dw = (const uint16_t *)c->data - (const uint16_t *)a->data, dy = y[nw - 1] - y[nw - 2];
+        if (a->out == c->out && a->transposed == c->transposed && c->fmt == DPB_W_BF16 &&
+            (uintptr_t)c->data % 2 == 0 && (uintptr_t)a->data % 2 == 0 && ((dw > 0 && dy > 0) || (dw < 0 && dy < 0))) {
+            const int first = dw > 0 ? nw - 2 : nw - 1, m = (int)a->out, k = (int)a->in;
+            const float one = 1.0f, zero = 0.0f;
+            cublasOperation_t opA = a->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
+            s = berr(cublasGemmStridedBatchedEx(ci->blas, opA, CUBLAS_OP_N, m, (int)n, k, &one, w[first]->data, CUDA_R_16BF,
+                                                a->transposed ? m : k, dw > 0 ? dw : -dw, hi, CUDA_R_16BF, k, 0, &zero,
+                                                y[first], CUDA_R_32F, m, dy > 0 ? dy : -dy, 2, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT),
+                     "gemm bf16 (k/v batched)");
+            kvb = nw - 2;
+        }
+    }
     for (int i = 0; i < nw && !s; i++) {
         const uint16_t *bi = bias ? bias[i] : nullptr;
-        if ((s = gemm_bf16(ci, w[i], hi, (int)n, 0.0f, y[i]))) break;
+        if (i < kvb || kvb < 0) {
+            if ((s = gemm_bf16(ci, w[i], hi, (int)n, 0.0f, y[i]))) break;
+        }
         if (lo && (s = gemm_bf16(ci, w[i], lo, (int)n, 1.0f, y[i]))) break;
         if (bi || round) {
             k_bias_round<<<grid_for((n * w[i]->out + 3) / 4, 256), 256, 0, ci->st>>>(y[i], bi, n, w[i]->out, round ? 1 : 0);
@@ -2367,7 +2390,7 @@ dpb_status op_add_rmsnorm(dpb_backend *b, float *x, float *r, const uint16_t *w,
     if (norm4_ok(dim, x, r, w ? (const void *)y : (const void *)x, w)) {
         /* the bf16 engine's prefill: y also as bf16 bits, which the next GEMM (q/k/v, gate/up) takes */
         dpb_status s0;
-        if (w && round && n > 4 && n * dim >= kSideCopyMin && !(ci->pf2 & kPf2NoCopy) &&
+        if (w && round && n > 4 && !(ci->pf2 & kPf2NoCopy) &&
             (s0 = shadow_get(ci, (size_t)(n * dim), &sh)))
             return s0;
         k_norm4<true><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(x, r, w, (int)dim, eps, round ? 1 : 0, y, sh);
@@ -2462,23 +2485,22 @@ __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_ar
 }
 
 /* Many rows (prefill): block (row t, group of kQkHeads heads of the nh + 2 nkv), 8 warps, one head vector per
- * warp at a time, E = hd / 32 consecutive elements per lane (16- or 8-byte accesses).  The row's RoPE cos/sin
+ * warp at a time, E = hd / 32 (1, 2 or 4) consecutive elements per lane (one access of 4E bytes).  The row's RoPE cos/sin
  * (the same expressions as k_qk_prep) are computed once per block into shared memory; the head norm is a warp
  * sum; RoPE's partner element (i +- hd/2) sits in lane ^ 16 at the same slot.  Same rounding steps as k_qk_prep;
  * v's conversion is byte-identical. */
 constexpr int kQkHeads = 16, kQkWarps = 8;
-template <int E> struct fvec;
-template <> struct fvec<2> { typedef float2 t; };
-template <> struct fvec<4> { typedef float4 t; };
 template <int E> __device__ __forceinline__ void ld_e(const float *p, float *v)
 {
     if constexpr (E == 4) { const float4 a = *reinterpret_cast<const float4 *>(p); v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; }
-    else { const float2 a = *reinterpret_cast<const float2 *>(p); v[0] = a.x; v[1] = a.y; }
+    else if constexpr (E == 2) { const float2 a = *reinterpret_cast<const float2 *>(p); v[0] = a.x; v[1] = a.y; }
+    else v[0] = *p;
 }
 template <int E> __device__ __forceinline__ void st_e(float *p, const float *v)
 {
     if constexpr (E == 4) *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
-    else *reinterpret_cast<float2 *>(p) = make_float2(v[0], v[1]);
+    else if constexpr (E == 2) *reinterpret_cast<float2 *>(p) = make_float2(v[0], v[1]);
+    else *p = v[0];
 }
 /* E values at element offset off of a KV-dtype buffer */
 template <int E> __device__ __forceinline__ void st_kv(void *base, int kvt, int64_t off, const float *v)
@@ -2490,13 +2512,15 @@ template <int E> __device__ __forceinline__ void st_kv(void *base, int kvt, int6
 #pragma unroll
         for (int j = 0; j < E; j++) u |= (uint32_t)to_fp8(v[j]) << (8 * j);
         if constexpr (E == 4) *reinterpret_cast<uint32_t *>(static_cast<uint8_t *>(base) + off) = u;
-        else *reinterpret_cast<uint16_t *>(static_cast<uint8_t *>(base) + off) = (uint16_t)u;
+        else if constexpr (E == 2) *reinterpret_cast<uint16_t *>(static_cast<uint8_t *>(base) + off) = (uint16_t)u;
+        else static_cast<uint8_t *>(base)[off] = (uint8_t)u;
     } else {
         uint32_t u[2] = {0u, 0u};
 #pragma unroll
         for (int j = 0; j < E; j++) u[j / 2] |= (uint32_t)to_bf(v[j]) << (16 * (j % 2));
         if constexpr (E == 4) *reinterpret_cast<uint2 *>(static_cast<uint16_t *>(base) + off) = make_uint2(u[0], u[1]);
-        else *reinterpret_cast<uint32_t *>(static_cast<uint16_t *>(base) + off) = u[0];
+        else if constexpr (E == 2) *reinterpret_cast<uint32_t *>(static_cast<uint16_t *>(base) + off) = u[0];
+        else static_cast<uint16_t *>(base)[off] = (uint16_t)u[0];
     }
 }
 template <int E>
@@ -2584,13 +2608,14 @@ dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_
      * allow; one row (decode) keeps the block-per-head kernel (DPB_CUDA_PF2=noqk: always that one) */
     const int E = (int)(hd / 32);
     const size_t es = dpb_kv_dtype_size(dt);
-    const bool wk = n >= 2 && !(ci->pf2 & kPf2NoQk) && hd % 32 == 0 && (E == 2 || E == 4) &&
+    const bool wk = n >= 2 && !(ci->pf2 & kPf2NoQk) && hd % 32 == 0 && (E == 1 || E == 2 || E == 4) &&
                     !((uintptr_t)q % (4 * E) || (uintptr_t)k % (4 * E) || (uintptr_t)v % (4 * E) ||
                       (uintptr_t)knew % (es * E) || (uintptr_t)vnew % (es * E));
     if (wk) {
         dim3 g((unsigned)n, (unsigned)((nh + 2 * nkv + kQkHeads - 1) / kQkHeads));
         if (E == 4) k_qk_prep_w<4><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-        else k_qk_prep_w<2><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else if (E == 2) k_qk_prep_w<2><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else k_qk_prep_w<1><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
     } else {
         k_qk_prep<<<dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), 128, 0, ci->st>>>(P, ra);
     }
@@ -3083,7 +3108,7 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     const char *pf2 = getenv("DPB_CUDA_PF2");
     ci->pf2 = pf2 ? (strstr(pf2, "noqk") ? kPf2NoQk : 0) | (strstr(pf2, "nocopy") ? kPf2NoCopy : 0) |
-                        (strstr(pf2, "nomlp") ? kPf2NoMlp : 0)
+                        (strstr(pf2, "nomlp") ? kPf2NoMlp : 0) | (strstr(pf2, "kvb") ? kPf2Kvb : 0)
                   : 0;
     b->ops = &k_cuda_ops;
     b->impl = ci;
