@@ -2,10 +2,10 @@
 # Device call of helper pf2 (issue 5, TTFT at 2,048 tokens), session 4: TTFT and decode of the three models
 # (backend_check --speed ... --ctx 2048 --new 16), Qwen3-32B's TTFT with DPB_CUDA_PF2 words (the passes of this
 # branch off: before/after in one call), engine logits of three 1B synth models with and without those passes
-# (bitwise where expected), then the op checks, the fixtures and test_cuda_backend.  Carry .devcarry-pf2
+# (bitwise where expected), ncu durations of the kernels changed, then the op checks, the fixtures and test_cuda_backend.  Carry .devcarry-pf2
 # (bins.tgz: deploybench, backend_check, test_cuda_backend; lib; shared; ids320.safetensors).  Results in
 # $OUT/r.tgz; the summary is printed last.  Usage: bash dev/device/pf2b.sh [VARIANTS...] (DPB_CUDA_PF2 values
-# for the Qwen3 latency runs; default "noqk,nocopy,nomlp").
+# for the Qwen3 latency runs besides the defaults; default "noqk,nocopy,nomlp"; Yi-34B: defaults and that).
 C=${C:-$PWD/.devcarry-pf2}
 OUT=${OUT:-/tmp/out}
 R=$OUT/r
@@ -37,11 +37,37 @@ PY
 }
 {
 i=0
-for v in "${@:-noqk,nocopy,nomlp}"; do lat "q$i" qwen3-32b DPB_CUDA_PF2=$v; i=$((i + 1)); done
+for v in "" "${@:-noqk,nocopy,nomlp}"; do lat "q$i" qwen3-32b DPB_CUDA_PF2=$v; i=$((i + 1)); done
+for v in "" noqk,nocopy,nomlp; do lat "y$i" yi-34b DPB_CUDA_PF2=$v; i=$((i + 1)); done
 } > "$R/ttft.txt" 2>&1
+# ncu: this branch's kernels (and the conversions they replace) in a Qwen3-32B 2,048-token prefill, with and
+# without the passes (first 10 layers' launches of these kernels)
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+kern() { # name VAR=VALUE
+    local name=$1; shift
+    env DPB_NO_GRAPHS=1 "$@" timeout 40 $NCU --clock-control none --metrics gpu__time_duration.sum --csv \
+        --kernel-name regex:"k_qk_prep|k_norm4|k_round|k_swiglu|k_split" --launch-count 70 "$C/deploybench" latency \
+        --backend cuda --model synth:qwen3-32b --prompt-tokens 2048 --gen-tokens 1 --num-requests 1 --warmup 0 \
+        --out "$R/n-$name" > "$R/ncu-$name.csv" 2> "$R/ncu-$name.err"
+    echo "== ncu $name ($*) exit $?"
+    python3 - "$R/ncu-$name.csv" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
+if not rows: print('no rows'); sys.exit()
+h = rows[0]; ki = h.index('Kernel Name'); vi = h.index('Metric Value'); ui = h.index('Metric Unit'); gi = h.index('Grid Size') if 'Grid Size' in h else None
+agg = collections.defaultdict(lambda: [0, 0.0])
+for r in rows[1:]:
+    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] == 'nsecond' else (v * 1e3 if r[ui] == 'msecond' else v)
+    k = r[ki].split('(')[0][:40] + (' ' + r[gi] if gi is not None else ''); agg[k][0] += 1; agg[k][1] += v
+for k, (n, t) in sorted(agg.items(), key=lambda x: -x[1][1]):
+    print(f"| {k} | {n} | {t/n:.1f} us |")
+PY
+}
+[ -n "$NCU" ] && { kern new; kern off DPB_CUDA_PF2=noqk,nocopy,nomlp; } > "$R/ncu.txt" 2>&1
+rm -rf "$R"/n-*/
 rm -rf "$R"/l-*/
 echo "== latency $(el)"
-left=$(( 290 - ($(date +%s) - t0) ))
+left=$(( 292 - ($(date +%s) - t0) ))
 timeout $left "$C/backend_check" --skip-fixtures --speed none > "$R/check-ops.log" 2>&1 &
 p1=$!
 timeout $left "$C/backend_check" --skip-ops --speed none > "$R/check-fx.log" 2>&1 &
@@ -49,7 +75,7 @@ p2=$!
 timeout 100 "$C/test_cuda_backend" > "$R/tcb.log" 2>&1; echo "== test_cuda_backend exit $?: $(tail -1 "$R/tcb.log") $(el)"
 # engine logits, 320 tokens (n > 4: every prefill path), with and without this branch's passes
 for m in qwen3-1b llama-1b gpt-oss-1b; do
-    for v in "" noqk noqk,nocopy,nomlp kvb; do
+    for v in "" noqk,nocopy,nomlp; do
         DPB_CUDA_PF2=$v timeout 60 "$C/deploybench" logits --backend cuda --dtype bf16 --model "synth:$m" \
             --input "$C/ids320.safetensors" --out "$R/lg-$m-${v:-default}.st" > "$R/lg-$m-${v:-default}.log" 2>&1 ||
             echo "logits $m ${v:-default}: exit $?"
@@ -63,12 +89,12 @@ def load(p):
     a, z = e['data_offsets']; return np.frombuffer(b[8 + n + a:8 + n + z], dtype=np.float32).reshape(e['shape'])
 for m in ['qwen3-1b', 'llama-1b', 'gpt-oss-1b']:
     try:
-        d, q, o, kv = (load(f"{R}/lg-{m}-{v}.st") for v in ['default', 'noqk', 'noqk,nocopy,nomlp', 'kvb'])
+        d, o = (load(f"{R}/lg-{m}-{v}.st") for v in ['default', 'noqk,nocopy,nomlp'])
     except Exception as ex:
         print(f"logits {m}: unavailable ({ex})"); continue
     def cmp(a, b):
         return f"bitwise {'same' if a.tobytes() == b.tobytes() else 'DIFFERENT'}, max|diff|/max|ref| {np.abs(a - b).max() / np.abs(b).max():.3g}, argmax agree {(a.argmax(1) == b.argmax(1)).mean():.3f}"
-    print(f"logits {m} [{d.shape[0]} x {d.shape[1]}]: noqk vs all off: {cmp(q, o)}; default vs noqk: {cmp(d, q)}; kvb vs default: {cmp(kv, d)}")
+    print(f"logits {m} [{d.shape[0]} x {d.shape[1]}]: default vs DPB_CUDA_PF2=noqk,nocopy,nomlp: {cmp(d, o)}")
 PY
 rm -f "$R"/lg-*.st
 echo "== logits $(el)"
@@ -78,4 +104,4 @@ echo "== checks: ops exit $r1, fixtures exit $r2 $(el)"
 for f in check-ops check-fx; do grep -E '^== |^FAIL' "$R/$f.log" | tail -12; echo "$f: $(grep -c '^ok' "$R/$f.log") ok lines"; done
 grep -E 'qk_prep|add_rmsnorm|swiglu|round' "$R/check-ops.log" | grep -c '^ok' | sed 's/^/ok lines of qk_prep, add_rmsnorm, swiglu, round: /'
 grep -E '^speed .*(prompt 2048|TTFT)|^FAIL|^== (PASS|FAIL)' "$R/speed.log"
-cat "$R/ttft.txt" "$R/logits.txt"
+cat "$R/ncu.txt" "$R/ttft.txt" "$R/logits.txt"

@@ -49,9 +49,8 @@ struct moe_table {
 };
 
 /* DPB_CUDA_PF2 words turning off session 4's prefill passes (A/B): noqk (the warp-per-head qk_prep), nocopy
- * (bf16 side copies of add_rmsnorm and round_bf16), nomlp (swiglu_down's bf16-only SwiGLU); kvb turns on the
- * k/v projections as one batched GEMM (linear_multi) */
-constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4, kPf2Kvb = 8;
+ * (bf16 side copies of add_rmsnorm and round_bf16), nomlp (swiglu_down's bf16-only SwiGLU) */
+constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4;
 /* round_bf16 leaves a bf16 side copy from this many elements (add_rmsnorm: from 5 rows; decode rounds run in
  * graphs, where there is none: the copy costs 2 bytes per element written where no GEMM takes it) */
 constexpr int64_t kSideCopyMin = 4096;
@@ -1593,30 +1592,9 @@ dpb_status linear_multi_gemm(cuda_impl *ci, int nw, const dpb_weight *const *w, 
     for (int i = 0; i < nw; i++) dirty(ci, y[i], (size_t)(n * w[i]->out) * 4);
     uint16_t *hi, *lo;
     dpb_status s = x_bf16(ci, x, n * w[0]->in, &hi, &lo);
-    /* DPB_CUDA_PF2=kvb: of q/k/v, k and v (one shape) as one strided-batched GEMM when the
-     * weights and the outputs lie in the same order at a positive distance */
-    int kvb = -1;
-    if (!s && nw == 3 && !lo && (ci->pf2 & kPf2Kvb)) {
-        const dpb_weight *a = w[nw - 2], *c = w[nw - 1];
-        const int64_t dw = (const uint16_t *)c->data - (const uint16_t *)a->data, dy = y[nw - 1] - y[nw - 2];
-        if (a->out == c->out && a->transposed == c->transposed && c->fmt == DPB_W_BF16 &&
-            (uintptr_t)c->data % 2 == 0 && (uintptr_t)a->data % 2 == 0 && ((dw > 0 && dy > 0) || (dw < 0 && dy < 0))) {
-            const int first = dw > 0 ? nw - 2 : nw - 1, m = (int)a->out, k = (int)a->in;
-            const float one = 1.0f, zero = 0.0f;
-            cublasOperation_t opA = a->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
-            s = berr(cublasGemmStridedBatchedEx(ci->blas, opA, CUBLAS_OP_N, m, (int)n, k, &one, w[first]->data, CUDA_R_16BF,
-                                                a->transposed ? m : k, dw > 0 ? dw : -dw, hi, CUDA_R_16BF, k, 0, &zero,
-                                                y[first], CUDA_R_32F, m, dy > 0 ? dy : -dy, 2, CUBLAS_COMPUTE_32F,
-                                                CUBLAS_GEMM_DEFAULT),
-                     "gemm bf16 (k/v batched)");
-            kvb = nw - 2;
-        }
-    }
     for (int i = 0; i < nw && !s; i++) {
         const uint16_t *bi = bias ? bias[i] : nullptr;
-        if (i < kvb || kvb < 0) {
-            if ((s = gemm_bf16(ci, w[i], hi, (int)n, 0.0f, y[i]))) break;
-        }
+        if ((s = gemm_bf16(ci, w[i], hi, (int)n, 0.0f, y[i]))) break;
         if (lo && (s = gemm_bf16(ci, w[i], lo, (int)n, 1.0f, y[i]))) break;
         if (bi || round) {
             k_bias_round<<<grid_for((n * w[i]->out + 3) / 4, 256), 256, 0, ci->st>>>(y[i], bi, n, w[i]->out, round ? 1 : 0);
@@ -2555,10 +2533,23 @@ __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, c
             for (int e = 0; e < E; e++) v[e] = rbf(v[e]);
         const uint16_t *nw = kind == 0 ? P.qn : P.kn;
         if (nw) {
-            float ss = 0.f;
+            /* the sum of squares in k_qk_prep's order, for the same bits: its warp w (of E) held elements
+             * 32 w + l, one per lane (here lane (32 w + l) / E, slot l % E), summed by wsum, then the E warp
+             * sums in turn */
+            float sq[E], tot = 0.f;
 #pragma unroll
-            for (int e = 0; e < E; e++) ss = fmaf(v[e], v[e], ss);
-            const float s = 1.0f / sqrtf(wsum(ss) / (float)hd + P.eps);
+            for (int e = 0; e < E; e++) sq[e] = __fmul_rn(v[e], v[e]);
+#pragma unroll
+            for (int w = 0; w < E; w++) {
+                float z = 0.f;
+#pragma unroll
+                for (int e = 0; e < E; e++) {
+                    const float u = __shfl_sync(0xffffffffu, sq[e], (32 / E) * w + lane / E);
+                    if (lane % E == e) z = u;
+                }
+                tot += wsum(z);
+            }
+            const float s = 1.0f / sqrtf(tot / (float)hd + P.eps);
 #pragma unroll
             for (int e = 0; e < E; e++) {
                 const float y = bf(__ldg(nw + lane * E + e)) * (v[e] * s);
@@ -3108,7 +3099,7 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     const char *pf2 = getenv("DPB_CUDA_PF2");
     ci->pf2 = pf2 ? (strstr(pf2, "noqk") ? kPf2NoQk : 0) | (strstr(pf2, "nocopy") ? kPf2NoCopy : 0) |
-                        (strstr(pf2, "nomlp") ? kPf2NoMlp : 0) | (strstr(pf2, "kvb") ? kPf2Kvb : 0)
+                        (strstr(pf2, "nomlp") ? kPf2NoMlp : 0)
                   : 0;
     b->ops = &k_cuda_ops;
     b->impl = ci;
