@@ -47,7 +47,7 @@ kern() { # name VAR=VALUE
     local name=$1; shift
     env DPB_NO_GRAPHS=1 "$@" timeout 40 $NCU --clock-control none --metrics gpu__time_duration.sum --csv \
         --kernel-name regex:"k_qk_prep|k_norm4|k_round|k_swiglu|k_split" --launch-count 70 "$C/deploybench" latency \
-        --backend cuda --model synth:qwen3-32b --prompt-tokens 2048 --gen-tokens 1 --num-requests 1 --warmup 0 \
+        --backend cuda --model synth:qwen3-32b --prompt-tokens 2048 --gen-tokens 2 --num-requests 1 --warmup 0 \
         --out "$R/n-$name" > "$R/ncu-$name.csv" 2> "$R/ncu-$name.err"
     echo "== ncu $name ($*) exit $?"
     python3 - "$R/ncu-$name.csv" <<'PY'
