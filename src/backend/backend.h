@@ -238,6 +238,12 @@ typedef struct dpb_backend_ops {
                              const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
                              const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew,
                              void *k_cache, void *v_cache, int64_t slots);
+    /* Optional (NULL: the engine calls swiglu_bf16, then linear): the bf16 dense MLP's tail in one operation,
+     *   swiglu_bf16(gate, up, n, I, gate); linear(down, b_down, gate, n, out)
+     * (out [n, down->out]; gate and up are left unspecified), so that a backend need not store the SwiGLU
+     * output as fp32 rows when only the down projection reads it. */
+    dpb_status (*swiglu_down)(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, const dpb_weight *down,
+                              const uint16_t *b_down, float *out);
 } dpb_backend_ops;
 
 struct dpb_backend {

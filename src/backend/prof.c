@@ -232,6 +232,12 @@ static dpb_status w_swiglu_bf16(dpb_backend *b, float *g, float *u, int64_t n, i
     uint64_t t0 = dpb_now_ns();
     return done(b, CALL(b, swiglu_bf16, g, u, n, I, out), t0, "swiglu_bf16 n=%lld", (long long)n);
 }
+static dpb_status w_swiglu_down(dpb_backend *b, float *g, float *u, int64_t n, int64_t I, const dpb_weight *down,
+                                const uint16_t *bd, float *out)
+{
+    uint64_t t0 = dpb_now_ns();
+    return done(b, CALL(b, swiglu_down, g, u, n, I, down, bd, out), t0, "swiglu_down n=%lld", (long long)n);
+}
 
 static int by_total(const void *a, const void *b)
 {
@@ -330,6 +336,7 @@ dpb_status dpb_backend_prof_wrap(dpb_backend *inner, const char *path, dpb_backe
     o->attention_batch = io->attention_batch ? w_attention_batch : NULL;
     o->linear_multi = io->linear_multi ? w_linear_multi : NULL;
     o->swiglu_bf16 = io->swiglu_bf16 ? w_swiglu_bf16 : NULL;
+    o->swiglu_down = io->swiglu_down ? w_swiglu_down : NULL;
     o->router = io->router ? w_router : NULL;
     o->qk_prep_kv = io->qk_prep_kv ? w_qk_prep_kv : NULL;
     p->inner = inner;

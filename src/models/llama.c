@@ -36,6 +36,8 @@ dpb_status dpb_dense_mlp(dpb_fwd *f, const dpb_layer_weights *lw, const float *x
     if (f->round_bf16 && be->ops->swiglu_bf16) {
         /* the rounds of gate, up and the product in the one pass of the fused operation */
         if ((st = dpb_backend_linear_multi(be, 2, w2, b2, xn, f->n, false, y2))) return st;
+        if (be->ops->swiglu_down)
+            return be->ops->swiglu_down(be, f->tmp_a, f->tmp_b, f->n, I, &lw->down_dense, lw->b_down, out);
         if ((st = be->ops->swiglu_bf16(be, f->tmp_a, f->tmp_b, f->n, I, f->tmp_a))) return st;
         return be->ops->linear(be, &lw->down_dense, lw->b_down, f->tmp_a, f->n, out);
     }

@@ -48,9 +48,17 @@ struct moe_table {
     const uint8_t **dev = nullptr;  /* the same on the device */
 };
 
+/* DPB_CUDA_PF2 words turning off session 4's prefill passes (A/B): noqk (the warp-per-head qk_prep), nocopy
+ * (bf16 side copies of add_rmsnorm and round_bf16), nomlp (swiglu_down's bf16-only SwiGLU) */
+constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4;
+/* round_bf16 leaves a bf16 side copy from this many elements (add_rmsnorm: from 5 rows; decode rounds run in
+ * graphs, where there is none: the copy costs 2 bytes per element written where no GEMM takes it) */
+constexpr int64_t kSideCopyMin = 4096;
+
 struct cuda_impl {
     int device = 0;
     int sms = 132; /* multiprocessors (sizes work splits) */
+    int pf2 = 0; /* kPf2* bits from DPB_CUDA_PF2 (noqk, nocopy, nomlp): turn off session 4's prefill passes */
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
     int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 3 both answer DPB_E_UNSUPPORTED (the separate ops) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
@@ -86,8 +94,9 @@ struct cuda_impl {
     cublasLtHandle_t lt = nullptr;
     void *lt_ws = nullptr; /* cuBLASLt workspace (kLtWorkspace bytes, allocated at the first use) */
     std::map<std::tuple<int, int, int, int, int, int, int>, struct lt_plan *> lt_plans;
-    /* bf16 copy of the last swiglu_bf16 output (prefill): the next linear reading exactly that buffer takes it
-     * instead of converting the fp32 rows again; any write to the range (dirty) or that linear drops it. */
+    /* bf16 side copy of the last prefill-sized swiglu_bf16, add_rmsnorm (bf16 mode) or round_bf16 output: the
+     * next linear reading exactly that buffer takes it instead of converting the fp32 rows again; any write to
+     * the range (dirty), the next side copy or that linear drops it. */
     uint16_t *shadow = nullptr;
     size_t shadow_cap = 0;  /* elements */
     uintptr_t shadow_of = 0; /* the fp32 buffer it mirrors (0: none) */
@@ -342,7 +351,7 @@ constexpr int kNorm4Per = 4;
 constexpr int kNorm4MaxDim = 1024 * 4 * kNorm4Per;
 template <bool ADD>
 __global__ void __launch_bounds__(1024) k_norm4(float *x, const float *r, const uint16_t *__restrict__ w, int dim,
-                                                float eps, int rnd, float *y)
+                                                float eps, int rnd, float *y, uint16_t *__restrict__ ysh = nullptr)
 {
     __shared__ float red[32];
     const int64_t t = blockIdx.x;
@@ -392,6 +401,9 @@ __global__ void __launch_bounds__(1024) k_norm4(float *x, const float *r, const 
             o.w = bf((uint16_t)(wv[u].y >> 16)) * (v[u].w * sc);
             if (rnd) { o.x = rbf(o.x); o.y = rbf(o.y); o.z = rbf(o.z); o.w = rbf(o.w); }
             y4[i] = o;
+            if (ysh) /* y's bf16 bits (rnd: y is bf16-exact), the next GEMM's operand */
+                reinterpret_cast<uint2 *>(ysh + t * dim)[i] =
+                    make_uint2((uint32_t)to_bf(o.x) | (uint32_t)to_bf(o.y) << 16, (uint32_t)to_bf(o.z) | (uint32_t)to_bf(o.w) << 16);
         }
     }
 }
@@ -978,8 +990,8 @@ __global__ void k_add(float *y, const float *x, int64_t n)
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         y[i] += x[i];
 }
-/* out = bf16(silu(bf16(g)) * bf16(u)), 4 elements per thread where the pointers allow; sh (may be null) gets the
- * same values as bf16 bits (the next GEMM's operand) */
+/* out = bf16(silu(bf16(g)) * bf16(u)), 4 elements per thread where the pointers allow; sh gets the same values
+ * as bf16 bits (the next GEMM's operand); either may be null */
 __global__ void k_swiglu_bf16(const float *gate, const float *up, int64_t n, float *out, uint16_t *__restrict__ sh)
 {
     const int64_t n4 = ((uintptr_t)gate | (uintptr_t)up | (uintptr_t)out | ((uintptr_t)sh & 7)) & 15 ? 0 : n / 4;
@@ -990,14 +1002,14 @@ __global__ void k_swiglu_bf16(const float *gate, const float *up, int64_t n, flo
         uint16_t h[4];
 #pragma unroll
         for (int j = 0; j < 4; j++) h[j] = to_bf(g[j] / (1.0f + expf(-g[j])) * u[j]);
-        reinterpret_cast<float4 *>(out)[i] = make_float4(bf(h[0]), bf(h[1]), bf(h[2]), bf(h[3]));
+        if (out) reinterpret_cast<float4 *>(out)[i] = make_float4(bf(h[0]), bf(h[1]), bf(h[2]), bf(h[3]));
         if (sh)
             reinterpret_cast<uint2 *>(sh)[i] = make_uint2((uint32_t)h[0] | (uint32_t)h[1] << 16, (uint32_t)h[2] | (uint32_t)h[3] << 16);
     }
     for (int64_t i = 4 * n4 + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += step) {
         const float g = rbf(gate[i]);
         const uint16_t h = to_bf(g / (1.0f + expf(-g)) * rbf(up[i]));
-        out[i] = bf(h);
+        if (out) out[i] = bf(h);
         if (sh) sh[i] = h;
     }
 }
@@ -1006,6 +1018,22 @@ __global__ void k_round(float *x, int64_t n)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         x[i] = rbf(x[i]);
+}
+/* x = bf16(x) and sh = its bf16 bits, 4 elements per thread (x 16-byte and sh 8-byte aligned) */
+__global__ void k_round_sh(float *__restrict__ x, int64_t n, uint16_t *__restrict__ sh)
+{
+    const int64_t step = (int64_t)gridDim.x * blockDim.x, n4 = n / 4;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n4; i += step) {
+        const float4 v = reinterpret_cast<const float4 *>(x)[i];
+        const uint16_t h0 = to_bf(v.x), h1 = to_bf(v.y), h2 = to_bf(v.z), h3 = to_bf(v.w);
+        reinterpret_cast<float4 *>(x)[i] = make_float4(bf(h0), bf(h1), bf(h2), bf(h3));
+        reinterpret_cast<uint2 *>(sh)[i] = make_uint2((uint32_t)h0 | (uint32_t)h1 << 16, (uint32_t)h2 | (uint32_t)h3 << 16);
+    }
+    for (int64_t i = 4 * n4 + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += step) {
+        const uint16_t h = to_bf(x[i]);
+        x[i] = bf(h);
+        sh[i] = h;
+    }
 }
 
 /* ---- generic experts (bf16 in either layout, or MXFP4 when the fused
@@ -2288,48 +2316,92 @@ dpb_status op_swiglu(dpb_backend *b, const float *gate, const float *up, int64_t
     k_swiglu<<<grid_for(n * I, 256), 256, 0, ci->st>>>(gate, up, n * I, out);
     return launched("swiglu");
 }
+/* The bf16 side-copy buffer for el elements, or null (none wanted: graph capture, where it may have to grow,
+ * or DPB_CUDA_GEMM=ex; or no memory for it).  Its previous contents are dropped. */
+/* The side copy now holds the bf16 bits of the fp32 range [p, p + bytes) (which is bf16-exact). */
+void shadow_set(cuda_impl *ci, const void *p, size_t bytes)
+{
+    ci->shadow_of = (uintptr_t)p;
+    ci->shadow_bytes = bytes;
+}
+
+dpb_status shadow_get(cuda_impl *ci, size_t el, uint16_t **sh)
+{
+    *sh = nullptr;
+    ci->shadow_of = 0;
+    if (ci->gemm_mode == 2 || capturing(ci)) return DPB_OK;
+    if (el > ci->shadow_cap) {
+        cudaError_t e = cudaStreamSynchronize(ci->st);
+        if (e != cudaSuccess) return cerr(e, "bf16 side copy");
+        if (ci->shadow) {
+            cudaFree(ci->shadow);
+            ci->epoch++;
+            ci->workspace -= ci->shadow_cap * 2;
+        }
+        ci->shadow = nullptr;
+        ci->shadow_cap = 0;
+        if (cudaMalloc(&ci->shadow, el * 2) != cudaSuccess) {
+            cudaGetLastError();
+            ci->shadow = nullptr;
+        } else {
+            ci->shadow_cap = el;
+            ci->workspace += el * 2;
+            note_peak(ci);
+        }
+    }
+    *sh = ci->shadow;
+    return DPB_OK;
+}
+
 dpb_status op_swiglu_bf16(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, float *out)
 {
     cuda_impl *ci = impl_of(b);
     if (n * I <= 0) return DPB_OK;
     dirty(ci, out, (size_t)(n * I) * 4);
-    /* prefill (n > 4 rows: the next linear is a GEMM, not the GEMV): also a bf16 copy for that GEMM, outside
-     * graph captures (the buffer may have to grow) */
+    /* prefill (n > 4 rows: the next linear is a GEMM, not the GEMV): also a bf16 copy for that GEMM */
     uint16_t *sh = nullptr;
-    if (n > 4 && ci->gemm_mode != 2 && !capturing(ci)) {
-        const size_t el = (size_t)(n * I);
-        if (el > ci->shadow_cap) {
-            cudaError_t e = cudaStreamSynchronize(ci->st);
-            if (e != cudaSuccess) return cerr(e, "swiglu (bf16)");
-            if (ci->shadow) {
-                cudaFree(ci->shadow);
-                ci->epoch++;
-                ci->workspace -= ci->shadow_cap * 2;
-            }
-            ci->shadow = nullptr;
-            ci->shadow_cap = 0;
-            if (cudaMalloc(&ci->shadow, el * 2) != cudaSuccess) {
-                cudaGetLastError();
-                ci->shadow = nullptr;
-            } else {
-                ci->shadow_cap = el;
-                ci->workspace += el * 2;
-                note_peak(ci);
-            }
-        }
-        sh = ci->shadow;
+    if (n > 4) {
+        dpb_status s0 = shadow_get(ci, (size_t)(n * I), &sh);
+        if (s0) return s0;
     }
     k_swiglu_bf16<<<grid_for((n * I + 3) / 4, 256), 256, 0, ci->st>>>(gate, up, n * I, out, sh);
     dpb_status s = launched("swiglu (bf16)");
     if (!s) {
         if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
         ci->rounded.push_back({(uintptr_t)out, (uintptr_t)out + (size_t)(n * I) * 4});
-        if (sh) {
-            ci->shadow_of = (uintptr_t)out;
-            ci->shadow_bytes = (size_t)(n * I) * 4;
-        }
+        if (sh) shadow_set(ci, out, (size_t)(n * I) * 4);
     }
     return s;
+}
+
+/* swiglu_bf16 then linear(down, b_down) (backend.h): for many rows the SwiGLU pass writes only the bf16
+ * operand of the down GEMM (gate and up are left unspecified, as the op allows), not the fp32 rows. */
+dpb_status op_swiglu_down(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, const dpb_weight *down,
+                          const uint16_t *b_down, float *out)
+{
+    cuda_impl *ci = impl_of(b);
+    if (n <= 0) return DPB_OK;
+    uint16_t *sh = nullptr;
+    dpb_status s;
+    if (n > 4 && !(ci->pf2 & kPf2NoMlp) && down->fmt == DPB_W_BF16 && down->in == I && down->out >= 1 &&
+        down->out <= INT32_MAX && I <= INT32_MAX && n <= INT32_MAX) {
+        if ((s = shadow_get(ci, (size_t)(n * I), &sh))) return s;
+    }
+    if (!sh) {
+        if ((s = op_swiglu_bf16(b, gate, up, n, I, gate))) return s;
+        return op_linear(b, down, b_down, gate, n, out);
+    }
+    dirty(ci, gate, (size_t)(n * I) * 4);
+    dirty(ci, up, (size_t)(n * I) * 4);
+    dirty(ci, out, (size_t)(n * down->out) * 4);
+    k_swiglu_bf16<<<grid_for((n * I + 3) / 4, 256), 256, 0, ci->st>>>(gate, up, n * I, nullptr, sh);
+    if ((s = launched("swiglu_down"))) return s;
+    if ((s = gemm_bf16(ci, down, sh, (int)n, 0.0f, out))) return s;
+    if (b_down) {
+        k_bias_round<<<grid_for((n * down->out + 3) / 4, 256), 256, 0, ci->st>>>(out, b_down, n, down->out, 0);
+        return launched("swiglu_down bias");
+    }
+    return DPB_OK;
 }
 
 dpb_status op_add(dpb_backend *b, float *y, const float *x, int64_t n)
@@ -2344,12 +2416,19 @@ dpb_status op_round_bf16(dpb_backend *b, float *x, int64_t n)
 {
     cuda_impl *ci = impl_of(b);
     if (n <= 0) return DPB_OK;
-    k_round<<<grid_for(n, 256), 256, 0, ci->st>>>(x, n);
-    dpb_status s = launched("round_bf16");
+    /* prefill-sized (e.g. the attention output before o): also the bf16 copy the next GEMM takes */
+    uint16_t *sh = nullptr;
+    dpb_status s;
+    dirty(ci, x, (size_t)n * 4);
+    if (n >= kSideCopyMin && !(ci->pf2 & kPf2NoCopy) && !((uintptr_t)x & 15) && (s = shadow_get(ci, (size_t)n, &sh)))
+        return s;
+    if (sh) k_round_sh<<<grid_for((n + 3) / 4, 256), 256, 0, ci->st>>>(x, n, sh);
+    else k_round<<<grid_for(n, 256), 256, 0, ci->st>>>(x, n);
+    s = launched("round_bf16");
     if (!s) {
-        dirty(ci, x, (size_t)n * 4);
         if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
         ci->rounded.push_back({(uintptr_t)x, (uintptr_t)x + (size_t)n * 4});
+        if (sh) shadow_set(ci, x, (size_t)n * 4);
     }
     return s;
 }
@@ -2403,8 +2482,14 @@ dpb_status op_add_rmsnorm(dpb_backend *b, float *x, float *r, const uint16_t *w,
     }
     dirty(ci, x, (size_t)(n * dim) * 4);
     if (w) dirty(ci, y, (size_t)(n * dim) * 4);
+    uint16_t *sh = nullptr;
     if (norm4_ok(dim, x, r, w ? (const void *)y : (const void *)x, w)) {
-        k_norm4<true><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(x, r, w, (int)dim, eps, round ? 1 : 0, y);
+        /* the bf16 engine's prefill: y also as bf16 bits, which the next GEMM (q/k/v, gate/up) takes */
+        dpb_status s0;
+        if (w && round && n > 4 && !(ci->pf2 & kPf2NoCopy) &&
+            (s0 = shadow_get(ci, (size_t)(n * dim), &sh)))
+            return s0;
+        k_norm4<true><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(x, r, w, (int)dim, eps, round ? 1 : 0, y, sh);
     } else {
         int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
         k_add_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, r, w, dim, eps, round ? 1 : 0, y);
@@ -2415,6 +2500,7 @@ dpb_status op_add_rmsnorm(dpb_backend *b, float *x, float *r, const uint16_t *w,
         if (ci->rounded.size() >= 14) ci->rounded.erase(ci->rounded.begin(), ci->rounded.begin() + 2);
         ci->rounded.push_back({(uintptr_t)x, (uintptr_t)x + (size_t)(n * dim) * 4});
         if (w) ci->rounded.push_back({(uintptr_t)y, (uintptr_t)y + (size_t)(n * dim) * 4});
+        if (sh) shadow_set(ci, y, (size_t)(n * dim) * 4);
     }
     return s;
 }
@@ -2506,6 +2592,121 @@ __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_ar
     }
 }
 
+/* Many rows (prefill): block (row t, group of kQkHeads heads of the nh + 2 nkv), 8 warps, one head vector per
+ * warp at a time, E = hd / 32 (1, 2 or 4) consecutive elements per lane (one access of 4E bytes).  The row's RoPE cos/sin
+ * (the same expressions as k_qk_prep) are computed once per block into shared memory; the head norm is a warp
+ * sum; RoPE's partner element (i +- hd/2) sits in lane ^ 16 at the same slot.  Same rounding steps as k_qk_prep;
+ * v's conversion is byte-identical. */
+constexpr int kQkHeads = 16, kQkWarps = 8;
+template <int E> __device__ __forceinline__ void ld_e(const float *p, float *v)
+{
+    if constexpr (E == 4) { const float4 a = *reinterpret_cast<const float4 *>(p); v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; }
+    else if constexpr (E == 2) { const float2 a = *reinterpret_cast<const float2 *>(p); v[0] = a.x; v[1] = a.y; }
+    else v[0] = *p;
+}
+template <int E> __device__ __forceinline__ void st_e(float *p, const float *v)
+{
+    if constexpr (E == 4) *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    else if constexpr (E == 2) *reinterpret_cast<float2 *>(p) = make_float2(v[0], v[1]);
+    else *p = v[0];
+}
+/* E values at element offset off of a KV-dtype buffer */
+template <int E> __device__ __forceinline__ void st_kv(void *base, int kvt, int64_t off, const float *v)
+{
+    if (kvt == DPB_KV_F32) {
+        st_e<E>(static_cast<float *>(base) + off, v);
+    } else if (kvt == DPB_KV_FP8) {
+        uint32_t u = 0;
+#pragma unroll
+        for (int j = 0; j < E; j++) u |= (uint32_t)to_fp8(v[j]) << (8 * j);
+        if constexpr (E == 4) *reinterpret_cast<uint32_t *>(static_cast<uint8_t *>(base) + off) = u;
+        else if constexpr (E == 2) *reinterpret_cast<uint16_t *>(static_cast<uint8_t *>(base) + off) = (uint16_t)u;
+        else static_cast<uint8_t *>(base)[off] = (uint8_t)u;
+    } else {
+        uint32_t u[2] = {0u, 0u};
+#pragma unroll
+        for (int j = 0; j < E; j++) u[j / 2] |= (uint32_t)to_bf(v[j]) << (16 * (j % 2));
+        if constexpr (E == 4) *reinterpret_cast<uint2 *>(static_cast<uint16_t *>(base) + off) = make_uint2(u[0], u[1]);
+        else if constexpr (E == 2) *reinterpret_cast<uint32_t *>(static_cast<uint16_t *>(base) + off) = u[0];
+        else static_cast<uint16_t *>(base)[off] = (uint16_t)u[0];
+    }
+}
+template <int E>
+__global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, const rope_args ra)
+{
+    constexpr int hd = 32 * E, half = 16 * E;
+    __shared__ float cs[half], sn[half];
+    const int64_t t = blockIdx.x;
+    const float p = (float)P.pos[t];
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        const float ang = p * ra.inv_freq[i];
+        cs[i] = (float)cos((double)ang) * ra.scaling;
+        sn[i] = (float)sin((double)ang) * ra.scaling;
+    }
+    __syncthreads();
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int64_t total = P.nh + 2 * P.nkv;
+    const int64_t j1 = min((int64_t)(blockIdx.y + 1) * kQkHeads, total);
+    for (int64_t j = (int64_t)blockIdx.y * kQkHeads + warp; j < j1; j += kQkWarps) {
+        const int kind = j < P.nh ? 0 : j < P.nh + P.nkv ? 1 : 2; /* q, k, v */
+        const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
+        const int64_t off = (t * (kind == 0 ? P.nh : P.nkv) + h) * hd + lane * E;
+        float v[E];
+        if (kind == 2) {
+            ld_e<E>(P.v + off, v);
+            st_kv<E>(P.vnew, P.kvt, off, v);
+            continue;
+        }
+        ld_e<E>((kind == 0 ? P.q : P.k) + off, v);
+        if (P.rnd)
+#pragma unroll
+            for (int e = 0; e < E; e++) v[e] = rbf(v[e]);
+        const uint16_t *nw = kind == 0 ? P.qn : P.kn;
+        if (nw) {
+            /* the sum of squares in k_qk_prep's order, for the same bits: its warp w (of E) held elements
+             * 32 w + l, one per lane (here lane (32 w + l) / E, slot l % E), summed by wsum, then the E warp
+             * sums in turn */
+            float sq[E], tot = 0.f;
+#pragma unroll
+            for (int e = 0; e < E; e++) sq[e] = __fmul_rn(v[e], v[e]);
+#pragma unroll
+            for (int w = 0; w < E; w++) {
+                float z = 0.f;
+#pragma unroll
+                for (int e = 0; e < E; e++) {
+                    const float u = __shfl_sync(0xffffffffu, sq[e], (32 / E) * w + lane / E);
+                    if (lane % E == e) z = u;
+                }
+                tot += wsum(z);
+            }
+            const float s = 1.0f / sqrtf(tot / (float)hd + P.eps);
+#pragma unroll
+            for (int e = 0; e < E; e++) {
+                const float y = bf(__ldg(nw + lane * E + e)) * (v[e] * s);
+                v[e] = P.rnd ? rbf(y) : y;
+            }
+        }
+        float o[E];
+        const bool lo = lane < 16;
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const float other = __shfl_xor_sync(0xffffffffu, v[e], 16);
+            const int fi = (lane & 15) * E + e;
+            const float c = cs[fi], s = sn[fi];
+            const float a = lo ? v[e] : other, b2 = lo ? other : v[e];
+            o[e] = lo ? __fsub_rn(__fmul_rn(a, c), __fmul_rn(b2, s)) : __fadd_rn(__fmul_rn(b2, c), __fmul_rn(a, s));
+        }
+        if (kind == 0) {
+            if (P.rnd)
+#pragma unroll
+                for (int e = 0; e < E; e++) o[e] = rbf(o[e]);
+            st_e<E>(P.q + off, o);
+        } else {
+            st_kv<E>(P.knew, P.kvt, off, o);
+        }
+    }
+}
+
 /* qk_prep, and with kc / vc (not null) the rows into the cache too (qk_prep_kv) */
 dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
                        const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
@@ -2530,7 +2731,21 @@ dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64
     ra.head_dim = hd;
     ra.scaling = rt->attention_scaling;
     memcpy(ra.inv_freq, rt->inv_freq, sizeof ra.inv_freq);
-    k_qk_prep<<<dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), 128, 0, ci->st>>>(P, ra);
+    /* rows of a prefill chunk (and batched decode): the warp-per-head kernel where head_dim and the pointers
+     * allow; one row (decode) keeps the block-per-head kernel (DPB_CUDA_PF2=noqk: always that one) */
+    const int E = (int)(hd / 32);
+    const size_t es = dpb_kv_dtype_size(dt);
+    const bool wk = n >= 2 && !kc && !(ci->pf2 & kPf2NoQk) && hd % 32 == 0 && (E == 1 || E == 2 || E == 4) &&
+                    !((uintptr_t)q % (4 * E) || (uintptr_t)k % (4 * E) || (uintptr_t)v % (4 * E) ||
+                      (uintptr_t)knew % (es * E) || (uintptr_t)vnew % (es * E));
+    if (wk) {
+        dim3 g((unsigned)n, (unsigned)((nh + 2 * nkv + kQkHeads - 1) / kQkHeads));
+        if (E == 4) k_qk_prep_w<4><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else if (E == 2) k_qk_prep_w<2><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else k_qk_prep_w<1><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+    } else {
+        k_qk_prep<<<dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), 128, 0, ci->st>>>(P, ra);
+    }
     dpb_status s = launched("qk_prep");
     if (!s && round) {
         if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
@@ -3008,6 +3223,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
     op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16, op_router, op_qk_prep_kv,
+    op_swiglu_down,
 };
 
 } // namespace
@@ -3081,6 +3297,10 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     }
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
+    const char *pf2 = getenv("DPB_CUDA_PF2");
+    ci->pf2 = pf2 ? (strstr(pf2, "noqk") ? kPf2NoQk : 0) | (strstr(pf2, "nocopy") ? kPf2NoCopy : 0) |
+                        (strstr(pf2, "nomlp") ? kPf2NoMlp : 0)
+                  : 0;
     b->ops = &k_cuda_ops;
     b->impl = ci;
     b->threads = 1;
