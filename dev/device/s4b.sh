@@ -16,7 +16,7 @@ t0=$(date +%s)
 el() { echo "(+$(( $(date +%s) - t0 )) s)"; }
 has() { case ",$STEPS," in *",$1,"*) return 0;; esac; return 1; }
 if has ops; then
-    timeout 200 $C/backend_check --speed none --fixtures $C/shared/fixtures > $R/ops.log 2>&1
+    timeout 250 $C/backend_check --speed none --fixtures $C/shared/fixtures > $R/ops.log 2>&1
     echo "== ops exit $? $(el)"; grep -E "^FAIL|checks, |^== PASS|^== FAIL" $R/ops.log | head -20
     timeout 100 $C/test_cuda_backend > $R/tcb.log 2>&1; echo "== test_cuda_backend exit $?: $(tail -1 $R/tcb.log) $(el)"
 fi
