@@ -56,20 +56,7 @@ kern() { # name skip count model
         --launch-skip "$skip" --launch-count "$cnt" "$C/deploybench" latency --backend cuda --model "synth:$m" \
         --prompt-tokens 2048 --gen-tokens 2 --num-requests 1 --warmup 0 --out "$R/n-$name" > "$R/ncu-$name.csv" 2> "$R/ncu-$name.err"
     echo "== ncu $name exit $? $(el)"
-    python3 - "$R/ncu-$name.csv" <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
-if not rows: print('no rows'); sys.exit()
-h = rows[0]; ki = h.index('Kernel Name'); vi = h.index('Metric Value'); ui = h.index('Metric Unit')
-agg = collections.defaultdict(lambda: [0, 0.0]); tot = 0.0
-for r in rows[1:]:
-    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] == 'nsecond' else (v * 1e3 if r[ui] == 'msecond' else v)
-    k = r[ki].split('(')[0][:70]; agg[k][0] += 1; agg[k][1] += v; tot += v
-print(f"{len(rows)-1} kernels, {tot:.1f} us in all")
-print("| kernel | calls | total us | avg us | share |\n|---|---|---|---|---|")
-for k, (n, t) in sorted(agg.items(), key=lambda x: -x[1][1])[:22]:
-    print(f"| {k} | {n} | {t:.1f} | {t/n:.2f} | {100*t/tot:.1f} % |")
-PY
+    python3 dev/device/ncu_table.py "$R/ncu-$name.csv" 22
 }
 if [ -n "$NCU" ]; then
     kern oss 40 330 gpt-oss-20b | tee "$R/ncu-oss.md"

@@ -50,18 +50,7 @@ kern() { # name VAR=VALUE
         --backend cuda --model synth:qwen3-32b --prompt-tokens 2048 --gen-tokens 2 --num-requests 1 --warmup 0 \
         --out "$R/n-$name" > "$R/ncu-$name.csv" 2> "$R/ncu-$name.err"
     echo "== ncu $name ($*) exit $?"
-    python3 - "$R/ncu-$name.csv" <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
-if not rows: print('no rows'); sys.exit()
-h = rows[0]; ki = h.index('Kernel Name'); vi = h.index('Metric Value'); ui = h.index('Metric Unit'); gi = h.index('Grid Size') if 'Grid Size' in h else None
-agg = collections.defaultdict(lambda: [0, 0.0])
-for r in rows[1:]:
-    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] == 'nsecond' else (v * 1e3 if r[ui] == 'msecond' else v)
-    k = r[ki].split('(')[0][:40] + (' ' + r[gi] if gi is not None else ''); agg[k][0] += 1; agg[k][1] += v
-for k, (n, t) in sorted(agg.items(), key=lambda x: -x[1][1]):
-    print(f"| {k} | {n} | {t/n:.1f} us |")
-PY
+    python3 dev/device/ncu_table.py "$R/ncu-$name.csv" 22
 }
 [ -n "$NCU" ] && { kern new; kern off DPB_CUDA_PF2=noqk,nocopy,nomlp; } > "$R/ncu.txt" 2>&1
 rm -rf "$R"/n-*/

@@ -46,20 +46,7 @@ if before 265 && [ -n "$NCU" ]; then
         --launch-skip 1500 --launch-count 300 $N/deploybench latency --backend cuda --model synth:gpt-oss-20b --prompt-tokens 128 \
         --gen-tokens 8 --num-requests 1 --warmup 0 --out $OUT/n-new > $OUT/ncu-new.csv 2> $OUT/ncu-new.err
     echo "== ncu exit $? $(el)"; rm -rf $OUT/n-new
-    python3 - $OUT/ncu-new.csv <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
-if not rows: print('no ncu rows'); sys.exit()
-h = rows[0]; ki = h.index('Kernel Name'); vi = h.index('Metric Value'); ui = h.index('Metric Unit')
-agg = collections.defaultdict(lambda: [0, 0.0]); tot = 0.0
-for r in rows[1:]:
-    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] in ('nsecond', 'ns') else (v * 1e3 if r[ui] in ('msecond', 'ms') else v)
-    k = r[ki].split('(')[0][:60]; agg[k][0] += 1; agg[k][1] += v; tot += v
-print(f"{len(rows)-1} kernels, {tot:.1f} us in all")
-print("| kernel | calls | avg us | share |\n|---|---|---|---|")
-for k, (n, t) in sorted(agg.items(), key=lambda x: -x[1][1])[:16]:
-    print(f"| {k} | {n} | {t/n:.2f} | {100*t/tot:.1f} % |")
-PY
+    python3 dev/device/ncu_table.py $OUT/ncu-new.csv 16
 fi
 echo "== speed (backend_check --speed), old then new"
 grep -E "^speed.*(prompt (128|2048): TTFT|roofline)|^FAIL" $OUT/speed-old.log

@@ -35,20 +35,7 @@ kern() { # name binary model skip count
         --gen-tokens 8 --num-requests 1 --warmup 0 --out $OUT/n-$name > $OUT/ncu-$name.csv 2> $OUT/ncu-$name.err
     echo "== ncu $name exit $? $(el)"
     rm -rf $OUT/n-$name
-    python3 - $OUT/ncu-$name.csv <<'PY'
-import csv, sys, collections
-rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if l.startswith('"'))]
-if not rows: print('no rows'); sys.exit()
-h = rows[0]; ki = h.index('Kernel Name'); vi = h.index('Metric Value'); ui = h.index('Metric Unit')
-agg = collections.defaultdict(lambda: [0, 0.0]); tot = 0.0
-for r in rows[1:]:
-    v = float(r[vi].replace(',', '')); v = v / 1e3 if r[ui] in ('nsecond', 'ns') else (v * 1e3 if r[ui] in ('msecond', 'ms') else v)
-    k = r[ki].split('(')[0][:60]; agg[k][0] += 1; agg[k][1] += v; tot += v
-print(f"{len(rows)-1} kernels, {tot:.1f} us in all")
-print("| kernel | calls | avg us | share |\n|---|---|---|---|")
-for k, (n, t) in sorted(agg.items(), key=lambda x: -x[1][1])[:18]:
-    print(f"| {k} | {n} | {t/n:.2f} | {100*t/tot:.1f} % |")
-PY
+    python3 dev/device/ncu_table.py $OUT/ncu-$name.csv 18
 }
 if [ "$PHASE" = 1 ]; then
     timeout 80 $N/backend_check --speed none --fixtures $C/shared/fixtures > $OUT/ops.log 2>&1

@@ -195,6 +195,19 @@ dpb_status ws_get(cuda_impl *ci, size_t bytes, void **out)
     *out = ci->ws;
     return DPB_OK;
 }
+
+/* The flash-decoding kernel (attn_decode.cu) with its scratch from the workspace; it rounds its own output. */
+dpb_status attn_decode_run(cuda_impl *ci, const dpb_attn_decode_args *d, bool *rounded)
+{
+    const size_t sb = dpb_attn_decode_scratch(d);
+    void *ws = nullptr;
+    if (sb) {
+        dpb_status s = ws_get(ci, sb, &ws);
+        if (s) return s;
+    }
+    *rounded = true;
+    return dpb_attn_decode_launch(d, ws, ci->st);
+}
 size_t al256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 /* The allocation holding p, and the bytes from p to its end; 0 when unknown. */
@@ -1879,16 +1892,7 @@ dpb_status attention_body(dpb_backend *b, const dpb_attn_args *a, bool *rounded)
             const int64_t p = a->pos0 + a->n - 1;
             d.cap = a->window > 0 && a->window < p + 1 ? a->window : p + 1;
         }
-        if (dpb_attn_decode_supports(&d)) {
-            const size_t sb = dpb_attn_decode_scratch(&d);
-            void *ws = nullptr;
-            if (sb) {
-                dpb_status s = ws_get(ci, sb, &ws);
-                if (s) return s;
-            }
-            *rounded = true;
-            return dpb_attn_decode_launch(&d, ws, ci->st);
-        }
+        if (dpb_attn_decode_supports(&d)) return attn_decode_run(ci, &d, rounded);
     }
     if (a->n == 1 && a->pos_dev) {
         /* the position is read on the device (a graph replays this launch at later
@@ -2927,16 +2931,7 @@ dpb_status attention_batch_body(dpb_backend *b, const dpb_attn_batch_args *a, bo
         d.k_tab = a->k_tab; d.v_tab = a->v_tab; d.seq = a->seq; d.pos = a->pos; d.sinks = a->sinks;
         d.scale = a->scale; d.out = a->out; d.sms = ci->sms; d.round_out = a->round_out;
         d.cap = a->window > 0 && a->window < a->max_pos + 1 ? a->window : a->max_pos + 1;
-        if (dpb_attn_decode_supports(&d)) {
-            const size_t sb = dpb_attn_decode_scratch(&d);
-            void *ws = nullptr;
-            if (sb) {
-                dpb_status s = ws_get(ci, sb, &ws);
-                if (s) return s;
-            }
-            *rounded = true;
-            return dpb_attn_decode_launch(&d, ws, ci->st);
-        }
+        if (dpb_attn_decode_supports(&d)) return attn_decode_run(ci, &d, rounded);
     }
     attnb_p P;
     P.n = a->n; P.heads = a->heads; P.kv_heads = a->kv_heads; P.slots = a->slots; P.window = a->window;
