@@ -20,6 +20,7 @@ struct dpb_manifest {
     char *path;
     cJSON *root;
     uint64_t start_ns;
+    cJSON *prev_params; /* a resumed folder's earlier "params", or NULL */
 };
 
 const char *dpb_run_status_name(dpb_run_status s)
@@ -174,7 +175,7 @@ static void set_field(cJSON *root, const char *key, cJSON *item)
 }
 
 /* The earlier runs of a resumed folder: their own resumed_from list plus their start/end/status. */
-static cJSON *previous_runs(const char *path)
+static cJSON *previous_runs(const char *path, cJSON **prev_params)
 {
     cJSON *list = cJSON_CreateArray();
     if (!list || !dpb_file_exists(path)) return list;
@@ -186,6 +187,7 @@ static cJSON *previous_runs(const char *path)
         dpb_error_clear();
         return list;
     }
+    if (prev_params) *prev_params = cJSON_DetachItemFromObjectCaseSensitive(old, "params");
     const cJSON *prev = cJSON_GetObjectItemCaseSensitive(old, "resumed_from");
     if (cJSON_IsArray(prev)) {
         const cJSON *it;
@@ -254,7 +256,8 @@ dpb_status dpb_manifest_begin(const char *dir, int argc, char *const *argv, bool
     cJSON_AddNullToObject(r, "end");
     cJSON_AddStringToObject(r, "status", dpb_run_status_name(DPB_RUN_RUNNING));
     cJSON_AddNullToObject(r, "message");
-    if (resume) cJSON_AddItemToObject(r, "resumed_from", previous_runs(m->path));
+    if (resume) cJSON_AddItemToObject(r, "resumed_from", previous_runs(m->path, &m->prev_params));
+    if (m->prev_params) cJSON_AddItemToObject(r, "params", cJSON_Duplicate(m->prev_params, 1)); /* until replaced */
     st = dpb_manifest_write(m);
     if (st) {
         dpb_manifest_free(m);
@@ -338,9 +341,26 @@ dpb_status dpb_manifest_end_with(dpb_manifest *m, dpb_status st)
 const char *dpb_manifest_path(const dpb_manifest *m) { return m->path; }
 const cJSON *dpb_manifest_json(const dpb_manifest *m) { return m->root; }
 
+dpb_status dpb_manifest_resume_check(const dpb_manifest *m, const cJSON *params, const char *const *keys)
+{
+    for (size_t i = 0; m->prev_params && keys[i]; i++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(m->prev_params, keys[i]);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(params, keys[i]);
+        if (!a || !b || cJSON_Compare(a, b, true)) continue;
+        char *sa = cJSON_PrintUnformatted(a), *sb = cJSON_PrintUnformatted(b);
+        dpb_status st = dpb_error_set(DPB_E_ARG, "--resume: %s was measured with %s %s, this run asks %s (use a new --out)",
+                                      m->path, keys[i], sa ? sa : "?", sb ? sb : "?");
+        free(sa);
+        free(sb);
+        return st;
+    }
+    return DPB_OK;
+}
+
 void dpb_manifest_free(dpb_manifest *m)
 {
     if (!m) return;
+    cJSON_Delete(m->prev_params);
     cJSON_Delete(m->root);
     free(m->path);
     free(m);

@@ -54,6 +54,10 @@ dpb_status dpb_manifest_begin(const char *dir, int argc, char *const *argv, bool
 dpb_status dpb_manifest_set_model(dpb_manifest *m, const char *spec, const dpb_checkpoint *ck);
 /* Adds (or replaces) a top-level field; takes ownership of item.  Written at the next rewrite. */
 dpb_status dpb_manifest_add(dpb_manifest *m, const char *key, cJSON *item);
+/* On --resume: DPB_E_ARG naming the key when one of keys (NULL-terminated) has another value in params than in the
+ * folder's earlier manifest (a cell measured one way must not be completed another way); keys absent on either side
+ * pass. */
+dpb_status dpb_manifest_resume_check(const dpb_manifest *m, const cJSON *params, const char *const *keys);
 /* Rewrites manifest.json now. */
 dpb_status dpb_manifest_write(dpb_manifest *m);
 /* Sets end time and status (message may be NULL) and rewrites the file. */

@@ -201,6 +201,11 @@ int dpb_cmd_energy(int argc, char **argv)
         cJSON_AddNumberToObject(p, "power_poll_hz", hz);
         cJSON_AddStringToObject(p, "prompts", pr.kind);
         cJSON_AddItemToObject(p, "idle_baseline", cJSON_Duplicate(idle_json, 1));
+        static const char *const same[] = {"backend", NULL};
+        if ((st = dpb_manifest_resume_check(man, p, same))) {
+            cJSON_Delete(p); /* the manifest keeps the earlier params */
+            goto done;
+        }
         dpb_manifest_add(man, "params", p);
         dpb_manifest_write(man);
     }

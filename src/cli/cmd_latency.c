@@ -215,6 +215,11 @@ int dpb_cmd_latency(int argc, char **argv)
         cJSON_AddNumberToObject(p, "cv_threshold", cv);
         cJSON_AddStringToObject(p, "kv_dtype", dpb_kv_dtype_name(dpb_engine_kv_resolve(kv, DPB_ENGINE_BF16)));
         cJSON_AddStringToObject(p, "attempt", attempt);
+        static const char *const same[] = {"backend", "kv_dtype", NULL};
+        if ((st = dpb_manifest_resume_check(man, p, same))) {
+            cJSON_Delete(p); /* the manifest keeps the earlier params */
+            goto done;
+        }
         dpb_manifest_add(man, "params", p);
     }
     if ((st = dpb_checkpoint_open(model, &co, &ck))) goto done;

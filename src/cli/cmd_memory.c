@@ -150,6 +150,11 @@ int dpb_cmd_memory(int argc, char **argv)
         cJSON_AddNumberToObject(p, "gen_tokens", (double)gt);
         cJSON_AddStringToObject(p, "kv_dtype", dpb_kv_dtype_name(dpb_engine_kv_resolve(mo.kv, DPB_ENGINE_BF16)));
         cJSON_AddStringToObject(p, "prompts", pr.kind);
+        static const char *const same[] = {"backend", NULL}; /* rows are kept per context and KV dtype */
+        if ((st = dpb_manifest_resume_check(man, p, same))) {
+            cJSON_Delete(p); /* the manifest keeps the earlier params */
+            goto done;
+        }
         dpb_manifest_add(man, "params", p);
         dpb_manifest_write(man);
     }

@@ -37,6 +37,11 @@ check "resume recorded" "grep -q resumed_from $D/manifest.json"
 $B latency --model synth:gpt-oss-tiny --prompt-tokens 8,24 --gen-tokens 4,6 --num-requests 3 --batch 1,2 \
     --threads 1 --out $D --resume >"$T/out" 2>"$T/err"; rc=$?
 check "resume: grid grown by one prompt length" "[ $rc -eq 0 ] && grep -q '4 cells measured, 4 already done' $T/out && [ \$(tail -n +2 $D/summary.csv | wc -l) -eq 12 ]"
+# --resume with another KV dtype: refused, naming it; nothing measured, the manifest keeps the earlier params
+NREQ=$(wc -l < $D/requests.jsonl)
+$B latency --model synth:gpt-oss-tiny --prompt-tokens 8,24 --gen-tokens 4,6 --num-requests 3 --batch 1,2 \
+    --threads 1 --kv-dtype fp8 --out $D --resume >"$T/out" 2>"$T/err"; rc=$?
+check "resume with another --kv-dtype refused" "[ $rc -ne 0 ] && grep -q 'measured with kv_dtype \"bf16\", this run asks \"fp8\"' $T/err && [ \$(wc -l < $D/requests.jsonl) -eq $NREQ ] && grep -q '\"kv_dtype\":[[:space:]]*\"bf16\"' $D/manifest.json && ! grep -q '\"kv_dtype\":[[:space:]]*\"fp8\"' $D/manifest.json"
 # Ctrl-C (SIGINT): stops after the current round, keeps finished cells, exit 130, manifest "interrupted"
 $B latency --model synth:gpt-oss-tiny --prompt-tokens 8,16,24,32 --gen-tokens 4,6 --num-requests 40 --threads 1 \
     --out $T/int >"$T/out" 2>"$T/err" &
@@ -60,6 +65,6 @@ check "bad list refused" "[ $rc -eq 2 ] && grep -q -- '--prompt-tokens' $T/err"
 $B latency --out $T/y >"$T/out" 2>"$T/err"; rc=$?
 check "model required" "[ $rc -eq 2 ] && grep -q -- '--model' $T/err"
 $B latency --help >"$T/out" 2>&1
-check "help names every option" "( for o in model out backend prompt-tokens gen-tokens batch num-requests warmup threads seed cv-threshold tokenizer resume; do grep -q -- \"--\$o\" $T/out || exit 1; done )"
+check "help names every option" "( for o in model out backend prompt-tokens gen-tokens batch num-requests warmup threads seed cv-threshold tokenizer kv-dtype resume; do grep -q -- \"--\$o\" $T/out || exit 1; done )"
 echo "RESULT pass=$pass fail=$fail skip=0"
 [ $fail -eq 0 ]
