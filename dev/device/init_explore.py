@@ -212,15 +212,22 @@ def main():
     t0 = time.monotonic()
     cfg = make_config(a.preset, a.layers, a.vocab)
     cfg._attn_implementation = "eager"
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="eager").eval()
+    from transformers.initialization import no_init_weights
+    with no_init_weights():  # every parameter is filled below
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16, attn_implementation="eager").eval()
+    stamp = lambda what: print(f"[{time.monotonic() - t0:6.1f} s] {what}", file=sys.stderr, flush=True)
+    stamp("built")
     table = init_model(model, cfg, a.init, a.seed)
+    stamp("initialized")
     ids = torch.randint(0, cfg.vocab_size, (a.tokens,), generator=torch.Generator().manual_seed(1234))
     lb = forward(model, ids)
     tb = time.monotonic() - t0
+    stamp("bf16 forward")
     model.float()
     probe = Probe(model)
     lf = forward(model, ids)
     probe.remove()
+    stamp("f32 forward")
     res = dict(preset=a.preset, layers=cfg.num_hidden_layers, vocab=cfg.vocab_size, init=a.init, tokens=a.tokens,
                floor=compare(lb, lf), logit_std=float(lf.std()),
                share_attn=[round(probe.share_attn[i], 4) for i in sorted(probe.share_attn)],
