@@ -152,6 +152,35 @@ def hf_forward(model, ids, device):
     return out
 
 
+class RouteRecorder:
+    """The experts each MoE layer's router picks (sorted top-k ids per position), for one forward."""
+
+    def __init__(self, model):
+        self.idx, self.h = {}, []
+        for i, layer in enumerate(model.model.layers):
+            r = getattr(layer.mlp, "router", None)
+            if r is not None:
+                self.h.append(r.register_forward_hook(self.hook(i)))
+
+    def hook(self, i):
+        def f(mod, args, out):
+            self.idx[i] = out[2].detach().sort(dim=-1).values.cpu()
+        return f
+
+    def remove(self):
+        for h in self.h:
+            h.remove()
+
+
+def routing_flips(a, b):
+    """[T] count of layers where two forwards chose different expert sets."""
+    flips = None
+    for i in sorted(a.idx):
+        d = (a.idx[i] != b.idx[i]).any(dim=-1).int()
+        flips = d if flips is None else flips + d
+    return flips
+
+
 def run_control(model, kind, ids, device):
     """transformers' logits with one localized change to its weights (restored afterwards), or None
     when the model has nothing of that kind. The changed tensor is redrawn from N(0, its own std)
@@ -232,8 +261,11 @@ def check_model(args, preset, layers, device, hf_dtype):
         res["hf_loaded_as"] = how
         log(f"transformers loaded {name} ({how}, {device}): {sec['hf_load']:.1f} s")
         t = time.monotonic()
+        rec16 = RouteRecorder(model) if args.probe else None
         ref = hf_forward(model, ids, device)
         sec["hf_forward"] = time.monotonic() - t
+        if rec16:
+            rec16.remove()
         if device == "cuda":
             res["hf_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         log(f"transformers forward over {args.tokens} tokens: {sec['hf_forward']:.1f} s")
@@ -249,10 +281,20 @@ def check_model(args, preset, layers, device, hf_dtype):
             t = time.monotonic()
             model.to(torch.float32)
             probe = Probe(model) if args.probe else None
+            rec32 = RouteRecorder(model) if args.probe else None
             ref32 = hf_forward(model, ids, device)
             if probe:
                 probe.remove()
+                rec32.remove()
                 res["probe"] = probe.summary()
+                if rec16 and rec16.idx:
+                    flips = routing_flips(rec16, rec32)
+                    clean = flips == 0
+                    res["routing"] = {"decisions": int(len(rec16.idx) * flips.numel()),
+                                      "decisions_differ": int(flips.sum()),
+                                      "positions_with_flip": int((~clean).sum()),
+                                      "flips_per_position_max": int(flips.max()),
+                                      "clean_positions": clean.nonzero().flatten().tolist()}
             sec["hf_f32_forward"] = time.monotonic() - t
             log(f"transformers in f32 (same weights): {sec['hf_f32_forward']:.1f} s")
         elif hf_dtype == torch.float32:
@@ -271,6 +313,13 @@ def check_model(args, preset, layers, device, hf_dtype):
                 res["f32_reference"][f"transformers {res['hf_dtype']}"] = compare(ref, ref32, args.tie, args.max_rel)
         res["pass"] = bool(res["finite"] and res["rel_l2_worst"] <= args.max_rel
                            and res["top1_fraction"] >= args.min_top1)
+        rt = res.get("routing")
+        if rt and rt["clean_positions"]:
+            cl = torch.tensor(rt["clean_positions"])
+            rt["ours_vs_hf_on_clean"] = compare(mine[cl], ref[cl], args.tie, args.max_rel)
+            if ref32 is not None:
+                rt["hf_vs_hf_f32_on_clean"] = compare(ref[cl], ref32[cl], args.tie, args.max_rel)
+                rt["ours_vs_hf_f32_on_clean"] = compare(mine[cl], ref32[cl], args.tie, args.max_rel)
         for c, ctl in controls.items():
             m = compare(mine, ctl.pop("logits"), args.tie, args.max_rel)
             m["what"] = ctl["what"]
@@ -306,6 +355,23 @@ def control_rows(r):
                    f" | {m['rel_max_worst']:.2e} | {m['top1_same']}/{m['positions']} ({100 * m['top1_fraction']:.1f} %)"
                    f" | {'FAIL (flagged, as it must)' if m['flagged'] else '**pass: control NOT flagged**'} | — | — | — |")
     return out
+
+
+def routing_row(r):
+    rt = r.get("routing")
+    if not rt:
+        return None
+    txt = (f"{r['model']}: transformers bf16 and f32 choose different experts in {rt['decisions_differ']} of "
+           f"{rt['decisions']} (layer, position) decisions; {rt['positions_with_flip']} of {r['positions']} positions "
+           f"have at least one such flip (up to {rt['flips_per_position_max']}).")
+    for k, what in (("ours_vs_hf_on_clean", "ours bf16 vs transformers bf16"),
+                    ("hf_vs_hf_f32_on_clean", "transformers bf16 vs its f32"),
+                    ("ours_vs_hf_f32_on_clean", "ours bf16 vs transformers f32")):
+        c = rt.get(k)
+        if c:
+            txt += (f" On the {c['positions']} positions without a flip, {what}: worst rel_l2 {c['rel_l2_worst']:.2e}, "
+                    f"median {c['rel_l2_median']:.1e}, top-1 {100 * c['top1_fraction']:.1f} %.")
+    return txt
 
 
 def probe_rows(r):
@@ -420,6 +486,11 @@ def main():
         for r in results:
             for line in probe_rows(r):
                 print(line)
+        for r in results:
+            t = routing_row(r)
+            if t:
+                print()
+                print(t)
     log(f"done; JSON in {out_json}")
     ok = all(r["pass"] for r in results)
     flagged = all(m["flagged"] for r in results for m in r.get("controls", {}).values())
