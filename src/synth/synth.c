@@ -336,7 +336,8 @@ static dpb_status parse_spec(const char *spec, char *preset, size_t plen, uint64
         } else if (field[0] == '-' || (field[0] >= '0' && field[0] <= '9')) {
             return dpb_error_set(DPB_E_ARG, "'%s': the seed must be a whole number, before the init", spec);
         } else {
-            return dpb_error_set(DPB_E_ARG, "'%s': init '%s': expected hf or scaled (synth:PRESET[:SEED][:INIT])", spec, field);
+            return dpb_error_set(DPB_E_ARG, "'%s': init '%s': expected hf or scaled, after an optional whole-number seed "
+                                "(synth:PRESET[:SEED][:INIT])", spec, field);
         }
     }
     return DPB_OK;
