@@ -18,6 +18,18 @@ r_t[1st] - r_t[2nd], is below 1e-2 * max_i |r_ti|.
 Pass: worst rel_l2 <= --max-rel (3e-2) and top-1 same at >= --min-top1 (95 %)
 of positions, all logits finite, and deploybench echoing the input ids.
 
+Weights: `deploybench synth --init scaled` by default (--init hf: N(0, 0.02)
+everywhere, chaotic at full width; docs/CUDA.md "Full-width check against
+transformers").  Negative controls (--controls, default o_proj and, for MoE
+models, expert): transformers computes again with one localized change to the
+weights it loaded -- the middle layer's o_proj redrawn, or one expert of the
+middle layer redrawn (same std as the tensor it replaces) -- and the same bound
+must FAIL against it; the script's exit status counts a control that passes as
+a failure.  --hf-seed N is the coarse control (all weights differ).
+--probe records, in transformers' f32 forward, each layer's attention and
+MLP/MoE output norm over the residual norm (median over positions) and how
+often each expert is chosen (dev/device/init_explore.py's Probe).
+
 Run through dev/device/fullwidth.sh (it sets DPB_BIN, OUT and DPB_WORK).
 Prints a Markdown table row per model and writes $OUT/fullwidth.json.
 Exit status 0 when every model passes, 1 otherwise.
@@ -26,6 +38,9 @@ import argparse, gc, json, os, shutil, subprocess, sys, time
 
 import torch
 from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from init_explore import Probe  # noqa: E402
 
 T0 = time.monotonic()
 
@@ -46,8 +61,8 @@ def dpb(*args, timeout=None):
     return secs, "\n".join(tail)
 
 
-def synth(preset, out, layers=None, seed=0, experts=None):
-    args = ["synth", "--preset", preset, "--out", out, "--seed", seed]
+def synth(preset, out, layers=None, seed=0, experts=None, init="hf"):
+    args = ["synth", "--preset", preset, "--out", out, "--seed", seed, "--init", init]
     if layers:
         args += ["--layers", layers]
     if experts:
@@ -137,23 +152,83 @@ def hf_forward(model, ids, device):
     return out
 
 
+class RouteRecorder:
+    """The experts each MoE layer's router picks (sorted top-k ids per position), for one forward."""
+
+    def __init__(self, model):
+        self.idx, self.h = {}, []
+        for i, layer in enumerate(model.model.layers):
+            r = getattr(layer.mlp, "router", None)
+            if r is not None:
+                self.h.append(r.register_forward_hook(self.hook(i)))
+
+    def hook(self, i):
+        def f(mod, args, out):
+            self.idx[i] = out[2].detach().sort(dim=-1).values.cpu()
+        return f
+
+    def remove(self):
+        for h in self.h:
+            h.remove()
+
+
+def routing_flips(a, b):
+    """[T] count of layers where two forwards chose different expert sets."""
+    flips = None
+    for i in sorted(a.idx):
+        d = (a.idx[i] != b.idx[i]).any(dim=-1).int()
+        flips = d if flips is None else flips + d
+    return flips
+
+
+def run_control(model, kind, ids, device):
+    """transformers' logits with one localized change to its weights (restored afterwards), or None
+    when the model has nothing of that kind. The changed tensor is redrawn from N(0, its own std)
+    with a fixed generator: a wrong tensor of the right size and spread."""
+    layers = model.model.layers
+    mid = len(layers) // 2
+    gen = torch.Generator(device="cpu").manual_seed(4321)
+    if kind == "o_proj":
+        targets = [(layers[mid].self_attn.o_proj.weight, None)]
+        what = f"layer {mid} o_proj redrawn"
+    elif kind == "expert":
+        ex = getattr(layers[mid].mlp, "experts", None)
+        if ex is None or not hasattr(ex, "gate_up_proj"):
+            return None
+        targets = [(ex.gate_up_proj, 0), (ex.down_proj, 0)]
+        what = f"layer {mid} expert 0 (gate_up, down) redrawn"
+    else:
+        raise ValueError(f"--controls: unknown control '{kind}'")
+    saved = []
+    with torch.no_grad():
+        for p, e in targets:
+            t = p if e is None else p[e]
+            saved.append(t.detach().clone())
+            new = torch.randn(t.shape, generator=gen, dtype=torch.float32) * float(t.float().std())
+            t.copy_(new.to(device=t.device, dtype=t.dtype))
+        logits = hf_forward(model, ids, device)
+        for (p, e), old in zip(targets, saved):
+            (p if e is None else p[e]).copy_(old)
+    return {"what": what, "logits": logits}
+
+
 def check_model(args, preset, layers, device, hf_dtype):
     name = preset + (f" --layers {layers}" if layers else "")
     work = os.path.join(os.environ["DPB_WORK"], preset + (f"-l{layers}" if layers else ""))
     res = {"model": name, "preset": preset, "layers": layers, "seed": args.seed, "hf_seed": args.hf_seed,
            "backend": args.backend, "dtype": args.dtype, "hf_device": device,
            "hf_dtype": str(hf_dtype).replace("torch.", ""), "prompt_tokens": args.tokens,
-           "ids_seed": args.ids_seed, "seconds": {}}
+           "ids_seed": args.ids_seed, "init": args.init, "seconds": {}}
     sec = res["seconds"]
     free_device()  # whatever an earlier model's failure left behind
     try:
         os.makedirs(work, exist_ok=True)
         ours_dir = os.path.join(work, "model")
-        sec["synth"] = synth(preset, ours_dir, layers, args.seed, args.experts)
+        sec["synth"] = synth(preset, ours_dir, layers, args.seed, args.experts, args.init)
         hf_dir = ours_dir
         if args.hf_seed != args.seed:  # the negative control: transformers gets other weights
             hf_dir = os.path.join(work, "model-hf")
-            sec["synth_hf"] = synth(preset, hf_dir, layers, args.hf_seed, args.experts)
+            sec["synth_hf"] = synth(preset, hf_dir, layers, args.hf_seed, args.experts, args.init)
         with open(os.path.join(ours_dir, "config.json")) as f:
             vocab = json.load(f)["vocab_size"]
         g = torch.Generator().manual_seed(args.ids_seed)
@@ -186,17 +261,40 @@ def check_model(args, preset, layers, device, hf_dtype):
         res["hf_loaded_as"] = how
         log(f"transformers loaded {name} ({how}, {device}): {sec['hf_load']:.1f} s")
         t = time.monotonic()
+        rec16 = RouteRecorder(model) if args.probe else None
         ref = hf_forward(model, ids, device)
         sec["hf_forward"] = time.monotonic() - t
+        if rec16:
+            rec16.remove()
         if device == "cuda":
             res["hf_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         log(f"transformers forward over {args.tokens} tokens: {sec['hf_forward']:.1f} s")
+        controls = {}
+        for c in args.controls:
+            ctl = run_control(model, c, ids, device)
+            if ctl is not None:
+                controls[c] = ctl
+                log(f"control {ctl['what']}: forward done")
         ref32 = None
         if args.f32_ref and hf_dtype != torch.float32:
             # the same weights in f32: the floor that bf16 rounding alone sets
             t = time.monotonic()
             model.to(torch.float32)
+            probe = Probe(model) if args.probe else None
+            rec32 = RouteRecorder(model) if args.probe else None
             ref32 = hf_forward(model, ids, device)
+            if probe:
+                probe.remove()
+                rec32.remove()
+                res["probe"] = probe.summary()
+                if rec16 and rec16.idx:
+                    flips = routing_flips(rec16, rec32)
+                    clean = flips == 0
+                    res["routing"] = {"decisions": int(len(rec16.idx) * flips.numel()),
+                                      "decisions_differ": int(flips.sum()),
+                                      "positions_with_flip": int((~clean).sum()),
+                                      "flips_per_position_max": int(flips.max()),
+                                      "clean_positions": clean.nonzero().flatten().tolist()}
             sec["hf_f32_forward"] = time.monotonic() - t
             log(f"transformers in f32 (same weights): {sec['hf_f32_forward']:.1f} s")
         elif hf_dtype == torch.float32:
@@ -215,6 +313,18 @@ def check_model(args, preset, layers, device, hf_dtype):
                 res["f32_reference"][f"transformers {res['hf_dtype']}"] = compare(ref, ref32, args.tie, args.max_rel)
         res["pass"] = bool(res["finite"] and res["rel_l2_worst"] <= args.max_rel
                            and res["top1_fraction"] >= args.min_top1)
+        rt = res.get("routing")
+        if rt and rt["clean_positions"]:
+            cl = torch.tensor(rt["clean_positions"])
+            rt["ours_vs_hf_on_clean"] = compare(mine[cl], ref[cl], args.tie, args.max_rel)
+            if ref32 is not None:
+                rt["hf_vs_hf_f32_on_clean"] = compare(ref[cl], ref32[cl], args.tie, args.max_rel)
+                rt["ours_vs_hf_f32_on_clean"] = compare(mine[cl], ref32[cl], args.tie, args.max_rel)
+        for c, ctl in controls.items():
+            m = compare(mine, ctl.pop("logits"), args.tie, args.max_rel)
+            m["what"] = ctl["what"]
+            m["flagged"] = not (m["finite"] and m["rel_l2_worst"] <= args.max_rel and m["top1_fraction"] >= args.min_top1)
+            res.setdefault("controls", {})[c] = m
         fr = res.get("f32_reference", {})
         mine32, theirs32 = fr.get(f"deploybench {args.dtype}"), fr.get(f"transformers {res['hf_dtype']}")
         if mine32 and theirs32:  # is our rounding error no larger than transformers' own?
@@ -235,6 +345,45 @@ def check_model(args, preset, layers, device, hf_dtype):
 
 def verdict(v):
     return "—" if v is None else ("ok" if v else "**no**")
+
+
+def control_rows(r):
+    out = []
+    for c, m in r.get("controls", {}).items():
+        out.append(f"| {r['model']}, control: {m['what']} | {r['backend']} {r['dtype']} vs {r['hf_dtype']}, changed"
+                   f" | {m['rel_l2_worst']:.2e} / {m['rel_l2_median']:.1e} ({m['rel_l2_positions_over_bound']})"
+                   f" | {m['rel_max_worst']:.2e} | {m['top1_same']}/{m['positions']} ({100 * m['top1_fraction']:.1f} %)"
+                   f" | {'FAIL (flagged, as it must)' if m['flagged'] else '**pass: control NOT flagged**'} | — | — | — |")
+    return out
+
+
+def routing_row(r):
+    rt = r.get("routing")
+    if not rt:
+        return None
+    txt = (f"{r['model']}: transformers bf16 and f32 choose different experts in {rt['decisions_differ']} of "
+           f"{rt['decisions']} (layer, position) decisions; {rt['positions_with_flip']} of {r['positions']} positions "
+           f"have at least one such flip (up to {rt['flips_per_position_max']}).")
+    for k, what in (("ours_vs_hf_on_clean", "ours bf16 vs transformers bf16"),
+                    ("hf_vs_hf_f32_on_clean", "transformers bf16 vs its f32"),
+                    ("ours_vs_hf_f32_on_clean", "ours bf16 vs transformers f32")):
+        c = rt.get(k)
+        if c:
+            txt += (f" On the {c['positions']} positions without a flip, {what}: worst rel_l2 {c['rel_l2_worst']:.2e}, "
+                    f"median {c['rel_l2_median']:.1e}, top-1 {100 * c['top1_fraction']:.1f} %.")
+    return txt
+
+
+def probe_rows(r):
+    p = r.get("probe")
+    if not p:
+        return []
+    out = [f"| {r['model']} | " + " | ".join(f"{a:.3f} / {m:.3f}" for a, m in zip(p["share_attn"], p["share_mlp"])) + " |"]
+    if p.get("router"):
+        out.append(f"| {r['model']} experts | " + " | ".join(
+            f"{x['eff_experts']:.1f} ({x['unused']} unused, {x['min_share']:.2f}-{x['max_share']:.2f})"
+            for x in p["router"]) + " |")
+    return out
 
 
 def row(r):
@@ -275,6 +424,13 @@ def main():
     ap.add_argument("--hf-seed", type=int, help="weight seed of the folder transformers loads (default --seed; "
                     "a different one is the negative control: the check must fail)")
     ap.add_argument("--experts", choices=["mxfp4", "bf16"], help="synth --experts for gpt-oss (default mxfp4)")
+    ap.add_argument("--init", default="scaled", choices=["hf", "scaled"],
+                    help="synth --init (default scaled; hf reproduces the chaotic N(0, 0.02) runs)")
+    ap.add_argument("--controls", default="o_proj,expert",
+                    help="localized negative controls, comma list of o_proj,expert, or none (default o_proj,expert; "
+                         "expert applies to MoE models)")
+    ap.add_argument("--probe", action="store_true",
+                    help="per-layer output shares and expert choice counts in transformers' f32 forward")
     ap.add_argument("--max-rel", type=float, default=3e-2, help="bound on the worst rel_l2 (default 3e-2)")
     ap.add_argument("--min-top1", type=float, default=0.95, help="least top-1 agreement (default 0.95)")
     ap.add_argument("--tie", type=float, default=1e-2, help="near-tie gap, fraction of max|ref| (default 1e-2)")
@@ -285,6 +441,10 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the model folders in $DPB_WORK")
     ap.add_argument("--json", default=None, help="JSON file (default $OUT/fullwidth.json)")
     args = ap.parse_args()
+    args.controls = [] if args.controls in ("", "none") else args.controls.split(",")
+    for c in args.controls:
+        if c not in ("o_proj", "expert"):
+            ap.error(f"--controls: unknown control '{c}' (o_proj, expert or none)")
     if args.hf_seed is None:
         args.hf_seed = args.seed
     device = args.hf_device or ("cuda" if args.backend == "cuda" else "cpu")
@@ -315,8 +475,28 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(row(r))
+        for line in control_rows(r):
+            print(line)
+    if any(r.get("probe") for r in results):
+        print()
+        print("Per layer (transformers f32, median over positions): ||attention output|| / ||residual in|| and "
+              "||MLP or MoE output|| / ||residual after attention||; for MoE, per layer: effective number of experts "
+              "exp(entropy of the choice counts), experts never chosen, least-most chosen share x E.")
+        print()
+        for r in results:
+            for line in probe_rows(r):
+                print(line)
+        for r in results:
+            t = routing_row(r)
+            if t:
+                print()
+                print(t)
     log(f"done; JSON in {out_json}")
-    return 0 if all(r["pass"] for r in results) else 1
+    ok = all(r["pass"] for r in results)
+    flagged = all(m["flagged"] for r in results for m in r.get("controls", {}).values())
+    if not flagged:
+        log("a negative control was NOT flagged: the check cannot see that change")
+    return 0 if ok and flagged else 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ struct dpb_checkpoint {
     bool synthetic;
     char *synth_preset;
     uint64_t synth_seed;
+    int synth_init;          /* dpb_synth_init of synth:PRESET[:SEED][:INIT] (0: hf) */
 };
 
 /* Sorts ck->tensors by name and rejects duplicates (naming both files). */

@@ -29,11 +29,14 @@
 #include "models/spec.h"
 #include "tokenizer/tokenizer.h"
 
-#define SYNTH_STD 0.02
-#define MXFP4_SCALE_E8M0 120 /* 2^(120-127) = 1/128 */
+#define SYNTH_STD 0.02      /* init hf: every bf16 matrix and vector */
+#define MXFP4_SCALE_E8M0 120 /* init hf: 2^(120-127) = 1/128 */
+#define FP4_STD 2.9261749776799064 /* uniform random E2M1 codes: sqrt(mean of the 16 squared values) = sqrt(8.5625) */
 
-static uint16_t g_normal_bf16[65536];
-static pthread_once_t g_table_once = PTHREAD_ONCE_INIT;
+/* N(0,1) quantiles at (32768 + i + 0.5) / 65536, i < 32768 (the upper half;
+ * the lower half is their negation). */
+static double g_quantile[32768];
+static pthread_once_t g_quantile_once = PTHREAD_ONCE_INIT;
 
 /* Quantile of N(0,1) at p in (0, 1) by bisection on erfc (exact to double). */
 static double normal_quantile(double p)
@@ -47,13 +50,49 @@ static double normal_quantile(double p)
     return 0.5 * (lo + hi);
 }
 
-static void build_table(void)
+static void build_quantiles(void)
 {
-    for (int i = 0; i < 32768; i++) {
-        double q = normal_quantile((32768.0 + i + 0.5) / 65536.0) * SYNTH_STD;
-        g_normal_bf16[32768 + i] = dpb_f32_to_bf16((float)q);
-        g_normal_bf16[32767 - i] = dpb_f32_to_bf16((float)-q);
+    for (int i = 0; i < 32768; i++) g_quantile[i] = normal_quantile((32768.0 + i + 0.5) / 65536.0);
+}
+
+/* bf16 tables of N(0, std^2) quantiles, one per distinct std, built on first
+ * use and kept for the life of the process (fill rules point at them). */
+#define MAX_TABLES 64
+typedef struct normal_table {
+    double std;
+    uint16_t v[65536];
+} normal_table;
+static normal_table *g_tables[MAX_TABLES];
+static int g_ntables;
+static pthread_mutex_t g_tables_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static dpb_status table_for(double std, const uint16_t **out)
+{
+    pthread_once(&g_quantile_once, build_quantiles);
+    pthread_mutex_lock(&g_tables_mu);
+    const uint16_t *found = NULL;
+    for (int i = 0; i < g_ntables && !found; i++)
+        if (g_tables[i]->std == std) found = g_tables[i]->v;
+    if (!found && g_ntables < MAX_TABLES) {
+        normal_table *t = malloc(sizeof *t);
+        if (t) {
+            t->std = std;
+            for (int i = 0; i < 32768; i++) {
+                double q = g_quantile[i] * std;
+                t->v[32768 + i] = dpb_f32_to_bf16((float)q);
+                t->v[32767 - i] = dpb_f32_to_bf16((float)-q);
+            }
+            g_tables[g_ntables++] = t;
+            found = t->v;
+        }
     }
+    int full = g_ntables >= MAX_TABLES;
+    pthread_mutex_unlock(&g_tables_mu);
+    *out = found;
+    if (!found)
+        return full ? dpb_error_set(DPB_E_RANGE, "synth: more than %d distinct weight spreads", MAX_TABLES)
+                    : dpb_error_set(DPB_E_NOMEM, "out of memory");
+    return DPB_OK;
 }
 
 static inline uint64_t mix64(uint64_t z)
@@ -70,37 +109,123 @@ static uint64_t tensor_key(uint64_t seed, const char *name)
     return mix64(h ^ mix64(seed + 0x9e3779b97f4a7c15ull));
 }
 
-static inline uint64_t word_at(const dpb_tensor_spec *t, uint64_t key, uint64_t w)
+dpb_status dpb_synth_init_parse(const char *s, dpb_synth_init *out)
 {
+    if (s && strcmp(s, "hf") == 0) *out = DPB_SYNTH_INIT_HF;
+    else if (s && strcmp(s, "scaled") == 0) *out = DPB_SYNTH_INIT_SCALED;
+    else return dpb_error_set(DPB_E_ARG, "init '%s': expected hf or scaled", s ? s : "");
+    return DPB_OK;
+}
+
+const char *dpb_synth_init_name(dpb_synth_init init) { return init == DPB_SYNTH_INIT_SCALED ? "scaled" : "hf"; }
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The spread of tensor t under init: for bf16 normals the std, for MXFP4
+ * scales the E8M0 byte (std of the weights = FP4_STD * 2^(byte - 127)).
+ *
+ * hf: N(0, 0.02) everywhere (transformers' initializer_range), MXFP4 experts
+ *     uniform codes under 2^-7 (std 0.0229).
+ * scaled (standard practice for a well-conditioned pre-norm transformer):
+ *   - matrices: fan-in scaling, std = 1 / sqrt(fan_in) (LeCun; gain 1), fan_in
+ *     the input width (the last dim of a [out, in] Linear; dim 1 of gpt-oss's
+ *     bf16 experts, stored [E, in, out]);
+ *   - residual-branch outputs (o_proj, down_proj, experts' down): also divided
+ *     by sqrt(2 x layers) (GPT-2, Megatron-LM), layers = the model's count;
+ *   - token embedding N(0, 1): the residual stream starts at unit RMS, the
+ *     scale the RMSNorms hand every sublayer (PaLM, T5);
+ *   - lm_head 1 / sqrt(hidden) (fan-in): logits of unit spread;
+ *   - biases and gpt-oss attention sinks keep N(0, 0.02);
+ *   - MXFP4 experts: the E8M0 scale is the power of two nearest (in log2) to
+ *     the std above divided by FP4_STD.
+ * Norm weights are 1 and zeros 0 under both. */
+static void tensor_spread(const dpb_tensor_spec *t, const dpb_model_config *cfg, dpb_synth_init init, double *std, int *e8m0)
+{
+    *std = SYNTH_STD;
+    *e8m0 = MXFP4_SCALE_E8M0;
+    if (init != DPB_SYNTH_INIT_SCALED) return;
+    const char *n = t->name;
+    double layers = cfg->num_layers > 0 ? (double)cfg->num_layers : 1.0;
+    double res = 1.0 / sqrt(2.0 * layers);
+    if (t->init == DPB_INIT_MXFP4_SCALES) {
+        bool down = strstr(n, "down_proj") != NULL;
+        double fan_in = (double)(down ? cfg->intermediate_size : cfg->hidden_size);
+        double target = (down ? res : 1.0) / sqrt(fan_in > 0 ? fan_in : 1.0);
+        long e = 127 + lround(log2(target / FP4_STD));
+        *e8m0 = (int)(e < 1 ? 1 : e > 254 ? 254 : e);
+        return;
+    }
+    if (t->init != DPB_INIT_NORMAL) return;
+    if (ends_with(n, "bias") || ends_with(n, ".sinks") || t->ndim < 2) return; /* .bias, experts' _bias */
+    if (strcmp(n, "model.embed_tokens.weight") == 0) { *std = 1.0; return; }
+    int64_t fan_in = t->per_expert ? t->shape[1] : t->shape[t->ndim - 1];
+    if (fan_in < 1) fan_in = 1;
+    *std = 1.0 / sqrt((double)fan_in);
+    if (ends_with(n, "o_proj.weight") || ends_with(n, "down_proj.weight") || ends_with(n, "experts.down_proj"))
+        *std *= res;
+}
+
+double dpb_synth_tensor_std(const dpb_tensor_spec *t, const dpb_model_config *cfg, dpb_synth_init init)
+{
+    double std;
+    int e8m0;
+    tensor_spread(t, cfg, init, &std, &e8m0);
     switch (t->init) {
-    case DPB_INIT_ONES: return 0x3f803f803f803f80ull;
-    case DPB_INIT_ZEROS: return 0;
-    case DPB_INIT_MXFP4_SCALES: return 0x0101010101010101ull * MXFP4_SCALE_E8M0;
-    case DPB_INIT_MXFP4_BLOCKS: return mix64(key + w * 0x9e3779b97f4a7c15ull);
+    case DPB_INIT_ONES:
+    case DPB_INIT_ZEROS: return 0.0;
+    case DPB_INIT_MXFP4_SCALES:
+    case DPB_INIT_MXFP4_BLOCKS: {
+        if (t->init == DPB_INIT_MXFP4_BLOCKS) {
+            /* the blocks' spread is set by their scales tensor */
+            dpb_tensor_spec s = *t;
+            s.init = DPB_INIT_MXFP4_SCALES;
+            tensor_spread(&s, cfg, init, &std, &e8m0);
+        }
+        return FP4_STD * ldexp(1.0, e8m0 - 127);
+    }
+    case DPB_INIT_NORMAL:
+    default: return std;
+    }
+}
+
+dpb_status dpb_synth_tensor_rule(const dpb_tensor_spec *t, const dpb_model_config *cfg, dpb_synth_init init,
+                                 uint64_t seed, dpb_fill_rule *r)
+{
+    double std;
+    int e8m0;
+    tensor_spread(t, cfg, init, &std, &e8m0);
+    memset(r, 0, sizeof *r);
+    switch (t->init) {
+    case DPB_INIT_ONES: r->kind = DPB_FILL_CONST; r->word = 0x3f803f803f803f80ull; break;
+    case DPB_INIT_ZEROS: r->kind = DPB_FILL_CONST; r->word = 0; break;
+    case DPB_INIT_MXFP4_SCALES: r->kind = DPB_FILL_CONST; r->word = 0x0101010101010101ull * (uint64_t)e8m0; break;
+    case DPB_INIT_MXFP4_BLOCKS: r->kind = DPB_FILL_HASH; r->key = tensor_key(seed, t->name); break;
     case DPB_INIT_NORMAL:
     default: {
-        uint64_t r = mix64(key + w * 0x9e3779b97f4a7c15ull);
-        return (uint64_t)g_normal_bf16[r & 0xffff] | (uint64_t)g_normal_bf16[(r >> 16) & 0xffff] << 16 |
-               (uint64_t)g_normal_bf16[(r >> 32) & 0xffff] << 32 | (uint64_t)g_normal_bf16[r >> 48] << 48;
+        r->kind = DPB_FILL_NORMAL;
+        r->key = tensor_key(seed, t->name);
+        dpb_status st = table_for(std, &r->table);
+        if (st) return dpb_error_prefix(st, "synth: tensor %s", t->name);
+        break;
     }
     }
+    return DPB_OK;
 }
 
 void dpb_synth_fill(const dpb_tensor_spec *t, uint64_t seed, uint64_t off, uint64_t n, void *dst)
 {
-    pthread_once(&g_table_once, build_table);
-    uint64_t key = tensor_key(seed, t->name);
-    uint8_t *d = dst;
-    uint64_t w0 = off / 8, nw = n / 8;
-    for (uint64_t i = 0; i < nw; i++) {
-        uint64_t v = word_at(t, key, w0 + i);
-        memcpy(d + 8 * i, &v, 8); /* little-endian hosts only (x86-64, arm64) */
+    /* init hf; cfg is only read by init scaled */
+    static const dpb_model_config none;
+    dpb_fill_rule r;
+    if (dpb_synth_tensor_rule(t, &none, DPB_SYNTH_INIT_HF, seed, &r) != DPB_OK) {
+        memset(dst, 0, (size_t)n);
+        return;
     }
-    uint64_t tail = n - nw * 8;
-    if (tail) {
-        uint64_t v = word_at(t, key, w0 + nw);
-        memcpy(d + 8 * nw, &v, (size_t)tail);
-    }
+    dpb_synth_fill_rule(&r, off, n, dst);
 }
 
 bool dpb_synth_is_spec(const char *spec) { return spec && strncmp(spec, "synth:", 6) == 0; }
@@ -108,21 +233,6 @@ bool dpb_synth_is_spec(const char *spec) { return spec && strncmp(spec, "synth:"
 static int cmp_tensor(const void *a, const void *b)
 {
     return strcmp(((const dpb_tensor *)a)->name, ((const dpb_tensor *)b)->name);
-}
-
-/* The fill rule of a tensor: word_at() in the form a backend runs. */
-static void fill_rule(const dpb_tensor_spec *t, uint64_t seed, dpb_fill_rule *r)
-{
-    pthread_once(&g_table_once, build_table);
-    memset(r, 0, sizeof *r);
-    switch (t->init) {
-    case DPB_INIT_ONES: r->kind = DPB_FILL_CONST; r->word = word_at(t, 0, 0); break;
-    case DPB_INIT_ZEROS: r->kind = DPB_FILL_CONST; r->word = 0; break;
-    case DPB_INIT_MXFP4_SCALES: r->kind = DPB_FILL_CONST; r->word = word_at(t, 0, 0); break;
-    case DPB_INIT_MXFP4_BLOCKS: r->kind = DPB_FILL_HASH; r->key = tensor_key(seed, t->name); break;
-    case DPB_INIT_NORMAL:
-    default: r->kind = DPB_FILL_NORMAL; r->key = tensor_key(seed, t->name); r->table = g_normal_bf16; break;
-    }
 }
 
 static _Atomic bool g_deferred;
@@ -142,6 +252,7 @@ dpb_status dpb_synth_placed(const dpb_checkpoint *src, dpb_synth_place_fn place,
     ck->gen = src->gen;
     ck->synthetic = true;
     ck->synth_seed = src->synth_seed;
+    ck->synth_init = src->synth_init;
     ck->synth_preset = strdup(src->synth_preset ? src->synth_preset : "synth");
     ck->tensors = calloc(specs.n ? specs.n : 1, sizeof *ck->tensors);
     ck->names = calloc(specs.n ? specs.n : 1, sizeof *ck->names);
@@ -156,7 +267,8 @@ dpb_status dpb_synth_placed(const dpb_checkpoint *src, dpb_synth_place_fn place,
         for (int d = 0; d < t->ndim; d++) t->shape[d] = specs.t[i].shape[d];
         t->nbytes = specs.t[i].nbytes;
         dpb_fill_rule r;
-        fill_rule(&specs.t[i], src->synth_seed, &r);
+        if ((st = dpb_synth_tensor_rule(&specs.t[i], &src->cfg, (dpb_synth_init)src->synth_init, src->synth_seed, &r)))
+            goto fail;
         const void *p = NULL;
         if ((st = place(ctx, &r, t->nbytes, &p))) { st = dpb_error_prefix(st, "synth: tensor %s", t->name); goto fail; }
         t->data = p;
@@ -189,23 +301,44 @@ void dpb_synth_fill_rule(const dpb_fill_rule *r, uint64_t off, uint64_t n, void 
     }
 }
 
-static dpb_status parse_spec(const char *spec, char *preset, size_t plen, uint64_t *seed)
+/* "synth:PRESET[:SEED][:INIT]": SEED a whole number, INIT hf or scaled. */
+static dpb_status parse_spec(const char *spec, char *preset, size_t plen, uint64_t *seed, dpb_synth_init *init)
 {
     const char *p = spec + 6;
     const char *colon = strchr(p, ':');
     size_t n = colon ? (size_t)(colon - p) : strlen(p);
     if (n == 0 || n >= plen)
-        return dpb_error_set(DPB_E_ARG, "'%s': expected synth:PRESET[:SEED]", spec);
+        return dpb_error_set(DPB_E_ARG, "'%s': expected synth:PRESET[:SEED][:INIT]", spec);
     memcpy(preset, p, n);
     preset[n] = 0;
     *seed = DPB_SYNTH_DEFAULT_SEED;
-    if (colon) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(colon + 1, &end, 10);
-        if (errno || *end || end == colon + 1 || colon[1] == '-')
-            return dpb_error_set(DPB_E_ARG, "'%s': the seed must be a whole number", spec);
-        *seed = v;
+    *init = DPB_SYNTH_INIT_HF;
+    bool have_seed = false, have_init = false;
+    while (colon) {
+        const char *f = colon + 1;
+        colon = strchr(f, ':');
+        size_t k = colon ? (size_t)(colon - f) : strlen(f);
+        char field[32];
+        if (k == 0 || k >= sizeof field)
+            return dpb_error_set(DPB_E_ARG, "'%s': expected synth:PRESET[:SEED][:INIT] (SEED a whole number, INIT hf or scaled)", spec);
+        memcpy(field, f, k);
+        field[k] = 0;
+        if (field[0] >= '0' && field[0] <= '9' && !have_seed && !have_init) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(field, &end, 10);
+            if (errno || *end) return dpb_error_set(DPB_E_ARG, "'%s': the seed must be a whole number", spec);
+            *seed = v;
+            have_seed = true;
+        } else if (!have_init && (strcmp(field, "hf") == 0 || strcmp(field, "scaled") == 0)) {
+            dpb_synth_init_parse(field, init);
+            have_init = true;
+        } else if (field[0] == '-' || (field[0] >= '0' && field[0] <= '9')) {
+            return dpb_error_set(DPB_E_ARG, "'%s': the seed must be a whole number, before the init", spec);
+        } else {
+            return dpb_error_set(DPB_E_ARG, "'%s': init '%s': expected hf or scaled, after an optional whole-number seed "
+                                "(synth:PRESET[:SEED][:INIT])", spec, field);
+        }
     }
     return DPB_OK;
 }
@@ -260,8 +393,9 @@ dpb_status dpb_synth_open(const char *spec, const dpb_checkpoint_opts *opts, dpb
 {
     *out = NULL;
     char preset[64];
-    uint64_t seed;
-    dpb_status st = parse_spec(spec, preset, sizeof preset, &seed);
+    uint64_t seed = DPB_SYNTH_DEFAULT_SEED;
+    dpb_synth_init init = DPB_SYNTH_INIT_HF;
+    dpb_status st = parse_spec(spec, preset, sizeof preset, &seed, &init);
     if (st) return st;
     dpb_checkpoint *ck = calloc(1, sizeof *ck);
     if (!ck) return dpb_error_set(DPB_E_NOMEM, "out of memory");
@@ -278,6 +412,7 @@ dpb_status dpb_synth_open(const char *spec, const dpb_checkpoint_opts *opts, dpb
     ck->synthetic = true;
     ck->synth_preset = strdup(preset);
     ck->synth_seed = seed;
+    ck->synth_init = (int)init;
     st = dpb_model_tensor_specs(&ck->cfg, &specs);
     if (st) goto fail;
     ck->tensors = calloc(specs.n, sizeof *ck->tensors);
@@ -295,8 +430,13 @@ dpb_status dpb_synth_open(const char *spec, const dpb_checkpoint_opts *opts, dpb
         if (!dpb_add_u64(total, padded, &total)) { free(offs); st = dpb_error_set(DPB_E_RANGE, "%s: too large", spec); goto fail; }
     }
     if (!(opts && opts->no_weights) && !g_deferred) {
+        dpb_fill_rule *rules = calloc(specs.n ? specs.n : 1, sizeof *rules);
+        if (!rules) { free(offs); st = dpb_error_set(DPB_E_NOMEM, "out of memory"); goto fail; }
+        for (size_t i = 0; i < specs.n && !st; i++) st = dpb_synth_tensor_rule(&specs.t[i], &ck->cfg, init, seed, &rules[i]);
+        if (st) { free(rules); free(offs); goto fail; }
         if (total > (uint64_t)SIZE_MAX || posix_memalign(&ck->arena, 64, (size_t)(total ? total : 64)) != 0) {
             free(offs);
+            free(rules);
             st = dpb_error_set(DPB_E_NOMEM, "%s: cannot allocate %.2f GB for the weights", spec, total / 1e9);
             goto fail;
         }
@@ -306,7 +446,7 @@ dpb_status dpb_synth_open(const char *spec, const dpb_checkpoint_opts *opts, dpb
         uint64_t npieces = 0;
         for (size_t i = 0; i < specs.n; i++) npieces += (specs.t[i].nbytes + piece - 1) / piece;
         uint64_t *pt = malloc(npieces * 2 * sizeof *pt);
-        if (!pt) { free(offs); st = dpb_error_set(DPB_E_NOMEM, "out of memory"); goto fail; }
+        if (!pt) { free(offs); free(rules); st = dpb_error_set(DPB_E_NOMEM, "out of memory"); goto fail; }
         uint64_t k = 0;
         for (size_t i = 0; i < specs.n; i++)
             for (uint64_t o = 0; o < specs.t[i].nbytes; o += piece) { pt[2 * k] = i; pt[2 * k + 1] = o; k++; }
@@ -314,9 +454,10 @@ dpb_status dpb_synth_open(const char *spec, const dpb_checkpoint_opts *opts, dpb
         for (uint64_t j = 0; j < npieces; j++) {
             const dpb_tensor_spec *t = &specs.t[pt[2 * j]];
             uint64_t o = pt[2 * j + 1], n = t->nbytes - o < piece ? t->nbytes - o : piece;
-            dpb_synth_fill(t, seed, o, n, (uint8_t *)ck->arena + offs[pt[2 * j]] + o);
+            dpb_synth_fill_rule(&rules[pt[2 * j]], o, n, (uint8_t *)ck->arena + offs[pt[2 * j]] + o);
         }
         free(pt);
+        free(rules);
     }
     for (size_t i = 0; i < specs.n; i++) {
         dpb_tensor *t = &ck->tensors[i];
@@ -409,6 +550,8 @@ dpb_status dpb_synth_write(const dpb_synth_write_opts *o, dpb_synth_write_result
 {
     memset(res, 0, sizeof *res);
     uint64_t t0 = dpb_now_ns();
+    if (o->init != DPB_SYNTH_INIT_HF && o->init != DPB_SYNTH_INIT_SCALED)
+        return dpb_error_set(DPB_E_ARG, "synth: init %d: expected hf (0) or scaled (1)", o->init);
     dpb_model_config cfg;
     dpb_status st = dpb_synth_preset_config(o->preset, o->layers, o->experts_format, &cfg);
     if (st) return st;
@@ -426,6 +569,11 @@ dpb_status dpb_synth_write(const dpb_synth_write_opts *o, dpb_synth_write_result
     dpb_tensor_specs specs;
     st = dpb_model_tensor_specs(&cfg, &specs);
     if (st) { free(tok_path); return st; }
+    dpb_fill_rule *rules = calloc(specs.n ? specs.n : 1, sizeof *rules);
+    if (!rules) { free(tok_path); dpb_tensor_specs_free(&specs); return dpb_error_set(DPB_E_NOMEM, "out of memory"); }
+    for (size_t i = 0; i < specs.n && !st; i++)
+        st = dpb_synth_tensor_rule(&specs.t[i], &cfg, (dpb_synth_init)o->init, o->seed, &rules[i]);
+    if (st) { free(rules); free(tok_path); dpb_tensor_specs_free(&specs); return st; }
     uint64_t max_shard = o->max_shard_bytes ? o->max_shard_bytes : 5000000000ull;
 
     /* Plan shards: consecutive tensors up to max_shard bytes each. */
@@ -521,8 +669,7 @@ dpb_status dpb_synth_write(const dpb_synth_write_opts *o, dpb_synth_write_result
             }
             const work_item *w = &items[j];
             const shard_plan *sp = &shards[w->shard];
-            const dpb_tensor_spec *t = &specs.t[w->tensor];
-            dpb_synth_fill(t, o->seed, w->off, w->n, buf);
+            dpb_synth_fill_rule(&rules[w->tensor], w->off, w->n, buf);
             uint64_t pos = sp->prefix_len + sp->offsets[w->tensor - sp->first] + w->off;
             uint64_t done_bytes = 0;
             while (done_bytes < w->n) {
@@ -604,6 +751,7 @@ done:
     }
     free(shards);
     free(items);
+    free(rules);
     free(tok_path);
     dpb_tensor_specs_free(&specs);
     return st;

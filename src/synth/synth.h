@@ -1,7 +1,7 @@
 /* Random-weight checkpoints of preset architectures: written as Hugging Face
- * folders (deploybench synth) or generated in memory (synth:PRESET[:SEED]).
- * Weights are a pure function of (seed, tensor name, element index), so a
- * file and an in-memory model of the same preset and seed are identical,
+ * folders (deploybench synth) or generated in memory (synth:PRESET[:SEED][:INIT]).
+ * Weights are a pure function of (seed, init, tensor name, element index), so a
+ * file and an in-memory model of the same preset, seed and init are identical,
  * whatever the thread count. */
 #ifndef DPB_SYNTH_H
 #define DPB_SYNTH_H
@@ -15,6 +15,16 @@
 
 #define DPB_SYNTH_DEFAULT_SEED 0
 
+/* How the random weights are spread (src/synth/synth.c, tensor_spread, and
+ * docs/CHECKPOINTS.md): hf is N(0, 0.02) everywhere as transformers
+ * initializes (the default); scaled is fan-in scaling with GPT-2's
+ * residual-output scaling, a unit-variance embedding and matching MXFP4
+ * scales: a well-conditioned random model at any width and depth. */
+typedef enum dpb_synth_init { DPB_SYNTH_INIT_HF = 0, DPB_SYNTH_INIT_SCALED = 1 } dpb_synth_init;
+/* "hf" or "scaled"; anything else is an error naming the value. */
+dpb_status dpb_synth_init_parse(const char *s, dpb_synth_init *out);
+const char *dpb_synth_init_name(dpb_synth_init init);
+
 typedef struct dpb_preset {
     const char *name;
     const char *description;
@@ -24,9 +34,9 @@ typedef struct dpb_preset {
 const dpb_preset *dpb_synth_presets(int *count);
 /* Config of a preset (published values), with --layers/--experts overrides (0 = keep). */
 dpb_status dpb_synth_preset_config(const char *name, int64_t layers, int experts_format, dpb_model_config *out);
-/* Parses "synth:PRESET[:SEED]"; false if spec does not start with "synth:". */
+/* True if spec starts with "synth:" (synth:PRESET[:SEED][:INIT], INIT hf or scaled). */
 bool dpb_synth_is_spec(const char *spec);
-/* Opens a synth:PRESET[:SEED] model in host memory (checkpoint.c calls this). */
+/* Opens a synth:PRESET[:SEED][:INIT] model in host memory (checkpoint.c calls this). */
 dpb_status dpb_synth_open(const char *spec, const dpb_checkpoint_opts *opts, dpb_checkpoint **out);
 
 typedef struct dpb_synth_write_opts {
@@ -38,6 +48,7 @@ typedef struct dpb_synth_write_opts {
     const char *tokenizer;   /* folder or file to copy in, or NULL */
     uint64_t max_shard_bytes; /* 0: 5 GB */
     int threads;             /* 0: all */
+    int init;                /* dpb_synth_init (0: hf) */
 } dpb_synth_write_opts;
 
 typedef struct dpb_synth_write_result {
@@ -49,9 +60,16 @@ typedef struct dpb_synth_write_result {
 dpb_status dpb_synth_write(const dpb_synth_write_opts *o, dpb_synth_write_result *res);
 
 /* Fills n bytes of tensor data for the spec'd tensor named name, starting at
- * byte offset off of that tensor (off and n multiples of 8). Pure function. */
+ * byte offset off of that tensor (off a multiple of 8), init hf. Pure function. */
 struct dpb_tensor_spec;
 void dpb_synth_fill(const struct dpb_tensor_spec *t, uint64_t seed, uint64_t off, uint64_t n, void *dst);
+/* The fill rule of tensor t of a model of config cfg under init and seed
+ * (what dpb_synth_fill_rule and a backend's fill run). */
+dpb_status dpb_synth_tensor_rule(const struct dpb_tensor_spec *t, const dpb_model_config *cfg, dpb_synth_init init,
+                                 uint64_t seed, dpb_fill_rule *out);
+/* The nominal standard deviation of t's values under init (MXFP4 blocks: of
+ * the dequantized weights; norms and zeros: 0). */
+double dpb_synth_tensor_std(const struct dpb_tensor_spec *t, const dpb_model_config *cfg, dpb_synth_init init);
 
 /* Deferred weights: while on, synth:PRESET checkpoints open without host
  * weights (the CLI turns it on for device backends); an engine then
