@@ -1335,14 +1335,27 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
     CK(cudaMalloc(&DN, (size_t)Nmax * k * H * 4));
     CK(cudaMalloc(&dtok, (size_t)Nmax * k * 4));
     const double exp_bytes = (double)2 * I * nbH * 17 + (double)H * nbI * 17; /* one expert's blocks + scales */
+    /* x rounded to bf16 (the bf16 engine's rows) for the rnd rows */
+    float *dxb;
+    {
+        std::vector<float> xb(x);
+        for (float &v : xb) {
+            uint32_t u;
+            std::memcpy(&u, &v, 4);
+            u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+            std::memcpy(&v, &u, 4);
+        }
+        CK(cudaMalloc(&dxb, xb.size() * 4));
+        CK(cudaMemcpy(dxb, xb.data(), xb.size() * 4, cudaMemcpyHostToDevice));
+    }
     auto run_grouped = [&](int n, int variant, float *o, cudaStream_t st, int rnd = 0) {
-        CKD(dpb_cuda_moe_grouped(nullptr, dgub, dgus, ddb, dds, dgubias, ddbias, dx, dids, dwts, o, n, k, E, H, I, alpha,
-                                 limit, rnd, variant, work, wbytes, st));
+        CKD(dpb_cuda_moe_grouped(nullptr, dgub, dgus, ddb, dds, dgubias, ddbias, rnd ? dxb : dx, dids, dwts, o, n, k, E, H, I,
+                                 alpha, limit, rnd, variant, work, wbytes, st));
     };
     auto run_chunks = [&](int n, float *o, int rnd = 0) {
         for (int t0 = 0; t0 < n; t0 += 8) {
             const int M = std::min(8, n - t0);
-            CKD(dpb_cuda_moe_gate_up_swiglu_ex(dgub, dgus, nullptr, nullptr, dgubias, dx + (size_t)t0 * H, dids + t0 * k, dact,
+            CKD(dpb_cuda_moe_gate_up_swiglu_ex(dgub, dgus, nullptr, nullptr, dgubias, (rnd ? dxb : dx) + (size_t)t0 * H, dids + t0 * k, dact,
                                                M, k, E, H, I, alpha, limit, rnd, 0, 0));
             CKD(dpb_cuda_moe_down_sum_ex(ddb, dds, nullptr, nullptr, ddbias, dact, dids + t0 * k, dwts + t0 * k, dzero,
                                          o + (size_t)t0 * H, M, k, E, H, I, rnd, 0, 0));
@@ -1416,7 +1429,8 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
         /* LAB_GRP_SHORT=1: auto, the wgmma kernel and the mma.sync auto choice only */
         const bool short_list = std::getenv("LAB_GRP_SHORT") && std::getenv("LAB_GRP_SHORT")[0] == '1';
         const int WD = DPB_CUDA_MOE_GROUPED_WGDEEP, WS = DPB_CUDA_MOE_GROUPED_WGSHALLOW, WF = DPB_CUDA_MOE_GROUPED_WGF32;
-        std::vector<int> variants = {0, WG | WS, WG | WD, WG | WF, MM};
+        const int WN = DPB_CUDA_MOE_GROUPED_WGNOMERGE;
+        std::vector<int> variants = {0, WG | WN, WG | WD, WG | WF, MM};
         if (!short_list)
             for (int v : {32 | B1, 64 | B1, 128 | B1, 32 | B1 | W2, 64 | B1 | W2, 128 | B1 | W2, 64 | B2, 64 | B2 | W2}) variants.push_back(v);
         for (int variant : variants) {
@@ -1429,8 +1443,8 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
             us = T.median_us([&] { run_grouped(n, variant, dout, 0); });
             if (variant == 0) std::snprintf(var, sizeof var, "grouped auto");
             else if (variant & WG)
-                std::snprintf(var, sizeof var, "grouped wgmma%s%s%s", (variant & WS) ? ", 4 stages" : "", (variant & WD) ? ", 5 stages" : "",
-                              (variant & WF) ? ", act via f32 + prep" : "");
+                std::snprintf(var, sizeof var, "grouped wgmma%s%s%s%s", (variant & WS) ? ", 4 stages" : "", (variant & WD) ? ", 5 stages" : "",
+                              (variant & WF) ? ", act via f32 + prep" : "", (variant & WN) ? ", remainders unmerged" : "");
             else if (variant == MM) std::snprintf(var, sizeof var, "grouped mma.sync auto (before session 5)");
             else std::snprintf(var, sizeof var, "grouped %d tok x %d rows%s", variant & 0xff, (variant & B2) ? 256 : 128,
                                (variant & W2) ? ", 32 rows/warp" : "");
@@ -1445,16 +1459,20 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
             std::vector<float> yr((size_t)n * H);
             CK(cudaMemset(dout2, 0xff, (size_t)n * H * 4));
             run_chunks(n, dout2, 1);
-            CK(cudaMemset(dout, 0xff, (size_t)n * H * 4));
-            run_grouped(n, 0, dout, 0, 1);
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(yr.data(), dout2, yr.size() * 4, cudaMemcpyDeviceToHost));
-            CK(cudaMemcpy(y.data(), dout, y.size() * 4, cudaMemcpyDeviceToHost));
             std::vector<double> rr(yr.begin(), yr.end());
-            bool nn = false;
-            const double e = rel_err(y.data(), rr.data(), y.size(), &nn);
-            us = T.median_us([&] { run_grouped(n, 0, dout, 0, 1); });
-            add_row("moe n>8", shape, "grouped auto, rnd (bf16 engine)", us, bytes, true, e, nn, "err vs A/B chunks with rnd");
+            for (int v : {0, MM}) {
+                CK(cudaMemset(dout, 0xff, (size_t)n * H * 4));
+                run_grouped(n, v, dout, 0, 1);
+                CK(cudaDeviceSynchronize());
+                CK(cudaMemcpy(y.data(), dout, y.size() * 4, cudaMemcpyDeviceToHost));
+                bool nn = false;
+                const double e = rel_err(y.data(), rr.data(), y.size(), &nn);
+                us = T.median_us([&] { run_grouped(n, v, dout, 0, 1); });
+                add_row("moe n>8", shape, v ? "grouped mma.sync, rnd, x bf16 (bf16 engine)" : "grouped auto, rnd, x bf16 (bf16 engine)",
+                        us, bytes, true, e, nn, "err vs A/B chunks with rnd");
+            }
         }
         /* in a CUDA graph (no host sync inside): 4 launches */
         us = T.graph_us([&](cudaStream_t st, int) { run_grouped(n, 0, dout, st); }, 4);
@@ -1538,7 +1556,7 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
         }
     }
     for (void *p : std::initializer_list<void *>{dgub, dgus, ddb, dds, dgubias, ddbias, dx, dwts, dids, dout, dout2, dzero,
-                                                 dact, work, wg, xh, xl, ah, al, GU, DN, dtok})
+                                                 dact, work, wg, xh, xl, ah, al, GU, DN, dtok, dxb})
         CK(cudaFree(p));
 }
 

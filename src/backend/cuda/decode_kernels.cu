@@ -1826,7 +1826,7 @@ GrpWork grp_layout(int n, int k, int E, int H, int I, int bn)
 
 /* One block of 1024 threads.  tile[2i] = expert, tile[2i+1] = first sorted
  * row of token tile i; *ntiles = their number. */
-__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn,
+__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn, int merge,
                                                         int32_t *__restrict__ off, int32_t *__restrict__ perm,
                                                         int32_t *__restrict__ inv, int32_t *__restrict__ ntiles,
                                                         int32_t *__restrict__ tile)
@@ -1844,10 +1844,14 @@ __global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restric
         for (int e = 0; e < E; e++) {
             off[e] = sum;
             cur[e] = sum;
-            for (int r = 0; r < cnt[e]; r += bn) {
-                tile[2 * nt] = e;
+            for (int r = 0; r < cnt[e];) {
+                /* merge: a last remainder of <= merge rows joins the tile before it */
+                int len = min(bn, cnt[e] - r);
+                if (merge && cnt[e] - r > bn && cnt[e] - r - bn <= merge) len = cnt[e] - r;
+                tile[2 * nt] = e | (len << 16);
                 tile[2 * nt + 1] = sum + r;
                 nt++;
+                r += len;
             }
             sum += cnt[e];
         }
@@ -2026,7 +2030,7 @@ __global__ void __launch_bounds__(2 * BM / MT, grp_min_blocks(BN, BM, MT)) grp_g
     __shared__ float sinv[BN];
     const int slot = blockIdx.y;
     if (slot >= *a.ntiles) return;
-    const int e = a.tile[2 * slot], row0 = a.tile[2 * slot + 1];
+    const int e = a.tile[2 * slot] & 0xffff, row0 = a.tile[2 * slot + 1];
     const int cnt = min(BN, a.off[e + 1] - row0);
     const int r0 = blockIdx.x * BM;
     const int nb = a.K / 32, K2 = a.K / 2;
@@ -2273,7 +2277,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
         ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64 && (variant & 0xff) != 128) ||
         (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32 |
                      DPB_CUDA_MOE_GROUPED_WG | DPB_CUDA_MOE_GROUPED_MMA | DPB_CUDA_MOE_GROUPED_WGDEEP |
-                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW)) != 0)
+                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGNOMERGE)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
                                         "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64/128)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
@@ -2314,7 +2318,8 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     uint32_t *x16 = reinterpret_cast<uint32_t *>(w8 + L.x16), *a16 = reinterpret_cast<uint32_t *>(w8 + L.a16);
     int32_t *xsig = reinterpret_cast<int32_t *>(w8 + L.xsig), *asig = reinterpret_cast<int32_t *>(w8 + L.asig);
     float *act = reinterpret_cast<float *>(w8 + L.act), *dn = act;
-    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, off, perm, inv, ntiles, tile);
+    const int merge = wg && !(variant & DPB_CUDA_MOE_GROUPED_WGNOMERGE) ? 32 : 0;
+    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, off, perm, inv, ntiles, tile);
     if ((st = launch_status(cudaGetLastError(), "moe grouped sort"))) return st;
     if (wg) grp_prep_kernel<true><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
     else grp_prep_kernel<false><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
@@ -2359,6 +2364,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
         w.rnd = a.rnd;
         w.alpha = a.alpha;
         w.limit = a.limit;
+        w.merged = merge != 0;
         return w;
     };
     const int deep = (variant & DPB_CUDA_MOE_GROUPED_WGDEEP) ? 1 : (variant & DPB_CUDA_MOE_GROUPED_WGSHALLOW) ? 0 : kGrpWgDeep;

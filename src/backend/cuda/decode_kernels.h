@@ -150,6 +150,8 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
 #define DPB_CUDA_MOE_GROUPED_MMA 4096 /* never the wgmma kernels (the mma.sync grp_gemm of sessions 3-4) */
 #define DPB_CUDA_MOE_GROUPED_WGDEEP 8192     /* wgmma: a ring of 5 stages loaded 3 ahead, scales through L1 */
 #define DPB_CUDA_MOE_GROUPED_WGSHALLOW 32768 /* wgmma: 4 stages loaded 2 ahead, the tile's scales in shared memory */
+#define DPB_CUDA_MOE_GROUPED_WGNOMERGE 65536 /* wgmma: an expert's last <= 32 rows in a tile of their own (else merged into
+                                              * the tile before: 160 rows, one wgmma n160) */
 #define DPB_CUDA_MOE_GROUPED_WGF32 16384 /* wgmma: act through fp32 and grp_prep's per-row scaling (else f16 from the epilogue) */
 #define DPB_CUDA_MOE_GROUPED_W32 1024 /* 32 weight rows per warp (4 warps a block of 128 rows, 8 of 256 with token tile 64): each activation
                                        * fragment feeds two row tiles (half the shared-memory reads per MMA) */

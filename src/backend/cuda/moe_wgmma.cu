@@ -34,11 +34,11 @@
 namespace {
 
 constexpr int kWgBM = 128;                 /* weight rows per block */
-constexpr int kWgBN = DPB_CUDA_GRPWG_TILE; /* token rows per block (at most) */
+constexpr int kWgBN = DPB_CUDA_GRPWG_TILE + 32; /* token rows per block (at most): a tile of 128 with a remainder of <= 32 merged */
 constexpr int kWgThreads = 256;
 constexpr int kWgStages = 4;     /* ring depth; DEEP: 5 (the scales then come from global memory through L1) */
 constexpr int kWgStagesDeep = 5;
-constexpr int kWgXB = kWgBN * 128; /* activation bytes per stage */
+constexpr int kWgXB = DPB_CUDA_GRPWG_TILE * 128; /* activation bytes per stage (the merged tiles' kernel: kWgBN * 128) */
 constexpr int kWgWB = kWgBM * 32;  /* weight bytes per stage */
 constexpr int kWgMaxNb = 128;      /* K <= 4096 */
 
@@ -118,6 +118,15 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr)
 }
 
 /* generated: one wrapper per wgmma width (A: 4 registers, B: descriptor, D: N/2 fp32) */
+__device__ __forceinline__ void wg_mma_n160(float (&d)[80], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %85, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n160k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79}, "
+                 "{%80,%81,%82,%83}, %84, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
 __device__ __forceinline__ void wg_mma_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t desc)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
@@ -151,13 +160,14 @@ __device__ __forceinline__ void wg_mma_n32(float (&d)[16], const uint32_t (&a)[4
 template <int N>
 __device__ __forceinline__ void wg_mma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc)
 {
-    if constexpr (N == 128) wg_mma_n128(d, a, desc);
+    if constexpr (N == 160) wg_mma_n160(d, a, desc);
+    else if constexpr (N == 128) wg_mma_n128(d, a, desc);
     else if constexpr (N == 64) wg_mma_n64(d, a, desc);
     else wg_mma_n32(d, a, desc);
 }
 
 /* One block's GEMM with wgmma width N (the tile's rows <= N). */
-template <bool SWIGLU, int N, bool DEEP>
+template <bool SWIGLU, int N, bool DEEP, int XB>
 __device__ __forceinline__ void wg_body(const dpb_cuda_grpwg_args &a, uint32_t zero, uint8_t *sm, const int *srow,
                                         const float *sinv, int e, int row0, int cnt, int r0)
 {
@@ -166,7 +176,7 @@ __device__ __forceinline__ void wg_body(const dpb_cuda_grpwg_args &a, uint32_t z
     const uint8_t *eb = a.tab ? a.tab[e] : a.blocks + (size_t)e * a.R * nb * 16;
     const uint8_t *es = a.tab ? a.tab[a.E + e] : a.scales + (size_t)e * a.R * nb;
     constexpr int S = DEEP ? kWgStagesDeep : kWgStages, AHEAD = S - 2;
-    uint8_t *sX = sm, *sW = sm + S * kWgXB, *sS = sW + S * kWgWB;
+    uint8_t *sX = sm, *sW = sm + S * XB, *sS = sW + S * kWgWB;
     const uint32_t sXa = (uint32_t)__cvta_generic_to_shared(sX), sWa = (uint32_t)__cvta_generic_to_shared(sW);
     /* the tile's scales, all of K, in the first cp.async group (bytes when unaligned); DEEP: read from global */
     const uint8_t *s0 = es + (size_t)r0 * nb;
@@ -196,7 +206,7 @@ __device__ __forceinline__ void wg_body(const dpb_cuda_grpwg_args &a, uint32_t z
             const int i = tid + u * kWgThreads, c = i >> 3, q = i & 7;
             const bool ok = kb0 + (q >> 2) < nb;
             const uint32_t *gp = a.src + (size_t)srow[c] * K2 + (size_t)kb0 * 16 + q * 4;
-            wg_cp16(sXa + stage * kWgXB + c * 128 + ((q ^ (c & 7)) * 16), ok ? gp : a.src, ok);
+            wg_cp16(sXa + stage * XB + c * 128 + ((q ^ (c & 7)) * 16), ok ? gp : a.src, ok);
         }
     };
 #pragma unroll
@@ -232,10 +242,10 @@ __device__ __forceinline__ void wg_body(const dpb_cuda_grpwg_args &a, uint32_t z
     const WgPow2 p2{2u + zero, 8u + zero, 256u + zero, 512u + zero};
     /* A fragments of one stage: [block][slice-pair regs]; two sets, the other one is read by the wgmma group in flight */
     uint32_t A0[2][8], A1[2][8];
-    auto decode = [&](uint32_t (&A)[2][8], int step, const int (&gsc)[4]) {
+    constexpr bool PB = N > 128; /* one wgmma group per 32-element block, 2 x 8 A registers (acc takes 80) */
+    auto decode_block = [&](uint32_t (&Ab)[8], int step, int b, const int (&gsc)[4]) {
         const uint8_t *W = sW + (step % S) * kWgWB;
-#pragma unroll
-        for (int b = 0; b < 2; b++) {
+        {
             const int kb = 2 * step + b;
             if (kb < nb) {
                 const uint32_t wa = *reinterpret_cast<const uint32_t *>(W + ra * 32 + ((b ^ ((ra >> 2) & 1)) * 16) + t * 4);
@@ -257,13 +267,17 @@ __device__ __forceinline__ void wg_body(const dpb_cuda_grpwg_args &a, uint32_t z
                     hb[q] = *reinterpret_cast<uint32_t *>(&r);
                 }
                 /* slice 2b: (ha0, hb0, ha1, hb1); slice 2b + 1: (ha2, hb2, ha3, hb3) */
-                A[b][0] = ha[0]; A[b][1] = hb[0]; A[b][2] = ha[1]; A[b][3] = hb[1];
-                A[b][4] = ha[2]; A[b][5] = hb[2]; A[b][6] = ha[3]; A[b][7] = hb[3];
+                Ab[0] = ha[0]; Ab[1] = hb[0]; Ab[2] = ha[1]; Ab[3] = hb[1];
+                Ab[4] = ha[2]; Ab[5] = hb[2]; Ab[6] = ha[3]; Ab[7] = hb[3];
             } else {
 #pragma unroll
-                for (int q = 0; q < 8; q++) A[b][q] = 0u;
+                for (int q = 0; q < 8; q++) Ab[q] = 0u;
             }
         }
+    };
+    auto decode = [&](uint32_t (&A)[2][8], int step, const int (&gsc)[4]) {
+        decode_block(A[0], step, 0, gsc);
+        decode_block(A[1], step, 1, gsc);
     };
     auto stepf = [&](uint32_t (&A)[2][8], int step) {
         int gsc[4] = {0, 0, 0, 0}; /* DEEP: this step's scales of rows ra, rb (blocks 2 step, 2 step + 1), asked before the wait */
@@ -280,20 +294,41 @@ __device__ __forceinline__ void wg_body(const dpb_cuda_grpwg_args &a, uint32_t z
         __syncthreads();
         if (step + AHEAD < nsteps) load(step + AHEAD);
         wg_commit();
-        decode(A, step, gsc);
-        const uint32_t xs = sXa + (step % S) * kWgXB;
-        wg_pin(acc);
-        wg_fence();
+        const uint32_t xs = sXa + (step % S) * XB;
+        if constexpr (PB) {
+            /* A0 only: its block b registers were read by the group of block b one step ago (done: wait<1> after
+             * the group of block b ^ 1) */
 #pragma unroll
-        for (int s = 0; s < 4; s++) {
-            const uint32_t af[4] = {A[s >> 1][4 * (s & 1)], A[s >> 1][4 * (s & 1) + 1], A[s >> 1][4 * (s & 1) + 2],
-                                    A[s >> 1][4 * (s & 1) + 3]};
-            wg_mma<N>(acc, af, wg_desc(xs + 32 * s));
+            for (int b = 0; b < 2; b++) {
+                decode_block(A0[b], step, b, gsc);
+                wg_pin(acc);
+                wg_fence();
+#pragma unroll
+                for (int s2 = 0; s2 < 2; s2++) {
+                    const uint32_t af[4] = {A0[b][4 * s2], A0[b][4 * s2 + 1], A0[b][4 * s2 + 2], A0[b][4 * s2 + 3]};
+                    wg_mma<N>(acc, af, wg_desc(xs + 32 * (2 * b + s2)));
+                }
+                wg_arrive_commit();
+                wg_pin(acc);
+                wg_wait<1>();
+                wg_pin(acc);
+            }
+            (void)A;
+        } else {
+            decode(A, step, gsc);
+            wg_pin(acc);
+            wg_fence();
+#pragma unroll
+            for (int s = 0; s < 4; s++) {
+                const uint32_t af[4] = {A[s >> 1][4 * (s & 1)], A[s >> 1][4 * (s & 1) + 1], A[s >> 1][4 * (s & 1) + 2],
+                                        A[s >> 1][4 * (s & 1) + 3]};
+                wg_mma<N>(acc, af, wg_desc(xs + 32 * s));
+            }
+            wg_arrive_commit();
+            wg_pin(acc);
+            wg_wait<1>();
+            wg_pin(acc);
         }
-        wg_arrive_commit();
-        wg_pin(acc);
-        wg_wait<1>();
-        wg_pin(acc);
     };
     int step = 0;
     for (; step + 1 < nsteps; step += 2) {
@@ -360,8 +395,10 @@ __device__ __forceinline__ void wg_body(const dpb_cuda_grpwg_args &a, uint32_t z
 #endif /* DPB_GRPWG_SM90A */
 
 /* Grid: (R / 128 row tiles, token-tile slots); slots past *ntiles return. */
-template <bool SWIGLU, bool DEEP>
-__global__ void __launch_bounds__(kWgThreads, 2) grp_wg_kernel(const dpb_cuda_grpwg_args a, uint32_t zero)
+/* MERGED: the tiles of more than 128 rows only (one wgmma n160: 80 accumulators, so one block per multiprocessor
+ * and no register cap of 128 that would serialize the wgmmas); else those of at most 128. */
+template <bool SWIGLU, bool DEEP, bool MERGED>
+__global__ void __launch_bounds__(kWgThreads, MERGED ? 1 : 2) grp_wg_kernel(const dpb_cuda_grpwg_args a, uint32_t zero)
 {
 #ifdef DPB_GRPWG_SM90A
     __shared__ int srow[kWgBN]; /* static shared memory: dpb_cuda_grpwg_available tells the real kernel by it */
@@ -370,8 +407,9 @@ __global__ void __launch_bounds__(kWgThreads, 2) grp_wg_kernel(const dpb_cuda_gr
     uint8_t *sm = wsm + ((1024u - ((uint32_t)__cvta_generic_to_shared(wsm) & 1023u)) & 1023u); /* the swizzle needs 1024-byte alignment */
     const int slot = blockIdx.y;
     if (slot >= *a.ntiles) return;
-    const int e = a.tile[2 * slot], row0 = a.tile[2 * slot + 1];
-    const int cnt = min(kWgBN, a.off[e + 1] - row0);
+    const int e = a.tile[2 * slot] & 0xffff, row0 = a.tile[2 * slot + 1];
+    const int cnt = min(kWgBN, a.tile[2 * slot] >> 16); /* the tile's rows (grp_sort: 1..128, or up to 160 merged) */
+    if (MERGED ? cnt <= DPB_CUDA_GRPWG_TILE : cnt > DPB_CUDA_GRPWG_TILE) return;
     const int r0 = blockIdx.x * kWgBM;
     for (int i = threadIdx.x; i < kWgBN; i += kWgThreads) {
         const int c = i < cnt ? i : 0; /* columns past the tile's rows repeat its first row (not stored) */
@@ -380,9 +418,13 @@ __global__ void __launch_bounds__(kWgThreads, 2) grp_wg_kernel(const dpb_cuda_gr
         sinv[i] = wg_pow2f(-(a.sig ? a.sig[sr] : a.sig_fixed));
     }
     __syncthreads();
-    if (cnt > 64) wg_body<SWIGLU, 128, DEEP>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
-    else if (cnt > 32) wg_body<SWIGLU, 64, DEEP>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
-    else wg_body<SWIGLU, 32, DEEP>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
+    if constexpr (MERGED) {
+        wg_body<SWIGLU, kWgBN, false, kWgBN * 128>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
+    } else {
+        if (cnt > 64) wg_body<SWIGLU, 128, DEEP, kWgXB>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
+        else if (cnt > 32) wg_body<SWIGLU, 64, DEEP, kWgXB>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
+        else wg_body<SWIGLU, 32, DEEP, kWgXB>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
+    }
 #else
     (void)a;
     (void)zero;
@@ -390,10 +432,10 @@ __global__ void __launch_bounds__(kWgThreads, 2) grp_wg_kernel(const dpb_cuda_gr
 }
 
 /* dynamic shared memory: 1024 (alignment) + the ring (+ the tile's scales unless DEEP) */
-constexpr size_t wg_smem(bool deep, int nb)
+constexpr size_t wg_smem(bool deep, bool merged, int nb)
 {
     return deep ? 1024 + (size_t)kWgStagesDeep * (kWgXB + kWgWB)
-                : 1024 + (size_t)kWgStages * (kWgXB + kWgWB) + ((size_t)kWgBM * nb + 15) / 16 * 16;
+                : 1024 + (size_t)kWgStages * ((merged ? kWgBN * 128 : kWgXB) + kWgWB) + ((size_t)kWgBM * nb + 15) / 16 * 16;
 }
 
 template <bool SWIGLU, bool DEEP>
@@ -401,13 +443,21 @@ cudaError_t wg_launch(const dpb_cuda_grpwg_args &a, int max_tiles, cudaStream_t 
 {
     static std::atomic<int> raised{0};
     if (!raised.load(std::memory_order_relaxed)) {
-        cudaError_t ce = cudaFuncSetAttribute(grp_wg_kernel<SWIGLU, DEEP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              (int)wg_smem(DEEP, kWgMaxNb));
+        cudaError_t ce = cudaFuncSetAttribute(grp_wg_kernel<SWIGLU, DEEP, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              (int)wg_smem(DEEP, false, kWgMaxNb));
+        if (ce == cudaSuccess)
+            ce = cudaFuncSetAttribute(grp_wg_kernel<SWIGLU, false, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      (int)wg_smem(false, true, kWgMaxNb));
         if (ce != cudaSuccess) return ce;
         raised.store(1, std::memory_order_relaxed);
     }
     const dim3 grid((unsigned)((a.R + kWgBM - 1) / kWgBM), (unsigned)max_tiles);
-    grp_wg_kernel<SWIGLU, DEEP><<<grid, kWgThreads, wg_smem(DEEP, a.K / 32), stream>>>(a, 0u);
+    if (a.merged) { /* the few merged tiles first (one block per multiprocessor), then the rest */
+        grp_wg_kernel<SWIGLU, false, true><<<grid, kWgThreads, wg_smem(false, true, a.K / 32), stream>>>(a, 0u);
+        const cudaError_t ce = cudaGetLastError();
+        if (ce != cudaSuccess) return ce;
+    }
+    grp_wg_kernel<SWIGLU, DEEP, false><<<grid, kWgThreads, wg_smem(DEEP, false, a.K / 32), stream>>>(a, 0u);
     return cudaGetLastError();
 }
 
@@ -429,7 +479,7 @@ int dpb_cuda_grpwg_available(void)
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 && minor == 0) {
         cudaFuncAttributes fa;
-        if (cudaFuncGetAttributes(&fa, grp_wg_kernel<true, false>) == cudaSuccess) ok = fa.sharedSizeBytes > 0 && fa.binaryVersion == 90;
+        if (cudaFuncGetAttributes(&fa, grp_wg_kernel<true, false, false>) == cudaSuccess) ok = fa.sharedSizeBytes > 0 && fa.binaryVersion == 90;
         else cudaGetLastError();
     } else {
         cudaGetLastError();

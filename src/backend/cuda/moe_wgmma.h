@@ -12,7 +12,9 @@
 #include "core/status.h"
 
 /* token tile of the sort when the wgmma kernel runs (a block takes up to this
- * many of one expert's sorted rows; 128 weight rows per block) */
+ * many of one expert's sorted rows, 32 more when grp_sort merged an expert's
+ * last remainder of <= 32 rows into its last full tile; 128 weight rows per
+ * block) */
 #define DPB_CUDA_GRPWG_TILE 128
 
 /* One of the two GEMMs of the grouped op (same meaning as decode_kernels.cu's
@@ -27,11 +29,13 @@ typedef struct dpb_cuda_grpwg_args {
     const int32_t *sig;        /* per src row: the row was scaled by 2^sig; NULL: every row by 2^sig_fixed */
     int sig_fixed;
     const int32_t *perm;       /* gate_up: sorted row -> pair (src row = pair / k); down: NULL */
-    const int32_t *ntiles, *tile, *off;
+    const int32_t *ntiles, *off;
+    const int32_t *tile;       /* [2 i]: expert | rows << 16, [2 i + 1]: first sorted row */
     float *out;                /* gate_up: act [P, R/2] (SwiGLU); down: dn [P, R] */
     uint16_t *out16;           /* gate_up only, instead of out: act as f16 times 2^osig in the pair order of src */
     int osig;
     int out_bf16;              /* down with rnd only: dn stored as bf16 bits (uint16_t [P, R] at out) */
+    int merged;                /* the sort merged remainders (tiles of up to 160 rows): launch their kernel too */
     int R, K, E, k, rnd;
     float alpha, limit;
 } dpb_cuda_grpwg_args;
