@@ -2277,7 +2277,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
         ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64 && (variant & 0xff) != 128) ||
         (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32 |
                      DPB_CUDA_MOE_GROUPED_WG | DPB_CUDA_MOE_GROUPED_MMA | DPB_CUDA_MOE_GROUPED_WGDEEP |
-                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGNOMERGE)) != 0)
+                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGMERGE)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
                                         "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64/128)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
@@ -2318,7 +2318,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     uint32_t *x16 = reinterpret_cast<uint32_t *>(w8 + L.x16), *a16 = reinterpret_cast<uint32_t *>(w8 + L.a16);
     int32_t *xsig = reinterpret_cast<int32_t *>(w8 + L.xsig), *asig = reinterpret_cast<int32_t *>(w8 + L.asig);
     float *act = reinterpret_cast<float *>(w8 + L.act), *dn = act;
-    const int merge = wg && !(variant & DPB_CUDA_MOE_GROUPED_WGNOMERGE) ? 32 : 0;
+    const int merge = wg && (variant & DPB_CUDA_MOE_GROUPED_WGMERGE) ? 32 : 0; /* slower (docs/CUDA.md): not the default */
     grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, off, perm, inv, ntiles, tile);
     if ((st = launch_status(cudaGetLastError(), "moe grouped sort"))) return st;
     if (wg) grp_prep_kernel<true><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);

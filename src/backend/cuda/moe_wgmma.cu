@@ -20,7 +20,12 @@
  * the token's 2^-sigma come back in the epilogue.  Weights stay exact while a
  * row's scales lie within 2^22 of its largest (real checkpoints: ~2^10);
  * blocks more than 2^27 below it are dropped.  N (the wgmma width) follows the
- * tile's row count: 128, 64 or 32. */
+ * tile's row count: 128, 64 or 32.  gate_up can write act as f16 in the
+ * order the down GEMM reads (out16, one power-of-two scale for all rows) and
+ * down its output as bf16 bits when rounded to bf16 anyway (out_bf16).
+ * Measured and kept off by default (docs/CUDA.md, "Session 5: MoE prefill"):
+ * a ring of 5 stages with the scales read through L1 (deep), and an expert's
+ * last <= 32 rows merged into its last tile (a kernel of its own, wgmma n160). */
 #include "backend/cuda/moe_wgmma.h"
 
 #include <cuda_fp16.h>
