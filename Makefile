@@ -48,8 +48,12 @@ OBJS    := $(SRCS:%.c=$(BUILD)/obj/%.o)
 ifeq ($(CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
 CFLAGS  += -DDPB_HAVE_CUDA=1 -I$(CUDA_HOME)/include
-NVFLAGS := -std=c++17 -O3 -g -Isrc -DDPB_HAVE_CUDA=1 --Werror all-warnings -Xcompiler -Wall,-Wextra,-Wno-format-truncation \
-           -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80 -lineinfo
+NVFLAGS := -std=c++17 -O3 -g -Isrc -DDPB_HAVE_CUDA=1 --Werror all-warnings -Xcompiler -Wall,-Wextra,-Wno-format-truncation -lineinfo
+# sm_90 machine code, and compute_80 PTX so that the build still runs on sm_80+.  moe_wgmma.cu (wgmma, an
+# sm_90a-only instruction) is built for sm_90a instead of sm_90; its compute_80 PTX holds stubs that the host
+# code never launches (dpb_cuda_grpwg_available), so every other GPU runs the mma.sync kernels.
+NVGEN   := -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=compute_80
+$(BUILD)/obj/src/backend/cuda/moe_wgmma.cu.o: NVGEN := -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=compute_80
 OBJS    += $(CU_SRCS:%.cu=$(BUILD)/obj/%.cu.o)
 LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++ -lrt
 endif
@@ -69,7 +73,7 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	@echo '  NVCC    $<'
-	@$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+	@$(NVCC) $(NVFLAGS) $(NVGEN) -MMD -MP -c $< -o $@
 
 DPB_COMMIT := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 $(BUILD)/obj/src/core/version.o: FORCE

@@ -1009,7 +1009,7 @@ static void opc_run_moe_prefill(opc *c)
 }
 
 /* The grouped MXFP4 experts (DPB_CUDA_MOE_GROUPED): their row counts
- * (token tiles of 32 and 64), uneven routing (one expert in every token,
+ * (token tiles of 32 and 64; 128 for the wgmma kernel), uneven routing (one expert in every token,
  * most experts without any), K with an odd number of blocks and partial
  * row tiles, gpt-oss's shape.  Shapes kept small where n is large: the
  * reference is slow. */
@@ -1025,6 +1025,9 @@ static void opc_run_moe_grouped(opc *c)
         opc_moe_ex(c, DPB_W_MXFP4, false, 32, 128, 128, 4, 2048, r, true);
         opc_moe(c, DPB_W_MXFP4, false, 8, 128, 128, 4, 256, r);
         opc_moe(c, DPB_W_MXFP4, false, 8, 96, 160, 2, 21, r);
+        /* >= 64 pairs per expert: the wgmma kernel (sm_90a) in auto; odd block count, partial row tiles,
+         * token tiles of 128 with their last one narrow */
+        opc_moe(c, DPB_W_MXFP4, false, 8, 96, 160, 2, 600, r);
     }
     opc_moe_ex(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 9, true, true);
     opc_moe(c, DPB_W_MXFP4, false, 32, 2880, 2880, 4, 12, false);

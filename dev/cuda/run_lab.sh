@@ -22,13 +22,19 @@ gcc -std=c17 -O2 -D_GNU_SOURCE -Isrc -c src/core/status.c -o "$B/status.o"
 # shellcheck disable=SC2086
 $NVCC $NVF -c src/backend/cuda/decode_kernels.cu -o "$B/decode_kernels.o" &
 p1=$!
+# the grouped MoE's wgmma kernels: sm_90a (the Makefile's flags for this file)
+# shellcheck disable=SC2086
+$NVCC ${NVF/$ARCH/} -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=compute_80 \
+    -c src/backend/cuda/moe_wgmma.cu -o "$B/moe_wgmma.o" &
+p3=$!
 # shellcheck disable=SC2086
 $NVCC $NVF -Xcompiler -fopenmp -c dev/cuda/lab.cu -o "$B/lab.o" &
 p2=$!
 wait $p1
 wait $p2
+wait $p3
 # shellcheck disable=SC2086
-$NVCC $ARCH "$B/lab.o" "$B/decode_kernels.o" "$B/status.o" -lcublas -lgomp -o "$B/lab"
+$NVCC $ARCH "$B/lab.o" "$B/decode_kernels.o" "$B/moe_wgmma.o" "$B/status.o" -lcublas -lgomp -o "$B/lab"
 echo "== built in $(( $(date +%s) - t0 )) s" >&2
 if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader >&2 || true

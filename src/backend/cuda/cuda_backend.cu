@@ -3282,6 +3282,21 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
             return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_TILE: '%s' is not 32, 64 or 128 (optionally followed by w)", mt);
         }
     }
+    /* DPB_CUDA_MOE_WGMMA: the grouped MoE's wgmma kernels (sm_90a, where present): auto (the default: whenever the
+     * grouped path runs with no token tile forced), on, off (the mma.sync kernels), merge (wgmma with an expert's last
+     * <= 32 rows merged into its last tile: slower, for measurements) */
+    const char *mw = getenv("DPB_CUDA_MOE_WGMMA");
+    if (mw && *mw && strcmp(mw, "auto") != 0) {
+        if (strcmp(mw, "on") != 0 && strcmp(mw, "off") != 0 && strcmp(mw, "merge") != 0) {
+            ci->~cuda_impl();
+            free(mem);
+            free(b);
+            return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_WGMMA: '%s' is not auto, on, off or merge", mw);
+        }
+        ci->moe_tile |= strcmp(mw, "off") == 0 ? DPB_CUDA_MOE_GROUPED_MMA
+                      : strcmp(mw, "on") == 0 ? DPB_CUDA_MOE_GROUPED_WG
+                                              : DPB_CUDA_MOE_GROUPED_WG | DPB_CUDA_MOE_GROUPED_WGMERGE;
+    }
     const char *gm = getenv("DPB_CUDA_GEMM");
     ci->gemm_mode = gm && strcmp(gm, "tune") == 0 ? 0 : gm && strcmp(gm, "ex") == 0 ? 2 : 1;
     if (gm && *gm && ci->gemm_mode == 1 && strcmp(gm, "lt") != 0) {

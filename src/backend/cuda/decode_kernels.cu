@@ -1,6 +1,7 @@
 /* Decode kernels: bf16 GEMV, gpt-oss MXFP4 experts, router top-k, decode
  * attention.  API and layouts: decode_kernels.h; design: docs/CUDA.md. */
 #include "backend/cuda/decode_kernels.h"
+#include "backend/cuda/moe_wgmma.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -1825,7 +1826,7 @@ GrpWork grp_layout(int n, int k, int E, int H, int I, int bn)
 
 /* One block of 1024 threads.  tile[2i] = expert, tile[2i+1] = first sorted
  * row of token tile i; *ntiles = their number. */
-__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn,
+__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn, int merge,
                                                         int32_t *__restrict__ off, int32_t *__restrict__ perm,
                                                         int32_t *__restrict__ inv, int32_t *__restrict__ ntiles,
                                                         int32_t *__restrict__ tile)
@@ -1843,10 +1844,14 @@ __global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restric
         for (int e = 0; e < E; e++) {
             off[e] = sum;
             cur[e] = sum;
-            for (int r = 0; r < cnt[e]; r += bn) {
-                tile[2 * nt] = e;
+            for (int r = 0; r < cnt[e];) {
+                /* merge: a last remainder of <= merge rows joins the tile before it */
+                int len = min(bn, cnt[e] - r);
+                if (merge && cnt[e] - r > bn && cnt[e] - r - bn <= merge) len = cnt[e] - r;
+                tile[2 * nt] = e | (len << 16);
                 tile[2 * nt + 1] = sum + r;
                 nt++;
+                r += len;
             }
             sum += cnt[e];
         }
@@ -1870,6 +1875,7 @@ __global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restric
  * elements as (0,4) (1,5) (2,6) (3,7)) scaled by 2^sig[r].  One block of
  * 256 threads per row; rows at or after *count (when count) are skipped. */
 constexpr int kGrpPrepThreads = 256;
+template <bool WG> /* WG: the wgmma kernel's order, u32 4q + t of each 32-element block = elements (8t + q, 8t + q + 4) */
 __global__ void __launch_bounds__(kGrpPrepThreads) grp_prep_kernel(const float *__restrict__ src, int K,
                                                                   const int32_t *__restrict__ count,
                                                                   uint32_t *__restrict__ dst, int32_t *__restrict__ sig)
@@ -1901,7 +1907,15 @@ __global__ void __launch_bounds__(kGrpPrepThreads) grp_prep_kernel(const float *
     uint4 *d4 = reinterpret_cast<uint4 *>(dst + (size_t)r * (K / 2));
     for (int gi = threadIdx.x; gi < ng; gi += kGrpPrepThreads) {
         const float4 a = s4[2 * gi], b = s4[2 * gi + 1];
-        d4[gi] = make_uint4(h2(a.x * sc, b.x * sc), h2(a.y * sc, b.y * sc), h2(a.z * sc, b.z * sc), h2(a.w * sc, b.w * sc));
+        if constexpr (WG) {
+            uint32_t *d = dst + (size_t)r * (K / 2) + (size_t)(gi >> 2) * 16 + (gi & 3);
+            d[0] = h2(a.x * sc, b.x * sc);
+            d[4] = h2(a.y * sc, b.y * sc);
+            d[8] = h2(a.z * sc, b.z * sc);
+            d[12] = h2(a.w * sc, b.w * sc);
+        } else {
+            d4[gi] = make_uint4(h2(a.x * sc, b.x * sc), h2(a.y * sc, b.y * sc), h2(a.z * sc, b.z * sc), h2(a.w * sc, b.w * sc));
+        }
     }
 }
 
@@ -2016,7 +2030,7 @@ __global__ void __launch_bounds__(2 * BM / MT, grp_min_blocks(BN, BM, MT)) grp_g
     __shared__ float sinv[BN];
     const int slot = blockIdx.y;
     if (slot >= *a.ntiles) return;
-    const int e = a.tile[2 * slot], row0 = a.tile[2 * slot + 1];
+    const int e = a.tile[2 * slot] & 0xffff, row0 = a.tile[2 * slot + 1];
     const int cnt = min(BN, a.off[e + 1] - row0);
     const int r0 = blockIdx.x * BM;
     const int nb = a.K / 32, K2 = a.K / 2;
@@ -2137,6 +2151,7 @@ __global__ void __launch_bounds__(2 * BM / MT, grp_min_blocks(BN, BM, MT)) grp_g
 
 /* out[t][h] = sum_j wts[t k + j] * dn[inv[t k + j]][h], j = 0..k-1; NaN when
  * a slot's expert id was out of range.  4 elements per thread. */
+template <bool BF16> /* dn as bf16 bits (the wgmma path with rnd: already rounded to bf16) */
 __global__ void grp_combine_kernel(const float *__restrict__ dn, const int32_t *__restrict__ inv,
                                    const float *__restrict__ wts, int n, int H, int k, float *__restrict__ out)
 {
@@ -2153,7 +2168,14 @@ __global__ void grp_combine_kernel(const float *__restrict__ dn, const int32_t *
                 break;
             }
             const float w = wts[p];
-            const float4 v = reinterpret_cast<const float4 *>(dn + (size_t)r * H)[h4];
+            float4 v;
+            if constexpr (BF16) {
+                const uint2 u = reinterpret_cast<const uint2 *>(reinterpret_cast<const uint16_t *>(dn) + (size_t)r * H)[h4];
+                v = make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                                __uint_as_float(u.y & 0xffff0000u));
+            } else {
+                v = reinterpret_cast<const float4 *>(dn + (size_t)r * H)[h4];
+            }
             o.x += v.x * w; o.y += v.y * w; o.z += v.z * w; o.w += v.w * w;
         }
         reinterpret_cast<float4 *>(out + (size_t)tk * H)[h4] = o;
@@ -2210,6 +2232,40 @@ bool grp_w32(int variant, int bn)
     return (variant & (0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256)) == 0 && bn == 64;
 }
 
+/* the wgmma kernel (moe_wgmma.cu, sm_90a) instead of grp_gemm: when asked
+ * (DPB_CUDA_MOE_GROUPED_WG), or in auto (no tile, block size or rows per warp
+ * forced) from kGrpWgMinPairs pairs per expert on average; never with
+ * DPB_CUDA_MOE_GROUPED_MMA or where the sm_90a kernels are absent */
+constexpr int kGrpWgDeep = 0; /* the wgmma ring by default: 0 = 4 stages, 2 ahead; 1 = 5 stages, 3 ahead */
+constexpr int kGrpWgMinPairs = 0; /* faster at every n measured, 16 to 2048 (docs/CUDA.md, "Session 5: MoE prefill") */
+bool grp_use_wg(int variant, int n, int k, int E)
+{
+    if (variant & DPB_CUDA_MOE_GROUPED_MMA) return false;
+    const bool want = (variant & DPB_CUDA_MOE_GROUPED_WG) ||
+                      ((variant & (0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32)) == 0 &&
+                       (long long)n * k >= (long long)kGrpWgMinPairs * E);
+    return want && dpb_cuda_grpwg_available();
+}
+
+/* The wgmma path writes act as f16 straight from the gate_up epilogue, every
+ * row scaled by the same 2^sigma, when the clamped SwiGLU bounds |act|: for
+ * alpha > 0, |g sigmoid(alpha g)| <= max(limit, 1/alpha) and |u + 1| <= limit
+ * + 1; sigma puts that bound (+1 %) in [2^14, 2^15).  f16 rounds every normal
+ * value alike whatever its power-of-two scale, so act's f16 equals that of the
+ * per-row scaling except below 2^-14 * 2^-sigma (then subnormal).  Returns
+ * false (per-row scaling by grp_prep) otherwise. */
+bool grp_act_fixed_sigma(float alpha, float limit, int *sigma)
+{
+    if (!(alpha > 0.f) || !(limit >= 0.f) || !(limit <= 1e4f) || !(alpha < 1e30f)) return false;
+    const double bound = ((double)limit + 1.0 / alpha) * ((double)limit + 1.0) * 1.01;
+    int e = 0;
+    (void)frexp(bound, &e); /* bound = m 2^e, m in [0.5, 1) */
+    const int sg = 15 - e;
+    if (sg < -100 || sg > 100) return false;
+    *sigma = sg;
+    return true;
+}
+
 } // namespace
 
 extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H, int I, int variant, size_t *bytes)
@@ -2219,10 +2275,13 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
     if (n < 1 || k < 1 || k > 8 || E < k || E > 1024 || H < 32 || I < 32 || H % 32 || I % 32 ||
         H > 32 * kGrpMaxNb || I > 32 * kGrpMaxNb || (long long)n * k > (1LL << 28) ||
         ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64 && (variant & 0xff) != 128) ||
-        (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32)) != 0)
+        (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32 |
+                     DPB_CUDA_MOE_GROUPED_WG | DPB_CUDA_MOE_GROUPED_MMA | DPB_CUDA_MOE_GROUPED_WGDEEP |
+                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGMERGE)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
                                         "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64/128)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
+    /* the wgmma path's token tile (128) is never smaller than grp_bn's: its layout is no larger */
     const GrpWork L = grp_layout(n, k, E, H, I, grp_bn(variant, n, k, E));
     if (L.max_tiles > 65535)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: n=%d k=%d gives %d token tiles (at most 65535)", n, k, L.max_tiles);
@@ -2249,7 +2308,8 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: x, out, work and the weight blocks must be 16-byte aligned");
     if (work_bytes < need)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: work of %zu bytes, %zu needed", work_bytes, need);
-    const int bn = grp_bn(variant, n, k, E), P = n * k;
+    const bool wg = grp_use_wg(variant, n, k, E);
+    const int bn = wg ? DPB_CUDA_GRPWG_TILE : grp_bn(variant, n, k, E), P = n * k;
     const GrpWork L = grp_layout(n, k, E, H, I, bn);
     char *w8 = static_cast<char *>(work);
     int32_t *off = reinterpret_cast<int32_t *>(w8 + L.off), *perm = reinterpret_cast<int32_t *>(w8 + L.perm);
@@ -2258,9 +2318,11 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     uint32_t *x16 = reinterpret_cast<uint32_t *>(w8 + L.x16), *a16 = reinterpret_cast<uint32_t *>(w8 + L.a16);
     int32_t *xsig = reinterpret_cast<int32_t *>(w8 + L.xsig), *asig = reinterpret_cast<int32_t *>(w8 + L.asig);
     float *act = reinterpret_cast<float *>(w8 + L.act), *dn = act;
-    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, off, perm, inv, ntiles, tile);
+    const int merge = wg && (variant & DPB_CUDA_MOE_GROUPED_WGMERGE) ? 32 : 0; /* slower (docs/CUDA.md): not the default */
+    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, off, perm, inv, ntiles, tile);
     if ((st = launch_status(cudaGetLastError(), "moe grouped sort"))) return st;
-    grp_prep_kernel<<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
+    if (wg) grp_prep_kernel<true><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
+    else grp_prep_kernel<false><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
     if ((st = launch_status(cudaGetLastError(), "moe grouped x"))) return st;
     GrpArgs a{};
     a.tab = tab;
@@ -2282,9 +2344,46 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     a.alpha = alpha;
     a.limit = limit;
     const int bm = grp_bm(variant);
-    cudaError_t ce = grp_gemm_pick<true>(a, L.max_tiles, bn, bm, grp_w32(variant, bn), stream);
-    if ((st = launch_status(ce, "moe grouped gate_up"))) return st;
-    grp_prep_kernel<<<(unsigned)P, kGrpPrepThreads, 0, stream>>>(act, I, off + E, a16, asig);
+    auto wg_args = [&]() {
+        dpb_cuda_grpwg_args w{};
+        w.tab = a.tab;
+        w.blocks = a.blocks;
+        w.scales = a.scales;
+        w.bias = a.bias;
+        w.src = a.src;
+        w.sig = a.sig;
+        w.perm = a.perm;
+        w.ntiles = a.ntiles;
+        w.tile = a.tile;
+        w.off = a.off;
+        w.out = a.out;
+        w.R = a.R;
+        w.K = a.K;
+        w.E = a.E;
+        w.k = a.k;
+        w.rnd = a.rnd;
+        w.alpha = a.alpha;
+        w.limit = a.limit;
+        w.merged = merge != 0;
+        return w;
+    };
+    const int deep = (variant & DPB_CUDA_MOE_GROUPED_WGDEEP) ? 1 : (variant & DPB_CUDA_MOE_GROUPED_WGSHALLOW) ? 0 : kGrpWgDeep;
+    int fsig = 0;
+    const bool f16act = wg && !(variant & DPB_CUDA_MOE_GROUPED_WGF32) && grp_act_fixed_sigma(alpha, limit, &fsig);
+    if (wg) {
+        dpb_cuda_grpwg_args w = wg_args();
+        if (f16act) {
+            w.out = nullptr;
+            w.out16 = reinterpret_cast<uint16_t *>(a16);
+            w.osig = fsig;
+        }
+        if ((st = dpb_cuda_grpwg_gemm(&w, L.max_tiles, 1, deep, stream))) return st;
+        if (!f16act) grp_prep_kernel<true><<<(unsigned)P, kGrpPrepThreads, 0, stream>>>(act, I, off + E, a16, asig);
+    } else {
+        cudaError_t ce = grp_gemm_pick<true>(a, L.max_tiles, bn, bm, grp_w32(variant, bn), stream);
+        if ((st = launch_status(ce, "moe grouped gate_up"))) return st;
+        grp_prep_kernel<false><<<(unsigned)P, kGrpPrepThreads, 0, stream>>>(act, I, off + E, a16, asig);
+    }
     if ((st = launch_status(cudaGetLastError(), "moe grouped act"))) return st;
     a.tab = tab ? tab + 2 * E : nullptr;
     a.blocks = down_blocks;
@@ -2296,11 +2395,22 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     a.out = dn;
     a.R = H;
     a.K = I;
-    ce = grp_gemm_pick<false>(a, L.max_tiles, bn, bm, grp_w32(variant, bn), stream);
-    if ((st = launch_status(ce, "moe grouped down"))) return st;
+    if (wg) {
+        dpb_cuda_grpwg_args w = wg_args();
+        if (f16act) {
+            w.sig = nullptr;
+            w.sig_fixed = fsig;
+        }
+        w.out_bf16 = rnd ? 1 : 0;
+        if ((st = dpb_cuda_grpwg_gemm(&w, L.max_tiles, 0, deep, stream))) return st;
+    } else {
+        cudaError_t ce = grp_gemm_pick<false>(a, L.max_tiles, bn, bm, grp_w32(variant, bn), stream);
+        if ((st = launch_status(ce, "moe grouped down"))) return st;
+    }
     const size_t tot = (size_t)n * (H / 4);
     size_t blocks = (tot + 255) / 256;
     if (blocks > 65535u * 8u) blocks = 65535u * 8u;
-    grp_combine_kernel<<<(unsigned)blocks, 256, 0, stream>>>(dn, inv, wts, n, H, k, out);
+    if (wg && rnd) grp_combine_kernel<true><<<(unsigned)blocks, 256, 0, stream>>>(dn, inv, wts, n, H, k, out);
+    else grp_combine_kernel<false><<<(unsigned)blocks, 256, 0, stream>>>(dn, inv, wts, n, H, k, out);
     return launch_status(cudaGetLastError(), "moe grouped combine");
 }

@@ -145,6 +145,15 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
  * tokens of gpt-oss). */
 #define DPB_CUDA_MOE_GROUPED_BM128 256
 #define DPB_CUDA_MOE_GROUPED_BM256 512
+#define DPB_CUDA_MOE_GROUPED_WG 2048  /* the wgmma kernels (sm_90a, moe_wgmma.cu) for both matrices, token tile 128, where the
+                                       * device and the build have them (else grp_gemm); auto (no tile, block size or rows per
+                                       * warp forced) takes them too */
+#define DPB_CUDA_MOE_GROUPED_MMA 4096 /* never the wgmma kernels (the mma.sync grp_gemm of sessions 3-4) */
+#define DPB_CUDA_MOE_GROUPED_WGDEEP 8192     /* wgmma: a ring of 5 stages loaded 3 ahead, scales through L1 */
+#define DPB_CUDA_MOE_GROUPED_WGSHALLOW 32768 /* wgmma: 4 stages loaded 2 ahead, the tile's scales in shared memory */
+#define DPB_CUDA_MOE_GROUPED_WGMERGE 65536 /* wgmma: an expert's last <= 32 rows merged into the tile before (160 rows, one
+                                            * wgmma n160, a kernel of its own at one block per SM): measured slower, lab only */
+#define DPB_CUDA_MOE_GROUPED_WGF32 16384 /* wgmma: act through fp32 and grp_prep's per-row scaling (else f16 from the epilogue) */
 #define DPB_CUDA_MOE_GROUPED_W32 1024 /* 32 weight rows per warp (4 warps a block of 128 rows, 8 of 256 with token tile 64): each activation
                                        * fragment feeds two row tiles (half the shared-memory reads per MMA) */
 dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H, int I, int variant, size_t *bytes);
