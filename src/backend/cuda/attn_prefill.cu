@@ -13,6 +13,8 @@ struct fa_p {
     const uint16_t *kn, *vn, *kc, *vc; /* k_new, v_new, k_cache, v_cache */
     const uint16_t *sinks;
     float *out;
+    uint16_t *obf; /* or null: the output's bf16 bits too (rnd set) */
+    int rnd;       /* out rounded to bf16 as it is written (round_bf16's rule) */
     int64_t row;   /* elements per KV row: kv_heads * head_dim */
     int n, pos0, slots, window, heads, group, qtiles;
     float sl2;     /* scale * log2(e) */
@@ -60,13 +62,32 @@ __device__ __forceinline__ float ex2(float x)
     return y;
 }
 __device__ __forceinline__ float bf16f(uint16_t u) { return __uint_as_float((uint32_t)u << 16); }
+/* round to nearest even, NaN kept quiet: the backend's to_bf (round_bf16's rule) */
+__device__ __forceinline__ uint16_t f2bf(float f)
+{
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+/* two outputs at element e of out (and of obf): rounded to bf16 when P.rnd */
+__device__ __forceinline__ void put2(const fa_p &P, int64_t e, float x, float y)
+{
+    if (P.rnd) {
+        const uint16_t hx = f2bf(x), hy = f2bf(y);
+        x = bf16f(hx);
+        y = bf16f(hy);
+        if (P.obf) *reinterpret_cast<uint32_t *>(P.obf + e) = (uint32_t)hx | (uint32_t)hy << 16;
+    }
+    *reinterpret_cast<float2 *>(P.out + e) = make_float2(x, y);
+}
 
 /* Block (query tile, head): NW warps, each MW x 16 query rows; BC keys per tile.  QS: q goes through
  * shared memory (ldmatrix per k-step) instead of living in registers as fragments.
  * Shared memory: [QS: BR rows of q] then 2 stages x (K, V) x BC rows of HD bf16; every row is padded by
  * 16 bytes so that ldmatrix's 8 row addresses fall in different banks. */
-template <int HD, int NW, int BC, int MW, bool QS>
-__global__ void __launch_bounds__(NW * 32) k_fa_prefill(const fa_p P)
+template <int HD, int NW, int BC, int MW, bool QS, int MINB>
+__global__ void __launch_bounds__(NW * 32, MINB) k_fa_prefill(const fa_p P)
 {
     constexpr int BR = 16 * MW * NW, NT = 32 * NW, STR = HD + 8, CH = HD / 8;
     constexpr int TILE = BC * STR;           /* elements of one K or V tile */
@@ -319,25 +340,27 @@ __global__ void __launch_bounds__(NW * 32) k_fa_prefill(const fa_p P)
             }
         }
         const int ta = wr0 + mi * 16 + g, tb = ta + 8;
-        float *oa = P.out + ((int64_t)ta * P.heads + h) * HD + qd * 2;
-        float *ob = P.out + ((int64_t)tb * P.heads + h) * HD + qd * 2;
+        const int64_t ea = ((int64_t)ta * P.heads + h) * HD + qd * 2, eb = ((int64_t)tb * P.heads + h) * HD + qd * 2;
 #pragma unroll
         for (int i = 0; i < HD / 8; i++) {
-            if (ta < P.n) *reinterpret_cast<float2 *>(oa + i * 8) = make_float2(o[mi][i][0] * gsc[0], o[mi][i][1] * gsc[0]);
-            if (tb < P.n) *reinterpret_cast<float2 *>(ob + i * 8) = make_float2(o[mi][i][2] * gsc[1], o[mi][i][3] * gsc[1]);
+            if (ta < P.n) put2(P, ea + i * 8, o[mi][i][0] * gsc[0], o[mi][i][1] * gsc[0]);
+            if (tb < P.n) put2(P, eb + i * 8, o[mi][i][2] * gsc[1], o[mi][i][3] * gsc[1]);
         }
     }
 }
 
-template <int HD, int NW, int BC, int MW>
+/* MINB: blocks per multiprocessor asked of the compiler (registers per thread <= 64K / (MINB * 32 * NW));
+ * QSF: q through shared memory whatever MW */
+template <int HD, int NW, int BC, int MW, int MINB = 1, bool QSF = false>
 dpb_status launch(const fa_p &P, cudaStream_t st)
 {
     constexpr int BR = 16 * MW * NW;
-    constexpr bool QS = HD == 128 && MW > 1; /* q fragments of 2 m-tiles at head_dim 128 would take 64 registers */
+    /* q fragments of 2 m-tiles at head_dim 128 would take 64 registers */
+    constexpr bool QS = QSF || (HD == 128 && MW > 1);
     constexpr size_t shm = ((QS ? (size_t)BR : 0) + (size_t)2 * 2 * BC) * (HD + 8) * 2;
     static bool attr_set = false; /* benign race: every caller sets the same value */
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(k_fa_prefill<HD, NW, BC, MW, QS>,
+        cudaError_t e = cudaFuncSetAttribute(k_fa_prefill<HD, NW, BC, MW, QS, MINB>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
         if (e != cudaSuccess)
             return dpb_error_set(DPB_E_INTERNAL, "cuda attention (tensor cores): %zu bytes of shared memory: %s", shm,
@@ -346,7 +369,7 @@ dpb_status launch(const fa_p &P, cudaStream_t st)
     }
     fa_p Q = P;
     Q.qtiles = (P.n + BR - 1) / BR;
-    k_fa_prefill<HD, NW, BC, MW, QS><<<dim3((unsigned)Q.qtiles, (unsigned)P.heads), NW * 32, shm, st>>>(Q);
+    k_fa_prefill<HD, NW, BC, MW, QS, MINB><<<dim3((unsigned)Q.qtiles, (unsigned)P.heads), NW * 32, shm, st>>>(Q);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
         return dpb_error_set(DPB_E_INTERNAL, "cuda attention (tensor cores): %s", cudaGetErrorString(e));
@@ -363,6 +386,8 @@ dpb_status launch_hd(const fa_p &P, dpb_attn_prefill_variant v, cudaStream_t st)
     case DPB_ATTN_PREFILL_Q128_K128: return launch<HD, 8, 128, 1>(P, st);
     case DPB_ATTN_PREFILL_Q128_K64_W4: return launch<HD, 4, 64, 2>(P, st);
     case DPB_ATTN_PREFILL_Q256_K64_W8: return launch<HD, 8, 64, 2>(P, st);
+    case DPB_ATTN_PREFILL_Q128_K64_2B: return launch<HD, 8, 64, 1, 2, true>(P, st);
+    case DPB_ATTN_PREFILL_Q128_K32_2B: return launch<HD, 8, 32, 1, 2, true>(P, st);
     default: return launch<HD, 4, 64, 1>(P, st);
     }
 }
@@ -393,6 +418,8 @@ extern "C" const char *dpb_attn_prefill_variant_name(dpb_attn_prefill_variant v)
     case DPB_ATTN_PREFILL_Q128_K128: return "q128_k128";
     case DPB_ATTN_PREFILL_Q128_K64_W4: return "q128_k64_w4";
     case DPB_ATTN_PREFILL_Q256_K64_W8: return "q256_k64_w8";
+    case DPB_ATTN_PREFILL_Q128_K64_2B: return "q128_k64_2b";
+    case DPB_ATTN_PREFILL_Q128_K32_2B: return "q128_k32_2b";
     default: return "?";
     }
 }
@@ -412,6 +439,14 @@ extern "C" bool dpb_attn_prefill_supports(const dpb_attn_args *a)
 
 extern "C" dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_prefill_variant v, cudaStream_t st)
 {
+    return dpb_attn_prefill_launch_out(a, v, false, nullptr, st);
+}
+
+extern "C" dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
+                                                  uint16_t *out_bf16, cudaStream_t st)
+{
+    if (out_bf16 && (!round || !aligned(out_bf16, 4)))
+        return dpb_error_set(DPB_E_ARG, "cuda attention (tensor cores): a bf16 copy of the output needs round and 4-byte alignment");
     if (!dpb_attn_prefill_supports(a))
         return dpb_error_set(DPB_E_UNSUPPORTED,
                              "cuda attention (tensor cores): n %lld, pos0 %lld, heads %lld / kv %lld, head_dim %lld, "
@@ -429,6 +464,8 @@ extern "C" dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_p
     P.vc = static_cast<const uint16_t *>(a->v_cache);
     P.sinks = a->sinks;
     P.out = a->out;
+    P.obf = out_bf16;
+    P.rnd = round ? 1 : 0;
     P.row = a->kv_heads * a->head_dim;
     P.n = (int)a->n;
     P.pos0 = (int)a->pos0;

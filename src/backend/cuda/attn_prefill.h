@@ -40,6 +40,8 @@ typedef enum dpb_attn_prefill_variant {
     DPB_ATTN_PREFILL_Q128_K128,    /* 8 warps x 16 rows, 128 keys */
     DPB_ATTN_PREFILL_Q128_K64_W4,  /* 4 warps x 32 rows, 64 keys (q through shared memory at head_dim 128) */
     DPB_ATTN_PREFILL_Q256_K64_W8,  /* 8 warps x 32 rows, 64 keys (likewise) */
+    DPB_ATTN_PREFILL_Q128_K64_2B,  /* 8 warps x 16 rows, 64 keys, q through shared memory, 2 blocks per SM */
+    DPB_ATTN_PREFILL_Q128_K32_2B,  /* 8 warps x 16 rows, 32 keys, likewise */
     DPB_ATTN_PREFILL_NVARIANTS
 } dpb_attn_prefill_variant;
 
@@ -58,6 +60,12 @@ bool dpb_attn_prefill_supports(const dpb_attn_args *a);
 /* Enqueues the attention of a on stream st.  DPB_E_UNSUPPORTED (with the
  * reason) when dpb_attn_prefill_supports(a) is false; n <= 0 does nothing. */
 dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_prefill_variant v, cudaStream_t st);
+
+/* The same, with the output rounded to bf16 as it is written when round (round_bf16's rule: the same bits as
+ * launch, then round_bf16 on out), and with out_bf16 (not null; needs round, 4-byte aligned, n * heads *
+ * head_dim elements) also those bf16 bits, in out's layout. */
+dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
+                                       uint16_t *out_bf16, cudaStream_t st);
 
 #ifdef __cplusplus
 }

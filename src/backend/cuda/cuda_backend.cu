@@ -51,6 +51,11 @@ struct moe_table {
 /* DPB_CUDA_PF2 words turning off session 4's prefill passes (A/B): noqk (the warp-per-head qk_prep), nocopy
  * (bf16 side copies of add_rmsnorm and round_bf16), nomlp (swiglu_down's bf16-only SwiGLU) */
 constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4;
+/* DPB_CUDA_PFD words turning off session 5's dense-prefill changes (A/B): noattnround (the prefill attention
+ * rounds its output and writes the bf16 side copy itself instead of a round_bf16 pass), noqkpf (k_qk_prep_w
+ * loads its heads before the RoPE table); split2 (opt-in: a large GEMM as two halves of its output rows on two
+ * streams at once, against the last wave's idle multiprocessors) */
+constexpr int kPfdNoAttnRound = 1, kPfdNoQkPf = 2, kPfdSplit2 = 4;
 /* round_bf16 leaves a bf16 side copy from this many elements (add_rmsnorm: from 5 rows; decode rounds run in
  * graphs, where there is none: the copy costs 2 bytes per element written where no GEMM takes it) */
 constexpr int64_t kSideCopyMin = 4096;
@@ -59,6 +64,7 @@ struct cuda_impl {
     int device = 0;
     int sms = 132; /* multiprocessors (sizes work splits) */
     int pf2 = 0; /* kPf2* bits from DPB_CUDA_PF2 (noqk, nocopy, nomlp): turn off session 4's prefill passes */
+    int pfd = 0; /* kPfd* bits from DPB_CUDA_PFD (noattnround, noqkpf): turn off session 5's prefill changes */
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
     int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 3 both answer DPB_E_UNSUPPORTED (the separate ops) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
@@ -93,7 +99,12 @@ struct cuda_impl {
     int gemm_mode = 1;
     cublasLtHandle_t lt = nullptr;
     void *lt_ws = nullptr; /* cuBLASLt workspace (kLtWorkspace bytes, allocated at the first use) */
-    std::map<std::tuple<int, int, int, int, int, int, int>, struct lt_plan *> lt_plans;
+    /* DPB_CUDA_PFD=split2: the second stream, its cuBLASLt workspace and the fork / join events */
+    cudaStream_t st2 = nullptr;
+    void *lt_ws2 = nullptr;
+    cudaEvent_t ev_fork = nullptr, ev_join = nullptr;
+    bool split_failed = false;
+    std::map<std::tuple<int, int, int, int, int, int, int, int>, struct lt_plan *> lt_plans;
     /* bf16 side copy of the last prefill-sized swiglu_bf16, add_rmsnorm (bf16 mode) or round_bf16 output: the
      * next linear reading exactly that buffer takes it instead of converting the fp32 rows again; any write to
      * the range (dirty), the next side copy or that linear drops it. */
@@ -1393,6 +1404,11 @@ void op_destroy(dpb_backend *b)
     for (auto &kv : ci->allocs) cudaFree((void *)kv.first);
     for (auto &kv : ci->lt_plans) lt_plan_free(kv.second);
     if (ci->lt_ws) cudaFree(ci->lt_ws);
+    if (ci->lt_ws2) cudaFree(ci->lt_ws2);
+    if (ci->st2) cudaStreamSynchronize(ci->st2);
+    if (ci->ev_fork) cudaEventDestroy(ci->ev_fork);
+    if (ci->ev_join) cudaEventDestroy(ci->ev_join);
+    if (ci->st2) cudaStreamDestroy(ci->st2);
     if (ci->shadow) cudaFree(ci->shadow);
     if (ci->lt) cublasLtDestroy(ci->lt);
     if (ci->blas) cublasDestroy(ci->blas);
@@ -1459,8 +1475,9 @@ void lt_plan_free(lt_plan *p)
  * (writing C) and keeps the fastest: the host waits then, once per shape.  beta != 0 reuses the algorithm of
  * the same shape with beta = 0 (running it would add to C). */
 lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int nn, int k, bool beta1, const void *A,
-                     const uint16_t *B, float *C)
+                     const uint16_t *B, float *C, int ldc = 0)
 {
+    if (ldc < m) ldc = m;
     /* the pointers' alignments (up to 256 bytes) are part of the shape: the heuristic excludes what they rule out */
     auto align = [](const void *q) {
         uint32_t al = 256;
@@ -1469,7 +1486,7 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     };
     const uint32_t alA = align(A), alB = align(B), alC = align(C);
     const int alk = (int)(alA | alB << 9 | alC << 18);
-    const auto key = std::make_tuple(m, nn, k, (int)opA, lda, beta1 ? 1 : 0, alk);
+    const auto key = std::make_tuple(m, nn, k, (int)opA, lda, beta1 ? 1 : 0, alk, ldc);
     auto it = ci->lt_plans.find(key);
     if (it != ci->lt_plans.end()) return it->second->ok ? it->second : nullptr;
     const bool cap = capturing(ci);
@@ -1505,7 +1522,7 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
         cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, opA == CUBLAS_OP_T ? k : m, opA == CUBLAS_OP_T ? m : k, lda) !=
             CUBLAS_STATUS_SUCCESS ||
         cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, nn, k) != CUBLAS_STATUS_SUCCESS ||
-        cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, m, nn, m) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, m, nn, ldc) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb) !=
             CUBLAS_STATUS_SUCCESS ||
@@ -1526,7 +1543,7 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     p->algo = res[0].algo;
     p->ok = true;
     if (beta1) {
-        auto z = ci->lt_plans.find(std::make_tuple(m, nn, k, (int)opA, lda, 0, alk));
+        auto z = ci->lt_plans.find(std::make_tuple(m, nn, k, (int)opA, lda, 0, alk, ldc));
         if (z != ci->lt_plans.end() && z->second->ok) p->algo = z->second->algo;
         return p;
     }
@@ -1564,6 +1581,54 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     return p;
 }
 
+/* DPB_CUDA_PFD=split2: y = X W^T as two GEMMs, each over half of W's output rows, on ci->st and a second stream
+ * at once (each with its own cuBLASLt workspace), joined back into ci->st.  True when it ran; false (nothing
+ * enqueued) when the shape is small, a capture is on, or a resource or plan is missing. */
+bool gemm_split2(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, float *y)
+{
+    const int m = (int)w->out, k = (int)w->in, h = m / 2;
+    if (ci->split_failed || m < 2048 || nn < 512 || m % 16 || capturing(ci)) return false;
+    if (!ci->st2) {
+        if (cudaStreamCreateWithFlags(&ci->st2, cudaStreamNonBlocking) != cudaSuccess ||
+            cudaEventCreateWithFlags(&ci->ev_fork, cudaEventDisableTiming) != cudaSuccess ||
+            cudaEventCreateWithFlags(&ci->ev_join, cudaEventDisableTiming) != cudaSuccess ||
+            cudaMalloc(&ci->lt_ws2, kLtWorkspace) != cudaSuccess) {
+            cudaGetLastError();
+            ci->split_failed = true;
+            return false;
+        }
+        ci->workspace += kLtWorkspace;
+        note_peak(ci);
+    }
+    const cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
+    const int lda = w->transposed ? m : k;
+    const uint16_t *A0 = static_cast<const uint16_t *>(w->data);
+    const uint16_t *A1 = A0 + (w->transposed ? (size_t)h : (size_t)h * k);
+    lt_plan *p0 = lt_plan_get(ci, opA, lda, h, nn, k, false, A0, X, y, m);
+    lt_plan *p1 = lt_plan_get(ci, opA, lda, h, nn, k, false, A1, X, y + h, m);
+    if (!p0 || !p1) return false;
+    const float one = 1.0f, zero = 0.0f;
+    if (cudaEventRecord(ci->ev_fork, ci->st) != cudaSuccess || cudaStreamWaitEvent(ci->st2, ci->ev_fork, 0) != cudaSuccess) {
+        cudaGetLastError();
+        ci->split_failed = true;
+        return false;
+    }
+    bool ok = cublasLtMatmul(ci->lt, p0->op, &one, A0, p0->a, X, p0->b, &zero, y, p0->c, y, p0->c, &p0->algo, ci->lt_ws,
+                             kLtWorkspace, ci->st) == CUBLAS_STATUS_SUCCESS;
+    bool ok1 = cublasLtMatmul(ci->lt, p1->op, &one, A1, p1->a, X, p1->b, &zero, y + h, p1->c, y + h, p1->c, &p1->algo,
+                              ci->lt_ws2, kLtWorkspace, ci->st2) == CUBLAS_STATUS_SUCCESS;
+    /* the join is recorded whatever happened, so that ci->st never runs ahead of the second stream */
+    if (cudaEventRecord(ci->ev_join, ci->st2) != cudaSuccess || cudaStreamWaitEvent(ci->st, ci->ev_join, 0) != cudaSuccess) {
+        cudaGetLastError();
+        cudaStreamSynchronize(ci->st2);
+        ci->split_failed = true;
+    }
+    if (ok && ok1) return true;
+    /* a half did not run: the whole product again on ci->st (after the join) by the caller's path */
+    ci->split_failed = true;
+    return false;
+}
+
 /* y[nn rows, w->out] (fp32) = X[nn, w->in] (bf16) W^T + beta y, W bf16 in either layout. */
 dpb_status gemm_bf16(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, float beta, float *y)
 {
@@ -1571,6 +1636,7 @@ dpb_status gemm_bf16(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int 
     const float one = 1.0f;
     cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
     int lda = w->transposed ? m : k;
+    if (ci->gemm_mode != 2 && (ci->pfd & kPfdSplit2) && beta == 0.0f && gemm_split2(ci, w, X, nn, y)) return DPB_OK;
     if (ci->gemm_mode != 2) {
         lt_plan *p = lt_plan_get(ci, opA, lda, m, nn, k, beta != 0.0f, w->data, X, y);
         if (p && cublasLtMatmul(ci->lt, p->op, &one, w->data, p->a, X, p->b, &beta, y, p->c, y, p->c, &p->algo, ci->lt_ws,
@@ -1796,10 +1862,13 @@ __global__ void k_fp8_rows_bf16(const uint8_t *__restrict__ src, int64_t ssrc, u
     }
 }
 
+void shadow_set(cuda_impl *ci, const void *p, size_t bytes);
+dpb_status shadow_get(cuda_impl *ci, size_t el, uint16_t **sh);
+
 /* The tensor-core prefill with FP8 KV: the cache range the chunk reads (keys max(0, pos0 - window + 1) ..
  * pos0 - 1) and its new rows are converted to bf16 in scratch (a ring of exactly those keys), then the bf16
  * kernel runs on them.  Costs one read of those fp8 rows and a write + read of twice their bytes. */
-dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a)
+dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a, bool rnd, uint16_t *sh)
 {
     const int64_t row = a->kv_heads * a->head_dim;
     int64_t lo = a->window > 0 && a->pos0 - a->window + 1 > 0 ? a->pos0 - a->window + 1 : 0;
@@ -1828,7 +1897,7 @@ dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a)
     b.slots = sd;
     b.k_new = kn;
     b.v_new = vn;
-    return dpb_attn_prefill_launch(&b, DPB_ATTN_PREFILL_AUTO, ci->st);
+    return dpb_attn_prefill_launch_out(&b, DPB_ATTN_PREFILL_AUTO, rnd, sh, ci->st);
 }
 
 /* The attention's output rounded to bf16 when the caller asks (round_out): the flash-decoding kernel rounds as it
@@ -1855,9 +1924,21 @@ dpb_status attention_body(dpb_backend *b, const dpb_attn_args *a, bool *rounded)
         is_rounded(ci, a->q, (size_t)(a->n * a->heads * a->head_dim) * 4)) {
         dpb_attn_args c = *a;
         c.kv_dtype = DPB_KV_BF16;
-        if (dpb_attn_prefill_supports(&c)) {
-            if (a->kv_dtype == DPB_KV_FP8) return attention_prefill_fp8(ci, a);
-            if (a->kv_dtype == DPB_KV_BF16) return dpb_attn_prefill_launch(a, DPB_ATTN_PREFILL_AUTO, ci->st);
+        if (dpb_attn_prefill_supports(&c) && (a->kv_dtype == DPB_KV_FP8 || a->kv_dtype == DPB_KV_BF16)) {
+            /* round_out: the kernel rounds as it writes, and for prefill-sized outputs also writes the bf16 side
+             * copy the o projection's GEMM takes (no round_bf16 pass over the output) */
+            const bool rnd = a->round_out && !(ci->pfd & kPfdNoAttnRound);
+            const int64_t el = a->n * a->heads * a->head_dim;
+            uint16_t *sh = nullptr;
+            dpb_status s;
+            if (rnd && el >= kSideCopyMin && !(ci->pf2 & kPf2NoCopy) && (s = shadow_get(ci, (size_t)el, &sh))) return s;
+            s = a->kv_dtype == DPB_KV_FP8 ? attention_prefill_fp8(ci, a, rnd, sh)
+                                          : dpb_attn_prefill_launch_out(a, DPB_ATTN_PREFILL_AUTO, rnd, sh, ci->st);
+            if (!s && rnd) {
+                *rounded = true;
+                if (sh) shadow_set(ci, a->out, (size_t)el * 4);
+            }
+            return s;
         }
     }
     const bool tiled = a->n > 1 && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
@@ -2635,12 +2716,31 @@ template <int E> __device__ __forceinline__ void st_kv(void *base, int kvt, int6
         else static_cast<uint16_t *>(base)[off] = (uint16_t)u[0];
     }
 }
-template <int E>
+/* PF: each warp's head vectors (kQkHeads / kQkWarps of them) are loaded before the RoPE table is computed, so
+ * the loads are in flight during the double-precision cos/sin (DPB_CUDA_PFD=noqkpf: table first, then each head
+ * loaded in turn).  Same arithmetic either way. */
+template <int E, bool PF>
 __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, const rope_args ra)
 {
-    constexpr int hd = 32 * E, half = 16 * E;
+    constexpr int hd = 32 * E, half = 16 * E, R = kQkHeads / kQkWarps;
+    static_assert(kQkHeads % kQkWarps == 0, "heads per warp");
     __shared__ float cs[half], sn[half];
     const int64_t t = blockIdx.x;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int64_t total = P.nh + 2 * P.nkv;
+    const int64_t j1 = min((int64_t)(blockIdx.y + 1) * kQkHeads, total);
+    float pre[PF ? R : 1][E];
+    if constexpr (PF) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int64_t j = (int64_t)blockIdx.y * kQkHeads + warp + r * kQkWarps;
+            if (j >= j1) continue;
+            const int kind = j < P.nh ? 0 : j < P.nh + P.nkv ? 1 : 2;
+            const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
+            const int64_t off = (t * (kind == 0 ? P.nh : P.nkv) + h) * hd + lane * E;
+            ld_e<E>((kind == 0 ? P.q : kind == 1 ? P.k : P.v) + off, pre[r]);
+        }
+    }
     const float p = (float)P.pos[t];
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         const float ang = p * ra.inv_freq[i];
@@ -2648,20 +2748,24 @@ __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, c
         sn[i] = (float)sin((double)ang) * ra.scaling;
     }
     __syncthreads();
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int64_t total = P.nh + 2 * P.nkv;
-    const int64_t j1 = min((int64_t)(blockIdx.y + 1) * kQkHeads, total);
-    for (int64_t j = (int64_t)blockIdx.y * kQkHeads + warp; j < j1; j += kQkWarps) {
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int64_t j = (int64_t)blockIdx.y * kQkHeads + warp + r * kQkWarps;
+        if (j >= j1) continue;
         const int kind = j < P.nh ? 0 : j < P.nh + P.nkv ? 1 : 2; /* q, k, v */
         const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
         const int64_t off = (t * (kind == 0 ? P.nh : P.nkv) + h) * hd + lane * E;
         float v[E];
+        if constexpr (PF) {
+#pragma unroll
+            for (int e = 0; e < E; e++) v[e] = pre[r][e];
+        } else {
+            ld_e<E>((kind == 0 ? P.q : kind == 1 ? P.k : P.v) + off, v);
+        }
         if (kind == 2) {
-            ld_e<E>(P.v + off, v);
             st_kv<E>(P.vnew, P.kvt, off, v);
             continue;
         }
-        ld_e<E>((kind == 0 ? P.q : P.k) + off, v);
         if (P.rnd)
 #pragma unroll
             for (int e = 0; e < E; e++) v[e] = rbf(v[e]);
@@ -2744,9 +2848,13 @@ dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64
                       (uintptr_t)knew % (es * E) || (uintptr_t)vnew % (es * E));
     if (wk) {
         dim3 g((unsigned)n, (unsigned)((nh + 2 * nkv + kQkHeads - 1) / kQkHeads));
-        if (E == 4) k_qk_prep_w<4><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-        else if (E == 2) k_qk_prep_w<2><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-        else k_qk_prep_w<1><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        const bool pf = !(ci->pfd & kPfdNoQkPf);
+        if (E == 4) pf ? k_qk_prep_w<4, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
+                       : k_qk_prep_w<4, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else if (E == 2) pf ? k_qk_prep_w<2, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
+                            : k_qk_prep_w<2, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else pf ? k_qk_prep_w<1, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
+                : k_qk_prep_w<1, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
     } else {
         k_qk_prep<<<dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), 128, 0, ci->st>>>(P, ra);
     }
@@ -3292,6 +3400,10 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     }
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
+    const char *pfd = getenv("DPB_CUDA_PFD");
+    ci->pfd = pfd ? (strstr(pfd, "noattnround") ? kPfdNoAttnRound : 0) | (strstr(pfd, "noqkpf") ? kPfdNoQkPf : 0) |
+                        (strstr(pfd, "split2") ? kPfdSplit2 : 0)
+                  : 0;
     const char *pf2 = getenv("DPB_CUDA_PF2");
     ci->pf2 = pf2 ? (strstr(pf2, "noqk") ? kPf2NoQk : 0) | (strstr(pf2, "nocopy") ? kPf2NoCopy : 0) |
                         (strstr(pf2, "nomlp") ? kPf2NoMlp : 0)
