@@ -40,8 +40,6 @@ typedef enum dpb_attn_prefill_variant {
     DPB_ATTN_PREFILL_Q128_K128,    /* 8 warps x 16 rows, 128 keys */
     DPB_ATTN_PREFILL_Q128_K64_W4,  /* 4 warps x 32 rows, 64 keys (q through shared memory at head_dim 128) */
     DPB_ATTN_PREFILL_Q256_K64_W8,  /* 8 warps x 32 rows, 64 keys (likewise) */
-    DPB_ATTN_PREFILL_Q128_K64_2B,  /* 8 warps x 16 rows, 64 keys, q through shared memory, 2 blocks per SM */
-    DPB_ATTN_PREFILL_Q128_K32_2B,  /* 8 warps x 16 rows, 32 keys, likewise */
     DPB_ATTN_PREFILL_NVARIANTS
 } dpb_attn_prefill_variant;
 
@@ -66,6 +64,16 @@ dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_prefill_vari
  * head_dim elements) also those bf16 bits, in out's layout. */
 dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
                                        uint16_t *out_bf16, cudaStream_t st);
+
+/* dpb_attn_prefill_launch_out (variant auto) with q's preparation folded in: a->q holds q straight from its
+ * projection ([n, heads, head_dim], 16-byte aligned, left as it is), and each row's head vectors are prepared
+ * as the CUDA backend's qk_prep prepares q, bit for bit: rounded to bf16 when q_round, RMSNorm by q_norm (when
+ * not null; eps), rounded, RoPE with the cos / sin rows of rope_cos / rope_sin ([n][head_dim / 2] floats, the
+ * attention scaling included), rounded.  q_round must be true for the result to be the tensor-core kernel's
+ * (q bf16-exact). */
+dpb_status dpb_attn_prefill_launch_qprep(const dpb_attn_args *a, const uint16_t *q_norm, float eps,
+                                         const float *rope_cos, const float *rope_sin, bool q_round, bool round,
+                                         uint16_t *out_bf16, cudaStream_t st);
 
 #ifdef __cplusplus
 }

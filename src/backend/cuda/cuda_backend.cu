@@ -53,9 +53,8 @@ struct moe_table {
 constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4;
 /* DPB_CUDA_PFD words turning off session 5's dense-prefill changes (A/B): noattnround (the prefill attention
  * rounds its output and writes the bf16 side copy itself instead of a round_bf16 pass), noqkpf (k_qk_prep_w
- * loads its heads before the RoPE table); split2 (opt-in: a large GEMM as two halves of its output rows on two
- * streams at once, against the last wave's idle multiprocessors) */
-constexpr int kPfdNoAttnRound = 1, kPfdNoQkPf = 2, kPfdSplit2 = 4;
+ * loads its heads before the RoPE table), noqkattn (qk_prep_attention: q prepared inside the attention) */
+constexpr int kPfdNoAttnRound = 1, kPfdNoQkPf = 2, kPfdNoQkAttn = 4;
 /* round_bf16 leaves a bf16 side copy from this many elements (add_rmsnorm: from 5 rows; decode rounds run in
  * graphs, where there is none: the copy costs 2 bytes per element written where no GEMM takes it) */
 constexpr int64_t kSideCopyMin = 4096;
@@ -99,12 +98,7 @@ struct cuda_impl {
     int gemm_mode = 1;
     cublasLtHandle_t lt = nullptr;
     void *lt_ws = nullptr; /* cuBLASLt workspace (kLtWorkspace bytes, allocated at the first use) */
-    /* DPB_CUDA_PFD=split2: the second stream, its cuBLASLt workspace and the fork / join events */
-    cudaStream_t st2 = nullptr;
-    void *lt_ws2 = nullptr;
-    cudaEvent_t ev_fork = nullptr, ev_join = nullptr;
-    bool split_failed = false;
-    std::map<std::tuple<int, int, int, int, int, int, int, int>, struct lt_plan *> lt_plans;
+    std::map<std::tuple<int, int, int, int, int, int, int>, struct lt_plan *> lt_plans;
     /* bf16 side copy of the last prefill-sized swiglu_bf16, add_rmsnorm (bf16 mode) or round_bf16 output: the
      * next linear reading exactly that buffer takes it instead of converting the fp32 rows again; any write to
      * the range (dirty), the next side copy or that linear drops it. */
@@ -1404,11 +1398,6 @@ void op_destroy(dpb_backend *b)
     for (auto &kv : ci->allocs) cudaFree((void *)kv.first);
     for (auto &kv : ci->lt_plans) lt_plan_free(kv.second);
     if (ci->lt_ws) cudaFree(ci->lt_ws);
-    if (ci->lt_ws2) cudaFree(ci->lt_ws2);
-    if (ci->st2) cudaStreamSynchronize(ci->st2);
-    if (ci->ev_fork) cudaEventDestroy(ci->ev_fork);
-    if (ci->ev_join) cudaEventDestroy(ci->ev_join);
-    if (ci->st2) cudaStreamDestroy(ci->st2);
     if (ci->shadow) cudaFree(ci->shadow);
     if (ci->lt) cublasLtDestroy(ci->lt);
     if (ci->blas) cublasDestroy(ci->blas);
@@ -1475,9 +1464,8 @@ void lt_plan_free(lt_plan *p)
  * (writing C) and keeps the fastest: the host waits then, once per shape.  beta != 0 reuses the algorithm of
  * the same shape with beta = 0 (running it would add to C). */
 lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int nn, int k, bool beta1, const void *A,
-                     const uint16_t *B, float *C, int ldc = 0)
+                     const uint16_t *B, float *C)
 {
-    if (ldc < m) ldc = m;
     /* the pointers' alignments (up to 256 bytes) are part of the shape: the heuristic excludes what they rule out */
     auto align = [](const void *q) {
         uint32_t al = 256;
@@ -1486,7 +1474,7 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     };
     const uint32_t alA = align(A), alB = align(B), alC = align(C);
     const int alk = (int)(alA | alB << 9 | alC << 18);
-    const auto key = std::make_tuple(m, nn, k, (int)opA, lda, beta1 ? 1 : 0, alk, ldc);
+    const auto key = std::make_tuple(m, nn, k, (int)opA, lda, beta1 ? 1 : 0, alk);
     auto it = ci->lt_plans.find(key);
     if (it != ci->lt_plans.end()) return it->second->ok ? it->second : nullptr;
     const bool cap = capturing(ci);
@@ -1522,7 +1510,7 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
         cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, opA == CUBLAS_OP_T ? k : m, opA == CUBLAS_OP_T ? m : k, lda) !=
             CUBLAS_STATUS_SUCCESS ||
         cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, nn, k) != CUBLAS_STATUS_SUCCESS ||
-        cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, m, nn, ldc) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, m, nn, m) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb) !=
             CUBLAS_STATUS_SUCCESS ||
@@ -1543,7 +1531,7 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     p->algo = res[0].algo;
     p->ok = true;
     if (beta1) {
-        auto z = ci->lt_plans.find(std::make_tuple(m, nn, k, (int)opA, lda, 0, alk, ldc));
+        auto z = ci->lt_plans.find(std::make_tuple(m, nn, k, (int)opA, lda, 0, alk));
         if (z != ci->lt_plans.end() && z->second->ok) p->algo = z->second->algo;
         return p;
     }
@@ -1581,54 +1569,6 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     return p;
 }
 
-/* DPB_CUDA_PFD=split2: y = X W^T as two GEMMs, each over half of W's output rows, on ci->st and a second stream
- * at once (each with its own cuBLASLt workspace), joined back into ci->st.  True when it ran; false (nothing
- * enqueued) when the shape is small, a capture is on, or a resource or plan is missing. */
-bool gemm_split2(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, float *y)
-{
-    const int m = (int)w->out, k = (int)w->in, h = m / 2;
-    if (ci->split_failed || m < 2048 || nn < 512 || m % 16 || capturing(ci)) return false;
-    if (!ci->st2) {
-        if (cudaStreamCreateWithFlags(&ci->st2, cudaStreamNonBlocking) != cudaSuccess ||
-            cudaEventCreateWithFlags(&ci->ev_fork, cudaEventDisableTiming) != cudaSuccess ||
-            cudaEventCreateWithFlags(&ci->ev_join, cudaEventDisableTiming) != cudaSuccess ||
-            cudaMalloc(&ci->lt_ws2, kLtWorkspace) != cudaSuccess) {
-            cudaGetLastError();
-            ci->split_failed = true;
-            return false;
-        }
-        ci->workspace += kLtWorkspace;
-        note_peak(ci);
-    }
-    const cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
-    const int lda = w->transposed ? m : k;
-    const uint16_t *A0 = static_cast<const uint16_t *>(w->data);
-    const uint16_t *A1 = A0 + (w->transposed ? (size_t)h : (size_t)h * k);
-    lt_plan *p0 = lt_plan_get(ci, opA, lda, h, nn, k, false, A0, X, y, m);
-    lt_plan *p1 = lt_plan_get(ci, opA, lda, h, nn, k, false, A1, X, y + h, m);
-    if (!p0 || !p1) return false;
-    const float one = 1.0f, zero = 0.0f;
-    if (cudaEventRecord(ci->ev_fork, ci->st) != cudaSuccess || cudaStreamWaitEvent(ci->st2, ci->ev_fork, 0) != cudaSuccess) {
-        cudaGetLastError();
-        ci->split_failed = true;
-        return false;
-    }
-    bool ok = cublasLtMatmul(ci->lt, p0->op, &one, A0, p0->a, X, p0->b, &zero, y, p0->c, y, p0->c, &p0->algo, ci->lt_ws,
-                             kLtWorkspace, ci->st) == CUBLAS_STATUS_SUCCESS;
-    bool ok1 = cublasLtMatmul(ci->lt, p1->op, &one, A1, p1->a, X, p1->b, &zero, y + h, p1->c, y + h, p1->c, &p1->algo,
-                              ci->lt_ws2, kLtWorkspace, ci->st2) == CUBLAS_STATUS_SUCCESS;
-    /* the join is recorded whatever happened, so that ci->st never runs ahead of the second stream */
-    if (cudaEventRecord(ci->ev_join, ci->st2) != cudaSuccess || cudaStreamWaitEvent(ci->st, ci->ev_join, 0) != cudaSuccess) {
-        cudaGetLastError();
-        cudaStreamSynchronize(ci->st2);
-        ci->split_failed = true;
-    }
-    if (ok && ok1) return true;
-    /* a half did not run: the whole product again on ci->st (after the join) by the caller's path */
-    ci->split_failed = true;
-    return false;
-}
-
 /* y[nn rows, w->out] (fp32) = X[nn, w->in] (bf16) W^T + beta y, W bf16 in either layout. */
 dpb_status gemm_bf16(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, float beta, float *y)
 {
@@ -1636,7 +1576,6 @@ dpb_status gemm_bf16(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int 
     const float one = 1.0f;
     cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
     int lda = w->transposed ? m : k;
-    if (ci->gemm_mode != 2 && (ci->pfd & kPfdSplit2) && beta == 0.0f && gemm_split2(ci, w, X, nn, y)) return DPB_OK;
     if (ci->gemm_mode != 2) {
         lt_plan *p = lt_plan_get(ci, opA, lda, m, nn, k, beta != 0.0f, w->data, X, y);
         if (p && cublasLtMatmul(ci->lt, p->op, &one, w->data, p->a, X, p->b, &beta, y, p->c, y, p->c, &p->algo, ci->lt_ws,
@@ -2603,6 +2542,8 @@ struct qkprep_p {
     void *knew, *vnew;
     void *kc, *vc;  /* qk_prep_kv: the layer's cache, row t's k and v also go to slot pos[t] % slots; else null */
     int64_t slots;
+    int64_t hfirst = 0;                   /* k_qk_prep_w: heads from this one (nh: k and v only) */
+    float *tcs = nullptr, *tsn = nullptr; /* k_qk_prep_w: or the RoPE table rows [n][hd / 2] out */
 };
 
 /* element e of row t's k or v (the head's offset included) in the KV dtype, into the new rows and the cache slot */
@@ -2728,12 +2669,12 @@ __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, c
     const int64_t t = blockIdx.x;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int64_t total = P.nh + 2 * P.nkv;
-    const int64_t j1 = min((int64_t)(blockIdx.y + 1) * kQkHeads, total);
+    const int64_t j1 = min(P.hfirst + (int64_t)(blockIdx.y + 1) * kQkHeads, total);
     float pre[PF ? R : 1][E];
     if constexpr (PF) {
 #pragma unroll
         for (int r = 0; r < R; r++) {
-            const int64_t j = (int64_t)blockIdx.y * kQkHeads + warp + r * kQkWarps;
+            const int64_t j = P.hfirst + (int64_t)blockIdx.y * kQkHeads + warp + r * kQkWarps;
             if (j >= j1) continue;
             const int kind = j < P.nh ? 0 : j < P.nh + P.nkv ? 1 : 2;
             const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
@@ -2746,11 +2687,15 @@ __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, c
         const float ang = p * ra.inv_freq[i];
         cs[i] = (float)cos((double)ang) * ra.scaling;
         sn[i] = (float)sin((double)ang) * ra.scaling;
+        if (P.tcs && blockIdx.y == 0) {
+            P.tcs[t * half + i] = cs[i];
+            P.tsn[t * half + i] = sn[i];
+        }
     }
     __syncthreads();
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        const int64_t j = (int64_t)blockIdx.y * kQkHeads + warp + r * kQkWarps;
+        const int64_t j = P.hfirst + (int64_t)blockIdx.y * kQkHeads + warp + r * kQkWarps;
         if (j >= j1) continue;
         const int kind = j < P.nh ? 0 : j < P.nh + P.nkv ? 1 : 2; /* q, k, v */
         const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
@@ -3080,8 +3025,9 @@ dpb_status attention_batch_body(dpb_backend *b, const dpb_attn_batch_args *a, bo
     return launched("attention (batch) combine");
 }
 
-/* after an attention into out[n] that succeeded: round it when asked and the kernel did not, and note it rounded */
-dpb_status attention_rounded(cuda_impl *ci, dpb_backend *b, float *out, int64_t n, bool want, bool rounded)
+/* after an attention into out[n] that succeeded: round it when asked and the kernel did not, and note it rounded
+ * (q: the attention's query, whose own range is never extended over out: a later write to out would drop it) */
+dpb_status attention_rounded(cuda_impl *ci, dpb_backend *b, float *out, int64_t n, bool want, bool rounded, const void *q)
 {
     if (!want || n <= 0) return DPB_OK;
     if (!rounded) {
@@ -3094,7 +3040,7 @@ dpb_status attention_rounded(cuda_impl *ci, dpb_backend *b, float *out, int64_t 
      * 16 remembered ranges (q's among them) are not pushed out one part at a time */
     const uintptr_t a0 = (uintptr_t)out, a1 = a0 + (size_t)n * 4;
     for (auto &r : ci->rounded)
-        if (r.b == a0) {
+        if (r.b == a0 && !(r.a <= (uintptr_t)q && (uintptr_t)q < r.b)) {
             r.b = a1;
             return DPB_OK;
         }
@@ -3108,7 +3054,7 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     bool rounded = false;
     dpb_status s = attention_body(b, a, &rounded);
     if (s || a->n <= 0) return s;
-    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded);
+    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded, a->q);
 }
 
 dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
@@ -3116,7 +3062,58 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
     bool rounded = false;
     dpb_status s = attention_batch_body(b, a, &rounded);
     if (s || a->n <= 0) return s;
-    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded);
+    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded, a->q);
+}
+
+/* qk_prep then attention (backend.h) for a prefill chunk: qk_prep's k / v part (k_qk_prep_w from head nh on), which
+ * also leaves the rows' RoPE cos / sin in the workspace, then the tensor-core attention preparing each q head
+ * vector itself as qk_prep would (the same bits): q's fp32 rows are neither written back nor read again.
+ * DPB_E_UNSUPPORTED (nothing written) outside that path's conditions. */
+dpb_status op_qk_prep_attention(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
+                                const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
+                                const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew,
+                                const dpb_attn_args *a)
+{
+    cuda_impl *ci = impl_of(b);
+    const int64_t hd = rt->head_dim, E = hd / 32, half = hd / 2;
+    const bool ok = !(ci->pfd & kPfdNoQkAttn) && !(ci->pf2 & kPf2NoQk) && ci->prefill != kPrefillOld && round &&
+                    n > 8 && n <= INT32_MAX && (hd == 64 || hd == 128) && dt == DPB_KV_BF16 && a->n == n &&
+                    a->q == q && a->heads == nh && a->kv_heads == nkv && a->head_dim == hd && a->k_new == knew &&
+                    a->v_new == vnew && a->kv_dtype == dt && (!q_norm) == (!k_norm) && nh + 2 * nkv <= 65535 &&
+                    !((uintptr_t)q % 16 || (uintptr_t)k % (4 * E) || (uintptr_t)v % (4 * E) ||
+                      (uintptr_t)knew % (2 * E) || (uintptr_t)vnew % (2 * E)) &&
+                    dpb_attn_prefill_supports(a) && !capturing(ci);
+    if (!ok) return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep_attention: not a bf16 tensor-core prefill");
+    dirty(ci, q, (size_t)(n * nh * hd) * 4);
+    dirty(ci, k, (size_t)(n * nkv * hd) * 4);
+    dirty(ci, knew, (size_t)(n * nkv * hd) * 2);
+    dirty(ci, vnew, (size_t)(n * nkv * hd) * 2);
+    const int64_t el = n * nh * hd;
+    dirty(ci, a->out, (size_t)el * 4);
+    void *ws;
+    dpb_status s = ws_get(ci, (size_t)(2 * n * half) * 4, &ws);
+    if (s) return s;
+    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, 1, (int)dt, knew, vnew, nullptr, nullptr, 0};
+    P.hfirst = nh;
+    P.tcs = static_cast<float *>(ws);
+    P.tsn = P.tcs + n * half;
+    rope_args ra;
+    ra.head_dim = hd;
+    ra.scaling = rt->attention_scaling;
+    memcpy(ra.inv_freq, rt->inv_freq, sizeof ra.inv_freq);
+    dim3 g((unsigned)n, (unsigned)((2 * nkv + kQkHeads - 1) / kQkHeads));
+    const bool pf = !(ci->pfd & kPfdNoQkPf);
+    if (E == 4) pf ? k_qk_prep_w<4, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
+                   : k_qk_prep_w<4, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+    else pf ? k_qk_prep_w<2, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
+            : k_qk_prep_w<2, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+    if ((s = launched("qk_prep_attention (k, v)"))) return s;
+    const bool rnd = a->round_out && !(ci->pfd & kPfdNoAttnRound);
+    uint16_t *sh = nullptr;
+    if (rnd && el >= kSideCopyMin && !(ci->pf2 & kPf2NoCopy) && (s = shadow_get(ci, (size_t)el, &sh))) return s;
+    if ((s = dpb_attn_prefill_launch_qprep(a, q_norm, eps, P.tcs, P.tsn, true, rnd, sh, ci->st))) return s;
+    if (sh) shadow_set(ci, a->out, (size_t)el * 4);
+    return attention_rounded(ci, b, a->out, el, a->round_out, rnd, a->q);
 }
 
 dpb_status op_graph_begin(dpb_backend *b)
@@ -3326,7 +3323,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
     op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16, op_router, op_qk_prep_kv,
-    op_swiglu_down,
+    op_swiglu_down, op_qk_prep_attention,
 };
 
 } // namespace
@@ -3402,7 +3399,7 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     const char *pfd = getenv("DPB_CUDA_PFD");
     ci->pfd = pfd ? (strstr(pfd, "noattnround") ? kPfdNoAttnRound : 0) | (strstr(pfd, "noqkpf") ? kPfdNoQkPf : 0) |
-                        (strstr(pfd, "split2") ? kPfdSplit2 : 0)
+                        (strstr(pfd, "noqkattn") ? kPfdNoQkAttn : 0)
                   : 0;
     const char *pf2 = getenv("DPB_CUDA_PF2");
     ci->pf2 = pf2 ? (strstr(pf2, "noqk") ? kPf2NoQk : 0) | (strstr(pf2, "nocopy") ? kPf2NoCopy : 0) |
