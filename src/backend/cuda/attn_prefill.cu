@@ -104,7 +104,7 @@ __device__ __forceinline__ float qp_rbf(float f) { return bf16f(f2bf(f)); }
 /* One head vector of q (row t, E = HD / 32 consecutive values per lane) prepared exactly as k_qk_prep_w
  * (cuda_backend.cu) prepares it: the same operations in the same order, so the same bits. */
 template <int E>
-__device__ __forceinline__ void qp_head(const fa_p &P, int t, int lane, float *v, float *o)
+__device__ __forceinline__ void qp_head(const fa_p &P, int lane, float *v, const float *cs, const float *sn, float *o)
 {
     constexpr int hd = 32 * E, half = 16 * E;
     if (P.qrnd)
@@ -132,12 +132,11 @@ __device__ __forceinline__ void qp_head(const fa_p &P, int t, int lane, float *v
         }
     }
     const bool lo = lane < 16;
-    const float *cs = P.rcs + (int64_t)t * half, *sn = P.rsn + (int64_t)t * half;
+    (void)half;
 #pragma unroll
     for (int e = 0; e < E; e++) {
         const float other = __shfl_xor_sync(0xffffffffu, v[e], 16);
-        const int fi = (lane & 15) * E + e;
-        const float c = __ldg(cs + fi), s = __ldg(sn + fi);
+        const float c = cs[e], s = sn[e]; /* the table's entries (lane & 15) * E + e */
         const float a = lo ? v[e] : other, b2 = lo ? other : v[e];
         o[e] = lo ? __fsub_rn(__fmul_rn(a, c), __fmul_rn(b2, s)) : __fadd_rn(__fmul_rn(b2, c), __fmul_rn(a, s));
     }
@@ -212,20 +211,34 @@ __global__ void __launch_bounds__(NW * 32) k_fa_prefill(const fa_p P)
     if constexpr (QP) {
         /* q straight from its projection: each warp prepares its own rows (one head vector at a time, HD / 32
          * consecutive elements per lane) as qk_prep does, into the shared tile; then fragments from there */
-        constexpr int E = HD / 32, HALF = HD / 2;
-        for (int rr = 0; rr < 16 * MW; rr++) {
-            const int r = warp * 16 * MW + rr, t = t0 + r;
-            uint32_t hb[(E + 1) / 2] = {};
-            if (t < P.n) {
-                float v[E], o[E];
-                qp_load<E>(P.q + ((int64_t)t * P.heads + h) * HD + lane * E, v);
-                qp_head<E>(P, t, lane, v, o);
+        constexpr int E = HD / 32, HALF = HD / 2, RB = 8; /* rows whose loads are in flight together */
+        for (int r0 = 0; r0 < 16 * MW; r0 += RB) {
+            float v[RB][E], cs[RB][E], sn[RB][E];
 #pragma unroll
-                for (int e = 0; e < E; e++) hb[e / 2] |= (uint32_t)f2bf(o[e]) << (16 * (e % 2));
+            for (int i = 0; i < RB; i++) {
+                const int t = t0 + warp * 16 * MW + r0 + i;
+                if (t < P.n) {
+                    qp_load<E>(P.q + ((int64_t)t * P.heads + h) * HD + lane * E, v[i]);
+#pragma unroll
+                    for (int e = 0; e < E; e++) {
+                        cs[i][e] = __ldg(P.rcs + (int64_t)t * HALF + (lane & 15) * E + e);
+                        sn[i][e] = __ldg(P.rsn + (int64_t)t * HALF + (lane & 15) * E + e);
+                    }
+                }
             }
-            if constexpr (E == 4) *reinterpret_cast<uint2 *>(sq + r * STR + lane * E) = make_uint2(hb[0], hb[1]);
-            else *reinterpret_cast<uint32_t *>(sq + r * STR + lane * E) = hb[0];
-            (void)HALF;
+#pragma unroll
+            for (int i = 0; i < RB; i++) {
+                const int r = warp * 16 * MW + r0 + i, t = t0 + r;
+                uint32_t hb[(E + 1) / 2] = {};
+                if (t < P.n) {
+                    float o[E];
+                    qp_head<E>(P, lane, v[i], cs[i], sn[i], o);
+#pragma unroll
+                    for (int e = 0; e < E; e++) hb[e / 2] |= (uint32_t)f2bf(o[e]) << (16 * (e % 2));
+                }
+                if constexpr (E == 4) *reinterpret_cast<uint2 *>(sq + r * STR + lane * E) = make_uint2(hb[0], hb[1]);
+                else *reinterpret_cast<uint32_t *>(sq + r * STR + lane * E) = hb[0];
+            }
         }
         __syncwarp();
         if constexpr (!QS) {
