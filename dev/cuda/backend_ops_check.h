@@ -1067,7 +1067,6 @@ static void opc_run_moe_grouped(opc *c)
 /* Attention with many query rows (the prefill paths): gpt-oss's heads
  * (64 / 8, head_dim 64, sinks, full and sliding), other head_dims; then with
  * q bf16-exact (the tensor-core kernel for bf16 KV at head_dim 64 / 128). */
-static void opc_run_qk_prep_attention(opc *c);
 static void opc_run_attn_prefill(opc *c, int big)
 {
     opc_attention(c, 64, 0, 64, 8, 64, 4096, 0, DPB_KV_BF16, true);
@@ -1091,86 +1090,12 @@ static void opc_run_attn_prefill(opc *c, int big)
     opc_attention_q(c, 65, 3, 14, 2, 128, 80, 0, DPB_KV_BF16, true, true);       /* ratio 7, sinks */
     opc_attention_q(c, 2, 40, 8, 1, 64, 64, 16, DPB_KV_BF16, false, true);       /* 2 rows, window < tile */
     opc_attention_q(c, 70, 0, 4, 4, 128, 128, 50, DPB_KV_BF16, true, true);      /* window inside the chunk */
-    opc_run_qk_prep_attention(c);
     if (big) {
         opc_attention_q(c, 2048, 30000, 8, 1, 64, 4096, 128, DPB_KV_BF16, true, true); /* sliding, deep */
         opc_attention_q(c, 64, 30000, 2, 1, 128, 1000, 0, DPB_KV_BF16, false, true);  /* 30k keys, small ring */
         opc_attention_q(c, 2048, 0, 2, 1, 128, 2048, 0, DPB_KV_BF16, false, true);    /* full 2048 */
         opc_attention_q(c, 300, 1500, 7, 1, 128, 3000, 0, DPB_KV_BF16, true, true);   /* ratio 7, sinks, cache */
     }
-}
-
-/* qk_prep_attention (a prefill chunk's qk_prep + attention in one operation) against the device's own qk_prep then
- * attention on the same inputs: out (within 0, i.e. the same values), knew and vnew bit for bit, no NaN; rout:
- * round_out.  The outputs start as NaN. */
-static void opc_qk_prep_attention(opc *c, int64_t n, int64_t pos0, int64_t nh, int64_t nkv, int64_t hd, int64_t slots,
-                                  int64_t window, bool qnorm, bool sinks, bool rout)
-{
-    const dpb_backend_ops *D = c->dev->ops;
-    if (!D->qk_prep_attention || !D->qk_prep) return;
-    char name[200];
-    snprintf(name, sizeof name, "qk_prep_attention n=%lld pos0=%lld %lld/%lld hd=%lld slots=%lld W=%lld%s%s%s", (long long)n,
-             (long long)pos0, (long long)nh, (long long)nkv, (long long)hd, (long long)slots, (long long)window,
-             qnorm ? " q_norm" : "", sinks ? " sinks" : "", rout ? " round_out" : "");
-    dpb_rope_table rt;
-    memset(&rt, 0, sizeof rt);
-    rt.head_dim = hd;
-    rt.attention_scaling = 1.1f;
-    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
-    int64_t *pos = malloc((size_t)n * 8);
-    for (int64_t t = 0; t < n; t++) pos[t] = pos0 + t;
-    const size_t qc = (size_t)(n * nh * hd), kc = (size_t)(n * nkv * hd), cc = (size_t)(slots * nkv * hd);
-    float *q = opc_fv(c, qc, 2), *k = opc_fv(c, kc, 2), *v = opc_fv(c, kc, 2);
-    uint16_t *qn = opc_bv(c, (size_t)hd, 2), *kn = opc_bv(c, (size_t)hd, 2), *sk = opc_bv(c, (size_t)nh, 3);
-    uint16_t *kcache = opc_bv(c, cc, 1), *vcache = opc_bv(c, cc, 1);
-    int64_t *pd = opc_up(c, pos, (size_t)n * 8);
-    uint16_t *qnd = opc_up(c, qn, (size_t)hd * 2), *knw = opc_up(c, kn, (size_t)hd * 2), *skd = opc_up(c, sk, (size_t)nh * 2);
-    void *kcd = opc_up(c, kcache, cc * 2), *vcd = opc_up(c, vcache, cc * 2);
-    void *d[2][6] = {{0}}; /* q, k, v, knew, vnew, out */
-    int ok = pd && qnd && knw && skd && kcd && vcd;
-    for (int w = 0; w < 2 && ok; w++) {
-        d[w][0] = opc_up(c, q, qc * 4); d[w][1] = opc_up(c, k, kc * 4); d[w][2] = opc_up(c, v, kc * 4);
-        d[w][3] = opc_nan(c, kc * 2); d[w][4] = opc_nan(c, kc * 2); d[w][5] = opc_nan(c, qc * 4);
-        for (int i = 0; i < 6; i++) ok = ok && d[w][i];
-    }
-    const uint16_t *qq = qnorm ? qnd : NULL, *kk = qnorm ? knw : NULL;
-    dpb_attn_args a[2];
-    for (int w = 0; w < 2; w++) {
-        dpb_attn_args t = {n, pos0, nh, nkv, hd, d[w][0], d[w][3], d[w][4], kcd, vcd, slots, window, DPB_KV_BF16,
-                           sinks ? skd : NULL, 1.0f / sqrtf((float)hd), d[w][5], pd, rout};
-        a[w] = t;
-    }
-    if (ok && opc_st(c, name, D->qk_prep(c->dev, d[0][0], d[0][1], d[0][2], n, nh, nkv, qq, kk, 1e-6f, pd, &rt, true,
-                                         DPB_KV_BF16, d[0][3], d[0][4])) &&
-        opc_st(c, name, D->attention(c->dev, &a[0])) &&
-        opc_st(c, name, D->qk_prep_attention(c->dev, d[1][0], d[1][1], d[1][2], n, nh, nkv, qq, kk, 1e-6f, pd, &rt, true,
-                                             DPB_KV_BF16, d[1][3], d[1][4], &a[1]))) {
-        char n2[240];
-        float *o0 = opc_down(c, name, d[0][5], qc * 4);
-        snprintf(n2, sizeof n2, "%s out", name);
-        if (o0) opc_cmp(c, n2, d[1][5], o0, qc, 0.0);
-        free(o0);
-        for (int i = 3; i < 5; i++) {
-            snprintf(n2, sizeof n2, "%s %s", name, i == 3 ? "knew" : "vnew");
-            void *h = opc_down(c, n2, d[0][i], kc * 2);
-            if (h) opc_same(c, n2, d[1][i], h, kc * 2);
-            free(h);
-        }
-    }
-    for (int w = 0; w < 2; w++)
-        for (int i = 0; i < 6; i++) opc_free(c, d[w][i]);
-    opc_free(c, pd); opc_free(c, qnd); opc_free(c, knw); opc_free(c, skd); opc_free(c, kcd); opc_free(c, vcd);
-    free(pos); free(q); free(k); free(v); free(qn); free(kn); free(sk); free(kcache); free(vcache);
-}
-
-static void opc_run_qk_prep_attention(opc *c)
-{
-    opc_qk_prep_attention(c, 200, 77, 16, 2, 128, 512, 0, true, false, true);   /* Qwen3: q/k norms, ratio 8 */
-    opc_qk_prep_attention(c, 200, 77, 16, 2, 128, 512, 0, true, false, false);  /* without round_out */
-    opc_qk_prep_attention(c, 150, 0, 14, 2, 128, 256, 0, false, false, true);   /* Yi: no norms, ratio 7 */
-    opc_qk_prep_attention(c, 333, 1000, 64, 8, 64, 256, 128, false, true, true); /* gpt-oss sliding, ring, sinks */
-    opc_qk_prep_attention(c, 100, 5, 8, 1, 64, 128, 0, false, true, true);       /* gpt-oss full, sinks */
-    opc_qk_prep_attention(c, 9, 3, 4, 4, 128, 64, 0, true, false, true);         /* 9 rows */
 }
 
 /* big != 0: include the gpt-oss-sized shapes (slower reference). */

@@ -244,17 +244,6 @@ typedef struct dpb_backend_ops {
      * output as fp32 rows when only the down projection reads it. */
     dpb_status (*swiglu_down)(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, const dpb_weight *down,
                               const uint16_t *b_down, float *out);
-    /* Optional (NULL: the engine calls qk_prep, then attention): one chunk of one sequence's rows in one
-     * operation, the same as
-     *   qk_prep(q, k, v, n, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew); attention(a)
-     * where a->q == q, a->n == n, a->heads == nh, a->kv_heads == nkv, a->k_new == knew, a->v_new == vnew,
-     * a->kv_dtype == dt and pos[t] == a->pos0 + t; q and k are left unspecified (a backend may prepare q inside
-     * its attention instead of writing it back).  DPB_E_UNSUPPORTED, having written nothing, for what it does
-     * not take (the caller then makes the two calls). */
-    dpb_status (*qk_prep_attention)(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh,
-                                    int64_t nkv, const uint16_t *q_norm, const uint16_t *k_norm, float eps,
-                                    const int64_t *pos, const dpb_rope_table *rt, bool round, dpb_kv_dtype dt,
-                                    void *knew, void *vnew, const dpb_attn_args *a);
 } dpb_backend_ops;
 
 struct dpb_backend {

@@ -239,17 +239,6 @@ static dpb_status w_swiglu_down(dpb_backend *b, float *g, float *u, int64_t n, i
     return done(b, CALL(b, swiglu_down, g, u, n, I, down, bd, out), t0, "swiglu_down n=%lld", (long long)n);
 }
 
-static dpb_status w_qk_prep_attention(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh,
-                                      int64_t nkv, const uint16_t *qn, const uint16_t *kn, float eps, const int64_t *pos,
-                                      const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew,
-                                      const dpb_attn_args *a)
-{
-    uint64_t t0 = dpb_now_ns();
-    return done(b, CALL(b, qk_prep_attention, q, k, v, n, nh, nkv, qn, kn, eps, pos, rt, round, dt, knew, vnew, a), t0,
-                "qk_prep_attention hd=%lld n=%lld ctx<=%lld", (long long)rt->head_dim, (long long)n,
-                (long long)(a->pos0 + n));
-}
-
 static int by_total(const void *a, const void *b)
 {
     const prof_row *x = a, *y = b;
@@ -348,7 +337,6 @@ dpb_status dpb_backend_prof_wrap(dpb_backend *inner, const char *path, dpb_backe
     o->linear_multi = io->linear_multi ? w_linear_multi : NULL;
     o->swiglu_bf16 = io->swiglu_bf16 ? w_swiglu_bf16 : NULL;
     o->swiglu_down = io->swiglu_down ? w_swiglu_down : NULL;
-    o->qk_prep_attention = io->qk_prep_attention ? w_qk_prep_attention : NULL;
     o->router = io->router ? w_router : NULL;
     o->qk_prep_kv = io->qk_prep_kv ? w_qk_prep_kv : NULL;
     p->inner = inner;

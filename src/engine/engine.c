@@ -537,20 +537,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
             else if (st != DPB_E_UNSUPPORTED) return st;
             else dpb_error_clear();
         }
-        /* a prefill chunk of one sequence: qk_prep and attention in one operation where the backend has it */
-        bool fused = false;
-        if (!kv_done && np == 1 && nrows > 8 && ops->qk_prep_attention && !attn_batched(e, np, nrows)) {
-            const part *pp = &parts[0];
-            dpb_attn_args a = {pp->n, pp->pos0, nh, nkv, hd, e->q, e->knew, e->vnew, e->kc[pp->seq * L + l],
-                               e->vc[pp->seq * L + l], e->slots[l], lw->sliding ? c->sliding_window : 0, e->kvdt,
-                               lw->sinks, m->attn_scale, e->att, devpos ? e->pos_dev : NULL, rb};
-            st = ops->qk_prep_attention(be, e->q, e->k, e->v, nrows, nh, nkv, lw->q_norm, lw->k_norm, eps, e->pos_dev,
-                                        &m->rope, rb, e->kvdt, e->knew, e->vnew, &a);
-            if (st == DPB_OK) fused = true;
-            else if (st != DPB_E_UNSUPPORTED) return st;
-            else dpb_error_clear();
-        }
-        if (!kv_done && !fused) CK(qk_prep(e, lw, nrows));
+        if (!kv_done) CK(qk_prep(e, lw, nrows));
         bool batched = false;
         if (attn_batched(e, np, nrows)) {
             dpb_attn_batch_args a = {np, nh, nkv, hd, e->q, e->knew, e->vnew, e->kvtab + (2 * l) * e->max_seqs,
@@ -564,7 +551,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
             } else if (st) return st;
             else batched = true;
         }
-        for (int p = 0; p < np && !batched && !fused; p++) {
+        for (int p = 0; p < np && !batched; p++) {
             const part *pp = &parts[p];
             dpb_attn_args a = {pp->n, pp->pos0, nh, nkv, hd, e->q + pp->row * qd,
                                (char *)e->knew + (size_t)(pp->row * kvd) * es, (char *)e->vnew + (size_t)(pp->row * kvd) * es,

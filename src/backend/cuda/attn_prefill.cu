@@ -15,12 +15,6 @@ struct fa_p {
     float *out;
     uint16_t *obf; /* or null: the output's bf16 bits too (rnd set) */
     int rnd;       /* out rounded to bf16 as it is written (round_bf16's rule) */
-    /* qprep: q holds the projection's rows; each head vector is prepared as qk_prep prepares q: rounded to bf16
-     * (qrnd), RMSNorm by qn (when not null, eps), RoPE by the table rows rcs / rsn [n][HD / 2], rounded */
-    int qprep, qrnd;
-    const uint16_t *qn;
-    float eps;
-    const float *rcs, *rsn;
     int64_t row;   /* elements per KV row: kv_heads * head_dim */
     int n, pos0, slots, window, heads, group, qtiles;
     float sl2;     /* scale * log2(e) */
@@ -88,73 +82,16 @@ __device__ __forceinline__ void put2(const fa_p &P, int64_t e, float x, float y)
     *reinterpret_cast<float2 *>(P.out + e) = make_float2(x, y);
 }
 
-/* the same warp sum as the backend's wsum (qk_prep's order) */
-__device__ __forceinline__ float qp_wsum(float v)
-{
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-template <int E> __device__ __forceinline__ void qp_load(const float *p, float *v)
-{
-    if constexpr (E == 4) { const float4 a = *reinterpret_cast<const float4 *>(p); v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; }
-    else { const float2 a = *reinterpret_cast<const float2 *>(p); v[0] = a.x; v[1] = a.y; }
-}
-__device__ __forceinline__ float qp_rbf(float f) { return bf16f(f2bf(f)); }
-/* One head vector of q (row t, E = HD / 32 consecutive values per lane) prepared exactly as k_qk_prep_w
- * (cuda_backend.cu) prepares it: the same operations in the same order, so the same bits. */
-template <int E>
-__device__ __forceinline__ void qp_head(const fa_p &P, int lane, float *v, const float *cs, const float *sn, float *o)
-{
-    constexpr int hd = 32 * E, half = 16 * E;
-    if (P.qrnd)
-#pragma unroll
-        for (int e = 0; e < E; e++) v[e] = qp_rbf(v[e]);
-    if (P.qn) {
-        float sq[E], tot = 0.f;
-#pragma unroll
-        for (int e = 0; e < E; e++) sq[e] = __fmul_rn(v[e], v[e]);
-#pragma unroll
-        for (int w = 0; w < E; w++) {
-            float z = 0.f;
-#pragma unroll
-            for (int e = 0; e < E; e++) {
-                const float u = __shfl_sync(0xffffffffu, sq[e], (32 / E) * w + lane / E);
-                if (lane % E == e) z = u;
-            }
-            tot += qp_wsum(z);
-        }
-        const float s = 1.0f / sqrtf(tot / (float)hd + P.eps);
-#pragma unroll
-        for (int e = 0; e < E; e++) {
-            const float y = bf16f(__ldg(P.qn + lane * E + e)) * (v[e] * s);
-            v[e] = P.qrnd ? qp_rbf(y) : y;
-        }
-    }
-    const bool lo = lane < 16;
-    (void)half;
-#pragma unroll
-    for (int e = 0; e < E; e++) {
-        const float other = __shfl_xor_sync(0xffffffffu, v[e], 16);
-        const float c = cs[e], s = sn[e]; /* the table's entries (lane & 15) * E + e */
-        const float a = lo ? v[e] : other, b2 = lo ? other : v[e];
-        o[e] = lo ? __fsub_rn(__fmul_rn(a, c), __fmul_rn(b2, s)) : __fadd_rn(__fmul_rn(b2, c), __fmul_rn(a, s));
-    }
-    if (P.qrnd)
-#pragma unroll
-        for (int e = 0; e < E; e++) o[e] = qp_rbf(o[e]);
-}
-
 /* Block (query tile, head): NW warps, each MW x 16 query rows; BC keys per tile.  QS: q goes through
  * shared memory (ldmatrix per k-step) instead of living in registers as fragments.
  * Shared memory: [QS: BR rows of q] then 2 stages x (K, V) x BC rows of HD bf16; every row is padded by
  * 16 bytes so that ldmatrix's 8 row addresses fall in different banks. */
-template <int HD, int NW, int BC, int MW, bool QS, bool QP>
+template <int HD, int NW, int BC, int MW, bool QS>
 __global__ void __launch_bounds__(NW * 32) k_fa_prefill(const fa_p P)
 {
     constexpr int BR = 16 * MW * NW, NT = 32 * NW, STR = HD + 8, CH = HD / 8;
-    constexpr int TILE = BC * STR;                 /* elements of one K or V tile */
-    constexpr int QTILE = QS || QP ? BR * STR : 0; /* elements of the q tile */
+    constexpr int TILE = BC * STR;           /* elements of one K or V tile */
+    constexpr int QTILE = QS ? BR * STR : 0; /* elements of the q tile */
     static_assert((BC * CH) % NT == 0 && NT % CH == 0, "tile load must divide evenly");
     extern __shared__ __align__(16) uint16_t sm[];
     uint16_t *const sq = sm, *const skv = sm + QTILE;
@@ -208,49 +145,7 @@ __global__ void __launch_bounds__(NW * 32) k_fa_prefill(const fa_p P)
 
     /* q: A-operand fragments in registers, or the bf16 tile in shared memory */
     uint32_t qf[QS ? 1 : MW][QS ? 1 : HD / 16][4];
-    if constexpr (QP) {
-        /* q straight from its projection: each warp prepares its own rows (one head vector at a time, HD / 32
-         * consecutive elements per lane) as qk_prep does, into the shared tile; then fragments from there */
-        constexpr int E = HD / 32, HALF = HD / 2, RB = 8; /* rows whose loads are in flight together */
-        for (int r0 = 0; r0 < 16 * MW; r0 += RB) {
-            float v[RB][E], cs[RB][E], sn[RB][E];
-#pragma unroll
-            for (int i = 0; i < RB; i++) {
-                const int t = t0 + warp * 16 * MW + r0 + i;
-                if (t < P.n) {
-                    qp_load<E>(P.q + ((int64_t)t * P.heads + h) * HD + lane * E, v[i]);
-#pragma unroll
-                    for (int e = 0; e < E; e++) {
-                        cs[i][e] = __ldg(P.rcs + (int64_t)t * HALF + (lane & 15) * E + e);
-                        sn[i][e] = __ldg(P.rsn + (int64_t)t * HALF + (lane & 15) * E + e);
-                    }
-                }
-            }
-#pragma unroll
-            for (int i = 0; i < RB; i++) {
-                const int r = warp * 16 * MW + r0 + i, t = t0 + r;
-                uint32_t hb[(E + 1) / 2] = {};
-                if (t < P.n) {
-                    float o[E];
-                    qp_head<E>(P, lane, v[i], cs[i], sn[i], o);
-#pragma unroll
-                    for (int e = 0; e < E; e++) hb[e / 2] |= (uint32_t)f2bf(o[e]) << (16 * (e % 2));
-                }
-                if constexpr (E == 4) *reinterpret_cast<uint2 *>(sq + r * STR + lane * E) = make_uint2(hb[0], hb[1]);
-                else *reinterpret_cast<uint32_t *>(sq + r * STR + lane * E) = hb[0];
-            }
-        }
-        __syncwarp();
-        if constexpr (!QS) {
-            const uint32_t qa0 = smem_u32(sq + (warp * 16 * MW + ((lane / 8) % 2) * 8 + lane % 8) * STR + (lane / 16) * 8);
-#pragma unroll
-            for (int mi = 0; mi < MW; mi++)
-#pragma unroll
-                for (int kk = 0; kk < HD / 16; kk++)
-                    ldsm4(qf[mi][kk][0], qf[mi][kk][1], qf[mi][kk][2], qf[mi][kk][3],
-                          qa0 + (uint32_t)((mi * 16 * STR + kk * 16) * 2));
-        }
-    } else if constexpr (!QS) {
+    if constexpr (!QS) {
 #pragma unroll
         for (int mi = 0; mi < MW; mi++) {
             const int ta = wr0 + mi * 16 + g, tb = ta + 8;
@@ -454,17 +349,15 @@ __global__ void __launch_bounds__(NW * 32) k_fa_prefill(const fa_p P)
     }
 }
 
-/* QP: q prepared in the kernel (P.qprep) */
-template <int HD, int NW, int BC, int MW, bool QP>
-dpb_status launch_qp(const fa_p &P, cudaStream_t st)
+template <int HD, int NW, int BC, int MW>
+dpb_status launch(const fa_p &P, cudaStream_t st)
 {
     constexpr int BR = 16 * MW * NW;
-    /* q fragments of 2 m-tiles at head_dim 128 would take 64 registers */
-    constexpr bool QS = HD == 128 && MW > 1;
-    constexpr size_t shm = ((QS || QP ? (size_t)BR : 0) + (size_t)2 * 2 * BC) * (HD + 8) * 2;
+    constexpr bool QS = HD == 128 && MW > 1; /* q fragments of 2 m-tiles at head_dim 128 would take 64 registers */
+    constexpr size_t shm = ((QS ? (size_t)BR : 0) + (size_t)2 * 2 * BC) * (HD + 8) * 2;
     static bool attr_set = false; /* benign race: every caller sets the same value */
     if (!attr_set) {
-        cudaError_t e = cudaFuncSetAttribute(k_fa_prefill<HD, NW, BC, MW, QS, QP>,
+        cudaError_t e = cudaFuncSetAttribute(k_fa_prefill<HD, NW, BC, MW, QS>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
         if (e != cudaSuccess)
             return dpb_error_set(DPB_E_INTERNAL, "cuda attention (tensor cores): %zu bytes of shared memory: %s", shm,
@@ -473,16 +366,11 @@ dpb_status launch_qp(const fa_p &P, cudaStream_t st)
     }
     fa_p Q = P;
     Q.qtiles = (P.n + BR - 1) / BR;
-    k_fa_prefill<HD, NW, BC, MW, QS, QP><<<dim3((unsigned)Q.qtiles, (unsigned)P.heads), NW * 32, shm, st>>>(Q);
+    k_fa_prefill<HD, NW, BC, MW, QS><<<dim3((unsigned)Q.qtiles, (unsigned)P.heads), NW * 32, shm, st>>>(Q);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)
         return dpb_error_set(DPB_E_INTERNAL, "cuda attention (tensor cores): %s", cudaGetErrorString(e));
     return DPB_OK;
-}
-template <int HD, int NW, int BC, int MW>
-dpb_status launch(const fa_p &P, cudaStream_t st)
-{
-    return P.qprep ? launch_qp<HD, NW, BC, MW, true>(P, st) : launch_qp<HD, NW, BC, MW, false>(P, st);
 }
 
 template <int HD>
@@ -547,36 +435,8 @@ extern "C" dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_p
     return dpb_attn_prefill_launch_out(a, v, false, nullptr, st);
 }
 
-namespace {
-struct qprep_in {
-    const uint16_t *qn;
-    float eps;
-    const float *cs, *sn;
-    bool round;
-};
-dpb_status launch_common(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round, uint16_t *out_bf16,
-                         const qprep_in *qp, cudaStream_t st);
-} // namespace
-
 extern "C" dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
                                                   uint16_t *out_bf16, cudaStream_t st)
-{
-    return launch_common(a, v, round, out_bf16, nullptr, st);
-}
-
-extern "C" dpb_status dpb_attn_prefill_launch_qprep(const dpb_attn_args *a, const uint16_t *q_norm, float eps,
-                                                    const float *rope_cos, const float *rope_sin, bool q_round,
-                                                    bool round, uint16_t *out_bf16, cudaStream_t st)
-{
-    if (!rope_cos || !rope_sin || !aligned(a->q, 16))
-        return dpb_error_set(DPB_E_ARG, "cuda attention (tensor cores, q prepared): needs the RoPE table and q 16-byte aligned");
-    const qprep_in qp = {q_norm, eps, rope_cos, rope_sin, q_round};
-    return launch_common(a, DPB_ATTN_PREFILL_AUTO, round, out_bf16, &qp, st);
-}
-
-namespace {
-dpb_status launch_common(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round, uint16_t *out_bf16,
-                         const qprep_in *qp, cudaStream_t st)
 {
     if (out_bf16 && (!round || !aligned(out_bf16, 4)))
         return dpb_error_set(DPB_E_ARG, "cuda attention (tensor cores): a bf16 copy of the output needs round and 4-byte alignment");
@@ -599,12 +459,6 @@ dpb_status launch_common(const dpb_attn_args *a, dpb_attn_prefill_variant v, boo
     P.out = a->out;
     P.obf = out_bf16;
     P.rnd = round ? 1 : 0;
-    P.qprep = qp ? 1 : 0;
-    P.qrnd = qp && qp->round ? 1 : 0;
-    P.qn = qp ? qp->qn : nullptr;
-    P.eps = qp ? qp->eps : 0.f;
-    P.rcs = qp ? qp->cs : nullptr;
-    P.rsn = qp ? qp->sn : nullptr;
     P.row = a->kv_heads * a->head_dim;
     P.n = (int)a->n;
     P.pos0 = (int)a->pos0;
@@ -619,4 +473,3 @@ dpb_status launch_common(const dpb_attn_args *a, dpb_attn_prefill_variant v, boo
     if (a->head_dim == 64) return launch_hd<64>(P, v, st);
     return launch_hd<128>(P, v, st);
 }
-} // namespace

@@ -65,16 +65,6 @@ dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_prefill_vari
 dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
                                        uint16_t *out_bf16, cudaStream_t st);
 
-/* dpb_attn_prefill_launch_out (variant auto) with q's preparation folded in: a->q holds q straight from its
- * projection ([n, heads, head_dim], 16-byte aligned, left as it is), and each row's head vectors are prepared
- * as the CUDA backend's qk_prep prepares q, bit for bit: rounded to bf16 when q_round, RMSNorm by q_norm (when
- * not null; eps), rounded, RoPE with the cos / sin rows of rope_cos / rope_sin ([n][head_dim / 2] floats, the
- * attention scaling included), rounded.  q_round must be true for the result to be the tensor-core kernel's
- * (q bf16-exact). */
-dpb_status dpb_attn_prefill_launch_qprep(const dpb_attn_args *a, const uint16_t *q_norm, float eps,
-                                         const float *rope_cos, const float *rope_sin, bool q_round, bool round,
-                                         uint16_t *out_bf16, cudaStream_t st);
-
 #ifdef __cplusplus
 }
 #endif

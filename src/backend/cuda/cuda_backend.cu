@@ -51,10 +51,9 @@ struct moe_table {
 /* DPB_CUDA_PF2 words turning off session 4's prefill passes (A/B): noqk (the warp-per-head qk_prep), nocopy
  * (bf16 side copies of add_rmsnorm and round_bf16), nomlp (swiglu_down's bf16-only SwiGLU) */
 constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4;
-/* DPB_CUDA_PFD words turning off session 5's dense-prefill changes (A/B): noattnround (the prefill attention
- * rounds its output and writes the bf16 side copy itself instead of a round_bf16 pass), noqkpf (k_qk_prep_w
- * loads its heads before the RoPE table), noqkattn (qk_prep_attention: q prepared inside the attention) */
-constexpr int kPfdNoAttnRound = 1, kPfdNoQkPf = 2, kPfdNoQkAttn = 4;
+/* DPB_CUDA_PFD=noattnround turns off session 5's dense-prefill change (A/B): the prefill attention (attn_prefill.cu)
+ * rounds its output and writes the bf16 side copy itself, instead of a round_bf16 pass over the output */
+constexpr int kPfdNoAttnRound = 1;
 /* round_bf16 leaves a bf16 side copy from this many elements (add_rmsnorm: from 5 rows; decode rounds run in
  * graphs, where there is none: the copy costs 2 bytes per element written where no GEMM takes it) */
 constexpr int64_t kSideCopyMin = 4096;
@@ -63,7 +62,7 @@ struct cuda_impl {
     int device = 0;
     int sms = 132; /* multiprocessors (sizes work splits) */
     int pf2 = 0; /* kPf2* bits from DPB_CUDA_PF2 (noqk, nocopy, nomlp): turn off session 4's prefill passes */
-    int pfd = 0; /* kPfd* bits from DPB_CUDA_PFD (noattnround, noqkpf): turn off session 5's prefill changes */
+    int pfd = 0; /* kPfd* bits from DPB_CUDA_PFD (noattnround): turn off session 5's prefill change */
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
     int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 3 both answer DPB_E_UNSUPPORTED (the separate ops) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
@@ -2542,8 +2541,6 @@ struct qkprep_p {
     void *knew, *vnew;
     void *kc, *vc;  /* qk_prep_kv: the layer's cache, row t's k and v also go to slot pos[t] % slots; else null */
     int64_t slots;
-    int64_t hfirst = 0;                   /* k_qk_prep_w: heads from this one (nh: k and v only) */
-    float *tcs = nullptr, *tsn = nullptr; /* k_qk_prep_w: or the RoPE table rows [n][hd / 2] out */
 };
 
 /* element e of row t's k or v (the head's offset included) in the KV dtype, into the new rows and the cache slot */
@@ -2657,60 +2654,33 @@ template <int E> __device__ __forceinline__ void st_kv(void *base, int kvt, int6
         else static_cast<uint16_t *>(base)[off] = (uint16_t)u[0];
     }
 }
-/* PF: each warp's head vectors (kQkHeads / kQkWarps of them) are loaded before the RoPE table is computed, so
- * the loads are in flight during the double-precision cos/sin (DPB_CUDA_PFD=noqkpf: table first, then each head
- * loaded in turn).  Same arithmetic either way. */
-template <int E, bool PF>
+template <int E>
 __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, const rope_args ra)
 {
-    constexpr int hd = 32 * E, half = 16 * E, R = kQkHeads / kQkWarps;
-    static_assert(kQkHeads % kQkWarps == 0, "heads per warp");
+    constexpr int hd = 32 * E, half = 16 * E;
     __shared__ float cs[half], sn[half];
     const int64_t t = blockIdx.x;
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int64_t total = P.nh + 2 * P.nkv;
-    const int64_t j1 = min(P.hfirst + (int64_t)(blockIdx.y + 1) * kQkHeads, total);
-    float pre[PF ? R : 1][E];
-    if constexpr (PF) {
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            const int64_t j = P.hfirst + (int64_t)blockIdx.y * kQkHeads + warp + r * kQkWarps;
-            if (j >= j1) continue;
-            const int kind = j < P.nh ? 0 : j < P.nh + P.nkv ? 1 : 2;
-            const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
-            const int64_t off = (t * (kind == 0 ? P.nh : P.nkv) + h) * hd + lane * E;
-            ld_e<E>((kind == 0 ? P.q : kind == 1 ? P.k : P.v) + off, pre[r]);
-        }
-    }
     const float p = (float)P.pos[t];
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
         const float ang = p * ra.inv_freq[i];
         cs[i] = (float)cos((double)ang) * ra.scaling;
         sn[i] = (float)sin((double)ang) * ra.scaling;
-        if (P.tcs && blockIdx.y == 0) {
-            P.tcs[t * half + i] = cs[i];
-            P.tsn[t * half + i] = sn[i];
-        }
     }
     __syncthreads();
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int64_t j = P.hfirst + (int64_t)blockIdx.y * kQkHeads + warp + r * kQkWarps;
-        if (j >= j1) continue;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int64_t total = P.nh + 2 * P.nkv;
+    const int64_t j1 = min((int64_t)(blockIdx.y + 1) * kQkHeads, total);
+    for (int64_t j = (int64_t)blockIdx.y * kQkHeads + warp; j < j1; j += kQkWarps) {
         const int kind = j < P.nh ? 0 : j < P.nh + P.nkv ? 1 : 2; /* q, k, v */
         const int64_t h = kind == 0 ? j : kind == 1 ? j - P.nh : j - P.nh - P.nkv;
         const int64_t off = (t * (kind == 0 ? P.nh : P.nkv) + h) * hd + lane * E;
         float v[E];
-        if constexpr (PF) {
-#pragma unroll
-            for (int e = 0; e < E; e++) v[e] = pre[r][e];
-        } else {
-            ld_e<E>((kind == 0 ? P.q : kind == 1 ? P.k : P.v) + off, v);
-        }
         if (kind == 2) {
+            ld_e<E>(P.v + off, v);
             st_kv<E>(P.vnew, P.kvt, off, v);
             continue;
         }
+        ld_e<E>((kind == 0 ? P.q : P.k) + off, v);
         if (P.rnd)
 #pragma unroll
             for (int e = 0; e < E; e++) v[e] = rbf(v[e]);
@@ -2793,13 +2763,9 @@ dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64
                       (uintptr_t)knew % (es * E) || (uintptr_t)vnew % (es * E));
     if (wk) {
         dim3 g((unsigned)n, (unsigned)((nh + 2 * nkv + kQkHeads - 1) / kQkHeads));
-        const bool pf = !(ci->pfd & kPfdNoQkPf);
-        if (E == 4) pf ? k_qk_prep_w<4, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
-                       : k_qk_prep_w<4, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-        else if (E == 2) pf ? k_qk_prep_w<2, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
-                            : k_qk_prep_w<2, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-        else pf ? k_qk_prep_w<1, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
-                : k_qk_prep_w<1, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        if (E == 4) k_qk_prep_w<4><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else if (E == 2) k_qk_prep_w<2><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else k_qk_prep_w<1><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
     } else {
         k_qk_prep<<<dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), 128, 0, ci->st>>>(P, ra);
     }
@@ -3065,57 +3031,6 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
     return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded, a->q);
 }
 
-/* qk_prep then attention (backend.h) for a prefill chunk: qk_prep's k / v part (k_qk_prep_w from head nh on), which
- * also leaves the rows' RoPE cos / sin in the workspace, then the tensor-core attention preparing each q head
- * vector itself as qk_prep would (the same bits): q's fp32 rows are neither written back nor read again.
- * DPB_E_UNSUPPORTED (nothing written) outside that path's conditions. */
-dpb_status op_qk_prep_attention(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
-                                const uint16_t *q_norm, const uint16_t *k_norm, float eps, const int64_t *pos,
-                                const dpb_rope_table *rt, bool round, dpb_kv_dtype dt, void *knew, void *vnew,
-                                const dpb_attn_args *a)
-{
-    cuda_impl *ci = impl_of(b);
-    const int64_t hd = rt->head_dim, E = hd / 32, half = hd / 2;
-    const bool ok = !(ci->pfd & kPfdNoQkAttn) && !(ci->pf2 & kPf2NoQk) && ci->prefill != kPrefillOld && round &&
-                    n > 8 && n <= INT32_MAX && (hd == 64 || hd == 128) && dt == DPB_KV_BF16 && a->n == n &&
-                    a->q == q && a->heads == nh && a->kv_heads == nkv && a->head_dim == hd && a->k_new == knew &&
-                    a->v_new == vnew && a->kv_dtype == dt && (!q_norm) == (!k_norm) && nh + 2 * nkv <= 65535 &&
-                    !((uintptr_t)q % 16 || (uintptr_t)k % (4 * E) || (uintptr_t)v % (4 * E) ||
-                      (uintptr_t)knew % (2 * E) || (uintptr_t)vnew % (2 * E)) &&
-                    dpb_attn_prefill_supports(a) && !capturing(ci);
-    if (!ok) return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep_attention: not a bf16 tensor-core prefill");
-    dirty(ci, q, (size_t)(n * nh * hd) * 4);
-    dirty(ci, k, (size_t)(n * nkv * hd) * 4);
-    dirty(ci, knew, (size_t)(n * nkv * hd) * 2);
-    dirty(ci, vnew, (size_t)(n * nkv * hd) * 2);
-    const int64_t el = n * nh * hd;
-    dirty(ci, a->out, (size_t)el * 4);
-    void *ws;
-    dpb_status s = ws_get(ci, (size_t)(2 * n * half) * 4, &ws);
-    if (s) return s;
-    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, 1, (int)dt, knew, vnew, nullptr, nullptr, 0};
-    P.hfirst = nh;
-    P.tcs = static_cast<float *>(ws);
-    P.tsn = P.tcs + n * half;
-    rope_args ra;
-    ra.head_dim = hd;
-    ra.scaling = rt->attention_scaling;
-    memcpy(ra.inv_freq, rt->inv_freq, sizeof ra.inv_freq);
-    dim3 g((unsigned)n, (unsigned)((2 * nkv + kQkHeads - 1) / kQkHeads));
-    const bool pf = !(ci->pfd & kPfdNoQkPf);
-    if (E == 4) pf ? k_qk_prep_w<4, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
-                   : k_qk_prep_w<4, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-    else pf ? k_qk_prep_w<2, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra)
-            : k_qk_prep_w<2, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-    if ((s = launched("qk_prep_attention (k, v)"))) return s;
-    const bool rnd = a->round_out && !(ci->pfd & kPfdNoAttnRound);
-    uint16_t *sh = nullptr;
-    if (rnd && el >= kSideCopyMin && !(ci->pf2 & kPf2NoCopy) && (s = shadow_get(ci, (size_t)el, &sh))) return s;
-    if ((s = dpb_attn_prefill_launch_qprep(a, q_norm, eps, P.tcs, P.tsn, true, rnd, sh, ci->st))) return s;
-    if (sh) shadow_set(ci, a->out, (size_t)el * 4);
-    return attention_rounded(ci, b, a->out, el, a->round_out, rnd, a->q);
-}
-
 dpb_status op_graph_begin(dpb_backend *b)
 {
     cuda_impl *ci = impl_of(b);
@@ -3323,7 +3238,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
     op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16, op_router, op_qk_prep_kv,
-    op_swiglu_down, op_qk_prep_attention,
+    op_swiglu_down,
 };
 
 } // namespace
@@ -3398,9 +3313,7 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     const char *pfd = getenv("DPB_CUDA_PFD");
-    ci->pfd = pfd ? (strstr(pfd, "noattnround") ? kPfdNoAttnRound : 0) | (strstr(pfd, "noqkpf") ? kPfdNoQkPf : 0) |
-                        (strstr(pfd, "noqkattn") ? kPfdNoQkAttn : 0)
-                  : 0;
+    ci->pfd = pfd && strstr(pfd, "noattnround") ? kPfdNoAttnRound : 0;
     const char *pf2 = getenv("DPB_CUDA_PF2");
     ci->pf2 = pf2 ? (strstr(pf2, "noqk") ? kPf2NoQk : 0) | (strstr(pf2, "nocopy") ? kPf2NoCopy : 0) |
                         (strstr(pf2, "nomlp") ? kPf2NoMlp : 0)
