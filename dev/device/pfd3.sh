@@ -1,4 +1,7 @@
 #!/bin/bash
+# Ran (call 3 of helper pfd, docs/CUDA.md "Session 5: dense prefill") with the binaries of commit 0fe0713; the DPB_CUDA_PFD
+# words other than noattnround exist only in such commits.  ids320.safetensors: input_ids, I64 [320], random ids in
+# [1, 30000) (any such file does).
 # Device call of helper pfd (issue 5, dense prefill TTFT), session 5.  Carry .devcarry-pfd (bins.txz, xz -9: new/ =
 # branch pfd's deploybench, backend_check, attn_lab, pf_bench, test_cuda_backend; main/ = main's deploybench,
 # backend_check; lib; shared; ids320.safetensors).  Results in $OUT/r.tgz; the summary is printed last.
