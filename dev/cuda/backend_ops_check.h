@@ -508,6 +508,37 @@ static void opc_rope(opc *c, int64_t n, int64_t heads, int64_t hd, float scaling
     free(x); free(ref);
 }
 
+/* After an attention with round_out into out (device, n rows of `in` values; want: its bits on the host): a
+ * linear on out, which on CUDA takes the bf16 side copy the prefill attention wrote (from 4,096 values), must
+ * give the same bits as that linear on an upload of want (converted anew), and match the reference. */
+static void opc_attn_side_copy(opc *c, const char *name, const float *out, const float *want, int64_t n, int64_t in)
+{
+    char nm[220];
+    snprintf(nm, sizeof nm, "%s round_out + linear", name);
+    const int64_t O = 72;
+    uint16_t *wb = opc_bv(c, (size_t)(O * in), 1);
+    float *ref = malloc((size_t)(n * O) * 4 + 16), *h = malloc((size_t)(n * O) * 4 + 16);
+    dpb_weight wr = {DPB_W_BF16, O, in, false, wb, NULL}, wd = wr;
+    c->ref->ops->linear(c->ref, &wr, NULL, want, n, ref);
+    wd.data = opc_up(c, wb, (size_t)(O * in) * 2);
+    float *y1 = opc_nan(c, (size_t)(n * O) * 4), *y2 = opc_nan(c, (size_t)(n * O) * 4);
+    float *xf = opc_up(c, want, (size_t)(n * in) * 4);
+    if (wd.data && y1 && y2 && xf && opc_st(c, nm, c->dev->ops->linear(c->dev, &wd, NULL, out, n, y1)) &&
+        opc_st(c, nm, c->dev->ops->linear(c->dev, &wd, NULL, xf, n, y2))) {
+        opc_cmp(c, nm, y1, ref, (size_t)(n * O), 1e-2);
+        snprintf(nm, sizeof nm, "%s round_out + linear = fresh", name);
+        if (c->dev->ops->sync(c->dev) || c->dev->ops->download(c->dev, h, y2, (size_t)(n * O) * 4)) {
+            fprintf(c->log, "FAIL %-44s %s\n", nm, dpb_error_message());
+            c->checks++;
+            c->fails++;
+        } else {
+            opc_cmp(c, nm, y1, h, (size_t)(n * O), 0.0); /* equal values (a zero's sign may differ) */
+        }
+    }
+    opc_free(c, (void *)wd.data); opc_free(c, y1); opc_free(c, y2); opc_free(c, xf);
+    free(wb); free(ref); free(h);
+}
+
 /* rq: q rounded to bf16 first (the reference's copy by its round_bf16, the device's by the device op, so
  * the backend knows it is bf16-exact, as after the bf16 engine's qk_prep): the tensor-core prefill path. */
 static void opc_attention_q(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_t kvh, int64_t hd, int64_t slots,
@@ -555,7 +586,10 @@ static void opc_attention_q(opc *c, int64_t n, int64_t pos0, int64_t heads, int6
         dpb_attn_args r = d;
         r.out = o2;
         r.round_out = true;
-        if (want && o2 && opc_st(c, name3, c->dev->ops->attention(c->dev, &r))) opc_same(c, name3, o2, want, qn * 4);
+        if (want && o2 && opc_st(c, name3, c->dev->ops->attention(c->dev, &r))) {
+            opc_same(c, name3, o2, want, qn * 4);
+            if (rq && n > 8) opc_attn_side_copy(c, name, o2, want, n, heads * hd);
+        }
         if (want && o2 && d.pos_dev == NULL && c->dev->ops->kv_write_at) {
             /* against the same launch shape unrounded: with the position on the device the kernel sizes its splits
              * for the capacity, so its f32 sums may differ from the host-position run's in the last bit, and a

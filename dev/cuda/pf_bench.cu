@@ -7,7 +7,7 @@
  * Also one pass of each elementwise shape prefill runs per layer (fp32 -> bf16 of 2048 x N).
  * Build (development machine): nvcc -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 dev/cuda/pf_bench.cu \
  *   -lcublasLt -o build/pf_bench
- * Run: build/pf_bench [M]   (prints a Markdown table; TFLOP/s against the 797 measured on the H200) */
+ * Run: build/pf_bench [M] [quant]   (quant: only the wave-quantization table of quant_bench; prints a Markdown table; TFLOP/s against the 797 measured on the H200) */
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -117,6 +117,94 @@ static float lt_time(int m, int n, int k, const void *A, const void *B, void *C,
     return best;
 }
 
+/* Session 5 (helper pfd): wave quantization.  lt0 against (a) the fastest of up to 32 heuristic candidates and
+ * (b) the GEMM split by output rows (weight rows) into two halves run at once on two streams (own workspaces),
+ * so that the second half's tiles fill the multiprocessors the first leaves idle in its last wave. */
+struct lt_one {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulHeuristicResult_t res[32];
+    int got;
+};
+static void lt_make(lt_one &o, int m, int n, int k, int ldc, int want)
+{
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtMatmulDescCreate(&o.op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    cublasLtMatmulDescSetAttribute(o.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(o.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    cublasLtMatrixLayoutCreate(&o.la, CUDA_R_16BF, k, m, k);
+    cublasLtMatrixLayoutCreate(&o.lb, CUDA_R_16BF, k, n, k);
+    cublasLtMatrixLayoutCreate(&o.lc, CUDA_R_32F, m, n, ldc);
+    cublasLtMatmulPreference_t pref;
+    cublasLtMatmulPreferenceCreate(&pref);
+    uint64_t wsb = kWs / 2;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
+    o.got = 0;
+    cublasLtMatmulAlgoGetHeuristic(g_lt, o.op, o.la, o.lb, o.lc, o.lc, pref, want, o.res, &o.got);
+    cublasLtMatmulPreferenceDestroy(pref);
+}
+static void quant_bench(int M, const uint16_t *W, const uint16_t *X, float *C)
+{
+    struct qs { const char *model, *name; int out, in; };
+    const qs q[] = {{"yi-34b", "q / o", 7168, 7168}, {"yi-34b", "down", 7168, 20480}, {"yi-34b", "k / v", 1024, 7168},
+                    {"yi-34b", "gate / up", 20480, 7168}, {"qwen3-32b", "q", 8192, 5120}, {"qwen3-32b", "o", 5120, 8192},
+                    {"qwen3-32b", "down", 5120, 25600}, {"qwen3-32b", "gate / up", 25600, 5120},
+                    {"gpt-oss-20b", "q", 4096, 2880}, {"gpt-oss-20b", "o", 2880, 4096}};
+    cudaStream_t s1, s2;
+    cudaEvent_t ef, ej;
+    CK(cudaStreamCreateWithFlags(&s1, cudaStreamNonBlocking));
+    CK(cudaStreamCreateWithFlags(&s2, cudaStreamNonBlocking));
+    CK(cudaEventCreateWithFlags(&ef, cudaEventDisableTiming));
+    CK(cudaEventCreateWithFlags(&ej, cudaEventDisableTiming));
+    char *ws2 = static_cast<char *>(g_ws) + kWs / 2;
+    printf("\n| model | matrix | GFLOP | lt0 ms (TFLOP/s) | best of 32 ms (TFLOP/s, index) | 2 halves on 2 streams ms (TFLOP/s) | "
+           "2 halves, best of 32 each ms |\n|---|---|---:|---:|---:|---:|---:|\n");
+    for (const qs &s : q) {
+        const int m = s.out, k = s.in, n = M, h = m / 2;
+        const double gf = 2.0 * m * (double)n * k / 1e9;
+        const int reps = gf > 200 ? 5 : 20;
+        const float one = 1.f, zero = 0.f;
+        lt_one full, half;
+        lt_make(full, m, n, k, m, 32);
+        lt_make(half, h, n, k, m, 32);
+        if (full.got < 1 || half.got < 1) {
+            printf("| %s | %s | %.1f | no algorithm | | | |\n", s.model, s.name, gf);
+            continue;
+        }
+        auto run_full = [&](int i) {
+            cublasLtMatmul(g_lt, full.op, &one, W, full.la, X, full.lb, &zero, C, full.lc, C, full.lc, &full.res[i].algo,
+                           g_ws, kWs / 2, 0);
+        };
+        float l0 = timeit([&] { run_full(0); }, reps), best = l0;
+        int bi = 0;
+        for (int i = 1; i < full.got; i++) {
+            float t = timeit([&] { run_full(i); }, reps);
+            if (t < best) { best = t; bi = i; }
+        }
+        auto run_split = [&](int ia, int ib) {
+            CK(cudaEventRecord(ef, 0));
+            CK(cudaStreamWaitEvent(s1, ef, 0));
+            CK(cudaStreamWaitEvent(s2, ef, 0));
+            cublasLtMatmul(g_lt, half.op, &one, W, half.la, X, half.lb, &zero, C, half.lc, C, half.lc, &half.res[ia].algo,
+                           g_ws, kWs / 2, s1);
+            cublasLtMatmul(g_lt, half.op, &one, W + (size_t)h * k, half.la, X, half.lb, &zero, C + h, half.lc, C + h,
+                           half.lc, &half.res[ib].algo, ws2, kWs / 2, s2);
+            CK(cudaEventRecord(ej, s1));
+            CK(cudaStreamWaitEvent(0, ej, 0));
+            CK(cudaEventRecord(ej, s2));
+            CK(cudaStreamWaitEvent(0, ej, 0));
+        };
+        float sp = timeit([&] { run_split(0, 0); }, reps), spb = sp;
+        for (int i = 1; i < half.got && i < 8; i++) {
+            float t = timeit([&] { run_split(i, i); }, reps);
+            if (t < spb) spb = t;
+        }
+        printf("| %s | %s | %.1f | %.3f (%.0f) | %.3f (%.0f, #%d of %d) | %.3f (%.0f) | %.3f (%.0f) |\n", s.model, s.name, gf,
+               l0, gf / l0, best, gf / best, bi, full.got, sp, gf / sp, spb, gf / spb);
+        fflush(stdout);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const int M = argc > 1 ? atoi(argv[1]) : 2048;
@@ -143,6 +231,10 @@ int main(int argc, char **argv)
     k_fill<<<1024, 256>>>(W, maxw, 1);
     k_fill<<<1024, 256>>>(X, maxx, 2);
     CK(cudaDeviceSynchronize());
+    if (argc > 2 && strcmp(argv[2], "quant") == 0) {
+        quant_bench(M, W, X, C);
+        return 0;
+    }
     printf("| model | matrix | M x N x K | GFLOP | ex ms | ex TFLOP/s | lt0 ms | lt-best ms | lt-best TFLOP/s | %% of %.0f | lt-bf16 ms | algos |\n",
            peak);
     printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

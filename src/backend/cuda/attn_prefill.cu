@@ -13,6 +13,8 @@ struct fa_p {
     const uint16_t *kn, *vn, *kc, *vc; /* k_new, v_new, k_cache, v_cache */
     const uint16_t *sinks;
     float *out;
+    uint16_t *obf; /* or null: the output's bf16 bits too (rnd set) */
+    int rnd;       /* out rounded to bf16 as it is written (round_bf16's rule) */
     int64_t row;   /* elements per KV row: kv_heads * head_dim */
     int n, pos0, slots, window, heads, group, qtiles;
     float sl2;     /* scale * log2(e) */
@@ -60,6 +62,25 @@ __device__ __forceinline__ float ex2(float x)
     return y;
 }
 __device__ __forceinline__ float bf16f(uint16_t u) { return __uint_as_float((uint32_t)u << 16); }
+/* round to nearest even, NaN kept quiet: the backend's to_bf (round_bf16's rule) */
+__device__ __forceinline__ uint16_t f2bf(float f)
+{
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+/* two outputs at element e of out (and of obf): rounded to bf16 when P.rnd */
+__device__ __forceinline__ void put2(const fa_p &P, int64_t e, float x, float y)
+{
+    if (P.rnd) {
+        const uint16_t hx = f2bf(x), hy = f2bf(y);
+        x = bf16f(hx);
+        y = bf16f(hy);
+        if (P.obf) *reinterpret_cast<uint32_t *>(P.obf + e) = (uint32_t)hx | (uint32_t)hy << 16;
+    }
+    *reinterpret_cast<float2 *>(P.out + e) = make_float2(x, y);
+}
 
 /* Block (query tile, head): NW warps, each MW x 16 query rows; BC keys per tile.  QS: q goes through
  * shared memory (ldmatrix per k-step) instead of living in registers as fragments.
@@ -319,12 +340,11 @@ __global__ void __launch_bounds__(NW * 32) k_fa_prefill(const fa_p P)
             }
         }
         const int ta = wr0 + mi * 16 + g, tb = ta + 8;
-        float *oa = P.out + ((int64_t)ta * P.heads + h) * HD + qd * 2;
-        float *ob = P.out + ((int64_t)tb * P.heads + h) * HD + qd * 2;
+        const int64_t ea = ((int64_t)ta * P.heads + h) * HD + qd * 2, eb = ((int64_t)tb * P.heads + h) * HD + qd * 2;
 #pragma unroll
         for (int i = 0; i < HD / 8; i++) {
-            if (ta < P.n) *reinterpret_cast<float2 *>(oa + i * 8) = make_float2(o[mi][i][0] * gsc[0], o[mi][i][1] * gsc[0]);
-            if (tb < P.n) *reinterpret_cast<float2 *>(ob + i * 8) = make_float2(o[mi][i][2] * gsc[1], o[mi][i][3] * gsc[1]);
+            if (ta < P.n) put2(P, ea + i * 8, o[mi][i][0] * gsc[0], o[mi][i][1] * gsc[0]);
+            if (tb < P.n) put2(P, eb + i * 8, o[mi][i][2] * gsc[1], o[mi][i][3] * gsc[1]);
         }
     }
 }
@@ -412,6 +432,14 @@ extern "C" bool dpb_attn_prefill_supports(const dpb_attn_args *a)
 
 extern "C" dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_prefill_variant v, cudaStream_t st)
 {
+    return dpb_attn_prefill_launch_out(a, v, false, nullptr, st);
+}
+
+extern "C" dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
+                                                  uint16_t *out_bf16, cudaStream_t st)
+{
+    if (out_bf16 && (!round || !aligned(out_bf16, 4)))
+        return dpb_error_set(DPB_E_ARG, "cuda attention (tensor cores): a bf16 copy of the output needs round and 4-byte alignment");
     if (!dpb_attn_prefill_supports(a))
         return dpb_error_set(DPB_E_UNSUPPORTED,
                              "cuda attention (tensor cores): n %lld, pos0 %lld, heads %lld / kv %lld, head_dim %lld, "
@@ -429,6 +457,8 @@ extern "C" dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_p
     P.vc = static_cast<const uint16_t *>(a->v_cache);
     P.sinks = a->sinks;
     P.out = a->out;
+    P.obf = out_bf16;
+    P.rnd = round ? 1 : 0;
     P.row = a->kv_heads * a->head_dim;
     P.n = (int)a->n;
     P.pos0 = (int)a->pos0;

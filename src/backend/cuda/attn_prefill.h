@@ -59,6 +59,12 @@ bool dpb_attn_prefill_supports(const dpb_attn_args *a);
  * reason) when dpb_attn_prefill_supports(a) is false; n <= 0 does nothing. */
 dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_prefill_variant v, cudaStream_t st);
 
+/* The same, with the output rounded to bf16 as it is written when round (round_bf16's rule: the same bits as
+ * launch, then round_bf16 on out), and with out_bf16 (not null; needs round, 4-byte aligned, n * heads *
+ * head_dim elements) also those bf16 bits, in out's layout. */
+dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
+                                       uint16_t *out_bf16, cudaStream_t st);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,6 +51,9 @@ struct moe_table {
 /* DPB_CUDA_PF2 words turning off session 4's prefill passes (A/B): noqk (the warp-per-head qk_prep), nocopy
  * (bf16 side copies of add_rmsnorm and round_bf16), nomlp (swiglu_down's bf16-only SwiGLU) */
 constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4;
+/* DPB_CUDA_PFD=noattnround turns off session 5's dense-prefill change (A/B): the prefill attention (attn_prefill.cu)
+ * rounds its output and writes the bf16 side copy itself, instead of a round_bf16 pass over the output */
+constexpr int kPfdNoAttnRound = 1;
 /* round_bf16 leaves a bf16 side copy from this many elements (add_rmsnorm: from 5 rows; decode rounds run in
  * graphs, where there is none: the copy costs 2 bytes per element written where no GEMM takes it) */
 constexpr int64_t kSideCopyMin = 4096;
@@ -59,6 +62,7 @@ struct cuda_impl {
     int device = 0;
     int sms = 132; /* multiprocessors (sizes work splits) */
     int pf2 = 0; /* kPf2* bits from DPB_CUDA_PF2 (noqk, nocopy, nomlp): turn off session 4's prefill passes */
+    int pfd = 0; /* kPfd* bits from DPB_CUDA_PFD (noattnround): turn off session 5's prefill change */
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
     int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 3 both answer DPB_E_UNSUPPORTED (the separate ops) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
@@ -1796,10 +1800,13 @@ __global__ void k_fp8_rows_bf16(const uint8_t *__restrict__ src, int64_t ssrc, u
     }
 }
 
+void shadow_set(cuda_impl *ci, const void *p, size_t bytes);
+dpb_status shadow_get(cuda_impl *ci, size_t el, uint16_t **sh);
+
 /* The tensor-core prefill with FP8 KV: the cache range the chunk reads (keys max(0, pos0 - window + 1) ..
  * pos0 - 1) and its new rows are converted to bf16 in scratch (a ring of exactly those keys), then the bf16
  * kernel runs on them.  Costs one read of those fp8 rows and a write + read of twice their bytes. */
-dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a)
+dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a, bool rnd, uint16_t *sh)
 {
     const int64_t row = a->kv_heads * a->head_dim;
     int64_t lo = a->window > 0 && a->pos0 - a->window + 1 > 0 ? a->pos0 - a->window + 1 : 0;
@@ -1828,7 +1835,7 @@ dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a)
     b.slots = sd;
     b.k_new = kn;
     b.v_new = vn;
-    return dpb_attn_prefill_launch(&b, DPB_ATTN_PREFILL_AUTO, ci->st);
+    return dpb_attn_prefill_launch_out(&b, DPB_ATTN_PREFILL_AUTO, rnd, sh, ci->st);
 }
 
 /* The attention's output rounded to bf16 when the caller asks (round_out): the flash-decoding kernel rounds as it
@@ -1855,9 +1862,21 @@ dpb_status attention_body(dpb_backend *b, const dpb_attn_args *a, bool *rounded)
         is_rounded(ci, a->q, (size_t)(a->n * a->heads * a->head_dim) * 4)) {
         dpb_attn_args c = *a;
         c.kv_dtype = DPB_KV_BF16;
-        if (dpb_attn_prefill_supports(&c)) {
-            if (a->kv_dtype == DPB_KV_FP8) return attention_prefill_fp8(ci, a);
-            if (a->kv_dtype == DPB_KV_BF16) return dpb_attn_prefill_launch(a, DPB_ATTN_PREFILL_AUTO, ci->st);
+        if (dpb_attn_prefill_supports(&c) && (a->kv_dtype == DPB_KV_FP8 || a->kv_dtype == DPB_KV_BF16)) {
+            /* round_out: the kernel rounds as it writes, and for prefill-sized outputs also writes the bf16 side
+             * copy the o projection's GEMM takes (no round_bf16 pass over the output) */
+            const bool rnd = a->round_out && !(ci->pfd & kPfdNoAttnRound);
+            const int64_t el = a->n * a->heads * a->head_dim;
+            uint16_t *sh = nullptr;
+            dpb_status s;
+            if (rnd && el >= kSideCopyMin && !(ci->pf2 & kPf2NoCopy) && (s = shadow_get(ci, (size_t)el, &sh))) return s;
+            s = a->kv_dtype == DPB_KV_FP8 ? attention_prefill_fp8(ci, a, rnd, sh)
+                                          : dpb_attn_prefill_launch_out(a, DPB_ATTN_PREFILL_AUTO, rnd, sh, ci->st);
+            if (!s && rnd) {
+                *rounded = true;
+                if (sh) shadow_set(ci, a->out, (size_t)el * 4);
+            }
+            return s;
         }
     }
     const bool tiled = a->n > 1 && a->n <= INT32_MAX / 2 && a->heads <= 65535 &&
@@ -2972,8 +2991,9 @@ dpb_status attention_batch_body(dpb_backend *b, const dpb_attn_batch_args *a, bo
     return launched("attention (batch) combine");
 }
 
-/* after an attention into out[n] that succeeded: round it when asked and the kernel did not, and note it rounded */
-dpb_status attention_rounded(cuda_impl *ci, dpb_backend *b, float *out, int64_t n, bool want, bool rounded)
+/* after an attention into out[n] that succeeded: round it when asked and the kernel did not, and note it rounded
+ * (q: the attention's query, whose own range is never extended over out: a later write to out would drop it) */
+dpb_status attention_rounded(cuda_impl *ci, dpb_backend *b, float *out, int64_t n, bool want, bool rounded, const void *q)
 {
     if (!want || n <= 0) return DPB_OK;
     if (!rounded) {
@@ -2986,7 +3006,7 @@ dpb_status attention_rounded(cuda_impl *ci, dpb_backend *b, float *out, int64_t 
      * 16 remembered ranges (q's among them) are not pushed out one part at a time */
     const uintptr_t a0 = (uintptr_t)out, a1 = a0 + (size_t)n * 4;
     for (auto &r : ci->rounded)
-        if (r.b == a0) {
+        if (r.b == a0 && !(r.a <= (uintptr_t)q && (uintptr_t)q < r.b)) {
             r.b = a1;
             return DPB_OK;
         }
@@ -3000,7 +3020,7 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     bool rounded = false;
     dpb_status s = attention_body(b, a, &rounded);
     if (s || a->n <= 0) return s;
-    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded);
+    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded, a->q);
 }
 
 dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
@@ -3008,7 +3028,7 @@ dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
     bool rounded = false;
     dpb_status s = attention_batch_body(b, a, &rounded);
     if (s || a->n <= 0) return s;
-    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded);
+    return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded, a->q);
 }
 
 dpb_status op_graph_begin(dpb_backend *b)
@@ -3307,6 +3327,8 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     }
     const char *lut = getenv("DPB_CUDA_MOE_LUT");
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
+    const char *pfd = getenv("DPB_CUDA_PFD");
+    ci->pfd = pfd && strstr(pfd, "noattnround") ? kPfdNoAttnRound : 0;
     const char *pf2 = getenv("DPB_CUDA_PF2");
     ci->pf2 = pf2 ? (strstr(pf2, "noqk") ? kPf2NoQk : 0) | (strstr(pf2, "nocopy") ? kPf2NoCopy : 0) |
                         (strstr(pf2, "nomlp") ? kPf2NoMlp : 0)
