@@ -19,11 +19,11 @@ has() { case ",$STEPS," in *",$1,"*) return 0;; esac; return 1; }
 date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 if has speed; then
     LD_LIBRARY_PATH=$C/lib timeout 200 $C/backend_check --skip-ops --skip-fixtures --speed synth:gpt-oss-20b \
-        --speed synth:qwen3-32b --speed synth:yi-34b --ctx 128,512,1024,2048 > $R/speed.log 2>&1
+        --speed synth:qwen3-32b --speed synth:yi-34b --ctx ${CTX:-128,512,1024,2048} > $R/speed.log 2>&1
     echo "== speed exit $? $(el)"
 fi
 if has ops; then
-    LD_LIBRARY_PATH=$C/lib timeout 250 $C/backend_check --speed none --fixtures $C/shared/fixtures > $R/ops.log 2>&1
+    LD_LIBRARY_PATH=$C/lib timeout ${OPS_T:-250} $C/backend_check --speed none --fixtures $C/shared/fixtures > $R/ops.log 2>&1
     echo "== ops exit $? $(el)"; grep -E "^FAIL|checks, |^== PASS|^== FAIL" $R/ops.log | head -20
     LD_LIBRARY_PATH=$C/lib timeout 100 $C/test_cuda_backend > $R/tcb.log 2>&1
     echo "== test_cuda_backend exit $?: $(tail -1 $R/tcb.log) $(el)"
