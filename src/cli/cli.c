@@ -45,8 +45,8 @@ static void print_help(FILE *f)
             "commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", k_commands[i].name, k_commands[i].summary);
     fprintf(f,
-            "\nmodels: a Hugging Face folder (config.json + *.safetensors), or synth:PRESET[:SEED]\n"
-            "for random weights generated in memory (presets: deploybench synth --help).\n"
+            "\nmodels: a Hugging Face folder (config.json + *.safetensors), or synth:PRESET[:SEED][:INIT]\n"
+            "for random weights generated in memory (presets and INIT hf|scaled: deploybench synth --help).\n"
             "exit codes: 0 ok, 2 bad input or usage, 1 other failure, 130 interrupted.\n");
 }
 

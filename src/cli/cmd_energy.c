@@ -30,7 +30,7 @@ static void usage(FILE *f)
             "reference study's figure (average power x time, no idle baseline) labelled as such, and CPU\n"
             "package energy from RAPL when readable. Without NVML every GPU figure is \"unavailable: <reason>\"\n"
             "(never 0); tok/s is still measured.\n\n"
-            "  --model M           a model folder or synth:PRESET[:SEED] (required)\n"
+            "  --model M           a model folder or synth:PRESET[:SEED][:INIT] (required)\n"
             "  --out DIR           results folder (required; new or empty unless --resume)\n"
             "  --contexts L        prompt lengths (default 2048)\n"
             "  --gen-tokens N      generated tokens per run, >= 2 (default 64)\n"

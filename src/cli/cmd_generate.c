@@ -22,7 +22,7 @@ static void usage(FILE *f)
             "                            [--dtype bf16|f32] [--max-context N] [--json]\n\n"
             "Generates a continuation with deploybench's own engine and prints the tokens as they come\n"
             "(stdout), then TTFT and decode speed measured by the engine (stderr).\n\n"
-            "  --model M          a Hugging Face folder, or synth:PRESET[:SEED] (random weights in memory)\n"
+            "  --model M          a Hugging Face folder, or synth:PRESET[:SEED][:INIT] (random weights in memory)\n"
             "  --prompt TEXT      text prompt, tokenized with the model's tokenizer (its folder's, or --tokenizer)\n"
             "  --prompt-ids LIST  token ids, comma-separated\n"
             "  --chat             wrap the prompt in the model's chat template as a user message\n"

@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "with the model's tokenizer and chat template, or random ids when it has none), greedy, end of\n"
             "sequence ignored, so each generates exactly the asked number of tokens.\n"
             "Underscore spellings (--prompt_tokens, --gen_tokens, --num_requests) are accepted.\n\n"
-            "  --model M           a model folder or synth:PRESET[:SEED] (required)\n"
+            "  --model M           a model folder or synth:PRESET[:SEED][:INIT] (required)\n"
             "  --out DIR           results folder (required; must be new or empty unless --resume)\n"
             "  --backend B         cpu (default), ref or cuda\n"
             "  --prompt-tokens L   prompt lengths (default 128,512,1024,2048)\n"

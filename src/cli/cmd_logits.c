@@ -17,7 +17,7 @@ static void usage(FILE *f)
             "Reads input_ids (I64 [T], or I32) from IN, runs one forward pass and writes OUT with\n"
             "input_ids (I64 [T]) and logits (F32 [T, V]): the logits at every position, the format of the\n"
             "test fixtures' reference.safetensors.\n\n"
-            "  --model M     a Hugging Face folder, or synth:PRESET[:SEED]\n"
+            "  --model M     a Hugging Face folder, or synth:PRESET[:SEED][:INIT]\n"
             "  --input IN    safetensors file holding input_ids\n"
             "  --out OUT     file to write (replaced atomically)\n"
             "  --dtype D     f32 (default: the reference mode) or bf16\n"

@@ -29,7 +29,7 @@ static void usage(FILE *f)
             "device memory (baseline, after the engine, peak from 100 Hz polling). The reference study's\n"
             "\"KV cache\" column (peak minus baseline) is kept as seed_kv_cache_bytes_peak_minus_baseline: it\n"
             "holds KV + workspace + activations, not the KV cache.\n\n"
-            "  --model M        a model folder or synth:PRESET[:SEED] (required)\n"
+            "  --model M        a model folder or synth:PRESET[:SEED][:INIT] (required)\n"
             "  --out DIR        results folder (required; new or empty unless --resume)\n"
             "  --contexts L     prompt lengths (default 2048,8192,16384,32768)\n"
             "  --gen-tokens N   generated tokens per context (default 64)\n"

@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "the engine's per-token timestamps. Without --model it runs synth:gpt-oss-1b (the gpt-oss\n"
             "architecture at ~1.2B parameters, random weights generated in memory) on the CPU.\n"
             "The full benchmark grid is `deploybench latency` (see docs/).\n\n"
-            "  --model M          a model folder or synth:PRESET[:SEED] (default synth:gpt-oss-1b)\n"
+            "  --model M          a model folder or synth:PRESET[:SEED][:INIT] (default synth:gpt-oss-1b)\n"
             "  --backend B        cpu (default), ref or cuda\n"
             "  --prompt-tokens N  prompt length (default 128)\n"
             "  --gen-tokens N     tokens generated per request (default 32)\n"

@@ -35,7 +35,7 @@ static void usage(FILE *f)
             "each answer with a rule-based refusal detector (and optionally an LLM judge), and writes refusal,\n"
             "harmful-compliance and over-refusal rates with 95 %% Wilson intervals by set and category, next to\n"
             "a governance table (license, usage policy, model card, stated safety features).\n\n"
-            "  --model M            in-process: a Hugging Face folder or synth:PRESET[:SEED]; with --endpoint: the\n"
+            "  --model M            in-process: a Hugging Face folder or synth:PRESET[:SEED][:INIT]; with --endpoint: the\n"
             "                       served model's name\n"
             "  --endpoint URL       an OpenAI-compatible server (POST URL/v1/chat/completions, not streamed)\n"
             "  --api-key KEY        bearer token for --endpoint and --judge-endpoint (default: $OPENAI_API_KEY)\n"

@@ -20,7 +20,7 @@ static void usage(void)
            "Serves the OpenAI API as vLLM shapes it: POST /v1/completions, POST /v1/chat/completions\n"
            "(streaming and not; usage in the final chunk with stream_options.include_usage, in every\n"
            "chunk with continuous_usage_stats), GET /v1/models, GET /health, GET /metrics (--model).\n\n"
-           "--model M           a Hugging Face folder or synth:PRESET[:SEED]: deploybench's engine with\n"
+           "--model M           a Hugging Face folder or synth:PRESET[:SEED][:INIT]: deploybench's engine with\n"
            "                    continuous batching (docs/SERVE.md)\n"
            "--tokenizer PATH    tokenizer file or folder (synth: models need one for text prompts)\n"
            "--chat-template T   harmony, qwen3, chatml or none (default: from the model)\n"

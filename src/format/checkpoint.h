@@ -1,5 +1,5 @@
 /* A model's weights and configuration: a Hugging Face folder (mmapped
- * safetensors, single or sharded) or a synth:PRESET[:SEED] model generated in
+ * safetensors, single or sharded) or a synth:PRESET[:SEED][:INIT] model generated in
  * memory.  Tensors are bound to the architecture on open. */
 #ifndef DPB_CHECKPOINT_H
 #define DPB_CHECKPOINT_H
@@ -30,7 +30,7 @@ typedef struct dpb_checkpoint_opts {
     bool no_weights;        /* synth: config only, no tensor data (inspect, device generation) */
 } dpb_checkpoint_opts;
 
-/* model_arg: a folder, or "synth:PRESET[:SEED]". opts may be NULL. */
+/* model_arg: a folder, or "synth:PRESET[:SEED][:INIT]". opts may be NULL. */
 dpb_status dpb_checkpoint_open(const char *model_arg, const dpb_checkpoint_opts *opts, dpb_checkpoint **out);
 /* A folder with config.json and model.safetensors or model.safetensors.index.json. */
 dpb_status dpb_checkpoint_open_dir(const char *dir, const dpb_checkpoint_opts *opts, dpb_checkpoint **out);

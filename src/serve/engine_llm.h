@@ -24,7 +24,7 @@
 #include "serve/engine.h"
 
 typedef struct dpb_llm_engine_config {
-    const char *model;         /* a Hugging Face folder or synth:PRESET[:SEED] */
+    const char *model;         /* a Hugging Face folder or synth:PRESET[:SEED][:INIT] */
     const char *tokenizer;     /* optional tokenizer file/folder (synth models need one for text) */
     const char *chat_template; /* NULL: from the model (dpb_chat_template_choose) */
     const char *model_id;      /* the name served; NULL: model */
