@@ -240,8 +240,10 @@ def check_model(args, preset, layers, device, hf_dtype):
         for dt in [args.dtype] + (["f32"] if args.ours_f32 and args.dtype != "f32" else []):
             k = f"deploybench_{dt}"
             try:
+                chunk = args.f32_chunk if dt == "f32" and args.f32_chunk else None
                 sec[k], _ = dpb("logits", "--model", ours_dir, "--input", inp, "--out", outp,
-                                "--backend", args.backend, "--dtype", dt)
+                                "--backend", args.backend, "--dtype", dt,
+                                *(["--prefill-chunk", str(chunk)] if chunk else []))
             except Exception as e:
                 if dt == args.dtype:
                     raise
@@ -438,6 +440,9 @@ def main():
                     help="skip the second transformers forward with the same weights cast to f32 (the bf16 noise floor)")
     ap.add_argument("--no-ours-f32", dest="ours_f32", action="store_false",
                     help="skip the second deploybench run, --dtype f32, compared with transformers in f32")
+    ap.add_argument("--f32-chunk", type=int, default=0,
+                    help="deploybench --prefill-chunk for its f32 run (e.g. 8: on CUDA the MXFP4 experts then run in "
+                    "kernels A/B at fp32-level precision instead of the grouped kernels' f16 activations)")
     ap.add_argument("--keep", action="store_true", help="keep the model folders in $DPB_WORK")
     ap.add_argument("--json", default=None, help="JSON file (default $OUT/fullwidth.json)")
     args = ap.parse_args()

@@ -13,7 +13,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: deploybench logits --model M --input IN.safetensors --out OUT.safetensors\n"
-            "                          [--dtype f32|bf16] [--backend cpu|ref|cuda] [--threads N]\n\n"
+            "                          [--dtype f32|bf16] [--backend cpu|ref|cuda] [--threads N] [--prefill-chunk N]\n\n"
             "Reads input_ids (I64 [T], or I32) from IN, runs one forward pass and writes OUT with\n"
             "input_ids (I64 [T]) and logits (F32 [T, V]): the logits at every position, the format of the\n"
             "test fixtures' reference.safetensors.\n\n"
@@ -22,20 +22,25 @@ static void usage(FILE *f)
             "  --out OUT     file to write (replaced atomically)\n"
             "  --dtype D     f32 (default: the reference mode) or bf16\n"
             "  --backend B   cpu (default), ref (plain reference code) or cuda\n"
-            "  --threads N   cpu threads, 1..1024 (default: all cores)\n");
+            "  --threads N   cpu threads, 1..1024 (default: all cores)\n"
+            "  --prefill-chunk N\n"
+            "                rows per forward pass, 1..65536 (default: the engine's, 256). On CUDA, chunks of <= 8\n"
+            "                rows keep the MXFP4 experts in fp32-level precision (kernels A/B); larger chunks use\n"
+            "                the grouped experts, whose activations are rounded to f16 (docs/CUDA.md)\n");
 }
 
 int dpb_cmd_logits(int argc, char **argv)
 {
-    enum { O_MODEL = 256, O_IN, O_OUT, O_DTYPE, O_BACKEND, O_THREADS };
+    enum { O_MODEL = 256, O_IN, O_OUT, O_DTYPE, O_BACKEND, O_THREADS, O_CHUNK };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"input", required_argument, 0, O_IN},
         {"out", required_argument, 0, O_OUT},     {"dtype", required_argument, 0, O_DTYPE},
         {"backend", required_argument, 0, O_BACKEND}, {"threads", required_argument, 0, O_THREADS},
+        {"prefill-chunk", required_argument, 0, O_CHUNK},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     const char *model = NULL, *in = NULL, *outp = NULL, *backend = "cpu";
     dpb_engine_dtype dtype = DPB_ENGINE_F32;
-    long long threads = 0;
+    long long threads = 0, chunk = 0;
     int c;
     optind = 1;
     opterr = 0;
@@ -55,6 +60,7 @@ int dpb_cmd_logits(int argc, char **argv)
             backend = optarg;
             break;
         case O_THREADS: st = dpb_cli_parse_i64("--threads", optarg, 1, 1024, &threads); break;
+        case O_CHUNK: st = dpb_cli_parse_i64("--prefill-chunk", optarg, 1, 65536, &chunk); break;
         case 'h': usage(stdout); return 0;
         default: return dpb_cli_usage_error("logits", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -123,6 +129,7 @@ int dpb_cmd_logits(int argc, char **argv)
     eo.threads = (int)threads;
     eo.dtype = dtype;
     eo.max_ctx = T;
+    eo.prefill_chunk = chunk;
     if ((st = dpb_engine_create(ck, &eo, &e))) goto out;
     dpb_engine_seg s = {0, ids, T};
     if ((st = dpb_engine_forward(e, &s, 1, DPB_LOGITS_ALL, lg))) goto out;

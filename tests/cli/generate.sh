@@ -36,6 +36,11 @@ if [ -d "$F/llama-tiny" ]; then
     check "logits without input_ids exit 2" "[ $rc -eq 2 ] && grep -q 'input_ids' $T/err"
     $B logits --model "$F/llama-tiny" --input "$F/llama-tiny/reference.safetensors" --out "$T/y.safetensors" --dtype f16 2>"$T/err"; rc=$?
     check "logits bad dtype exit 2" "[ $rc -eq 2 ] && grep -q -- '--dtype' $T/err"
+    # --prefill-chunk: the same logits in chunks of 8 rows (the CPU engine's chunked prefill is exact), bad values named
+    $B logits --model "$F/llama-tiny" --input "$F/llama-tiny/reference.safetensors" --out "$T/l8.safetensors" --threads 1 --prefill-chunk 8 2>"$T/err"; rc=$?
+    check "logits --prefill-chunk 8 equals one pass" "[ $rc -eq 0 ] && cmp -s $T/l.safetensors $T/l8.safetensors"
+    $B logits --model "$F/llama-tiny" --input "$F/llama-tiny/reference.safetensors" --out "$T/l0.safetensors" --prefill-chunk 0 2>"$T/err"; rc=$?
+    check "logits --prefill-chunk 0 exit 2" "[ $rc -eq 2 ] && grep -q -- '--prefill-chunk' $T/err"
 else
     echo "SKIP fixtures: $F is absent"; skip=$((skip + 1))
 fi
