@@ -915,6 +915,14 @@ static void opc_argmax_rows(opc *c, int64_t n, int64_t V)
     free(x); free(want);
 }
 
+/* A prefill path forced by the environment (the grouped kernels' f16 activations, moe_prefill's bf16 hi + lo):
+ * bf16-level operands even without rnd.  In auto the f32 engine's experts are fp32-level (<= 1e-5). */
+static bool opc_moe_forced(void)
+{
+    const char *g = getenv("DPB_CUDA_MOE_GROUPED"), *p = getenv("DPB_CUDA_PREFILL");
+    return (g && (strcmp(g, "on") == 0 || strcmp(g, "1") == 0)) || (p && strcmp(p, "new") == 0);
+}
+
 /* fmt: MXFP4, or BF16 with tr = transposed storage.  skew: uneven routing
  * (every token's first slot is expert 0, the others drawn from experts
  * 1..k+1 only, so most experts get no token). */
@@ -994,7 +1002,7 @@ static void opc_moe_ex(opc *c, dpb_wfmt fmt, bool tr, int64_t E, int64_t H, int6
     d.out = opc_nan(c, (size_t)(n * H) * 4);
     if (ok && d.x && d.gate_up_bias && d.down_bias && d.idx && d.wts && d.out &&
         opc_st(c, name, c->dev->ops->moe(c->dev, &d)))
-        opc_cmp(c, name, d.out, ref, (size_t)(n * H), 1e-2);
+        opc_cmp(c, name, d.out, ref, (size_t)(n * H), rnd || opc_moe_forced() ? 1e-2 : 1e-5);
     for (int64_t e = 0; e < E; e++) {
         opc_free(c, (void *)gd[e].data); opc_free(c, (void *)dd[e].data);
         opc_free(c, (void *)gd[e].scales); opc_free(c, (void *)dd[e].scales);

@@ -2239,9 +2239,13 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
                        al16(a->x) && H <= INT32_MAX && I <= INT32_MAX;
     void *ws;
     /* grouped MXFP4 kernels (decode_kernels.cu): from kMoeGroupedMinRows rows
-     * (every n > 8 with DPB_CUDA_MOE_GROUPED=on), unless a path is forced */
+     * (every n > 8 with DPB_CUDA_MOE_GROUPED=on), unless a path is forced.  Their tensor-core operands are f16
+     * activations, so in auto they serve the bf16 engine only (round_bf16); the f32 engine keeps fp32-level experts
+     * as the CPU reference computes them: kernels A/B, 8 rows at a time (moe_prefill's bf16 hi + lo operands only
+     * where DPB_CUDA_PREFILL=new forces it). */
     if (fused && n > 8 && n * K <= (1 << 20) && H <= 4096 && I <= 4096 && al16(a->out) &&
-        (ci->moe_grouped > 0 || (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto && n >= kMoeGroupedMinRows))) {
+        (ci->moe_grouped > 0 ||
+         (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto && n >= kMoeGroupedMinRows && a->round_bf16))) {
         size_t need = 0;
         if ((s = dpb_cuda_moe_grouped_work_bytes((int)n, (int)K, (int)E, (int)H, (int)I, ci->moe_tile, &need))) return s;
         if ((s = ws_get(ci, need, &ws))) return s;
@@ -2250,7 +2254,7 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
                                     a->round_bf16, ci->moe_tile, ws, need, ci->st);
     }
     if (fused && n > 8 && n * K <= INT32_MAX &&
-        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && n >= kMoeDequantMinRows)))
+        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && n >= kMoeDequantMinRows && a->round_bf16)))
         return moe_prefill(ci, a, E, n * K);
     if (fused) {
         /* kernels A and B of decode_kernels.cu, 8 tokens at a time */
