@@ -1,5 +1,6 @@
 /* Decode attention (flash-decoding): see attn_decode.h. */
 #include "backend/cuda/attn_decode.h"
+#include "backend/cuda/pdl.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -21,6 +22,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 __device__ unsigned int g_cnt[kMaxCnt];
 
 bool g_enabled = true;
+int g_pdl = 0; /* DPB_CUDA_PDL mode (dpb_attn_decode_pdl) */
 
 struct dec_p {
     int batch, G;
@@ -160,6 +162,8 @@ template <typename KT, int HD> size_t smem_bytes(int G, int nsplit)
 template <typename KT, int HD, int MG>
 __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
 {
+    pdl_wait();
+    pdl_trigger();
     using L = dlay<KT, HD>;
     using C = kvt<KT>;
     extern __shared__ __align__(16) unsigned char sm[];
@@ -530,8 +534,8 @@ template <typename KT, int HD, int MG> dpb_status launch3(const dec_p &P, int64_
                                  cudaGetErrorString(e));
         attr = true;
     }
-    k_attn_decode<KT, HD, MG><<<dim3((unsigned)(n * kvh), (unsigned)P.nsplit), kNT, shm, st>>>(P);
-    cudaError_t e = cudaGetLastError();
+    cudaError_t e = pdl_launch(g_pdl, k_attn_decode<KT, HD, MG>, dim3((unsigned)(n * kvh), (unsigned)P.nsplit), dim3(kNT),
+                               shm, st, P);
     if (e != cudaSuccess) return dpb_error_set(DPB_E_INTERNAL, "cuda attention (decode): %s", cudaGetErrorString(e));
     return DPB_OK;
 }
@@ -551,6 +555,11 @@ template <typename KT> dpb_status launch1(const dec_p &P, int64_t hd, int64_t n,
 } // namespace
 
 extern "C" void dpb_attn_decode_set_enabled(bool on) { g_enabled = on; }
+extern "C" cudaError_t dpb_attn_decode_pdl(int mode)
+{
+    g_pdl = mode;
+    return pdl_set_mode(mode);
+}
 extern "C" bool dpb_attn_decode_enabled(void) { return g_enabled; }
 
 extern "C" bool dpb_attn_decode_supports(const dpb_attn_decode_args *a)
