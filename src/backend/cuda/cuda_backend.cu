@@ -3501,11 +3501,11 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
                 : uf && strcmp(uf, "all") == 0 ? 7 : 0;
     const char *gmid = getenv("DPB_CUDA_GEMV_MID");
     ci->gemv_mid_other = gmid && (!strcmp(gmid, "2rows") || !strcmp(gmid, "splitK4") || !strcmp(gmid, "splitK8"));
-    /* DPB_CUDA_PDL: programmatic dependent launch of the decode-step kernels (pdl.h); off unless asked */
+    /* DPB_CUDA_PDL: programmatic dependent launch of the decode-step kernels (pdl.h): off, wait (the default), early */
     const char *pdl = getenv("DPB_CUDA_PDL");
-    ci->pdl = pdl && !strcmp(pdl, "wait") ? 1 : pdl && !strcmp(pdl, "early") ? 2 : 0;
-    if (ci->pdl && (pdl_set_mode(ci->pdl) != cudaSuccess || dpb_cuda_gemv_pdl(ci->pdl) != cudaSuccess ||
-                    dpb_attn_decode_pdl(ci->pdl) != cudaSuccess)) {
+    ci->pdl = pdl && (!strcmp(pdl, "off") || !strcmp(pdl, "0")) ? 0 : pdl && !strcmp(pdl, "early") ? 2 : 1;
+    if (pdl_set_mode(ci->pdl) != cudaSuccess || dpb_cuda_gemv_pdl(ci->pdl) != cudaSuccess ||
+        dpb_attn_decode_pdl(ci->pdl) != cudaSuccess) {
         cudaGetLastError();
         ci->pdl = 0;
     }

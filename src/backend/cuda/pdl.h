@@ -1,6 +1,6 @@
 /* Programmatic dependent launch for the decode-step kernels (session 6, docs/CUDA.md "Session 6: decode").
  *
- * DPB_CUDA_PDL (read when the backend opens): unset/off: plain launches.  "wait": the kernels below are launched
+ * DPB_CUDA_PDL (read when the backend opens): "off": plain launches.  "wait" (the default): the kernels are launched
  * with cudaLaunchAttributeProgrammaticStreamSerialization, so each may be scheduled before its predecessor in the
  * stream has finished, and every block of them executes griddepcontrol.wait before its first global read or write
  * (no explicit trigger: a predecessor's blocks trigger as they exit).  "early": the same, and each such kernel also
@@ -10,7 +10,10 @@
  * its own wait returned.
  *
  * Included by the .cu files whose kernels take part; each keeps its own copy of the trigger flag (constant
- * memory), set by pdl_set_mode() of that file when the backend opens. */
+ * memory, 0 until set), set by pdl_set_mode() of that file when the backend opens.  The kernels: embed (bf16),
+ * rmsnorm / add + rmsnorm (k_norm4), the bf16 GEMV, qk_prep (k_qk_prep), qkv_prep_kv, flash-decoding attention,
+ * the fused router and argmax; the MoE expert kernels are launched as before (they wait for the whole
+ * predecessor: no programmatic edge into them). */
 #ifndef DPB_CUDA_PDL_H
 #define DPB_CUDA_PDL_H
 
@@ -19,26 +22,25 @@
 
 namespace {
 
-__constant__ int pdl_early_c; /* 1: kernels trigger their dependents right after their wait */
+__constant__ int pdl_mode_c; /* 0 off (the kernels skip both instructions), 1 wait, 2 wait and trigger early */
 
 __device__ __forceinline__ void pdl_wait()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (pdl_mode_c) asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
 __device__ __forceinline__ void pdl_trigger()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (pdl_early_c) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    if (pdl_mode_c == 2) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
 
-/* mode 0 off, 1 wait, 2 early: sets this file's trigger flag (call outside any stream capture) */
+/* mode 0 off, 1 wait, 2 early: sets this file's flag (call outside any stream capture) */
 inline cudaError_t pdl_set_mode(int mode)
 {
-    const int v = mode == 2 ? 1 : 0;
-    return cudaMemcpyToSymbol(pdl_early_c, &v, sizeof v);
+    return cudaMemcpyToSymbol(pdl_mode_c, &mode, sizeof mode);
 }
 
 /* kernel<<<g, blk, sh, st>>>(args...), with the programmatic-serialization attribute when mode != 0 */
