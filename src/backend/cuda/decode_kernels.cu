@@ -2,6 +2,7 @@
  * attention.  API and layouts: decode_kernels.h; design: docs/CUDA.md. */
 #include "backend/cuda/decode_kernels.h"
 #include "backend/cuda/moe_wgmma.h"
+#include "backend/cuda/pdl.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -100,6 +101,7 @@ __device__ __forceinline__ void load_x8(const void *x, size_t elem, float *out)
  * group covers ROWS consecutive rows; a lane reads 16 bytes (8 weights) of
  * every row per step, so x is loaded once per ROWS rows. */
 constexpr int kGemvWarps = 8;
+std::atomic<int> g_gemv_pdl{0}; /* DPB_CUDA_PDL mode of the GEMV launches (dpb_cuda_gemv_pdl) */
 
 /* Up to 3 (DPB_CUDA_GEMV_MAX_SEGS) matrices that share x, in one launch: blocks
  * [first1, first2) take matrix 1, [first2, grid) matrix 2, the rest matrix 0.
@@ -119,6 +121,8 @@ template <int M, int ROWS, int KS, bool XBF16>
 __global__ void __launch_bounds__(kGemvWarps * kWarp)
 gemv_bf16_kernel(const gemv_segs S, const void *__restrict__ x, int K)
 {
+    pdl_wait();
+    pdl_trigger();
     constexpr int GROUPS = kGemvWarps / KS;
     const int bx = (int)blockIdx.x;
     const bool s1 = bx >= S.first1 && bx < S.first2, s2 = bx >= S.first2;
@@ -209,11 +213,12 @@ cudaError_t gemv_launch3(gemv_segs S, int nseg, const void *x, int x_bf16, int K
     S.first1 = b0;
     S.first2 = b0 + b1;
     const int grid = b0 + b1 + b2;
+    const int pm = g_gemv_pdl.load(std::memory_order_relaxed);
     if (x_bf16)
-        gemv_bf16_kernel<M, ROWS, KS, true><<<(unsigned)grid, kGemvWarps * kWarp, 0, st>>>(S, x, K);
-    else
-        gemv_bf16_kernel<M, ROWS, KS, false><<<(unsigned)grid, kGemvWarps * kWarp, 0, st>>>(S, x, K);
-    return cudaGetLastError();
+        return pdl_launch(pm, gemv_bf16_kernel<M, ROWS, KS, true>, dim3((unsigned)grid), dim3(kGemvWarps * kWarp), 0, st,
+                          S, x, K);
+    return pdl_launch(pm, gemv_bf16_kernel<M, ROWS, KS, false>, dim3((unsigned)grid), dim3(kGemvWarps * kWarp), 0, st, S,
+                      x, K);
 }
 
 template <int M>
@@ -1451,6 +1456,12 @@ extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *
     default: e = gemv_launch2<8>(variant, S, nseg, x, x_bf16, K, stream); break;
     }
     return launch_status(e, "gemv");
+}
+
+extern "C" cudaError_t dpb_cuda_gemv_pdl(int mode)
+{
+    g_gemv_pdl.store(mode, std::memory_order_relaxed);
+    return pdl_set_mode(mode);
 }
 
 extern "C" dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *x, int x_bf16,
