@@ -12,8 +12,8 @@
  * Included by the .cu files whose kernels take part; each keeps its own copy of the trigger flag (constant
  * memory, 0 until set), set by pdl_set_mode() of that file when the backend opens.  The kernels: embed (bf16),
  * rmsnorm / add + rmsnorm (k_norm4), the bf16 GEMV, qk_prep (k_qk_prep), qkv_prep_kv, flash-decoding attention,
- * the fused router and argmax; the MoE expert kernels are launched as before (they wait for the whole
- * predecessor: no programmatic edge into them). */
+ * the fused router, argmax, and the MoE expert kernels A and B (v3, decode_kernels.cu); the grouped prefill
+ * kernels are launched as before. */
 #ifndef DPB_CUDA_PDL_H
 #define DPB_CUDA_PDL_H
 
