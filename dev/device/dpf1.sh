@@ -31,7 +31,7 @@ for e in "$@"; do
 done
 NCUV=${NCUV:-main dpf}
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-if [ -n "$NCU" ] && [ $(( $(date +%s) - t0 )) -lt 120 ]; then
+if [ -n "$NCU" ] && [ $(( $(date +%s) - t0 )) -lt 130 ]; then
     for v in $NCUV; do
         DPB_NO_GRAPHS=1 timeout 25 $NCU --clock-control none --metrics gpu__time_duration.sum --csv \
             --kernel-name regex:"^(?!k_fill)" --launch-skip 200 --launch-count 45 $C/$v/backend_check --skip-ops \
