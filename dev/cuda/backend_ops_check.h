@@ -539,6 +539,40 @@ static void opc_attn_side_copy(opc *c, const char *name, const float *out, const
     free(wb); free(ref); free(h);
 }
 
+/* attention_linear on the args of a round_out attention (a->out is replaced) against the reference's linear on want
+ * (the rounded output) and against the device's linear on an upload of want (equal values). */
+static void opc_attention_linear(opc *c, const char *name, const dpb_attn_args *a, const float *want, int64_t n, int64_t in)
+{
+    if (!c->dev->ops->attention_linear) return;
+    char nm[220];
+    snprintf(nm, sizeof nm, "%s attention_linear", name);
+    const int64_t O = 72;
+    uint16_t *wb = opc_bv(c, (size_t)(O * in), 1), *bh = opc_bv(c, (size_t)O, 1);
+    float *ref = malloc((size_t)(n * O) * 4 + 16), *h = malloc((size_t)(n * O) * 4 + 16);
+    dpb_weight wr = {DPB_W_BF16, O, in, false, wb, NULL}, wd = wr;
+    c->ref->ops->linear(c->ref, &wr, bh, want, n, ref);
+    wd.data = opc_up(c, wb, (size_t)(O * in) * 2);
+    uint16_t *bd = opc_up(c, bh, (size_t)O * 2);
+    float *o3 = opc_nan(c, (size_t)(n * in) * 4), *y1 = opc_nan(c, (size_t)(n * O) * 4), *y2 = opc_nan(c, (size_t)(n * O) * 4);
+    float *xf = opc_up(c, want, (size_t)(n * in) * 4);
+    dpb_attn_args g = *a;
+    g.out = o3;
+    if (wd.data && bd && o3 && y1 && y2 && xf && opc_st(c, nm, c->dev->ops->attention_linear(c->dev, &g, &wd, bd, y1)) &&
+        opc_st(c, nm, c->dev->ops->linear(c->dev, &wd, bd, xf, n, y2))) {
+        opc_cmp(c, nm, y1, ref, (size_t)(n * O), 1e-2);
+        snprintf(nm, sizeof nm, "%s attention_linear = fresh", name);
+        if (c->dev->ops->sync(c->dev) || c->dev->ops->download(c->dev, h, y2, (size_t)(n * O) * 4)) {
+            fprintf(c->log, "FAIL %-44s %s\n", nm, dpb_error_message());
+            c->checks++;
+            c->fails++;
+        } else {
+            opc_cmp(c, nm, y1, h, (size_t)(n * O), 0.0);
+        }
+    }
+    opc_free(c, (void *)wd.data); opc_free(c, bd); opc_free(c, o3); opc_free(c, y1); opc_free(c, y2); opc_free(c, xf);
+    free(wb); free(bh); free(ref); free(h);
+}
+
 /* rq: q rounded to bf16 first (the reference's copy by its round_bf16, the device's by the device op, so
  * the backend knows it is bf16-exact, as after the bf16 engine's qk_prep): the tensor-core prefill path. */
 static void opc_attention_q(opc *c, int64_t n, int64_t pos0, int64_t heads, int64_t kvh, int64_t hd, int64_t slots,
@@ -589,6 +623,10 @@ static void opc_attention_q(opc *c, int64_t n, int64_t pos0, int64_t heads, int6
         if (want && o2 && opc_st(c, name3, c->dev->ops->attention(c->dev, &r))) {
             opc_same(c, name3, o2, want, qn * 4);
             if (rq && n > 8) opc_attn_side_copy(c, name, o2, want, n, heads * hd);
+            if (rq && n > 8) {
+                /* attention_linear: the attention's rows may stay unwritten; its linear must take the bf16 copy */
+                opc_attention_linear(c, name, &r, want, n, heads * hd);
+            }
         }
         if (want && o2 && d.pos_dev == NULL && c->dev->ops->kv_write_at) {
             /* against the same launch shape unrounded: with the position on the device the kernel sizes its splits
@@ -1386,6 +1424,311 @@ static void opc_run_decode(opc *c)
     opc_moe(c, DPB_W_MXFP4, false, 32, 512, 256, 4, 9, true); /* session 4's PDL failure: n = 9, round */
 }
 
+/* swiglu_mlp (gate/up GEMMs, SwiGLU with bf16 rounds, down GEMM in one operation) against the reference's linear,
+ * linear, round, round, swiglu, round, linear, on an x rounded to bf16 on the device (as add_rmsnorm leaves it in
+ * bf16 mode).  want_ok: the shape is one the CUDA backend takes (else it must answer DPB_E_UNSUPPORTED with out
+ * untouched); round_x false: x not bf16-exact, which it must refuse. */
+static void opc_swiglu_mlp(opc *c, int64_t n, int64_t H, int64_t I, bool bias_down, bool round_x, bool want_ok)
+{
+    char name[128];
+    snprintf(name, sizeof name, "swiglu_mlp n=%lld H=%lld I=%lld%s%s", (long long)n, (long long)H, (long long)I,
+             bias_down ? " +down bias" : "", round_x ? "" : " (x not rounded)");
+    if (!c->dev->ops->swiglu_mlp) return;
+    const size_t nx = (size_t)(n * H), ni = (size_t)(n * I);
+    float *x = opc_fv(c, nx, 1);
+    uint16_t *wg = opc_bv(c, (size_t)(I * H), 0.05f), *wu = opc_bv(c, (size_t)(I * H), 0.05f);
+    uint16_t *wdn = opc_bv(c, (size_t)(H * I), 0.05f), *bh = bias_down ? opc_bv(c, (size_t)H, 1) : NULL;
+    float *g = malloc(ni * 4), *u = malloc(ni * 4), *ref = malloc(nx * 4);
+    dpb_weight rg = {DPB_W_BF16, I, H, false, wg, NULL}, ru = {DPB_W_BF16, I, H, false, wu, NULL};
+    dpb_weight rd = {DPB_W_BF16, H, I, false, wdn, NULL};
+    if (round_x) c->ref->ops->round_bf16(c->ref, x, (int64_t)nx);
+    c->ref->ops->linear(c->ref, &rg, NULL, x, n, g);
+    c->ref->ops->linear(c->ref, &ru, NULL, x, n, u);
+    c->ref->ops->round_bf16(c->ref, g, (int64_t)ni);
+    c->ref->ops->round_bf16(c->ref, u, (int64_t)ni);
+    c->ref->ops->swiglu(c->ref, g, u, n, I, g);
+    c->ref->ops->round_bf16(c->ref, g, (int64_t)ni);
+    c->ref->ops->linear(c->ref, &rd, bh, g, n, ref);
+    dpb_weight dg = rg, du = ru, dd = rd;
+    dg.data = opc_up(c, wg, (size_t)(I * H) * 2);
+    du.data = opc_up(c, wu, (size_t)(I * H) * 2);
+    dd.data = opc_up(c, wdn, (size_t)(H * I) * 2);
+    uint16_t *bd = bh ? opc_up(c, bh, (size_t)H * 2) : NULL;
+    float *xd = opc_up(c, x, nx * 4), *ta = opc_nan(c, ni * 4), *tb = opc_nan(c, ni * 4), *out = opc_nan(c, nx * 4);
+    if (dg.data && du.data && dd.data && xd && ta && tb && out) {
+        int ok = !round_x || opc_st(c, name, c->dev->ops->round_bf16(c->dev, xd, (int64_t)nx));
+        if (ok) {
+            dpb_status st = c->dev->ops->swiglu_mlp(c->dev, &dg, NULL, &du, NULL, xd, n, ta, tb, &dd, bd, out);
+            if (want_ok) {
+                if (opc_st(c, name, st)) opc_cmp(c, name, out, ref, nx, 1e-2);
+            } else {
+                c->checks++;
+                float *h = malloc(nx * 4);
+                int nan = !c->dev->ops->sync(c->dev) && !c->dev->ops->download(c->dev, h, out, nx * 4);
+                for (size_t i = 0; nan && i < nx; i++) nan = isnan(h[i]);
+                int good = st == DPB_E_UNSUPPORTED && nan;
+                fprintf(c->log, "%s %-44s %s\n", good ? "ok  " : "FAIL", name,
+                        good ? "refused, out untouched" : "not refused, or out written");
+                if (!good) c->fails++;
+                free(h);
+                /* what the engine then does: the two calls */
+                float *const y2[2] = {ta, tb};
+                const dpb_weight *w2[2] = {&dg, &du};
+                if (opc_st(c, name, dpb_backend_linear_multi(c->dev, 2, w2, NULL, xd, n, false, y2)) &&
+                    opc_st(c, name, c->dev->ops->swiglu_down(c->dev, ta, tb, n, I, &dd, bd, out)))
+                    opc_cmp(c, name, out, ref, nx, 1e-2);
+            }
+        }
+    }
+    opc_free(c, (void *)dg.data); opc_free(c, (void *)du.data); opc_free(c, (void *)dd.data); opc_free(c, bd);
+    opc_free(c, xd); opc_free(c, ta); opc_free(c, tb); opc_free(c, out);
+    free(x); free(wg); free(wu); free(wdn); free(bh); free(g); free(u); free(ref);
+}
+
+/* linear_multi of many rows with biases on an x rounded on the device (the prefill's q/k/v: the bias goes through
+ * the GEMM's epilogue), against the reference. */
+static void opc_linear_multi_exact(opc *c, int nw, const int64_t *out, int64_t in, int64_t n)
+{
+    char name[128];
+    snprintf(name, sizeof name, "linear_multi %d x bf16 [%lld.. x %lld] n=%lld +bias, x bf16-exact", nw, (long long)out[0],
+             (long long)in, (long long)n);
+    if (nw < 1 || nw > 3) return;
+    float *x = opc_fv(c, (size_t)(n * in), 1);
+    c->ref->ops->round_bf16(c->ref, x, n * in);
+    dpb_weight wd[3];
+    uint16_t *wh[3] = {0}, *bh[3] = {0}, *bd[3] = {0};
+    float *ref[3] = {0}, *y[3] = {0};
+    const dpb_weight *wdp[3];
+    const uint16_t *bdp[3];
+    int ok = 1;
+    for (int i = 0; i < nw; i++) {
+        size_t we = (size_t)(out[i] * in);
+        wh[i] = opc_bv(c, we, 0.05f);
+        bh[i] = i != 1 ? opc_bv(c, (size_t)out[i], 1) : NULL;
+        ref[i] = malloc((size_t)(n * out[i]) * 4);
+        dpb_weight wr = {DPB_W_BF16, out[i], in, false, wh[i], NULL};
+        c->ref->ops->linear(c->ref, &wr, bh[i], x, n, ref[i]);
+        wd[i] = wr;
+        wd[i].data = opc_up(c, wh[i], we * 2);
+        bd[i] = bh[i] ? opc_up(c, bh[i], (size_t)out[i] * 2) : NULL;
+        y[i] = opc_nan(c, (size_t)(n * out[i]) * 4);
+        wdp[i] = &wd[i];
+        bdp[i] = bd[i];
+        ok = ok && wd[i].data && y[i];
+    }
+    float *xdev = opc_up(c, x, (size_t)(n * in) * 4);
+    if (ok && xdev && opc_st(c, name, c->dev->ops->round_bf16(c->dev, xdev, n * in)) &&
+        opc_st(c, name, dpb_backend_linear_multi(c->dev, nw, wdp, bdp, xdev, n, false, y)))
+        for (int i = 0; i < nw; i++) opc_cmp(c, name, y[i], ref[i], (size_t)(n * out[i]), 1e-2);
+    for (int i = 0; i < nw; i++) {
+        opc_free(c, (void *)wd[i].data); opc_free(c, bd[i]); opc_free(c, y[i]);
+        free(wh[i]); free(bh[i]); free(ref[i]);
+    }
+    opc_free(c, xdev);
+    free(x);
+}
+
+/* n floats of the reference against n bf16 values in device memory (relative to the largest reference value). */
+static void opc_cmp_bf16(opc *c, const char *name, const void *dev, const float *ref, size_t n, double tol)
+{
+    uint16_t *h = opc_down(c, name, dev, n * 2);
+    if (!h) return;
+    double md = 0, mr = 0;
+    int nan = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float v = dpb_bf16_to_f32(h[i]);
+        if (isnan(v) != isnan(ref[i])) nan++;
+        if (isnan(ref[i])) continue;
+        md = fmax(md, fabs((double)v - ref[i]));
+        mr = fmax(mr, fabs(ref[i]));
+    }
+    const double rel = mr > 0 ? md / mr : md;
+    const int ok = !nan && rel <= tol;
+    c->checks++;
+    fprintf(c->log, "%s %-44s rel %.3g (bound %.0e)%s\n", ok ? "ok  " : "FAIL", name, rel, tol, nan ? " NaN!" : "");
+    if (!ok) c->fails++;
+    free(h);
+}
+
+/* qkv_prep against the reference's linear x 3 (+ bias), round, [rmsnorm per head, round], rope, round, to_kv, on an x
+ * rounded on the device.  want_ok false: a case the CUDA backend must refuse (DPB_E_UNSUPPORTED, q untouched). */
+static void opc_qkv_prep(opc *c, int64_t n, int64_t H, int64_t nh, int64_t nkv, int64_t hd, bool qnorm, bool bias,
+                         bool round_x, dpb_kv_dtype dt, bool want_ok)
+{
+    const dpb_backend_ops *D = c->dev->ops, *R = c->ref->ops;
+    if (!D->qkv_prep) return;
+    char name[140];
+    snprintf(name, sizeof name, "qkv_prep n=%lld H=%lld %lld/%lld hd=%lld%s%s%s %s", (long long)n, (long long)H,
+             (long long)nh, (long long)nkv, (long long)hd, qnorm ? " q_norm" : "", bias ? " +bias" : "",
+             round_x ? "" : " (x not rounded)", dpb_kv_dtype_name(dt));
+    dpb_rope_table rt;
+    memset(&rt, 0, sizeof rt);
+    rt.head_dim = hd;
+    rt.attention_scaling = 1.1f;
+    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    int64_t *pos = malloc((size_t)n * 8);
+    const int64_t p0 = (int64_t)(opc_next(c) % 4096);
+    for (int64_t t = 0; t < n; t++) pos[t] = p0 + t;
+    const int64_t od[3] = {nh * hd, nkv * hd, nkv * hd};
+    const size_t qc = (size_t)(n * od[0]), kc = (size_t)(n * od[1]), es = dpb_kv_dtype_size(dt);
+    float *x = opc_fv(c, (size_t)(n * H), 1);
+    if (round_x) R->round_bf16(c->ref, x, n * H);
+    uint16_t *wh[3], *bh[3] = {0}, *bd[3] = {0};
+    float *ry[3];
+    dpb_weight wd[3];
+    const dpb_weight *wp[3];
+    int ok = 1;
+    for (int i = 0; i < 3; i++) {
+        wh[i] = opc_bv(c, (size_t)(od[i] * H), 0.05f);
+        if (bias) bh[i] = opc_bv(c, (size_t)od[i], 1);
+        ry[i] = malloc((size_t)(n * od[i]) * 4);
+        dpb_weight wr = {DPB_W_BF16, od[i], H, false, wh[i], NULL};
+        R->linear(c->ref, &wr, bh[i], x, n, ry[i]);
+        wd[i] = wr;
+        wd[i].data = opc_up(c, wh[i], (size_t)(od[i] * H) * 2);
+        if (bias) bd[i] = opc_up(c, bh[i], (size_t)od[i] * 2);
+        wp[i] = &wd[i];
+        ok = ok && wd[i].data && (!bias || bd[i]);
+    }
+    uint16_t *qn = opc_bv(c, (size_t)hd, 2), *kn = opc_bv(c, (size_t)hd, 2);
+    float *rq = ry[0], *rk = ry[1], *rv = ry[2];
+    R->round_bf16(c->ref, rq, (int64_t)qc);
+    R->round_bf16(c->ref, rk, (int64_t)kc);
+    if (qnorm) {
+        R->rmsnorm(c->ref, rq, qn, n * nh, hd, 1e-6f, rq);
+        R->rmsnorm(c->ref, rk, kn, n * nkv, hd, 1e-6f, rk);
+        R->round_bf16(c->ref, rq, (int64_t)qc);
+        R->round_bf16(c->ref, rk, (int64_t)kc);
+    }
+    R->rope(c->ref, rq, n, nh, pos, &rt);
+    R->rope(c->ref, rk, n, nkv, pos, &rt);
+    R->round_bf16(c->ref, rq, (int64_t)qc);
+    R->round_bf16(c->ref, rv, (int64_t)kc); /* what to_kv bf16 keeps */
+    float *xd = opc_up(c, x, (size_t)(n * H) * 4);
+    float *qd = opc_nan(c, qc * 4), *kd = opc_nan(c, kc * 4), *vd = opc_nan(c, kc * 4);
+    void *knd = opc_nan(c, kc * es), *vnd = opc_nan(c, kc * es);
+    int64_t *pd = opc_up(c, pos, (size_t)n * 8);
+    uint16_t *qnd = opc_up(c, qn, (size_t)hd * 2), *knw = opc_up(c, kn, (size_t)hd * 2);
+    ok = ok && xd && qd && kd && vd && knd && vnd && pd && qnd && knw;
+    if (ok && round_x) ok = opc_st(c, name, D->round_bf16(c->dev, xd, n * H));
+    if (ok) {
+        const uint16_t *bp[3] = {bd[0], bd[1], bd[2]};
+        dpb_status st = D->qkv_prep(c->dev, wp, bias ? bp : NULL, xd, n, qd, kd, vd, nh, nkv, qnorm ? qnd : NULL,
+                                    qnorm ? knw : NULL, 1e-6f, pd, &rt, true, dt, knd, vnd);
+        if (want_ok) {
+            if (opc_st(c, name, st)) {
+                char n2[200];
+                opc_cmp(c, name, qd, rq, qc, 1e-2);
+                snprintf(n2, sizeof n2, "%s knew", name);
+                opc_cmp_bf16(c, n2, knd, rk, kc, 1e-2);
+                snprintf(n2, sizeof n2, "%s vnew", name);
+                opc_cmp_bf16(c, n2, vnd, rv, kc, 1e-2);
+            }
+        } else {
+            c->checks++;
+            float *h = opc_down(c, name, qd, qc * 4);
+            int nan = h != NULL;
+            for (size_t i = 0; nan && i < qc; i++) nan = isnan(h[i]);
+            const int good = st == DPB_E_UNSUPPORTED && nan;
+            fprintf(c->log, "%s %-44s %s\n", good ? "ok  " : "FAIL", name, good ? "refused, q untouched" : "not refused, or q written");
+            if (!good) c->fails++;
+            free(h);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        opc_free(c, (void *)wd[i].data); opc_free(c, bd[i]);
+        free(wh[i]); free(bh[i]); free(ry[i]);
+    }
+    opc_free(c, xd); opc_free(c, qd); opc_free(c, kd); opc_free(c, vd); opc_free(c, knd); opc_free(c, vnd);
+    opc_free(c, pd); opc_free(c, qnd); opc_free(c, knw);
+    free(pos); free(x); free(qn); free(kn);
+}
+
+/* qk_prep of n rows in one call (the warp-per-head kernel) against n one-row calls (the block-per-head kernel) on the
+ * same inputs: q and the new k / v rows bit for bit (the per-head norm's sum of squares in the same order). */
+static void opc_qk_prep_rows(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, bool qnorm, bool rnd, dpb_kv_dtype dt)
+{
+    const dpb_backend_ops *D = c->dev->ops;
+    if (!D->qk_prep || n > 64) return;
+    char name[140];
+    snprintf(name, sizeof name, "qk_prep n=%lld %lld/%lld hd=%lld%s%s %s = rows", (long long)n, (long long)nh, (long long)nkv,
+             (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dpb_kv_dtype_name(dt));
+    dpb_rope_table rt;
+    memset(&rt, 0, sizeof rt);
+    rt.head_dim = hd;
+    rt.attention_scaling = 1.0f;
+    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(1000000.0f, (float)(2 * i) / (float)hd);
+    int64_t pos[64];
+    for (int64_t t = 0; t < n; t++) pos[t] = 100 + 7 * t;
+    const size_t qc = (size_t)(n * nh * hd), kc = (size_t)(n * nkv * hd), es = dpb_kv_dtype_size(dt);
+    float *q = opc_fv(c, qc, 3), *k = opc_fv(c, kc, 3), *v = opc_fv(c, kc, 3);
+    uint16_t *qn = opc_bv(c, (size_t)hd, 2), *kn = opc_bv(c, (size_t)hd, 2);
+    void *d[2][5] = {{0}};
+    int64_t *pd = opc_up(c, pos, (size_t)n * 8);
+    uint16_t *qnd = opc_up(c, qn, (size_t)hd * 2), *knw = opc_up(c, kn, (size_t)hd * 2);
+    int ok = pd && qnd && knw;
+    for (int w = 0; w < 2 && ok; w++) {
+        d[w][0] = opc_up(c, q, qc * 4); d[w][1] = opc_up(c, k, kc * 4); d[w][2] = opc_up(c, v, kc * 4);
+        d[w][3] = opc_nan(c, kc * es); d[w][4] = opc_nan(c, kc * es);
+        for (int i = 0; i < 5; i++) ok = ok && d[w][i];
+    }
+    const uint16_t *qq = qnorm ? qnd : NULL, *kk = qnorm ? knw : NULL;
+    if (ok) ok = opc_st(c, name, D->qk_prep(c->dev, d[0][0], d[0][1], d[0][2], n, nh, nkv, qq, kk, 1e-6f, pd, &rt, rnd, dt,
+                                            d[0][3], d[0][4]));
+    for (int64_t t = 0; t < n && ok; t++)
+        ok = opc_st(c, name, D->qk_prep(c->dev, (float *)d[1][0] + t * nh * hd, (float *)d[1][1] + t * nkv * hd,
+                                        (float *)d[1][2] + t * nkv * hd, 1, nh, nkv, qq, kk, 1e-6f, pd + t, &rt, rnd, dt,
+                                        (char *)d[1][3] + (size_t)(t * nkv * hd) * es,
+                                        (char *)d[1][4] + (size_t)(t * nkv * hd) * es));
+    if (ok) {
+        const size_t bytes[5] = {qc * 4, 0, 0, kc * es, kc * es};
+        const char *what[5] = {"q", "", "", "knew", "vnew"};
+        for (int i = 0; i < 5; i++) {
+            if (!bytes[i]) continue;
+            char n2[200];
+            snprintf(n2, sizeof n2, "%s %s", name, what[i]);
+            void *h = opc_down(c, n2, d[1][i], bytes[i]);
+            if (h) opc_same(c, n2, d[0][i], h, bytes[i]);
+            free(h);
+        }
+    }
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 5; i++) opc_free(c, d[w][i]);
+    opc_free(c, pd); opc_free(c, qnd); opc_free(c, knw);
+    free(q); free(k); free(v); free(qn); free(kn);
+}
+
+/* Session 6's prefill paths (swiglu_mlp, bias epilogues). */
+static void opc_run_dpf(opc *c, int big)
+{
+    opc_swiglu_mlp(c, 64, 256, 512, false, true, true);
+    opc_swiglu_mlp(c, 33, 96, 100, true, true, true);   /* bf16 rows of 200 bytes: cuBLASLt's alignment limits */
+    opc_swiglu_mlp(c, 17, 64, 77, false, true, true);   /* odd I: the SwiGLU pass's scalar tail */
+    opc_swiglu_mlp(c, 64, 256, 512, false, false, false); /* x not bf16-exact: refused */
+    opc_swiglu_mlp(c, 8, 256, 512, false, true, false);   /* decode-sized: refused */
+    if (big) opc_swiglu_mlp(c, 300, 1024, 2816, true, true, true);
+    opc_linear_case(c, DPB_W_BF16, false, 1000, 512, 64, true, true);
+    opc_linear_case(c, DPB_W_BF16, false, 100, 96, 9, true, true);
+    opc_linear_case(c, DPB_W_BF16, true, 576, 128, 40, true, true);
+    {
+        const int64_t qkv[3] = {4096, 512, 512}, odd[3] = {72, 8, 200};
+        opc_linear_multi_exact(c, 3, qkv, 2880, big ? 256 : 16);
+        opc_linear_multi_exact(c, 3, odd, 96, 37);
+    }
+    opc_qkv_prep(c, 64, 256, 8, 2, 128, true, false, true, DPB_KV_BF16, true);   /* Qwen3-like */
+    opc_qkv_prep(c, 40, 192, 8, 4, 64, false, true, true, DPB_KV_BF16, true);    /* gpt-oss-like: biases */
+    opc_qkv_prep(c, 17, 96, 4, 2, 32, true, false, true, DPB_KV_BF16, true);     /* the tiny presets' head_dim */
+    opc_qkv_prep(c, 33, 128, 4, 4, 128, false, false, true, DPB_KV_BF16, true);  /* Llama-like */
+    opc_qkv_prep(c, 64, 256, 8, 2, 128, true, false, false, DPB_KV_BF16, false); /* x not bf16-exact: refused */
+    opc_qkv_prep(c, 64, 256, 8, 2, 128, true, false, true, DPB_KV_FP8, false);   /* fp8 cache: refused */
+    opc_qkv_prep(c, 8, 256, 8, 2, 128, true, false, true, DPB_KV_BF16, false);   /* decode-sized: refused */
+    if (big) opc_qkv_prep(c, 128, 512, 16, 4, 128, true, true, true, DPB_KV_BF16, true);
+    opc_qk_prep_rows(c, 16, 64, 8, 128, true, true, DPB_KV_BF16);  /* Qwen3: E = 4 */
+    opc_qk_prep_rows(c, 9, 16, 4, 64, true, true, DPB_KV_BF16);    /* E = 2 */
+    opc_qk_prep_rows(c, 5, 8, 2, 32, true, false, DPB_KV_F32);     /* E = 1 */
+    opc_qk_prep_rows(c, 12, 56, 8, 128, false, true, DPB_KV_BF16); /* Yi: no norm */
+}
+
 static void opc_run_all(opc *c, int big)
 {
     {
@@ -1497,6 +1840,7 @@ static void opc_run_all(opc *c, int big)
     opc_swiglu_bf16(c, 3, 1000, 0);
     opc_swiglu_bf16(c, 5, 77, 1);
     opc_swiglu_bf16(c, 1, 25600, 0);
+    opc_run_dpf(c, big);
     if (big) opc_attention_batch(c, 128, 128, 64, 8, 64, 2048, 0, 2047, DPB_KV_BF16, true);
     /* the flash-decoding kernel's shapes in bf16 and f32: 16 heads per kv head, split merges, short chunks */
     opc_attention(c, 1, 8191, 32, 2, 128, 8192, 0, DPB_KV_BF16, true);

@@ -253,6 +253,29 @@ typedef struct dpb_backend_ops {
                               float *q, float *k, float *v, int64_t nh, int64_t nkv, const uint16_t *q_norm,
                               const uint16_t *k_norm, float eps, const int64_t *pos, const dpb_rope_table *rt, bool round,
                               dpb_kv_dtype dt, void *knew, void *vnew, void *k_cache, void *v_cache, int64_t slots);
+    /* Optional (NULL: the engine makes the two calls): the bf16 dense MLP in one operation,
+     *   linear_multi(2, {gate, up}, {b_gate, b_up}, x, n, false, {tmp_a, tmp_b});
+     *   swiglu_down(tmp_a, tmp_b, n, gate->out, down, b_down, out)
+     * (tmp_a, tmp_b [n, gate->out] are scratch, left unspecified), so that a backend can have the gate/up GEMMs
+     * write the bf16 values the SwiGLU rounds them to.  DPB_E_UNSUPPORTED, having written nothing, for what it
+     * does not take (the caller then makes the two calls). */
+    dpb_status (*swiglu_mlp)(dpb_backend *b, const dpb_weight *gate, const uint16_t *b_gate, const dpb_weight *up,
+                             const uint16_t *b_up, const float *x, int64_t n, float *tmp_a, float *tmp_b,
+                             const dpb_weight *down, const uint16_t *b_down, float *out);
+    /* Optional (NULL: the engine makes the calls): the attention inputs of n rows from x in one operation,
+     *   linear_multi(3, w, bias, x, n, false, {q, k, v});
+     *   qk_prep(q, k, v, n, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew)
+     * (w: q, k, v; k and v are left unspecified), so that a backend can have the projections write the bf16 values
+     * qk_prep rounds them to.  DPB_E_UNSUPPORTED, having written nothing, for what it does not take (the caller then
+     * makes the calls). */
+    dpb_status (*qkv_prep)(dpb_backend *b, const dpb_weight *const *w, const uint16_t *const *bias, const float *x,
+                           int64_t n, float *q, float *k, float *v, int64_t nh, int64_t nkv, const uint16_t *q_norm,
+                           const uint16_t *k_norm, float eps, const int64_t *pos, const dpb_rope_table *rt, bool round,
+                           dpb_kv_dtype dt, void *knew, void *vnew);
+    /* Optional (NULL: the engine makes the two calls): attention(a), then linear(w, bias, a->out, a->n, y), with
+     * a->out left unspecified (a backend need not write the rows that only the linear reads). */
+    dpb_status (*attention_linear)(dpb_backend *b, const dpb_attn_args *a, const dpb_weight *w, const uint16_t *bias,
+                                   float *y);
 } dpb_backend_ops;
 
 struct dpb_backend {

@@ -251,6 +251,32 @@ static dpb_status w_swiglu_down(dpb_backend *b, float *g, float *u, int64_t n, i
     return done(b, CALL(b, swiglu_down, g, u, n, I, down, bd, out), t0, "swiglu_down n=%lld", (long long)n);
 }
 
+static dpb_status w_swiglu_mlp(dpb_backend *b, const dpb_weight *g, const uint16_t *bg, const dpb_weight *u,
+                               const uint16_t *bu, const float *x, int64_t n, float *ta, float *tb, const dpb_weight *down,
+                               const uint16_t *bd, float *out)
+{
+    uint64_t t0 = dpb_now_ns();
+    return done(b, CALL(b, swiglu_mlp, g, bg, u, bu, x, n, ta, tb, down, bd, out), t0, "swiglu_mlp n=%lld", (long long)n);
+}
+
+static dpb_status w_qkv_prep(dpb_backend *b, const dpb_weight *const *w, const uint16_t *const *bias, const float *x,
+                             int64_t n, float *q, float *k, float *v, int64_t nh, int64_t nkv, const uint16_t *qn,
+                             const uint16_t *kn, float eps, const int64_t *pos, const dpb_rope_table *rt, bool round,
+                             dpb_kv_dtype dt, void *knew, void *vnew)
+{
+    uint64_t t0 = dpb_now_ns();
+    return done(b, CALL(b, qkv_prep, w, bias, x, n, q, k, v, nh, nkv, qn, kn, eps, pos, rt, round, dt, knew, vnew), t0,
+                "qkv_prep n=%lld", (long long)n);
+}
+
+static dpb_status w_attention_linear(dpb_backend *b, const dpb_attn_args *a, const dpb_weight *w, const uint16_t *bias,
+                                     float *y)
+{
+    uint64_t t0 = dpb_now_ns();
+    return done(b, CALL(b, attention_linear, a, w, bias, y), t0, "attention_linear hd=%lld n=%lld", (long long)a->head_dim,
+                (long long)a->n);
+}
+
 static int by_total(const void *a, const void *b)
 {
     const prof_row *x = a, *y = b;
@@ -352,6 +378,9 @@ dpb_status dpb_backend_prof_wrap(dpb_backend *inner, const char *path, dpb_backe
     o->router = io->router ? w_router : NULL;
     o->qk_prep_kv = io->qk_prep_kv ? w_qk_prep_kv : NULL;
     o->qkv_prep_kv = io->qkv_prep_kv ? w_qkv_prep_kv : NULL;
+    o->swiglu_mlp = io->swiglu_mlp ? w_swiglu_mlp : NULL;
+    o->qkv_prep = io->qkv_prep ? w_qkv_prep : NULL;
+    o->attention_linear = io->attention_linear ? w_attention_linear : NULL;
     p->inner = inner;
     p->rows = rows;
     p->path = pc;

@@ -526,7 +526,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
          * cache slot, which holds a position outside its keys: writing it first changes nothing); where the
          * backend offers it, the q/k/v projections and that step are one operation */
         const bool one_row = devpos && ops->qk_prep_kv && ops->qk_prep && np == 1 && nrows == 1 && !attn_batched(e, np, nrows);
-        bool kv_done = false, qkv_done = false;
+        bool kv_done = false, qkv_done = false; /* qkv_done: the q/k/v projections and qk_prep(_kv) in one operation */
         if (one_row && ops->qkv_prep_kv) {
             st = ops->qkv_prep_kv(be, w3, b3, e->xn, e->q, e->k, e->v, nh, nkv, lw->q_norm, lw->k_norm, eps, e->pos_dev,
                                   &m->rope, rb, e->kvdt, e->knew, e->vnew, e->kc[parts[0].seq * L + l],
@@ -537,9 +537,16 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
         }
         if (!qkv_done) {
             float *y3[3] = {e->q, e->k, e->v};
-            CK(dpb_backend_linear_multi(be, 3, w3, b3, e->xn, nrows, false, y3));
+            if (ops->qkv_prep && ops->qk_prep && nrows > 8) {
+                st = ops->qkv_prep(be, w3, b3, e->xn, nrows, e->q, e->k, e->v, nh, nkv, lw->q_norm, lw->k_norm, eps,
+                                   e->pos_dev, &m->rope, rb, e->kvdt, e->knew, e->vnew);
+                if (st == DPB_OK) qkv_done = true;
+                else if (st != DPB_E_UNSUPPORTED) return st;
+                else dpb_error_clear();
+            }
+            if (!qkv_done) CK(dpb_backend_linear_multi(be, 3, w3, b3, e->xn, nrows, false, y3));
         }
-        if (one_row && !kv_done) {
+        if (one_row && !kv_done && !qkv_done) {
             st = ops->qk_prep_kv(be, e->q, e->k, e->v, nrows, nh, nkv, lw->q_norm, lw->k_norm, eps, e->pos_dev,
                                  &m->rope, rb, e->kvdt, e->knew, e->vnew, e->kc[parts[0].seq * L + l],
                                  e->vc[parts[0].seq * L + l], e->slots[l]);
@@ -547,8 +554,8 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
             else if (st != DPB_E_UNSUPPORTED) return st;
             else dpb_error_clear();
         }
-        if (!kv_done) CK(qk_prep(e, lw, nrows));
-        bool batched = false;
+        if (!kv_done && !qkv_done) CK(qk_prep(e, lw, nrows));
+        bool batched = false, o_done = false;
         if (attn_batched(e, np, nrows)) {
             dpb_attn_batch_args a = {np, nh, nkv, hd, e->q, e->knew, e->vnew, e->kvtab + (2 * l) * e->max_seqs,
                                      e->kvtab + (2 * l + 1) * e->max_seqs, e->seq_dev, e->pos_dev, e->slots[l],
@@ -568,7 +575,11 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
                                e->kc[pp->seq * L + l], e->vc[pp->seq * L + l], e->slots[l],
                                lw->sliding ? c->sliding_window : 0, e->kvdt, lw->sinks, m->attn_scale,
                                e->att + pp->row * qd, devpos ? e->pos_dev + pp->row : NULL, rb};
-            CK(ops->attention(be, &a));
+            if (np == 1 && ops->attention_linear) {
+                /* the o projection with it: the output's one reader */
+                CK(ops->attention_linear(be, &a, &lw->o, lw->bo, e->tmp));
+                o_done = true;
+            } else CK(ops->attention(be, &a));
         }
         for (int p = 0; p < np && !batched && !kv_done; p++) {
             const part *pp = &parts[p];
@@ -578,7 +589,7 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
             else CK(ops->kv_write(be, kc, vc, e->slots[l], kvd, e->kvdt, kn, vn, pp->n, pp->pos0));
         }
         /* bf16 mode: the attention rounded its output (round_out) */
-        CK(ops->linear(be, &lw->o, lw->bo, e->att, nrows, e->tmp));
+        if (!o_done) CK(ops->linear(be, &lw->o, lw->bo, e->att, nrows, e->tmp));
         CK(add_norm(e, e->x, e->tmp, lw->mlp_norm, nrows, e->xn));
         CK(m->arch->mlp(&e->f, lw, e->xn, e->tmp));
         /* the residual add, and the next layer's attention norm */

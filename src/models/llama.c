@@ -35,6 +35,11 @@ dpb_status dpb_dense_mlp(dpb_fwd *f, const dpb_layer_weights *lw, const float *x
     float *y2[2] = {f->tmp_a, f->tmp_b};
     if (f->round_bf16 && be->ops->swiglu_bf16) {
         /* the rounds of gate, up and the product in the one pass of the fused operation */
+        if (be->ops->swiglu_mlp && be->ops->swiglu_down) {
+            st = be->ops->swiglu_mlp(be, &lw->gate, lw->b_gate, &lw->up, lw->b_up, xn, f->n, f->tmp_a, f->tmp_b,
+                                     &lw->down_dense, lw->b_down, out);
+            if (st != DPB_E_UNSUPPORTED) return st;
+        }
         if ((st = dpb_backend_linear_multi(be, 2, w2, b2, xn, f->n, false, y2))) return st;
         if (be->ops->swiglu_down)
             return be->ops->swiglu_down(be, f->tmp_a, f->tmp_b, f->n, I, &lw->down_dense, lw->b_down, out);

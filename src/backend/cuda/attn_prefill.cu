@@ -15,6 +15,7 @@ struct fa_p {
     float *out;
     uint16_t *obf; /* or null: the output's bf16 bits too (rnd set) */
     int rnd;       /* out rounded to bf16 as it is written (round_bf16's rule) */
+    int nof32;     /* with obf: the bf16 bits only, out not written (dpb_attn_prefill_launch_bf16) */
     int64_t row;   /* elements per KV row: kv_heads * head_dim */
     int n, pos0, slots, window, heads, group, qtiles;
     float sl2;     /* scale * log2(e) */
@@ -78,6 +79,7 @@ __device__ __forceinline__ void put2(const fa_p &P, int64_t e, float x, float y)
         x = bf16f(hx);
         y = bf16f(hy);
         if (P.obf) *reinterpret_cast<uint32_t *>(P.obf + e) = (uint32_t)hx | (uint32_t)hy << 16;
+        if (P.nof32) return;
     }
     *reinterpret_cast<float2 *>(P.out + e) = make_float2(x, y);
 }
@@ -438,6 +440,12 @@ extern "C" dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_p
 extern "C" dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
                                                   uint16_t *out_bf16, cudaStream_t st)
 {
+    return dpb_attn_prefill_launch_bf16(a, v, round, out_bf16, false, st);
+}
+
+extern "C" dpb_status dpb_attn_prefill_launch_bf16(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
+                                                   uint16_t *out_bf16, bool bf16_only, cudaStream_t st)
+{
     if (out_bf16 && (!round || !aligned(out_bf16, 4)))
         return dpb_error_set(DPB_E_ARG, "cuda attention (tensor cores): a bf16 copy of the output needs round and 4-byte alignment");
     if (!dpb_attn_prefill_supports(a))
@@ -459,6 +467,7 @@ extern "C" dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_at
     P.out = a->out;
     P.obf = out_bf16;
     P.rnd = round ? 1 : 0;
+    P.nof32 = round && out_bf16 && bf16_only ? 1 : 0;
     P.row = a->kv_heads * a->head_dim;
     P.n = (int)a->n;
     P.pos0 = (int)a->pos0;

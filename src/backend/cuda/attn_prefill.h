@@ -64,6 +64,9 @@ dpb_status dpb_attn_prefill_launch(const dpb_attn_args *a, dpb_attn_prefill_vari
  * head_dim elements) also those bf16 bits, in out's layout. */
 dpb_status dpb_attn_prefill_launch_out(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
                                        uint16_t *out_bf16, cudaStream_t st);
+/* launch_out, and with bf16_only (round and out_bf16 given) those bf16 bits alone: out is not written. */
+dpb_status dpb_attn_prefill_launch_bf16(const dpb_attn_args *a, dpb_attn_prefill_variant v, bool round,
+                                        uint16_t *out_bf16, bool bf16_only, cudaStream_t st);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,14 @@ constexpr int kPf2NoQk = 1, kPf2NoCopy = 2, kPf2NoMlp = 4;
 /* DPB_CUDA_PFD=noattnround turns off session 5's dense-prefill change (A/B): the prefill attention (attn_prefill.cu)
  * rounds its output and writes the bf16 side copy itself, instead of a round_bf16 pass over the output */
 constexpr int kPfdNoAttnRound = 1;
+/* DPB_CUDA_DPF words turning off session 6's dense-prefill changes (A/B): nomlp (the swiglu_mlp operation: gate/up
+ * GEMMs writing bf16, SwiGLU over bf16 rows), nobias (bias through the cuBLASLt epilogue instead of k_bias_round),
+ * noqkv (the qkv_prep operation: q/k/v GEMMs writing bf16 rows that qk_prep reads), oldsum (k_qk_prep_w's per-head
+ * norm sum through session 4's gather of each warp's values instead of the butterfly on the lanes' own slots),
+ * noattnf32 (attention_linear: the prefill attention writes its fp32 output too, as attention does) */
+constexpr int kDpfNoMlp = 1, kDpfNoBias = 2, kDpfNoQkv = 4, kDpfOldSum = 8, kDpfNoAttnF32 = 16;
+/* lt_plan flags: D (the output) in bf16; bias epilogue (fp32 bias vector added to each output row) */
+constexpr int kLtBf16Out = 1, kLtBias = 2;
 /* round_bf16 leaves a bf16 side copy from this many elements (add_rmsnorm: from 5 rows; decode rounds run in
  * graphs, where there is none: the copy costs 2 bytes per element written where no GEMM takes it) */
 constexpr int64_t kSideCopyMin = 4096;
@@ -65,6 +73,7 @@ struct cuda_impl {
     int sms = 132; /* multiprocessors (sizes work splits) */
     int pf2 = 0; /* kPf2* bits from DPB_CUDA_PF2 (noqk, nocopy, nomlp): turn off session 4's prefill passes */
     int pfd = 0; /* kPfd* bits from DPB_CUDA_PFD (noattnround): turn off session 5's prefill change */
+    int dpf = 0; /* kDpf* bits from DPB_CUDA_DPF (nomlp, nobias, noqkv, oldsum, noattnf32): session 6's prefill A/B */
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
     int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 4 qkv_prep_kv (bits) answer DPB_E_UNSUPPORTED */
     int pdl = 0;     /* DPB_CUDA_PDL: 0 off, 1 wait, 2 early (pdl.h) */
@@ -101,13 +110,15 @@ struct cuda_impl {
     int gemm_mode = 1;
     cublasLtHandle_t lt = nullptr;
     void *lt_ws = nullptr; /* cuBLASLt workspace (kLtWorkspace bytes, allocated at the first use) */
-    std::map<std::tuple<int, int, int, int, int, int, int>, struct lt_plan *> lt_plans;
+    std::map<std::tuple<int, int, int, int, int, int, int, int>, struct lt_plan *> lt_plans; /* last: kLt* flags */
     /* bf16 side copy of the last prefill-sized swiglu_bf16, add_rmsnorm (bf16 mode) or round_bf16 output: the
      * next linear reading exactly that buffer takes it instead of converting the fp32 rows again; any write to
      * the range (dirty), the next side copy or that linear drops it. */
     uint16_t *shadow = nullptr;
     size_t shadow_cap = 0;  /* elements */
     uintptr_t shadow_of = 0; /* the fp32 buffer it mirrors (0: none) */
+    uintptr_t nof32_of = 0;  /* an attention output kept as that bf16 copy only (attention_linear): fp32 rows stale */
+    bool attn_bf16_only = false; /* set by attention_linear around its attention call */
     size_t shadow_bytes = 0; /* its fp32 bytes */
 };
 
@@ -152,6 +163,7 @@ void dirty(cuda_impl *ci, const void *p, size_t bytes)
 {
     uintptr_t a = (uintptr_t)p, b = a + bytes;
     if (ci->shadow_of && ci->shadow_of < b && a < ci->shadow_of + ci->shadow_bytes) ci->shadow_of = 0;
+    if (ci->nof32_of && ci->nof32_of < b && a < ci->nof32_of + 4) ci->nof32_of = 0;
     for (size_t i = 0; i < ci->rounded.size();)
         if (ci->rounded[i].a < b && a < ci->rounded[i].b) {
             ci->rounded[i] = ci->rounded.back();
@@ -1474,7 +1486,7 @@ void lt_plan_free(lt_plan *p)
  * (writing C) and keeps the fastest: the host waits then, once per shape.  beta != 0 reuses the algorithm of
  * the same shape with beta = 0 (running it would add to C). */
 lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int nn, int k, bool beta1, const void *A,
-                     const uint16_t *B, float *C)
+                     const uint16_t *B, void *C, int flags, const void *bias)
 {
     /* the pointers' alignments (up to 256 bytes) are part of the shape: the heuristic excludes what they rule out */
     auto align = [](const void *q) {
@@ -1484,7 +1496,8 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     };
     const uint32_t alA = align(A), alB = align(B), alC = align(C);
     const int alk = (int)(alA | alB << 9 | alC << 18);
-    const auto key = std::make_tuple(m, nn, k, (int)opA, lda, beta1 ? 1 : 0, alk);
+    const auto key = std::make_tuple(m, nn, k, (int)opA, lda, beta1 ? 1 : 0, alk, flags);
+    const cudaDataType_t dt = flags & kLtBf16Out ? CUDA_R_16BF : CUDA_R_32F;
     auto it = ci->lt_plans.find(key);
     if (it != ci->lt_plans.end()) return it->second->ok ? it->second : nullptr;
     const bool cap = capturing(ci);
@@ -1514,13 +1527,19 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     cublasLtMatmulPreference_t pref = nullptr;
     cublasLtMatmulHeuristicResult_t res[8];
     int got = 0;
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    const cudaDataType_t bdt = flags & kLtBf16Out ? CUDA_R_16BF : CUDA_R_32F; /* bf16 output: the bf16 bias itself */
     if (cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB) != CUBLAS_STATUS_SUCCESS ||
+        ((flags & kLtBias) &&
+         (cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi) != CUBLAS_STATUS_SUCCESS ||
+          cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bdt, sizeof bdt) !=
+              CUBLAS_STATUS_SUCCESS)) ||
         cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, opA == CUBLAS_OP_T ? k : m, opA == CUBLAS_OP_T ? m : k, lda) !=
             CUBLAS_STATUS_SUCCESS ||
         cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, k, nn, k) != CUBLAS_STATUS_SUCCESS ||
-        cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, m, nn, m) != CUBLAS_STATUS_SUCCESS ||
+        cublasLtMatrixLayoutCreate(&p->c, dt, m, nn, m) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS ||
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb) !=
             CUBLAS_STATUS_SUCCESS ||
@@ -1538,10 +1557,13 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
         return nullptr; /* p stays in the map with ok = false */
     }
     cublasLtMatmulPreferenceDestroy(pref);
+    if ((flags & kLtBias) &&
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias) != CUBLAS_STATUS_SUCCESS)
+        return nullptr;
     p->algo = res[0].algo;
     p->ok = true;
     if (beta1) {
-        auto z = ci->lt_plans.find(std::make_tuple(m, nn, k, (int)opA, lda, 0, alk));
+        auto z = ci->lt_plans.find(std::make_tuple(m, nn, k, (int)opA, lda, 0, alk, flags));
         if (z != ci->lt_plans.end() && z->second->ok) p->algo = z->second->algo;
         return p;
     }
@@ -1579,22 +1601,38 @@ lt_plan *lt_plan_get(cuda_impl *ci, cublasOperation_t opA, int lda, int m, int n
     return p;
 }
 
-/* y[nn rows, w->out] (fp32) = X[nn, w->in] (bf16) W^T + beta y, W bf16 in either layout. */
-dpb_status gemm_bf16(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, float beta, float *y)
+/* y[nn rows, w->out] = X[nn, w->in] (bf16) W^T + beta y, W bf16 in either layout; y fp32, or bf16 with kLtBf16Out in
+ * flags; with kLtBias also + bias32 ([w->out], fp32 for an fp32 y, bf16 for a bf16 y: added in fp32 before the
+ * rounding) in the GEMM's epilogue, where *bias_done says whether it was (false: cuBLASLt offered no such plan, the
+ * caller adds the bias).  bias_done may be null without kLtBias. */
+dpb_status gemm_bf16x(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, float beta, void *y, int flags,
+                      const void *bias32, bool *bias_done)
 {
     const int m = (int)w->out, k = (int)w->in;
     const float one = 1.0f;
     cublasOperation_t opA = w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
     int lda = w->transposed ? m : k;
+    if (bias_done) *bias_done = false;
     if (ci->gemm_mode != 2) {
-        lt_plan *p = lt_plan_get(ci, opA, lda, m, nn, k, beta != 0.0f, w->data, X, y);
+        lt_plan *p = lt_plan_get(ci, opA, lda, m, nn, k, beta != 0.0f, w->data, X, y, flags, bias32);
+        if (p && (flags & kLtBias) &&
+            cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias32, sizeof bias32) !=
+                CUBLAS_STATUS_SUCCESS)
+            p = nullptr;
         if (p && cublasLtMatmul(ci->lt, p->op, &one, w->data, p->a, X, p->b, &beta, y, p->c, y, p->c, &p->algo, ci->lt_ws,
-                                kLtWorkspace, ci->st) == CUBLAS_STATUS_SUCCESS)
+                                kLtWorkspace, ci->st) == CUBLAS_STATUS_SUCCESS) {
+            if (bias_done) *bias_done = (flags & kLtBias) != 0;
             return DPB_OK;
+        }
     }
     return berr(cublasGemmEx(ci->blas, opA, CUBLAS_OP_N, m, nn, k, &one, w->data, CUDA_R_16BF, lda, X, CUDA_R_16BF, k,
-                             &beta, y, CUDA_R_32F, m, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                             &beta, y, flags & kLtBf16Out ? CUDA_R_16BF : CUDA_R_32F, m, CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT),
                 beta != 0.0f ? "gemm bf16 (remainder)" : "gemm bf16");
+}
+dpb_status gemm_bf16(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, float beta, float *y)
+{
+    return gemm_bf16x(ci, w, X, nn, beta, y, 0, nullptr, nullptr);
 }
 
 /* x [el] (fp32) as bf16 operands: *hi = bf16(x) and, unless x is known to be bf16-exact, *lo = bf16(x - hi)
@@ -1604,12 +1642,17 @@ dpb_status x_bf16(cuda_impl *ci, const float *x, int64_t el, uint16_t **hi, uint
 {
     const size_t bytes = (size_t)el * 4;
     const bool exact = is_rounded(ci, x, bytes);
+    const bool stale = ci->nof32_of && ci->nof32_of == (uintptr_t)x;
+    ci->nof32_of = 0;
     if (exact && ci->shadow_of == (uintptr_t)x && ci->shadow_bytes == bytes && !capturing(ci)) {
         ci->shadow_of = 0;
         *hi = ci->shadow;
         *lo = nullptr;
         return DPB_OK;
     }
+    if (stale) /* the attention kept its rows as the bf16 copy only, which this call cannot take as it stands */
+        return dpb_error_set(DPB_E_INTERNAL, "cuda linear: an attention output kept as bf16 only (attention_linear) is "
+                                             "read other than by its linear on exactly its rows");
     void *ws;
     dpb_status s = ws_get(ci, al256((size_t)el * 2) * 2, &ws);
     if (s) return s;
@@ -1619,8 +1662,32 @@ dpb_status x_bf16(cuda_impl *ci, const float *x, int64_t el, uint16_t **hi, uint
     return launched("linear split");
 }
 
-dpb_status gemm(cuda_impl *ci, const dpb_weight *w, const float *x, int64_t n, float *y)
+/* Whether a GEMM of n rows with this bias adds it in cuBLASLt's epilogue (prefill sizes, bf16-exact x: one product;
+ * outside graph captures, where the fp32 copy of the bias may have to be made). */
+bool bias_epilogue(cuda_impl *ci, const uint16_t *bias, int64_t n)
 {
+    return bias && n > 8 && ci->gemm_mode != 2 && !(ci->dpf & kDpfNoBias) && !capturing(ci);
+}
+
+/* One GEMM of bf16-exact operand hi (no remainder) with the bias added in the epilogue where bias_epilogue allows;
+ * *bias_done says whether it was. */
+dpb_status gemm_hi_bias(cuda_impl *ci, const dpb_weight *w, const uint16_t *hi, int64_t n, const uint16_t *bias,
+                        float *y, bool *bias_done)
+{
+    *bias_done = false;
+    const float *b32 = nullptr;
+    if (bias_epilogue(ci, bias, n)) {
+        dpb_status s = bias_f32(ci, bias, w->out, &b32);
+        if (s) return s;
+    }
+    if (!b32) return gemm_bf16(ci, w, hi, (int)n, 0.0f, y);
+    return gemm_bf16x(ci, w, hi, (int)n, 0.0f, y, kLtBias, b32, bias_done);
+}
+
+dpb_status gemm(cuda_impl *ci, const dpb_weight *w, const float *x, int64_t n, float *y, const uint16_t *bias = nullptr,
+                bool *bias_done = nullptr)
+{
+    if (bias_done) *bias_done = false;
     const int m = (int)w->out, k = (int)w->in, nn = (int)n;
     const float one = 1.0f, zero = 0.0f;
     if (w->fmt == DPB_W_F32) {
@@ -1635,6 +1702,7 @@ dpb_status gemm(cuda_impl *ci, const dpb_weight *w, const float *x, int64_t n, f
     uint16_t *hi, *lo;
     dpb_status s = x_bf16(ci, x, n * k, &hi, &lo);
     if (s) return s;
+    if (!lo && bias_done) return gemm_hi_bias(ci, w, hi, n, bias, y, bias_done);
     if ((s = gemm_bf16(ci, w, hi, nn, 0.0f, y))) return s;
     if (lo) s = gemm_bf16(ci, w, lo, nn, 1.0f, y);
     return s;
@@ -1682,13 +1750,17 @@ dpb_status op_linear(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, 
         return launched("linear mxfp4");
     }
     if (w->fmt == DPB_W_BF16 && !w->transposed && n <= 4 && w->in % 8 == 0 && al16(w->data) && al16(x)) {
+        if (ci->nof32_of && ci->nof32_of == (uintptr_t)x)
+            return dpb_error_set(DPB_E_INTERNAL, "cuda linear: an attention output kept as bf16 only (attention_linear) "
+                                                 "is read by a GEMV");
         const float *b32;
         if ((s = bias_f32(ci, bias, w->out, &b32))) return s;
         return dpb_cuda_gemv_bf16(static_cast<const uint16_t *>(w->data), b32, x, 0, y, (int)n, (int)w->out, (int)w->in,
                                   DPB_GEMV_AUTO, ci->st);
     }
-    if ((s = gemm(ci, w, x, n, y))) return s;
-    if (bias) {
+    bool bdone = false;
+    if ((s = gemm(ci, w, x, n, y, bias, &bdone))) return s;
+    if (bias && !bdone) {
         k_bias_round<<<grid_for((n * w->out + 3) / 4, 256), 256, 0, ci->st>>>(y, bias, n, w->out, 0);
         return launched("linear bias");
     }
@@ -1706,7 +1778,12 @@ dpb_status linear_multi_gemm(cuda_impl *ci, int nw, const dpb_weight *const *w, 
     dpb_status s = x_bf16(ci, x, n * w[0]->in, &hi, &lo);
     for (int i = 0; i < nw && !s; i++) {
         const uint16_t *bi = bias ? bias[i] : nullptr;
-        if ((s = gemm_bf16(ci, w[i], hi, (int)n, 0.0f, y[i]))) break;
+        if (!lo && !round && bi) {
+            /* the bias in the GEMM's epilogue where cuBLASLt offers it */
+            bool bdone = false;
+            if ((s = gemm_hi_bias(ci, w[i], hi, n, bi, y[i], &bdone))) break;
+            if (bdone) continue;
+        } else if ((s = gemm_bf16(ci, w[i], hi, (int)n, 0.0f, y[i]))) break;
         if (lo && (s = gemm_bf16(ci, w[i], lo, (int)n, 1.0f, y[i]))) break;
         if (bi || round) {
             k_bias_round<<<grid_for((n * w[i]->out + 3) / 4, 256), 256, 0, ci->st>>>(y[i], bi, n, w[i]->out, round ? 1 : 0);
@@ -1819,7 +1896,7 @@ dpb_status shadow_get(cuda_impl *ci, size_t el, uint16_t **sh);
 /* The tensor-core prefill with FP8 KV: the cache range the chunk reads (keys max(0, pos0 - window + 1) ..
  * pos0 - 1) and its new rows are converted to bf16 in scratch (a ring of exactly those keys), then the bf16
  * kernel runs on them.  Costs one read of those fp8 rows and a write + read of twice their bytes. */
-dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a, bool rnd, uint16_t *sh)
+dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a, bool rnd, uint16_t *sh, bool b16)
 {
     const int64_t row = a->kv_heads * a->head_dim;
     int64_t lo = a->window > 0 && a->pos0 - a->window + 1 > 0 ? a->pos0 - a->window + 1 : 0;
@@ -1848,7 +1925,7 @@ dpb_status attention_prefill_fp8(cuda_impl *ci, const dpb_attn_args *a, bool rnd
     b.slots = sd;
     b.k_new = kn;
     b.v_new = vn;
-    return dpb_attn_prefill_launch_out(&b, DPB_ATTN_PREFILL_AUTO, rnd, sh, ci->st);
+    return dpb_attn_prefill_launch_bf16(&b, DPB_ATTN_PREFILL_AUTO, rnd, sh, b16, ci->st);
 }
 
 /* The attention's output rounded to bf16 when the caller asks (round_out): the flash-decoding kernel rounds as it
@@ -1883,11 +1960,14 @@ dpb_status attention_body(dpb_backend *b, const dpb_attn_args *a, bool *rounded)
             uint16_t *sh = nullptr;
             dpb_status s;
             if (rnd && el >= kSideCopyMin && !(ci->pf2 & kPf2NoCopy) && (s = shadow_get(ci, (size_t)el, &sh))) return s;
-            s = a->kv_dtype == DPB_KV_FP8 ? attention_prefill_fp8(ci, a, rnd, sh)
-                                          : dpb_attn_prefill_launch_out(a, DPB_ATTN_PREFILL_AUTO, rnd, sh, ci->st);
+            /* attention_linear (the bf16 engine's prefill: only the o projection reads out): the bf16 copy only */
+            const bool b16 = ci->attn_bf16_only && rnd && sh && a->n > 8 && !(ci->dpf & kDpfNoAttnF32); /* n > 8: GEMM */
+            s = a->kv_dtype == DPB_KV_FP8 ? attention_prefill_fp8(ci, a, rnd, sh, b16)
+                                          : dpb_attn_prefill_launch_bf16(a, DPB_ATTN_PREFILL_AUTO, rnd, sh, b16, ci->st);
             if (!s && rnd) {
                 *rounded = true;
                 if (sh) shadow_set(ci, a->out, (size_t)el * 4);
+                if (b16) ci->nof32_of = (uintptr_t)a->out;
             }
             return s;
         }
@@ -2445,6 +2525,64 @@ dpb_status op_swiglu_down(dpb_backend *b, float *gate, float *up, int64_t n, int
     return DPB_OK;
 }
 
+/* o = bf16(silu(g) * u) over bf16 rows g, u (the gate/up GEMMs' bf16 outputs): the same expression as k_swiglu_bf16
+ * on values already rounded; 8 elements per thread where the pointers allow.  o may equal g (in place). */
+__global__ void k_swiglu_bb(const uint16_t *g, const uint16_t *__restrict__ u, int64_t n, uint16_t *o)
+{
+    const int64_t n8 = ((uintptr_t)g | (uintptr_t)u | (uintptr_t)o) & 15 ? 0 : n / 8;
+    const int64_t step = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n8; i += step) {
+        const uint4 g8 = reinterpret_cast<const uint4 *>(g)[i], u8 = reinterpret_cast<const uint4 *>(u)[i];
+        const uint32_t gw[4] = {g8.x, g8.y, g8.z, g8.w}, uw[4] = {u8.x, u8.y, u8.z, u8.w};
+        uint32_t ow[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float g0 = __uint_as_float(gw[j] << 16), g1 = __uint_as_float(gw[j] & 0xffff0000u);
+            const float u0 = __uint_as_float(uw[j] << 16), u1 = __uint_as_float(uw[j] & 0xffff0000u);
+            ow[j] = (uint32_t)to_bf(g0 / (1.0f + expf(-g0)) * u0) | (uint32_t)to_bf(g1 / (1.0f + expf(-g1)) * u1) << 16;
+        }
+        reinterpret_cast<uint4 *>(o)[i] = make_uint4(ow[0], ow[1], ow[2], ow[3]);
+    }
+    for (int64_t i = 8 * n8 + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += step) {
+        const float gv = bf(g[i]);
+        o[i] = to_bf(gv / (1.0f + expf(-gv)) * bf(u[i]));
+    }
+}
+
+/* swiglu_mlp (backend.h): for prefill-sized n with bf16 weights and a bf16-exact x, the gate and up GEMMs write
+ * bf16 rows (cuBLAS rounds the fp32 sums to nearest even: the rounds swiglu_bf16 would make) into tmp_a / tmp_b,
+ * the SwiGLU pass reads them and writes its bf16 output over the gate rows, which the down GEMM takes. */
+dpb_status op_swiglu_mlp(dpb_backend *b, const dpb_weight *gate, const uint16_t *b_gate, const dpb_weight *up,
+                         const uint16_t *b_up, const float *x, int64_t n, float *tmp_a, float *tmp_b,
+                         const dpb_weight *down, const uint16_t *b_down, float *out)
+{
+    cuda_impl *ci = impl_of(b);
+    const int64_t I = gate->out, H = gate->in;
+    if (n <= 8 || (ci->dpf & kDpfNoMlp) || ci->gemm_mode == 2 || b_gate || b_up || gate->fmt != DPB_W_BF16 ||
+        up->fmt != DPB_W_BF16 || down->fmt != DPB_W_BF16 || up->out != I || up->in != H || down->in != I ||
+        I > INT32_MAX || H > INT32_MAX || down->out < 1 || down->out > INT32_MAX || n > INT32_MAX || !al16(tmp_a) ||
+        !al16(tmp_b) || !is_rounded(ci, x, (size_t)(n * H) * 4) || capturing(ci))
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda swiglu_mlp: not a prefill-sized bf16 MLP (n %lld)", (long long)n);
+    dirty(ci, tmp_a, (size_t)(n * I) * 4);
+    dirty(ci, tmp_b, (size_t)(n * I) * 4);
+    dirty(ci, out, (size_t)(n * down->out) * 4);
+    uint16_t *hi, *lo;
+    dpb_status s = x_bf16(ci, x, n * H, &hi, &lo);
+    if (s) return s;
+    uint16_t *g16 = reinterpret_cast<uint16_t *>(tmp_a), *u16 = reinterpret_cast<uint16_t *>(tmp_b);
+    if ((s = gemm_bf16x(ci, gate, hi, (int)n, 0.0f, g16, kLtBf16Out, nullptr, nullptr))) return s;
+    if ((s = gemm_bf16x(ci, up, hi, (int)n, 0.0f, u16, kLtBf16Out, nullptr, nullptr))) return s;
+    k_swiglu_bb<<<grid_for((n * I + 7) / 8, 256), 256, 0, ci->st>>>(g16, u16, n * I, g16);
+    if ((s = launched("swiglu_mlp"))) return s;
+    bool bdone = false;
+    if ((s = gemm_hi_bias(ci, down, g16, n, b_down, out, &bdone))) return s;
+    if (b_down && !bdone) {
+        k_bias_round<<<grid_for((n * down->out + 3) / 4, 256), 256, 0, ci->st>>>(out, b_down, n, down->out, 0);
+        return launched("swiglu_mlp bias");
+    }
+    return DPB_OK;
+}
+
 dpb_status op_add(dpb_backend *b, float *y, const float *x, int64_t n)
 {
     cuda_impl *ci = impl_of(b);
@@ -2561,6 +2699,9 @@ struct qkprep_p {
     void *knew, *vnew;
     void *kc, *vc;  /* qk_prep_kv: the layer's cache, row t's k and v also go to slot pos[t] % slots; else null */
     int64_t slots;
+    const uint16_t *qb = nullptr, *kb = nullptr, *vb = nullptr; /* qkv_prep (k_qk_prep_w<E, true>): q, k, v read as
+                                                                 * bf16 from here (q still written) */
+    int oldsum = 0; /* k_qk_prep_w: the per-head norm's sum through the session 4 gather (DPB_CUDA_DPF=oldsum, A/B) */
 };
 
 /* element e of row t's k or v (the head's offset included) in the KV dtype, into the new rows and the cache slot */
@@ -2676,7 +2817,19 @@ template <int E> __device__ __forceinline__ void st_kv(void *base, int kvt, int6
         else static_cast<uint16_t *>(base)[off] = (uint16_t)u[0];
     }
 }
-template <int E>
+/* E bf16 values at p as floats */
+template <int E> __device__ __forceinline__ void ld_b(const uint16_t *p, float *v)
+{
+    if constexpr (E == 4) {
+        const uint2 a = *reinterpret_cast<const uint2 *>(p);
+        v[0] = __uint_as_float(a.x << 16); v[1] = __uint_as_float(a.x & 0xffff0000u);
+        v[2] = __uint_as_float(a.y << 16); v[3] = __uint_as_float(a.y & 0xffff0000u);
+    } else if constexpr (E == 2) {
+        const uint32_t a = *reinterpret_cast<const uint32_t *>(p);
+        v[0] = __uint_as_float(a << 16); v[1] = __uint_as_float(a & 0xffff0000u);
+    } else v[0] = bf(*p);
+}
+template <int E, bool BF>
 __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, const rope_args ra)
 {
     constexpr int hd = 32 * E, half = 16 * E;
@@ -2698,11 +2851,13 @@ __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, c
         const int64_t off = (t * (kind == 0 ? P.nh : P.nkv) + h) * hd + lane * E;
         float v[E];
         if (kind == 2) {
-            ld_e<E>(P.v + off, v);
+            if constexpr (BF) ld_b<E>(P.vb + off, v);
+            else ld_e<E>(P.v + off, v);
             st_kv<E>(P.vnew, P.kvt, off, v);
             continue;
         }
-        ld_e<E>((kind == 0 ? P.q : P.k) + off, v);
+        if constexpr (BF) ld_b<E>((kind == 0 ? P.qb : P.kb) + off, v);
+        else ld_e<E>((kind == 0 ? P.q : P.k) + off, v);
         if (P.rnd)
 #pragma unroll
             for (int e = 0; e < E; e++) v[e] = rbf(v[e]);
@@ -2714,15 +2869,35 @@ __global__ void __launch_bounds__(kQkWarps * 32) k_qk_prep_w(const qkprep_p P, c
             float sq[E], tot = 0.f;
 #pragma unroll
             for (int e = 0; e < E; e++) sq[e] = __fmul_rn(v[e], v[e]);
+            if (P.oldsum) {
 #pragma unroll
-            for (int w = 0; w < E; w++) {
-                float z = 0.f;
+                for (int w = 0; w < E; w++) {
+                    float z = 0.f;
 #pragma unroll
-                for (int e = 0; e < E; e++) {
-                    const float u = __shfl_sync(0xffffffffu, sq[e], (32 / E) * w + lane / E);
-                    if (lane % E == e) z = u;
+                    for (int e = 0; e < E; e++) {
+                        const float u = __shfl_sync(0xffffffffu, sq[e], (32 / E) * w + lane / E);
+                        if (lane % E == e) z = u;
+                    }
+                    tot += wsum(z);
                 }
-                tot += wsum(z);
+            } else {
+            /* that warp's lane l = E (lane % (32 / E)) + e here, so its butterfly steps xor m >= E are steps xor m / E
+             * between lanes of this lane group and steps m < E are between slots: the same sums, with fewer shuffles
+             * than gathering each warp's values first; every slot then holds warp lane / (32 / E)'s sum */
+#pragma unroll
+            for (int m = 16; m >= E; m >>= 1)
+#pragma unroll
+                for (int e = 0; e < E; e++) sq[e] += __shfl_xor_sync(0xffffffffu, sq[e], m / E);
+#pragma unroll
+            for (int m = E / 2; m >= 1; m >>= 1) {
+                float t[E];
+#pragma unroll
+                for (int e = 0; e < E; e++) t[e] = sq[e] + sq[e ^ m];
+#pragma unroll
+                for (int e = 0; e < E; e++) sq[e] = t[e];
+            }
+#pragma unroll
+            for (int w = 0; w < E; w++) tot += __shfl_sync(0xffffffffu, sq[0], (32 / E) * w);
             }
             const float s = 1.0f / sqrtf(tot / (float)hd + P.eps);
 #pragma unroll
@@ -2784,10 +2959,11 @@ dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64
                     !((uintptr_t)q % (4 * E) || (uintptr_t)k % (4 * E) || (uintptr_t)v % (4 * E) ||
                       (uintptr_t)knew % (es * E) || (uintptr_t)vnew % (es * E));
     if (wk) {
+        P.oldsum = (ci->dpf & kDpfOldSum) ? 1 : 0;
         dim3 g((unsigned)n, (unsigned)((nh + 2 * nkv + kQkHeads - 1) / kQkHeads));
-        if (E == 4) k_qk_prep_w<4><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-        else if (E == 2) k_qk_prep_w<2><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
-        else k_qk_prep_w<1><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        if (E == 4) k_qk_prep_w<4, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else if (E == 2) k_qk_prep_w<2, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+        else k_qk_prep_w<1, false><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
     } else {
         const cudaError_t e = pdl_launch(ci->pdl, k_qk_prep, dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), dim3(128), 0,
                                          ci->st, P, ra);
@@ -2799,6 +2975,77 @@ dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64
         ci->rounded.push_back({(uintptr_t)q, (uintptr_t)q + (size_t)(n * nh * hd) * 4});
     }
     return s;
+}
+
+/* Whether gemm_bf16x would run cuBLASLt with these flags (the plan exists; made now if new). */
+bool lt_ready(cuda_impl *ci, const dpb_weight *w, const uint16_t *X, int nn, void *y, int flags, const void *bias32)
+{
+    if (ci->gemm_mode == 2) return false;
+    const int m = (int)w->out, k = (int)w->in;
+    return lt_plan_get(ci, w->transposed ? CUBLAS_OP_N : CUBLAS_OP_T, w->transposed ? m : k, m, nn, k, false, w->data, X,
+                       y, flags, bias32) != nullptr;
+}
+
+/* qkv_prep (backend.h): for prefill-sized n in the bf16 engine with a bf16 KV cache and a bf16-exact x, the q/k/v
+ * GEMMs write bf16 rows (biases added in their epilogue, then rounded to nearest even: qk_prep's first rounds; v's
+ * to_kv rounds the same way) into the workspace, and k_qk_prep_w reads them there. */
+dpb_status op_qkv_prep(dpb_backend *b, const dpb_weight *const *w, const uint16_t *const *bias, const float *x, int64_t n,
+                       float *q, float *k, float *v, int64_t nh, int64_t nkv, const uint16_t *q_norm,
+                       const uint16_t *k_norm, float eps, const int64_t *pos, const dpb_rope_table *rt, bool round,
+                       dpb_kv_dtype dt, void *knew, void *vnew)
+{
+    cuda_impl *ci = impl_of(b);
+    const int64_t hd = rt->head_dim, H = w[0]->in, qd = nh * hd, kvd = nkv * hd;
+    const int E = (int)(hd / 32);
+    bool ok = n > 8 && round && dt == DPB_KV_BF16 && !(ci->dpf & kDpfNoQkv) && !(ci->pf2 & kPf2NoQk) &&
+              ci->gemm_mode != 2 && hd % 32 == 0 && (E == 1 || E == 2 || E == 4) && (!q_norm) == (!k_norm) &&
+              nh + 2 * nkv <= 65535 && n <= INT32_MAX && H <= INT32_MAX && w[0]->out == qd && w[1]->out == kvd &&
+              w[2]->out == kvd && al16(q) && !((uintptr_t)knew % (2 * E)) && !((uintptr_t)vnew % (2 * E)) &&
+              is_rounded(ci, x, (size_t)(n * H) * 4) && !capturing(ci);
+    for (int i = 0; i < 3 && ok; i++)
+        ok = w[i]->fmt == DPB_W_BF16 && w[i]->in == H && w[i]->out <= INT32_MAX && (!bias || !bias[i] || al16(bias[i]));
+    if (!ok)
+        return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qkv_prep: not a prefill-sized bf16 q/k/v (n %lld)", (long long)n);
+    /* workspace: x as bf16 (x_bf16's share, when there is no side copy), then q, k, v as bf16 */
+    const size_t xs = al256((size_t)(n * H) * 2) * 2, qs = al256((size_t)(n * qd) * 2), ks = al256((size_t)(n * kvd) * 2);
+    void *ws;
+    dpb_status s = ws_get(ci, xs + qs + 2 * ks, &ws);
+    if (s) return s;
+    uint16_t *qb = reinterpret_cast<uint16_t *>(static_cast<char *>(ws) + xs), *kb = qb + qs / 2, *vb = kb + ks / 2;
+    uint16_t *ob[3] = {qb, kb, vb};
+    const uint16_t *bb[3] = {bias ? bias[0] : nullptr, bias ? bias[1] : nullptr, bias ? bias[2] : nullptr};
+    /* every GEMM on cuBLASLt (bf16 output, bias epilogue) before anything is written; x's pointer stands in for its
+     * bf16 copy (the alignment part of the plan's key: both are 256-byte aligned) */
+    for (int i = 0; i < 3; i++)
+        if (!lt_ready(ci, w[i], ci->shadow_of == (uintptr_t)x && ci->shadow ? ci->shadow : static_cast<uint16_t *>(ws),
+                      (int)n, ob[i], kLtBf16Out | (bb[i] ? kLtBias : 0), bb[i]))
+            return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qkv_prep: no cuBLASLt plan for a bf16 output");
+    uint16_t *hi, *lo;
+    if ((s = x_bf16(ci, x, n * H, &hi, &lo))) return s;
+    dirty(ci, q, (size_t)(n * qd) * 4);
+    dirty(ci, k, (size_t)(n * kvd) * 4);
+    dirty(ci, v, (size_t)(n * kvd) * 4);
+    dirty(ci, knew, (size_t)(n * kvd) * 2);
+    dirty(ci, vnew, (size_t)(n * kvd) * 2);
+    for (int i = 0; i < 3; i++) {
+        bool bd = false;
+        if ((s = gemm_bf16x(ci, w[i], hi, (int)n, 0.0f, ob[i], kLtBf16Out | (bb[i] ? kLtBias : 0), bb[i], &bd))) return s;
+        if (bb[i] && !bd) return dpb_error_set(DPB_E_INTERNAL, "cuda qkv_prep: the bias epilogue did not run");
+    }
+    qkprep_p P{q, k, v, nh, nkv, hd, q_norm, k_norm, eps, pos, 1, (int)dt, knew, vnew, nullptr, nullptr, 0, qb, kb, vb,
+               (ci->dpf & kDpfOldSum) ? 1 : 0};
+    rope_args ra;
+    ra.head_dim = hd;
+    ra.scaling = rt->attention_scaling;
+    memcpy(ra.inv_freq, rt->inv_freq, sizeof ra.inv_freq);
+    dim3 g((unsigned)n, (unsigned)((nh + 2 * nkv + kQkHeads - 1) / kQkHeads));
+    if (E == 4) k_qk_prep_w<4, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+    else if (E == 2) k_qk_prep_w<2, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+    else k_qk_prep_w<1, true><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
+    if ((s = launched("qkv_prep"))) return s;
+    if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+    ci->rounded.push_back({(uintptr_t)q, (uintptr_t)q + (size_t)(n * qd) * 4});
+    return DPB_OK;
 }
 
 dpb_status op_qk_prep(dpb_backend *b, float *q, float *k, const float *v, int64_t n, int64_t nh, int64_t nkv,
@@ -3226,6 +3473,23 @@ dpb_status op_attention(dpb_backend *b, const dpb_attn_args *a)
     return attention_rounded(impl_of(b), b, a->out, a->n * a->heads * a->head_dim, a->round_out, rounded, a->q);
 }
 
+/* attention_linear (backend.h): the prefill attention writes only the bf16 copy of its rounded output (no fp32 rows),
+ * which the linear's GEMM takes; elsewhere the two operations as they are. */
+dpb_status op_attention_linear(dpb_backend *b, const dpb_attn_args *a, const dpb_weight *w, const uint16_t *bias, float *y)
+{
+    cuda_impl *ci = impl_of(b);
+    ci->attn_bf16_only = true;
+    dpb_status s = op_attention(b, a);
+    ci->attn_bf16_only = false;
+    if (s) {
+        ci->nof32_of = 0;
+        return s;
+    }
+    s = op_linear(b, w, bias, a->out, a->n, y);
+    ci->nof32_of = 0;
+    return s;
+}
+
 dpb_status op_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
 {
     bool rounded = false;
@@ -3456,7 +3720,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
     op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16, op_router, op_qk_prep_kv,
-    op_swiglu_down, op_qkv_prep_kv,
+    op_swiglu_down, op_qkv_prep_kv, op_swiglu_mlp, op_qkv_prep, op_attention_linear,
 };
 
 } // namespace
@@ -3558,6 +3822,10 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     ci->moe_variant = lut && strcmp(lut, "1") == 0 ? DPB_CUDA_MOE_LUT : 0;
     const char *pfd = getenv("DPB_CUDA_PFD");
     ci->pfd = pfd && strstr(pfd, "noattnround") ? kPfdNoAttnRound : 0;
+    const char *dpf = getenv("DPB_CUDA_DPF");
+    ci->dpf = (dpf && strstr(dpf, "nomlp") ? kDpfNoMlp : 0) | (dpf && strstr(dpf, "nobias") ? kDpfNoBias : 0) |
+              (dpf && strstr(dpf, "noqkv") ? kDpfNoQkv : 0) | (dpf && strstr(dpf, "oldsum") ? kDpfOldSum : 0) |
+              (dpf && strstr(dpf, "noattnf32") ? kDpfNoAttnF32 : 0);
     const char *pf2 = getenv("DPB_CUDA_PF2");
     ci->pf2 = pf2 ? (strstr(pf2, "noqk") ? kPf2NoQk : 0) | (strstr(pf2, "nocopy") ? kPf2NoCopy : 0) |
                         (strstr(pf2, "nomlp") ? kPf2NoMlp : 0)
