@@ -1826,7 +1826,7 @@ GrpWork grp_layout(int n, int k, int E, int H, int I, int bn)
 
 /* One block of 1024 threads.  tile[2i] = expert, tile[2i+1] = first sorted
  * row of token tile i; *ntiles = their number. */
-__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn, int merge,
+__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn, int merge, int bal,
                                                         int32_t *__restrict__ off, int32_t *__restrict__ perm,
                                                         int32_t *__restrict__ inv, int32_t *__restrict__ ntiles,
                                                         int32_t *__restrict__ tile)
@@ -1848,6 +1848,10 @@ __global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restric
                 /* merge: a last remainder of <= merge rows joins the tile before it */
                 int len = min(bn, cnt[e] - r);
                 if (merge && cnt[e] - r > bn && cnt[e] - r - bn <= merge) len = cnt[e] - r;
+                if (bal) { /* balanced: the fewest tiles of <= bn rows, each but the last a multiple of 32 */
+                    const int left = cnt[e] - r, nt_e = (left + bn - 1) / bn;
+                    len = min(left, ((left + nt_e - 1) / nt_e + 31) / 32 * 32);
+                }
                 tile[2 * nt] = e | (len << 16);
                 tile[2 * nt + 1] = sum + r;
                 nt++;
@@ -2254,6 +2258,36 @@ bool grp_use_wg(int variant, int n, int k, int E)
  * value alike whatever its power-of-two scale, so act's f16 equals that of the
  * per-row scaling except below 2^-14 * 2^-sigma (then subnormal).  Returns
  * false (per-row scaling by grp_prep) otherwise. */
+/* The wgmma kernels' configuration (dpb_cuda_grpwg_args.cfg): from the variant's flags when one is set
+ * (DPB_CUDA_MOE_GROUPED_WGFINE, _WG256, _WG192; _WGMERGE and _WGDEEP: 0), else DPB_CUDA_MOE_WGCFG (coarse, fine,
+ * bm256, bm192), else kGrpWgCfg. */
+constexpr int kGrpWgCfg = 0;
+dpb_status grp_wg_cfg(int variant, int *cfg)
+{
+    if (variant & (DPB_CUDA_MOE_GROUPED_WGMERGE | DPB_CUDA_MOE_GROUPED_WGDEEP)) {
+        *cfg = 0;
+        return DPB_OK;
+    }
+    if (variant & (DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192)) {
+        *cfg = (variant & DPB_CUDA_MOE_GROUPED_WG192) ? 3 : (variant & DPB_CUDA_MOE_GROUPED_WG256) ? 2 : 1;
+        return DPB_OK;
+    }
+    static std::atomic<int> env_cfg{-2}; /* -2: not read yet; -1: invalid */
+    int c = env_cfg.load(std::memory_order_relaxed);
+    const char *ev = nullptr;
+    if (c == -2) {
+        ev = getenv("DPB_CUDA_MOE_WGCFG");
+        c = !ev || !*ev || strcmp(ev, "auto") == 0 ? kGrpWgCfg
+          : strcmp(ev, "coarse") == 0 ? 0 : strcmp(ev, "fine") == 0 ? 1 : strcmp(ev, "bm256") == 0 ? 2 : strcmp(ev, "bm192") == 0 ? 3 : -1;
+        env_cfg.store(c, std::memory_order_relaxed);
+    }
+    if (c < 0)
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_WGCFG: '%s' is not auto, coarse, fine, bm256 or bm192",
+                             ev ? ev : (getenv("DPB_CUDA_MOE_WGCFG") ? getenv("DPB_CUDA_MOE_WGCFG") : ""));
+    *cfg = c;
+    return DPB_OK;
+}
+
 bool grp_act_fixed_sigma(float alpha, float limit, int *sigma)
 {
     if (!(alpha > 0.f) || !(limit >= 0.f) || !(limit <= 1e4f) || !(alpha < 1e30f)) return false;
@@ -2277,7 +2311,8 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
         ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64 && (variant & 0xff) != 128) ||
         (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32 |
                      DPB_CUDA_MOE_GROUPED_WG | DPB_CUDA_MOE_GROUPED_MMA | DPB_CUDA_MOE_GROUPED_WGDEEP |
-                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGMERGE)) != 0)
+                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGMERGE |
+                     DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
                                         "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64/128)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
@@ -2309,7 +2344,9 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     if (work_bytes < need)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: work of %zu bytes, %zu needed", work_bytes, need);
     const bool wg = grp_use_wg(variant, n, k, E);
-    const int bn = wg ? DPB_CUDA_GRPWG_TILE : grp_bn(variant, n, k, E), P = n * k;
+    int wgcfg = 0;
+    if (wg && (st = grp_wg_cfg(variant, &wgcfg))) return st;
+    const int bn = wg ? (wgcfg == 3 ? DPB_CUDA_GRPWG_TILE3 : DPB_CUDA_GRPWG_TILE) : grp_bn(variant, n, k, E), P = n * k;
     const GrpWork L = grp_layout(n, k, E, H, I, bn);
     char *w8 = static_cast<char *>(work);
     int32_t *off = reinterpret_cast<int32_t *>(w8 + L.off), *perm = reinterpret_cast<int32_t *>(w8 + L.perm);
@@ -2319,7 +2356,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     int32_t *xsig = reinterpret_cast<int32_t *>(w8 + L.xsig), *asig = reinterpret_cast<int32_t *>(w8 + L.asig);
     float *act = reinterpret_cast<float *>(w8 + L.act), *dn = act;
     const int merge = wg && (variant & DPB_CUDA_MOE_GROUPED_WGMERGE) ? 32 : 0; /* slower (docs/CUDA.md): not the default */
-    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, off, perm, inv, ntiles, tile);
+    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, wgcfg == 3, off, perm, inv, ntiles, tile);
     if ((st = launch_status(cudaGetLastError(), "moe grouped sort"))) return st;
     if (wg) grp_prep_kernel<true><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
     else grp_prep_kernel<false><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
@@ -2365,6 +2402,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
         w.alpha = a.alpha;
         w.limit = a.limit;
         w.merged = merge != 0;
+        w.cfg = wgcfg;
         return w;
     };
     const int deep = (variant & DPB_CUDA_MOE_GROUPED_WGDEEP) ? 1 : (variant & DPB_CUDA_MOE_GROUPED_WGSHALLOW) ? 0 : kGrpWgDeep;

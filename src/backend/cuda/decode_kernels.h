@@ -153,6 +153,11 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
 #define DPB_CUDA_MOE_GROUPED_WGSHALLOW 32768 /* wgmma: 4 stages loaded 2 ahead, the tile's scales in shared memory */
 #define DPB_CUDA_MOE_GROUPED_WGMERGE 65536 /* wgmma: an expert's last <= 32 rows merged into the tile before (160 rows, one
                                             * wgmma n160, a kernel of its own at one block per SM): measured slower, lab only */
+#define DPB_CUDA_MOE_GROUPED_WGFINE 131072 /* wgmma: widths in steps of 16 (a tile of r rows runs wgmma n = r rounded up to 16) */
+#define DPB_CUDA_MOE_GROUPED_WG256 262144  /* wgmma: 256 weight rows per block (4 warpgroups, one block per SM), 6 stages */
+#define DPB_CUDA_MOE_GROUPED_WG192 524288  /* wgmma: 192 weight rows per block (3 warpgroups, one block per SM), 5 stages,
+                                            * token tiles of up to 192 rows split evenly (an expert's rows in the fewest tiles) */
+/* without one of these three, DPB_CUDA_MOE_WGCFG (auto | coarse | fine | bm256 | bm192) picks the wgmma configuration */
 #define DPB_CUDA_MOE_GROUPED_WGF32 16384 /* wgmma: act through fp32 and grp_prep's per-row scaling (else f16 from the epilogue) */
 #define DPB_CUDA_MOE_GROUPED_W32 1024 /* 32 weight rows per warp (4 warps a block of 128 rows, 8 of 256 with token tile 64): each activation
                                        * fragment feeds two row tiles (half the shared-memory reads per MMA) */

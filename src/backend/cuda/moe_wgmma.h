@@ -16,6 +16,7 @@
  * last remainder of <= 32 rows into its last full tile; 128 weight rows per
  * block) */
 #define DPB_CUDA_GRPWG_TILE 128
+#define DPB_CUDA_GRPWG_TILE3 192 /* the token tile of cfg 3 */
 
 /* One of the two GEMMs of the grouped op (same meaning as decode_kernels.cu's
  * GrpArgs).  src: f16 pairs [rows, K/2] in the wgmma pair order (grp_prep
@@ -36,6 +37,9 @@ typedef struct dpb_cuda_grpwg_args {
     int osig;
     int out_bf16;              /* down with rnd only: dn stored as bf16 bits (uint16_t [P, R] at out) */
     int merged;                /* the sort merged remainders (tiles of up to 160 rows): launch their kernel too */
+    int cfg;                   /* 0: 128 weight rows per block, widths 32/64/128; 1: widths in steps of 16; 2: 256 rows per
+                                * block, 6 stages; 3: 192 rows per block, 5 stages, token tiles of up to 192 rows
+                                * (DPB_CUDA_GRPWG_TILE3, grp_sort's balanced split) */
     int R, K, E, k, rnd;
     float alpha, limit;
 } dpb_cuda_grpwg_args;
