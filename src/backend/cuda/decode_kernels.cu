@@ -1826,12 +1826,12 @@ GrpWork grp_layout(int n, int k, int E, int H, int I, int bn)
 
 /* One block of 1024 threads.  tile[2i] = expert, tile[2i+1] = first sorted
  * row of token tile i; *ntiles = their number. */
-__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn, int merge, int bal,
+__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn, int merge, int bal, int lpt,
                                                         int32_t *__restrict__ off, int32_t *__restrict__ perm,
                                                         int32_t *__restrict__ inv, int32_t *__restrict__ ntiles,
                                                         int32_t *__restrict__ tile)
 {
-    __shared__ int cnt[1024], cur[1024];
+    __shared__ int cnt[1024], cur[1024], fpre[1024], nfull;
     for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
     __syncthreads();
     for (int p = threadIdx.x; p < P; p += blockDim.x) {
@@ -1839,7 +1839,41 @@ __global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restric
         if (e >= 0 && e < E) atomicAdd(&cnt[e], 1);
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
+    if (lpt && !merge && !bal) {
+        /* the longest tiles first: every full tile (in expert order), then the experts' last partial tiles by
+         * decreasing rows (ties: by expert), so that the grid's tail holds the shortest blocks */
+        if (threadIdx.x == 0) {
+            int sum = 0, nf = 0, np = 0;
+            for (int e = 0; e < E; e++) {
+                off[e] = sum;
+                cur[e] = sum;
+                fpre[e] = nf;
+                nf += cnt[e] / bn;
+                np += cnt[e] % bn != 0;
+                sum += cnt[e];
+            }
+            off[E] = sum;
+            nfull = nf;
+            *ntiles = nf + np;
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < E; e += blockDim.x) {
+            const int c = cnt[e], nfe = c / bn, rem = c % bn;
+            for (int i = 0; i < nfe; i++) {
+                tile[2 * (fpre[e] + i)] = e | (bn << 16);
+                tile[2 * (fpre[e] + i) + 1] = off[e] + i * bn;
+            }
+            if (rem) {
+                int rank = 0;
+                for (int f = 0; f < E; f++) {
+                    const int rf = cnt[f] % bn;
+                    rank += rf > rem || (rf == rem && f < e);
+                }
+                tile[2 * (nfull + rank)] = e | (rem << 16);
+                tile[2 * (nfull + rank) + 1] = off[e] + nfe * bn;
+            }
+        }
+    } else if (threadIdx.x == 0) {
         int sum = 0, nt = 0;
         for (int e = 0; e < E; e++) {
             off[e] = sum;
@@ -2259,8 +2293,8 @@ bool grp_use_wg(int variant, int n, int k, int E)
  * per-row scaling except below 2^-14 * 2^-sigma (then subnormal).  Returns
  * false (per-row scaling by grp_prep) otherwise. */
 /* The wgmma kernels' configuration (dpb_cuda_grpwg_args.cfg): from the variant's flags when one is set
- * (DPB_CUDA_MOE_GROUPED_WGFINE, _WG256, _WG192; _WGMERGE and _WGDEEP: 0), else DPB_CUDA_MOE_WGCFG (coarse, fine,
- * bm256, bm192), else kGrpWgCfg. */
+ * (DPB_CUDA_MOE_GROUPED_WGFINE, _WGFINE8, _WG256, _WG256 | _WGFINE, _WG192; _WGMERGE and _WGDEEP: 0), else
+ * DPB_CUDA_MOE_WGCFG (coarse, fine, fine8, bm256, bm256fine, bm192), else kGrpWgCfg. */
 constexpr int kGrpWgCfg = 0;
 dpb_status grp_wg_cfg(int variant, int *cfg)
 {
@@ -2268,8 +2302,11 @@ dpb_status grp_wg_cfg(int variant, int *cfg)
         *cfg = 0;
         return DPB_OK;
     }
-    if (variant & (DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192)) {
-        *cfg = (variant & DPB_CUDA_MOE_GROUPED_WG192) ? 3 : (variant & DPB_CUDA_MOE_GROUPED_WG256) ? 2 : 1;
+    if (variant & (DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192 | DPB_CUDA_MOE_GROUPED_WGFINE8)) {
+        *cfg = (variant & DPB_CUDA_MOE_GROUPED_WG192)   ? 3
+             : (variant & DPB_CUDA_MOE_GROUPED_WG256)   ? ((variant & DPB_CUDA_MOE_GROUPED_WGFINE) ? 4 : 2)
+             : (variant & DPB_CUDA_MOE_GROUPED_WGFINE8) ? 5
+                                                        : 1;
         return DPB_OK;
     }
     static std::atomic<int> env_cfg{-2}; /* -2: not read yet; -1: invalid */
@@ -2278,14 +2315,31 @@ dpb_status grp_wg_cfg(int variant, int *cfg)
     if (c == -2) {
         ev = getenv("DPB_CUDA_MOE_WGCFG");
         c = !ev || !*ev || strcmp(ev, "auto") == 0 ? kGrpWgCfg
-          : strcmp(ev, "coarse") == 0 ? 0 : strcmp(ev, "fine") == 0 ? 1 : strcmp(ev, "bm256") == 0 ? 2 : strcmp(ev, "bm192") == 0 ? 3 : -1;
+          : strcmp(ev, "coarse") == 0 ? 0 : strcmp(ev, "fine") == 0 ? 1 : strcmp(ev, "bm256") == 0 ? 2 : strcmp(ev, "bm192") == 0 ? 3
+          : strcmp(ev, "bm256fine") == 0 ? 4 : strcmp(ev, "fine8") == 0 ? 5 : -1;
         env_cfg.store(c, std::memory_order_relaxed);
     }
     if (c < 0)
-        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_WGCFG: '%s' is not auto, coarse, fine, bm256 or bm192",
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_WGCFG: '%s' is not auto, coarse, fine, fine8, bm256, bm256fine or bm192",
                              ev ? ev : (getenv("DPB_CUDA_MOE_WGCFG") ? getenv("DPB_CUDA_MOE_WGCFG") : ""));
     *cfg = c;
     return DPB_OK;
+}
+
+/* the wgmma path's tile order: longest first (DPB_CUDA_MOE_GROUPED_WGLPT, or DPB_CUDA_MOE_WGORDER=lpt), else by
+ * expert (DPB_CUDA_MOE_WGORDER=expert or unset: kGrpWgLpt) */
+constexpr int kGrpWgLpt = 0;
+bool grp_wg_lpt(int variant)
+{
+    if (variant & DPB_CUDA_MOE_GROUPED_WGLPT) return true;
+    static std::atomic<int> env_lpt{-1};
+    int v = env_lpt.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char *ev = getenv("DPB_CUDA_MOE_WGORDER");
+        v = ev && strcmp(ev, "lpt") == 0 ? 1 : ev && strcmp(ev, "expert") == 0 ? 0 : kGrpWgLpt;
+        env_lpt.store(v, std::memory_order_relaxed);
+    }
+    return v != 0;
 }
 
 bool grp_act_fixed_sigma(float alpha, float limit, int *sigma)
@@ -2312,7 +2366,8 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
         (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32 |
                      DPB_CUDA_MOE_GROUPED_WG | DPB_CUDA_MOE_GROUPED_MMA | DPB_CUDA_MOE_GROUPED_WGDEEP |
                      DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGMERGE |
-                     DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192)) != 0)
+                     DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192 |
+                     DPB_CUDA_MOE_GROUPED_WGFINE8 | DPB_CUDA_MOE_GROUPED_WGLPT)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
                                         "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64/128)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
@@ -2356,7 +2411,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     int32_t *xsig = reinterpret_cast<int32_t *>(w8 + L.xsig), *asig = reinterpret_cast<int32_t *>(w8 + L.asig);
     float *act = reinterpret_cast<float *>(w8 + L.act), *dn = act;
     const int merge = wg && (variant & DPB_CUDA_MOE_GROUPED_WGMERGE) ? 32 : 0; /* slower (docs/CUDA.md): not the default */
-    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, wgcfg == 3, off, perm, inv, ntiles, tile);
+    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, wgcfg == 3, wg && grp_wg_lpt(variant), off, perm, inv, ntiles, tile);
     if ((st = launch_status(cudaGetLastError(), "moe grouped sort"))) return st;
     if (wg) grp_prep_kernel<true><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
     else grp_prep_kernel<false><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);

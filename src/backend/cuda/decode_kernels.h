@@ -157,7 +157,11 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
 #define DPB_CUDA_MOE_GROUPED_WG256 262144  /* wgmma: 256 weight rows per block (4 warpgroups, one block per SM), 6 stages */
 #define DPB_CUDA_MOE_GROUPED_WG192 524288  /* wgmma: 192 weight rows per block (3 warpgroups, one block per SM), 5 stages,
                                             * token tiles of up to 192 rows split evenly (an expert's rows in the fewest tiles) */
-/* without one of these three, DPB_CUDA_MOE_WGCFG (auto | coarse | fine | bm256 | bm192) picks the wgmma configuration */
+#define DPB_CUDA_MOE_GROUPED_WGFINE8 1048576 /* wgmma: widths in steps of 8 */
+#define DPB_CUDA_MOE_GROUPED_WGLPT 2097152   /* wgmma: the token tiles longest first (full tiles, then the partial ones by
+                                              * decreasing rows), else by expert; without it DPB_CUDA_MOE_WGORDER = lpt | expert */
+/* _WG256 | _WGFINE: 256 weight rows per block and widths in steps of 16.  Without one of these flags,
+ * DPB_CUDA_MOE_WGCFG (auto | coarse | fine | fine8 | bm256 | bm256fine | bm192) picks the wgmma configuration */
 #define DPB_CUDA_MOE_GROUPED_WGF32 16384 /* wgmma: act through fp32 and grp_prep's per-row scaling (else f16 from the epilogue) */
 #define DPB_CUDA_MOE_GROUPED_W32 1024 /* 32 weight rows per warp (4 warps a block of 128 rows, 8 of 256 with token tile 64): each activation
                                        * fragment feeds two row tiles (half the shared-memory reads per MMA) */

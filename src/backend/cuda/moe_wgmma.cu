@@ -47,8 +47,8 @@ constexpr int kWgStagesDeep = 5;
 constexpr int kWgXB = DPB_CUDA_GRPWG_TILE * 128; /* activation bytes per stage (the merged tiles' kernel: kWgBN * 128) */
 constexpr int kWgMaxNb = 128;      /* K <= 4096 */
 /* the configurations (dpb_cuda_grpwg_args.cfg): rows per block, ring depth, token rows per block at most */
-__host__ __device__ constexpr int wg_cfg_bm(int cfg) { return cfg == 2 ? 256 : cfg == 3 ? 192 : kWgBM; }
-__host__ __device__ constexpr int wg_cfg_stages(int cfg) { return cfg == 2 ? 6 : cfg == 3 ? 5 : kWgStages; }
+__host__ __device__ constexpr int wg_cfg_bm(int cfg) { return cfg == 2 || cfg == 4 ? 256 : cfg == 3 ? 192 : kWgBM; }
+__host__ __device__ constexpr int wg_cfg_stages(int cfg) { return cfg == 2 || cfg == 4 ? 6 : cfg == 3 ? 5 : kWgStages; }
 __host__ __device__ constexpr int wg_cfg_bn(int cfg) { return cfg == 3 ? 192 : DPB_CUDA_GRPWG_TILE; }
 
 #ifdef DPB_GRPWG_SM90A
@@ -127,6 +127,16 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr)
 }
 
 /* generated: one wrapper per wgmma width (A: 4 registers, B: descriptor, D: N/2 fp32) */
+__device__ __forceinline__ void wg_mma_n8(float (&d)[4], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n8k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3}, "
+                 "{%4,%5,%6,%7}, %8, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+
 __device__ __forceinline__ void wg_mma_n16(float (&d)[8], const uint32_t (&a)[4], uint64_t desc)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
@@ -134,6 +144,16 @@ __device__ __forceinline__ void wg_mma_n16(float (&d)[8], const uint32_t (&a)[4]
                  "{%0, %1, %2, %3, %4, %5, %6, %7}, "
                  "{%8,%9,%10,%11}, %12, p, 1, 1, 0;\n}\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+
+__device__ __forceinline__ void wg_mma_n24(float (&d)[12], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %17, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n24k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11}, "
+                 "{%12,%13,%14,%15}, %16, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 
@@ -147,6 +167,16 @@ __device__ __forceinline__ void wg_mma_n32(float (&d)[16], const uint32_t (&a)[4
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 
+__device__ __forceinline__ void wg_mma_n40(float (&d)[20], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %25, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n40k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19}, "
+                 "{%20,%21,%22,%23}, %24, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+
 __device__ __forceinline__ void wg_mma_n48(float (&d)[24], const uint32_t (&a)[4], uint64_t desc)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %29, 0;\n"
@@ -154,6 +184,16 @@ __device__ __forceinline__ void wg_mma_n48(float (&d)[24], const uint32_t (&a)[4
                  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, "
                  "{%24,%25,%26,%27}, %28, p, 1, 1, 0;\n}\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+
+__device__ __forceinline__ void wg_mma_n56(float (&d)[28], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %33, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n56k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27}, "
+                 "{%28,%29,%30,%31}, %32, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 
@@ -167,6 +207,16 @@ __device__ __forceinline__ void wg_mma_n64(float (&d)[32], const uint32_t (&a)[4
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 
+__device__ __forceinline__ void wg_mma_n72(float (&d)[36], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %41, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n72k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}, "
+                 "{%36,%37,%38,%39}, %40, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+
 __device__ __forceinline__ void wg_mma_n80(float (&d)[40], const uint32_t (&a)[4], uint64_t desc)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %45, 0;\n"
@@ -174,6 +224,16 @@ __device__ __forceinline__ void wg_mma_n80(float (&d)[40], const uint32_t (&a)[4
                  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}, "
                  "{%40,%41,%42,%43}, %44, p, 1, 1, 0;\n}\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+
+__device__ __forceinline__ void wg_mma_n88(float (&d)[44], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %49, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n88k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43}, "
+                 "{%44,%45,%46,%47}, %48, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 
@@ -187,6 +247,16 @@ __device__ __forceinline__ void wg_mma_n96(float (&d)[48], const uint32_t (&a)[4
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 
+__device__ __forceinline__ void wg_mma_n104(float (&d)[52], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %57, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n104k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51}, "
+                 "{%52,%53,%54,%55}, %56, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+
 __device__ __forceinline__ void wg_mma_n112(float (&d)[56], const uint32_t (&a)[4], uint64_t desc)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %61, 0;\n"
@@ -194,6 +264,16 @@ __device__ __forceinline__ void wg_mma_n112(float (&d)[56], const uint32_t (&a)[
                  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55}, "
                  "{%56,%57,%58,%59}, %60, p, 1, 1, 0;\n}\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+}
+
+__device__ __forceinline__ void wg_mma_n120(float (&d)[60], const uint32_t (&a)[4], uint64_t desc)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %65, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n120k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59}, "
+                 "{%60,%61,%62,%63}, %64, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
 }
 
@@ -230,17 +310,25 @@ __device__ __forceinline__ void wg_mma_n192(float (&d)[96], const uint32_t (&a)[
 template <int N>
 __device__ __forceinline__ void wg_mma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t desc)
 {
-    static_assert(N % 16 == 0 && N >= 16 && N <= 192 && N != 144 && N != 176, "wgmma width without a wrapper");
+    static_assert(N % 8 == 0 && N >= 8 && (N <= 128 || N == 160 || N == 192), "wgmma width without a wrapper");
     if constexpr (N == 192) wg_mma_n192(d, a, desc);
     else if constexpr (N == 160) wg_mma_n160(d, a, desc);
     else if constexpr (N == 128) wg_mma_n128(d, a, desc);
+    else if constexpr (N == 120) wg_mma_n120(d, a, desc);
     else if constexpr (N == 112) wg_mma_n112(d, a, desc);
+    else if constexpr (N == 104) wg_mma_n104(d, a, desc);
     else if constexpr (N == 96) wg_mma_n96(d, a, desc);
+    else if constexpr (N == 88) wg_mma_n88(d, a, desc);
     else if constexpr (N == 80) wg_mma_n80(d, a, desc);
+    else if constexpr (N == 72) wg_mma_n72(d, a, desc);
     else if constexpr (N == 64) wg_mma_n64(d, a, desc);
+    else if constexpr (N == 56) wg_mma_n56(d, a, desc);
     else if constexpr (N == 48) wg_mma_n48(d, a, desc);
+    else if constexpr (N == 40) wg_mma_n40(d, a, desc);
     else if constexpr (N == 32) wg_mma_n32(d, a, desc);
-    else wg_mma_n16(d, a, desc);
+    else if constexpr (N == 24) wg_mma_n24(d, a, desc);
+    else if constexpr (N == 16) wg_mma_n16(d, a, desc);
+    else if constexpr (N == 8) wg_mma_n8(d, a, desc);
 }
 
 /* One block's GEMM with wgmma width N (the tile's rows <= N), BM weight rows (BM / 64 warpgroups, 2 BM threads),
@@ -480,7 +568,8 @@ __device__ __forceinline__ void wg_body(const dpb_cuda_grpwg_args &a, uint32_t z
  * CFG (dpb_cuda_grpwg_args.cfg): 0: 128 weight rows, 4 stages, wgmma width 32, 64 or 128 (the tile's rows rounded up);
  * 1: the same with widths in steps of 16 (16..128); 2: 256 weight rows (4 warpgroups, one block per multiprocessor),
  * 6 stages, widths in steps of 32 up to 128; 3: 192 weight rows (3 warpgroups, one block per multiprocessor), 5 stages,
- * tiles of up to 192 token rows (grp_sort's balanced split), widths in steps of 32 up to 192. */
+ * tiles of up to 192 token rows (grp_sort's balanced split), widths in steps of 32 up to 192; 4: 256 weight rows and
+ * 6 stages (as 2) with widths in steps of 16; 5: as 0 with widths in steps of 8. */
 template <bool SWIGLU, bool DEEP, bool MERGED, int CFG>
 __global__ void __launch_bounds__(2 * wg_cfg_bm(CFG), (MERGED || wg_cfg_bm(CFG) > 128) ? 1 : 2)
     grp_wg_kernel(const dpb_cuda_grpwg_args a, uint32_t zero)
@@ -511,7 +600,15 @@ __global__ void __launch_bounds__(2 * wg_cfg_bm(CFG), (MERGED || wg_cfg_bm(CFG) 
         if (cnt > 64) wg_body<SWIGLU, 128, DEEP, XB, BM, S>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
         else if (cnt > 32) wg_body<SWIGLU, 64, DEEP, XB, BM, S>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
         else wg_body<SWIGLU, 32, DEEP, XB, BM, S>(a, zero, sm, srow, sinv, e, row0, cnt, r0);
-    } else if constexpr (CFG == 1) {
+    } else if constexpr (CFG == 5) {
+        switch ((cnt + 7) >> 3) {
+#define WG_CASE8(c) case c: wg_body<SWIGLU, 8 * c, false, XB, BM, S>(a, zero, sm, srow, sinv, e, row0, cnt, r0); break;
+        WG_CASE8(1) WG_CASE8(2) WG_CASE8(3) WG_CASE8(4) WG_CASE8(5) WG_CASE8(6) WG_CASE8(7) WG_CASE8(8)
+        WG_CASE8(9) WG_CASE8(10) WG_CASE8(11) WG_CASE8(12) WG_CASE8(13) WG_CASE8(14) WG_CASE8(15)
+#undef WG_CASE8
+        default: wg_body<SWIGLU, 128, false, XB, BM, S>(a, zero, sm, srow, sinv, e, row0, cnt, r0); break;
+        }
+    } else if constexpr (CFG == 1 || CFG == 4) {
         switch ((cnt + 15) >> 4) {
         case 1: wg_body<SWIGLU, 16, false, XB, BM, S>(a, zero, sm, srow, sinv, e, row0, cnt, r0); break;
         case 2: wg_body<SWIGLU, 32, false, XB, BM, S>(a, zero, sm, srow, sinv, e, row0, cnt, r0); break;
@@ -572,6 +669,8 @@ cudaError_t wg_launch(const dpb_cuda_grpwg_args &a, int max_tiles, int deep, cud
     if (a.cfg == 1) return wg_launch_one<SWIGLU, false, false, 1>(a, max_tiles, stream);
     if (a.cfg == 2) return wg_launch_one<SWIGLU, false, false, 2>(a, max_tiles, stream);
     if (a.cfg == 3) return wg_launch_one<SWIGLU, false, false, 3>(a, max_tiles, stream);
+    if (a.cfg == 4) return wg_launch_one<SWIGLU, false, false, 4>(a, max_tiles, stream);
+    if (a.cfg == 5) return wg_launch_one<SWIGLU, false, false, 5>(a, max_tiles, stream);
     if (a.merged) { /* the few merged tiles first (one block per multiprocessor), then the rest */
         const cudaError_t ce = wg_launch_one<SWIGLU, false, true, 0>(a, max_tiles, stream);
         if (ce != cudaSuccess) return ce;
@@ -611,8 +710,8 @@ dpb_status dpb_cuda_grpwg_gemm(const dpb_cuda_grpwg_args *a, int max_tiles, int 
     if (!a || !a->src || (!a->sig && (a->sig_fixed < -126 || a->sig_fixed > 126)) || (a->out16 && !swiglu) ||
         (a->out16 && (a->osig < -126 || a->osig > 126)) || (a->out_bf16 && (swiglu || !a->rnd)) || !a->ntiles || !a->tile || !a->off || (!a->out && !a->out16) || !a->bias || (!a->tab && (!a->blocks || !a->scales)))
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped wgmma: null argument");
-    if (a->cfg < 0 || a->cfg > 3 || (a->cfg && (a->merged || deep)))
-        return dpb_error_set(DPB_E_ARG, "cuda moe grouped wgmma: configuration %d (0..3; merged and deep with 0 only)", a->cfg);
+    if (a->cfg < 0 || a->cfg > 5 || (a->cfg && (a->merged || deep)))
+        return dpb_error_set(DPB_E_ARG, "cuda moe grouped wgmma: configuration %d (0..5; merged and deep with 0 only)", a->cfg);
     if (a->K < 32 || a->K % 32 || a->K > 32 * kWgMaxNb || a->R < 32 || a->R % 32 || max_tiles < 1 || max_tiles > 65535)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped wgmma: unsupported shape R=%d K=%d tiles=%d", a->R, a->K, max_tiles);
     const cudaError_t ce = swiglu ? wg_launch<true>(*a, max_tiles, deep, stream) : wg_launch<false>(*a, max_tiles, deep, stream);

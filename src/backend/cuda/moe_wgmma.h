@@ -37,9 +37,10 @@ typedef struct dpb_cuda_grpwg_args {
     int osig;
     int out_bf16;              /* down with rnd only: dn stored as bf16 bits (uint16_t [P, R] at out) */
     int merged;                /* the sort merged remainders (tiles of up to 160 rows): launch their kernel too */
-    int cfg;                   /* 0: 128 weight rows per block, widths 32/64/128; 1: widths in steps of 16; 2: 256 rows per
-                                * block, 6 stages; 3: 192 rows per block, 5 stages, token tiles of up to 192 rows
-                                * (DPB_CUDA_GRPWG_TILE3, grp_sort's balanced split) */
+    int cfg;                   /* wgmma width = the tile's rows rounded up to: 0: 32, 64 or 128; 1: a multiple of 16; 5: of 8
+                                * (128 weight rows per block, 4 stages); 2: 256 rows per block, 6 stages, a multiple of 32;
+                                * 4: the same, a multiple of 16; 3: 192 rows per block, 5 stages, token tiles of up to 192
+                                * rows (DPB_CUDA_GRPWG_TILE3, grp_sort's balanced split), a multiple of 32 */
     int R, K, E, k, rnd;
     float alpha, limit;
 } dpb_cuda_grpwg_args;
