@@ -2292,54 +2292,52 @@ bool grp_use_wg(int variant, int n, int k, int E)
  * value alike whatever its power-of-two scale, so act's f16 equals that of the
  * per-row scaling except below 2^-14 * 2^-sigma (then subnormal).  Returns
  * false (per-row scaling by grp_prep) otherwise. */
-/* The wgmma kernels' configuration (dpb_cuda_grpwg_args.cfg): from the variant's flags when one is set
- * (DPB_CUDA_MOE_GROUPED_WGFINE, _WGFINE8, _WG256, _WG256 | _WGFINE, _WG192; _WGMERGE and _WGDEEP: 0), else
- * DPB_CUDA_MOE_WGCFG (coarse, fine, fine8, bm256, bm256fine, bm192), else kGrpWgCfg. */
-constexpr int kGrpWgCfg = 0;
-dpb_status grp_wg_cfg(int variant, int *cfg)
+/* The wgmma kernels' configuration (dpb_cuda_grpwg_args.cfg) and tile order (grp_sort's lpt).  A variant naming a
+ * configuration (DPB_CUDA_MOE_GROUPED_WGCOARSE: 0, _WGFINE: 1, _WGFINE8: 5, _WG256: 2, _WG256 | _WGFINE: 4,
+ * _WG192: 3; _WGMERGE and _WGDEEP: 0) takes it, with the tiles by expert unless _WGLPT; otherwise
+ * DPB_CUDA_MOE_WGCFG (auto, coarse, fine, fine8, bm256, bm256fine, bm192) and DPB_CUDA_MOE_WGORDER (auto, lpt,
+ * expert), each by default kGrpWgCfg / kGrpWgLpt: widths in steps of 16, longest tiles first (docs/CUDA.md,
+ * "Session 6: MoE prefill": lab at n = 2048 1,222 against 1,307 us, TTFT 39.9 against 42.4 ms). */
+constexpr int kGrpWgCfg = 1;
+constexpr int kGrpWgLpt = 1;
+constexpr int kGrpWgCfgFlags = DPB_CUDA_MOE_GROUPED_WGCOARSE | DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WGFINE8 |
+                               DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192 | DPB_CUDA_MOE_GROUPED_WGMERGE |
+                               DPB_CUDA_MOE_GROUPED_WGDEEP;
+dpb_status grp_wg_cfg(int variant, int *cfg, int *lpt)
 {
-    if (variant & (DPB_CUDA_MOE_GROUPED_WGMERGE | DPB_CUDA_MOE_GROUPED_WGDEEP)) {
-        *cfg = 0;
-        return DPB_OK;
-    }
-    if (variant & (DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192 | DPB_CUDA_MOE_GROUPED_WGFINE8)) {
-        *cfg = (variant & DPB_CUDA_MOE_GROUPED_WG192)   ? 3
+    if (variant & kGrpWgCfgFlags) {
+        *cfg = (variant & (DPB_CUDA_MOE_GROUPED_WGCOARSE | DPB_CUDA_MOE_GROUPED_WGMERGE | DPB_CUDA_MOE_GROUPED_WGDEEP)) ? 0
+             : (variant & DPB_CUDA_MOE_GROUPED_WG192)   ? 3
              : (variant & DPB_CUDA_MOE_GROUPED_WG256)   ? ((variant & DPB_CUDA_MOE_GROUPED_WGFINE) ? 4 : 2)
              : (variant & DPB_CUDA_MOE_GROUPED_WGFINE8) ? 5
                                                         : 1;
+        *lpt = (variant & DPB_CUDA_MOE_GROUPED_WGLPT) ? 1 : 0;
         return DPB_OK;
     }
-    static std::atomic<int> env_cfg{-2}; /* -2: not read yet; -1: invalid */
-    int c = env_cfg.load(std::memory_order_relaxed);
-    const char *ev = nullptr;
-    if (c == -2) {
-        ev = getenv("DPB_CUDA_MOE_WGCFG");
+    /* the environment, read once: -2 not read yet, -1 invalid */
+    static std::atomic<int> env_cfg{-2}, env_lpt{-2};
+    int c = env_cfg.load(std::memory_order_relaxed), o = env_lpt.load(std::memory_order_relaxed);
+    if (c == -2 || o == -2) {
+        const char *ev = getenv("DPB_CUDA_MOE_WGCFG"), *eo = getenv("DPB_CUDA_MOE_WGORDER");
         c = !ev || !*ev || strcmp(ev, "auto") == 0 ? kGrpWgCfg
           : strcmp(ev, "coarse") == 0 ? 0 : strcmp(ev, "fine") == 0 ? 1 : strcmp(ev, "bm256") == 0 ? 2 : strcmp(ev, "bm192") == 0 ? 3
           : strcmp(ev, "bm256fine") == 0 ? 4 : strcmp(ev, "fine8") == 0 ? 5 : -1;
+        o = !eo || !*eo || strcmp(eo, "auto") == 0 ? kGrpWgLpt : strcmp(eo, "lpt") == 0 ? 1 : strcmp(eo, "expert") == 0 ? 0 : -1;
         env_cfg.store(c, std::memory_order_relaxed);
+        env_lpt.store(o, std::memory_order_relaxed);
     }
-    if (c < 0)
+    if (c < 0) {
+        const char *ev = getenv("DPB_CUDA_MOE_WGCFG");
         return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_WGCFG: '%s' is not auto, coarse, fine, fine8, bm256, bm256fine or bm192",
-                             ev ? ev : (getenv("DPB_CUDA_MOE_WGCFG") ? getenv("DPB_CUDA_MOE_WGCFG") : ""));
-    *cfg = c;
-    return DPB_OK;
-}
-
-/* the wgmma path's tile order: longest first (DPB_CUDA_MOE_GROUPED_WGLPT, or DPB_CUDA_MOE_WGORDER=lpt), else by
- * expert (DPB_CUDA_MOE_WGORDER=expert or unset: kGrpWgLpt) */
-constexpr int kGrpWgLpt = 0;
-bool grp_wg_lpt(int variant)
-{
-    if (variant & DPB_CUDA_MOE_GROUPED_WGLPT) return true;
-    static std::atomic<int> env_lpt{-1};
-    int v = env_lpt.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char *ev = getenv("DPB_CUDA_MOE_WGORDER");
-        v = ev && strcmp(ev, "lpt") == 0 ? 1 : ev && strcmp(ev, "expert") == 0 ? 0 : kGrpWgLpt;
-        env_lpt.store(v, std::memory_order_relaxed);
+                             ev ? ev : "");
     }
-    return v != 0;
+    if (o < 0) {
+        const char *eo = getenv("DPB_CUDA_MOE_WGORDER");
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_WGORDER: '%s' is not auto, lpt or expert", eo ? eo : "");
+    }
+    *cfg = c;
+    *lpt = (variant & DPB_CUDA_MOE_GROUPED_WGLPT) ? 1 : o;
+    return DPB_OK;
 }
 
 bool grp_act_fixed_sigma(float alpha, float limit, int *sigma)
@@ -2367,7 +2365,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
                      DPB_CUDA_MOE_GROUPED_WG | DPB_CUDA_MOE_GROUPED_MMA | DPB_CUDA_MOE_GROUPED_WGDEEP |
                      DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGMERGE |
                      DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192 |
-                     DPB_CUDA_MOE_GROUPED_WGFINE8 | DPB_CUDA_MOE_GROUPED_WGLPT)) != 0)
+                     DPB_CUDA_MOE_GROUPED_WGFINE8 | DPB_CUDA_MOE_GROUPED_WGLPT | DPB_CUDA_MOE_GROUPED_WGCOARSE)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
                                         "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64/128)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
@@ -2399,8 +2397,8 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     if (work_bytes < need)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: work of %zu bytes, %zu needed", work_bytes, need);
     const bool wg = grp_use_wg(variant, n, k, E);
-    int wgcfg = 0;
-    if (wg && (st = grp_wg_cfg(variant, &wgcfg))) return st;
+    int wgcfg = 0, wglpt = 0;
+    if (wg && (st = grp_wg_cfg(variant, &wgcfg, &wglpt))) return st;
     const int bn = wg ? (wgcfg == 3 ? DPB_CUDA_GRPWG_TILE3 : DPB_CUDA_GRPWG_TILE) : grp_bn(variant, n, k, E), P = n * k;
     const GrpWork L = grp_layout(n, k, E, H, I, bn);
     char *w8 = static_cast<char *>(work);
@@ -2411,7 +2409,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     int32_t *xsig = reinterpret_cast<int32_t *>(w8 + L.xsig), *asig = reinterpret_cast<int32_t *>(w8 + L.asig);
     float *act = reinterpret_cast<float *>(w8 + L.act), *dn = act;
     const int merge = wg && (variant & DPB_CUDA_MOE_GROUPED_WGMERGE) ? 32 : 0; /* slower (docs/CUDA.md): not the default */
-    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, wgcfg == 3, wg && grp_wg_lpt(variant), off, perm, inv, ntiles, tile);
+    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, wgcfg == 3, wglpt, off, perm, inv, ntiles, tile);
     if ((st = launch_status(cudaGetLastError(), "moe grouped sort"))) return st;
     if (wg) grp_prep_kernel<true><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
     else grp_prep_kernel<false><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);

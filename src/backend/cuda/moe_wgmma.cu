@@ -1,6 +1,6 @@
 /* Grouped MXFP4 expert GEMMs on Hopper's warpgroup MMA (wgmma.mma_async,
  * sm_90a).  docs/CUDA.md, "Grouped MXFP4 experts" and "Session 5: MoE
- * prefill".  Built for sm_90a and compute_80 PTX (Makefile): only the sm_90a
+ * prefill", "Session 6: MoE prefill".  Built for sm_90a and compute_80 PTX (Makefile): only the sm_90a
  * pass (__CUDA_ARCH_FEAT_SM90_ALL) compiles the kernel body; elsewhere the
  * kernels are empty stubs that dpb_cuda_grpwg_available() reports as absent,
  * and dpb_cuda_moe_grouped runs its mma.sync kernel instead.
@@ -20,7 +20,10 @@
  * the token's 2^-sigma come back in the epilogue.  Weights stay exact while a
  * row's scales lie within 2^22 of its largest (real checkpoints: ~2^10);
  * blocks more than 2^27 below it are dropped.  N (the wgmma width) follows the
- * tile's row count: 128, 64 or 32.  gate_up can write act as f16 in the
+ * tile's row count: rounded up to a multiple of 16 by default (cfg 1, session
+ * 6: the cost of a block goes with N), to 32, 64 or 128 in cfg 0 (session 5);
+ * other configurations (cfg, grp_wg_kernel) were measured and are kept for the
+ * lab (docs/CUDA.md, "Session 6: MoE prefill").  gate_up can write act as f16 in the
  * order the down GEMM reads (out16, one power-of-two scale for all rows) and
  * down its output as bf16 bits when rounded to bf16 anyway (out_bf16).
  * Measured and kept off by default (docs/CUDA.md, "Session 5: MoE prefill"):

@@ -14,7 +14,7 @@
 /* token tile of the sort when the wgmma kernel runs (a block takes up to this
  * many of one expert's sorted rows, 32 more when grp_sort merged an expert's
  * last remainder of <= 32 rows into its last full tile; 128 weight rows per
- * block) */
+ * block, 256 or 192 in cfg 2-4) */
 #define DPB_CUDA_GRPWG_TILE 128
 #define DPB_CUDA_GRPWG_TILE3 192 /* the token tile of cfg 3 */
 
