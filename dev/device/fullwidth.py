@@ -441,8 +441,9 @@ def main():
     ap.add_argument("--no-ours-f32", dest="ours_f32", action="store_false",
                     help="skip the second deploybench run, --dtype f32, compared with transformers in f32")
     ap.add_argument("--f32-chunk", type=int, default=0,
-                    help="deploybench --prefill-chunk for its f32 run (e.g. 8: on CUDA the MXFP4 experts then run in "
-                    "kernels A/B at fp32-level precision instead of the grouped kernels' f16 activations)")
+                    help="deploybench --prefill-chunk for its f32 run (default: one chunk). Since session 6 the CUDA "
+                    "f32 engine runs the MXFP4 experts at fp32 level in every chunk size (kernels A/B); before, chunks "
+                    "of >= 16 rows went through the grouped kernels' f16 activations and 8 avoided them")
     ap.add_argument("--keep", action="store_true", help="keep the model folders in $DPB_WORK")
     ap.add_argument("--json", default=None, help="JSON file (default $OUT/fullwidth.json)")
     args = ap.parse_args()

@@ -2,7 +2,7 @@
 # Device call (issue 5), session 5's final measurements.  Carry .devcarry-s (bins.tgz: deploybench, backend_check,
 # test_cuda_backend; lib; shared).  STEPS (default speed,hf): any of
 #   speed  backend_check --speed for gpt-oss-20b, Qwen3-32B, Yi-34B at prompts 128/512/1024/2048 (decode 63 tokens,
-#          TTFT, roofline from the copy bandwidth measured in the same process)
+#          TTFT, roofline from the copy bandwidth measured in the same process); SPEED_REPS runs of it (default 1)
 #   hf     transformers the reference study's way (dev/device/hf_timing.py: bf16, eager, greedy generate), same
 #          models and prompt lengths; gpt-oss-20b 64 new tokens, the dense models 32 (their eager decode is slow)
 #   ops    every backend_check op check and the four fixtures, tests/test_cuda_backend
@@ -18,9 +18,12 @@ el() { echo "(+$(( $(date +%s) - t0 )) s)"; }
 has() { case ",$STEPS," in *",$1,"*) return 0;; esac; return 1; }
 date -u; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 if has speed; then
-    LD_LIBRARY_PATH=$C/lib timeout 200 $C/backend_check --skip-ops --skip-fixtures --speed synth:gpt-oss-20b \
-        --speed synth:qwen3-32b --speed synth:yi-34b --ctx ${CTX:-128,512,1024,2048} > $R/speed.log 2>&1
-    echo "== speed exit $? $(el)"
+    # SPEED_REPS (default 1): that many runs of the same command, one after the other, all in speed.log
+    for rep in $(seq 1 ${SPEED_REPS:-1}); do
+        LD_LIBRARY_PATH=$C/lib timeout 200 $C/backend_check --skip-ops --skip-fixtures --speed synth:gpt-oss-20b \
+            --speed synth:qwen3-32b --speed synth:yi-34b --ctx ${CTX:-128,512,1024,2048} >> $R/speed.log 2>&1
+        echo "== speed run $rep exit $? $(el)"
+    done
 fi
 if has ops; then
     LD_LIBRARY_PATH=$C/lib timeout ${OPS_T:-250} $C/backend_check --speed none --fixtures $C/shared/fixtures > $R/ops.log 2>&1

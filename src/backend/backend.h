@@ -244,6 +244,15 @@ typedef struct dpb_backend_ops {
      * output as fp32 rows when only the down projection reads it. */
     dpb_status (*swiglu_down)(dpb_backend *b, float *gate, float *up, int64_t n, int64_t I, const dpb_weight *down,
                               const uint16_t *b_down, float *out);
+    /* Optional: the one-row decode step's q/k/v projections and qk_prep_kv in one operation, the same bit for bit as
+     *   linear_multi(3, w, bias, x, 1, false, {q, k, v});
+     *   qk_prep_kv(q, k, v, 1, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew, k_cache, v_cache, slots)
+     * (w = {q, k, v} matrices; k and v are left unspecified).  DPB_E_UNSUPPORTED, having written nothing, for what
+     * it does not take (the caller then makes the two calls). */
+    dpb_status (*qkv_prep_kv)(dpb_backend *b, const dpb_weight *const *w, const uint16_t *const *bias, const float *x,
+                              float *q, float *k, float *v, int64_t nh, int64_t nkv, const uint16_t *q_norm,
+                              const uint16_t *k_norm, float eps, const int64_t *pos, const dpb_rope_table *rt, bool round,
+                              dpb_kv_dtype dt, void *knew, void *vnew, void *k_cache, void *v_cache, int64_t slots);
 } dpb_backend_ops;
 
 struct dpb_backend {

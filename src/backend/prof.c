@@ -208,6 +208,18 @@ static dpb_status w_qk_prep_kv(dpb_backend *b, float *q, float *k, const float *
                 t0, "qk_prep_kv n=%lld", (long long)n);
 }
 
+static dpb_status w_qkv_prep_kv(dpb_backend *b, const dpb_weight *const *w, const uint16_t *const *bias, const float *x,
+                                float *q, float *k, float *v, int64_t nh, int64_t nkv, const uint16_t *qn, const uint16_t *kn,
+                                float eps, const int64_t *pos, const dpb_rope_table *rt, bool round, dpb_kv_dtype dt,
+                                void *knew, void *vnew, void *kc, void *vc, int64_t slots)
+{
+    uint64_t t0 = dpb_now_ns();
+    return done(b, CALL(b, qkv_prep_kv, w, bias, x, q, k, v, nh, nkv, qn, kn, eps, pos, rt, round, dt, knew, vnew, kc, vc,
+                        slots),
+                t0, "qkv_prep_kv (fused) [%lld + 2 x %lld rows x %lld]", (long long)w[0]->out, (long long)w[1]->out,
+                (long long)w[0]->in);
+}
+
 static dpb_status w_attention_batch(dpb_backend *b, const dpb_attn_batch_args *a)
 {
     uint64_t t0 = dpb_now_ns();
@@ -339,6 +351,7 @@ dpb_status dpb_backend_prof_wrap(dpb_backend *inner, const char *path, dpb_backe
     o->swiglu_down = io->swiglu_down ? w_swiglu_down : NULL;
     o->router = io->router ? w_router : NULL;
     o->qk_prep_kv = io->qk_prep_kv ? w_qk_prep_kv : NULL;
+    o->qkv_prep_kv = io->qkv_prep_kv ? w_qkv_prep_kv : NULL;
     p->inner = inner;
     p->rows = rows;
     p->path = pc;

@@ -519,17 +519,27 @@ static dpb_status run_chunk(dpb_engine *e, const part *parts, int np, int64_t nr
     if (rb) CK(ops->round_bf16(be, e->xn, nrows * H));
     for (int64_t l = 0; l < L; l++) {
         const dpb_layer_weights *lw = &m->layers[l];
-        {
-            const dpb_weight *w3[3] = {&lw->q, &lw->k, &lw->v};
-            const uint16_t *b3[3] = {lw->bq, lw->bk, lw->bv};
+        const dpb_weight *w3[3] = {&lw->q, &lw->k, &lw->v};
+        const uint16_t *b3[3] = {lw->bq, lw->bk, lw->bv};
+        /* one row of one sequence with the position on the device: its k and v go into the cache in qk_prep's
+         * launch where the backend offers it (the attention reads this position from knew / vnew, never from the
+         * cache slot, which holds a position outside its keys: writing it first changes nothing); where the
+         * backend offers it, the q/k/v projections and that step are one operation */
+        const bool one_row = devpos && ops->qk_prep_kv && ops->qk_prep && np == 1 && nrows == 1 && !attn_batched(e, np, nrows);
+        bool kv_done = false, qkv_done = false;
+        if (one_row && ops->qkv_prep_kv) {
+            st = ops->qkv_prep_kv(be, w3, b3, e->xn, e->q, e->k, e->v, nh, nkv, lw->q_norm, lw->k_norm, eps, e->pos_dev,
+                                  &m->rope, rb, e->kvdt, e->knew, e->vnew, e->kc[parts[0].seq * L + l],
+                                  e->vc[parts[0].seq * L + l], e->slots[l]);
+            if (st == DPB_OK) kv_done = qkv_done = true;
+            else if (st != DPB_E_UNSUPPORTED) return st;
+            else dpb_error_clear();
+        }
+        if (!qkv_done) {
             float *y3[3] = {e->q, e->k, e->v};
             CK(dpb_backend_linear_multi(be, 3, w3, b3, e->xn, nrows, false, y3));
         }
-        /* one row of one sequence with the position on the device: its k and v go into the cache in qk_prep's
-         * launch where the backend offers it (the attention reads this position from knew / vnew, never from the
-         * cache slot, which holds a position outside its keys: writing it first changes nothing) */
-        bool kv_done = false;
-        if (devpos && ops->qk_prep_kv && ops->qk_prep && np == 1 && nrows == 1 && !attn_batched(e, np, nrows)) {
+        if (one_row && !kv_done) {
             st = ops->qk_prep_kv(be, e->q, e->k, e->v, nrows, nh, nkv, lw->q_norm, lw->k_norm, eps, e->pos_dev,
                                  &m->rope, rb, e->kvdt, e->knew, e->vnew, e->kc[parts[0].seq * L + l],
                                  e->vc[parts[0].seq * L + l], e->slots[l]);

@@ -1,5 +1,6 @@
 /* Decode attention (flash-decoding): see attn_decode.h. */
 #include "backend/cuda/attn_decode.h"
+#include "backend/cuda/pdl.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -7,6 +8,8 @@
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace {
 
@@ -15,12 +18,37 @@ constexpr int kTK = 64;              /* keys per tile */
 constexpr int kMaxSplit = 128;       /* splits per (row, kv head) */
 constexpr int kMaxCnt = 1 << 16;     /* (row, kv head) pairs with a merge counter */
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr int kMergeAhead = 17;  /* merge: partial outputs in flight per thread (33 splits: two rounds) */
+
+/* the merge's sum over splits x0 .. nact - 1 of one thread's (head, 4 dims), B partial outputs in flight, in
+ * split order */
+template <int B>
+__device__ __forceinline__ float4 merge_from(const float *ph, const float *wh, int x0, int nact, int PS, float4 O)
+{
+    for (; x0 < nact; x0 += B) {
+        float4 v[B];
+#pragma unroll
+        for (int u = 0; u < B; u++)
+            v[u] = x0 + u < nact ? __ldcg(reinterpret_cast<const float4 *>(ph + (x0 + u) * PS)) : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int u = 0; u < B; u++) {
+            const float w = x0 + u < nact ? wh[x0 + u] : 0.f;
+            O.x = fmaf(w, v[u].x, O.x);
+            O.y = fmaf(w, v[u].y, O.y);
+            O.z = fmaf(w, v[u].z, O.z);
+            O.w = fmaf(w, v[u].w, O.w);
+        }
+    }
+    return O;
+}
 
 /* Merge counters: the splits of a (row, kv head) count their arrivals here; the last one merges and sets the
  * counter back to 0, so every launch (graph replays too) finds zeros.  Launches on one stream run in order. */
 __device__ unsigned int g_cnt[kMaxCnt];
 
 bool g_enabled = true;
+int g_pdl = 0; /* DPB_CUDA_PDL mode (dpb_attn_decode_pdl) */
+int g_merge_ahead = 1; /* 0: DPB_CUDA_ATTN_MERGE=old (session 5's merge loads), set with the PDL mode */
 
 struct dec_p {
     int batch, G;
@@ -35,6 +63,7 @@ struct dec_p {
     float *out, *part;
     int nsplit;
     int rnd; /* outputs rounded to bf16 (the engine's bf16 mode) */
+    int ahead; /* merge: 1 the first partials loaded with (m, l), MergeAhead in flight; 0 session 5's 8 at a time */
 };
 
 /* Rounds to bf16 precision (nearest even; NaN stays NaN), as the backend's k_round. */
@@ -160,6 +189,8 @@ template <typename KT, int HD> size_t smem_bytes(int G, int nsplit)
 template <typename KT, int HD, int MG>
 __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
 {
+    pdl_wait();
+    pdl_trigger();
     using L = dlay<KT, HD>;
     using C = kvt<KT>;
     extern __shared__ __align__(16) unsigned char sm[];
@@ -444,9 +475,22 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
     __syncthreads();
     if (!last) return;
     __threadfence();
-    /* the last split merges: weights 2^(m_s - M) per (head, split) into the area, then the outputs */
+    /* the last split merges: weights 2^(m_s - M) per (head, split) into the area, then the outputs.  The first
+     * kMergeAhead partial outputs of each thread's (head, 4 dims) are loaded before the weights (their loads and
+     * the (m, l) loads in flight together: one L2 round trip instead of two), the rest kMergeAhead at a time; the
+     * sums run in split order as before (the same bits). */
     float *wts = reinterpret_cast<float *>(area);
     float *sL = wts + G * ns;
+    constexpr int MA = MG > 8 ? 8 : kMergeAhead; /* (registers) */
+    const int i0 = tid, h0 = i0 / (HD / 4), d00 = (i0 % (HD / 4)) * 4;
+    const bool own0 = P.ahead && i0 < G * HD / 4;
+    float4 pre[MA];
+    {
+        const float *ph = P.part + (hbase + (own0 ? h0 : 0)) * ns * PS + d00;
+#pragma unroll
+        for (int u = 0; u < MA; u++)
+            pre[u] = own0 && u < nact ? __ldcg(reinterpret_cast<const float4 *>(ph + u * PS)) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
 #pragma unroll
     for (int a = 0; a < 2; a++) {
         const int h = warp + 8 * a;
@@ -486,20 +530,21 @@ __global__ void __launch_bounds__(kNT, 2) k_attn_decode(const dec_p P)
         const float *ph = P.part + (hbase + h) * ns * PS + d;
         const float *wh = wts + h * ns;
         float4 O = make_float4(0.f, 0.f, 0.f, 0.f);
-        for (int x0 = 0; x0 < nact; x0 += 8) {
-            float4 v[8]; /* 8 loads in flight */
+        if (i == i0 && own0) {
+            /* the prefetched first splits, in order, then the rest */
 #pragma unroll
-            for (int u = 0; u < 8; u++)
-                v[u] = x0 + u < nact ? __ldcg(reinterpret_cast<const float4 *>(ph + (x0 + u) * PS))
-                                     : make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-            for (int u = 0; u < 8; u++) {
-                const float w = x0 + u < nact ? wh[x0 + u] : 0.f;
-                O.x = fmaf(w, v[u].x, O.x);
-                O.y = fmaf(w, v[u].y, O.y);
-                O.z = fmaf(w, v[u].z, O.z);
-                O.w = fmaf(w, v[u].w, O.w);
+            for (int u = 0; u < MA; u++) {
+                const float w = u < nact ? wh[u] : 0.f;
+                O.x = fmaf(w, pre[u].x, O.x);
+                O.y = fmaf(w, pre[u].y, O.y);
+                O.z = fmaf(w, pre[u].z, O.z);
+                O.w = fmaf(w, pre[u].w, O.w);
             }
+            O = merge_from<MA>(ph, wh, MA, nact, PS, O);
+        } else if (P.ahead) {
+            O = merge_from<MA>(ph, wh, 0, nact, PS, O);
+        } else {
+            O = merge_from<8>(ph, wh, 0, nact, PS, O);
         }
         const float inv = 1.0f / sL[h];
         float4 o = make_float4(O.x * inv, O.y * inv, O.z * inv, O.w * inv);
@@ -530,8 +575,8 @@ template <typename KT, int HD, int MG> dpb_status launch3(const dec_p &P, int64_
                                  cudaGetErrorString(e));
         attr = true;
     }
-    k_attn_decode<KT, HD, MG><<<dim3((unsigned)(n * kvh), (unsigned)P.nsplit), kNT, shm, st>>>(P);
-    cudaError_t e = cudaGetLastError();
+    cudaError_t e = pdl_launch(g_pdl, k_attn_decode<KT, HD, MG>, dim3((unsigned)(n * kvh), (unsigned)P.nsplit), dim3(kNT),
+                               shm, st, P);
     if (e != cudaSuccess) return dpb_error_set(DPB_E_INTERNAL, "cuda attention (decode): %s", cudaGetErrorString(e));
     return DPB_OK;
 }
@@ -551,6 +596,13 @@ template <typename KT> dpb_status launch1(const dec_p &P, int64_t hd, int64_t n,
 } // namespace
 
 extern "C" void dpb_attn_decode_set_enabled(bool on) { g_enabled = on; }
+extern "C" cudaError_t dpb_attn_decode_pdl(int mode)
+{
+    g_pdl = mode;
+    const char *mg = getenv("DPB_CUDA_ATTN_MERGE");
+    g_merge_ahead = mg && !strcmp(mg, "old") ? 0 : 1;
+    return pdl_set_mode(mode);
+}
 extern "C" bool dpb_attn_decode_enabled(void) { return g_enabled; }
 
 extern "C" bool dpb_attn_decode_supports(const dpb_attn_decode_args *a)
@@ -601,6 +653,7 @@ extern "C" dpb_status dpb_attn_decode_launch(const dpb_attn_decode_args *a, void
     P.part = static_cast<float *>(scratch);
     P.nsplit = nsplit_of(a);
     P.rnd = a->round_out ? 1 : 0;
+    P.ahead = g_merge_ahead;
     if (P.nsplit > 1 && !scratch)
         return dpb_error_set(DPB_E_ARG, "cuda attention (decode): %d splits need scratch", P.nsplit);
     switch (a->kv_dtype) {

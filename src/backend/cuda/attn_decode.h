@@ -72,6 +72,8 @@ dpb_status dpb_attn_decode_launch(const dpb_attn_decode_args *a, void *scratch, 
 /* The backend's choice of decode kernel: true (the default) this one, false the kernels before it (one block
  * per (row, head, split), a separate merge).  For the lab's comparisons; not thread-safe. */
 void dpb_attn_decode_set_enabled(bool on);
+/* Programmatic dependent launch of the kernel (pdl.h): 0 off, 1 wait, 2 early; set by the backend when it opens. */
+cudaError_t dpb_attn_decode_pdl(int mode);
 bool dpb_attn_decode_enabled(void);
 
 #ifdef __cplusplus

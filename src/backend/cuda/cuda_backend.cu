@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@
 
 #include "backend/cuda/attn_decode.h"
 #include "backend/cuda/attn_prefill.h"
+#include "backend/cuda/pdl.h"
 #include "backend/cuda/decode_kernels.h"
 
 namespace {
@@ -64,7 +66,9 @@ struct cuda_impl {
     int pf2 = 0; /* kPf2* bits from DPB_CUDA_PF2 (noqk, nocopy, nomlp): turn off session 4's prefill passes */
     int pfd = 0; /* kPfd* bits from DPB_CUDA_PFD (noattnround): turn off session 5's prefill change */
     int lmulti = 0; /* linear_multi: 0 one launch, 1 one launch per matrix, 2 linear + round_bf16 (DPB_CUDA_LINEAR_MULTI) */
-    int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 3 both answer DPB_E_UNSUPPORTED (the separate ops) */
+    int unfused = 0; /* DPB_CUDA_UNFUSED: 1 router, 2 qk_prep_kv, 4 qkv_prep_kv (bits) answer DPB_E_UNSUPPORTED */
+    int pdl = 0;     /* DPB_CUDA_PDL: 0 off, 1 wait, 2 early (pdl.h) */
+    bool gemv_mid_other = false; /* DPB_CUDA_GEMV_MID names a variant other than warp/row (qkv_prep_kv then declines) */
     int prefill = 0; /* kPrefillAuto / New / Old, from DPB_CUDA_PREFILL (docs/CUDA.md) */
     int moe_variant = 0; /* rows_per_warp of kernels A/B: 0, or DPB_CUDA_MOE_LUT (DPB_CUDA_MOE_LUT=1) */
     int moe_grouped = 0; /* grouped MXFP4 experts for n > 8: 0 auto, 1 always, -1 never (DPB_CUDA_MOE_GROUPED) */
@@ -250,6 +254,8 @@ __device__ __forceinline__ float e8m0(uint8_t s) { return s == 255 ? __int_as_fl
 __global__ void k_embed_bf16(const uint16_t *__restrict__ tab, const int32_t *__restrict__ ids, int64_t dim,
                              float *__restrict__ out)
 {
+    pdl_wait();
+    pdl_trigger();
     const int64_t t = blockIdx.x;
     const uint16_t *row = tab + (int64_t)ids[t] * dim;
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) out[t * dim + i] = bf(row[i]);
@@ -370,6 +376,8 @@ template <bool ADD>
 __global__ void __launch_bounds__(1024) k_norm4(float *x, const float *r, const uint16_t *__restrict__ w, int dim,
                                                 float eps, int rnd, float *y, uint16_t *__restrict__ ysh = nullptr)
 {
+    pdl_wait();
+    pdl_trigger();
     __shared__ float red[32];
     const int64_t t = blockIdx.x;
     const int d4 = dim / 4;
@@ -951,6 +959,8 @@ __global__ void __launch_bounds__(kRouterFusedWarps * kWarp)
 k_router_fused(const uint16_t *__restrict__ W, const uint16_t *__restrict__ bias, const float *__restrict__ x, int K,
                int E, int k, int rnd, float *lg, int32_t *__restrict__ idx, float *__restrict__ wts)
 {
+    pdl_wait();
+    pdl_trigger();
     __shared__ float red[kRouterFusedWarps][M];
     __shared__ float sl[M][kRouterMaxE];
     __shared__ bool last;
@@ -1413,7 +1423,8 @@ dpb_status op_embed(dpb_backend *b, const dpb_weight *table, const int32_t *ids,
         return dpb_error_set(DPB_E_UNSUPPORTED, "cuda embed: only row-major bf16/f32 tables");
     dirty(ci, out, (size_t)(n * table->in) * 4);
     if (table->fmt == DPB_W_BF16)
-        k_embed_bf16<<<(unsigned)n, 256, 0, ci->st>>>(static_cast<const uint16_t *>(table->data), ids, table->in, out);
+        return cerr(pdl_launch(ci->pdl, k_embed_bf16, dim3((unsigned)n), dim3(256), 0, ci->st,
+                               static_cast<const uint16_t *>(table->data), ids, table->in, out), "embed");
     else k_embed_f32<<<(unsigned)n, 256, 0, ci->st>>>(static_cast<const float *>(table->data), ids, table->in, out);
     return launched("embed");
 }
@@ -1762,8 +1773,10 @@ dpb_status op_rmsnorm(dpb_backend *b, const float *x, const uint16_t *w, int64_t
     if (n <= 0) return DPB_OK;
     dirty(ci, y, (size_t)(n * dim) * 4);
     if (n <= INT32_MAX && norm4_ok(dim, x, x, y, w)) {
-        k_norm4<false><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(const_cast<float *>(x), nullptr, w, (int)dim, eps,
-                                                                       0, y);
+        cudaError_t e = pdl_launch(ci->pdl, k_norm4<false>, dim3((unsigned)n), dim3(norm4_threads(dim)), 0, ci->st,
+                                   const_cast<float *>(x), (const float *)nullptr, w, (int)dim, eps, 0, y,
+                                   (uint16_t *)nullptr);
+        if (e != cudaSuccess) return cerr(e, "rmsnorm");
     } else {
         int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
         k_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, w, dim, eps, y);
@@ -2068,13 +2081,14 @@ dpb_status op_router(dpb_backend *b, const dpb_weight *w, const uint16_t *bias, 
     const uint16_t *W = static_cast<const uint16_t *>(w->data);
     const int K = (int)w->in, r = round ? 1 : 0;
     const unsigned g = (unsigned)E, t = kRouterFusedWarps * kWarp;
+    cudaError_t e;
     switch (n) {
-    case 1: k_router_fused<1><<<g, t, 0, ci->st>>>(W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
-    case 2: k_router_fused<2><<<g, t, 0, ci->st>>>(W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
-    case 3: k_router_fused<3><<<g, t, 0, ci->st>>>(W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
-    default: k_router_fused<4><<<g, t, 0, ci->st>>>(W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
+    case 1: e = pdl_launch(ci->pdl, k_router_fused<1>, dim3(g), dim3(t), 0, ci->st, W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
+    case 2: e = pdl_launch(ci->pdl, k_router_fused<2>, dim3(g), dim3(t), 0, ci->st, W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
+    case 3: e = pdl_launch(ci->pdl, k_router_fused<3>, dim3(g), dim3(t), 0, ci->st, W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
+    default: e = pdl_launch(ci->pdl, k_router_fused<4>, dim3(g), dim3(t), 0, ci->st, W, bias, x, K, (int)E, (int)k, r, logits, idx, wts); break;
     }
-    dpb_status s = launched("router (fused)");
+    dpb_status s = cerr(e, "router (fused)");
     if (!s && round) {
         if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
         ci->rounded.push_back({(uintptr_t)logits, (uintptr_t)logits + (size_t)(n * E) * 4});
@@ -2239,9 +2253,13 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
                        al16(a->x) && H <= INT32_MAX && I <= INT32_MAX;
     void *ws;
     /* grouped MXFP4 kernels (decode_kernels.cu): from kMoeGroupedMinRows rows
-     * (every n > 8 with DPB_CUDA_MOE_GROUPED=on), unless a path is forced */
+     * (every n > 8 with DPB_CUDA_MOE_GROUPED=on), unless a path is forced.  Their tensor-core operands are f16
+     * activations, so in auto they serve the bf16 engine only (round_bf16); the f32 engine keeps fp32-level experts
+     * as the CPU reference computes them: kernels A/B, 8 rows at a time (moe_prefill's bf16 hi + lo operands only
+     * where DPB_CUDA_PREFILL=new forces it). */
     if (fused && n > 8 && n * K <= (1 << 20) && H <= 4096 && I <= 4096 && al16(a->out) &&
-        (ci->moe_grouped > 0 || (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto && n >= kMoeGroupedMinRows))) {
+        (ci->moe_grouped > 0 ||
+         (ci->moe_grouped == 0 && ci->prefill == kPrefillAuto && n >= kMoeGroupedMinRows && a->round_bf16))) {
         size_t need = 0;
         if ((s = dpb_cuda_moe_grouped_work_bytes((int)n, (int)K, (int)E, (int)H, (int)I, ci->moe_tile, &need))) return s;
         if ((s = ws_get(ci, need, &ws))) return s;
@@ -2250,7 +2268,7 @@ dpb_status op_moe(dpb_backend *b, const dpb_moe_args *a)
                                     a->round_bf16, ci->moe_tile, ws, need, ci->st);
     }
     if (fused && n > 8 && n * K <= INT32_MAX &&
-        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && n >= kMoeDequantMinRows)))
+        (ci->prefill == kPrefillNew || (ci->prefill == kPrefillAuto && n >= kMoeDequantMinRows && a->round_bf16)))
         return moe_prefill(ci, a, E, n * K);
     if (fused) {
         /* kernels A and B of decode_kernels.cu, 8 tokens at a time */
@@ -2512,7 +2530,9 @@ dpb_status op_add_rmsnorm(dpb_backend *b, float *x, float *r, const uint16_t *w,
         if (w && round && n > 4 && !(ci->pf2 & kPf2NoCopy) &&
             (s0 = shadow_get(ci, (size_t)(n * dim), &sh)))
             return s0;
-        k_norm4<true><<<(unsigned)n, norm4_threads(dim), 0, ci->st>>>(x, r, w, (int)dim, eps, round ? 1 : 0, y, sh);
+        cudaError_t e = pdl_launch(ci->pdl, k_norm4<true>, dim3((unsigned)n), dim3(norm4_threads(dim)), 0, ci->st, x,
+                                   (const float *)r, w, (int)dim, eps, round ? 1 : 0, y, sh);
+        if (e != cudaSuccess) return cerr(e, "add_rmsnorm");
     } else {
         int th = dim >= 1024 ? 1024 : (int)((dim + 31) / 32 * 32);
         k_add_rmsnorm<<<(unsigned)n, th, 0, ci->st>>>(x, r, w, dim, eps, round ? 1 : 0, y);
@@ -2565,6 +2585,8 @@ __device__ __forceinline__ void qk_store(const qkprep_p &P, void *nw, void *cach
 
 __global__ void __launch_bounds__(128) k_qk_prep(const qkprep_p P, const rope_args ra)
 {
+    pdl_wait();
+    pdl_trigger();
     __shared__ float vec[2 * DPB_ROPE_MAX_HALF];
     __shared__ float red[4];
     const int64_t t = blockIdx.x, j = blockIdx.y, hd = P.hd, half = hd / 2;
@@ -2767,7 +2789,9 @@ dpb_status qk_prep_run(dpb_backend *b, float *q, float *k, const float *v, int64
         else if (E == 2) k_qk_prep_w<2><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
         else k_qk_prep_w<1><<<g, kQkWarps * 32, 0, ci->st>>>(P, ra);
     } else {
-        k_qk_prep<<<dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), 128, 0, ci->st>>>(P, ra);
+        const cudaError_t e = pdl_launch(ci->pdl, k_qk_prep, dim3((unsigned)n, (unsigned)(nh + 2 * nkv)), dim3(128), 0,
+                                         ci->st, P, ra);
+        if (e != cudaSuccess) return cerr(e, "qk_prep");
     }
     dpb_status s = launched("qk_prep");
     if (!s && round) {
@@ -2796,6 +2820,185 @@ dpb_status op_qk_prep_kv(dpb_backend *b, float *q, float *k, const float *v, int
         return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qk_prep_kv: %lld rows into %lld slots", (long long)n, (long long)slots);
     return qk_prep_run(b, q, k, v, n, nh, nkv, q_norm, k_norm, eps, pos, rt, round, dt, knew, vnew, k_cache, v_cache,
                        slots);
+}
+
+/* ------------------------------------------------- qkv_prep_kv (decode) --
+ * The one-row q/k/v GEMV with qk_prep_kv as its epilogue (session 6).  Every output row is summed exactly as the
+ * warp/row GEMV of dpb_cuda_gemv_bf16_multi sums it (one warp per row; lane l takes the 16-byte chunks l, l + 32,
+ * ... in order, fmaf per element; butterfly warp sum; + bias), so the floats are those linear_multi writes; the
+ * epilogue then applies k_qk_prep's expressions (rounding, RoPE, q rounding, KV conversion).  Only the rows map to
+ * blocks differently: a q or k block of 8 warps takes 4 RoPE pairs of one head (rows i0..i0+3 in warps 0..3,
+ * their partners i0+hd/2.. in warps 4..7), a v block 8 consecutive rows. */
+struct qkvf_p {
+    const uint16_t *Wq, *Wk, *Wv;
+    const float *bq, *bk, *bv; /* fp32 bias copies, or null */
+    const float *x;
+    int K, hd, qblocks, kblocks;
+    float *q;
+    const int64_t *pos;
+    int rnd, kvt;
+    void *knew, *vnew, *kc, *vc;
+    int64_t slots, kvrow; /* kvrow: nkv * hd */
+};
+
+__device__ __forceinline__ uint4 qkv_ld16(const void *p)
+{
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+/* dot8_bf16 of decode_kernels.cu: the same eight fmaf in the same order */
+__device__ __forceinline__ float qkv_dot8(uint4 w, const float *x, float acc)
+{
+    acc = fmaf(__uint_as_float(w.x << 16), x[0], acc);
+    acc = fmaf(__uint_as_float(w.x & 0xffff0000u), x[1], acc);
+    acc = fmaf(__uint_as_float(w.y << 16), x[2], acc);
+    acc = fmaf(__uint_as_float(w.y & 0xffff0000u), x[3], acc);
+    acc = fmaf(__uint_as_float(w.z << 16), x[4], acc);
+    acc = fmaf(__uint_as_float(w.z & 0xffff0000u), x[5], acc);
+    acc = fmaf(__uint_as_float(w.w << 16), x[6], acc);
+    acc = fmaf(__uint_as_float(w.w & 0xffff0000u), x[7], acc);
+    return acc;
+}
+/* one element of the row's k or v in the KV dtype, into the new row (element e) and the cache slot (qk_store) */
+__device__ __forceinline__ void qkv_put(const qkvf_p &P, void *nw, void *cache, int64_t e, int64_t slot, float v)
+{
+    if (P.kvt == DPB_KV_F32) {
+        static_cast<float *>(nw)[e] = v;
+        static_cast<float *>(cache)[slot * P.kvrow + e] = v;
+    } else if (P.kvt == DPB_KV_FP8) {
+        const uint8_t b = to_fp8(v);
+        static_cast<uint8_t *>(nw)[e] = b;
+        static_cast<uint8_t *>(cache)[slot * P.kvrow + e] = b;
+    } else {
+        const uint16_t b = to_bf(v);
+        static_cast<uint16_t *>(nw)[e] = b;
+        static_cast<uint16_t *>(cache)[slot * P.kvrow + e] = b;
+    }
+}
+
+__global__ void __launch_bounds__(256) k_qkv_prep(const qkvf_p P, const rope_args ra)
+{
+    pdl_wait();
+    pdl_trigger();
+    __shared__ float part[4];
+    const int bx = (int)blockIdx.x, warp = (int)threadIdx.x / kWarp, lane = (int)threadIdx.x % kWarp;
+    const int half = P.hd / 2;
+    int kind, row, i = 0;
+    if (bx < P.qblocks + P.kblocks) {
+        kind = bx < P.qblocks ? 0 : 1;
+        const int b = kind == 0 ? bx : bx - P.qblocks, bph = half / 4;
+        i = (b % bph) * 4 + (warp & 3);
+        row = (b / bph) * P.hd + i + (warp >= 4 ? half : 0);
+    } else {
+        kind = 2;
+        row = (bx - P.qblocks - P.kblocks) * 8 + warp;
+    }
+    const uint16_t *__restrict__ W = kind == 0 ? P.Wq : kind == 1 ? P.Wk : P.Wv;
+    const float *__restrict__ bias = kind == 0 ? P.bq : kind == 1 ? P.bk : P.bv;
+    /* this pair's RoPE factors (k_qk_prep's expressions), before the weight loop so that their latency hides */
+    float cs = 0.f, sn = 0.f;
+    const int64_t pos = P.pos[0];
+    if (kind != 2 && warp < 4 && lane == 0) {
+        const float p = (float)pos;
+        const float ang = p * ra.inv_freq[i];
+        cs = (float)cos((double)ang) * ra.scaling;
+        sn = (float)sin((double)ang) * ra.scaling;
+    }
+    const uint4 *wrow = reinterpret_cast<const uint4 *>(W + (size_t)row * P.K);
+    const int nchunk = P.K / 8;
+    float acc = 0.f;
+#pragma unroll 4
+    for (int c = lane; c < nchunk; c += kWarp) {
+        const uint4 w = qkv_ld16(wrow + c);
+        const float4 *xp = reinterpret_cast<const float4 *>(P.x + (size_t)c * 8);
+        const float4 a = __ldg(xp), b = __ldg(xp + 1);
+        const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+        acc = qkv_dot8(w, xv, acc);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    const float bv = bias ? bias[row] : 0.f;
+    float v = acc + bv;
+    const int64_t slot = pos % P.slots;
+    if (kind == 2) {
+        if (lane == 0) qkv_put(P, P.vnew, P.vc, row, slot, v);
+        return;
+    }
+    if (P.rnd) v = rbf(v);
+    if (warp >= 4 && lane == 0) part[warp - 4] = v;
+    __syncthreads();
+    if (warp < 4 && lane == 0) {
+        const float a = v, b2 = part[warp];
+        const float o1 = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b2, sn));
+        const float o2 = __fadd_rn(__fmul_rn(b2, cs), __fmul_rn(a, sn));
+        if (kind == 0) {
+            P.q[row] = P.rnd ? rbf(o1) : o1;
+            P.q[row + half] = P.rnd ? rbf(o2) : o2;
+        } else {
+            qkv_put(P, P.knew, P.kc, row, slot, o1);
+            qkv_put(P, P.knew, P.kc, row + half, slot, o2);
+        }
+    }
+}
+
+dpb_status op_qkv_prep_kv(dpb_backend *b, const dpb_weight *const *w, const uint16_t *const *bias, const float *x,
+                          float *q, float *k, float *v, int64_t nh, int64_t nkv, const uint16_t *q_norm,
+                          const uint16_t *k_norm, float eps, const int64_t *pos, const dpb_rope_table *rt, bool round,
+                          dpb_kv_dtype dt, void *knew, void *vnew, void *k_cache, void *v_cache, int64_t slots)
+{
+    cuda_impl *ci = impl_of(b);
+    (void)k; (void)v; (void)eps;
+    const int64_t hd = rt->head_dim;
+    /* what linear_multi would run as one warp/row GEMV launch, and qk_prep_kv without head norms */
+    bool ok = !(ci->unfused & 4) && ci->lmulti == 0 && !ci->gemv_mid_other && !q_norm && !k_norm && k_cache &&
+              v_cache && slots >= 1 && hd >= 8 && hd % 8 == 0 && hd / 2 <= DPB_ROPE_MAX_HALF && nh >= 1 && nkv >= 1 &&
+              al16(x);
+    for (int i = 0; i < 3 && ok; i++)
+        ok = w[i]->fmt == DPB_W_BF16 && !w[i]->transposed && w[i]->in == w[0]->in && al16(w[i]->data) &&
+             w[i]->out == (i == 0 ? nh : nkv) * hd;
+    const int64_t K = ok ? w[0]->in : 0, total = ok ? (nh + 2 * nkv) * hd : 0;
+    ok = ok && K >= 8 && K % 8 == 0 && K <= INT32_MAX && total >= 2048 && total < 65536;
+    if (!ok) return dpb_error_set(DPB_E_UNSUPPORTED, "cuda qkv_prep_kv: not the one-launch decode shape");
+    const float *b32[3];
+    for (int i = 0; i < 3; i++) {
+        dpb_status s = bias_f32(ci, bias ? bias[i] : nullptr, w[i]->out, &b32[i]);
+        if (s) return s;
+    }
+    const size_t es = dpb_kv_dtype_size(dt);
+    dirty(ci, q, (size_t)(nh * hd) * 4);
+    dirty(ci, knew, (size_t)(nkv * hd) * es);
+    dirty(ci, vnew, (size_t)(nkv * hd) * es);
+    dirty(ci, k_cache, (size_t)(slots * nkv * hd) * es);
+    dirty(ci, v_cache, (size_t)(slots * nkv * hd) * es);
+    qkvf_p P;
+    P.Wq = static_cast<const uint16_t *>(w[0]->data);
+    P.Wk = static_cast<const uint16_t *>(w[1]->data);
+    P.Wv = static_cast<const uint16_t *>(w[2]->data);
+    P.bq = b32[0]; P.bk = b32[1]; P.bv = b32[2];
+    P.x = x;
+    P.K = (int)K;
+    P.hd = (int)hd;
+    P.qblocks = (int)(nh * hd / 8);
+    P.kblocks = (int)(nkv * hd / 8);
+    P.q = q;
+    P.pos = pos;
+    P.rnd = round ? 1 : 0;
+    P.kvt = (int)dt;
+    P.knew = knew; P.vnew = vnew; P.kc = k_cache; P.vc = v_cache;
+    P.slots = slots;
+    P.kvrow = nkv * hd;
+    rope_args ra;
+    ra.head_dim = hd;
+    ra.scaling = rt->attention_scaling;
+    memcpy(ra.inv_freq, rt->inv_freq, sizeof ra.inv_freq);
+    dpb_status s = cerr(pdl_launch(ci->pdl, k_qkv_prep, dim3((unsigned)(total / 8)), dim3(256), 0, ci->st, P, ra),
+                        "qkv_prep_kv");
+    if (!s && round) {
+        if (ci->rounded.size() >= 16) ci->rounded.erase(ci->rounded.begin());
+        ci->rounded.push_back({(uintptr_t)q, (uintptr_t)q + (size_t)(nh * hd) * 4});
+    }
+    return s;
 }
 
 /* ---- graphs ---- */
@@ -3049,6 +3252,19 @@ dpb_status op_graph_end(dpb_backend *b, void **out)
         cudaGetLastError(); /* a failed capture leaves no sticky error */
         return cerr(e != cudaSuccess ? e : cudaErrorStreamCaptureInvalidated, "graph capture");
     }
+    if (ci->pdl && getenv("DPB_CUDA_PDL_REPORT")) {
+        /* whether the capture kept the programmatic launches as programmatic edges (a measurement aid) */
+        size_t ne = 0, np = 0;
+        if (cudaGraphGetEdges(g, nullptr, nullptr, nullptr, &ne) == cudaSuccess && ne) {
+            std::vector<cudaGraphNode_t> f(ne), t(ne);
+            std::vector<cudaGraphEdgeData> ed(ne);
+            if (cudaGraphGetEdges(g, f.data(), t.data(), ed.data(), &ne) == cudaSuccess)
+                for (size_t i = 0; i < ne; i++) np += ed[i].type == cudaGraphDependencyTypeProgrammatic;
+        }
+        cudaGetLastError();
+        fprintf(stderr, "cuda graph: %zu edges, %zu programmatic (DPB_CUDA_PDL=%s)\n", ne, np,
+                ci->pdl == 2 ? "early" : "wait");
+    }
     cudaGraphExec_t x = nullptr;
     e = cudaGraphInstantiate(&x, g, 0);
     cudaGraphDestroy(g);
@@ -3114,6 +3330,8 @@ __global__ void __launch_bounds__(kArgmaxThreads) k_argmax(const float *__restri
                                                            unsigned long long *part, unsigned int *cnt,
                                                            int32_t *__restrict__ ids)
 {
+    pdl_wait();
+    pdl_trigger();
     __shared__ unsigned long long red[kArgmaxThreads / kWarp];
     __shared__ bool last;
     const int P = (int)gridDim.x, r = (int)blockIdx.y;
@@ -3174,9 +3392,9 @@ dpb_status op_argmax(dpb_backend *b, const float *logits, int64_t n, int64_t V, 
     const int64_t chunk = (V + P - 1) / P;
     for (int64_t r0 = 0; r0 < n; r0 += rows) {
         const int64_t m = n - r0 < rows ? n - r0 : rows;
-        k_argmax<<<dim3((unsigned)P, (unsigned)m), kArgmaxThreads, 0, ci->st>>>(logits + r0 * V, V, chunk, ci->amax_part,
-                                                                                ci->amax_cnt, ids + r0);
-        dpb_status s = launched("argmax");
+        dpb_status s = cerr(pdl_launch(ci->pdl, k_argmax, dim3((unsigned)P, (unsigned)m), dim3(kArgmaxThreads), 0, ci->st,
+                                       (const float *)(logits + r0 * V), V, chunk, ci->amax_part, ci->amax_cnt, ids + r0),
+                            "argmax");
         if (s) return s;
     }
     return DPB_OK;
@@ -3238,7 +3456,7 @@ const dpb_backend_ops k_cuda_ops = {
     op_moe, op_swiglu, op_add, op_round_bf16,
     op_kv_write_at, op_graph_begin, op_graph_end, op_graph_launch, op_graph_free, op_argmax, op_fill,
     op_add_rmsnorm, op_qk_prep, op_attention_batch, op_linear_multi, op_swiglu_bf16, op_router, op_qk_prep_kv,
-    op_swiglu_down,
+    op_swiglu_down, op_qkv_prep_kv,
 };
 
 } // namespace
@@ -3283,7 +3501,18 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     const char *lm = getenv("DPB_CUDA_LINEAR_MULTI");
     ci->lmulti = lm && strcmp(lm, "split") == 0 ? 1 : lm && strcmp(lm, "off") == 0 ? 2 : 0;
     const char *uf = getenv("DPB_CUDA_UNFUSED");
-    ci->unfused = uf && strcmp(uf, "router") == 0 ? 1 : uf && strcmp(uf, "qkkv") == 0 ? 2 : uf && strcmp(uf, "all") == 0 ? 3 : 0;
+    ci->unfused = uf && strcmp(uf, "router") == 0 ? 1 : uf && strcmp(uf, "qkkv") == 0 ? 2 : uf && strcmp(uf, "qkv") == 0 ? 4
+                : uf && strcmp(uf, "all") == 0 ? 7 : 0;
+    const char *gmid = getenv("DPB_CUDA_GEMV_MID");
+    ci->gemv_mid_other = gmid && (!strcmp(gmid, "2rows") || !strcmp(gmid, "splitK4") || !strcmp(gmid, "splitK8"));
+    /* DPB_CUDA_PDL: programmatic dependent launch of the decode-step kernels (pdl.h): off, wait (the default), early */
+    const char *pdl = getenv("DPB_CUDA_PDL");
+    ci->pdl = pdl && (!strcmp(pdl, "off") || !strcmp(pdl, "0")) ? 0 : pdl && !strcmp(pdl, "early") ? 2 : 1;
+    if (pdl_set_mode(ci->pdl) != cudaSuccess || dpb_cuda_gemv_pdl(ci->pdl) != cudaSuccess ||
+        dpb_attn_decode_pdl(ci->pdl) != cudaSuccess) {
+        cudaGetLastError();
+        ci->pdl = 0;
+    }
     int sms = 0;
     if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && sms > 0) ci->sms = sms;
     ci->moe_grouped = grouped;

@@ -2,6 +2,7 @@
  * attention.  API and layouts: decode_kernels.h; design: docs/CUDA.md. */
 #include "backend/cuda/decode_kernels.h"
 #include "backend/cuda/moe_wgmma.h"
+#include "backend/cuda/pdl.h"
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -100,6 +101,7 @@ __device__ __forceinline__ void load_x8(const void *x, size_t elem, float *out)
  * group covers ROWS consecutive rows; a lane reads 16 bytes (8 weights) of
  * every row per step, so x is loaded once per ROWS rows. */
 constexpr int kGemvWarps = 8;
+std::atomic<int> g_gemv_pdl{0}; /* DPB_CUDA_PDL mode of the GEMV and MoE kernel A/B v3 launches (dpb_cuda_gemv_pdl) */
 
 /* Up to 3 (DPB_CUDA_GEMV_MAX_SEGS) matrices that share x, in one launch: blocks
  * [first1, first2) take matrix 1, [first2, grid) matrix 2, the rest matrix 0.
@@ -119,6 +121,8 @@ template <int M, int ROWS, int KS, bool XBF16>
 __global__ void __launch_bounds__(kGemvWarps * kWarp)
 gemv_bf16_kernel(const gemv_segs S, const void *__restrict__ x, int K)
 {
+    pdl_wait();
+    pdl_trigger();
     constexpr int GROUPS = kGemvWarps / KS;
     const int bx = (int)blockIdx.x;
     const bool s1 = bx >= S.first1 && bx < S.first2, s2 = bx >= S.first2;
@@ -209,11 +213,12 @@ cudaError_t gemv_launch3(gemv_segs S, int nseg, const void *x, int x_bf16, int K
     S.first1 = b0;
     S.first2 = b0 + b1;
     const int grid = b0 + b1 + b2;
+    const int pm = g_gemv_pdl.load(std::memory_order_relaxed);
     if (x_bf16)
-        gemv_bf16_kernel<M, ROWS, KS, true><<<(unsigned)grid, kGemvWarps * kWarp, 0, st>>>(S, x, K);
-    else
-        gemv_bf16_kernel<M, ROWS, KS, false><<<(unsigned)grid, kGemvWarps * kWarp, 0, st>>>(S, x, K);
-    return cudaGetLastError();
+        return pdl_launch(pm, gemv_bf16_kernel<M, ROWS, KS, true>, dim3((unsigned)grid), dim3(kGemvWarps * kWarp), 0, st,
+                          S, x, K);
+    return pdl_launch(pm, gemv_bf16_kernel<M, ROWS, KS, false>, dim3((unsigned)grid), dim3(kGemvWarps * kWarp), 0, st, S,
+                      x, K);
 }
 
 template <int M>
@@ -971,6 +976,8 @@ moe_gate_up_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restr
                       float alpha, float limit, const uint8_t *const *__restrict__ btab,
                       const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
 {
+    pdl_wait();
+    pdl_trigger();
     constexpr int TILES = kA3Warps / KS;
     __shared__ __align__(16) uint32_t xh[(kV3MaxBlocks + 1) * 16];
     __shared__ __align__(16) uint32_t xl[(kV3MaxBlocks + 1) * 16];
@@ -1046,6 +1053,8 @@ moe_down_v3_kernel(const uint8_t *__restrict__ blocks, const uint8_t *__restrict
                    float *out, int k, int E, int H, int I, const uint8_t *const *__restrict__ btab,
                    const uint8_t *const *__restrict__ stab, int rnd, uint32_t zero)
 {
+    pdl_wait();
+    pdl_trigger();
     extern __shared__ __align__(16) uint32_t dsm[];
     __shared__ float part[kB3MaxWarps][16];
     const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -1453,6 +1462,12 @@ extern "C" dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *
     return launch_status(e, "gemv");
 }
 
+extern "C" cudaError_t dpb_cuda_gemv_pdl(int mode)
+{
+    g_gemv_pdl.store(mode, std::memory_order_relaxed);
+    return pdl_set_mode(mode);
+}
+
 extern "C" dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *x, int x_bf16,
                                          float *y, int M, int N, int K, dpb_cuda_gemv_variant variant,
                                          cudaStream_t stream)
@@ -1511,9 +1526,11 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
         const int ns = (rows_per_warp >> 4) != 0 ? (rows_per_warp >> 4) : M == 1 ? kA3DecodeSteps : kV3DefaultSteps;
         const int tiles = 2 * I / 16, per = kA3Warps / (ks > 0 && ks <= 4 ? ks : 1);
         dim3 g3((unsigned)((tiles + per - 1) / per), (unsigned)(M * k));
+        const int pm = g_gemv_pdl.load(std::memory_order_relaxed);
+        cudaError_t ce = cudaSuccess;
 #define DPB_MOE_A3(n, s)                                                                                               \
-    moe_gate_up_v3_kernel<n, s><<<g3, kA3Warps * kWarp, 0, stream>>>(gate_up_blocks, gate_up_scales, gate_up_bias, x, ids, \
-                                                                    act, k, E, H, I, alpha, limit, btab, stab, rnd, 0u)
+    ce = pdl_launch(pm, moe_gate_up_v3_kernel<n, s>, g3, dim3(kA3Warps * kWarp), 0, stream, gate_up_blocks,        \
+                    gate_up_scales, gate_up_bias, x, ids, act, k, E, H, I, alpha, limit, btab, stab, rnd, 0u)
         if (ns == 2 && ks == 1) DPB_MOE_A3(2, 1);
         else if (ns == 2 && ks == 2) DPB_MOE_A3(2, 2);
         else if (ns == 2 && ks == 4) DPB_MOE_A3(2, 4);
@@ -1522,7 +1539,7 @@ extern "C" dpb_status dpb_cuda_moe_gate_up_swiglu_ex(const uint8_t *gate_up_bloc
         else if (ns == 4 && ks == 4) DPB_MOE_A3(4, 4);
         else return dpb_error_set(DPB_E_ARG, "cuda moe gate_up: v3 steps %d / K splits %d not in {2,4} / {1,2,4}", ns, ks);
 #undef DPB_MOE_A3
-        return launch_status(cudaGetLastError(), "moe gate_up");
+        return launch_status(ce, "moe gate_up");
     }
     if (ver == 2) {
         const int R = rows_per_warp == 0 ? kA2DefaultRows : rows_per_warp;
@@ -1601,7 +1618,8 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
             return dpb_error_set(DPB_E_ARG, "cuda moe down: v3 steps %d / K splits %d not in {2,4} / {1,2,4}", ns, ks);
         if (k * ks <= kB3MaxWarps && smem <= kMaxDynSmem) {
             dim3 g3((unsigned)(H / 16), (unsigned)M);
-            cudaError_t ce = cudaSuccess;
+            const int pm = g_gemv_pdl.load(std::memory_order_relaxed);
+            cudaError_t ce = cudaSuccess, lce = cudaSuccess;
             /* shared memory above 48 KB needs the kernel's opt-in: set on the
              * first launch that needs it (one static per kernel), so a later
              * launch (inside a graph capture too) makes no runtime call */
@@ -1613,8 +1631,8 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
             if (ce == cudaSuccess) allowed.store(smem, std::memory_order_relaxed);                                     \
         }                                                                                                              \
         if (ce == cudaSuccess)                                                                                         \
-            moe_down_v3_kernel<n, s><<<g3, k * ks * kWarp, smem, stream>>>(down_blocks, down_scales, down_bias, act, ids, \
-                                                                          wts, resid, out, k, E, H, I, btab, stab, rnd, 0u); \
+            lce = pdl_launch(pm, moe_down_v3_kernel<n, s>, g3, dim3(k * ks * kWarp), smem, stream, down_blocks,        \
+                            down_scales, down_bias, act, ids, wts, resid, out, k, E, H, I, btab, stab, rnd, 0u);        \
     } while (0)
             if (ns == 2 && ks == 1) DPB_MOE_B3(2, 1);
             else if (ns == 2 && ks == 2) DPB_MOE_B3(2, 2);
@@ -1624,7 +1642,7 @@ extern "C" dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const
             else DPB_MOE_B3(4, 4);
 #undef DPB_MOE_B3
             if (ce != cudaSuccess) return launch_status(ce, "moe down (shared memory size)");
-            return launch_status(cudaGetLastError(), "moe down");
+            return launch_status(lce, "moe down");
         }
         ver = 2, rows_per_warp = 0; /* too many warps or too much staging for one block */
     }

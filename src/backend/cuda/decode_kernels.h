@@ -46,6 +46,9 @@ dpb_status dpb_cuda_gemv_bf16(const uint16_t *W, const float *bias, const void *
  * (q, k and v projections; gate and up): y[i] [M, N[i]] = x W[i]^T (+ bias[i], bias may be NULL or hold
  * NULLs), rounded to bf16 when rnd.  AUTO picks the variant by the rows of all matrices together. */
 #define DPB_CUDA_GEMV_MAX_SEGS 3
+/* Programmatic dependent launch of the GEMV kernels (pdl.h): 0 off, 1 wait, 2 early (the backend sets it from
+ * DPB_CUDA_PDL when it opens; process-wide). */
+cudaError_t dpb_cuda_gemv_pdl(int mode);
 dpb_status dpb_cuda_gemv_bf16_multi(int nseg, const uint16_t *const *W, const float *const *bias,
                                     float *const *y, const int *N, const void *x, int x_bf16, int M, int K,
                                     int rnd, dpb_cuda_gemv_variant variant, cudaStream_t stream);
