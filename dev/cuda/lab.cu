@@ -1430,7 +1430,11 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
         const bool short_list = std::getenv("LAB_GRP_SHORT") && std::getenv("LAB_GRP_SHORT")[0] == '1';
         const int WD = DPB_CUDA_MOE_GROUPED_WGDEEP, WS = DPB_CUDA_MOE_GROUPED_WGSHALLOW, WF = DPB_CUDA_MOE_GROUPED_WGF32;
         const int WN = DPB_CUDA_MOE_GROUPED_WGMERGE;
-        std::vector<int> variants = {0, WG | WN, WG | WD, WG | WF, MM};
+        const int WFI = DPB_CUDA_MOE_GROUPED_WGFINE, W256 = DPB_CUDA_MOE_GROUPED_WG256, W192 = DPB_CUDA_MOE_GROUPED_WG192;
+        const int WF8 = DPB_CUDA_MOE_GROUPED_WGFINE8;
+        const int WL = DPB_CUDA_MOE_GROUPED_WGLPT, WC = DPB_CUDA_MOE_GROUPED_WGCOARSE;
+        std::vector<int> variants = {0, WG | WC, WG | WFI, WG | WFI | WL, WG | WF8, WG | WF8 | WL, WG | W256, WG | W256 | WFI, WG | W256 | WFI | WL,
+                                     WG | W192, WG | WN, WG | WD, WG | WF, MM};
         if (!short_list)
             for (int v : {32 | B1, 64 | B1, 128 | B1, 32 | B1 | W2, 64 | B1 | W2, 128 | B1 | W2, 64 | B2, 64 | B2 | W2}) variants.push_back(v);
         for (int variant : variants) {
@@ -1443,8 +1447,11 @@ static void bench_moe_grouped(Timer &T, cublasHandle_t cb, bool quick)
             us = T.median_us([&] { run_grouped(n, variant, dout, 0); });
             if (variant == 0) std::snprintf(var, sizeof var, "grouped auto");
             else if (variant & WG)
-                std::snprintf(var, sizeof var, "grouped wgmma%s%s%s%s", (variant & WS) ? ", 4 stages" : "", (variant & WD) ? ", 5 stages" : "",
-                              (variant & WF) ? ", act via f32 + prep" : "", (variant & WN) ? ", remainders merged" : "");
+                std::snprintf(var, sizeof var, (variant & WL) ? "grouped wgmma, longest first%s" : "grouped wgmma%s",
+                              (variant & WS) ? ", 4 stages" : (variant & WD) ? ", 5 stages" : (variant & WF) ? ", act via f32 + prep"
+                              : (variant & WN) ? ", remainders merged" : (variant & W256) ? ((variant & WFI) ? ", 256 rows/block, 6 stages, widths by 16" : ", 256 rows/block, 6 stages")
+                              : (variant & WFI) ? ", widths by 16" : (variant & WF8) ? ", widths by 8" : (variant & W192) ? ", 192 rows/block, tiles <= 192"
+                              : (variant & WC) ? ", widths 32/64/128 (session 5)" : "");
             else if (variant == MM) std::snprintf(var, sizeof var, "grouped mma.sync auto (before session 5)");
             else std::snprintf(var, sizeof var, "grouped %d tok x %d rows%s", variant & 0xff, (variant & B2) ? 256 : 128,
                                (variant & W2) ? ", 32 rows/warp" : "");

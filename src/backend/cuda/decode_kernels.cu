@@ -1844,12 +1844,12 @@ GrpWork grp_layout(int n, int k, int E, int H, int I, int bn)
 
 /* One block of 1024 threads.  tile[2i] = expert, tile[2i+1] = first sorted
  * row of token tile i; *ntiles = their number. */
-__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn, int merge,
+__global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restrict__ ids, int P, int E, int bn, int merge, int bal, int lpt,
                                                         int32_t *__restrict__ off, int32_t *__restrict__ perm,
                                                         int32_t *__restrict__ inv, int32_t *__restrict__ ntiles,
                                                         int32_t *__restrict__ tile)
 {
-    __shared__ int cnt[1024], cur[1024];
+    __shared__ int cnt[1024], cur[1024], fpre[1024], nfull;
     for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = 0;
     __syncthreads();
     for (int p = threadIdx.x; p < P; p += blockDim.x) {
@@ -1857,7 +1857,41 @@ __global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restric
         if (e >= 0 && e < E) atomicAdd(&cnt[e], 1);
     }
     __syncthreads();
-    if (threadIdx.x == 0) {
+    if (lpt && !merge && !bal) {
+        /* the longest tiles first: every full tile (in expert order), then the experts' last partial tiles by
+         * decreasing rows (ties: by expert), so that the grid's tail holds the shortest blocks */
+        if (threadIdx.x == 0) {
+            int sum = 0, nf = 0, np = 0;
+            for (int e = 0; e < E; e++) {
+                off[e] = sum;
+                cur[e] = sum;
+                fpre[e] = nf;
+                nf += cnt[e] / bn;
+                np += cnt[e] % bn != 0;
+                sum += cnt[e];
+            }
+            off[E] = sum;
+            nfull = nf;
+            *ntiles = nf + np;
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < E; e += blockDim.x) {
+            const int c = cnt[e], nfe = c / bn, rem = c % bn;
+            for (int i = 0; i < nfe; i++) {
+                tile[2 * (fpre[e] + i)] = e | (bn << 16);
+                tile[2 * (fpre[e] + i) + 1] = off[e] + i * bn;
+            }
+            if (rem) {
+                int rank = 0;
+                for (int f = 0; f < E; f++) {
+                    const int rf = cnt[f] % bn;
+                    rank += rf > rem || (rf == rem && f < e);
+                }
+                tile[2 * (nfull + rank)] = e | (rem << 16);
+                tile[2 * (nfull + rank) + 1] = off[e] + nfe * bn;
+            }
+        }
+    } else if (threadIdx.x == 0) {
         int sum = 0, nt = 0;
         for (int e = 0; e < E; e++) {
             off[e] = sum;
@@ -1866,6 +1900,10 @@ __global__ void __launch_bounds__(1024) grp_sort_kernel(const int32_t *__restric
                 /* merge: a last remainder of <= merge rows joins the tile before it */
                 int len = min(bn, cnt[e] - r);
                 if (merge && cnt[e] - r > bn && cnt[e] - r - bn <= merge) len = cnt[e] - r;
+                if (bal) { /* balanced: the fewest tiles of <= bn rows, each but the last a multiple of 32 */
+                    const int left = cnt[e] - r, nt_e = (left + bn - 1) / bn;
+                    len = min(left, ((left + nt_e - 1) / nt_e + 31) / 32 * 32);
+                }
                 tile[2 * nt] = e | (len << 16);
                 tile[2 * nt + 1] = sum + r;
                 nt++;
@@ -2272,6 +2310,54 @@ bool grp_use_wg(int variant, int n, int k, int E)
  * value alike whatever its power-of-two scale, so act's f16 equals that of the
  * per-row scaling except below 2^-14 * 2^-sigma (then subnormal).  Returns
  * false (per-row scaling by grp_prep) otherwise. */
+/* The wgmma kernels' configuration (dpb_cuda_grpwg_args.cfg) and tile order (grp_sort's lpt).  A variant naming a
+ * configuration (DPB_CUDA_MOE_GROUPED_WGCOARSE: 0, _WGFINE: 1, _WGFINE8: 5, _WG256: 2, _WG256 | _WGFINE: 4,
+ * _WG192: 3; _WGMERGE and _WGDEEP: 0) takes it, with the tiles by expert unless _WGLPT; otherwise
+ * DPB_CUDA_MOE_WGCFG (auto, coarse, fine, fine8, bm256, bm256fine, bm192) and DPB_CUDA_MOE_WGORDER (auto, lpt,
+ * expert), each by default kGrpWgCfg / kGrpWgLpt: widths in steps of 16, longest tiles first (docs/CUDA.md,
+ * "Session 6: MoE prefill": lab at n = 2048 1,222 against 1,307 us, TTFT 39.9 against 42.4 ms). */
+constexpr int kGrpWgCfg = 1;
+constexpr int kGrpWgLpt = 1;
+constexpr int kGrpWgCfgFlags = DPB_CUDA_MOE_GROUPED_WGCOARSE | DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WGFINE8 |
+                               DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192 | DPB_CUDA_MOE_GROUPED_WGMERGE |
+                               DPB_CUDA_MOE_GROUPED_WGDEEP;
+dpb_status grp_wg_cfg(int variant, int *cfg, int *lpt)
+{
+    if (variant & kGrpWgCfgFlags) {
+        *cfg = (variant & (DPB_CUDA_MOE_GROUPED_WGCOARSE | DPB_CUDA_MOE_GROUPED_WGMERGE | DPB_CUDA_MOE_GROUPED_WGDEEP)) ? 0
+             : (variant & DPB_CUDA_MOE_GROUPED_WG192)   ? 3
+             : (variant & DPB_CUDA_MOE_GROUPED_WG256)   ? ((variant & DPB_CUDA_MOE_GROUPED_WGFINE) ? 4 : 2)
+             : (variant & DPB_CUDA_MOE_GROUPED_WGFINE8) ? 5
+                                                        : 1;
+        *lpt = (variant & DPB_CUDA_MOE_GROUPED_WGLPT) ? 1 : 0;
+        return DPB_OK;
+    }
+    /* the environment, read once: -2 not read yet, -1 invalid */
+    static std::atomic<int> env_cfg{-2}, env_lpt{-2};
+    int c = env_cfg.load(std::memory_order_relaxed), o = env_lpt.load(std::memory_order_relaxed);
+    if (c == -2 || o == -2) {
+        const char *ev = getenv("DPB_CUDA_MOE_WGCFG"), *eo = getenv("DPB_CUDA_MOE_WGORDER");
+        c = !ev || !*ev || strcmp(ev, "auto") == 0 ? kGrpWgCfg
+          : strcmp(ev, "coarse") == 0 ? 0 : strcmp(ev, "fine") == 0 ? 1 : strcmp(ev, "bm256") == 0 ? 2 : strcmp(ev, "bm192") == 0 ? 3
+          : strcmp(ev, "bm256fine") == 0 ? 4 : strcmp(ev, "fine8") == 0 ? 5 : -1;
+        o = !eo || !*eo || strcmp(eo, "auto") == 0 ? kGrpWgLpt : strcmp(eo, "lpt") == 0 ? 1 : strcmp(eo, "expert") == 0 ? 0 : -1;
+        env_cfg.store(c, std::memory_order_relaxed);
+        env_lpt.store(o, std::memory_order_relaxed);
+    }
+    if (c < 0) {
+        const char *ev = getenv("DPB_CUDA_MOE_WGCFG");
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_WGCFG: '%s' is not auto, coarse, fine, fine8, bm256, bm256fine or bm192",
+                             ev ? ev : "");
+    }
+    if (o < 0) {
+        const char *eo = getenv("DPB_CUDA_MOE_WGORDER");
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_WGORDER: '%s' is not auto, lpt or expert", eo ? eo : "");
+    }
+    *cfg = c;
+    *lpt = (variant & DPB_CUDA_MOE_GROUPED_WGLPT) ? 1 : o;
+    return DPB_OK;
+}
+
 bool grp_act_fixed_sigma(float alpha, float limit, int *sigma)
 {
     if (!(alpha > 0.f) || !(limit >= 0.f) || !(limit <= 1e4f) || !(alpha < 1e30f)) return false;
@@ -2295,7 +2381,9 @@ extern "C" dpb_status dpb_cuda_moe_grouped_work_bytes(int n, int k, int E, int H
         ((variant & 0xff) != 0 && (variant & 0xff) != 32 && (variant & 0xff) != 64 && (variant & 0xff) != 128) ||
         (variant & ~(0xff | DPB_CUDA_MOE_GROUPED_BM128 | DPB_CUDA_MOE_GROUPED_BM256 | DPB_CUDA_MOE_GROUPED_W32 |
                      DPB_CUDA_MOE_GROUPED_WG | DPB_CUDA_MOE_GROUPED_MMA | DPB_CUDA_MOE_GROUPED_WGDEEP |
-                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGMERGE)) != 0)
+                     DPB_CUDA_MOE_GROUPED_WGF32 | DPB_CUDA_MOE_GROUPED_WGSHALLOW | DPB_CUDA_MOE_GROUPED_WGMERGE |
+                     DPB_CUDA_MOE_GROUPED_WGFINE | DPB_CUDA_MOE_GROUPED_WG256 | DPB_CUDA_MOE_GROUPED_WG192 |
+                     DPB_CUDA_MOE_GROUPED_WGFINE8 | DPB_CUDA_MOE_GROUPED_WGLPT | DPB_CUDA_MOE_GROUPED_WGCOARSE)) != 0)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: unsupported shape n=%d k=%d E=%d H=%d I=%d variant %d "
                                         "(k <= 8 <= E... E <= 1024, H and I multiples of 32 up to %d, variant 0/32/64/128)",
                              n, k, E, H, I, variant, 32 * kGrpMaxNb);
@@ -2327,7 +2415,9 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     if (work_bytes < need)
         return dpb_error_set(DPB_E_ARG, "cuda moe grouped: work of %zu bytes, %zu needed", work_bytes, need);
     const bool wg = grp_use_wg(variant, n, k, E);
-    const int bn = wg ? DPB_CUDA_GRPWG_TILE : grp_bn(variant, n, k, E), P = n * k;
+    int wgcfg = 0, wglpt = 0;
+    if (wg && (st = grp_wg_cfg(variant, &wgcfg, &wglpt))) return st;
+    const int bn = wg ? (wgcfg == 3 ? DPB_CUDA_GRPWG_TILE3 : DPB_CUDA_GRPWG_TILE) : grp_bn(variant, n, k, E), P = n * k;
     const GrpWork L = grp_layout(n, k, E, H, I, bn);
     char *w8 = static_cast<char *>(work);
     int32_t *off = reinterpret_cast<int32_t *>(w8 + L.off), *perm = reinterpret_cast<int32_t *>(w8 + L.perm);
@@ -2337,7 +2427,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
     int32_t *xsig = reinterpret_cast<int32_t *>(w8 + L.xsig), *asig = reinterpret_cast<int32_t *>(w8 + L.asig);
     float *act = reinterpret_cast<float *>(w8 + L.act), *dn = act;
     const int merge = wg && (variant & DPB_CUDA_MOE_GROUPED_WGMERGE) ? 32 : 0; /* slower (docs/CUDA.md): not the default */
-    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, off, perm, inv, ntiles, tile);
+    grp_sort_kernel<<<1, 1024, 0, stream>>>(ids, P, E, bn, merge, wgcfg == 3, wglpt, off, perm, inv, ntiles, tile);
     if ((st = launch_status(cudaGetLastError(), "moe grouped sort"))) return st;
     if (wg) grp_prep_kernel<true><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
     else grp_prep_kernel<false><<<(unsigned)n, kGrpPrepThreads, 0, stream>>>(x, H, nullptr, x16, xsig);
@@ -2383,6 +2473,7 @@ extern "C" dpb_status dpb_cuda_moe_grouped(const uint8_t *const *tab, const uint
         w.alpha = a.alpha;
         w.limit = a.limit;
         w.merged = merge != 0;
+        w.cfg = wgcfg;
         return w;
     };
     const int deep = (variant & DPB_CUDA_MOE_GROUPED_WGDEEP) ? 1 : (variant & DPB_CUDA_MOE_GROUPED_WGSHALLOW) ? 0 : kGrpWgDeep;

@@ -156,6 +156,19 @@ dpb_status dpb_cuda_moe_down_sum_ex(const uint8_t *down_blocks, const uint8_t *d
 #define DPB_CUDA_MOE_GROUPED_WGSHALLOW 32768 /* wgmma: 4 stages loaded 2 ahead, the tile's scales in shared memory */
 #define DPB_CUDA_MOE_GROUPED_WGMERGE 65536 /* wgmma: an expert's last <= 32 rows merged into the tile before (160 rows, one
                                             * wgmma n160, a kernel of its own at one block per SM): measured slower, lab only */
+/* The wgmma kernels' configuration (moe_wgmma.h, dpb_cuda_grpwg_args.cfg): a variant with one of these flags takes
+ * it, with the token tiles in expert order unless _WGLPT; otherwise DPB_CUDA_MOE_WGCFG (auto | coarse | fine | fine8
+ * | bm256 | bm256fine | bm192) and DPB_CUDA_MOE_WGORDER (auto | lpt | expert) pick them, by default fine + lpt
+ * (docs/CUDA.md, "Session 6: MoE prefill"). */
+#define DPB_CUDA_MOE_GROUPED_WGCOARSE 4194304 /* wgmma: widths 32, 64 or 128 (session 5's kernel; "coarse") */
+#define DPB_CUDA_MOE_GROUPED_WGFINE 131072 /* wgmma: widths in steps of 16 (a tile of r rows runs wgmma n = r rounded up to 16) */
+#define DPB_CUDA_MOE_GROUPED_WGFINE8 1048576 /* wgmma: widths in steps of 8 */
+#define DPB_CUDA_MOE_GROUPED_WG256 262144  /* wgmma: 256 weight rows per block (4 warpgroups, one block per SM), 6 stages;
+                                            * with _WGFINE widths in steps of 16, else of 32 */
+#define DPB_CUDA_MOE_GROUPED_WG192 524288  /* wgmma: 192 weight rows per block (3 warpgroups, one block per SM), 5 stages,
+                                            * token tiles of up to 192 rows split evenly (an expert's rows in the fewest tiles) */
+#define DPB_CUDA_MOE_GROUPED_WGLPT 2097152 /* wgmma: the token tiles longest first (full tiles, then the partial ones by
+                                            * decreasing rows) */
 #define DPB_CUDA_MOE_GROUPED_WGF32 16384 /* wgmma: act through fp32 and grp_prep's per-row scaling (else f16 from the epilogue) */
 #define DPB_CUDA_MOE_GROUPED_W32 1024 /* 32 weight rows per warp (4 warps a block of 128 rows, 8 of 256 with token tile 64): each activation
                                        * fragment feeds two row tiles (half the shared-memory reads per MMA) */

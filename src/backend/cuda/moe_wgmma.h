@@ -14,8 +14,9 @@
 /* token tile of the sort when the wgmma kernel runs (a block takes up to this
  * many of one expert's sorted rows, 32 more when grp_sort merged an expert's
  * last remainder of <= 32 rows into its last full tile; 128 weight rows per
- * block) */
+ * block, 256 or 192 in cfg 2-4) */
 #define DPB_CUDA_GRPWG_TILE 128
+#define DPB_CUDA_GRPWG_TILE3 192 /* the token tile of cfg 3 */
 
 /* One of the two GEMMs of the grouped op (same meaning as decode_kernels.cu's
  * GrpArgs).  src: f16 pairs [rows, K/2] in the wgmma pair order (grp_prep
@@ -36,6 +37,10 @@ typedef struct dpb_cuda_grpwg_args {
     int osig;
     int out_bf16;              /* down with rnd only: dn stored as bf16 bits (uint16_t [P, R] at out) */
     int merged;                /* the sort merged remainders (tiles of up to 160 rows): launch their kernel too */
+    int cfg;                   /* wgmma width = the tile's rows rounded up to: 0: 32, 64 or 128; 1: a multiple of 16; 5: of 8
+                                * (128 weight rows per block, 4 stages); 2: 256 rows per block, 6 stages, a multiple of 32;
+                                * 4: the same, a multiple of 16; 3: 192 rows per block, 5 stages, token tiles of up to 192
+                                * rows (DPB_CUDA_GRPWG_TILE3, grp_sort's balanced split), a multiple of 32 */
     int R, K, E, k, rnd;
     float alpha, limit;
 } dpb_cuda_grpwg_args;
