@@ -1,6 +1,6 @@
 #!/bin/bash
-# Device call (issue 5), session 5's final measurements.  Carry .devcarry-s (bins.tgz: deploybench, backend_check,
-# test_cuda_backend; lib; shared).  STEPS (default speed,hf): any of
+# Device call (issue 5), session 5's final measurements.  Carry .devcarry-s (bins.tgz or bins.txz: deploybench,
+# backend_check, test_cuda_backend; lib; shared).  STEPS (default speed,hf): any of
 #   speed  backend_check --speed for gpt-oss-20b, Qwen3-32B, Yi-34B at prompts 128/512/1024/2048 (decode 63 tokens,
 #          TTFT, roofline from the copy bandwidth measured in the same process); SPEED_REPS runs of it (default 1)
 #   hf     transformers the reference study's way (dev/device/hf_timing.py: bf16, eager, greedy generate), same
@@ -11,7 +11,7 @@
 C=${C:-$PWD/.devcarry-s}
 OUT=${OUT:-/tmp/out}
 STEPS=${STEPS:-speed,hf}
-(cd "$C" && tar xzf bins.tgz) || exit 2
+(cd "$C" && if [ -f bins.txz ]; then tar xJf bins.txz; else tar xzf bins.tgz; fi) || exit 2
 R=$OUT/s5b; mkdir -p $R
 t0=$(date +%s)
 el() { echo "(+$(( $(date +%s) - t0 )) s)"; }
