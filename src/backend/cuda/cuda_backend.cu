@@ -3088,25 +3088,6 @@ struct qkvf_p {
     int64_t slots, kvrow; /* kvrow: nkv * hd */
 };
 
-__device__ __forceinline__ uint4 qkv_ld16(const void *p)
-{
-    uint4 r;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
-    return r;
-}
-/* dot8_bf16 of decode_kernels.cu: the same eight fmaf in the same order */
-__device__ __forceinline__ float qkv_dot8(uint4 w, const float *x, float acc)
-{
-    acc = fmaf(__uint_as_float(w.x << 16), x[0], acc);
-    acc = fmaf(__uint_as_float(w.x & 0xffff0000u), x[1], acc);
-    acc = fmaf(__uint_as_float(w.y << 16), x[2], acc);
-    acc = fmaf(__uint_as_float(w.y & 0xffff0000u), x[3], acc);
-    acc = fmaf(__uint_as_float(w.z << 16), x[4], acc);
-    acc = fmaf(__uint_as_float(w.z & 0xffff0000u), x[5], acc);
-    acc = fmaf(__uint_as_float(w.w << 16), x[6], acc);
-    acc = fmaf(__uint_as_float(w.w & 0xffff0000u), x[7], acc);
-    return acc;
-}
 /* one element of the row's k or v in the KV dtype, into the new row (element e) and the cache slot (qk_store) */
 __device__ __forceinline__ void qkv_put(const qkvf_p &P, void *nw, void *cache, int64_t e, int64_t slot, float v)
 {
@@ -3157,11 +3138,11 @@ __global__ void __launch_bounds__(256) k_qkv_prep(const qkvf_p P, const rope_arg
     float acc = 0.f;
 #pragma unroll 4
     for (int c = lane; c < nchunk; c += kWarp) {
-        const uint4 w = qkv_ld16(wrow + c);
+        const uint4 w = ld_nc16(wrow + c);
         const float4 *xp = reinterpret_cast<const float4 *>(P.x + (size_t)c * 8);
         const float4 a = __ldg(xp), b = __ldg(xp + 1);
         const float xv[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
-        acc = qkv_dot8(w, xv, acc);
+        acc = dot8_bf16_f32(w, xv, acc); /* dot8_bf16 of decode_kernels.cu: the same eight fmaf in the same order */
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
