@@ -333,7 +333,6 @@ static void opc_add_rmsnorm(opc *c, int64_t n, int64_t dim, bool rnd, bool norm)
     free(x); free(r); free(rx); free(rr); free(ry); free(w);
 }
 
-/* Fused q/k preparation against the reference's separate steps. */
 /* Host copy of bytes of device memory (NULL when the download fails, counted as a failed check). */
 static void *opc_down(opc *c, const char *name, const void *dev, size_t bytes)
 {
@@ -347,6 +346,22 @@ static void *opc_down(opc *c, const char *name, const void *dev, size_t bytes)
     }
     return h;
 }
+
+/* Device buffers a[i] and b[i] of bytes[i] each (0: skipped) bit for bit, one check per pair named "name what[i]". */
+static void opc_same_dev(opc *c, const char *name, void *const *a, void *const *b, const size_t *bytes,
+                         const char *const *what, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!bytes[i]) continue;
+        char n2[200];
+        snprintf(n2, sizeof n2, "%s %s", name, what[i]);
+        void *h = opc_down(c, n2, a[i], bytes[i]);
+        if (h) opc_same(c, n2, b[i], h, bytes[i]);
+        free(h);
+    }
+}
+
+/* Fused q/k preparation against the reference's separate steps. */
 
 /* qk_prep_kv against the device's own qk_prep + kv_write_at on the same inputs and caches: q, the new rows and both
  * caches bit for bit (rows at positions p0.. of a ring of slots). */
@@ -390,14 +405,7 @@ static void opc_qk_prep_kv(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t h
                                       d[1][3], d[1][4], d[1][5], d[1][6], slots))) {
         const size_t bytes[7] = {qc * 4, 0, 0, kc * es, kc * es, cb, cb};
         const char *what[7] = {"q", "", "", "knew", "vnew", "k cache", "v cache"};
-        for (int i = 0; i < 7; i++) {
-            if (!bytes[i]) continue;
-            char n2[200];
-            snprintf(n2, sizeof n2, "%s %s", name, what[i]);
-            void *h = opc_down(c, n2, d[0][i], bytes[i]);
-            if (h) opc_same(c, n2, d[1][i], h, bytes[i]);
-            free(h);
-        }
+        opc_same_dev(c, name, d[0], d[1], bytes, what, 7);
     }
     for (int w = 0; w < 2; w++)
         for (int i = 0; i < 7; i++) opc_free(c, d[w][i]);
@@ -1330,14 +1338,7 @@ static void opc_qkv_prep_kv(opc *c, int64_t nh, int64_t nkv, int64_t hd, int64_t
         } else if (opc_st(c, name, fs)) {
             const size_t bytes[7] = {qc * 4, 0, 0, kc * es, kc * es, cb, cb};
             const char *what[7] = {"q", "", "", "knew", "vnew", "k cache", "v cache"};
-            for (int i = 0; i < 7; i++) {
-                if (!bytes[i]) continue;
-                char n2[200];
-                snprintf(n2, sizeof n2, "%s %s", name, what[i]);
-                void *h = opc_down(c, n2, d[0][i], bytes[i]);
-                if (h) opc_same(c, n2, d[1][i], h, bytes[i]);
-                free(h);
-            }
+            opc_same_dev(c, name, d[0], d[1], bytes, what, 7);
         }
     }
     if (fs == DPB_OK) {
@@ -1683,14 +1684,7 @@ static void opc_qk_prep_rows(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t
     if (ok) {
         const size_t bytes[5] = {qc * 4, 0, 0, kc * es, kc * es};
         const char *what[5] = {"q", "", "", "knew", "vnew"};
-        for (int i = 0; i < 5; i++) {
-            if (!bytes[i]) continue;
-            char n2[200];
-            snprintf(n2, sizeof n2, "%s %s", name, what[i]);
-            void *h = opc_down(c, n2, d[1][i], bytes[i]);
-            if (h) opc_same(c, n2, d[0][i], h, bytes[i]);
-            free(h);
-        }
+        opc_same_dev(c, name, d[1], d[0], bytes, what, 5);
     }
     for (int w = 0; w < 2; w++)
         for (int i = 0; i < 5; i++) opc_free(c, d[w][i]);
