@@ -29,6 +29,31 @@ static void test_open_or_refuse(void)
 #endif
 }
 
+/* The backend's environment switches refuse values they do not know, naming the variable (before any device is
+ * touched, so this runs on machines without a GPU too). */
+static void test_env_refused(void)
+{
+#ifndef DPB_HAVE_CUDA
+    T_SKIP("CUDA backend not compiled in");
+#else
+    static const char *const vars[] = {"DPB_CUDA_PREFILL", "DPB_CUDA_MOE_GROUPED", "DPB_CUDA_PDL"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *was = getenv(vars[i]);
+        char *keep = was ? strdup(was) : NULL;
+        setenv(vars[i], "bogus", 1);
+        dpb_backend *b = NULL;
+        dpb_status st = dpb_backend_open("cuda", 0, &b);
+        T_CHECKF(st == DPB_E_ARG && b == NULL, "%s=bogus: status %d", vars[i], (int)st);
+        T_CHECKF(strstr(dpb_error_message(), vars[i]) && strstr(dpb_error_message(), "'bogus'"), "%s",
+                 dpb_error_message());
+        if (keep) setenv(vars[i], keep, 1);
+        else unsetenv(vars[i]);
+        free(keep);
+        if (b) dpb_backend_close(b);
+    }
+#endif
+}
+
 static void test_ops_vs_ref(void)
 {
     dpb_backend *dev = NULL, *ref = NULL;
@@ -136,6 +161,7 @@ static void test_engine_graphs_vs_cpu(void)
 int main(void)
 {
     T_RUN(test_open_or_refuse);
+    T_RUN(test_env_refused);
     T_RUN(test_ops_vs_ref);
     T_RUN(test_moe_grouped_vs_ref);
     T_RUN(test_engine_graphs_vs_cpu);

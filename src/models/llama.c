@@ -39,6 +39,7 @@ dpb_status dpb_dense_mlp(dpb_fwd *f, const dpb_layer_weights *lw, const float *x
             st = be->ops->swiglu_mlp(be, &lw->gate, lw->b_gate, &lw->up, lw->b_up, xn, f->n, f->tmp_a, f->tmp_b,
                                      &lw->down_dense, lw->b_down, out);
             if (st != DPB_E_UNSUPPORTED) return st;
+            dpb_error_clear(); /* not taken: the two calls below */
         }
         if ((st = dpb_backend_linear_multi(be, 2, w2, b2, xn, f->n, false, y2))) return st;
         if (be->ops->swiglu_down)

@@ -3723,6 +3723,13 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
     else if (grp && strcmp(grp, "off") == 0) grouped = -1;
     else if (grp && *grp && strcmp(grp, "auto") != 0)
         return dpb_error_set(DPB_E_ARG, "DPB_CUDA_MOE_GROUPED: '%s' is not auto, on, off or 1", grp);
+    /* DPB_CUDA_PDL: programmatic dependent launch of the decode-step kernels (pdl.h): wait (the default), early, off */
+    const char *pdl = getenv("DPB_CUDA_PDL");
+    int pdl_mode = 1;
+    if (pdl && (!strcmp(pdl, "off") || !strcmp(pdl, "0"))) pdl_mode = 0;
+    else if (pdl && !strcmp(pdl, "early")) pdl_mode = 2;
+    else if (pdl && *pdl && strcmp(pdl, "wait") != 0 && strcmp(pdl, "auto") != 0)
+        return dpb_error_set(DPB_E_ARG, "DPB_CUDA_PDL: '%s' is not wait, early or off", pdl);
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count < 1) {
@@ -3750,9 +3757,7 @@ extern "C" dpb_status dpb_backend_cuda_open(int device, dpb_backend **out)
                 : uf && strcmp(uf, "all") == 0 ? 7 : 0;
     const char *gmid = getenv("DPB_CUDA_GEMV_MID");
     ci->gemv_mid_other = gmid && (!strcmp(gmid, "2rows") || !strcmp(gmid, "splitK4") || !strcmp(gmid, "splitK8"));
-    /* DPB_CUDA_PDL: programmatic dependent launch of the decode-step kernels (pdl.h): off, wait (the default), early */
-    const char *pdl = getenv("DPB_CUDA_PDL");
-    ci->pdl = pdl && (!strcmp(pdl, "off") || !strcmp(pdl, "0")) ? 0 : pdl && !strcmp(pdl, "early") ? 2 : 1;
+    ci->pdl = pdl_mode; /* DPB_CUDA_PDL, read above */
     if (pdl_set_mode(ci->pdl) != cudaSuccess || dpb_cuda_gemv_pdl(ci->pdl) != cudaSuccess ||
         dpb_attn_decode_pdl(ci->pdl) != cudaSuccess) {
         cudaGetLastError();
