@@ -430,7 +430,10 @@ static void test_rapl_fake_tree(void)
 
     /* Marks read RAPL at once: package-0 wraps from 999000 to 500 (1500 uJ), package-1 gains 3000 uJ. */
     dpb_sampler *s;
-    dpb_sampler_opts o = {.hz = 10};
+    /* 0.1 Hz: no background sample falls between the marks, so the counter's polyline runs from mark a's reading
+     * straight to mark b's.  At 10 Hz a background sample could land a millisecond after the files change, and a
+     * mark's linear extension along that steep segment turned a 0.1 ms descheduling into a percent (CI, loaded). */
+    dpb_sampler_opts o = {.hz = 0.1};
     T_CHECK(dpb_sampler_create(NULL, r, &o, &s) == DPB_OK);
     uint64_t a, b;
     dpb_sampler_mark(s, "a", &a);
