@@ -333,6 +333,17 @@ static void opc_add_rmsnorm(opc *c, int64_t n, int64_t dim, bool rnd, bool norm)
     free(x); free(r); free(rx); free(rr); free(ry); free(w);
 }
 
+/* A RoPE table for head_dim hd: inv_freq[i] = theta^(-2i/hd), attention scaling as given. */
+static dpb_rope_table opc_rope_table(int64_t hd, float theta, float scaling)
+{
+    dpb_rope_table rt;
+    memset(&rt, 0, sizeof rt);
+    rt.head_dim = hd;
+    rt.attention_scaling = scaling;
+    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)hd);
+    return rt;
+}
+
 /* Host copy of bytes of device memory (NULL when the download fails, counted as a failed check). */
 static void *opc_down(opc *c, const char *name, const void *dev, size_t bytes)
 {
@@ -374,11 +385,7 @@ static void opc_qk_prep_kv(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t h
     snprintf(name, sizeof name, "qk_prep_kv n=%lld %lld/%lld hd=%lld%s%s %s slots=%lld p0=%lld", (long long)n, (long long)nh,
              (long long)nkv, (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dpb_kv_dtype_name(dt),
              (long long)slots, (long long)p0);
-    dpb_rope_table rt;
-    memset(&rt, 0, sizeof rt);
-    rt.head_dim = hd;
-    rt.attention_scaling = 1.1f;
-    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    const dpb_rope_table rt = opc_rope_table(hd, 150000.0f, 1.1f);
     int64_t pos[64];
     for (int64_t t = 0; t < n; t++) pos[t] = p0 + t;
     size_t qc = (size_t)(n * nh * hd), kc = (size_t)(n * nkv * hd), es = dpb_kv_dtype_size(dt);
@@ -419,11 +426,7 @@ static void opc_qk_prep(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t hd, 
     char name[120];
     snprintf(name, sizeof name, "qk_prep n=%lld %lld/%lld heads hd=%lld%s%s %s", (long long)n, (long long)nh, (long long)nkv,
              (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dpb_kv_dtype_name(dt));
-    dpb_rope_table rt;
-    memset(&rt, 0, sizeof rt);
-    rt.head_dim = hd;
-    rt.attention_scaling = 1.1f;
-    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    const dpb_rope_table rt = opc_rope_table(hd, 150000.0f, 1.1f);
     int64_t pos[64];
     for (int64_t t = 0; t < n; t++) pos[t] = (int64_t)(opc_next(c) % 4096);
     size_t qc = (size_t)(n * nh * hd), kc = (size_t)(n * nkv * hd), es = dpb_kv_dtype_size(dt);
@@ -498,11 +501,7 @@ static void opc_rope(opc *c, int64_t n, int64_t heads, int64_t hd, float scaling
 {
     char name[96];
     snprintf(name, sizeof name, "rope n=%lld heads=%lld head_dim=%lld", (long long)n, (long long)heads, (long long)hd);
-    dpb_rope_table rt;
-    memset(&rt, 0, sizeof rt);
-    rt.head_dim = hd;
-    rt.attention_scaling = scaling;
-    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    const dpb_rope_table rt = opc_rope_table(hd, 150000.0f, scaling);
     int64_t pos[64];
     for (int64_t t = 0; t < n; t++) pos[t] = (int64_t)(opc_next(c) % 4096);
     size_t cnt = (size_t)(n * heads * hd);
@@ -1284,11 +1283,7 @@ static void opc_qkv_prep_kv(opc *c, int64_t nh, int64_t nkv, int64_t hd, int64_t
     snprintf(name, sizeof name, "qkv_prep_kv %lld/%lld hd=%lld K=%lld%s%s%s %s slots=%lld p0=%lld", (long long)nh,
              (long long)nkv, (long long)hd, (long long)K, bias ? " bias" : "", qnorm ? " q_norm" : "", rnd ? " round" : "",
              dpb_kv_dtype_name(dt), (long long)slots, (long long)p0);
-    dpb_rope_table rt;
-    memset(&rt, 0, sizeof rt);
-    rt.head_dim = hd;
-    rt.attention_scaling = 1.1f;
-    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    const dpb_rope_table rt = opc_rope_table(hd, 150000.0f, 1.1f);
     const int64_t outs[3] = {nh * hd, nkv * hd, nkv * hd};
     const size_t qc = (size_t)(nh * hd), kc = (size_t)(nkv * hd), es = dpb_kv_dtype_size(dt);
     const size_t cb = (size_t)(slots * nkv * hd) * es;
@@ -1562,11 +1557,7 @@ static void opc_qkv_prep(opc *c, int64_t n, int64_t H, int64_t nh, int64_t nkv, 
     snprintf(name, sizeof name, "qkv_prep n=%lld H=%lld %lld/%lld hd=%lld%s%s%s %s", (long long)n, (long long)H,
              (long long)nh, (long long)nkv, (long long)hd, qnorm ? " q_norm" : "", bias ? " +bias" : "",
              round_x ? "" : " (x not rounded)", dpb_kv_dtype_name(dt));
-    dpb_rope_table rt;
-    memset(&rt, 0, sizeof rt);
-    rt.head_dim = hd;
-    rt.attention_scaling = 1.1f;
-    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(150000.0f, (float)(2 * i) / (float)hd);
+    const dpb_rope_table rt = opc_rope_table(hd, 150000.0f, 1.1f);
     int64_t *pos = malloc((size_t)n * 8);
     const int64_t p0 = (int64_t)(opc_next(c) % 4096);
     for (int64_t t = 0; t < n; t++) pos[t] = p0 + t;
@@ -1654,11 +1645,7 @@ static void opc_qk_prep_rows(opc *c, int64_t n, int64_t nh, int64_t nkv, int64_t
     char name[140];
     snprintf(name, sizeof name, "qk_prep n=%lld %lld/%lld hd=%lld%s%s %s = rows", (long long)n, (long long)nh, (long long)nkv,
              (long long)hd, qnorm ? " q_norm" : "", rnd ? " round" : "", dpb_kv_dtype_name(dt));
-    dpb_rope_table rt;
-    memset(&rt, 0, sizeof rt);
-    rt.head_dim = hd;
-    rt.attention_scaling = 1.0f;
-    for (int64_t i = 0; i < hd / 2; i++) rt.inv_freq[i] = 1.0f / powf(1000000.0f, (float)(2 * i) / (float)hd);
+    const dpb_rope_table rt = opc_rope_table(hd, 1000000.0f, 1.0f);
     int64_t pos[64];
     for (int64_t t = 0; t < n; t++) pos[t] = 100 + 7 * t;
     const size_t qc = (size_t)(n * nh * hd), kc = (size_t)(n * nkv * hd), es = dpb_kv_dtype_size(dt);
